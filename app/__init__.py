@@ -1,0 +1,1 @@
+"""VRAM calculator for open models: estimator, catalog and web app."""

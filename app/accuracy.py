@@ -1,0 +1,55 @@
+"""The accuracy page's data: every committed measurement beside our estimate and a card-trusting one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.catalog import SPECS_DIR, Catalog
+from app.estimator.measurements import Comparison, MeasurementFile, card_naive_total, compare, summary
+
+MEASUREMENTS_DIR = SPECS_DIR / "measurements"
+# The GLM-4V card's own numbers (model_specs/models/glm-4v-9b.json, card): 9B parameters, 40 layers,
+# 32 KV heads ("Multi-Head Attention"), head dim 4096 / 32.
+CARD_NAIVE = {"glm-4v-9b": {"params": 9_000_000_000, "layers": 40, "kv_heads": 32, "head_dim": 128}}
+
+
+@dataclass(frozen=True)
+class Row:
+    comparison: Comparison
+    card_naive: int | None
+
+    @property
+    def card_error(self) -> float | None:
+        if self.card_naive is None:
+            return None
+        return (self.card_naive - self.comparison.case.device_used_bytes) / self.comparison.case.device_used_bytes
+
+
+@dataclass
+class RunReport:
+    path: str
+    run: MeasurementFile
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def total_error(self) -> tuple[float, float]:
+        return summary([r.comparison.total_error for r in self.rows])
+
+
+def load_measurements(root: Path = MEASUREMENTS_DIR) -> list[tuple[Path, MeasurementFile]]:
+    return [(p, MeasurementFile.model_validate_json(p.read_bytes())) for p in sorted(root.glob("*.json"))]
+
+
+def accuracy_report(catalog: Catalog, root: Path = MEASUREMENTS_DIR) -> list[RunReport]:
+    reports = []
+    for path, run in load_measurements(root):
+        report = RunReport(path.name, run)
+        for case in run.cases:
+            if case.model not in catalog.models:
+                continue
+            naive = CARD_NAIVE.get(case.model)
+            report.rows.append(Row(compare(catalog.models[case.model], case),
+                                   card_naive_total(case, **naive) if naive else None))
+        reports.append(report)
+    return reports

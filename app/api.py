@@ -1,0 +1,122 @@
+"""The JSON API under /api: parse into the estimator's models, call it, represent the answer."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from app.catalog import Catalog, get_catalog
+from app.estimator import (
+    FORMATS,
+    GROUP_LABELS,
+    RUNTIMES,
+    Gpu,
+    VramEstimate,
+    VramRequest,
+    WeightsReport,
+    count_parameters,
+    estimate,
+    weights_report,
+)
+from app.estimator.spec import ModelSpec
+from app.rendering import represent_estimate
+
+router = APIRouter(prefix="/api", tags=["vram"])
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Unknown model; the catalog is at /api/models."},
+    422: {"description": "A field out of range or not allowed; `detail` names the field and what it allows."},
+}
+_VRAM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "JSON, or the breakdown HTML fragment when the request carries `HX-Request: true`.",
+          "content": {"text/html": {"schema": {"type": "string"}}}},
+    **_ERRORS,
+}
+_SCHEMA_REF = {"$ref": "#/components/schemas/VramRequest"}
+_POST_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": _SCHEMA_REF},
+    "application/x-www-form-urlencoded": {"schema": _SCHEMA_REF},
+}}}
+
+
+@router.get("/vram", response_model=VramEstimate, responses=_VRAM_RESPONSES, summary="Estimate GPU memory")
+def vram_get(request: Request, params: Annotated[VramRequest, Query()], catalog: CatalogDep) -> Response:
+    """GPU memory needed to run a catalog model; the same fields as POST, as query parameters."""
+    return represent_estimate(request, estimate(catalog.model(params.model), params, catalog.gpus))
+
+
+async def _body(request: Request) -> VramRequest:
+    raw = await request.body()
+    try:
+        if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            data: Any = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+        else:
+            data = json.loads(raw or b"null")
+        return VramRequest.model_validate(data)
+    except json.JSONDecodeError as exc:
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos), "msg": exc.msg,
+                                       "input": {}}]) from exc
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
+
+
+@router.post("/vram", response_model=VramEstimate, responses=_VRAM_RESPONSES, openapi_extra=_POST_BODY,
+             summary="Estimate GPU memory (JSON or form body)")
+async def vram_post(request: Request, catalog: CatalogDep) -> Response:
+    """The same estimate from a JSON body, or a form-encoded body (what the HTMX page posts)."""
+    params = await _body(request)
+    return represent_estimate(request, estimate(catalog.model(params.model), params, catalog.gpus))
+
+
+@router.get("/weights", response_model=WeightsReport, responses=_ERRORS, summary="Checkpoint size in a format")
+def weights(catalog: CatalogDep, model: Annotated[str, Query(description="Catalog slug.")],
+            quantization: Annotated[str | None, Query(description="Format slug.")] = None) -> WeightsReport:
+    """Every tensor as the format stores it: total bytes, bits per weight, and per-group rows."""
+    return weights_report(catalog.model(model), quantization or None)
+
+
+@router.get("/models", summary="The model catalog")
+def models(catalog: CatalogDep) -> list[dict[str, Any]]:
+    return [{"slug": s.slug, "name": s.name, "family": s.family, "modality": s.modality,
+             "parameters": count_parameters(s).total, "max_context": s.language_model.max_context,
+             "card": f"/models/{s.slug}", "disagreements": len(s.discrepancies)} for s in catalog.models.values()]
+
+
+@router.get("/models/{slug}", responses=_ERRORS, summary="One model: card, architecture, disagreements")
+def model(slug: str, catalog: CatalogDep) -> dict[str, Any]:
+    spec: ModelSpec = catalog.model(slug)
+    params = count_parameters(spec)
+    return {**spec.model_dump(), "parameters": {"language": params.language, "vision": params.vision,
+                                                 "total": params.total}}
+
+
+@router.get("/quantizations", summary="Weight formats")
+def quantizations() -> list[dict[str, Any]]:
+    return [{"slug": f.slug, "label": f.label, "group": f.group, "group_label": GROUP_LABELS[f.group],
+             "runtimes": list(f.runtimes), "source": f.source} for f in FORMATS.values()]
+
+
+@router.get("/runtimes", summary="Runtimes and their KV-cache types")
+def runtimes() -> list[dict[str, Any]]:
+    return [{"slug": r.slug, "label": r.label, "kv_cache": list(r.kv_types), "source": r.source}
+            for r in RUNTIMES.values()]
+
+
+@router.get("/gpus", summary="GPU catalog")
+def gpus(catalog: CatalogDep) -> list[Gpu]:
+    return catalog.gpus
+
+
+health = APIRouter(tags=["health"])
+
+
+@health.get("/healthz", summary="Liveness")
+def healthz(catalog: CatalogDep) -> dict[str, Any]:
+    return {"status": "ok", "models": len(catalog.models)}

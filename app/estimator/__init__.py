@@ -1,0 +1,37 @@
+"""Pure-Python GPU-memory estimator: a model spec and a request in, a breakdown in bytes out.
+
+No web imports here (a test enforces it); the web layer, the bench and the measurement cross-check
+all call `estimate`.
+"""
+
+from app.estimator.errors import EstimatorError, InvalidRequest, OutOfRange, UnknownChoice, UnknownModel
+from app.estimator.estimate import estimate, weights_report
+from app.estimator.gpus import Gpu
+from app.estimator.io import Breakdown, GpuFit, VramEstimate, VramRequest, WeightsReport
+from app.estimator.kv_cache import KV_TYPES
+from app.estimator.params import count_parameters
+from app.estimator.quantization import FORMATS, GROUP_LABELS
+from app.estimator.runtimes import RUNTIMES
+from app.estimator.spec import ModelSpec
+
+__all__ = [
+    "FORMATS",
+    "GROUP_LABELS",
+    "KV_TYPES",
+    "RUNTIMES",
+    "Breakdown",
+    "EstimatorError",
+    "Gpu",
+    "GpuFit",
+    "InvalidRequest",
+    "ModelSpec",
+    "OutOfRange",
+    "UnknownChoice",
+    "UnknownModel",
+    "VramEstimate",
+    "VramRequest",
+    "WeightsReport",
+    "count_parameters",
+    "estimate",
+    "weights_report",
+]

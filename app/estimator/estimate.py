@@ -1,0 +1,132 @@
+"""The estimator's entry points: every caller (API, pages, bench, cross-check) goes through these."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from app.estimator.errors import OutOfRange, UnknownChoice
+from app.estimator.gpus import Gpu, fits
+from app.estimator.io import (
+    Breakdown,
+    Detail,
+    ResolvedRequest,
+    VramEstimate,
+    VramRequest,
+    WeightGroup,
+    WeightsReport,
+)
+from app.estimator.kv_cache import KV_TYPES, KvType, image_positions, kv_bytes
+from app.estimator.params import count_parameters
+from app.estimator.quantization import FORMATS, Format, stored_weights
+from app.estimator.runtimes import RUNTIMES, Runtime, RuntimeInput
+from app.estimator.spec import ModelSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Choices:
+    fmt: Format
+    runtime: Runtime
+    kv: KvType
+    gpu: Gpu | None
+
+
+def _pick(field: str, value: str, allowed: Sequence[str], why: str = "") -> str:
+    if value not in allowed:
+        raise UnknownChoice(field, value, list(allowed), why)
+    return value
+
+
+def resolve(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Choices:
+    """Fill defaults and check every choice against the model, the format and the runtime."""
+    fmt = FORMATS[_pick("quantization", req.quantization or spec.dtype_slug, list(FORMATS))]
+    runtime_slug = _pick("runtime", req.runtime or fmt.runtimes[0], list(RUNTIMES))
+    _pick("runtime", runtime_slug, fmt.runtimes, f"{fmt.label} runs on these runtimes")
+    runtime = RUNTIMES[runtime_slug]
+    kv = _pick("kv_cache", req.kv_cache or runtime.default_kv(spec, fmt), runtime.kv_types,
+               f"{runtime.label} supports these KV-cache types")
+    if req.images > spec.max_images:
+        why = "text-only model" if spec.vision is None else f"{spec.name} takes at most {spec.max_images} per prompt"
+        raise OutOfRange("images", req.images, 0, spec.max_images, why)
+    gpu = None
+    if req.gpu is not None:
+        by_slug = {g.slug: g for g in gpus}
+        gpu = by_slug[_pick("gpu", req.gpu, list(by_slug))]
+    return Choices(fmt, runtime, KV_TYPES[kv], gpu)
+
+
+def _warnings(spec: ModelSpec, req: VramRequest, sequence: int) -> list[str]:
+    lm = spec.language_model
+    exceeded = sequence > lm.max_context
+    out = []
+    if exceeded:
+        out.append(f"{sequence:,} positions exceed the released model's trained context of "
+                   f"{lm.max_context:,} tokens")
+    active = {"always": True, "context_exceeds": exceeded, "images": req.images > 0, "never": False}
+    out += [f"Card says {d.field} {d.card}; released: {d.released}. {d.matters}".strip()
+            for d in spec.discrepancies if active[d.warn_when]]
+    return out
+
+
+def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> VramEstimate:
+    """GPU memory for running `spec` as `req` asks.
+
+    Args:
+        spec: the released model (catalog entry).
+        req: the request; unset fields resolve to defaults.
+        gpus: the GPU catalog, for the fit verdicts.
+
+    Returns:
+        The resolved request, a breakdown in bytes, the detail, assumptions, warnings and fits.
+
+    Raises:
+        InvalidRequest: a choice the model, format or runtime does not allow.
+    """
+    c = resolve(spec, req, gpus)
+    weights = stored_weights(spec, c.fmt.slug)
+    positions = image_positions(spec, req.images)
+    sequence = req.context + positions
+    gpu_memory = c.gpu.memory_bytes * req.gpu_count if c.gpu else None
+    mem = c.runtime.memory(RuntimeInput(spec, c.fmt, weights, c.kv, sequence, req.batch, req.images,
+                                        req.gpu_count, req.flash_attention, gpu_memory))
+    breakdown = Breakdown(weights=mem.weights, kv_cache=mem.kv_cache, activations=mem.activations,
+                          overhead=mem.overhead)
+    total = mem.weights + mem.kv_cache + mem.activations + mem.overhead
+    params = count_parameters(spec)
+    lm = spec.language_model
+    detail = Detail(
+        parameters=params.total, parameters_language=params.language, parameters_vision=params.vision,
+        weights_language_bytes=weights.language_bytes, weights_vision_bytes=weights.vision_bytes,
+        weights_host_bytes=mem.weights_host,
+        bits_per_weight=round(weights.bits_per_weight, 4),
+        kv_bytes_per_token=kv_bytes(lm, c.kv, 1), image_positions=positions, sequence_length=sequence,
+        kv_cache_tokens=mem.kv_cache_tokens, kv_capacity_tokens=mem.kv_capacity_tokens,
+        max_concurrency=mem.max_concurrency,
+    )
+    assumptions = [
+        f"weights: {c.fmt.label} ({c.fmt.source})",
+        f"KV cache {c.kv.label}: {detail.kv_bytes_per_token:,} bytes per position "
+        f"({lm.layers} layers x {lm.kv_heads} KV heads x {lm.head_dim} head dim x K and V)",
+        *mem.assumptions,
+    ]
+    resolved = ResolvedRequest(model=spec.slug, quantization=c.fmt.slug, context=req.context, batch=req.batch,
+                               images=req.images, kv_cache=c.kv.slug, runtime=c.runtime.slug,
+                               flash_attention=req.flash_attention, gpu=req.gpu, gpu_count=req.gpu_count)
+    return VramEstimate(
+        request=resolved, model_name=spec.name, quantization_label=c.fmt.label, runtime_label=c.runtime.label,
+        breakdown=breakdown, total_bytes=total, detail=detail, assumptions=assumptions,
+        warnings=_warnings(spec, req, sequence) + mem.warnings,
+        fits=fits(mem.required or total, mem.usable_fraction, gpus, req.gpu_count, req.gpu),
+    )
+
+
+def weights_report(spec: ModelSpec, quantization: str | None = None) -> WeightsReport:
+    """The checkpoint as format `quantization` stores it, grouped by tensor name pattern."""
+    slug = _pick("quantization", quantization or spec.dtype_slug, list(FORMATS))
+    w = stored_weights(spec, slug)
+    return WeightsReport(
+        model=spec.slug, quantization=slug, total_bytes=w.total_bytes, parameters=count_parameters(spec).total,
+        stored_elements=w.file_elements, bits_per_weight=round(w.bits_per_weight, 4),
+        groups=[WeightGroup(name=g.name, part=g.part, type=g.type, count=g.count, parameters=g.parameters,
+                            bytes=g.bytes) for g in w.groups],
+    )

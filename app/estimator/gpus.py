@@ -1,0 +1,37 @@
+"""GPUs as data (model_specs/gpus.json) and the fit verdict for an estimate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from app.estimator.io import GpuFit
+
+
+class Gpu(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")
+    name: str
+    kind: Literal["consumer", "workstation", "datacenter", "apple"]
+    memory_bytes: int = Field(gt=0, description="Total memory as the driver reports it (nvidia-smi; Apple: RAM).")
+    usable_fraction: float = Field(1.0, gt=0, le=1, description="Share the GPU may use (Apple: Metal working set).")
+    bandwidth_gb_s: float = Field(gt=0, description="Peak memory bandwidth, GB/s.")
+    source: str = Field(min_length=3)
+
+
+_FITS = TypeAdapter(list[GpuFit])
+
+
+def fits(total_for: int, fraction: float, gpus: Sequence[Gpu], count: int, first: str | None) -> list[GpuFit]:
+    """Fit verdict on every GPU in `count`s, the requested one first, then smallest memory first."""
+    ordered = sorted(gpus, key=lambda g: g.memory_bytes)
+    ordered.sort(key=lambda g: g.slug != first)
+    rows = []
+    for g in ordered:
+        usable = int(g.memory_bytes * count * g.usable_fraction * fraction)
+        rows.append({"gpu": g.slug, "name": g.name, "count": count, "memory_bytes": g.memory_bytes * count,
+                     "headroom_bytes": usable - total_for, "fits": total_for <= usable})
+    return _FITS.validate_python(rows)  # one validation call for the whole list keeps estimate() fast

@@ -1,0 +1,125 @@
+"""The request and the answer: one pydantic model each, behind the JSON API, the pages and the tests."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_CONTEXT = 10_000_000
+MAX_BATCH = 4096
+MAX_IMAGES = 1024
+MAX_GPUS = 64
+
+
+class VramRequest(BaseModel):
+    """What to estimate. Absent optional fields resolve to the model's and runtime's defaults."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"model": "glm-4v-9b", "quantization": "q4_k_m", "context": 8192,
+                                         "images": 1, "gpu": "rtx-4090"}]},
+    )
+
+    model: str = Field(description="Catalog slug, e.g. glm-4v-9b (see /api/models).", examples=["glm-4v-9b"])
+    quantization: str | None = Field(
+        None, description="Weight format slug (see /api/quantizations); default: the model's released dtype.")
+    context: int = Field(1024, ge=1, le=MAX_CONTEXT, description="Text tokens per sequence (prompt + output).")
+    batch: int = Field(1, ge=1, le=MAX_BATCH, description="Sequences processed together.")
+    images: int = Field(0, ge=0, le=MAX_IMAGES, description="Images per sequence (vision models only).")
+    kv_cache: str | None = Field(None, description="KV-cache element type; default: the runtime's default.")
+    runtime: str | None = Field(
+        None, description="transformers, llama.cpp or vllm; default: llama.cpp for GGUF, else transformers.")
+    flash_attention: bool = Field(True, description="llama.cpp: flash attention on (-fa); else ignored.")
+    gpu: str | None = Field(None, description="GPU slug (see /api/gpus) to answer first.")
+    gpu_count: int = Field(1, ge=1, le=MAX_GPUS, description="GPUs the model is split across (tensor parallel).")
+
+    @field_validator("quantization", "kv_cache", "runtime", "gpu", mode="before")
+    @classmethod
+    def _blank_is_default(cls, v: object) -> object:
+        return None if v == "" else v
+
+
+class ResolvedRequest(BaseModel):
+    """The request with every default filled in."""
+
+    model: str
+    quantization: str
+    context: int
+    batch: int
+    images: int
+    kv_cache: str
+    runtime: str
+    flash_attention: bool
+    gpu: str | None
+    gpu_count: int
+
+
+class Breakdown(BaseModel):
+    """Where the GPU memory goes, in bytes. The four keys always sum to `total_bytes`."""
+
+    weights: int = Field(description="Model weights resident on the GPU(s).")
+    kv_cache: int = Field(description="Key/value cache for the whole batch.")
+    activations: int = Field(description="Peak temporary tensors of the forward pass (prefill).")
+    overhead: int = Field(description="CUDA context, library workspaces and runtime buffers.")
+
+
+class Detail(BaseModel):
+    """Numbers behind the breakdown."""
+
+    parameters: int = Field(description="Parameters of the released model (language + vision).")
+    parameters_language: int
+    parameters_vision: int
+    weights_language_bytes: int = Field(description="Language-model weights as stored in this format.")
+    weights_vision_bytes: int = Field(description="Vision tower + projector as stored in this format.")
+    weights_host_bytes: int = Field(description="Weights the runtime keeps in host RAM (llama.cpp token_embd).")
+    bits_per_weight: float = Field(description="Stored bits per weight over all stored tensors.")
+    kv_bytes_per_token: int = Field(description="KV bytes per cached position, all layers, one sequence.")
+    image_positions: int = Field(description="KV positions the images add beyond the text tokens.")
+    sequence_length: int = Field(description="Positions per sequence: text tokens + image positions.")
+    kv_cache_tokens: int = Field(description="Positions the runtime allocates per sequence (after padding).")
+    kv_capacity_tokens: int | None = Field(None, description="vLLM: tokens the KV budget holds.")
+    max_concurrency: float | None = Field(None, description="vLLM: sequences of this length that fit at once.")
+
+
+class GpuFit(BaseModel):
+    gpu: str
+    name: str
+    count: int
+    memory_bytes: int = Field(description="Memory of all `count` GPUs together, as the driver reports it.")
+    headroom_bytes: int = Field(description="memory_bytes - total_bytes; negative when it does not fit.")
+    fits: bool
+
+
+class VramEstimate(BaseModel):
+    """The answer: resolved inputs, a breakdown in bytes, how it was derived and where it fits."""
+
+    request: ResolvedRequest
+    model_name: str
+    quantization_label: str
+    runtime_label: str
+    breakdown: Breakdown
+    total_bytes: int = Field(description="weights + kv_cache + activations + overhead.")
+    detail: Detail
+    assumptions: list[str]
+    warnings: list[str]
+    fits: list[GpuFit] = Field(description="Catalog GPUs, the requested one first, then by memory.")
+
+
+class WeightGroup(BaseModel):
+    name: str = Field(description="Tensor name with the layer index as N.")
+    part: str
+    type: str
+    count: int
+    parameters: int
+    bytes: int
+
+
+class WeightsReport(BaseModel):
+    """A checkpoint as stored in one format."""
+
+    model: str
+    quantization: str
+    total_bytes: int
+    parameters: int
+    stored_elements: int
+    bits_per_weight: float
+    groups: list[WeightGroup]

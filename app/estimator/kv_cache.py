@@ -1,0 +1,62 @@
+"""KV-cache element types and bytes per token, from the real KV heads and head dim.
+
+bytes = 2 (K and V) x layers x kv_heads x head_dim x bytes per element x tokens x batch
+(MLA caches one latent of kv_lora_rank + qk_rope_head_dim per layer instead of K and V;
+sliding-window layers hold at most `sliding_window` tokens).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+from app.estimator.spec import LanguageModel, ModelSpec
+
+
+@dataclass(frozen=True, slots=True)
+class KvType:
+    slug: str
+    label: str
+    block: int  # elements per block
+    block_bytes: int  # bytes per block
+    source: str
+
+    def bytes_for(self, elements: int) -> int:
+        """Bytes of `elements` values stored in this type (whole blocks, as ggml_row_size)."""
+        return -(-elements // self.block) * self.block_bytes
+
+
+def _ggml(slug: str) -> KvType:
+    block, size = GGML_QUANT_SIZES[GGMLQuantizationType[slug.upper()]]
+    return KvType(slug, slug.upper(), block, size, "llama.cpp --cache-type-k/-v; gguf GGML_QUANT_SIZES")
+
+
+KV_TYPES: dict[str, KvType] = {k.slug: k for k in [
+    KvType("fp32", "FP32", 1, 4, "IEEE float32"),
+    KvType("fp16", "FP16", 1, 2, "IEEE float16"),
+    KvType("bf16", "BF16", 1, 2, "bfloat16"),
+    KvType("fp8", "FP8 (e4m3)", 1, 1, "vLLM --kv-cache-dtype fp8"),
+    *(_ggml(s) for s in ("q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl")),
+]}
+
+
+def kv_row_elements(lm: LanguageModel) -> int:
+    """Cached values per token per layer (K and V together, or the MLA latent)."""
+    if lm.mla is not None:
+        return lm.mla.kv_lora_rank + lm.mla.qk_rope_head_dim
+    return 2 * lm.kv_heads * lm.head_dim
+
+
+def kv_bytes(lm: LanguageModel, kv: KvType, tokens: int) -> int:
+    """KV bytes for `tokens` cached positions of one sequence (K and V rows quantized separately)."""
+    full = lm.layers - lm.sliding_window_layers
+    windowed = min(tokens, lm.sliding_window or tokens)
+    halves = 1 if lm.mla is not None else 2
+    row = kv.bytes_for(kv_row_elements(lm) // halves) * halves
+    return row * (full * tokens + lm.sliding_window_layers * windowed)
+
+
+def image_positions(spec: ModelSpec, images: int) -> int:
+    """KV positions images add beyond the text tokens (GLM-4V-9B: 1,602 embeddings - 3 placeholders)."""
+    return 0 if spec.vision is None else images * spec.vision.positions_per_image

@@ -1,0 +1,185 @@
+"""Exact parameter counts, tensor by tensor, from the released architecture.
+
+Tensor names follow GGUF (`blk.N.attn_qkv.weight`, `v.blk.N.ffn_up.weight`, ...) because llama.cpp's
+per-tensor quantization rules select tensors by those names. Shapes are PyTorch order
+([out, in] for a linear), so the last dimension is the row a quantization block runs along.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+from typing import Literal
+
+from app.estimator.memo import per_spec
+from app.estimator.spec import LanguageModel, ModelSpec, VisionTower
+
+Part = Literal["language", "vision"]
+Kind = Literal["embedding", "output", "linear", "norm", "bias", "conv", "position", "router"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    name: str
+    shape: tuple[int, ...]
+    part: Part
+    kind: Kind
+    layer: int | None = None
+    gguf_only: bool = False  # present in GGUF files only (Llama-3.1's rope_freqs), not a parameter
+
+    @property
+    def numel(self) -> int:
+        return prod(self.shape)
+
+    @property
+    def row(self) -> int:
+        """Length of one row (GGML ne[0]), the dimension quantization blocks run along."""
+        return self.shape[-1]
+
+    @property
+    def rows(self) -> int:
+        return self.numel // self.row
+
+
+def _norm(name: str, width: int, norm: str, part: Part, layer: int | None) -> list[Tensor]:
+    out = [Tensor(f"{name}.weight", (width,), part, "norm", layer)]
+    if norm == "layernorm":
+        out.append(Tensor(f"{name}.bias", (width,), part, "norm", layer))
+    return out
+
+
+def _linear(name: str, out: int, inp: int, bias: bool, part: Part, layer: int | None) -> list[Tensor]:
+    tensors = [Tensor(f"{name}.weight", (out, inp), part, "linear", layer)]
+    if bias:
+        tensors.append(Tensor(f"{name}.bias", (out,), part, "bias", layer))
+    return tensors
+
+
+def _attention(lm: LanguageModel, i: int) -> list[Tensor]:
+    p, h = f"blk.{i}", lm.hidden
+    if lm.mla is not None:
+        m = lm.mla
+        qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+        if m.q_lora_rank:
+            q = _linear(f"{p}.attn_q_a", m.q_lora_rank, h, False, "language", i)
+            q += _norm(f"{p}.attn_q_a_norm", m.q_lora_rank, lm.norm, "language", i)
+            q += _linear(f"{p}.attn_q_b", lm.heads * qk, m.q_lora_rank, False, "language", i)
+        else:
+            q = _linear(f"{p}.attn_q", lm.heads * qk, h, False, "language", i)
+        return [
+            *q,
+            *_linear(f"{p}.attn_kv_a_mqa", m.kv_lora_rank + m.qk_rope_head_dim, h, False, "language", i),
+            *_norm(f"{p}.attn_kv_a_norm", m.kv_lora_rank, lm.norm, "language", i),
+            *_linear(f"{p}.attn_kv_b", lm.heads * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank,
+                     False, "language", i),
+            *_linear(f"{p}.attn_output", h, lm.heads * m.v_head_dim, lm.linear_bias, "language", i),
+        ]
+    q, kv = lm.heads * lm.head_dim, lm.kv_heads * lm.head_dim
+    if lm.fused_qkv:
+        qkv = _linear(f"{p}.attn_qkv", q + 2 * kv, h, lm.qkv_bias, "language", i)
+    else:
+        qkv = [
+            *_linear(f"{p}.attn_q", q, h, lm.qkv_bias, "language", i),
+            *_linear(f"{p}.attn_k", kv, h, lm.qkv_bias, "language", i),
+            *_linear(f"{p}.attn_v", kv, h, lm.qkv_bias, "language", i),
+        ]
+    return [*qkv, *_linear(f"{p}.attn_output", h, q, lm.linear_bias, "language", i)]
+
+
+def _dense_ffn(prefix: str, hidden: int, ffn: int, kind: str, fused: bool, bias: bool,
+               part: Part, layer: int | None, suffix: str = "") -> list[Tensor]:
+    up = f"{prefix}.ffn_up{suffix}"
+    down = _linear(f"{prefix}.ffn_down{suffix}", hidden, ffn, bias, part, layer)
+    if kind == "gelu":
+        return [*_linear(up, ffn, hidden, bias, part, layer), *down]
+    if fused:  # gate and up stored as one [2*ffn, hidden] matrix (GLM's dense_h_to_4h / gate_up_proj)
+        return [*_linear(up, 2 * ffn, hidden, bias, part, layer), *down]
+    gate = _linear(f"{prefix}.ffn_gate{suffix}", ffn, hidden, bias, part, layer)
+    return [*gate, *_linear(up, ffn, hidden, bias, part, layer), *down]
+
+
+def _ffn(lm: LanguageModel, i: int) -> list[Tensor]:
+    p = f"blk.{i}"
+    moe = lm.moe
+    if moe is None or i < moe.first_dense_layers:
+        return _dense_ffn(p, lm.hidden, lm.ffn, lm.ffn_kind, lm.fused_gate_up, lm.linear_bias, "language", i)
+    e, f, h = moe.experts, moe.expert_ffn, lm.hidden
+    tensors = [
+        Tensor(f"{p}.ffn_gate_inp.weight", (e, h), "language", "router", i),
+        Tensor(f"{p}.ffn_gate_exps.weight", (e, f, h), "language", "linear", i),
+        Tensor(f"{p}.ffn_up_exps.weight", (e, f, h), "language", "linear", i),
+        Tensor(f"{p}.ffn_down_exps.weight", (e, h, f), "language", "linear", i),
+    ]
+    if moe.shared_experts:
+        tensors += _dense_ffn(p, h, moe.shared_experts * f, "swiglu", False, False, "language", i, "_shexp")
+    return tensors
+
+
+def language_tensors(lm: LanguageModel) -> list[Tensor]:
+    """Every tensor of the decoder, in GGUF file order."""
+    tensors = [Tensor("token_embd.weight", (lm.vocab, lm.hidden), "language", "embedding")]
+    if lm.gguf_rope_freqs:
+        tensors.append(Tensor("rope_freqs.weight", (lm.gguf_rope_freqs,), "language", "norm", gguf_only=True))
+    extra_norms = ("post_attention_norm", "post_ffw_norm")[: lm.norms_per_layer - 2]
+    for i in range(lm.layers):
+        tensors += _norm(f"blk.{i}.attn_norm", lm.hidden, lm.norm, "language", i)
+        tensors += _attention(lm, i)
+        for name in extra_norms:
+            tensors += _norm(f"blk.{i}.{name}", lm.hidden, lm.norm, "language", i)
+        tensors += _norm(f"blk.{i}.ffn_norm", lm.hidden, lm.norm, "language", i)
+        tensors += _ffn(lm, i)
+    tensors += _norm("output_norm", lm.hidden, lm.norm, "language", None)
+    if not lm.tied_embeddings:
+        tensors.append(Tensor("output.weight", (lm.vocab, lm.hidden), "language", "output"))
+    return tensors
+
+
+def vision_tensors(v: VisionTower) -> list[Tensor]:
+    """ViT blocks, patch/position embeddings and the projector, named as in mmproj GGUF files."""
+    patch = v.in_channels * v.temporal_patch * v.patch_size * v.patch_size
+    tensors = [Tensor("v.patch_embd.weight", (v.hidden, patch), "vision", "conv")]
+    if v.patch_bias:
+        tensors.append(Tensor("v.patch_embd.bias", (v.hidden,), "vision", "bias"))
+    if v.cls_token:
+        tensors.append(Tensor("v.class_embd", (v.hidden,), "vision", "position"))
+    if v.position_embeddings:
+        tensors.append(Tensor("v.position_embd.weight", (v.position_embeddings, v.hidden), "vision", "position"))
+    for i in range(v.layers):
+        p = f"v.blk.{i}"
+        tensors += _norm(f"{p}.ln1", v.hidden, v.norm, "vision", i)
+        tensors += _linear(f"{p}.attn_qkv", 3 * v.hidden, v.hidden, v.qkv_bias, "vision", i)
+        tensors += _linear(f"{p}.attn_out", v.hidden, v.hidden, v.linear_bias, "vision", i)
+        tensors += _norm(f"{p}.ln2", v.hidden, v.norm, "vision", i)
+        tensors += _dense_ffn(p, v.hidden, v.mlp, v.mlp_kind, False, v.linear_bias, "vision", i)
+    for k in range(v.extra_norms):
+        tensors += _norm(f"v.extra_norm.{k}", v.hidden, v.norm, "vision", None)
+    for t in v.projector:
+        tensors.append(Tensor(f"mm.{t.name}", t.shape, "vision", t.kind))
+    return tensors
+
+
+@per_spec
+def model_tensors(spec: ModelSpec) -> tuple[Tensor, ...]:
+    """All tensors of the model (language model, then vision tower), computed once per spec."""
+    vision = vision_tensors(spec.vision) if spec.vision is not None else []
+    return tuple(language_tensors(spec.language_model) + vision)
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterCount:
+    language: int
+    vision: int
+
+    @property
+    def total(self) -> int:
+        return self.language + self.vision
+
+
+@per_spec
+def count_parameters(spec: ModelSpec) -> ParameterCount:
+    """Exact parameters of the released checkpoint (GGUF-only tensors excluded)."""
+    counts = {"language": 0, "vision": 0}
+    for t in model_tensors(spec):
+        if not t.gguf_only:
+            counts[t.part] += t.numel
+    return ParameterCount(counts["language"], counts["vision"])

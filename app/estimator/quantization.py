@@ -1,0 +1,208 @@
+"""Quantization formats: how each stores every tensor, so weight bytes are exact.
+
+Layouts follow `../shared/reference/quantization-and-runtimes.md` section 3 and the libraries it cites
+(AutoGPTQ / AutoAWQ packing, bitsandbytes `Int8Params` / `Params4bit`, vLLM fp8); GGUF file types
+follow llama.cpp (see `gguf.py`). Non-quantized tensors stay in the compute dtype (2 bytes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from math import ceil
+from typing import Literal
+
+from app.estimator import gguf
+from app.estimator.memo import per_spec
+from app.estimator.params import Tensor, model_tensors
+from app.estimator.spec import ModelSpec
+
+Group = Literal["full", "gpu", "gguf"]
+GROUP_LABELS: dict[Group, str] = {"full": "Full precision", "gpu": "GPU quantization", "gguf": "GGUF (llama.cpp)"}
+COMPUTE_BYTES = 2  # fp16/bf16 compute dtype for everything a format leaves unquantized
+
+
+def _per_matrix(t: Tensor) -> tuple[int, int, int]:
+    """(matrices, out, in) of a linear weight; MoE expert stacks are [experts, out, in]."""
+    return t.numel // (t.shape[-2] * t.shape[-1]), t.shape[-2], t.shape[-1]
+
+
+def _gptq(bits: int) -> Callable[[Tensor], int]:
+    def size(t: Tensor) -> int:
+        # qweight int32 [in*bits/32, out]; qzeros int32 [groups, out*bits/32]; scales fp16 [groups, out];
+        # g_idx int32 [in] (AutoGPTQ QuantLinear, group size 128)
+        m, out, inp = _per_matrix(t)
+        groups = ceil(inp / 128)
+        qweight = ceil(inp * bits / 32) * out * 4
+        qzeros = groups * ceil(out * bits / 32) * 4
+        return m * (qweight + qzeros + groups * out * 2 + inp * 4)
+    return size
+
+
+def _awq(t: Tensor) -> int:
+    # AutoAWQ GEMM: qweight int32 [in, out/8]; qzeros int32 [groups, out/8]; scales fp16 [groups, out]
+    m, out, inp = _per_matrix(t)
+    groups = ceil(inp / 128)
+    packed = ceil(out / 8) * 4
+    return m * (inp * packed + groups * packed + groups * out * 2)
+
+
+def _bnb_4bit(t: Tensor) -> int:
+    # bitsandbytes Params4bit: two 4-bit codes per byte + one fp32 absmax per 64 values (no double quant)
+    return ceil(t.numel / 2) + ceil(t.numel / 64) * 4
+
+
+def _per_row(weight_bits: int, scale_bytes: int) -> Callable[[Tensor], int]:
+    """Per-output-channel schemes: packed weights plus one scale per output row."""
+    def size(t: Tensor) -> int:
+        return ceil(t.numel * weight_bits / 8) + t.rows * scale_bytes
+    return size
+
+
+def _fp8_per_tensor(t: Tensor) -> int:
+    m, _, _ = _per_matrix(t)
+    return t.numel + 4 * m  # e4m3 + one fp32 scale per matrix (vLLM --quantization fp8)
+
+
+# Which tensors a format quantizes
+def _decoder_linears(t: Tensor) -> bool:
+    """GPTQ/AWQ/fp8/plain int: linears inside decoder blocks; embeddings, lm_head, vision stay 16-bit."""
+    return t.part == "language" and t.kind == "linear"
+
+
+def _all_linears(t: Tensor) -> bool:
+    """bitsandbytes replaces every nn.Linear except the output layer (llm_int8_skip_modules)."""
+    return t.kind == "linear"
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    slug: str
+    label: str
+    group: Group
+    source: str
+    runtimes: tuple[str, ...]  # the first is the default runtime
+    element_bytes: int = 0  # float formats: bytes of every tensor
+    linear_size: Callable[[Tensor], int] | None = None
+    linear_label: str = ""
+    quantizes: Callable[[Tensor], bool] = _decoder_linears
+
+    @property
+    def is_gguf(self) -> bool:
+        return self.group == "gguf"
+
+
+_HF = "transformers"
+_FLOAT = ("transformers", "vllm")
+_REF = "shared/reference/quantization-and-runtimes.md s3"
+
+
+def _gguf(slug: str, label: str) -> Format:
+    return Format(slug, f"GGUF {label}", "gguf",
+                  "llama.cpp src/llama-quant.cpp (llama_tensor_get_type) + gguf GGML_QUANT_SIZES", ("llama.cpp",))
+
+
+FORMATS: dict[str, Format] = {f.slug: f for f in [
+    Format("fp32", "FP32", "full", "IEEE float32, 4 bytes per parameter", _FLOAT, element_bytes=4),
+    Format("fp16", "FP16", "full", "IEEE float16, 2 bytes per parameter", _FLOAT, element_bytes=2),
+    Format("bf16", "BF16", "full", "bfloat16, 2 bytes per parameter", _FLOAT, element_bytes=2),
+    Format("fp8", "FP8 (e4m3, per-tensor scale)", "gpu", f"vLLM --quantization fp8; {_REF}", ("vllm", _HF),
+           linear_size=_fp8_per_tensor, linear_label="FP8 e4m3"),
+    Format("int8", "INT8 per-channel", "gpu", "symmetric int8 weights + fp16 scale per output row",
+           (_HF, "vllm"), linear_size=_per_row(8, 2), linear_label="INT8 per-channel"),
+    Format("int4", "INT4 per-channel", "gpu", "symmetric int4 (2 per byte) + fp16 scale per output row",
+           (_HF, "vllm"), linear_size=_per_row(4, 2), linear_label="INT4 per-channel"),
+    Format("bnb-int8", "bitsandbytes LLM.int8()", "gpu", f"bitsandbytes Int8Params (SCB fp32 per row); {_REF}",
+           (_HF,), linear_size=_per_row(8, 4), linear_label="bnb int8", quantizes=_all_linears),
+    Format("bnb-nf4", "bitsandbytes NF4", "gpu", f"bitsandbytes Params4bit, blocksize 64; {_REF}", (_HF,),
+           linear_size=_bnb_4bit, linear_label="bnb NF4", quantizes=_all_linears),
+    Format("bnb-fp4", "bitsandbytes FP4", "gpu", f"bitsandbytes Params4bit, blocksize 64; {_REF}", (_HF,),
+           linear_size=_bnb_4bit, linear_label="bnb FP4", quantizes=_all_linears),
+    Format("gptq-int4", "GPTQ 4-bit (g128)", "gpu", f"AutoGPTQ QuantLinear packing; {_REF}", (_HF, "vllm"),
+           linear_size=_gptq(4), linear_label="GPTQ int4 g128"),
+    Format("gptq-int8", "GPTQ 8-bit (g128)", "gpu", f"AutoGPTQ QuantLinear packing; {_REF}", (_HF, "vllm"),
+           linear_size=_gptq(8), linear_label="GPTQ int8 g128"),
+    Format("awq-int4", "AWQ 4-bit (GEMM, g128)", "gpu", f"AutoAWQ WQLinear_GEMM packing; {_REF}", (_HF, "vllm"),
+           linear_size=_awq, linear_label="AWQ int4 g128"),
+    *(_gguf(slug, ft.name) for slug, ft in gguf.FILE_TYPES.items()),
+]}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredGroup:
+    """Tensors of one name pattern stored as one type: a row of the weights table."""
+
+    name: str
+    part: str
+    type: str
+    count: int
+    parameters: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredWeights:
+    groups: tuple[StoredGroup, ...]
+    language_bytes: int
+    vision_bytes: int
+    file_elements: int  # every tensor the stored form holds (GGUF adds rope_freqs)
+    token_embd_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.language_bytes + self.vision_bytes
+
+    @property
+    def bits_per_weight(self) -> float:
+        """Stored bits over stored elements (llama.cpp's bpw: file tensor bits / file elements)."""
+        return 8 * self.total_bytes / self.file_elements
+
+
+def _group_name(t: Tensor) -> str:
+    return t.name.replace(f".{t.layer}.", ".N.", 1) if t.layer is not None else t.name
+
+
+def _stored(fmt: Format, tensors: tuple[Tensor, ...], types: list[str], sizes: list[int]) -> StoredWeights:
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for t, ty, size in zip(tensors, types, sizes, strict=True):
+        row = groups.setdefault((_group_name(t), t.part, ty), [0, 0, 0])
+        row[0] += 1
+        row[1] += t.numel
+        row[2] += size
+    parts = {"language": 0, "vision": 0}
+    for t, size in zip(tensors, sizes, strict=True):
+        parts[t.part] += size
+    embd = next(s for t, s in zip(tensors, sizes, strict=True) if t.name == "token_embd.weight")
+    return StoredWeights(
+        groups=tuple(StoredGroup(n, p, ty, c, e, b) for (n, p, ty), (c, e, b) in groups.items()),
+        language_bytes=parts["language"], vision_bytes=parts["vision"],
+        file_elements=sum(t.numel for t in tensors), token_embd_bytes=embd,
+    )
+
+
+@per_spec
+def stored_weights(spec: ModelSpec, slug: str) -> StoredWeights:
+    """Every tensor of `spec` as format `slug` stores it (cached per spec and format)."""
+    fmt = FORMATS[slug]
+    tensors = model_tensors(spec)
+    if fmt.is_gguf:
+        lm = [t for t in tensors if t.part == "language"]
+        vision = [t for t in tensors if t.part == "vision"]
+        ggml = gguf.language_types(spec.language_model, lm, gguf.FILE_TYPES[slug]) + [
+            gguf.mmproj_type(t) for t in vision]
+        types = [g.name for g in ggml]
+        sizes = [gguf.tensor_bytes(g, t) for g, t in zip(ggml, lm + vision, strict=True)]
+        return _stored(fmt, tuple(lm + vision), types, sizes)
+    tensors = tuple(t for t in tensors if not t.gguf_only)
+    if fmt.element_bytes:
+        return _stored(fmt, tensors, [fmt.slug.upper()] * len(tensors), [t.numel * fmt.element_bytes for t in tensors])
+    assert fmt.linear_size is not None
+    types, sizes = [], []
+    for t in tensors:
+        if fmt.quantizes(t):
+            types.append(fmt.linear_label)
+            sizes.append(fmt.linear_size(t))
+        else:
+            types.append(spec.dtype_slug.upper())
+            sizes.append(t.numel * COMPUTE_BYTES)
+    return _stored(fmt, tensors, types, sizes)

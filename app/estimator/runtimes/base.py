@@ -1,0 +1,56 @@
+"""What every runtime model takes and returns; runtimes differ only in their constants and formulas."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from app.estimator.kv_cache import KvType
+from app.estimator.quantization import Format, StoredWeights
+from app.estimator.spec import ModelSpec
+
+MiB = 1 << 20
+
+# CUDA context of one process on one GPU, invisible to torch.cuda.memory_*: 0.27-0.4 GiB with lazy
+# module loading (shared/reference/quantization-and-runtimes.md s5). Upper end until measured.
+CUDA_CONTEXT_BYTES = 400 * MiB
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeInput:
+    spec: ModelSpec
+    fmt: Format
+    weights: StoredWeights
+    kv: KvType
+    sequence: int  # positions per sequence: text tokens + image positions
+    batch: int
+    images: int
+    gpu_count: int
+    flash_attention: bool
+    gpu_memory: int | None  # memory of all GPUs together, when a GPU was named
+
+
+@dataclass
+class RuntimeMemory:
+    weights: int
+    kv_cache: int
+    activations: int
+    overhead: int
+    kv_cache_tokens: int
+    weights_host: int = 0
+    usable_fraction: float = 1.0  # share of a GPU this runtime lets itself use
+    required: int | None = None  # bytes it needs, when it claims more than it needs (vLLM)
+    kv_capacity_tokens: int | None = None
+    max_concurrency: float | None = None
+    assumptions: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    slug: str
+    label: str
+    source: str
+    kv_types: tuple[str, ...]
+    default_kv: Callable[[ModelSpec, Format], str]
+    memory: Callable[[RuntimeInput], RuntimeMemory]

@@ -1,0 +1,57 @@
+"""Hugging Face transformers + PyTorch: eager load of every tensor, DynamicCache, SDPA attention.
+
+Calibration against measured GPUs (issue "Run the cross-check on the CUDA machine") changes the
+constants below, not the structure.
+"""
+
+from __future__ import annotations
+
+from app.estimator.kv_cache import kv_bytes
+from app.estimator.runtimes.activations import layer_peak_per_token, vision_peak_per_token
+from app.estimator.runtimes.base import CUDA_CONTEXT_BYTES, MiB, Runtime, RuntimeInput, RuntimeMemory
+from app.estimator.quantization import Format
+from app.estimator.spec import ModelSpec
+
+# PyTorch's cuBLAS + cuBLASLt workspaces on Hopper (CUDABlasHandlePool: 32 MiB each on sm90+).
+CUBLAS_WORKSPACE_BYTES = 2 * 32 * MiB
+# generate() keeps logits of the last position only and upcasts them to fp32 (reference s5).
+LOGITS_BYTES_PER_VOCAB = 2 + 4
+# The caching allocator reserves in 2 MiB blocks and keeps freed blocks: reserved/allocated - 1.
+ALLOCATOR_SLACK = 0.0  # not yet measured
+
+
+def memory(inp: RuntimeInput) -> RuntimeMemory:
+    lm = inp.spec.language_model
+    e = 4 if inp.fmt.element_bytes == 4 else 2  # fp32 weights compute in fp32, all else in 16-bit
+    tokens = inp.batch * inp.sequence
+    text = tokens * e * layer_peak_per_token(lm) + inp.batch * lm.vocab * LOGITS_BYTES_PER_VOCAB
+    vision = 0
+    if inp.spec.vision is not None and inp.images:
+        v = inp.spec.vision
+        vision = inp.batch * inp.images * v.encoder_tokens * e * vision_peak_per_token(v)
+    activations = max(text, vision)
+    kv = inp.batch * kv_bytes(lm, inp.kv, inp.sequence)
+    slack = int(ALLOCATOR_SLACK * (inp.weights.total_bytes + kv + activations))
+    overhead = inp.gpu_count * (CUDA_CONTEXT_BYTES + CUBLAS_WORKSPACE_BYTES) + slack
+    notes = [
+        "transformers: every tensor on the GPU, DynamicCache, SDPA attention (linear in length)",
+        "peak at prefill of the whole prompt; logits of the last position only (fp32)",
+        f"CUDA context {CUDA_CONTEXT_BYTES // MiB} MiB + cuBLAS workspaces {CUBLAS_WORKSPACE_BYTES // MiB} MiB per GPU",
+    ]
+    if vision:
+        notes.append(f"vision encoder runs over {inp.spec.vision.encoder_tokens:,} tokens per image before prefill")
+    return RuntimeMemory(inp.weights.total_bytes, kv, activations, overhead, inp.sequence, assumptions=notes)
+
+
+def _default_kv(spec: ModelSpec, fmt: Format) -> str:
+    return fmt.slug if fmt.slug in ("fp32", "fp16", "bf16") else spec.dtype_slug
+
+
+RUNTIME = Runtime(
+    slug="transformers",
+    label="Hugging Face transformers (PyTorch)",
+    source="shared/reference/quantization-and-runtimes.md s5; transformers generate() with DynamicCache",
+    kv_types=("bf16", "fp16", "fp32"),
+    default_kv=_default_kv,
+    memory=memory,
+)

@@ -1,0 +1,210 @@
+"""The model catalog's data model: a card as published, the released architecture, their disagreements.
+
+Every architecture section carries the source of its values (`source`), with per-field overrides in
+`field_sources`; the catalog loader refuses a section whose values have no source.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sourced(BaseModel):
+    """A section whose values all come from `source`, unless `field_sources` names another."""
+
+    model_config = _STRICT
+
+    source: str = Field(min_length=3, description="Where these values come from (repository : file).")
+    field_sources: dict[str, str] = Field(
+        default_factory=dict, description="Per-field sources that differ from `source`."
+    )
+
+    @model_validator(mode="after")
+    def _sources_name_fields(self) -> Sourced:
+        unknown = set(self.field_sources) - set(type(self).model_fields)
+        if unknown:
+            raise ValueError(f"field_sources names unknown fields: {sorted(unknown)}")
+        return self
+
+    def source_of(self, field: str) -> str:
+        return self.field_sources.get(field, self.source)
+
+
+class MoE(BaseModel):
+    """Mixture-of-experts FFN (DeepSeek/Mixtral style): routed experts plus optional shared ones."""
+
+    model_config = _STRICT
+
+    experts: int = Field(ge=2, description="Routed experts per MoE layer.")
+    experts_per_token: int = Field(ge=1, description="Experts each token is routed to.")
+    expert_ffn: int = Field(ge=1, description="Intermediate size of one routed expert.")
+    shared_experts: int = Field(0, ge=0, description="Always-active shared experts per layer.")
+    first_dense_layers: int = Field(0, ge=0, description="Leading layers with a dense FFN instead.")
+
+
+class MLA(BaseModel):
+    """Multi-head latent attention (DeepSeek-V2): the KV cache holds one compressed latent per token."""
+
+    model_config = _STRICT
+
+    q_lora_rank: int = Field(0, ge=0, description="Query low-rank size; 0 means a plain q projection.")
+    kv_lora_rank: int = Field(ge=1, description="Compressed KV latent size (cached).")
+    qk_nope_head_dim: int = Field(ge=1)
+    qk_rope_head_dim: int = Field(ge=1, description="Decoupled rotary key size (cached, shared by heads).")
+    v_head_dim: int = Field(ge=1)
+
+
+class LanguageModel(Sourced):
+    """Decoder-only transformer as released (config.json), with what GGUF files add."""
+
+    layers: int = Field(ge=1, description="Decoder layers.")
+    hidden: int = Field(ge=1, description="Hidden size.")
+    heads: int = Field(ge=1, description="Query heads.")
+    kv_heads: int = Field(ge=1, description="Key/value heads (grouped-query attention when < heads).")
+    head_dim: int = Field(ge=1, description="Explicit head dimension (kv_channels / head_dim).")
+    ffn: int = Field(ge=1, description="FFN intermediate size.")
+    ffn_kind: Literal["swiglu", "gelu"] = Field(description="SwiGLU (gate+up+down) or plain 2-matrix MLP.")
+    vocab: int = Field(ge=1, description="Rows of the embedding (padded vocabulary).")
+    tied_embeddings: bool = Field(description="Output layer shares the embedding matrix.")
+    qkv_bias: bool = Field(description="Q, K and V projections carry biases.")
+    linear_bias: bool = Field(description="Attention output and FFN linears carry biases.")
+    norm: Literal["rmsnorm", "layernorm"] = Field(description="RMSNorm (weight) or LayerNorm (weight+bias).")
+    norms_per_layer: int = Field(2, ge=1, description="Norms inside one decoder layer (GLM-4-0414: 4).")
+    max_context: int = Field(ge=1, description="Context the released model was trained/configured for.")
+    fused_qkv: bool = Field(description="Checkpoint and GGUF store Q, K and V as one attn_qkv tensor.")
+    fused_gate_up: bool = Field(False, description="SwiGLU gate and up stored as one [2*ffn, hidden] tensor.")
+    gguf_rope_freqs: int = Field(0, ge=0, description="Length of the F32 rope_freqs tensor GGUF files add.")
+    sliding_window: int | None = Field(None, ge=1, description="Window of sliding-window layers.")
+    sliding_window_layers: int = Field(0, ge=0, description="How many layers use the sliding window.")
+    moe: MoE | None = None
+    mla: MLA | None = None
+    dtype: Literal["bfloat16", "float16", "float32"] = Field(description="torch_dtype of the release.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LanguageModel:
+        if self.heads % self.kv_heads:
+            raise ValueError("heads must be a multiple of kv_heads")
+        if self.sliding_window_layers > self.layers:
+            raise ValueError("sliding_window_layers exceeds layers")
+        if self.sliding_window_layers and self.sliding_window is None:
+            raise ValueError("sliding_window_layers needs sliding_window")
+        return self
+
+
+class TensorShape(BaseModel):
+    """One explicitly listed tensor (projector parts whose layout is not a repeated block)."""
+
+    model_config = _STRICT
+
+    name: str
+    shape: tuple[int, ...] = Field(min_length=1)
+    kind: Literal["linear", "conv", "norm", "bias", "embedding"]
+
+
+class VisionTower(Sourced):
+    """ViT encoder plus projector into the language model, and what one image costs in positions."""
+
+    layers: int = Field(ge=1)
+    hidden: int = Field(ge=1)
+    heads: int = Field(ge=1)
+    mlp: int = Field(ge=1, description="MLP intermediate size inside a ViT block.")
+    mlp_kind: Literal["swiglu", "gelu"]
+    qkv_bias: bool
+    linear_bias: bool = Field(description="Attention output and MLP linears carry biases.")
+    norm: Literal["rmsnorm", "layernorm"]
+    image_size: int = Field(ge=1, description="Side of the (resized) input image in pixels.")
+    patch_size: int = Field(ge=1)
+    in_channels: int = Field(3, ge=1)
+    temporal_patch: int = Field(1, ge=1, description="Frames folded into one patch (Conv3d).")
+    patch_bias: bool = True
+    cls_token: bool
+    position_embeddings: int = Field(ge=0, description="Rows of the learned position table.")
+    extra_norms: int = Field(0, ge=0, description="Norms of width `hidden` outside the blocks.")
+    projector: list[TensorShape] = Field(description="Projector tensors into the language model.")
+    embeddings_per_image: int = Field(ge=1, description="Embeddings one image contributes to the prompt.")
+    prompt_tokens_per_image: int = Field(
+        ge=0, description="Placeholder tokens in the text that the image embeddings replace."
+    )
+    max_images: int | None = Field(None, ge=1, description="Images one prompt may carry (None: context-bound).")
+
+    @property
+    def encoder_tokens(self) -> int:
+        """Tokens the ViT attends over for one image (patches plus CLS)."""
+        side = self.image_size // self.patch_size
+        return side * side + int(self.cls_token)
+
+    @property
+    def positions_per_image(self) -> int:
+        return self.embeddings_per_image - self.prompt_tokens_per_image
+
+
+class CardField(BaseModel):
+    model_config = _STRICT
+
+    label: str
+    value: str
+
+
+class Card(BaseModel):
+    """The model card exactly as published (what people read), never used for arithmetic."""
+
+    model_config = _STRICT
+
+    source: str = Field(description="Where this card text comes from.")
+    fields: list[CardField]
+    description: list[str] = Field(description="Our own summary paragraphs.")
+    ranking_note: str = "No evaluation benchmarks available."
+
+
+class Discrepancy(BaseModel):
+    """One place where the card and the released model disagree."""
+
+    model_config = _STRICT
+
+    field: str
+    card: str
+    released: str
+    source: str
+    matters: str = Field("", description="Why it matters for memory, if it does.")
+    warn_when: Literal["never", "always", "context_exceeds", "images"] = Field(
+        "never", description="When an estimate should repeat this as a warning.")
+
+
+class ModelSpec(BaseModel):
+    """One catalog entry: `model_specs/models/<slug>.json`."""
+
+    model_config = _STRICT
+
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9.\-]*$")
+    name: str
+    family: str
+    hf_repo: str
+    released: str = Field(description="Release date, ISO format.")
+    license: str
+    modality: Literal["text", "multimodal"]
+    language_model: LanguageModel
+    vision: VisionTower | None = None
+    card: Card
+    discrepancies: list[Discrepancy] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _modality(self) -> ModelSpec:
+        if (self.modality == "multimodal") != (self.vision is not None):
+            raise ValueError("a multimodal model needs a vision tower, and only it")
+        return self
+
+    @property
+    def max_images(self) -> int:
+        if self.vision is None:
+            return 0
+        if self.vision.max_images is not None:
+            return self.vision.max_images
+        return max(0, (self.language_model.max_context - 1) // self.vision.positions_per_image)
+
+    @property
+    def dtype_slug(self) -> str:
+        return {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}[self.language_model.dtype]

@@ -1,0 +1,38 @@
+"""URLs that carry a calculator state, so any state can be shared, reloaded and fetched as JSON."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode, urlsplit
+
+from app.estimator.io import ResolvedRequest
+
+CARD_FIELDS = ("quantization", "context", "images")
+ALL_FIELDS = ("model", "quantization", "context", "batch", "images", "kv_cache", "runtime", "flash_attention",
+              "gpu", "gpu_count")
+
+
+def _query(state: ResolvedRequest, fields: tuple[str, ...]) -> str:
+    values = state.model_dump()
+    pairs = [(f, str(values[f]).lower() if isinstance(values[f], bool) else values[f])
+             for f in fields if values[f] is not None]
+    return urlencode(pairs)
+
+
+def card_url(state: ResolvedRequest) -> str:
+    return f"/models/{state.model}?{_query(state, CARD_FIELDS)}"
+
+
+def calculator_url(state: ResolvedRequest) -> str:
+    return f"/calculator?{_query(state, ALL_FIELDS)}"
+
+
+def api_url(state: ResolvedRequest) -> str:
+    return f"/api/vram?{_query(state, ALL_FIELDS)}"
+
+
+def page_url(current: str | None, state: ResolvedRequest) -> str:
+    """The page URL for `state` on the page the user is on (HX-Current-URL), card or calculator."""
+    path = urlsplit(current or "").path
+    if path == f"/models/{state.model}":
+        return card_url(state)
+    return calculator_url(state)
