@@ -66,8 +66,8 @@ class Detail(BaseModel):
     """Numbers behind the breakdown."""
 
     parameters: int = Field(description="Parameters of the released model (language + vision).")
-    parameters_language: int
-    parameters_vision: int
+    parameters_language: int = Field(description="Parameters of the language model.")
+    parameters_vision: int = Field(description="Parameters of the vision tower and projector (0 for text models).")
     weights_language_bytes: int = Field(description="Language-model weights as stored in this format.")
     weights_vision_bytes: int = Field(description="Vision tower + projector as stored in this format.")
     weights_host_bytes: int = Field(description="Weights the runtime keeps in host RAM (llama.cpp token_embd).")
@@ -81,12 +81,12 @@ class Detail(BaseModel):
 
 
 class GpuFit(BaseModel):
-    gpu: str
-    name: str
-    count: int
+    gpu: str = Field(description="GPU slug (see /api/gpus).")
+    name: str = Field(description="GPU name.")
+    count: int = Field(description="GPUs the model is split across.")
     memory_bytes: int = Field(description="Memory of all `count` GPUs together, as the driver reports it.")
     headroom_bytes: int = Field(description="memory_bytes - total_bytes; negative when it does not fit.")
-    fits: bool
+    fits: bool = Field(description="Whether the total fits in the memory this runtime may use on them.")
 
 
 class VramEstimate(BaseModel):

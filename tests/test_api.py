@@ -1,0 +1,96 @@
+"""The JSON contract of /api: shapes, defaults, and the 404/422 answers."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+STATE = {"model": "glm-4v-9b", "quantization": "q4_k_m", "context": 8192, "images": 1}
+
+
+def test_vram_json_contract(client: TestClient):
+    r = client.get("/api/vram", params=STATE)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    body = r.json()
+    assert set(body["breakdown"]) == {"weights", "kv_cache", "activations", "overhead"}
+    assert body["total_bytes"] == sum(body["breakdown"].values())
+    assert body["request"] == {**STATE, "batch": 1, "kv_cache": "fp16", "runtime": "llama.cpp",
+                               "flash_attention": True, "gpu": None, "gpu_count": 1}
+    assert body["detail"]["kv_bytes_per_token"] == 40_960 and body["detail"]["sequence_length"] == 9791
+    assert body["assumptions"] and body["warnings"] and body["fits"]
+
+
+def test_get_post_json_and_post_form_agree(client: TestClient):
+    a = client.get("/api/vram", params=STATE).json()
+    b = client.post("/api/vram", json=STATE).json()
+    c = client.post("/api/vram", data={k: str(v) for k, v in STATE.items()}).json()
+    assert a == b == c
+
+
+def test_requested_gpu_answered_first(client: TestClient):
+    body = client.get("/api/vram", params={**STATE, "gpu": "rtx-4090"}).json()
+    assert body["fits"][0]["gpu"] == "rtx-4090"
+
+
+@pytest.mark.parametrize(("params", "field", "says"), [
+    ({"context": 0}, "context", "greater than or equal to 1"),
+    ({"context": 10_000_001}, "context", "less than or equal to 10000000"),
+    ({"context": "many"}, "context", "valid integer"),
+    ({"batch": 4097}, "batch", "less than or equal to 4096"),
+    ({"images": 2}, "images", "allowed: 0 to 1"),
+    ({"quantization": "q9_k"}, "quantization", "q4_k_m"),
+    ({"runtime": "transformers"}, "runtime", "llama.cpp"),
+    ({"kv_cache": "q4_0", "runtime": "llama.cpp", "flash_attention": "false"}, "flash_attention", "flash attention"),
+    ({"gpu": "rtx-9999"}, "gpu", "rtx-4090"),
+    ({"gpu_count": 0}, "gpu_count", "greater than or equal to 1"),
+    ({"contxt": 5}, "contxt", "Extra inputs are not permitted"),
+], ids=lambda v: str(v) if isinstance(v, str) else None)
+def test_bad_values_give_422_naming_the_field(client: TestClient, params: dict, field: str, says: str):
+    r = client.get("/api/vram", params={**STATE, **params})
+    assert r.status_code == 422, r.text
+    errors = r.json()["detail"]
+    assert any(e["loc"][-1] == field and says in e["msg"] for e in errors), errors
+
+
+def test_unknown_quantization_lists_every_valid_slug(client: TestClient):
+    err = client.get("/api/vram", params={**STATE, "quantization": "q9_k"}).json()["detail"][0]
+    assert {"fp16", "bnb-nf4", "gptq-int4", "q4_k_m", "iq1_m"} <= set(err["ctx"]["allowed"])
+
+
+def test_unknown_model_is_404_pointing_to_catalog(client: TestClient):
+    r = client.get("/api/vram", params={"model": "gpt-5"})
+    assert r.status_code == 404 and "/api/models" in r.json()["detail"]
+    assert client.get("/api/models/gpt-5").status_code == 404
+
+
+def test_missing_model_and_bad_bodies_are_422(client: TestClient):
+    assert client.get("/api/vram").status_code == 422
+    assert client.post("/api/vram", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+    assert client.post("/api/vram", json=[1, 2]).status_code == 422
+    assert client.post("/api/vram", json={**STATE, "context": 10**30}).status_code == 422
+
+
+def test_weights_endpoint(client: TestClient):
+    body = client.get("/api/weights", params={"model": "llama-3.1-8b", "quantization": "q4_k_m"}).json()
+    assert body["bits_per_weight"] == 4.8944 and body["stored_elements"] == 8_030_261_312
+    assert sum(g["bytes"] for g in body["groups"]) == body["total_bytes"]
+    assert client.get("/api/weights", params={"model": "llama-3.1-8b", "quantization": "q99"}).status_code == 422
+
+
+def test_catalog_endpoints(client: TestClient):
+    models = client.get("/api/models").json()
+    assert {m["slug"] for m in models} >= {"glm-4v-9b", "llama-3.1-8b"}
+    one = client.get("/api/models/glm-4v-9b").json()
+    assert one["parameters"]["total"] == 13_906_320_896 and one["card"]["fields"] and one["discrepancies"]
+    assert len(client.get("/api/quantizations").json()) >= 31
+    assert len(client.get("/api/gpus").json()) >= 15
+    assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_openapi_documents_both_representations(client: TestClient):
+    spec = client.get("/openapi.json").json()
+    get = spec["paths"]["/api/vram"]["get"]
+    assert {"application/json", "text/html"} <= set(get["responses"]["200"]["content"])
+    post = spec["paths"]["/api/vram"]["post"]["requestBody"]["content"]
+    assert {"application/json", "application/x-www-form-urlencoded"} <= set(post)
+    assert client.get("/docs").status_code == 200
