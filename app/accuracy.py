@@ -41,9 +41,9 @@ def load_measurements(root: Path = MEASUREMENTS_DIR) -> list[tuple[Path, Measure
     return [(p, MeasurementFile.model_validate_json(p.read_bytes())) for p in sorted(root.glob("*.json"))]
 
 
-def accuracy_report(catalog: Catalog, root: Path = MEASUREMENTS_DIR) -> list[RunReport]:
+def accuracy_report(catalog: Catalog) -> list[RunReport]:
     reports = []
-    for path, run in load_measurements(root):
+    for path, run in load_measurements(catalog.root / "measurements"):
         report = RunReport(path.name, run)
         for case in run.cases:
             if case.model not in catalog.models:

@@ -11,7 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from app.catalog import Catalog, get_catalog
+from app.catalog import Catalog
+from app.deps import get_catalog
 from app.estimator import (
     FORMATS,
     GROUP_LABELS,

@@ -1,4 +1,6 @@
-"""Loads and validates `model_specs/` once at startup; a bad file stops startup naming file and field."""
+"""Loads and validates `model_specs/` once at startup; a bad file stops startup naming file and field.
+
+No web imports: the GPU measurement harness loads the catalog too (app.deps holds the dependency)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from app.estimator import Gpu, ModelSpec, UnknownModel
@@ -36,6 +37,7 @@ def _load(path: Path, model: type[M]) -> M:
 class Catalog:
     models: dict[str, ModelSpec]
     gpus: list[Gpu]
+    root: Path = SPECS_DIR  # measurements live in root / "measurements"
 
     def model(self, slug: str) -> ModelSpec:
         try:
@@ -54,8 +56,4 @@ def load_catalog(root: Path = SPECS_DIR) -> Catalog:
     if not models:
         raise CatalogError(f"{root / 'models'}: no model specs found")
     gpus = _load(root / "gpus.json", GpuCatalog).gpus
-    return Catalog(models=models, gpus=gpus)
-
-
-def get_catalog(request: Request) -> Catalog:
-    return request.app.state.catalog
+    return Catalog(models=models, gpus=gpus, root=root)

@@ -10,7 +10,8 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
 from app.accuracy import accuracy_report
-from app.catalog import Catalog, get_catalog
+from app.catalog import Catalog
+from app.deps import get_catalog
 from app.estimator import FORMATS, KV_TYPES, RUNTIMES, InvalidRequest, VramEstimate, VramRequest, estimate
 from app.estimator.spec import ModelSpec
 from app.rendering import TEMPLATES

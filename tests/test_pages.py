@@ -127,3 +127,31 @@ def test_budgets(client: TestClient):
         times.append(time.perf_counter() - t)
     times.sort()
     assert times[len(times) // 2] < 0.005 * 4, times  # through the test client: 4x margin for shared CI machines
+
+
+def test_accuracy_page_without_measurements(client: TestClient):
+    html = client.get("/accuracy").text
+    assert "No GPU measurements are committed yet" in html and "python -m app.measure" in html
+
+
+def test_accuracy_page_lists_cases_with_the_card_contrast(tmp_path: Path):
+    """Rendering only: a run file made up in a temporary folder, never committed as a measurement."""
+    import shutil
+
+    from app.catalog import SPECS_DIR
+    from app.main import create_app
+
+    specs = tmp_path / "specs"
+    shutil.copytree(SPECS_DIR, specs)
+    case = {"model": "glm-4v-9b", "quantization": "bf16", "context": 1024, "images": 1, "batch": 1,
+            "new_tokens": 8, "weights_bytes": 27_812_641_792, "peak_allocated_bytes": 29 * 2**30,
+            "peak_reserved_bytes": 30 * 2**30, "device_used_bytes": 31 * 2**30}
+    run = {"device": {"name": "Test Device", "total_memory_bytes": 1, "driver": "d", "cuda": "c", "torch": "t",
+                      "transformers": "x", "git_revision": "r"}, "started_at": "2026-11-29T00:00:00+00:00",
+           "duration_s": 1.0, "log": "test.log", "cases": [case]}
+    (specs / "measurements" / "test.json").write_text(__import__("json").dumps(run))
+    html = TestClient(create_app(specs)).get("/accuracy").text
+    assert "Test Device" in html and "glm-4v-9b bf16 ctx=1024 img=1 batch=1" in html
+    assert "31.00" in html and "test.log" in html
+    row = html.split("glm-4v-9b bf16 ctx=1024")[1].split("</tr>")[0]
+    assert row.count("%") == 3  # our error, weights error, the card-trusting calculator's error

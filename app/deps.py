@@ -1,0 +1,11 @@
+"""FastAPI dependencies: routes reach the catalog through these, never through a global import."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from app.catalog import Catalog
+
+
+def get_catalog(request: Request) -> Catalog:
+    return request.app.state.catalog
