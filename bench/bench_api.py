@@ -1,0 +1,98 @@
+"""Requests per second and p50/p99 latency of /api/vram against a bare FastAPI JSON endpoint, both
+served by the same uvicorn process, measured in alternating rounds of the same run.
+
+    python -m bench.bench_api [--seconds 4] [--rounds 3] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from app.main import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+bench_app = create_app()
+
+
+@bench_app.get("/bench/bare", include_in_schema=False)
+def bare() -> dict:
+    """The baseline: FastAPI's JSON path with no work behind it."""
+    return {"ok": True}
+
+
+TARGETS = {
+    "bare": ("/bench/bare", {}),
+    "api_vram": ("/api/vram", {"model": "glm-4v-9b", "quantization": "q4_k_m", "context": 8192, "images": 1,
+                               "gpu": "rtx-4090"}),
+}
+
+
+async def _load(base: str, path: str, params: dict, seconds: float, concurrency: int) -> list[float]:
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    async with httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_keepalive_connections=concurrency)) as c:
+        async def worker():
+            while time.perf_counter() < deadline:
+                t = time.perf_counter()
+                r = await c.get(path, params=params)
+                latencies.append(time.perf_counter() - t)
+                assert r.status_code == 200, r.text
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(seconds: float, rounds: int, concurrency: int) -> dict:
+    port = _port()
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "bench.bench_api:bench_app", "--port", str(port),
+                               "--log-level", "warning", "--no-access-log"], cwd=ROOT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(base + "/healthz")
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        results: dict[str, list[tuple[float, list[float]]]] = {k: [] for k in TARGETS}
+        for _ in range(rounds):
+            for name, (path, params) in TARGETS.items():
+                lat = asyncio.run(_load(base, path, params, seconds, concurrency))
+                results[name].append((len(lat) / seconds, lat))
+    finally:
+        server.terminate()
+        server.wait()
+    out = {}
+    for name, runs in results.items():
+        lat = sorted(x for _, xs in runs for x in xs)
+        out[name] = {"rps": statistics.median(r for r, _ in runs), "p50_ms": lat[len(lat) // 2] * 1e3,
+                     "p99_ms": lat[int(len(lat) * 0.99)] * 1e3}
+    out["ratio"] = out["api_vram"]["rps"] / out["bare"]["rps"]
+    return out
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--seconds", type=float, default=4)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--concurrency", type=int, default=8)
+    a = p.parse_args()
+    r = run(a.seconds, a.rounds, a.concurrency)
+    for name in TARGETS:
+        print(f"{name:<9} {r[name]['rps']:8.0f} req/s  p50 {r[name]['p50_ms']:6.2f} ms  p99 {r[name]['p99_ms']:6.2f} ms")
+    print(f"/api/vram throughput = {r['ratio']:.0%} of the bare endpoint (target >= 70%: "
+          f"{'met' if r['ratio'] >= 0.70 else 'MISSED'})")
