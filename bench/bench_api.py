@@ -93,6 +93,7 @@ if __name__ == "__main__":
     a = p.parse_args()
     r = run(a.seconds, a.rounds, a.concurrency)
     for name in TARGETS:
-        print(f"{name:<9} {r[name]['rps']:8.0f} req/s  p50 {r[name]['p50_ms']:6.2f} ms  p99 {r[name]['p99_ms']:6.2f} ms")
+        row = r[name]
+        print(f"{name:<9} {row['rps']:8.0f} req/s  p50 {row['p50_ms']:6.2f} ms  p99 {row['p99_ms']:6.2f} ms")
     print(f"/api/vram throughput = {r['ratio']:.0%} of the bare endpoint (target >= 70%: "
           f"{'met' if r['ratio'] >= 0.70 else 'MISSED'})")

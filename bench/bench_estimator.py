@@ -39,7 +39,8 @@ def run(rounds: int = 7, n: int = 2000) -> dict:
         est.append(_rate(one_estimate, n))
         base.append(_rate(baseline, n))
     return {"estimate_us_median": statistics.median(est) * 1e6, "estimate_us_best": min(est) * 1e6,
-            "estimates_per_s": 1 / statistics.median(est), "baseline_request_validation_us": statistics.median(base) * 1e6}
+            "estimates_per_s": 1 / statistics.median(est),
+            "baseline_request_validation_us": statistics.median(base) * 1e6}
 
 
 if __name__ == "__main__":

@@ -65,7 +65,8 @@ def test_unknown_model_is_404_pointing_to_catalog(client: TestClient):
 
 def test_missing_model_and_bad_bodies_are_422(client: TestClient):
     assert client.get("/api/vram").status_code == 422
-    assert client.post("/api/vram", content=b"{not json", headers={"content-type": "application/json"}).status_code == 422
+    bad_json = client.post("/api/vram", content=b"{not json", headers={"content-type": "application/json"})
+    assert bad_json.status_code == 422
     assert client.post("/api/vram", json=[1, 2]).status_code == 422
     assert client.post("/api/vram", json={**STATE, "context": 10**30}).status_code == 422
 

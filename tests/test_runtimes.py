@@ -21,7 +21,6 @@ def _input(spec: ModelSpec, slug: str, kv: str, sequence: int, **kw) -> RuntimeI
 def test_llama_cpp_compute_buffer_without_flash_attention(llama: ModelSpec):
     """Reference s2: a 32-head model at n_ctx 32768 without FA: KQ is 2048 MiB of a 2144 MiB buffer."""
     buf = compute_buffer(_input(llama, "q4_k_m", "fp16", 32768, flash_attention=False), 32768)
-    assert 32768 * 512 * 32 * 4 == 2048 * MiB
     assert buf == pytest.approx(2144 * MiB, rel=0.01)
 
 

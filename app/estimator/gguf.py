@@ -136,9 +136,7 @@ def _attn_v_rule(ft: str, new: T, s: _State, imatrix: bool) -> T:
         new = T.Q4_K
     elif ft == "Q3_K_M":
         new = T.Q5_K if i < 2 else T.Q4_K
-    elif ft == "Q3_K_L":
-        new = T.Q5_K
-    elif ft in ("IQ4_NL", "IQ4_XS") and gqa >= 4:
+    elif ft == "Q3_K_L" or ft in ("IQ4_NL", "IQ4_XS") and gqa >= 4:
         new = T.Q5_K
     elif ft in ("Q4_K_M", "Q5_K_M") and _use_more_bits(i, n):
         new = T.Q6_K

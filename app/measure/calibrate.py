@@ -62,7 +62,7 @@ def fit(pts: Sequence[Point], train: Callable[[MeasuredCase], bool]) -> Fit:
         raise ValueError("need at least two fitted cases")
     xs = [p.activations for p in tr]
     ys = [p.case.device_used_bytes - p.fixed for p in tr]
-    n, mx, my = len(tr), sum(xs) / len(tr), sum(ys) / len(tr)
+    mx, my = sum(xs) / len(tr), sum(ys) / len(tr)
     sxx = sum((x - mx) ** 2 for x in xs)
     a = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else 1.0
     c = my - a * mx

@@ -7,9 +7,9 @@ constants below, not the structure.
 from __future__ import annotations
 
 from app.estimator.kv_cache import kv_bytes
+from app.estimator.quantization import Format
 from app.estimator.runtimes.activations import layer_peak_per_token, vision_peak_per_token
 from app.estimator.runtimes.base import CUDA_CONTEXT_BYTES, MiB, Runtime, RuntimeInput, RuntimeMemory
-from app.estimator.quantization import Format
 from app.estimator.spec import ModelSpec
 
 # PyTorch's cuBLAS + cuBLASLt workspaces on Hopper (CUDABlasHandlePool: 32 MiB each on sm90+).
