@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import time
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from app.catalog import SPECS_DIR
+from app.main import create_app
 from tests.test_catalog import GLM4V_CARD
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -136,11 +140,6 @@ def test_accuracy_page_without_measurements(client: TestClient):
 
 def test_accuracy_page_lists_cases_with_the_card_contrast(tmp_path: Path):
     """Rendering only: a run file made up in a temporary folder, never committed as a measurement."""
-    import shutil
-
-    from app.catalog import SPECS_DIR
-    from app.main import create_app
-
     specs = tmp_path / "specs"
     shutil.copytree(SPECS_DIR, specs)
     case = {"model": "glm-4v-9b", "quantization": "bf16", "context": 1024, "images": 1, "batch": 1,
@@ -149,7 +148,7 @@ def test_accuracy_page_lists_cases_with_the_card_contrast(tmp_path: Path):
     run = {"device": {"name": "Test Device", "total_memory_bytes": 1, "driver": "d", "cuda": "c", "torch": "t",
                       "transformers": "x", "git_revision": "r"}, "started_at": "2026-11-29T00:00:00+00:00",
            "duration_s": 1.0, "log": "test.log", "cases": [case]}
-    (specs / "measurements" / "test.json").write_text(__import__("json").dumps(run))
+    (specs / "measurements" / "test.json").write_text(json.dumps(run))
     html = TestClient(create_app(specs)).get("/accuracy").text
     assert "Test Device" in html and "glm-4v-9b bf16 ctx=1024 img=1 batch=1" in html
     assert "31.00" in html and "test.log" in html

@@ -13,7 +13,6 @@ from app.estimator.io import (
     ResolvedRequest,
     VramEstimate,
     VramRequest,
-    WeightGroup,
     WeightsReport,
 )
 from app.estimator.kv_cache import KV_TYPES, KvType, image_positions, kv_bytes
@@ -127,6 +126,5 @@ def weights_report(spec: ModelSpec, quantization: str | None = None) -> WeightsR
     return WeightsReport(
         model=spec.slug, quantization=slug, total_bytes=w.total_bytes, parameters=count_parameters(spec).total,
         stored_elements=w.file_elements, bits_per_weight=round(w.bits_per_weight, 4),
-        groups=[WeightGroup(name=g.name, part=g.part, type=g.type, count=g.count, parameters=g.parameters,
-                            bytes=g.bytes) for g in w.groups],
+        groups=list(w.groups),
     )

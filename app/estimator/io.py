@@ -105,12 +105,14 @@ class VramEstimate(BaseModel):
 
 
 class WeightGroup(BaseModel):
+    """Tensors of one name pattern stored as one type: a row of the weights table."""
+
     name: str = Field(description="Tensor name with the layer index as N.")
-    part: str
-    type: str
-    count: int
-    parameters: int
-    bytes: int
+    part: str = Field(description="language or vision.")
+    type: str = Field(description="Storage type (GGML type, or the format's label for quantized linears).")
+    count: int = Field(description="Tensors in this row.")
+    parameters: int = Field(description="Elements they hold.")
+    bytes: int = Field(description="Bytes as stored.")
 
 
 class WeightsReport(BaseModel):

@@ -13,6 +13,7 @@ from math import ceil
 from typing import Literal
 
 from app.estimator import gguf
+from app.estimator.io import WeightGroup
 from app.estimator.memo import per_spec
 from app.estimator.params import Tensor, model_tensors
 from app.estimator.spec import ModelSpec
@@ -129,20 +130,8 @@ FORMATS: dict[str, Format] = {f.slug: f for f in [
 
 
 @dataclass(frozen=True, slots=True)
-class StoredGroup:
-    """Tensors of one name pattern stored as one type: a row of the weights table."""
-
-    name: str
-    part: str
-    type: str
-    count: int
-    parameters: int
-    bytes: int
-
-
-@dataclass(frozen=True, slots=True)
 class StoredWeights:
-    groups: tuple[StoredGroup, ...]
+    groups: tuple[WeightGroup, ...]  # rows of the weights table
     language_bytes: int
     vision_bytes: int
     file_elements: int  # every tensor the stored form holds (GGUF adds rope_freqs)
@@ -174,7 +163,8 @@ def _stored(fmt: Format, tensors: tuple[Tensor, ...], types: list[str], sizes: l
         parts[t.part] += size
     embd = next(s for t, s in zip(tensors, sizes, strict=True) if t.name == "token_embd.weight")
     return StoredWeights(
-        groups=tuple(StoredGroup(n, p, ty, c, e, b) for (n, p, ty), (c, e, b) in groups.items()),
+        groups=tuple(WeightGroup(name=n, part=p, type=ty, count=c, parameters=e, bytes=b)
+                     for (n, p, ty), (c, e, b) in groups.items()),
         language_bytes=parts["language"], vision_bytes=parts["vision"],
         file_elements=sum(t.numel for t in tensors), token_embd_bytes=embd,
     )

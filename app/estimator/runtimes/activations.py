@@ -6,9 +6,15 @@ temporaries (reference s5: "MLP intermediate seq x 2 x ffn, QKV, attention outpu
 
 from __future__ import annotations
 
+from app.estimator.quantization import Format
 from app.estimator.spec import LanguageModel, VisionTower
 
 RESIDUAL_STREAMS = 2  # residual + normed copy of the hidden state
+
+
+def compute_bytes(fmt: Format) -> int:
+    """Bytes of an activation: fp32 checkpoints compute in fp32, everything else in 16-bit."""
+    return 4 if fmt.element_bytes == 4 else 2
 
 
 def mlp_peak(lm: LanguageModel) -> int:
@@ -30,6 +36,16 @@ def attention_peak(lm: LanguageModel) -> int:
 
 def layer_peak_per_token(lm: LanguageModel) -> int:
     return RESIDUAL_STREAMS * lm.hidden + max(mlp_peak(lm), attention_peak(lm))
+
+
+def prefill_bytes(lm: LanguageModel, tokens: int, element_bytes: int) -> int:
+    """Peak temporaries of one decoder layer over `tokens` prompt tokens."""
+    return tokens * element_bytes * layer_peak_per_token(lm)
+
+
+def vision_pass_bytes(v: VisionTower, images: int, element_bytes: int) -> int:
+    """Peak temporaries of the ViT over `images` images at once."""
+    return images * v.encoder_tokens * element_bytes * vision_peak_per_token(v)
 
 
 def vision_peak_per_token(v: VisionTower) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from app.estimator.kv_cache import kv_bytes
 from app.estimator.quantization import Format
-from app.estimator.runtimes.activations import layer_peak_per_token, vision_peak_per_token
+from app.estimator.runtimes.activations import compute_bytes, prefill_bytes, vision_pass_bytes
 from app.estimator.runtimes.base import CUDA_CONTEXT_BYTES, MiB, Runtime, RuntimeInput, RuntimeMemory
 from app.estimator.spec import ModelSpec
 
@@ -22,13 +22,11 @@ ALLOCATOR_SLACK = 0.0  # not yet measured
 
 def memory(inp: RuntimeInput) -> RuntimeMemory:
     lm = inp.spec.language_model
-    e = 4 if inp.fmt.element_bytes == 4 else 2  # fp32 weights compute in fp32, all else in 16-bit
-    tokens = inp.batch * inp.sequence
-    text = tokens * e * layer_peak_per_token(lm) + inp.batch * lm.vocab * LOGITS_BYTES_PER_VOCAB
+    e = compute_bytes(inp.fmt)
+    text = prefill_bytes(lm, inp.batch * inp.sequence, e) + inp.batch * lm.vocab * LOGITS_BYTES_PER_VOCAB
     vision = 0
     if inp.spec.vision is not None and inp.images:
-        v = inp.spec.vision
-        vision = inp.batch * inp.images * v.encoder_tokens * e * vision_peak_per_token(v)
+        vision = vision_pass_bytes(inp.spec.vision, inp.batch * inp.images, e)
     activations = max(text, vision)
     kv = inp.batch * kv_bytes(lm, inp.kv, inp.sequence)
     slack = int(ALLOCATOR_SLACK * (inp.weights.total_bytes + kv + activations))

@@ -5,7 +5,8 @@ profiled activation peak with KV blocks (shared/reference/quantization-and-runti
 from __future__ import annotations
 
 from app.estimator.kv_cache import kv_bytes
-from app.estimator.runtimes.activations import layer_peak_per_token, vision_peak_per_token
+from app.estimator.quantization import Format
+from app.estimator.runtimes.activations import compute_bytes, prefill_bytes, vision_pass_bytes
 from app.estimator.runtimes.base import CUDA_CONTEXT_BYTES, MiB, Runtime, RuntimeInput, RuntimeMemory
 from app.estimator.spec import ModelSpec
 
@@ -19,11 +20,11 @@ CUDA_GRAPH_BYTES = 512 * MiB  # captured after the KV cache (reference: a few hu
 
 def memory(inp: RuntimeInput) -> RuntimeMemory:
     lm, spec = inp.spec.language_model, inp.spec
-    e = 4 if inp.fmt.element_bytes == 4 else 2
-    text = MAX_NUM_BATCHED_TOKENS * e * layer_peak_per_token(lm) + MAX_NUM_SEQS * lm.vocab * 4
+    e = compute_bytes(inp.fmt)
+    text = prefill_bytes(lm, MAX_NUM_BATCHED_TOKENS, e) + MAX_NUM_SEQS * lm.vocab * 4
     vision = 0
-    if spec.vision is not None:  # the encoder is profiled on the largest input whatever the request
-        vision = spec.max_images * spec.vision.encoder_tokens * e * vision_peak_per_token(spec.vision)
+    if spec.vision is not None:  # the encoder is profiled on one largest image whatever the request
+        vision = vision_pass_bytes(spec.vision, 1, e)
     activations = max(text, vision)
     overhead = inp.gpu_count * (CUDA_CONTEXT_BYTES + NON_TORCH_BYTES + CUDA_GRAPH_BYTES)
     blocks = -(-inp.sequence // BLOCK_TOKENS)
@@ -52,7 +53,7 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     return mem
 
 
-def _default_kv(spec: ModelSpec, fmt) -> str:
+def _default_kv(spec: ModelSpec, fmt: Format) -> str:
     return "fp16" if fmt.slug == "fp16" else spec.dtype_slug
 
 
