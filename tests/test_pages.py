@@ -104,6 +104,9 @@ def test_calculator_exposes_every_input(client: TestClient):
                  "gpu", "gpu_count"):
         assert f'name="{name}"' in html, name
     assert 'id="breakdown"' in html and '<option value="l4" selected>' in html
+    assert re.search(r'<p class="verdict (yes|no)">NVIDIA L4: (fits|does not fit)', html)
+    short = client.get("/calculator", params={"model": "glm-4-32b-0414", "gpu": "rtx-3060-12gb"}).text
+    assert "NVIDIA GeForce RTX 3060 12GB: does not fit:" in short and "GiB short" in short
 
 
 def test_no_external_requests(client: TestClient):
