@@ -151,17 +151,18 @@ def _group_name(t: Tensor) -> str:
     return t.name.replace(f".{t.layer}.", ".N.", 1) if t.layer is not None else t.name
 
 
-def _stored(fmt: Format, tensors: tuple[Tensor, ...], types: list[str], sizes: list[int]) -> StoredWeights:
+def _stored(tensors: tuple[Tensor, ...], types: list[str], sizes: list[int]) -> StoredWeights:
     groups: dict[tuple[str, str, str], list[int]] = {}
+    parts = {"language": 0, "vision": 0}
+    embd = 0
     for t, ty, size in zip(tensors, types, sizes, strict=True):
         row = groups.setdefault((_group_name(t), t.part, ty), [0, 0, 0])
         row[0] += 1
         row[1] += t.numel
         row[2] += size
-    parts = {"language": 0, "vision": 0}
-    for t, size in zip(tensors, sizes, strict=True):
         parts[t.part] += size
-    embd = next(s for t, s in zip(tensors, sizes, strict=True) if t.name == "token_embd.weight")
+        if t.name == "token_embd.weight":
+            embd = size
     return StoredWeights(
         groups=tuple(WeightGroup(name=n, part=p, type=ty, count=c, parameters=e, bytes=b)
                      for (n, p, ty), (c, e, b) in groups.items()),
@@ -182,10 +183,10 @@ def stored_weights(spec: ModelSpec, slug: str) -> StoredWeights:
             gguf.mmproj_type(t) for t in vision]
         types = [g.name for g in ggml]
         sizes = [gguf.tensor_bytes(g, t) for g, t in zip(ggml, lm + vision, strict=True)]
-        return _stored(fmt, tuple(lm + vision), types, sizes)
+        return _stored(tuple(lm + vision), types, sizes)
     tensors = tuple(t for t in tensors if not t.gguf_only)
     if fmt.element_bytes:
-        return _stored(fmt, tensors, [fmt.slug.upper()] * len(tensors), [t.numel * fmt.element_bytes for t in tensors])
+        return _stored(tensors, [fmt.slug.upper()] * len(tensors), [t.numel * fmt.element_bytes for t in tensors])
     assert fmt.linear_size is not None
     types, sizes = [], []
     for t in tensors:
@@ -195,4 +196,4 @@ def stored_weights(spec: ModelSpec, slug: str) -> StoredWeights:
         else:
             types.append(spec.dtype_slug.upper())
             sizes.append(t.numel * COMPUTE_BYTES)
-    return _stored(fmt, tensors, types, sizes)
+    return _stored(tensors, types, sizes)
