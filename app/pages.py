@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from app.accuracy import accuracy_report
 from app.catalog import Catalog
 from app.deps import get_catalog
-from app.estimator import FORMATS, KV_TYPES, RUNTIMES, InvalidRequest, VramEstimate, VramRequest, estimate
+from app.estimator import KV_TYPES, RUNTIMES, InvalidRequest, VramEstimate, VramRequest, estimate
 from app.estimator.spec import ModelSpec
 from app.rendering import TEMPLATES
 from app.urls import CARD_FIELDS, api_url
@@ -63,7 +63,7 @@ def card_table(slug: str, request: Request, catalog: CatalogDep) -> Response:
     """The quantization x context table alone, re-highlighted for the current state (HTMX)."""
     spec = catalog.model(slug)
     est, error = _estimate_from_query(request, spec, catalog, CARD_FIELDS)
-    context = {"spec": spec, "table": vram_table(spec, catalog, est.request.images), "estimate": est,
+    context = {"spec": spec, "table": vram_table(spec, est.request.images), "estimate": est,
                "contexts": TABLE_COLUMNS}
     return _page(request, "partials/vram_table.html", context, None, error)
 
@@ -77,7 +77,7 @@ def calculator(request: Request, catalog: CatalogDep) -> Response:
         error = f"model: unknown model {slug!r}; showing glm-4v-9b (see /api/models)"
     context = {"spec": spec, "models": list(catalog.models.values()), "gpus": catalog.gpus,
                "groups": format_groups(), "runtimes": list(RUNTIMES.values()), "kv_types": list(KV_TYPES.values()),
-               "formats": FORMATS, **breakdown_context(est)}
+               **breakdown_context(est)}
     return _page(request, "calculator.html", context, est, error)
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.catalog import Catalog
-from app.charts import memory_chart, stacked_bar
+from app.charts import Chart, memory_chart, stacked_bar
 from app.estimator import FORMATS, GROUP_LABELS, VramEstimate, VramRequest, estimate
+from app.estimator.memo import per_spec
 from app.estimator.spec import ModelSpec
 from app.urls import api_url, calculator_url, card_url
 
@@ -45,26 +46,27 @@ class TableRow:
     slug: str
     label: str
     group: str
-    totals: list[int]
+    totals: tuple[int, ...]
 
 
-def vram_table(spec: ModelSpec, catalog: Catalog, images: int) -> list[TableRow]:
-    """Total bytes per format and context (batch 1, each format's default runtime)."""
-    rows = []
-    for f in FORMATS.values():
-        totals = [estimate(spec, VramRequest(model=spec.slug, quantization=f.slug, context=c, images=images),
-                           catalog.gpus).total_bytes for c in TABLE_CONTEXTS]
-        rows.append(TableRow(f.slug, f.label, GROUP_LABELS[f.group], totals))
-    return rows
+@per_spec
+def vram_table(spec: ModelSpec, images: int) -> tuple[TableRow, ...]:
+    """Total bytes per format and context (batch 1, each format's default runtime).
+
+    Cached per spec and image count: the table does not depend on the rest of the page state, and the
+    card re-requests it on every control change.
+    """
+    return tuple(
+        TableRow(f.slug, f.label, GROUP_LABELS[f.group], tuple(
+            estimate(spec, VramRequest(model=spec.slug, quantization=f.slug, context=c, images=images)).total_bytes
+            for c in TABLE_CONTEXTS))
+        for f in FORMATS.values())
 
 
-def chart_for(spec: ModelSpec, images: int):
-    series = {}
-    for slug in CHART_FORMATS:
-        series[FORMATS[slug].label] = [
-            (c, estimate(spec, VramRequest(model=spec.slug, quantization=slug, context=c, images=images)).total_bytes)
-            for c in TABLE_CONTEXTS]
-    return memory_chart(series)
+def chart_for(table: tuple[TableRow, ...]) -> Chart:
+    """The chart's lines are rows of the table, so both always show the same numbers."""
+    return memory_chart({r.label: list(zip(TABLE_CONTEXTS, r.totals, strict=True))
+                         for r in table if r.slug in CHART_FORMATS})
 
 
 def card_context(spec: ModelSpec, catalog: Catalog, est: VramEstimate) -> dict:
@@ -76,8 +78,8 @@ def card_context(spec: ModelSpec, catalog: Catalog, est: VramEstimate) -> dict:
         "slider": SLIDER,
         "contexts": TABLE_COLUMNS,
         "released": {d.field: d for d in spec.discrepancies},
-        "table": vram_table(spec, catalog, est.request.images),
-        "chart": chart_for(spec, est.request.images),
+        "table": (table := vram_table(spec, est.request.images)),
+        "chart": chart_for(table),
         "card_url": card_url(est.request),
         **breakdown_context(est),
     }
