@@ -11,9 +11,10 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from app.estimator import Gpu, ModelSpec, UnknownModel
+from app.resources import data_dir
 
 M = TypeVar("M", bound=BaseModel)
-SPECS_DIR = Path(__file__).resolve().parent.parent / "model_specs"
+SPECS_DIR = data_dir("model_specs")
 
 
 class CatalogError(RuntimeError):

@@ -11,8 +11,9 @@ from fastapi.staticfiles import StaticFiles
 from app import api, pages
 from app.catalog import SPECS_DIR, load_catalog
 from app.estimator import InvalidRequest, UnknownChoice, UnknownModel
+from app.resources import data_dir
 
-STATIC = Path(__file__).resolve().parent.parent / "static"
+STATIC = data_dir("static")
 
 
 async def _unknown_model(request: Request, exc: UnknownModel) -> JSONResponse:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import Request
 from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 
 from app.estimator import VramEstimate
+from app.resources import data_dir
 from app.urls import page_url
 from app.views import breakdown_context
 
-TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
+TEMPLATES = Jinja2Templates(directory=data_dir("templates"))
 GIB = 2**30
 
 

@@ -1,0 +1,27 @@
+"""Where the data folders are: model_specs/, templates/ and static/.
+
+They sit at the top of the source checkout; the wheel ships them inside the package as app/model_specs,
+app/templates and app/static (setup.py maps them at build time), found here through importlib.resources.
+So the app runs the same from a checkout, an editable install, or a wheel installed anywhere.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+_CHECKOUT = Path(__file__).resolve().parent.parent  # the repository root, when running from the source
+
+
+def data_dir(name: str) -> Path:
+    """The directory of data folder `name` ("model_specs", "templates", "static").
+
+    Raises:
+        FileNotFoundError: neither the installed package nor the checkout holds it.
+    """
+    packaged = resources.files("app") / name
+    if isinstance(packaged, Path) and packaged.is_dir():  # installed from a wheel
+        return packaged
+    if (_CHECKOUT / name).is_dir():  # source checkout or editable install
+        return _CHECKOUT / name
+    raise FileNotFoundError(f"data folder {name!r} is neither in the package ({packaged}) nor in {_CHECKOUT}")
