@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 
 from app.catalog import Catalog
 from app.deps import get_catalog
@@ -26,6 +25,7 @@ from app.estimator import (
     weights_report,
 )
 from app.estimator.spec import ModelSpec
+from app.problems import problem
 from app.rendering import represent_estimate
 
 router = APIRouter(prefix="/api", tags=["vram"])
@@ -41,10 +41,17 @@ _VRAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     **_ERRORS,
 }
 _SCHEMA_REF = {"$ref": "#/components/schemas/VramRequest"}
-_POST_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": _SCHEMA_REF},
-    "application/x-www-form-urlencoded": {"schema": _SCHEMA_REF},
-}}}
+_POST_BODY = {"requestBody": {
+    "required": True,
+    "description": "JSON is strict: integers must be JSON integers, booleans JSON booleans, strings JSON strings "
+                   "(`true` is not 1; `8192.0` and `\"8192\"` are not integers). Form bodies, urlencoded or "
+                   "multipart, carry strings parsed like query parameters (`8192`, `true`). Query parameters on "
+                   "a POST are a 422.",
+    "content": {
+        "application/json": {"schema": _SCHEMA_REF},
+        "application/x-www-form-urlencoded": {"schema": _SCHEMA_REF},
+        "multipart/form-data": {"schema": _SCHEMA_REF},
+    }}}
 
 
 @router.get("/vram", response_model=VramEstimate, responses=_VRAM_RESPONSES, summary="Estimate GPU memory")
@@ -53,19 +60,44 @@ def vram_get(request: Request, params: Annotated[VramRequest, Query()], catalog:
     return represent_estimate(request, estimate(catalog.model(params.model), params, catalog.gpus))
 
 
+# --- input parsing (issue 15): strict JSON, lax form and query strings, no unread query parameters ---
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 async def _body(request: Request) -> VramRequest:
-    raw = await request.body()
+    """The POST body as a VramRequest.
+
+    JSON is validated strictly (`true` is not 1, `"8192"` not an integer); form bodies (urlencoded or
+    multipart) carry only strings, so they parse like query strings ("8192", "true"). Query parameters
+    are not read on POST, so any is a 422 naming it rather than silently ignored.
+    """
+    if request.query_params:
+        raise RequestValidationError([
+            {"type": "extra_forbidden", "loc": ("query", k), "input": v,
+             "msg": "Extra inputs are not permitted (POST reads the body only; send this field there)"}
+            for k, v in request.query_params.multi_items()])
     try:
-        if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-            data: Any = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
-        else:
-            data = json.loads(raw or b"null")
-        return VramRequest.model_validate(data)
-    except json.JSONDecodeError as exc:
-        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos), "msg": exc.msg,
-                                       "input": {}}]) from exc
+        if request.headers.get("content-type", "").startswith(_FORMS):
+            return VramRequest.model_validate(await _form_fields(request))
+        return VramRequest.model_validate_json(await request.body() or b"null", strict=True)
     except ValidationError as exc:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
+        raise RequestValidationError(problem(exc, "body").detail) from exc
+
+
+async def _form_fields(request: Request) -> dict[str, str]:
+    """A form body's fields as strings (the last of repeated names wins); a file part or a malformed body
+    is a 422 naming it."""
+    try:
+        async with request.form() as form:
+            items = form.multi_items()
+    except HTTPException as exc:  # Starlette's answer to a malformed multipart body
+        raise RequestValidationError([{"type": "value_error", "loc": ("body",), "input": None,
+                                       "msg": f"malformed form body: {exc.detail}"}]) from exc
+    files = [k for k, v in items if not isinstance(v, str)]
+    if files:
+        raise RequestValidationError([{"type": "string_type", "loc": ("body", k), "input": None,
+                                       "msg": "Input should be a valid string, not a file"} for k in files])
+    return dict(items)
 
 
 @router.post("/vram", response_model=VramEstimate, responses=_VRAM_RESPONSES, openapi_extra=_POST_BODY,

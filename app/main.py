@@ -10,23 +10,16 @@ from fastapi.staticfiles import StaticFiles
 
 from app import api, pages
 from app.catalog import SPECS_DIR, load_catalog
-from app.estimator import InvalidRequest, UnknownChoice, UnknownModel
+from app.estimator import EstimatorError, InvalidRequest, UnknownModel
+from app.problems import problem
 from app.resources import data_dir
 
 STATIC = data_dir("static")
 
 
-async def _unknown_model(request: Request, exc: UnknownModel) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=404)
-
-
-async def _invalid(request: Request, exc: InvalidRequest) -> JSONResponse:
-    where = "query" if request.method == "GET" else "body"
-    error = {"type": "value_error", "loc": [where, exc.field], "msg": exc.message}
-    if isinstance(exc, UnknownChoice):
-        error["input"] = exc.value
-        error["ctx"] = {"allowed": exc.allowed}
-    return JSONResponse({"detail": [error]}, status_code=422)
+async def _problem(request: Request, exc: EstimatorError) -> JSONResponse:
+    p = problem(exc, "query" if request.method == "GET" else "body")
+    return JSONResponse({"detail": p.detail}, status_code=p.status)
 
 
 def create_app(specs_dir: Path = SPECS_DIR) -> FastAPI:
@@ -41,8 +34,8 @@ def create_app(specs_dir: Path = SPECS_DIR) -> FastAPI:
     app.include_router(api.router)
     app.include_router(api.health)
     app.include_router(pages.router)
-    app.add_exception_handler(UnknownModel, _unknown_model)
-    app.add_exception_handler(InvalidRequest, _invalid)
+    app.add_exception_handler(UnknownModel, _problem)
+    app.add_exception_handler(InvalidRequest, _problem)
     return app
 
 

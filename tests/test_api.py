@@ -95,3 +95,61 @@ def test_openapi_documents_both_representations(client: TestClient):
     post = spec["paths"]["/api/vram"]["post"]["requestBody"]["content"]
     assert {"application/json", "application/x-www-form-urlencoded"} <= set(post)
     assert client.get("/docs").status_code == 200
+
+
+# --- strict, documented input (issue 15) ---
+
+@pytest.mark.parametrize(("field", "value", "kind"), [
+    ("context", True, "int_type"),
+    ("context", "8192", "int_type"),
+    ("context", 8192.0, "int_type"),
+    ("images", False, "int_type"),
+    ("flash_attention", 1, "bool_type"),
+    ("flash_attention", "true", "bool_type"),
+    ("quantization", 4, "string_type"),
+])
+def test_json_body_is_strict_about_types(client: TestClient, field: str, value: object, kind: str):
+    r = client.post("/api/vram", json={**STATE, field: value})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == [{"type": kind, "loc": ["body", field], "msg": r.json()["detail"][0]["msg"],
+                                   "input": value}]
+
+
+def test_query_and_form_strings_still_parse(client: TestClient):
+    strings = {k: str(v) for k, v in STATE.items()} | {"flash_attention": "false", "batch": "2"}
+    typed = {**STATE, "flash_attention": False, "batch": 2}
+    want = client.post("/api/vram", json=typed).json()
+    assert client.post("/api/vram", json={**typed, "flash_attention": True}).json() != want  # "false" is read
+    assert client.get("/api/vram", params=strings).json() == want
+    assert client.post("/api/vram", data=strings).json() == want
+
+
+def test_multipart_form_body_gives_the_same_answer(client: TestClient):
+    fields = {k: (None, str(v)) for k, v in STATE.items()}  # (no filename, value): plain multipart fields
+    r = client.post("/api/vram", files=fields)
+    assert r.request.headers["content-type"].startswith("multipart/form-data")
+    assert r.status_code == 200, r.text
+    assert r.json() == client.post("/api/vram", json=STATE).json()
+    htmx = client.post("/api/vram", files=fields, headers={"HX-Request": "true"})
+    assert htmx.status_code == 200 and 'id="breakdown"' in htmx.text
+
+
+def test_multipart_file_part_and_malformed_multipart_are_422(client: TestClient):
+    fields = {k: (None, str(v)) for k, v in STATE.items()}
+    r = client.post("/api/vram", files={**fields, "quantization": ("q.txt", b"q4_k_m")})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "quantization"]
+    bad = client.post("/api/vram", content=b"--x\r\nnot a part", headers={"content-type": "multipart/form-data"})
+    assert bad.status_code == 422 and "malformed form body" in bad.json()["detail"][0]["msg"], bad.text
+
+
+def test_query_parameters_on_post_are_422_naming_them(client: TestClient):
+    r = client.post("/api/vram", params={"context": "4096", "contxt": "1"}, json=STATE)
+    assert r.status_code == 422
+    assert [e["loc"] for e in r.json()["detail"]] == [["query", "context"], ["query", "contxt"]]
+    assert all("POST reads the body" in e["msg"] for e in r.json()["detail"])
+
+
+def test_post_body_rules_are_in_the_openapi_document(client: TestClient):
+    body = client.get("/openapi.json").json()["paths"]["/api/vram"]["post"]["requestBody"]
+    assert set(body["content"]) == {"application/json", "application/x-www-form-urlencoded", "multipart/form-data"}
+    assert "strict" in body["description"] and "422" in body["description"]

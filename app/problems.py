@@ -1,0 +1,69 @@
+"""One mapping from errors to what people are told, shared by the API and the `vram` command.
+
+    UnknownModel      -> 404, `detail` is the message             (CLI: exit code 3)
+    InvalidRequest    -> 422, `detail` is a list naming the field (CLI: exit code 2)
+    ValidationError   -> 422, pydantic's errors, `loc` prefixed with where the input came from
+
+The API answers `{"detail": problem.detail}` with `problem.status`; the CLI prints `problem.lines()`
+(or, with --json, the same `{"detail": ...}` body) and exits with `problem.exit_code`. No web imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from app.estimator.errors import InvalidRequest, UnknownChoice, UnknownModel
+
+EXIT_CODES = {404: 3, 422: 2}  # 2 is also what click answers to a malformed command line
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An error as the API states it: HTTP status and the `detail` of the body."""
+
+    status: int
+    detail: str | list[dict[str, Any]]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+    def lines(self) -> list[str]:
+        """The same message for a terminal: one line per error, each naming its field."""
+        if isinstance(self.detail, str):
+            return [self.detail]
+        out = []
+        for e in self.detail:
+            field = ".".join(map(str, e["loc"][1:]))
+            out.append(e["msg"] if not field or e["msg"].startswith(field) else f"{field}: {e['msg']}")
+        return out
+
+
+def invalid_field(where: str, field: str, msg: str, kind: str = "value_error", value: Any = None) -> Problem:
+    """A 422 for one field, in pydantic's error shape."""
+    error: dict[str, Any] = {"type": kind, "loc": [where, field], "msg": msg}
+    if value is not None:
+        error["input"] = value
+    return Problem(422, [error])
+
+
+def problem(exc: Exception, where: str) -> Problem:
+    """The answer to `exc`, raised while handling input that came from `where` ("query" or "body").
+
+    Raises:
+        TypeError: `exc` is not one of the errors above (a bug, which must stay a 500).
+    """
+    if isinstance(exc, UnknownModel):
+        return Problem(404, str(exc))
+    if isinstance(exc, UnknownChoice):
+        p = invalid_field(where, exc.field, exc.message, value=exc.value)
+        p.detail[0]["ctx"] = {"allowed": exc.allowed}
+        return p
+    if isinstance(exc, InvalidRequest):
+        return invalid_field(where, exc.field, exc.message)
+    if isinstance(exc, ValidationError):
+        return Problem(422, [{**e, "loc": [where, *e["loc"]]} for e in exc.errors(include_url=False)])
+    raise TypeError(f"no answer defined for {type(exc).__name__}") from exc
