@@ -3,6 +3,7 @@
     UnknownModel      -> 404, `detail` is the message             (CLI: exit code 3)
     InvalidRequest    -> 422, `detail` is a list naming the field (CLI: exit code 2)
     ValidationError   -> 422, pydantic's errors, `loc` prefixed with where the input came from
+    Refused           -> the Problem it carries
 
 The API answers `{"detail": problem.detail}` with `problem.status`; the CLI prints `problem.lines()`
 (or, with --json, the same `{"detail": ...}` body) and exits with `problem.exit_code`. No web imports.
@@ -42,6 +43,14 @@ class Problem:
         return out
 
 
+class Refused(Exception):
+    """An answer raised where no estimator error fits (a file that is not there, a malformed option)."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__("; ".join(problem.lines()))
+        self.problem = problem
+
+
 def invalid_field(where: str, field: str, msg: str, kind: str = "value_error", value: Any = None) -> Problem:
     """A 422 for one field, in pydantic's error shape."""
     error: dict[str, Any] = {"type": kind, "loc": [where, field], "msg": msg}
@@ -56,6 +65,8 @@ def problem(exc: Exception, where: str) -> Problem:
     Raises:
         TypeError: `exc` is not one of the errors above (a bug, which must stay a 500).
     """
+    if isinstance(exc, Refused):
+        return exc.problem
     if isinstance(exc, UnknownModel):
         return Problem(404, str(exc))
     if isinstance(exc, UnknownChoice):

@@ -8,16 +8,11 @@ from fastapi.templating import Jinja2Templates
 
 from app.estimator import VramEstimate
 from app.resources import data_dir
+from app.units import gib
 from app.urls import page_url
 from app.views import breakdown_context
 
 TEMPLATES = Jinja2Templates(directory=data_dir("templates"))
-GIB = 2**30
-
-
-def gib(n: int) -> str:
-    """Bytes as GiB (2^30) with two decimals: the only place bytes become GiB."""
-    return f"{n / GIB:,.2f}"
 
 
 TEMPLATES.env.filters["gib"] = gib

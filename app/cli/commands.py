@@ -1,0 +1,141 @@
+"""The `vram` command: the estimator from a terminal, no server needed.
+
+    vram estimate MODEL [request options] [--json]   the breakdown (--json: exactly /api/vram's JSON)
+    vram fit MODEL (--gpu SLUG | --memory SIZE)      per format: fits? largest context that fits
+    vram models | gpus | formats                     the registries
+
+Request options are generated from VramRequest (app.cli.options). Errors print the API's message:
+exit code 2 where the API answers 422, 3 where it answers 404 (app.problems).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from pydantic import TypeAdapter, ValidationError
+from rich.console import Console
+from rich.markup import escape
+
+from app.catalog import load_catalog
+from app.cli import show
+from app.cli.inputs import check_formats, fit_target, spec_for
+from app.cli.options import WHERE, request_data, request_parameters
+from app.estimator import FORMATS, GROUP_LABELS, EstimatorError, VramRequest, count_parameters, estimate
+from app.estimator.solve import ContextFit, fit_table
+from app.problems import Refused, problem
+from app.units import gib
+
+EPILOG = "Exit codes: 0 answered; 2 invalid input (the API's 422); 3 unknown model or missing file (its 404)."
+cli = typer.Typer(name="vram", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  epilog=EPILOG, help="GPU memory (VRAM) for open models: the breakdown, and what fits where.")
+OUT = Console(highlight=False)
+ERR = Console(stderr=True, highlight=False)
+_ROWS = TypeAdapter(list[ContextFit])
+
+MODEL = inspect.Parameter("model", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[str, typer.Argument(
+    metavar="MODEL", show_default=False,
+    help="Catalog slug or Hugging Face repo id (see `vram models`), or a path to a config.json or a .gguf file.")])
+JSON = inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+    bool, typer.Option("--json", metavar="", help="Print JSON instead of a table; errors as the API's error body.")])
+
+
+@contextmanager
+def _answering(as_json: bool) -> Iterator[None]:
+    """Errors as the API states them: the message (or the API's JSON error body) and a non-zero exit."""
+    try:
+        yield
+    except (EstimatorError, ValidationError, Refused) as exc:
+        p = problem(exc, WHERE)
+        if as_json:
+            print(json.dumps({"detail": p.detail}, default=str))
+        for line in () if as_json else p.lines():
+            ERR.print(f"[red]error:[/] {escape(line)}")
+        raise typer.Exit(p.exit_code) from None
+
+
+def _signature(*params: inspect.Parameter) -> inspect.Signature:
+    names = [p.name for p in params]
+    clashing = {n for n in names if names.count(n) > 1}
+    if clashing:  # a VramRequest field named like one of the command's own options
+        raise RuntimeError(f"option names used twice: {sorted(clashing)}")
+    return inspect.Signature(list(params))
+
+
+def estimate_command(model: str, as_json: bool = False, **fields: Any) -> None:
+    """GPU memory for MODEL as requested: weights, KV cache, activations, overhead."""
+    with _answering(as_json):
+        catalog = load_catalog()
+        req = VramRequest.model_validate(request_data(model, fields))
+        est = estimate(spec_for(catalog, model), req, catalog.gpus)
+    if as_json:
+        print(est.model_dump_json())
+    else:
+        show.estimate(OUT, est)
+
+
+estimate_command.__signature__ = _signature(MODEL, *request_parameters(), JSON)  # type: ignore[attr-defined]
+cli.command("estimate", epilog=EPILOG)(estimate_command)
+
+_GPU_HELP = "Catalog GPU to fit in (see `vram gpus`); --gpu-count multiplies it."
+_MEMORY_HELP = "Memory to fit in instead of a GPU, e.g. 24GiB or 80GB (all of it usable)."
+_FORMATS_HELP = "Only this format (repeatable; see `vram formats`); default: all."
+_FIT = (
+    inspect.Parameter("gpu", inspect.Parameter.KEYWORD_ONLY, default=None,
+                      annotation=Annotated[str | None, typer.Option(metavar="SLUG", help=_GPU_HELP)]),
+    inspect.Parameter("memory", inspect.Parameter.KEYWORD_ONLY, default=None,
+                      annotation=Annotated[str | None, typer.Option(metavar="SIZE", help=_MEMORY_HELP)]),
+    inspect.Parameter("quantization", inspect.Parameter.KEYWORD_ONLY, default=None,
+                      annotation=Annotated[list[str] | None, typer.Option(metavar="SLUG", help=_FORMATS_HELP)]),
+)
+
+
+def fit_command(model: str, gpu: str | None = None, memory: str | None = None, quantization: list[str] | None = None,
+                as_json: bool = False, **fields: Any) -> None:
+    """Per weight format: does MODEL fit, and the largest context (tokens per sequence) that does."""
+    with _answering(as_json):
+        catalog = load_catalog()
+        req = VramRequest.model_validate(request_data(model, fields))
+        spec = spec_for(catalog, model)
+        target = fit_target(catalog, gpu, memory)
+        rows = fit_table(spec, req, target, check_formats(quantization or []) or None)
+    if as_json:
+        print(_ROWS.dump_json(rows).decode())
+    else:
+        show.fit(OUT, spec.name, target, req.gpu_count, req.context, rows)
+
+
+fit_command.__signature__ = _signature(  # type: ignore[attr-defined]
+    MODEL, *_FIT, *request_parameters(exclude=("gpu", "quantization")), JSON)
+cli.command("fit", epilog=EPILOG)(fit_command)
+
+
+@cli.command("models")
+def models() -> None:
+    """The model catalog (slugs for MODEL)."""
+    rows = [(s.slug, s.name, count_parameters(s).total, s.language_model.max_context, s.modality)
+            for s in load_catalog().models.values()]
+    show.listing(OUT, "Models", ("slug", "name", "parameters", "max context", "modality"), rows)
+
+
+@cli.command("gpus")
+def gpus() -> None:
+    """The GPU catalog (slugs for --gpu); memory as the driver reports it."""
+    rows = [(g.slug, g.name, gib(g.memory_bytes), g.memory_bytes, g.kind) for g in load_catalog().gpus]
+    show.listing(OUT, "GPUs", ("slug", "name", "GiB", "bytes", "kind"), rows, right=("GiB",))
+
+
+@cli.command("formats")
+def formats() -> None:
+    """Weight formats (slugs for --quantization) and the runtimes that load them."""
+    rows = [(f.slug, f.label, GROUP_LABELS[f.group], ", ".join(f.runtimes)) for f in FORMATS.values()]
+    show.listing(OUT, "Weight formats", ("slug", "label", "group", "runtimes"), rows)
+
+
+def main() -> None:
+    """Console-script entry point (`vram`)."""
+    cli(prog_name="vram")
