@@ -73,10 +73,12 @@ def option_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-def request_parameters(exclude: tuple[str, ...] = (), panel: str = "Request") -> list[inspect.Parameter]:
-    """One keyword parameter per VramRequest field (but `model` and `exclude`), as typer reads them."""
+def request_parameters(exclude: tuple[str, ...] = (), panel: str = "Request",
+                       fields: dict[str, FieldInfo] | None = None) -> list[inspect.Parameter]:
+    """One keyword parameter per field of VramRequest (or `fields`) but `model` and `exclude`, as typer
+    reads them."""
     params = []
-    for name, field in VramRequest.model_fields.items():
+    for name, field in (fields or VramRequest.model_fields).items():
         if name == "model" or name in exclude:
             continue
         kind = _kind(field.annotation)
@@ -92,17 +94,18 @@ def request_parameters(exclude: tuple[str, ...] = (), panel: str = "Request") ->
     return params
 
 
-def request_data(model: str, values: dict[str, Any]) -> dict[str, Any]:
+def request_data(model: str, values: dict[str, Any], fields: dict[str, FieldInfo] | None = None) -> dict[str, Any]:
     """The request as the model validates it: the options given (unset ones left to its defaults).
 
     Raises:
         Refused: a JSON option that is not JSON (422).
     """
+    fields = fields or VramRequest.model_fields
     data: dict[str, Any] = {"model": model}
     for name, value in values.items():
-        if value is None or name not in VramRequest.model_fields:
+        if value is None or name not in fields:
             continue
-        if _kind(VramRequest.model_fields[name].annotation) == "json":
+        if _kind(fields[name].annotation) == "json":
             try:
                 value = json.loads(value)
             except json.JSONDecodeError as exc:

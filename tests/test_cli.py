@@ -1,0 +1,229 @@
+"""The `vram` command against the API: same numbers, same JSON, same error messages.
+
+Every expected value here comes from /api/vram (through TestClient) or from the catalog files, never
+from the CLI's own code; one test runs the real module entry point in a subprocess (the console script
+itself is run from an installed wheel in tests/test_packaging.py)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+import typer
+from fastapi.testclient import TestClient
+from pydantic import BaseModel, Field
+from typer.testing import CliRunner
+
+from app.catalog import Catalog
+from app.cli import cli
+from app.cli.options import option_name, request_data, request_parameters
+from app.estimator import VramRequest
+
+ROOT = Path(__file__).resolve().parent.parent
+DONE_WHEN = ["estimate", "glm-4v-9b", "--quantization", "q4_k_m", "--context", "8192", "--json"]
+RUNNER = CliRunner()
+
+
+def vram(*args: str) -> Any:
+    return RUNNER.invoke(cli, list(args), env={"COLUMNS": "200"})
+
+
+def test_estimate_json_is_exactly_the_apis_json(client: TestClient):
+    result = vram(*DONE_WHEN)
+    api = client.get("/api/vram", params={"model": "glm-4v-9b", "quantization": "q4_k_m", "context": 8192})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == api.text  # the same bytes, so the same total_bytes
+    assert json.loads(result.stdout)["total_bytes"] == api.json()["total_bytes"]
+
+
+def test_module_entry_point_in_a_subprocess(client: TestClient):
+    out = subprocess.run([sys.executable, "-m", "app.cli", *DONE_WHEN], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    api = client.post("/api/vram", json={"model": "glm-4v-9b", "quantization": "q4_k_m", "context": 8192})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == api.json()
+
+
+@pytest.mark.parametrize("args", [
+    {"batch": "2", "images": "1", "gpu": "rtx-4090", "gpu_count": "2"},
+    {"quantization": "bf16", "runtime": "vllm", "context": "4096"},
+    {"quantization": "q8_0", "kv_cache": "q8_0", "flash_attention": "true"},
+    {"quantization": "q4_k_m", "flash_attention": "false"},
+])
+def test_request_options_reach_the_estimator_as_the_api_reads_them(client: TestClient, args: dict[str, str]):
+    argv = []
+    for name, value in args.items():
+        flag = option_name(name)
+        argv += [flag if value == "true" else f"--no-{flag[2:]}"] if value in ("true", "false") else [flag, value]
+    result = vram("estimate", "glm-4v-9b", *argv, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == client.get("/api/vram", params={"model": "glm-4v-9b", **args}).json()
+
+
+def test_every_request_field_is_an_option():
+    command = typer.main.get_command(cli).commands["estimate"]
+    names = {p.name for p in command.params}
+    assert names == set(VramRequest.model_fields) | {"as_json"}
+    fit = {p.name for p in typer.main.get_command(cli).commands["fit"].params}
+    assert set(VramRequest.model_fields) <= fit
+
+
+class _Toy(BaseModel):  # every kind of field a request may gain
+    model: str
+    n_ctx: int | None = Field(None, description="KV cells (see /api/models).")
+    kv_unified: bool = Field(False, description="One pool.")
+    mmproj: bool | None = Field(None, description="Projector.")
+    cache_type_k: Literal["f16", "q8_0"] | None = Field(None, description="K type.")
+    config: dict[str, Any] | None = Field(None, description="A config.json.")
+
+
+def test_options_are_generated_from_the_fields_of_any_request_model():
+    app = typer.Typer()
+
+    def toy(**kw: Any) -> None:
+        print(json.dumps(_Toy.model_validate(request_data("m", kw, _Toy.model_fields)).model_dump()))
+
+    toy.__signature__ = inspect.Signature(request_parameters(fields=_Toy.model_fields))  # type: ignore[attr-defined]
+    app.command()(toy)
+    app.command("other")(lambda: None)
+    run = RUNNER.invoke(app, ["toy", "--n-ctx", "4096", "--kv-unified", "--no-mmproj", "--cache-type-k", "q8_0",
+                              "--config", '{"model_type": "llama"}'])
+    assert run.exit_code == 0, run.output
+    assert json.loads(run.stdout) == {"model": "m", "n_ctx": 4096, "kv_unified": True, "mmproj": False,
+                                      "cache_type_k": "q8_0", "config": {"model_type": "llama"}}
+    unset = RUNNER.invoke(app, ["toy"])
+    assert json.loads(unset.stdout) == {"model": "m", "n_ctx": None, "kv_unified": False, "mmproj": None,
+                                        "cache_type_k": None, "config": None}
+    helptext = RUNNER.invoke(app, ["toy", "--help"], env={"COLUMNS": "200"}).stdout
+    assert "[f16|q8_0]" in helptext and "see `vram models`" in helptext and "Default: false." in helptext
+
+
+@pytest.mark.parametrize(("args", "params"), [
+    (["--context", "0"], {"context": "0"}),
+    (["--context", "many", "--batch", "0"], {"context": "many", "batch": "0"}),
+    (["--quantization", "q9_k"], {"quantization": "q9_k"}),
+    (["--images", "2"], {"images": "2"}),
+    (["--gpu", "rtx-9999"], {"gpu": "rtx-9999"}),
+    (["--quantization", "q4_k_m", "--kv-cache", "q4_0", "--no-flash-attention"],
+     {"quantization": "q4_k_m", "kv_cache": "q4_0", "flash_attention": "false"}),
+])
+def test_invalid_input_is_the_apis_422(client: TestClient, args: list[str], params: dict[str, str]):
+    api = client.get("/api/vram", params={"model": "glm-4v-9b", **params})
+    assert api.status_code == 422
+    as_json = vram("estimate", "glm-4v-9b", *args, "--json")
+    assert as_json.exit_code == 2 and json.loads(as_json.stdout) == api.json()
+    human = vram("estimate", "glm-4v-9b", *args)
+    assert human.exit_code == 2 and human.stdout == ""
+    for error in api.json()["detail"]:
+        assert error["msg"] in " ".join(human.stderr.split()), human.stderr
+        assert error["loc"][-1] in human.stderr
+
+
+def test_unknown_model_is_the_apis_404(client: TestClient):
+    api = client.get("/api/vram", params={"model": "gpt-5"})
+    assert api.status_code == 404
+    result = vram("estimate", "gpt-5")
+    assert result.exit_code == 3 and api.json()["detail"] in result.stderr
+    as_json = vram("estimate", "gpt-5", "--json")
+    assert as_json.exit_code == 3 and json.loads(as_json.stdout) == api.json()
+    assert vram("fit", "gpt-5", "--gpu", "rtx-4090").exit_code == 3
+
+
+def test_missing_model_file_is_404_like(tmp_path: Path):
+    result = vram("estimate", str(tmp_path / "config.json"))
+    assert result.exit_code == 3 and "no such file" in result.stderr
+    assert vram("estimate", str(tmp_path / "model.gguf")).exit_code == 3
+
+
+def test_estimate_table_shows_the_apis_numbers(client: TestClient):
+    params = {"model": "glm-4v-9b", "quantization": "q4_k_m", "context": 8192, "images": 1, "gpu": "rtx-4090"}
+    api = client.get("/api/vram", params=params).json()
+    result = vram("estimate", "glm-4v-9b", "--quantization", "q4_k_m", "--context", "8192", "--images", "1",
+                  "--gpu", "rtx-4090")
+    assert result.exit_code == 0, result.output
+    for n in [*api["breakdown"].values(), api["total_bytes"]]:
+        assert f"{n:,}" in result.stdout  # exact bytes beside each GiB figure
+    assert f"{api['total_bytes'] / 2**30:,.2f}" in result.stdout
+    assert api["model_name"] in result.stdout and api["fits"][0]["name"] in result.stdout
+    assert all(w[:60] in " ".join(result.stdout.split()) for w in api["warnings"])
+
+
+def _fits(client: TestClient, quantization: str, context: int) -> bool:
+    body = client.get("/api/vram", params={"model": "llama-3.1-8b", "quantization": quantization,
+                                           "context": context, "gpu": "rtx-4090"}).json()
+    return body["fits"][0]["fits"]
+
+
+def test_fit_agrees_with_the_api_at_the_boundary(client: TestClient):
+    result = vram("fit", "llama-3.1-8b", "--gpu", "rtx-4090", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert {"q4_k_m", "bf16", "fp32"} <= {r["quantization"] for r in rows}
+    for r in rows:
+        assert r["fits"] == _fits(client, r["quantization"], 1024), r
+        if r["max_context"] is None:
+            assert not _fits(client, r["quantization"], 1)
+            continue
+        assert _fits(client, r["quantization"], r["max_context"]), r
+        if not r["capped"]:
+            assert not _fits(client, r["quantization"], r["max_context"] + 1), r
+
+
+def test_fit_in_a_typed_memory_size_equals_the_same_gpu(catalog: Catalog):
+    rtx = next(g for g in catalog.gpus if g.slug == "rtx-4090")
+    assert rtx.usable_fraction == 1.0
+    by_gpu = vram("fit", "llama-3.1-8b", "--gpu", "rtx-4090", "--quantization", "q4_k_m",
+                  "--quantization", "bf16", "--context", "8192", "--json")
+    by_size = vram("fit", "llama-3.1-8b", "--memory", str(rtx.memory_bytes), "--quantization", "q4_k_m",
+                   "--quantization", "bf16", "--context", "8192", "--json")
+    assert by_gpu.exit_code == by_size.exit_code == 0
+    assert json.loads(by_gpu.stdout) == json.loads(by_size.stdout)
+    assert [r["quantization"] for r in json.loads(by_gpu.stdout)] == ["q4_k_m", "bf16"]
+    gib = vram("fit", "llama-3.1-8b", "--memory", "24GiB", "--quantization", "q4_k_m", "--json")
+    size = vram("fit", "llama-3.1-8b", "--memory", str(24 * 2**30), "--quantization", "q4_k_m", "--json")
+    assert gib.stdout == size.stdout
+
+
+def test_fit_table():
+    result = vram("fit", "glm-4v-9b", "--gpu", "rtx-4090", "--images", "1")
+    assert result.exit_code == 0, result.output
+    assert all(s in result.stdout for s in ("NVIDIA GeForce RTX 4090", "q4_k_m", "largest context"))
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    ([], "give one of --gpu"),
+    (["--gpu", "rtx-4090", "--memory", "24GiB"], "give one of --gpu"),
+    (["--gpu", "rtx-9999"], "rtx-4090"),
+    (["--memory", "24XB"], "not a memory size"),
+    (["--memory", "0GiB"], "not a positive memory size"),
+    (["--gpu", "rtx-4090", "--quantization", "q9_k"], "q4_k_m"),
+    (["--gpu", "rtx-4090", "--context", "0"], "greater than or equal to 1"),
+])
+def test_fit_errors_are_422(args: list[str], says: str):
+    result = vram("fit", "glm-4v-9b", *args)
+    assert result.exit_code == 2 and says in " ".join(result.stderr.split()), result.output
+    as_json = vram("fit", "glm-4v-9b", *args, "--json")
+    assert as_json.exit_code == 2 and json.loads(as_json.stdout)["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize(("command", "endpoint", "key"), [
+    ("models", "/api/models", "slug"), ("gpus", "/api/gpus", "slug"), ("formats", "/api/quantizations", "slug"),
+])
+def test_listings_show_every_registry_entry(client: TestClient, command: str, endpoint: str, key: str):
+    result = vram(command)
+    assert result.exit_code == 0, result.output
+    listed = {line.split("│")[1].strip() for line in result.stdout.splitlines() if line.startswith("│")}
+    assert listed == {row[key] for row in client.get(endpoint).json()}
+
+
+def test_help_and_no_arguments():
+    assert vram("--help").exit_code == 0
+    for command in ("estimate", "fit", "models", "gpus", "formats"):
+        assert vram(command, "--help").exit_code == 0
+    assert vram().exit_code == 2  # usage, as click answers a malformed command line
+    assert vram("estimate", "glm-4v-9b", "--contxt", "5").exit_code == 2
