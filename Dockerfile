@@ -1,10 +1,12 @@
 FROM python:3.11-slim
+# Install the project from its source, then run it from an empty folder: the app finds its catalog,
+# templates and static files inside the installed package (tests/test_dockerfile.py does the same).
+COPY pyproject.toml setup.py README.md /src/
+COPY app /src/app
+COPY templates /src/templates
+COPY static /src/static
+COPY model_specs /src/model_specs
+RUN pip install --no-cache-dir /src && rm -rf /src
 WORKDIR /srv
-COPY pyproject.toml README.md ./
-COPY app ./app
-COPY templates ./templates
-COPY static ./static
-COPY model_specs ./model_specs
-RUN pip install --no-cache-dir .
 EXPOSE 8000
 CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"]
