@@ -8,6 +8,7 @@ an empty folder with no PYTHONPATH, so nothing can come from this checkout.
 from __future__ import annotations
 
 import os
+import site
 import socket
 import subprocess
 import sys
@@ -20,8 +21,15 @@ import httpx
 
 
 def fresh_venv(path: Path) -> Path:
-    """A new virtualenv at `path` (system site-packages visible); returns its python."""
+    """A new virtualenv at `path` that also sees this interpreter's site-packages (after its own, so what
+    is installed into it comes first); returns its python.
+
+    `--system-site-packages` alone would show only the base interpreter's packages when the tests run in
+    a virtualenv themselves (as .ci/run does), so a .pth file names this environment's directories too.
+    """
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(path)], check=True)
+    [own] = path.glob("lib/python3*/site-packages")
+    (own / "_outer_site_packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     return path / "bin" / "python"
 
 
