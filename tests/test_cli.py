@@ -23,6 +23,7 @@ from app.catalog import Catalog
 from app.cli import cli
 from app.cli.options import option_name, request_data, request_parameters
 from app.estimator import VramRequest
+from app.units import parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
 DONE_WHEN = ["estimate", "glm-4v-9b", "--quantization", "q4_k_m", "--context", "8192", "--json"]
@@ -227,3 +228,17 @@ def test_help_and_no_arguments():
         assert vram(command, "--help").exit_code == 0
     assert vram().exit_code == 2  # usage, as click answers a malformed command line
     assert vram("estimate", "glm-4v-9b", "--contxt", "5").exit_code == 2
+
+
+def test_cli_needs_no_web_framework():
+    code = "import sys, app.cli; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert not {"fastapi", "starlette", "jinja2", "uvicorn", "torch"} & set(json.loads(loaded.replace("'", '"')))
+
+
+@pytest.mark.parametrize(("text", "size"), [
+    ("24GiB", 24 * 2**30), ("24 gib", 24 * 2**30), ("80GB", 80 * 10**9), ("12.5GiB", 12 * 2**30 + 2**29),
+    ("512MiB", 2**29), ("1TB", 10**12), ("25757220864", 25_757_220_864),
+])
+def test_memory_sizes_in_iec_and_si_units(text: str, size: int):
+    assert parse_size(text) == size
