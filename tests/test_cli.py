@@ -23,6 +23,7 @@ from app.catalog import Catalog
 from app.cli import cli
 from app.cli.options import option_name, request_data, request_parameters
 from app.estimator import VramRequest
+from app.problems import Refused
 from app.units import parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,7 @@ class _Toy(BaseModel):  # every kind of field a request may gain
     mmproj: bool | None = Field(None, description="Projector.")
     cache_type_k: Literal["f16", "q8_0"] | None = Field(None, description="K type.")
     config: dict[str, Any] | None = Field(None, description="A config.json.")
+    dtype: Literal["float32", "float16", "bfloat16", "float8_e4m3"] | None = Field(None, description="Weights.")
 
 
 def test_options_are_generated_from_the_fields_of_any_request_model():
@@ -93,15 +95,19 @@ def test_options_are_generated_from_the_fields_of_any_request_model():
     app.command()(toy)
     app.command("other")(lambda: None)
     run = RUNNER.invoke(app, ["toy", "--n-ctx", "4096", "--kv-unified", "--no-mmproj", "--cache-type-k", "q8_0",
-                              "--config", '{"model_type": "llama"}'])
+                              "--config", '{"model_type": "llama"}', "--dtype", "bfloat16"])
     assert run.exit_code == 0, run.output
     assert json.loads(run.stdout) == {"model": "m", "n_ctx": 4096, "kv_unified": True, "mmproj": False,
-                                      "cache_type_k": "q8_0", "config": {"model_type": "llama"}}
+                                      "cache_type_k": "q8_0", "config": {"model_type": "llama"}, "dtype": "bfloat16"}
     unset = RUNNER.invoke(app, ["toy"])
     assert json.loads(unset.stdout) == {"model": "m", "n_ctx": None, "kv_unified": False, "mmproj": None,
-                                        "cache_type_k": None, "config": None}
+                                        "cache_type_k": None, "config": None, "dtype": None}
     helptext = RUNNER.invoke(app, ["toy", "--help"], env={"COLUMNS": "200"}).stdout
     assert "[f16|q8_0]" in helptext and "see `vram models`" in helptext and "Default: false." in helptext
+    assert "One of: float32, float16, bfloat16, float8_e4m3." in " ".join(helptext.split())
+    with pytest.raises(Refused) as bad:
+        request_data("m", {"config": "{oops"}, _Toy.model_fields)
+    assert bad.value.problem.status == 422 and bad.value.problem.detail[0]["loc"] == ["query", "config"]
 
 
 @pytest.mark.parametrize(("args", "params"), [

@@ -50,17 +50,27 @@ def _kind(annotation: Any) -> str:
     return "json"
 
 
-def _metavar(annotation: Any) -> str:
+def _choices(annotation: Any) -> list[str]:
     core = _core(annotation)
     if get_origin(core) is Literal:
-        return "[" + "|".join(map(str, get_args(core))) + "]"
+        return [str(v) for v in get_args(core)]
     if isinstance(core, type) and issubclass(core, Enum):
-        return "[" + "|".join(str(m.value) for m in core) + "]"
-    return _METAVARS.get(core, "JSON")
+        return [str(m.value) for m in core]
+    return []
+
+
+def _metavar(annotation: Any) -> str:
+    choices = "[" + "|".join(_choices(annotation)) + "]"
+    if len(choices) > 2:
+        return choices if len(choices) <= 24 else "CHOICE"
+    return _METAVARS.get(_core(annotation), "JSON")
 
 
 def _help(field: FieldInfo) -> str:
     text = field.description or ""
+    choices = _choices(field.annotation)
+    if len("|".join(choices)) > 22 and not all(c in text for c in choices):
+        text += f" One of: {', '.join(choices)}."
     for api, command in _POINTERS.items():
         text = text.replace(f"see {api}", f"see {command}")
     if field.default not in (None, PydanticUndefined):
