@@ -53,8 +53,9 @@ def _answering(as_json: bool) -> Iterator[None]:
         p = problem(exc, WHERE)
         if as_json:
             print(json.dumps({"detail": p.detail}, default=str))
-        for line in () if as_json else p.lines():
-            ERR.print(f"[red]error:[/] {escape(line)}")
+        else:
+            for line in p.lines():
+                ERR.print(f"[red]error:[/] {escape(line)}")
         raise typer.Exit(p.exit_code) from None
 
 
