@@ -19,9 +19,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ("model_specs", "templates", "static")
 
 
-def _data_files() -> set[str]:
-    return {p.relative_to(ROOT).as_posix() for d in DATA for p in (ROOT / d).rglob("*")
+def _files(folder: str) -> set[str]:
+    return {p.relative_to(ROOT).as_posix() for p in (ROOT / folder).rglob("*")
             if p.is_file() and "__pycache__" not in p.parts}
+
+
+def _data_files() -> set[str]:
+    return set().union(*map(_files, DATA))
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +41,7 @@ def test_wheel_and_sdist_carry_every_data_file(dist: Path):
     [sdist] = dist.glob("*.tar.gz")
     in_wheel = set(zipfile.ZipFile(wheel).namelist())
     assert {f"app/{name}" for name in _data_files()} <= in_wheel
+    assert _files("app") <= in_wheel  # code and the files beside it (app/measure/device_run.sh)
     assert "app/cli/__init__.py" in in_wheel
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in in_wheel if n.endswith("entry_points.txt")))
     assert b"vram = app.cli:main" in entry_points
