@@ -23,9 +23,9 @@ from rich.markup import escape
 
 from app.catalog import load_catalog
 from app.cli import show
-from app.cli.inputs import check_formats, fit_target, spec_for
+from app.cli.inputs import check_formats, estimate_for, fit_target, spec_for
 from app.cli.options import WHERE, request_data, request_parameters
-from app.estimator import FORMATS, GROUP_LABELS, EstimatorError, VramRequest, count_parameters, estimate
+from app.estimator import FORMATS, GROUP_LABELS, EstimatorError, VramRequest, count_parameters
 from app.estimator.solve import ContextFit, fit_table
 from app.problems import Refused, problem
 from app.units import gib
@@ -72,7 +72,7 @@ def estimate_command(model: str, as_json: bool = False, **fields: Any) -> None:
     with _answering(as_json):
         catalog = load_catalog()
         req = VramRequest.model_validate(request_data(model, fields))
-        est = estimate(spec_for(catalog, model), req, catalog.gpus)
+        est = estimate_for(catalog, model, req)
     if as_json:
         print(est.model_dump_json())
     else:

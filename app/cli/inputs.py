@@ -2,20 +2,23 @@
 
     a catalog slug or a Hugging Face repo id  -> the catalog's own look-up, as the API does
     a config.json (or a folder holding one)   -> app.catalog.importer.spec_from_config
-    a .gguf file                              -> the GGUF header reader
+    a .gguf file (or one part of a split one) -> the GGUF header reader (estimate only)
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from app.catalog import Catalog
 from app.cli.options import WHERE
-from app.estimator import FORMATS, Gpu, ModelSpec, UnknownChoice
+from app.estimator import FORMATS, Gpu, ModelSpec, UnknownChoice, VramEstimate, VramRequest, estimate
 from app.estimator.solve import target_gpu
 from app.problems import Problem, Refused, invalid_field
 from app.units import parse_size
+
+_SPLIT = re.compile(r"(?P<stem>.+)-(?P<i>\d{5})-of-(?P<n>\d{5})\.gguf", re.IGNORECASE)
 
 
 def _refuse(message: str, status: int = 422) -> Refused:
@@ -37,26 +40,67 @@ def _from_config(path: Path) -> ModelSpec:
     return spec_from_config(config, source_url=path.resolve().as_uri())
 
 
-def _from_gguf(path: Path) -> ModelSpec:
-    raise _refuse(f"{path}: reading a GGUF file's header is not available in this build")
-
-
-def spec_for(catalog: Catalog, model: str) -> ModelSpec:
-    """The model MODEL names.
-
-    Raises:
-        UnknownModel: not in the catalog (404).
-        Refused: a file that is not there (404) or cannot be read as a model (422).
-        InvalidRequest: a config the importer refuses (422, naming the config key).
-    """
+def _model_file(model: str) -> Path | None:
+    """The local file MODEL names (a folder stands for its config.json), or None for a name."""
     path = Path(model)
     if path.is_dir() and (path / "config.json").is_file():
         path = path / "config.json"
     if path.suffix.lower() not in (".json", ".gguf"):
-        return catalog.model(model)
+        return None
     if not path.is_file():
         raise _refuse(f"{model}: no such file", 404)
-    return _from_gguf(path) if path.suffix.lower() == ".gguf" else _from_config(path)
+    return path
+
+
+def gguf_parts(path: Path, cap: int) -> list[tuple[str, bytes]]:
+    """The first `cap` bytes (the header) of a .gguf file, or of each part of a split one
+    (name-00001-of-00003.gguf: all parts are read, as /api/gguf takes them)."""
+    m = _SPLIT.fullmatch(path.name)
+    paths = [path] if m is None else [path.with_name(f"{m['stem']}-{i:05d}-of-{m['n']}.gguf")
+                                      for i in range(1, int(m["n"]) + 1)]
+    parts = []
+    for p in paths:
+        if not p.is_file():
+            raise _refuse(f"{p}: no such file (a part of the split GGUF {path.name})", 404)
+        with p.open("rb") as f:
+            parts.append((p.name, f.read(cap)))
+    return parts
+
+
+def _estimate_gguf(path: Path, req: VramRequest, gpus: list[Gpu]) -> VramEstimate:
+    try:
+        from app.estimator.gguf_estimate import estimate_gguf
+        from app.estimator.gguf_file import MAX_HEADER_BYTES
+    except ImportError:
+        raise _refuse(f"{path}: reading a GGUF header needs app.estimator.gguf_estimate, which this build "
+                      "does not have") from None
+    return estimate_gguf(gguf_parts(path, MAX_HEADER_BYTES + 1), req, gpus)
+
+
+def spec_for(catalog: Catalog, model: str) -> ModelSpec:
+    """The model MODEL names: the catalog's own look-up (as the API's), or a config.json.
+
+    Raises:
+        UnknownModel: not in the catalog (404).
+        Refused: a file that is not there (404) or cannot be read as a model (422), or a GGUF file
+            (it has no spec: only `estimate_for` takes it).
+        InvalidRequest: a config the importer refuses (422, naming the config key).
+    """
+    path = _model_file(model)
+    if path is None:
+        return catalog.model(model)
+    if path.suffix.lower() == ".gguf":
+        raise _refuse(f"{path}: a GGUF file is estimated as it is (vram estimate FILE); fit takes a catalog "
+                      "model or a config.json")
+    return _from_config(path)
+
+
+def estimate_for(catalog: Catalog, model: str, req: VramRequest) -> VramEstimate:
+    """`estimate` for MODEL; a .gguf file goes through the GGUF header reader, as /api/gguf does."""
+    path = _model_file(model)
+    if path is not None and path.suffix.lower() == ".gguf":
+        return _estimate_gguf(path, req, catalog.gpus)
+    return estimate(spec_for(catalog, model), req, catalog.gpus)
 
 
 def fit_target(catalog: Catalog, gpu: str | None, memory: str | None) -> Gpu:
