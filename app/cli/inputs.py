@@ -74,7 +74,7 @@ def _estimate_gguf(path: Path, req: VramRequest, gpus: list[Gpu]) -> VramEstimat
     except ImportError:
         raise _refuse(f"{path}: reading a GGUF header needs app.estimator.gguf_estimate, which this build "
                       "does not have") from None
-    return estimate_gguf(gguf_parts(path, MAX_HEADER_BYTES + 1), req, gpus)
+    return estimate_gguf(gguf_parts(path, MAX_HEADER_BYTES), req, gpus)  # the header lies within the cap
 
 
 def spec_for(catalog: Catalog, model: str) -> ModelSpec:
