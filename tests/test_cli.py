@@ -248,3 +248,58 @@ def test_cli_needs_no_web_framework():
 ])
 def test_memory_sizes_in_iec_and_si_units(text: str, size: int):
     assert parse_size(text) == size
+
+
+# --- MODEL as a local file: run once the config importer (catalog) and the GGUF reader (llama.cpp) are in ---
+
+def test_model_as_a_config_json_gives_the_catalog_entry_built_from_it(client: TestClient):
+    pytest.importorskip("app.catalog.importer")
+    folder = ROOT / "model_specs" / "configs" / "llama-3.1-8b-instruct"
+    api = client.get("/api/vram", params={"model": "llama-3.1-8b-instruct", "quantization": "q4_k_m",
+                                          "context": 8192}).json()
+    for model in (folder / "config.json", folder):
+        result = vram("estimate", str(model), "--quantization", "q4_k_m", "--context", "8192", "--json")
+        assert result.exit_code == 0, result.output
+        got = json.loads(result.stdout)
+        assert got["total_bytes"] == api["total_bytes"]
+        assert got["breakdown"] == api["breakdown"] and got["detail"] == api["detail"]
+
+
+def test_config_json_errors(tmp_path: Path):
+    pytest.importorskip("app.catalog.importer")
+    (tmp_path / "config.json").write_text('{"model_type": "no-such-arch"}')
+    result = vram("estimate", str(tmp_path / "config.json"))
+    assert result.exit_code == 2 and "config.model_type" in result.stderr, result.output
+    (tmp_path / "config.json").write_text("[1, 2")
+    assert vram("estimate", str(tmp_path)).exit_code == 2
+
+
+def test_model_as_a_gguf_file_is_exactly_the_apis_gguf_answer(client: TestClient, catalog: Catalog, tmp_path: Path):
+    pytest.importorskip("app.estimator.gguf_estimate")
+    from app.measure.llamacpp_gguf import write_sparse_gguf  # header-exact, data sparse (no disk)
+
+    path = tmp_path / "llama.gguf"
+    written = write_sparse_gguf(catalog.model("llama-3.1-8b"), "q4_k_m", path)
+    with path.open("rb") as f:
+        header = f.read(1 << 20)  # what a client sends /api/gguf: the first bytes
+    api = client.post("/api/gguf", files={"file": ("llama.gguf", header)}, data={"context": "8192", "batch": "2"})
+    assert api.status_code == 200, api.text
+    result = vram("estimate", str(path), "--context", "8192", "--batch", "2", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == api.json()
+    assert api.json()["gguf_file"]["tensor_bytes"] == written.tensor_bytes
+    assert vram("fit", str(path), "--gpu", "rtx-4090").exit_code == 2  # fit takes catalog models and configs
+
+
+def test_gguf_file_errors(client: TestClient, tmp_path: Path):
+    pytest.importorskip("app.estimator.gguf_estimate")
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"NOPE" + bytes(100))
+    api = client.post("/api/gguf", files={"file": ("bad.gguf", bad.read_bytes())})
+    result = vram("estimate", str(bad))
+    assert api.status_code == 422 and result.exit_code == 2
+    assert api.json()["detail"][0]["msg"] in " ".join(result.stderr.split())
+    part = tmp_path / "model-00001-of-00002.gguf"
+    part.write_bytes(b"GGUF")
+    missing = vram("estimate", str(part))
+    assert missing.exit_code == 3 and "model-00002-of-00002.gguf" in missing.stderr
