@@ -238,8 +238,18 @@ def cached_get(settings: HubSettings, repo: str, revision: str, filename: str, c
     return http_get(settings, repo, revision, filename, cap=cap, field=field)
 
 
+@lru_cache(maxsize=256)
+def cached_optional(settings: HubSettings, repo: str, revision: str, filename: str, cap: int) -> Fetched | None:
+    """cached_get, with a file the repo does not have (404) cached as None."""
+    try:
+        return http_get(settings, repo, revision, filename, cap=cap)
+    except HubNotFound:
+        return None
+
+
 def clear_cache() -> None:
     cached_get.cache_clear()
+    cached_optional.cache_clear()
 
 
 # --- config.json ---------------------------------------------------------------------------------------
@@ -258,9 +268,10 @@ def _index_total(settings: HubSettings, repo: str, revision: str, notes: list[st
     """`metadata.total_size` of model.safetensors.index.json; None (with a note) when absent or unusable."""
     name = "model.safetensors.index.json"
     try:
-        index = _json(cached_get(settings, repo, revision, name, INDEX_CAP), f"{repo}/{name}", "model")
-    except HubNotFound:
-        return None  # single-file checkpoints have no index
+        fetched = cached_optional(settings, repo, revision, name, INDEX_CAP)
+        if fetched is None:
+            return None  # single-file checkpoints have no index
+        index = _json(fetched, f"{repo}/{name}", "model")
     except (HubBadFile, HubUnavailable) as exc:
         notes.append(f"{name} could not be read, so stored weight bytes are not cross-checked: {exc}")
         return None
