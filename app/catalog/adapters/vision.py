@@ -21,7 +21,8 @@ def _siglip_head(h: int, mlp: int) -> list[TensorShape]:
     """SiglipMultiheadAttentionPoolingHead: probe, nn.MultiheadAttention, LayerNorm, MLP (all biased)."""
     shapes = [("head.probe", (1, 1, h), "embedding"), ("head.attn_in.weight", (3 * h, h), "linear"),
               ("head.attn_in.bias", (3 * h,), "bias"), ("head.attn_out.weight", (h, h), "linear"),
-              ("head.attn_out.bias", (h,), "bias"), ("head.norm.weight", (h,), "norm"), ("head.norm.bias", (h,), "norm"),
+              ("head.attn_out.bias", (h,), "bias"), ("head.norm.weight", (h,), "norm"),
+              ("head.norm.bias", (h,), "norm"),
               ("head.fc1.weight", (mlp, h), "linear"), ("head.fc1.bias", (mlp,), "bias"),
               ("head.fc2.weight", (h, mlp), "linear"), ("head.fc2.bias", (h,), "bias")]
     return [TensorShape(name=n, shape=s, kind=k) for n, s, k in shapes]
