@@ -25,6 +25,7 @@ from app.estimator import (
     estimate,
     weights_report,
 )
+from app.estimator.io import WeightsRequest  # catalog (issue 8)
 from app.estimator.spec import ModelSpec
 from app.rendering import represent_estimate
 
@@ -50,7 +51,7 @@ _POST_BODY = {"requestBody": {"required": True, "content": {
 @router.get("/vram", response_model=VramEstimate, responses=_VRAM_RESPONSES, summary="Estimate GPU memory")
 def vram_get(request: Request, params: Annotated[VramRequest, Query()], catalog: CatalogDep) -> Response:
     """GPU memory needed to run a catalog model; the same fields as POST, as query parameters."""
-    return represent_estimate(request, estimate(catalog.model(params.model), params, catalog.gpus))
+    return represent_estimate(request, estimate(catalog.spec_for(params.model, params.config), params, catalog.gpus))
 
 
 async def _body(request: Request) -> VramRequest:
@@ -73,14 +74,23 @@ async def _body(request: Request) -> VramRequest:
 async def vram_post(request: Request, catalog: CatalogDep) -> Response:
     """The same estimate from a JSON body, or a form-encoded body (what the HTMX page posts)."""
     params = await _body(request)
-    return represent_estimate(request, estimate(catalog.model(params.model), params, catalog.gpus))
+    return represent_estimate(request, estimate(catalog.spec_for(params.model, params.config), params, catalog.gpus))
 
 
 @router.get("/weights", response_model=WeightsReport, responses=_ERRORS, summary="Checkpoint size in a format")
-def weights(catalog: CatalogDep, model: Annotated[str, Query(description="Catalog slug.")],
+def weights(catalog: CatalogDep,
+            model: Annotated[str, Query(description="Catalog slug or Hugging Face repo id.")],
             quantization: Annotated[str | None, Query(description="Format slug.")] = None) -> WeightsReport:
     """Every tensor as the format stores it: total bytes, bits per weight, and per-group rows."""
     return weights_report(catalog.model(model), quantization or None)
+
+
+# --- catalog (issue 8): weights of a catalog model or of an inline config.json ---
+@router.post("/weights", response_model=WeightsReport, responses=_ERRORS,
+             summary="Checkpoint size in a format (JSON body: model or config)")
+def weights_post(body: WeightsRequest, catalog: CatalogDep) -> WeightsReport:
+    """The same report for `{"model": ...}` or `{"config": {...config.json...}}`."""
+    return weights_report(catalog.spec_for(body.model, body.config), body.quantization or None)
 
 
 @router.get("/models", summary="The model catalog")

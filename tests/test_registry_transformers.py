@@ -116,3 +116,20 @@ def test_released_counts_quoted_by_vendors():
 
 def test_catalog_dir_exists():
     assert Path(CONFIGS).is_dir()
+
+
+@pytest.mark.parametrize("slug", ["gemma-2-9b-it", "gemma-2-2b-it", "gpt-oss-20b", "qwen2.5-7b-instruct", "qwen3-14b"])
+def test_layer_types_equal_transformers_config(slug: str):
+    """Which layers slide: transformers' own config resolution (layer_types) is the truth."""
+    config = json.loads((CONFIGS / slug / "config.json").read_text())
+    theirs = transformers.AutoConfig.for_model(config["model_type"], **{k: v for k, v in config.items()
+                                                                        if k != "model_type"}).layer_types
+    ours = spec_from_config(config).language_model.layer_types
+    assert ours == tuple("sliding" if t == "sliding_attention" else "full" for t in theirs)
+
+
+def test_gemma3_five_sliding_layers_per_full_one():
+    cfg = transformers.Gemma3TextConfig()
+    spec = spec_from_config(cfg.to_dict())
+    assert spec.language_model.layer_types == tuple(
+        "sliding" if t == "sliding_attention" else "full" for t in cfg.layer_types)
