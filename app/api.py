@@ -26,6 +26,7 @@ from app.estimator import (
     weights_report,
 )
 from app.estimator.io import WeightsRequest  # catalog (issue 8)
+from app.estimator.memo import per_spec
 from app.estimator.spec import ModelSpec
 from app.rendering import represent_estimate
 
@@ -94,10 +95,16 @@ def weights_post(body: WeightsRequest, catalog: CatalogDep) -> WeightsReport:
 
 
 @router.get("/models", summary="The model catalog")
-def models(catalog: CatalogDep) -> list[dict[str, Any]]:
-    return [{"slug": s.slug, "name": s.name, "family": s.family, "modality": s.modality,
-             "parameters": count_parameters(s).total, "max_context": s.language_model.max_context,
-             "card": f"/models/{s.slug}", "disagreements": len(s.discrepancies)} for s in catalog.models.values()]
+def models(catalog: CatalogDep) -> Response:
+    return Response(_models_json(catalog), media_type="application/json")
+
+
+@per_spec  # catalog (issue 8): the catalog is immutable, so its listing is built once
+def _models_json(catalog: Catalog) -> bytes:
+    return json.dumps([{"slug": s.slug, "name": s.name, "family": s.family, "vendor": s.vendor,
+                        "hf_repo": s.hf_repo, "modality": s.modality, "parameters": count_parameters(s).total,
+                        "max_context": s.language_model.max_context, "card": f"/models/{s.slug}",
+                        "disagreements": len(s.discrepancies)} for s in catalog.models.values()]).encode()
 
 
 @router.get("/models/{slug}", responses=_ERRORS, summary="One model: card, architecture, disagreements")
