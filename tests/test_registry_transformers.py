@@ -114,6 +114,12 @@ def test_released_counts_quoted_by_vendors():
     assert billions("deepseek-v3") == 671.0  # DeepSeek-V3 card: 671B total (MTP module excluded)
 
 
+def test_gemma3_1b_equals_keras_hub_preset():
+    """keras-team/keras-hub keras_hub/src/models/gemma3/gemma3_presets.py: gemma3_instruct_1b "params": 999885952."""
+    config = json.loads((CONFIGS / "gemma-3-1b-it" / "config.json").read_text())
+    assert count_parameters(spec_from_config(config)).total == 999_885_952
+
+
 def test_catalog_dir_exists():
     assert Path(CONFIGS).is_dir()
 
