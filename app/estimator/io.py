@@ -29,7 +29,8 @@ class VramRequest(BaseModel):
         None, description="A Hugging Face config.json object to estimate instead of a catalog model "
                           "(POST only). Give this or `model`.")
     quantization: str | None = Field(
-        None, description="Weight format slug (see /api/quantizations); default: the model's released dtype.")
+        None, description="Weight format slug (see /api/quantizations); default: the checkpoint's stored format "
+                    "(its quantization_config) or released dtype.")
     context: int = Field(1024, ge=1, le=MAX_CONTEXT, description="Text tokens per sequence (prompt + output).")
     batch: int = Field(1, ge=1, le=MAX_BATCH, description="Sequences processed together.")
     images: int = Field(0, ge=0, le=MAX_IMAGES, description="Images per sequence (vision models only).")
