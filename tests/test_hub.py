@@ -510,3 +510,80 @@ def test_parse_header_of_uploaded_bytes(llama_gguf: Path) -> None:
         parse_header(head[:1000])
     with pytest.raises(HubBadFile, match="not the magic"):
         parse_header(b"PK\x03\x04" + head[4:])
+
+
+# --- the API: repo ids not in the catalog ------------------------------------------------------------------
+
+QWEN7_CONFIG = Path(__file__).parent.parent / "model_specs" / "configs" / "qwen2.5-7b-instruct" / "config.json"
+
+
+@pytest.fixture
+def qwen_copy(fake: FakeHub) -> FakeHub:
+    """A repo the catalog does not know, holding Qwen2.5-7B-Instruct's config.json and the Hub's index total."""
+    fake.files[("acme/qwen-copy", "config.json")] = QWEN7_CONFIG.read_bytes()
+    fake.files[("acme/qwen-copy", "model.safetensors.index.json")] = fixture("qwen2.5-7b-instruct.index.json")
+    return fake
+
+
+def test_api_fetches_an_unknown_repo_and_names_the_commit(client, qwen_copy: FakeHub) -> None:
+    r = client.get("/api/vram", params={"model": "acme/qwen-copy", "context": 8192})
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert got["hub"]["revision"] == SHA and got["hub"]["pinned"] is True
+    assert got["hub"]["config_url"] == f"{qwen_copy.url}/acme/qwen-copy/blob/{SHA}/config.json"
+    # the Hub's published total_size for Qwen2.5-7B-Instruct equals our bf16 count to the byte
+    assert (got["hub"]["index_total_size"], got["hub"]["stored_bytes"]) == (15_231_233_024, 15_231_233_024)
+    assert got["hub"]["matches_index"] is True
+    assert any(SHA in a for a in got["assumptions"]) and any("cross-checked" in a for a in got["assumptions"])
+    same = client.get("/api/vram", params={"model": "qwen2.5-7b-instruct", "context": 8192}).json()
+    assert got["breakdown"] == same["breakdown"] and same["hub"] is None
+
+
+def test_api_post_and_weights_take_hub_repo_ids(client, qwen_copy: FakeHub) -> None:
+    r = client.post("/api/vram", json={"model": "acme/qwen-copy", "context": 4096})
+    assert r.status_code == 200 and r.json()["hub"]["revision"] == SHA, r.text
+    w = client.get("/api/weights", params={"model": "acme/qwen-copy"})
+    assert w.status_code == 200 and w.json()["total_bytes"] == 15_231_233_024, w.text
+
+
+def test_api_reports_an_index_mismatch_as_a_warning(client, qwen_copy: FakeHub) -> None:
+    qwen_copy.files[("acme/qwen-copy", "model.safetensors.index.json")] = fixture("qwen2.5-3b-instruct.index.json")
+    got = client.get("/api/vram", params={"model": "acme/qwen-copy"}).json()
+    assert got["hub"]["matches_index"] is False
+    assert any(f"{15_231_233_024 - 6_171_877_376:+,} bytes" in w for w in got["warnings"]), got["warnings"]
+
+
+def test_api_catalog_repo_ids_are_not_fetched(client, qwen_copy: FakeHub) -> None:
+    r = client.get("/api/vram", params={"model": "Qwen/Qwen2.5-7B-Instruct"})
+    assert r.status_code == 200 and r.json()["hub"] is None
+    assert qwen_copy.seen == []
+
+
+@pytest.mark.parametrize(("model", "status", "words"), [
+    ("acme/nothing-here", 404, "no such repo"),
+    ("acme/gated", 422, "is gated"),
+    ("acme/slow", 503, "did not answer within"),
+    ("acme/broken", 422, "not valid JSON"),
+    ("acme/unknown-arch", 422, "model_type"),
+    ("acme/a--b", 422, "not a Hugging Face repo id"),
+])
+def test_api_hub_failures_are_answered_not_500(client, qwen_copy: FakeHub, model: str, status: int,
+                                              words: str) -> None:
+    qwen_copy.special[("acme/gated", "config.json")] = lambda h: _send(h, 401, b"{}", {"X-Error-Code": "GatedRepo"})
+    qwen_copy.special[("acme/slow", "config.json")] = lambda h: time.sleep(2)
+    qwen_copy.files[("acme/broken", "config.json")] = b"{"
+    qwen_copy.files[("acme/unknown-arch", "config.json")] = b'{"model_type": "not-a-model"}'
+    r = client.get("/api/vram", params={"model": model})
+    assert r.status_code == status, r.text
+    detail = r.json()["detail"]
+    text = detail if isinstance(detail, str) else detail[0]["msg"]
+    assert words in text, text
+    if status == 422:
+        assert detail[0]["loc"] == ["query", "model"]
+
+
+def test_api_offline_unknown_repo_is_404_without_a_request(client, qwen_copy: FakeHub, monkeypatch) -> None:
+    monkeypatch.setenv("VRAM_OFFLINE", "1")
+    r = client.get("/api/vram", params={"model": "acme/qwen-copy"})
+    assert r.status_code == 404 and "VRAM_OFFLINE" in r.json()["detail"]
+    assert qwen_copy.seen == []
