@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from gguf import GGUFReader
@@ -27,7 +28,7 @@ from app.hub import (
     validate_revision,
 )
 from app.hub_errors import HubBadFile, HubBadInput, HubDisabled, HubUnavailable
-from app.hub_gguf_layout import Layout, NeedMore, layout, parse_header
+from app.hub_gguf_layout import Layout, NeedMore, TensorInfo, layout, parse_header
 
 FIRST_RANGE = 1 << 20
 HEADER_CAP = 64 << 20
@@ -53,13 +54,16 @@ class GgufHeader:
     file_size: int | None  # the whole file's size as the Hub reported it (Content-Range)
     bytes_fetched: int  # bytes transferred for this header
     requests: int  # range requests made
+    metadata: dict[str, Any] = field(repr=False)  # key -> number, bool, str, or GgufArray (item type, count)
+    tensors: tuple[TensorInfo, ...] = field(repr=False)  # name, dims (ne0 first), ggml type, offset, n_bytes
 
     @cached_property
     def reader(self) -> GGUFReader:
         """The `gguf` package's reader over this header (tensor data is a sparse hole, never fetched).
 
         Built on first use: GGUFReader takes seconds on a full tokenizer vocabulary (6.5 s for 80k
-        tokens on the 2-core test machine), so the fetch itself only walks the header (hub_gguf_layout).
+        tokens on the 2-core test machine, busy), so the fetch itself only walks the header
+        (hub_gguf_layout), which already gives `metadata` (arrays summarized) and `tensors`.
         """
         return parse_header(self.header, f"{self.repo}/{self.filename}")
 
@@ -151,7 +155,7 @@ def _result(settings: HubSettings, repo: str, filename: str, rev: str, pinned: b
     return GgufHeader(repo=repo, filename=filename, revision=rev, pinned=pinned,
                       source_url=file_url(settings, repo, rev, filename, "blob"), header=header,
                       data_offset=shape.data_offset, data_size=shape.data_size, file_size=size,
-                      bytes_fetched=len(buf), requests=requests)
+                      bytes_fetched=len(buf), requests=requests, metadata=shape.metadata, tensors=shape.tensors)
 
 
 @lru_cache(maxsize=64)

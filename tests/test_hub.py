@@ -27,7 +27,7 @@ from app import hub, hub_gguf
 from app.hub import HubSettings, fetch_config
 from app.hub_errors import HubBadFile, HubBadInput, HubDisabled, HubGated, HubNotFound, HubRefused, HubUnavailable
 from app.hub_gguf import fetch_gguf_header, parse_ref
-from app.hub_gguf_layout import parse_header
+from app.hub_gguf_layout import GgufArray, parse_header
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hub"
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -406,6 +406,14 @@ def test_gguf_header_only_through_range_requests(fake: FakeHub, llama_gguf: Path
     assert got.data_offset + got.data_size == size
     with llama_gguf.open("rb") as f:
         assert got.header == f.read(got.data_offset)
+    # the fast walk agrees with the gguf package's reader, tensor by tensor and key by key
+    reader = got.reader
+    assert [(t.name, t.dims, t.type, t.n_bytes) for t in got.tensors] == [
+        (t.name, tuple(int(d) for d in t.shape), t.tensor_type, t.n_bytes) for t in reader.tensors]
+    assert [got.data_offset + t.offset for t in got.tensors] == [t.data_offset for t in reader.tensors]
+    scalars = {k: v for k, v in got.metadata.items() if not isinstance(v, GgufArray)}
+    assert scalars == {k: reader.fields[k].contents() for k in scalars}
+    assert got.metadata["tokenizer.ggml.tokens"] == GgufArray(8, N_VOCAB)
     assert got.requests == len(fake.seen) == 2  # 1 MiB, then the rest of the header
     assert all(s.range for s in fake.seen), fake.seen
     sent = sum(s.sent for s in fake.seen)
