@@ -215,10 +215,11 @@ def test_token_goes_to_the_hub_only(fake: FakeHub, serve: Callable[[], FakeHub],
 
 
 @pytest.mark.parametrize(("body", "words"), [
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
     (b'{"model_type": "llama",', "not valid JSON"),
     (b"\xff\xfe not utf-8", "not valid JSON"),
     (b'["a list"]', "not a JSON object"),
-], ids=["cut", "bytes", "list"])
+], ids=["deep", "cut", "bytes", "list"])
 def test_malformed_config_is_422_naming_the_file(fake: FakeHub, body: bytes, words: str) -> None:
     fake.files[("acme/broken", "config.json")] = body
     with pytest.raises(HubBadFile, match=words) as err:
