@@ -596,3 +596,17 @@ def test_api_offline_unknown_repo_is_404_without_a_request(client, qwen_copy: Fa
     r = client.get("/api/vram", params={"model": "acme/qwen-copy"})
     assert r.status_code == 404 and "VRAM_OFFLINE" in r.json()["detail"]
     assert qwen_copy.seen == []
+
+
+def test_gguf_ranges_follow_the_hub_redirect_to_its_cdn(fake: FakeHub, serve: Callable[[], FakeHub],
+                                                        llama_gguf: Path, monkeypatch) -> None:
+    cdn = serve()
+    cdn.commit = None  # as on huggingface.co, the commit comes from the Hub's 302, not from the CDN
+    cdn.files[("blobs/sha256", "llama.gguf")] = llama_gguf
+    monkeypatch.setenv("VRAM_HUB_REDIRECT_HOSTS", cdn.url.removeprefix("http://"))
+    fake.special[("acme/lfs", "m.gguf")] = lambda h: _send(
+        h, 302, b"", {"Location": f"{cdn.url}/blobs/sha256/resolve/main/llama.gguf", "X-Repo-Commit": SHA})
+    [got] = fetch_gguf_header("acme/lfs:m.gguf")
+    assert (got.revision, got.pinned, got.file_size) == (SHA, True, llama_gguf.stat().st_size)
+    assert [s.range for s in cdn.seen] == [s.range for s in fake.seen] and all(s.range for s in cdn.seen)
+    assert sum(s.sent for s in cdn.seen) == got.bytes_fetched
