@@ -28,6 +28,7 @@ from app.estimator import (
 )
 from app.estimator.io import WeightsRequest  # catalog (issue 8)
 from app.estimator.memo import per_spec
+from app.estimator.params import count_active_parameters
 from app.estimator.spec import ModelSpec
 from app.rendering import represent_estimate
 
@@ -107,6 +108,7 @@ def models(catalog: CatalogDep) -> Response:
 def _models_json(catalog: Catalog) -> bytes:
     return json.dumps([{"slug": s.slug, "name": s.name, "family": s.family, "vendor": s.vendor,
                         "hf_repo": s.hf_repo, "modality": s.modality, "parameters": count_parameters(s).total,
+                        "active_parameters": count_active_parameters(s),
                         "max_context": s.language_model.max_context, "card": f"/models/{s.slug}",
                         "disagreements": len(s.discrepancies)} for s in catalog.models.values()]).encode()
 

@@ -102,6 +102,9 @@ class Detail(BaseModel):
     parameters: int = Field(description="Parameters of the released model (language + vision).")
     parameters_language: int = Field(description="Parameters of the language model.")
     parameters_vision: int = Field(description="Parameters of the vision tower and projector (0 for text models).")
+    # --- catalog (issue 8) ---
+    parameters_active: int | None = Field(
+        None, description="Parameters one token uses (MoE: minus the routed experts it skips; embeddings included).")
     weights_language_bytes: int = Field(description="Language-model weights as stored in this format.")
     weights_vision_bytes: int = Field(description="Vision tower + projector as stored in this format.")
     weights_host_bytes: int = Field(description="Weights the runtime keeps in host RAM (llama.cpp token_embd).")
