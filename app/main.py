@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from app import api, pages
 from app.catalog import SPECS_DIR, load_catalog
 from app.estimator import EstimatorError, InvalidRequest, UnknownModel
+from app.hub_errors import HubUnavailable  # --- Hub client (hub branch) ---
 from app.problems import problem
 from app.resources import data_dir
 
@@ -20,6 +21,11 @@ STATIC = data_dir("static")
 async def _problem(request: Request, exc: EstimatorError) -> JSONResponse:
     p = problem(exc, "query" if request.method == "GET" else "body")
     return JSONResponse({"detail": p.detail}, status_code=p.status)
+
+
+# --- Hub client (hub branch): gated/missing/bad files map through UnknownModel (404) and InvalidRequest (422)
+async def _hub_unavailable(request: Request, exc: HubUnavailable) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "30"})
 
 
 def create_app(specs_dir: Path = SPECS_DIR) -> FastAPI:
@@ -36,6 +42,7 @@ def create_app(specs_dir: Path = SPECS_DIR) -> FastAPI:
     app.include_router(pages.router)
     app.add_exception_handler(UnknownModel, _problem)
     app.add_exception_handler(InvalidRequest, _problem)
+    app.add_exception_handler(HubUnavailable, _hub_unavailable)  # hub branch
     return app
 
 

@@ -2,6 +2,7 @@
 
     UnknownModel      -> 404, `detail` is the message             (CLI: exit code 3)
     InvalidRequest    -> 422, `detail` is a list naming the field (CLI: exit code 2)
+    HubUnavailable    -> 503, `detail` is the message             (CLI: exit code 4)
     ValidationError   -> 422, pydantic's errors, `loc` prefixed with where the input came from
     Refused           -> the Problem it carries
 
@@ -17,8 +18,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.estimator.errors import InvalidRequest, UnknownChoice, UnknownModel
+from app.hub_errors import HubUnavailable
 
-EXIT_CODES = {404: 3, 422: 2}  # 2 is also what click answers to a malformed command line
+EXIT_CODES = {404: 3, 422: 2, 503: 4}  # 2 is also what click answers to a malformed command line
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ def problem(exc: Exception, where: str) -> Problem:
         return exc.problem
     if isinstance(exc, UnknownModel):
         return Problem(404, str(exc))
+    if isinstance(exc, HubUnavailable):
+        return Problem(503, str(exc))
     if isinstance(exc, UnknownChoice):
         p = invalid_field(where, exc.field, exc.message, value=exc.value)
         p.detail[0]["ctx"] = {"allowed": exc.allowed}

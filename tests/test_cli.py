@@ -70,9 +70,9 @@ def test_request_options_reach_the_estimator_as_the_api_reads_them(client: TestC
 def test_every_request_field_is_an_option():
     command = typer.main.get_command(cli).commands["estimate"]
     names = {p.name for p in command.params}
-    assert names == set(VramRequest.model_fields) | {"as_json"}
+    assert names == set(VramRequest.model_fields) - {"config"} | {"as_json"}  # MODEL stands for model and config
     fit = {p.name for p in typer.main.get_command(cli).commands["fit"].params}
-    assert set(VramRequest.model_fields) <= fit
+    assert set(VramRequest.model_fields) - {"config"} <= fit
 
 
 class _Toy(BaseModel):  # every kind of field a request may gain
@@ -81,7 +81,7 @@ class _Toy(BaseModel):  # every kind of field a request may gain
     kv_unified: bool = Field(False, description="One pool.")
     mmproj: bool | None = Field(None, description="Projector.")
     cache_type_k: Literal["f16", "q8_0"] | None = Field(None, description="K type.")
-    config: dict[str, Any] | None = Field(None, description="A config.json.")
+    overrides: dict[str, Any] | None = Field(None, description="Config overrides.")
     dtype: Literal["float32", "float16", "bfloat16", "float8_e4m3"] | None = Field(None, description="Weights.")
 
 
@@ -89,25 +89,25 @@ def test_options_are_generated_from_the_fields_of_any_request_model():
     app = typer.Typer()
 
     def toy(**kw: Any) -> None:
-        print(json.dumps(_Toy.model_validate(request_data("m", kw, _Toy.model_fields)).model_dump()))
+        print(json.dumps(_Toy.model_validate({"model": "m", **request_data(kw, _Toy.model_fields)}).model_dump()))
 
     toy.__signature__ = inspect.Signature(request_parameters(fields=_Toy.model_fields))  # type: ignore[attr-defined]
     app.command()(toy)
     app.command("other")(lambda: None)
     run = RUNNER.invoke(app, ["toy", "--n-ctx", "4096", "--kv-unified", "--no-mmproj", "--cache-type-k", "q8_0",
-                              "--config", '{"model_type": "llama"}', "--dtype", "bfloat16"])
+                              "--overrides", '{"model_type": "llama"}', "--dtype", "bfloat16"])
     assert run.exit_code == 0, run.output
     assert json.loads(run.stdout) == {"model": "m", "n_ctx": 4096, "kv_unified": True, "mmproj": False,
-                                      "cache_type_k": "q8_0", "config": {"model_type": "llama"}, "dtype": "bfloat16"}
+                                      "cache_type_k": "q8_0", "overrides": {"model_type": "llama"}, "dtype": "bfloat16"}
     unset = RUNNER.invoke(app, ["toy"])
     assert json.loads(unset.stdout) == {"model": "m", "n_ctx": None, "kv_unified": False, "mmproj": None,
-                                        "cache_type_k": None, "config": None, "dtype": None}
+                                        "cache_type_k": None, "overrides": None, "dtype": None}
     helptext = RUNNER.invoke(app, ["toy", "--help"], env={"COLUMNS": "200"}).stdout
     assert "[f16|q8_0]" in helptext and "see `vram models`" in helptext and "Default: false." in helptext
     assert "One of: float32, float16, bfloat16, float8_e4m3." in " ".join(helptext.split())
     with pytest.raises(Refused) as bad:
-        request_data("m", {"config": "{oops"}, _Toy.model_fields)
-    assert bad.value.problem.status == 422 and bad.value.problem.detail[0]["loc"] == ["query", "config"]
+        request_data({"overrides": "{oops"}, _Toy.model_fields)
+    assert bad.value.problem.status == 422 and bad.value.problem.detail[0]["loc"] == ["query", "overrides"]
 
 
 @pytest.mark.parametrize(("args", "params"), [
@@ -252,17 +252,31 @@ def test_memory_sizes_in_iec_and_si_units(text: str, size: int):
 
 # --- MODEL as a local file: run once the config importer (catalog) and the GGUF reader (llama.cpp) are in ---
 
-def test_model_as_a_config_json_gives_the_catalog_entry_built_from_it(client: TestClient):
+def test_model_as_a_config_json_is_the_apis_config_request(client: TestClient):
     pytest.importorskip("app.catalog.importer")
     folder = ROOT / "model_specs" / "configs" / "llama-3.1-8b-instruct"
-    api = client.get("/api/vram", params={"model": "llama-3.1-8b-instruct", "quantization": "q4_k_m",
-                                          "context": 8192}).json()
+    config = json.loads((folder / "config.json").read_text())
+    api = client.post("/api/vram", json={"config": config, "quantization": "q4_k_m", "context": 8192})
+    assert api.status_code == 200, api.text
     for model in (folder / "config.json", folder):
         result = vram("estimate", str(model), "--quantization", "q4_k_m", "--context", "8192", "--json")
         assert result.exit_code == 0, result.output
-        got = json.loads(result.stdout)
-        assert got["total_bytes"] == api["total_bytes"]
-        assert got["breakdown"] == api["breakdown"] and got["detail"] == api["detail"]
+        assert result.stdout.strip() == api.text
+    # the catalog entry generated from the same file answers the same total
+    catalog_entry = client.get("/api/vram", params={"model": "llama-3.1-8b-instruct", "quantization": "q4_k_m",
+                                                    "context": 8192}).json()
+    assert api.json()["total_bytes"] == catalog_entry["total_bytes"]
+    fit = vram("fit", str(folder), "--memory", "24GiB", "--quantization", "q4_k_m", "--json")
+    assert fit.exit_code == 0 and json.loads(fit.stdout)[0]["quantization"] == "q4_k_m"
+
+
+def test_repo_ids_go_through_the_apis_door(client: TestClient):
+    api = client.get("/api/vram", params={"model": "meta-llama/Llama-3.1-8B-Instruct", "context": 4096})
+    result = vram("estimate", "meta-llama/Llama-3.1-8B-Instruct", "--context", "4096", "--json")
+    assert api.status_code == 200 and result.exit_code == 0 and result.stdout.strip() == api.text
+    offline = client.get("/api/vram", params={"model": "acme/not-in-the-catalog"})  # tests run with VRAM_OFFLINE=1
+    result = vram("estimate", "acme/not-in-the-catalog", "--json")
+    assert offline.status_code == 404 and result.exit_code == 3 and json.loads(result.stdout) == offline.json()
 
 
 def test_config_json_errors(tmp_path: Path):

@@ -5,7 +5,7 @@
     vram models | gpus | formats                     the registries
 
 Request options are generated from VramRequest (app.cli.options). Errors print the API's message:
-exit code 2 where the API answers 422, 3 where it answers 404 (app.problems).
+exit code 2 where the API answers 422, 3 where it answers 404, 4 where 503 (app.problems).
 """
 
 from __future__ import annotations
@@ -23,14 +23,15 @@ from rich.markup import escape
 
 from app.catalog import load_catalog
 from app.cli import show
-from app.cli.inputs import check_formats, estimate_for, fit_target, spec_for
-from app.cli.options import WHERE, request_data, request_parameters
-from app.estimator import FORMATS, GROUP_LABELS, EstimatorError, VramRequest, count_parameters
+from app.cli.inputs import check_formats, estimate_for, fit_target, request_for, spec_for
+from app.cli.options import WHERE, request_parameters
+from app.estimator import FORMATS, GROUP_LABELS, EstimatorError, count_parameters
 from app.estimator.solve import ContextFit, fit_table
 from app.problems import Refused, problem
 from app.units import gib
 
-EPILOG = "Exit codes: 0 answered; 2 invalid input (the API's 422); 3 unknown model or missing file (its 404)."
+EPILOG = ("Exit codes: 0 answered; 2 invalid input (the API's 422); 3 unknown model or missing file (its 404); "
+          "4 the Hugging Face Hub unreachable (its 503).")
 cli = typer.Typer(name="vram", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   epilog=EPILOG, help="GPU memory (VRAM) for open models: the breakdown, and what fits where.")
 OUT = Console(highlight=False)
@@ -39,7 +40,8 @@ _ROWS = TypeAdapter(list[ContextFit])
 
 MODEL = inspect.Parameter("model", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[str, typer.Argument(
     metavar="MODEL", show_default=False,
-    help="Catalog slug or Hugging Face repo id (see `vram models`), or a path to a config.json or a .gguf file.")])
+    help="Catalog slug or Hugging Face repo id (see `vram models`; other repo ids are fetched from the Hub), "
+         "or a path to a config.json (or its folder) or a .gguf file.")])
 JSON = inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
     bool, typer.Option("--json", metavar="", help="Print JSON instead of a table; errors as the API's error body.")])
 
@@ -71,8 +73,7 @@ def estimate_command(model: str, as_json: bool = False, **fields: Any) -> None:
     """GPU memory for MODEL as requested: weights, KV cache, activations, overhead."""
     with _answering(as_json):
         catalog = load_catalog()
-        req = VramRequest.model_validate(request_data(model, fields))
-        est = estimate_for(catalog, model, req)
+        est = estimate_for(catalog, model, request_for(model, fields))
     if as_json:
         print(est.model_dump_json())
     else:
@@ -100,8 +101,8 @@ def fit_command(model: str, gpu: str | None = None, memory: str | None = None, q
     """Per weight format: does MODEL fit, and the largest context (tokens per sequence) that does."""
     with _answering(as_json):
         catalog = load_catalog()
-        req = VramRequest.model_validate(request_data(model, fields))
-        spec = spec_for(catalog, model)
+        req = request_for(model, fields)
+        spec = spec_for(catalog, model, req)
         target = fit_target(catalog, gpu, memory)
         rows = fit_table(spec, req, target, check_formats(quantization or []) or None)
     if as_json:

@@ -1,7 +1,8 @@
 """What MODEL may be on the command line: anything the API takes, or a local file.
 
-    a catalog slug or a Hugging Face repo id  -> the catalog's own look-up, as the API does
-    a config.json (or a folder holding one)   -> app.catalog.importer.spec_from_config
+    a catalog slug or a Hugging Face repo id  -> `model`, through the API's door (app.hub_models:
+                                                 catalog look-up, else a fetch from the Hub)
+    a config.json (or a folder holding one)   -> its contents as `config`, as POST /api/vram takes them
     a .gguf file (or one part of a split one) -> the GGUF header reader (estimate only)
 """
 
@@ -10,10 +11,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
+from app import hub_models
 from app.catalog import Catalog
-from app.cli.options import WHERE
-from app.estimator import FORMATS, Gpu, ModelSpec, UnknownChoice, VramEstimate, VramRequest, estimate
+from app.cli.options import WHERE, request_data
+from app.estimator import FORMATS, Gpu, ModelSpec, UnknownChoice, VramEstimate, VramRequest
 from app.estimator.solve import target_gpu
 from app.problems import Problem, Refused, invalid_field
 from app.units import parse_size
@@ -25,19 +28,14 @@ def _refuse(message: str, status: int = 422) -> Refused:
     return Refused(Problem(404, message) if status == 404 else invalid_field(WHERE, "model", message))
 
 
-def _from_config(path: Path) -> ModelSpec:
-    try:
-        from app.catalog.importer import spec_from_config
-    except ImportError:
-        raise _refuse(f"{path}: reading a config.json needs the config importer (app.catalog.importer), "
-                      "which this build does not have") from None
+def _read_config(path: Path) -> dict:
     try:
         config = json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _refuse(f"{path} is not a JSON file: {exc}") from exc
     if not isinstance(config, dict):
         raise _refuse(f"{path} is not a config.json: it holds no JSON object")
-    return spec_from_config(config, source_url=path.resolve().as_uri())
+    return config
 
 
 def _model_file(model: str) -> Path | None:
@@ -77,30 +75,46 @@ def _estimate_gguf(path: Path, req: VramRequest, gpus: list[Gpu]) -> VramEstimat
     return estimate_gguf(gguf_parts(path, MAX_HEADER_BYTES), req, gpus)  # the header lies within the cap
 
 
-def spec_for(catalog: Catalog, model: str) -> ModelSpec:
-    """The model MODEL names: the catalog's own look-up (as the API's), or a config.json.
+def request_for(model: str, options: dict[str, Any]) -> VramRequest:
+    """The API's request for MODEL and the options given: a name as `model`, a config.json's contents
+    as `config` (as POST /api/vram takes them), a GGUF file by its name.
 
     Raises:
-        UnknownModel: not in the catalog (404).
-        Refused: a file that is not there (404) or cannot be read as a model (422), or a GGUF file
-            (it has no spec: only `estimate_for` takes it).
-        InvalidRequest: a config the importer refuses (422, naming the config key).
+        Refused: a file that is not there (404) or not JSON (422).
+        ValidationError: an option the request model refuses (422).
     """
     path = _model_file(model)
     if path is None:
-        return catalog.model(model)
-    if path.suffix.lower() == ".gguf":
-        raise _refuse(f"{path}: a GGUF file is estimated as it is (vram estimate FILE); fit takes a catalog "
-                      "model or a config.json")
-    return _from_config(path)
+        named: dict[str, Any] = {"model": model}
+    elif path.suffix.lower() == ".gguf":
+        named = {"model": path.name}
+    else:
+        named = {"config": _read_config(path)}
+    return VramRequest.model_validate({**request_data(options), **named})
 
 
 def estimate_for(catalog: Catalog, model: str, req: VramRequest) -> VramEstimate:
-    """`estimate` for MODEL; a .gguf file goes through the GGUF header reader, as /api/gguf does."""
+    """The API's answer: `app.hub_models.estimate_for` (catalog, Hub, config.json), or for a .gguf
+    file the GGUF header reader, as /api/gguf."""
     path = _model_file(model)
     if path is not None and path.suffix.lower() == ".gguf":
         return _estimate_gguf(path, req, catalog.gpus)
-    return estimate(spec_for(catalog, model), req, catalog.gpus)
+    return hub_models.estimate_for(catalog, req)
+
+
+def spec_for(catalog: Catalog, model: str, req: VramRequest) -> ModelSpec:
+    """The spec MODEL names, through the API's own door (`app.hub_models.spec_for`).
+
+    Raises:
+        UnknownModel: not in the catalog nor on the Hub (404).
+        Refused: a GGUF file (it has no spec; only `estimate_for` takes it) (422).
+        InvalidRequest: a config the importer refuses (422, naming the config key).
+    """
+    path = _model_file(model)
+    if path is not None and path.suffix.lower() == ".gguf":
+        raise _refuse(f"{path}: a GGUF file is estimated as it is (vram estimate FILE); fit takes a catalog "
+                      "model, a Hugging Face repo id or a config.json")
+    return hub_models.spec_for(catalog, req.model, req.config)[0]
 
 
 def fit_target(catalog: Catalog, gpu: str | None, memory: str | None) -> Gpu:

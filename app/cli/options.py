@@ -1,9 +1,10 @@
 """The command-line options of a VramRequest, generated from its fields.
 
-Every field of `VramRequest` but `model` becomes an option with the field's name (`kv_cache` ->
-`--kv-cache`), description and default, so fields added to the request model appear here without
-editing this module. Values stay strings, as in a query string, and the request model parses them
-(leniently, like the API's query parameters), so a bad value gets the API's own message.
+Every field of `VramRequest` but `model` and `config` (the MODEL argument) becomes an option with the
+field's name (`kv_cache` -> `--kv-cache`), description and default, so fields added to the request
+model appear here without editing this module. Values stay strings, as in a query string, and the
+request model parses them (leniently, like the API's query parameters), so a bad value gets the API's
+own message.
 
     bool                       -> --name/--no-name (unset: the model's default)
     str, int, float, Literal   -> --name TEXT, parsed by the request model
@@ -25,6 +26,7 @@ from pydantic_core import PydanticUndefined
 from app.estimator import VramRequest
 from app.problems import Refused, invalid_field
 
+MODEL_FIELDS = ("model", "config")  # the MODEL argument: a name is `model`, a config.json file is `config`
 WHERE = "query"  # options are strings, like query parameters; errors name them as the API's GET does
 # the API's pointers, as the commands that list the same registries
 _POINTERS = {"/api/models": "`vram models`", "/api/quantizations": "`vram formats`", "/api/gpus": "`vram gpus`",
@@ -85,11 +87,11 @@ def option_name(field: str) -> str:
 
 def request_parameters(exclude: tuple[str, ...] = (), panel: str = "Request",
                        fields: dict[str, FieldInfo] | None = None) -> list[inspect.Parameter]:
-    """One keyword parameter per field of VramRequest (or `fields`) but `model` and `exclude`, as typer
-    reads them."""
+    """One keyword parameter per field of VramRequest (or `fields`) but `exclude` and the ones MODEL
+    stands for, as typer reads them."""
     params = []
     for name, field in (fields or VramRequest.model_fields).items():
-        if name == "model" or name in exclude:
+        if name in MODEL_FIELDS or name in exclude:
             continue
         kind = _kind(field.annotation)
         if kind == "flag":
@@ -104,14 +106,14 @@ def request_parameters(exclude: tuple[str, ...] = (), panel: str = "Request",
     return params
 
 
-def request_data(model: str, values: dict[str, Any], fields: dict[str, FieldInfo] | None = None) -> dict[str, Any]:
-    """The request as the model validates it: the options given (unset ones left to its defaults).
+def request_data(values: dict[str, Any], fields: dict[str, FieldInfo] | None = None) -> dict[str, Any]:
+    """The options given, as the request model validates them (unset ones are left to its defaults).
 
     Raises:
         Refused: a JSON option that is not JSON (422).
     """
     fields = fields or VramRequest.model_fields
-    data: dict[str, Any] = {"model": model}
+    data: dict[str, Any] = {}
     for name, value in values.items():
         if value is None or name not in fields:
             continue
