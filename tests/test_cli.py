@@ -25,10 +25,14 @@ from app.cli.options import option_name, request_data, request_parameters
 from app.estimator import VramRequest
 from app.problems import Refused
 from app.units import parse_size
+from tests import test_hub
+from tests.test_hub import FakeHub
+from tests.test_hub import fixture as hub_fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 DONE_WHEN = ["estimate", "glm-4v-9b", "--quantization", "q4_k_m", "--context", "8192", "--json"]
 RUNNER = CliRunner()
+_HUB_FIXTURES = (test_hub.serve, test_hub.fake)  # the local Hub server fixtures, usable here as `fake`
 
 
 def vram(*args: str) -> Any:
@@ -317,3 +321,18 @@ def test_gguf_file_errors(client: TestClient, tmp_path: Path):
     part.write_bytes(b"GGUF")
     missing = vram("estimate", str(part))
     assert missing.exit_code == 3 and "model-00002-of-00002.gguf" in missing.stderr
+
+
+def test_repo_id_fetched_from_a_local_hub_equals_the_api(client: TestClient, fake: FakeHub):
+    """A repo id not in the catalog, served by a real HTTP server on 127.0.0.1 standing in for the Hub."""
+    fake.files[("acme/tiny-llama", "config.json")] = hub_fixture("config.json")
+    fake.files[("acme/tiny-llama", "model.safetensors.index.json")] = hub_fixture("model.safetensors.index.json")
+    api = client.get("/api/vram", params={"model": "acme/tiny-llama", "context": 2048})
+    assert api.status_code == 200, api.text
+    result = vram("estimate", "acme/tiny-llama", "--context", "2048", "--json")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == api.text and api.json()["hub"]["repo"] == "acme/tiny-llama"
+    assert vram("fit", "acme/tiny-llama", "--gpu", "rtx-4090").exit_code == 0
+    missing = vram("estimate", "acme/absent", "--json")
+    assert missing.exit_code == 3 and json.loads(missing.stdout) == client.get(
+        "/api/vram", params={"model": "acme/absent"}).json()
