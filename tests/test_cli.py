@@ -32,7 +32,7 @@ from tests.test_hub import fixture as hub_fixture
 ROOT = Path(__file__).resolve().parent.parent
 DONE_WHEN = ["estimate", "glm-4v-9b", "--quantization", "q4_k_m", "--context", "8192", "--json"]
 RUNNER = CliRunner()
-_HUB_FIXTURES = (test_hub.serve, test_hub.fake)  # the local Hub server fixtures, usable here as `fake`
+serve, hub = test_hub.serve, test_hub.fake  # the local Hub server fixtures (a real HTTP server on 127.0.0.1)
 
 
 def vram(*args: str) -> Any:
@@ -323,10 +323,10 @@ def test_gguf_file_errors(client: TestClient, tmp_path: Path):
     assert missing.exit_code == 3 and "model-00002-of-00002.gguf" in missing.stderr
 
 
-def test_repo_id_fetched_from_a_local_hub_equals_the_api(client: TestClient, fake: FakeHub):
+def test_repo_id_fetched_from_a_local_hub_equals_the_api(client: TestClient, hub: FakeHub):
     """A repo id not in the catalog, served by a real HTTP server on 127.0.0.1 standing in for the Hub."""
-    fake.files[("acme/tiny-llama", "config.json")] = hub_fixture("config.json")
-    fake.files[("acme/tiny-llama", "model.safetensors.index.json")] = hub_fixture("model.safetensors.index.json")
+    hub.files[("acme/tiny-llama", "config.json")] = hub_fixture("config.json")
+    hub.files[("acme/tiny-llama", "model.safetensors.index.json")] = hub_fixture("model.safetensors.index.json")
     api = client.get("/api/vram", params={"model": "acme/tiny-llama", "context": 2048})
     assert api.status_code == 200, api.text
     result = vram("estimate", "acme/tiny-llama", "--context", "2048", "--json")
