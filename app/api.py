@@ -135,14 +135,14 @@ _GGUF_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data
 
 
 async def _gguf_form(request: Request) -> tuple[list[tuple[str, bytes]], VramRequest]:
-    form = await request.form(max_files=64, max_fields=64)
     parts: list[tuple[str, bytes]] = []
     fields: dict[str, Any] = {"model": "gguf-file"}
-    for key, value in form.multi_items():
-        if key == "file" and not isinstance(value, str):
-            parts.append((value.filename or "upload.gguf", await value.read(MAX_HEADER_BYTES + 1)))
-        elif isinstance(value, str):
-            fields[key] = value
+    async with request.form(max_files=64, max_fields=64) as form:
+        for key, value in form.multi_items():
+            if key == "file" and not isinstance(value, str):
+                parts.append((value.filename or "upload.gguf", await value.read(MAX_HEADER_BYTES + 1)))
+            elif isinstance(value, str):
+                fields[key] = value
     try:
         return parts, VramRequest.model_validate(fields)
     except ValidationError as exc:

@@ -182,7 +182,9 @@ def language_model(h: GgufHeader, source: str) -> dict[str, Any]:
         "sliding_window": int(window) if swa else None, "sliding_window_layers": swa,
         "moe": {"experts": int(experts), "experts_per_token": int(h.key("expert_used_count") or 1),
                 "expert_ffn": int(h.key("expert_feed_forward_length") or ffn)} if experts and experts > 1 else None,
-        "dtype": "float16",
+        "dtype": "float16", "qk_norm": "blk.0.attn_q_norm.weight" in names,
+        "layer_types": tuple("sliding" if arch and is_swa_layer(arch, il) else "full" for il in range(int(layers)))
+        if swa else None,
     }
 
 

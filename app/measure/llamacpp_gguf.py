@@ -38,16 +38,19 @@ def _nbytes(t: Tensor, ty: GGMLQuantizationType) -> int:
     return t.rows * (t.row // block) * size
 
 
-def write_sparse_gguf(spec: ModelSpec, file_type: str, path: Path) -> WrittenFile:
-    """Write `spec` as llama.cpp file type `file_type` (a gguf.FILE_TYPES slug) to `path`, data sparse."""
+def write_sparse_gguf(spec: ModelSpec, file_type: str, path: Path, split_max_tensors: int = 0) -> WrittenFile:
+    """Write `spec` as llama.cpp file type `file_type` (a gguf.FILE_TYPES slug) to `path`, data sparse.
+
+    With `split_max_tensors`, write a split file (`-00001-of-0000N.gguf` parts, as gguf-split names them);
+    the returned path is then the first part.
+    """
     arch = ARCHS[SLUG_ARCH[spec.slug]]
     lm = spec.language_model
     tensors = language_tensors(lm)
     types = gguf.language_types(lm, tensors, gguf.FILE_TYPES[file_type])
-    w = GGUFWriter(str(path), arch.name)
+    w = GGUFWriter(str(path), arch.name, split_max_tensors=split_max_tensors)
     w.add_name(spec.name)
-    w.add_file_type(int(LlamaFileType[f"MOSTLY_{gguf.FILE_TYPES[file_type].name}"]) if file_type != "f16"
-                    else int(LlamaFileType.MOSTLY_F16))
+    w.add_file_type(int(LlamaFileType[f"MOSTLY_{gguf.FILE_TYPES[file_type].name}"]))
     for key, value in metadata(arch, lm).items():
         full = f"{arch.name}.{key}"
         if isinstance(value, float):
@@ -55,20 +58,20 @@ def write_sparse_gguf(spec: ModelSpec, file_type: str, path: Path) -> WrittenFil
         else:
             w.add_uint32(full, value)
     w.add_tokenizer_model("none")
-    total = 0
     for t, ty in zip(tensors, types, strict=True):
-        n = _nbytes(t, ty)
-        total += n
-        w.add_tensor_info(t.name, t.shape, np.dtype(np.float32), n, raw_dtype=ty)
+        w.add_tensor_info(t.name, t.shape, np.dtype(np.float32), _nbytes(t, ty), raw_dtype=ty)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_ti_data_to_file()
-    assert w.fout is not None
-    f = w.fout[0]
-    f.flush()
-    align = w.data_alignment
-    start = -(-f.tell() // align) * align
-    data = sum(-(-_nbytes(t, ty) // align) * align for t, ty in zip(tensors, types, strict=True))
+    assert w.fout is not None and w.path is not None
+    names = w.format_shard_names(w.path)
+    ends = []
+    for f, part in zip(w.fout, w.tensors, strict=True):
+        f.flush()
+        start = -(-f.tell() // w.data_alignment) * w.data_alignment
+        ends.append(start + sum(-(-ti.nbytes // w.data_alignment) * w.data_alignment for ti in part.values()))
     w.close()
-    os.truncate(path, start + data)
-    return WrittenFile(path, arch.name, len(tensors), total, start + data)
+    for name, end in zip(names, ends, strict=True):
+        os.truncate(name, end)
+    total = sum(_nbytes(t, ty) for t, ty in zip(tensors, types, strict=True))
+    return WrittenFile(Path(names[0]), arch.name, len(tensors), total, sum(ends))

@@ -91,7 +91,10 @@ def weights(tensors: list[TensorEntry], c: LlamaContext, lm: LanguageModel) -> W
 
 
 def swa_layers(lm: LanguageModel, arch: GgufArch | None) -> set[int]:
-    """Layers llama.cpp treats as sliding-window (the architecture's pattern, else the first N)."""
+    """Layers llama.cpp treats as sliding-window: the spec's layer_types, the architecture's pattern, else the
+    first N (only the count matters then, except for partial offload)."""
+    if lm.layer_types is not None:
+        return {il for il, kind in enumerate(lm.layer_types) if kind == "sliding"}
     if arch is not None and arch.swa_pattern:
         return {il for il in range(lm.layers) if is_swa_layer(arch, il)}
     return set(range(lm.sliding_window_layers))
