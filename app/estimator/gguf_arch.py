@@ -23,6 +23,7 @@ class GgufArch:
     default_swa: int = 0  # n_swa when the file has no sliding_window key (gemma2.cpp: 4096)
     rope_dims: Callable[[LanguageModel], int] = lambda lm: lm.head_dim
     extra: Callable[[LanguageModel], dict[str, Any]] = lambda lm: {}
+    compute_rows: int = 0  # n_embd rows its graph keeps beyond the common ones (fitted to the llama.cpp grid)
 
 
 def _gemma2(lm: LanguageModel) -> dict[str, Any]:
@@ -46,7 +47,7 @@ ARCHS: dict[str, GgufArch] = {a.name: a for a in [
     GgufArch("qwen2"),
     GgufArch("qwen3"),
     GgufArch("qwen3moe", extra=_moe),
-    GgufArch("gemma2", swa_pattern=2, default_swa=4096, extra=_gemma2),
+    GgufArch("gemma2", swa_pattern=2, default_swa=4096, extra=_gemma2, compute_rows=1),
     GgufArch("chatglm", rope_dims=lambda lm: lm.head_dim // 2),  # GLM-4 rotates half of each head
     GgufArch("glm4", rope_dims=lambda lm: lm.head_dim // 2),
 ]}
