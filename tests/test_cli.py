@@ -254,10 +254,9 @@ def test_memory_sizes_in_iec_and_si_units(text: str, size: int):
     assert parse_size(text) == size
 
 
-# --- MODEL as a local file: run once the config importer (catalog) and the GGUF reader (llama.cpp) are in ---
+# --- MODEL as a local file or a Hub GGUF ---
 
 def test_model_as_a_config_json_is_the_apis_config_request(client: TestClient):
-    pytest.importorskip("app.catalog.importer")
     folder = ROOT / "model_specs" / "configs" / "llama-3.1-8b-instruct"
     config = json.loads((folder / "config.json").read_text())
     api = client.post("/api/vram", json={"config": config, "quantization": "q4_k_m", "context": 8192})
@@ -284,7 +283,6 @@ def test_repo_ids_go_through_the_apis_door(client: TestClient):
 
 
 def test_config_json_errors(tmp_path: Path):
-    pytest.importorskip("app.catalog.importer")
     (tmp_path / "config.json").write_text('{"model_type": "no-such-arch"}')
     result = vram("estimate", str(tmp_path / "config.json"))
     assert result.exit_code == 2 and "config.model_type" in result.stderr, result.output
@@ -293,7 +291,6 @@ def test_config_json_errors(tmp_path: Path):
 
 
 def test_model_as_a_gguf_file_is_exactly_the_apis_gguf_answer(client: TestClient, catalog: Catalog, tmp_path: Path):
-    pytest.importorskip("app.estimator.gguf_estimate")
     from app.measure.llamacpp_gguf import write_sparse_gguf  # header-exact, data sparse (no disk)
 
     path = tmp_path / "llama.gguf"
@@ -310,7 +307,6 @@ def test_model_as_a_gguf_file_is_exactly_the_apis_gguf_answer(client: TestClient
 
 
 def test_gguf_file_errors(client: TestClient, tmp_path: Path):
-    pytest.importorskip("app.estimator.gguf_estimate")
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"NOPE" + bytes(100))
     api = client.post("/api/gguf", files={"file": ("bad.gguf", bad.read_bytes())})
@@ -336,3 +332,17 @@ def test_repo_id_fetched_from_a_local_hub_equals_the_api(client: TestClient, hub
     missing = vram("estimate", "acme/absent", "--json")
     assert missing.exit_code == 3 and json.loads(missing.stdout) == client.get(
         "/api/vram", params={"model": "acme/absent"}).json()
+
+
+def test_hub_gguf_reference_equals_the_apis_gguf_answer(client: TestClient, hub: FakeHub, catalog: Catalog,
+                                                         tmp_path: Path):
+    from app.measure.llamacpp_gguf import write_sparse_gguf
+
+    path = tmp_path / "llama.gguf"
+    write_sparse_gguf(catalog.model("llama-3.1-8b"), "q8_0", path)
+    hub.files[("acme/llama-gguf", "llama.gguf")] = path  # served with range requests, as the Hub does
+    api = client.get("/api/gguf", params={"hf": "acme/llama-gguf:llama.gguf", "context": "4096"})
+    assert api.status_code == 200, api.text
+    result = vram("estimate", "acme/llama-gguf:llama.gguf", "--context", "4096", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == api.json()

@@ -3,7 +3,8 @@
     a catalog slug or a Hugging Face repo id  -> `model`, through the API's door (app.hub_models:
                                                  catalog look-up, else a fetch from the Hub)
     a config.json (or a folder holding one)   -> its contents as `config`, as POST /api/vram takes them
-    a .gguf file (or one part of a split one) -> the GGUF header reader (estimate only)
+    a .gguf file (or one part of a split one) -> the GGUF header reader (estimate only), as /api/gguf
+    owner/name:file.gguf or a Hub file URL    -> its header fetched by range requests, as /api/gguf's `hf`
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ from app import hub_models
 from app.catalog import Catalog
 from app.cli.options import WHERE, request_data
 from app.estimator import FORMATS, Gpu, ModelSpec, UnknownChoice, VramEstimate, VramRequest
+from app.estimator.gguf_estimate import estimate_gguf
+from app.estimator.gguf_file import MAX_HEADER_BYTES
 from app.estimator.solve import target_gpu
+from app.hub_gguf import fetch_gguf_header
 from app.problems import Problem, Refused, invalid_field
 from app.units import parse_size
 
@@ -38,8 +42,16 @@ def _read_config(path: Path) -> dict:
     return config
 
 
+def _hub_gguf(model: str) -> bool:
+    """MODEL is a GGUF on the Hub (`owner/name:file.gguf` or a Hub file URL), as /api/gguf's `hf`."""
+    return (model.lower().endswith(".gguf") and not Path(model).exists()
+            and (":" in model.split("/")[-1] or model.startswith(("http://", "https://"))))
+
+
 def _model_file(model: str) -> Path | None:
     """The local file MODEL names (a folder stands for its config.json), or None for a name."""
+    if _hub_gguf(model):
+        return None
     path = Path(model)
     if path.is_dir() and (path / "config.json").is_file():
         path = path / "config.json"
@@ -66,12 +78,6 @@ def gguf_parts(path: Path, cap: int) -> list[tuple[str, bytes]]:
 
 
 def _estimate_gguf(path: Path, req: VramRequest, gpus: list[Gpu]) -> VramEstimate:
-    try:
-        from app.estimator.gguf_estimate import estimate_gguf
-        from app.estimator.gguf_file import MAX_HEADER_BYTES
-    except ImportError:
-        raise _refuse(f"{path}: reading a GGUF header needs app.estimator.gguf_estimate, which this build "
-                      "does not have") from None
     return estimate_gguf(gguf_parts(path, MAX_HEADER_BYTES), req, gpus)  # the header lies within the cap
 
 
@@ -84,8 +90,10 @@ def request_for(model: str, options: dict[str, Any]) -> VramRequest:
         ValidationError: an option the request model refuses (422).
     """
     path = _model_file(model)
-    if path is None:
-        named: dict[str, Any] = {"model": model}
+    if _hub_gguf(model):
+        named: dict[str, Any] = {"model": model.rsplit("/", 1)[-1].rsplit(":", 1)[-1]}
+    elif path is None:
+        named = {"model": model}
     elif path.suffix.lower() == ".gguf":
         named = {"model": path.name}
     else:
@@ -96,6 +104,9 @@ def request_for(model: str, options: dict[str, Any]) -> VramRequest:
 def estimate_for(catalog: Catalog, model: str, req: VramRequest) -> VramEstimate:
     """The API's answer: `app.hub_models.estimate_for` (catalog, Hub, config.json), or for a .gguf
     file the GGUF header reader, as /api/gguf."""
+    if _hub_gguf(model):
+        parts = [(h.filename, h.header) for h in fetch_gguf_header(model, field="model")]
+        return estimate_gguf(parts, req, catalog.gpus)
     path = _model_file(model)
     if path is not None and path.suffix.lower() == ".gguf":
         return _estimate_gguf(path, req, catalog.gpus)
@@ -111,8 +122,8 @@ def spec_for(catalog: Catalog, model: str, req: VramRequest) -> ModelSpec:
         InvalidRequest: a config the importer refuses (422, naming the config key).
     """
     path = _model_file(model)
-    if path is not None and path.suffix.lower() == ".gguf":
-        raise _refuse(f"{path}: a GGUF file is estimated as it is (vram estimate FILE); fit takes a catalog "
+    if _hub_gguf(model) or (path is not None and path.suffix.lower() == ".gguf"):
+        raise _refuse(f"{model}: a GGUF file is estimated as it is (vram estimate FILE); fit takes a catalog "
                       "model, a Hugging Face repo id or a config.json")
     return hub_models.spec_for(catalog, req.model, req.config)[0]
 
