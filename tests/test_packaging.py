@@ -20,8 +20,9 @@ DATA = ("model_specs", "templates", "static")
 
 
 def _files(folder: str) -> set[str]:
+    """Every file under `folder` but caches and dotfiles (.gitignore: not data)."""
     return {p.relative_to(ROOT).as_posix() for p in (ROOT / folder).rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts}
+            if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith(".")}
 
 
 def _data_files() -> set[str]:
