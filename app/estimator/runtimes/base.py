@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from app.estimator.io import VllmDetail, VramRequest
 from app.estimator.kv_cache import KvType
 from app.estimator.quantization import Format, StoredWeights
 from app.estimator.spec import ModelSpec
@@ -28,6 +29,8 @@ class RuntimeInput:
     gpu_count: int
     flash_attention: bool
     gpu_memory: int | None  # memory of all GPUs together, when a GPU was named
+    request: VramRequest | None = None  # the whole request (vLLM flags, issue 10)
+    gpu_slug: str | None = None  # the named GPU (vLLM: its total as torch sees it, issue 10)
 
 
 @dataclass
@@ -44,6 +47,7 @@ class RuntimeMemory:
     max_concurrency: float | None = None
     assumptions: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    vllm: VllmDetail | None = None  # vLLM's per-GPU startup figures (issue 10)
 
 
 @dataclass(frozen=True, slots=True)
