@@ -87,7 +87,8 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Vra
     sequence = req.context + positions
     gpu_memory = c.gpu.memory_bytes * req.gpu_count if c.gpu else None
     mem = c.runtime.memory(RuntimeInput(spec, c.fmt, weights, c.kv, sequence, req.batch, req.images,
-                                        req.gpu_count, req.flash_attention, gpu_memory, request=req))
+                                        req.gpu_count, req.flash_attention, gpu_memory,
+                                        request=req, gpu_slug=c.gpu.slug if c.gpu else None))
     breakdown = Breakdown(weights=mem.weights, kv_cache=mem.kv_cache, activations=mem.activations,
                           overhead=mem.overhead)
     total = mem.weights + mem.kv_cache + mem.activations + mem.overhead
@@ -117,6 +118,7 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Vra
         warnings=_warnings(spec, req, sequence) + mem.warnings,
         fits=fits(mem.required or total, mem.usable_fraction, gpus, req.gpu_count, req.gpu),
         host=mem.host, llamacpp=mem.llamacpp,  # llama.cpp (issue 9)
+        vllm=mem.vllm,  # issue 10
     )
 
 

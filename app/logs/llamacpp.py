@@ -26,7 +26,8 @@ _META_KEYS = {"arch", "n_ctx_train", "n_embd", "n_layer", "n_head", "n_head_kv",
 _CTX_KEYS = {"n_seq_max", "n_ctx", "n_ctx_per_seq", "n_ctx_seq", "n_batch", "n_ubatch", "flash_attn",
              "kv_unified", "causal_attn", "type_k", "type_v"}
 _CTX = r"(?:llama_new_context_with_model|llama_init_from_model|llama_context)"
-_KV = r"(?:llama_kv_cache_init|llama_kv_cache_unified|llama_kv_cache|llama_new_context_with_model|llama_init_from_model)"
+_KV = (r"(?:llama_kv_cache_init|llama_kv_cache_unified|llama_kv_cache|llama_new_context_with_model"
+       r"|llama_init_from_model)")
 
 
 @rule(r"llama_model_loader: - kv\s+\d+:\s+(\S+)\s+\S+\s+= (.*)$")

@@ -26,7 +26,8 @@ class Figure(BaseModel):
     printed: str = Field(description="The number exactly as printed.")
     unit: str = Field(description="Unit as printed: MiB, GiB, GB (= GiB in vLLM), tokens, x, blocks.")
     bytes: int | None = Field(None, description="printed x unit, for memory figures.")
-    rounding_bytes: int | None = Field(None, description="Half a unit of the last printed digit: |true - bytes| <= this.")
+    rounding_bytes: int | None = Field(
+        None, description="Half a unit of the last printed digit: |true - bytes| <= this.")
     line: int = Field(description="1-based line number in the pasted log.")
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from app.estimator.io import HostMemory, LlamaCppReport, VramRequest
+from app.estimator.io import HostMemory, LlamaCppReport, VllmDetail, VramRequest
 from app.estimator.kv_cache import KvType
 from app.estimator.quantization import Format, StoredWeights
 from app.estimator.spec import ModelSpec
@@ -29,7 +29,8 @@ class RuntimeInput:
     gpu_count: int
     flash_attention: bool
     gpu_memory: int | None  # memory of all GPUs together, when a GPU was named
-    request: VramRequest | None = None  # the whole request, for runtime-specific flags (llama.cpp, issue 9)
+    request: VramRequest | None = None  # the whole request (vLLM flags, issue 10)
+    gpu_slug: str | None = None  # the named GPU (vLLM: its total as torch sees it, issue 10)
 
 
 @dataclass
@@ -48,6 +49,7 @@ class RuntimeMemory:
     warnings: list[str] = field(default_factory=list)
     host: HostMemory | None = None  # llama.cpp (issue 9)
     llamacpp: LlamaCppReport | None = None  # llama.cpp (issue 9)
+    vllm: VllmDetail | None = None  # vLLM's per-GPU startup figures (issue 10)
 
 
 @dataclass(frozen=True, slots=True)
