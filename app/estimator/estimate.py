@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from app.estimator.commands import command_for
 from app.estimator.errors import OutOfRange, UnknownChoice
 from app.estimator.gpus import Gpu, fits
 from app.estimator.io import (
@@ -119,6 +120,7 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Vra
         fits=fits(mem.required or total, mem.usable_fraction, gpus, req.gpu_count, req.gpu),
         host=mem.host, llamacpp=mem.llamacpp,  # llama.cpp (issue 9)
         vllm=mem.vllm,  # issue 10
+        command=command_for(resolved, spec, mem), runtime_versions=c.runtime.versions,  # issue 14
     )
 
 

@@ -330,6 +330,10 @@ class VramEstimate(BaseModel):
     host: HostMemory | None = Field(None, description="llama.cpp: host RAM beside the GPU breakdown.")
     llamacpp: LlamaCppReport | None = Field(None, description="llama.cpp: resolved context and its buffers.")
     vllm: VllmDetail | None = Field(None, description="vLLM's own startup figures, per GPU (runtime vllm).")  # issue 10
+    # --- command for an estimate (issue 14) ---
+    command: str | None = Field(None, description="The invocation that runs this estimate: llama-server, "
+                                "vllm serve, or transformers from_pretrained.")
+    runtime_versions: str | None = Field(None, description="Runtime releases this estimate's model describes.")
 
 
 class WeightGroup(BaseModel):

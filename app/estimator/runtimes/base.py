@@ -60,3 +60,7 @@ class Runtime:
     kv_types: tuple[str, ...]
     default_kv: Callable[[ModelSpec, Format], str]
     memory: Callable[[RuntimeInput], RuntimeMemory]
+    # --- runtime versions (issue 14) ---
+    versions: str = "unspecified"  # the runtime releases this model describes, for people
+    versions_min: str = ""  # lowest release (vLLM x.y.z, llama.cpp build number) ...
+    versions_max: str = ""  # ... and highest, for comparing a log's version
