@@ -43,7 +43,8 @@ def _llama_server(req: ResolvedRequest, spec: ModelSpec, extra: Any) -> str:
         ("-m", gguf), ("-c", lc.n_ctx if lc else req.context * req.batch), ("-b", lc.n_batch if lc else None),
         ("-ub", lc.n_ubatch if lc else None), ("-fa", "on" if req.flash_attention else "off"),
         ("-ctk", lc.cache_type_k if lc else kv), ("-ctv", lc.cache_type_v if lc else kv),
-        ("-ngl", lc.n_gpu_layers if lc else "all"), ("-np", lc.n_parallel if lc else req.batch),
+        ("-ngl", lc.n_gpu_layers if lc else spec.language_model.layers + 1),
+        ("-np", lc.n_parallel if lc else req.batch),
         ("-kvu", bool(lc and lc.kv_unified)),
         ("--mmproj", f"mmproj-{spec.name}-F16.gguf" if spec.vision is not None and req.images else None),
     ]

@@ -1,0 +1,63 @@
+"""Reading a log from a request body (text, JSON or form), with the size cap: the one place both the
+API and the page do it. The only web-aware module of app.logs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+from fastapi import HTTPException, Request
+
+from app.logs.compare import LogReport
+from app.logs.model import MAX_LOG_BYTES
+
+_OVERRIDES = ("model", "quantization")
+
+
+async def read_log_body(request: Request) -> tuple[str, dict[str, Any]]:
+    """(log text, request overrides) from text/plain, JSON {"log": ...} or a form field `log`.
+
+    Raises 413 past MAX_LOG_BYTES and 422 when there is no log."""
+    if int(request.headers.get("content-length") or 0) > MAX_LOG_BYTES + 4096:
+        raise HTTPException(413, f"log longer than {MAX_LOG_BYTES // (1 << 20)} MiB")
+    raw = await request.body()
+    if len(raw) > MAX_LOG_BYTES + 4096:
+        raise HTTPException(413, f"log longer than {MAX_LOG_BYTES // (1 << 20)} MiB")
+    kind = request.headers.get("content-type", "")
+    data: Any = raw.decode("utf-8", "replace")
+    if kind.startswith("application/json"):
+        try:
+            data = json.loads(raw or b"null")
+        except json.JSONDecodeError as exc:
+            raise HTTPException(422, f"body: invalid JSON ({exc.msg}); send {{\"log\": \"...\"}}") from exc
+    elif kind.startswith("application/x-www-form-urlencoded"):
+        data = dict(parse_qsl(data, keep_blank_values=True))
+    if isinstance(data, dict):
+        text = data.get("log")
+        overrides = {k: data[k] for k in _OVERRIDES if isinstance(data.get(k), str) and data[k]}
+    else:
+        text, overrides = data, {}
+    if not isinstance(text, str) or not text.strip():
+        raise HTTPException(422, "log: empty; paste a llama.cpp, Ollama or vLLM startup log (text, or JSON "
+                                 "{\"log\": ...})")
+    if len(text.encode("utf-8", "replace")) > MAX_LOG_BYTES:
+        raise HTTPException(413, f"log longer than {MAX_LOG_BYTES // (1 << 20)} MiB")
+    return text, overrides
+
+
+def test_case(report: LogReport) -> dict[str, Any]:
+    """The JSON a developer commits as a case: settings, figures, request and terms (no raw text)."""
+    return {"runtime": report.log.runtime, "version": report.log.version, "model": report.model,
+            "request": report.request, "settings": {k: s.value for k, s in report.log.settings.items()},
+            "figures": [f.model_dump() for f in report.log.figures],
+            "terms": [t.model_dump() for t in report.terms], "source": "paste the public URL of this log here"}
+
+
+def logs_context(catalog: Any, report: LogReport | None, text: str, chosen: str) -> dict[str, Any]:
+    """The /logs page's context: the form state and, after a post, the report and its test-case link."""
+    href = ""
+    if report is not None:
+        href = "data:application/json;charset=utf-8," + quote(json.dumps(test_case(report), indent=1))
+    return {"report": report, "text": text, "models": list(catalog.models.values()), "chosen": chosen,
+            "test_case_href": href}

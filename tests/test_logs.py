@@ -1,0 +1,183 @@
+"""Log parsers on real public logs: every expected value below is typed from the log text itself.
+
+Each fixture in tests/fixtures/logs/ has a .source.json sidecar naming its public URL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.logs import check_log, parse_log
+from app.logs.model import figure
+from app.logs.scrub import scrub
+
+FIXTURES = Path(__file__).parent / "fixtures" / "logs"
+MiB, GiB = 1 << 20, 1 << 30
+
+
+def _log(name: str):
+    return parse_log((FIXTURES / f"{name}.log").read_text())
+
+
+def _printed(log, key: str) -> list[tuple[str | None, str, int]]:
+    return [(f.device, f.printed, f.line) for f in log.all(key)]
+
+
+def test_every_fixture_names_its_public_source():
+    logs = sorted(FIXTURES.glob("*.log"))
+    assert len(logs) >= 15
+    for path in logs:
+        side = json.loads(path.with_suffix(".source.json").read_text())
+        assert side["source"].startswith("https://github.com/"), path.name
+
+
+# (fixture, key, [(device, printed, line)]) typed from the logs
+BUFFERS = [
+    ("l1_ollama_0.5.4_llama31_8b_q4km", "model_buffer", [("CPU", "281.81", 116), ("CUDA0", "4403.49", 117)]),
+    ("l1_ollama_0.5.4_llama31_8b_q4km", "kv_buffer", [("CUDA0", "1024.00", 127)]),
+    ("l1_ollama_0.5.4_llama31_8b_q4km", "compute_buffer", [("CUDA0", "560.00", 130), ("CUDA_Host", "24.01", 131)]),
+    ("l1_ollama_0.5.4_llama31_8b_q4km", "output_buffer", [("CUDA_Host", "2.02", 129)]),
+    ("l1_ollama_0.5.4_llama31_8b_q4km", "lora_buffer", [("CUDA0", "160.00", 135)]),
+    ("l3_llamacpp_b2961_mistral7b_q2k_32k", "model_buffer", [("CPU", "41.02", 4), ("CUDA0", "2898.55", 5)]),
+    ("l3_llamacpp_b2961_mistral7b_q2k_32k", "kv_total", [(None, "4000.00", 17)]),
+    ("l3_llamacpp_b2961_mistral7b_q2k_32k", "compute_buffer", [("CUDA0", "2094.50", 19), ("CUDA_Host", "70.51", 20)]),
+    ("l3_llamacpp_b2961_mistral7b_q2k_32k", "output_buffer", [("CUDA_Host", "0.12", 18)]),
+    ("l4_ipex_sycl_deepseek_r1_qwen7b_q4km", "model_buffer", [("SYCL0", "4168.09", 107), ("CPU_Mapped", "292.36", 108)]),
+    ("l4_ipex_sycl_deepseek_r1_qwen7b_q4km", "kv_total", [(None, "138.25", 131)]),
+    ("l4_ipex_sycl_deepseek_r1_qwen7b_q4km", "compute_buffer", [("SYCL0", "1501.00", 133), ("SYCL_Host", "58.97", 134)]),
+    ("new_llamacpp_b7406_kv_q8_0", "kv_buffer", [("CPU", "881.34", 11), ("CUDA0", "293.78", 13)]),
+    ("new_llamacpp_b7406_kv_q8_0", "kv_total", [(None, "1175.12", 15)]),
+    ("new_llamacpp_b7406_kv_q8_0", "kv_k", [(None, "587.56", 15)]),
+    ("old_llamacpp_2024_trilm_cuda", "model_buffer", [("CPU", "297.00", 11), ("CUDA0", "7317.71", 12)]),
+    ("old_llamacpp_2024_trilm_cuda", "compute_buffer", [("CUDA0", "105.00", 23)]),
+    ("ollama_journal_2025_command7b_fp16", "model_buffer", [("CUDA0", "13312.50", 1)]),
+    ("fit_llamacpp_b7003_deepseek_v31", "fit_used", [("CUDA0", "201672", 8), ("CUDA1", "208920", 9)]),
+    ("fit_llamacpp_b7003_deepseek_v31", "fit_projected", [(None, "410593", 10)]),
+    ("fit_print_llamacpp_pr22171_gemma3_4b", "fit_model", [("MTL0", "7401", 2), ("host", "1280", 3)]),
+    ("fit_print_llamacpp_pr22171_gemma3_4b", "fit_compute", [("MTL0", "517", 2), ("host", "154", 3)]),
+    ("v1_vllm0.19_llama31_8b_bf16_8192", "weights", [(None, "14.99", 22)]),
+    ("v1_vllm0.19_llama31_8b_bf16_8192", "activation_peak", [(None, "1.89", 35)]),
+    ("v1_vllm0.19_llama31_8b_bf16_8192", "non_torch", [(None, "0.25", 35)]),
+    ("v1_vllm0.19_llama31_8b_bf16_8192", "kv_available", [(None, "58.11", 36)]),
+    ("v1_vllm0.19_llama31_8b_bf16_8192", "kv_tokens", [(None, "476,016", 38)]),
+    ("v1_vllm0.19_llama31_8b_bf16_8192", "cuda_graph_pool", [(None, "0.91", 43)]),
+    ("v1_vllm0.19_llama31_8b_bf16_8192", "cuda_graph_estimated", [(None, "0.84", 43)]),
+    ("v1_vllm0.19_llama31_8b_fp32", "weights", [(None, "29.98", 22)]),
+    ("v1_vllm0.19_llama31_8b_fp32", "kv_tokens", [(None, "175,296", 38)]),
+    ("v1_vllm0.19_llama31_8b_kvfp8", "kv_tokens", [(None, "952,032", 40)]),
+    ("v1_vllm0.19_llama31_8b_qfp8", "weights", [(None, "8.49", 24)]),
+    ("v1_vllm0.19_llama31_8b_qfp8", "kv_available", [(None, "64.61", 38)]),
+    ("v1_vllm0.19_llama31_8b_tp2", "weights", [("TP0", "7.51", 29)]),
+    ("v1_vllm0.19_llama31_8b_tp2", "kv_tokens", [(None, "1,044,688", 56)]),
+    ("v1_vllm0.19_llama31_8b_tp4", "kv_available", [("TP0", "67.44", 66)]),
+    ("v2_vllm0.19_llama31_8b_w4a16", "weights", [(None, "5.38", 25)]),
+    ("v2_vllm0.19_llama31_8b_w4a16", "kv_tokens", [(None, "554,704", 41)]),
+    ("v2_vllm0.19_llama31_8b_w8a8", "kv_tokens", [(None, "529,200", 40)]),
+    ("v4_vllm0.7.3_v0_qwen25_7b_bnb_rtx4060", "weights", [(None, "5.2032", 1)]),
+    ("v4_vllm0.7.3_v0_qwen25_7b_bnb_rtx4060", "kv_available", [(None, "-1.05", 4)]),
+    ("v4_vllm0.7.3_v0_qwen25_7b_bnb_rtx4060", "activation_peak", [(None, "1.42", 4)]),
+    ("v4_vllm0.7.3_v0_qwen25_7b_bnb_rtx4060", "gpu_blocks", [(None, "0", 5)]),
+]
+
+
+@pytest.mark.parametrize(("name", "key", "expected"), BUFFERS, ids=[f"{n}-{k}" for n, k, _ in BUFFERS])
+def test_printed_figures_recovered_exactly(name, key, expected):
+    assert _printed(_log(name), key) == expected
+
+
+def test_tp4_every_rank_kept():
+    log = _log("v2_vllm0.19_llama33_70b_fp8dyn_tp4")
+    assert [f.printed for f in log.all("kv_available")][:1] == ["54.09"]
+    assert [f.printed for f in log.all("kv_tokens")] == ["708,992"]
+    assert log.setting("tensor_parallel_size") == 4
+
+
+SETTINGS = [
+    ("l1_ollama_0.5.4_llama31_8b_q4km", {"n_ctx": 8192, "n_seq_max": 4, "n_ctx_per_seq": 2048, "n_batch": 2048,
+                                         "n_ubatch": 512, "flash_attn": 0, "type_k": "f16", "n_gpu_layers": 33,
+                                         "meta.n_layer": 32, "meta.n_head": 32, "meta.n_head_kv": 8,
+                                         "meta.n_embd": 4096, "meta.n_vocab": 128256, "meta.arch": "llama",
+                                         "meta.model ftype": "Q4_K - Medium", "gguf.general.file_type": 15}),
+    ("l3_llamacpp_b2961_mistral7b_q2k_32k", {"n_ctx": 32000, "n_batch": 1024, "n_ubatch": 512, "flash_attn": 0}),
+    ("l4_ipex_sycl_deepseek_r1_qwen7b_q4km", {"n_ctx": 2528, "n_batch": 2528, "n_ubatch": 2528, "n_layer_total": 29,
+                                              "meta.arch": "qwen2", "meta.n_vocab": 152064, "meta.n_ff": 18944}),
+    ("new_llamacpp_b7406_kv_q8_0", {"n_ctx": 20224, "flash_attn": "enabled", "kv_unified": "true",
+                                    "type_k": "q8_0", "kv_cells": 20224, "kv_layers": 28}),
+    ("v1_vllm0.19_llama31_8b_bf16_8192", {"version": "0.19.0", "model": "meta-llama/Llama-3.1-8B-Instruct",
+                                          "max_model_len": 8192, "gpu_memory_utilization": 0.95, "dtype": "bfloat16",
+                                          "max_num_batched_tokens": 8192, "engine": "V1"}),
+    ("v1_vllm0.19_llama31_8b_kvfp8", {"kv_cache_dtype": "fp8"}),
+    ("v2_vllm0.19_llama31_8b_w4a16", {"quantization": "gptq_marlin", "dtype": "float16"}),
+    ("v4_vllm0.7.3_v0_qwen25_7b_bnb_rtx4060", {"gpu_memory_utilization": 0.7, "concurrency_tokens": 4096}),
+]
+
+
+@pytest.mark.parametrize(("name", "expected"), SETTINGS, ids=[n for n, _ in SETTINGS])
+def test_settings_recovered(name, expected):
+    log = _log(name)
+    assert {k: log.setting(k) for k in expected} == expected
+
+
+def test_runtime_and_version():
+    assert (_log("v1_vllm0.19_llama31_8b_bf16_8192").runtime, _log("v1_vllm0.19_llama31_8b_bf16_8192").version) == \
+        ("vllm", "0.19.0")
+    assert _log("fit_llamacpp_b7003_deepseek_v31").version == "b7003"
+    assert _log("l3_llamacpp_b2961_mistral7b_q2k_32k").runtime == "llama.cpp"
+
+
+def test_bytes_exact_to_printed_precision():
+    f = figure("kv", "4403.49", "MiB", 1)
+    assert f.bytes == round(440349 * MiB / 100) and f.rounding_bytes == round(MiB / 200)
+    g = figure("w", "14.99", "GiB", 1)
+    assert g.bytes == round(1499 * GiB / 100) and g.rounding_bytes == round(GiB / 200)
+    assert figure("w", "5.2032", "GB", 1).bytes == round(52032 * GiB / 10000)  # vLLM V0 "GB" is GiB
+
+
+def test_unknown_and_partial_logs_answer_what_they_can():
+    unknown = parse_log("hello\nworld\n")
+    assert unknown.runtime is None and unknown.missing
+    partial = parse_log("llama_new_context_with_model: n_ctx      = 4096\n")
+    assert partial.runtime == "llama.cpp" and partial.setting("n_ctx") == 4096
+    assert "model buffers" in partial.missing and "compute buffers" in partial.missing
+
+
+def test_oversized_log_refused():
+    with pytest.raises(ValueError):
+        parse_log("x" * (2 * MiB + 1))
+
+
+def test_scrub_removes_paths_hosts_and_addresses():
+    raw = ("Jan 17 16:39:28 quorra ollama[1]: loaded from /home/alice/models/m.gguf via tcp://10.128.4.185:60191 "
+           "as alice@gpu-box ~alice C:\\Users\\bob\\m.gguf")
+    from app.logs.scrub import strip_prefix
+    out = scrub(strip_prefix(raw))
+    for secret in ("quorra", "alice", "10.128.4.185", "bob", "gpu-box", "/home"):
+        assert secret not in out, (secret, out)
+    assert "m.gguf" in out
+
+
+def test_check_log_l1_matches_printed_weights_and_kv(catalog):
+    """L1: weights and KV are exact arithmetic, so our figures fall within the printed rounding."""
+    report = check_log((FIXTURES / "l1_ollama_0.5.4_llama31_8b_q4km.log").read_text(), catalog)
+    terms = {t.term: t for t in report.terms}
+    for term in ("weights on GPU", "weights in host RAM", "KV cache"):
+        t = terms[term]
+        assert abs(t.estimated - t.measured) <= t.tolerance, (term, t)
+    assert report.command.startswith("llama-server ")
+
+
+def test_check_log_v1_compares_every_vllm_term(catalog):
+    report = check_log((FIXTURES / "v1_vllm0.19_llama31_8b_bf16_8192.log").read_text(), catalog)
+    terms = {t.term: t for t in report.terms}
+    assert terms["weights per GPU"].measured == round(1499 * GiB / 100)
+    assert terms["GPU KV cache size"].measured == 476016
+    assert report.command.startswith("vllm serve ") and "--max-model-len 8192" in report.command
+    assert report.request["gpu"] == "h100-80gb" and report.request["gpu_memory_utilization"] == 0.95
+
+
+def test_other_version_is_compared_with_a_warning(catalog):
+    text = (FIXTURES / "v1_vllm0.19_llama31_8b_bf16_8192.log").read_text().replace("0.19.0", "0.11.0")
+    report = check_log(text, catalog)
+    assert report.terms and any("0.11.0" in w for w in report.warnings)
