@@ -34,6 +34,7 @@ def test_every_fixture_names_its_public_source():
 
 
 # (fixture, key, [(device, printed, line)]) typed from the logs
+L4 = "l4_ipex_sycl_deepseek_r1_qwen7b_q4km"
 BUFFERS = [
     ("l1_ollama_0.5.4_llama31_8b_q4km", "model_buffer", [("CPU", "281.81", 116), ("CUDA0", "4403.49", 117)]),
     ("l1_ollama_0.5.4_llama31_8b_q4km", "kv_buffer", [("CUDA0", "1024.00", 127)]),
@@ -44,9 +45,9 @@ BUFFERS = [
     ("l3_llamacpp_b2961_mistral7b_q2k_32k", "kv_total", [(None, "4000.00", 17)]),
     ("l3_llamacpp_b2961_mistral7b_q2k_32k", "compute_buffer", [("CUDA0", "2094.50", 19), ("CUDA_Host", "70.51", 20)]),
     ("l3_llamacpp_b2961_mistral7b_q2k_32k", "output_buffer", [("CUDA_Host", "0.12", 18)]),
-    ("l4_ipex_sycl_deepseek_r1_qwen7b_q4km", "model_buffer", [("SYCL0", "4168.09", 107), ("CPU_Mapped", "292.36", 108)]),
-    ("l4_ipex_sycl_deepseek_r1_qwen7b_q4km", "kv_total", [(None, "138.25", 131)]),
-    ("l4_ipex_sycl_deepseek_r1_qwen7b_q4km", "compute_buffer", [("SYCL0", "1501.00", 133), ("SYCL_Host", "58.97", 134)]),
+    (L4, "model_buffer", [("SYCL0", "4168.09", 107), ("CPU_Mapped", "292.36", 108)]),
+    (L4, "kv_total", [(None, "138.25", 131)]),
+    (L4, "compute_buffer", [("SYCL0", "1501.00", 133), ("SYCL_Host", "58.97", 134)]),
     ("new_llamacpp_b7406_kv_q8_0", "kv_buffer", [("CPU", "881.34", 11), ("CUDA0", "293.78", 13)]),
     ("new_llamacpp_b7406_kv_q8_0", "kv_total", [(None, "1175.12", 15)]),
     ("new_llamacpp_b7406_kv_q8_0", "kv_k", [(None, "587.56", 15)]),
