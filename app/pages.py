@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from app.accuracy import accuracy_report
+from app.accuracy import accuracy_report, log_cases, under_share
 from app.catalog import Catalog
 from app.deps import get_catalog
 from app.estimator import KV_TYPES, RUNTIMES, InvalidRequest, VramEstimate, VramRequest, estimate
@@ -86,7 +86,9 @@ def calculator(request: Request, catalog: CatalogDep) -> Response:
 
 @router.get("/accuracy")
 def accuracy(request: Request, catalog: CatalogDep) -> Response:
-    return _page(request, "accuracy.html", {"report": accuracy_report(catalog)})
+    cases = log_cases(catalog)  # issue 14: committed public logs
+    return _page(request, "accuracy.html", {"report": accuracy_report(catalog), "log_cases": cases,
+                                            "log_under": under_share(cases)})
 
 
 # --- log import page (issue 14) ---

@@ -182,3 +182,13 @@ def test_other_version_is_compared_with_a_warning(catalog):
     text = (FIXTURES / "v1_vllm0.19_llama31_8b_bf16_8192.log").read_text().replace("0.19.0", "0.11.0")
     report = check_log(text, catalog)
     assert report.terms and any("0.11.0" in w for w in report.warnings)
+
+
+def test_log_parsing_is_web_free():
+    import subprocess
+    import sys
+    code = ("import sys, app.logs; "
+            "print(any(m.split('.')[0] in ('fastapi', 'starlette', 'jinja2') for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.stdout.strip() == "False"

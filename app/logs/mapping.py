@@ -94,6 +94,13 @@ def vllm_request(log: ParsedLog) -> dict[str, Any]:
     return req
 
 
+# Re-published checkpoints named after the model they quantize or fine-tune (RedHatAI, unsloth,
+# TheBloke conventions); tried in order, each on the previous result.
+_RENAMES = [(r"^meta-", "published under Meta's old name"),
+            (r"-(quantized\.[\w]+|fp8-dynamic|fp8|awq|gptq[\w-]*|bnb-4bit|unsloth-bnb-4bit)$", "quantized copy of it"),
+            (r"-(instruct|it|chat)$", "fine-tune of it")]
+
+
 def _shape(spec: ModelSpec) -> tuple[int, ...]:
     lm = spec.language_model
     return lm.layers, lm.hidden, lm.heads, lm.kv_heads, lm.ffn, lm.vocab
@@ -112,9 +119,12 @@ def find_model(log: ParsedLog, models: dict[str, ModelSpec]) -> tuple[ModelSpec 
     for spec in models.values():
         if repo and (spec.hf_repo.lower() == repo or spec.slug == repo.rsplit("/", 1)[-1]):
             return spec, f"catalog entry {spec.slug} (named by the log)"
-    base = re.sub(r"-(instruct|it|chat)$", "", repo.rsplit("/", 1)[-1])
-    if base in models:
-        return models[base], f"catalog entry {base}: same architecture as {repo} (fine-tune of it)"
+    name = repo.rsplit("/", 1)[-1]
+    for pattern, why in _RENAMES:
+        stripped = re.sub(pattern, "", name)
+        if stripped != name and stripped in models:
+            return models[stripped], f"catalog entry {stripped}: same architecture as {repo} ({why})"
+        name = stripped
     shape = _log_shape(log)
     for spec in models.values():
         if shape is not None and _shape(spec) == shape:
