@@ -58,6 +58,19 @@ BUFFERS = [
     ("fit_llamacpp_b7003_deepseek_v31", "fit_projected", [(None, "410593", 10)]),
     ("fit_print_llamacpp_pr22171_gemma3_4b", "fit_model", [("MTL0", "7401", 2), ("host", "1280", 3)]),
     ("fit_print_llamacpp_pr22171_gemma3_4b", "fit_compute", [("MTL0", "517", 2), ("host", "154", 3)]),
+    ("llamacpp_memory_breakdown_pr15860", "mb_model", [("CUDA0", "13169", 2), ("CUDA1", "13169", 3),
+                                                       ("CUDA2", "13169", 4), ("CPU", "0", 5)]),
+    ("llamacpp_memory_breakdown_pr15860", "mb_compute", [("CUDA0", "985", 2), ("CUDA1", "548", 3),
+                                                         ("CUDA2", "548", 4), ("CPU", "15", 5)]),
+    ("llamacpp_memory_breakdown_pr15860", "mb_unaccounted", [("CUDA0", "451", 2), ("CUDA1", "456", 3),
+                                                             ("CUDA2", "456", 4)]),
+    ("ollama_engine_2025_08_kv_compute", "kv_buffer", [("CUDA0", "936.0", 1)]),
+    ("ollama_engine_2025_08_kv_compute", "compute_buffer", [("CUDA0", "98.0", 2), ("CPU", "8.0", 3)]),
+    ("ollama_engine_2025_08_kv_compute", "ollama.total", [(None, "5.4", 4)]),
+    ("ollama_engine_2025_07_mistral3_q8", "model_buffer", [("CUDA0", "11.5", 5), ("CUDA1", "11.9", 6),
+                                                           ("CPU", "680.0", 7)]),
+    ("l1_ollama_0.5.4_llama31_8b_q4km", "ollama.graph.full", [(None, "560.0", 11)]),
+    ("l1_ollama_0.5.4_llama31_8b_q4km", "ollama.required.full", [(None, "6.5", 11)]),
     ("v1_vllm0.19_llama31_8b_bf16_8192", "weights", [(None, "14.99", 22)]),
     ("v1_vllm0.19_llama31_8b_bf16_8192", "activation_peak", [(None, "1.89", 35)]),
     ("v1_vllm0.19_llama31_8b_bf16_8192", "non_torch", [(None, "0.25", 35)]),
@@ -86,6 +99,13 @@ BUFFERS = [
 @pytest.mark.parametrize(("name", "key", "expected"), BUFFERS, ids=[f"{n}-{k}" for n, k, _ in BUFFERS])
 def test_printed_figures_recovered_exactly(name, key, expected):
     assert _printed(_log(name), key) == expected
+
+
+def test_ollama_engine_log_scrubbed(client):
+    text = (FIXTURES / "ollama_engine_2025_08_kv_compute.log").read_text()
+    r = client.post("/api/logs", content=text, headers={"content-type": "text/plain"})
+    assert r.status_code == 200
+    assert "192.168.1.17" not in r.text and "IRONSOFTWARE" not in r.text and "ksh" not in r.text
 
 
 def test_tp4_every_rank_kept():

@@ -17,7 +17,7 @@ from app.logs.mapping import find_model, llamacpp_request, quantization, vllm_re
 from app.logs.model import MAX_LOG_BYTES, Figure, ParsedLog
 from app.logs.versions import version_warning
 
-_HOST = ("CPU", "Host", "host", "Mapped")
+_HOST = ("CPU", "Host", "host", "Mapped")  # llama.cpp host buffer names: CPU, CPU_Mapped, CUDA_Host
 
 
 class TermRow(BaseModel):
@@ -96,7 +96,10 @@ def _llamacpp_terms(log: ParsedLog, est: VramEstimate) -> list[TermRow | None]:
     b, d = est.breakdown, est.detail
 
     def pick(kind: str, host: bool) -> list[Figure]:
-        return [f for f in log.all(kind) if _is_host(f.device) == host]
+        """The buffers of `kind` on the host or the GPUs; the exit breakdown table when none printed."""
+        alt = {"model_buffer": "mb_model", "compute_buffer": "mb_compute"}.get(kind, kind)
+        figs = log.all(kind) or log.all(alt)
+        return [f for f in figs if _is_host(f.device) == host]
 
     def ours(name: str, device: str, fallback: int | None) -> int | None:
         return buffers.get((name, device), fallback if not buffers else None)

@@ -170,8 +170,57 @@ def _fit_print_header(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     put(out, "fit_print", True, ln.no)
 
 
+_BREAKDOWN = r"memory_breakdown(?:_print)?:\s*\|?\s*- (\S+)"  # llama_/common_memory_breakdown_print rows
+
+
+@rule(_BREAKDOWN + r" \(.*?\)\s*:?\s*\|?\s*(\d+) = (\d+) \+ \(\s*(\d+) =\s*(\d+) \+\s*(\d+) \+\s*(\d+)\)"
+      r" \+\s*(\d+)")
+def _breakdown_device(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
+    keys = ("mb_total", "mb_free", "mb_self", "mb_model", "mb_context", "mb_compute", "mb_unaccounted")
+    for key, v in zip(keys, m.groups()[1:], strict=True):
+        add(out, key, v, "MiB", ln, m[1])
+
+
+@rule(_BREAKDOWN + r"(?: \(.*?\))?\s*:?\s*\|?\s*(?:\d+\s+)?(\d+) =\s*(\d+) \+\s*(\d+) \+\s*(\d+)\s*\|?\s*$")
+def _breakdown_host(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
+    for key, v in zip(("mb_self", "mb_model", "mb_context", "mb_compute"), m.groups()[1:], strict=True):
+        add(out, key, v, "MiB", ln, m[1] if m[1] != "Host" else "host")
+
+
+# Ollama's own engine (0.6+, "ollamarunner"): sizes in its human format ("11.5 GiB", "936.0 MiB", "0 B")
+_OLLAMA_SIZE = r'size="([\d.]+) (GiB|MiB|KiB|B)"'
+
+
+@rule(r'msg="model weights" (?:buffer|device)=(\S+) ' + _OLLAMA_SIZE)
+def _ollama_weights(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
+    add(out, "model_buffer", m[2], m[3], ln, m[1])
+
+
+@rule(r'msg="kv cache" device=(\S+) ' + _OLLAMA_SIZE)
+def _ollama_kv(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
+    add(out, "kv_buffer", m[2], m[3], ln, m[1])
+
+
+@rule(r'msg="compute graph" (?:backend|device)=(\S+) (?:buffer_type=\S+ )?' + _OLLAMA_SIZE)
+def _ollama_compute(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
+    add(out, "compute_buffer", m[2], m[3], ln, m[1])
+
+
+@rule(r'msg="total memory" ' + _OLLAMA_SIZE)
+def _ollama_total(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
+    add(out, "ollama.total", m[1], m[2], ln)
+
+
+@rule(r'architecture=(\w+) file_type=(\w+)')
+def _ollama_model(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
+    put(out, "meta.arch", m[1], ln.no)
+    put(out, "ollama.file_type", m[2], ln.no)
+
+
 RULES: tuple[Rule, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Rule))
-EXPECTED = {"model buffers": "model_buffer", "KV cache": "kv_total", "compute buffers": "compute_buffer"}
+# what a full log prints, and the figure that stands in for it (the memory breakdown table, KV buffers)
+EXPECTED = {"model buffers": ("model_buffer", "mb_model"), "KV cache": ("kv_total", "kv_buffer", "mb_context"),
+            "compute buffers": ("compute_buffer", "mb_compute")}
 
 
 def parse(text: str) -> tuple[ParsedLog, int]:
@@ -182,8 +231,8 @@ def parse(text: str) -> tuple[ParsedLog, int]:
         out.notes.append("KV total not printed: the sum of the KV buffers stands for it")
     build, ollama = out.setting("build"), out.setting("ollama_version")
     out.version = f"ollama {ollama}" if ollama else (f"b{build}" if build else None)
-    for label, key in EXPECTED.items():
-        if not out.all(key) and not (key == "kv_total" and out.all("kv_buffer")):
+    for label, keys in EXPECTED.items():
+        if not any(out.all(k) for k in keys):
             out.missing.append(label)
     for key in ("n_ctx", "n_ubatch", "flash_attn"):
         if key not in out.settings:

@@ -38,7 +38,9 @@ def quantization(log: ParsedLog) -> str | None:
     """The weight format slug the log's file type or vLLM settings name, or None."""
     if log.runtime == "llama.cpp":
         name = log.setting("meta.model ftype")
-        return GGUF_FTYPE_NAMES.get(str(name)) or GGUF_FILE_TYPES.get(log.setting("gguf.general.file_type", -1))
+        ollama = str(log.setting("ollama.file_type", "")).lower()
+        return (GGUF_FTYPE_NAMES.get(str(name)) or GGUF_FILE_TYPES.get(log.setting("gguf.general.file_type", -1))
+                or (ollama if ollama in GGUF_FILE_TYPES.values() else None))
     method = log.setting("quantization")
     if method == "compressed-tensors":
         repo = str(log.setting("model", "")).lower()
