@@ -18,7 +18,7 @@ from app.logs.model import ParsedLog
 from app.logs.rules import Line, Rule, add, lines, num, put, rule, run
 
 # "(EngineCore pid=242) ", "(Worker_TP1 pid=445) ", "(APIServer pid=1) ", "[rank0]: ", "vllm-1  | "
-_TAG = re.compile(r"^(?:\S+\s+\| )?\((\w+?)(?:_(TP\d+|PP\d+|DP\d+))? pid=\d+\) |^\[rank(\d+)\]: ")
+_TAG = re.compile(r"^(?:\S+\s+\| )?\((\w+?)(?:_(TP\d+|PP\d+|DP\d+))? pid=(\d+)\) |^\[rank(\d+)\]: ")
 _ARGS = ("model", "max_model_len", "gpu_memory_utilization", "tensor_parallel_size", "pipeline_parallel_size",
          "dtype", "quantization", "kv_cache_dtype", "enforce_eager", "max_num_seqs", "max_num_batched_tokens",
          "block_size", "enable_prefix_caching")
@@ -135,8 +135,41 @@ def _graph_pool(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "cuda_graph_estimated", m[3], m[4], ln)
 
 
+# vLLM 0.6.5-0.7 printed the profile as a table, one "name   value" per line (worker.py)
+_TABLE = {"total_gpu_memory": "gpu_total", "the current vLLM instance can use": "budget",
+          "model weights take": "weights_profiled", "non_torch_memory": "non_torch",
+          "PyTorch activation peak memory": "activation_peak", "available_kv_cache_memory": "kv_available"}
+
+
+@rule(r"\] (" + "|".join(_TABLE) + r")\s+(-?[\d.]+)(GiB)\s*$")
+def _profile_table(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
+    add(out, _TABLE[m[1]], m[2], m[3], ln)
+
+
+@rule(r"\] gpu_memory_utilization\s+([\d.]+)\s*$")
+def _table_utilization(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
+    put(out, "gpu_memory_utilization", float(m[1]), ln.no)
+
+
+# vLLM 0.6.4: one line "Memory profiling results: duration=..., total_gpu_memory=79.15GiB, ..."
+_ONE_LINE = {"total_gpu_memory": "gpu_total", "initial_memory_usage": "initial_usage", "peak_torch_memory":
+             "peak_torch", "memory_usage_post_profile": "post_profile", "non_torch_memory": "non_torch",
+             "kv_cache_size": "kv_available"}
+
+
+@rule(r"Memory profiling results: (.*)")
+def _profile_one_line(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
+    for k, v, unit in re.findall(r"(\w+)=(-?[\d.]+)(GiB)", m[1]):
+        if k in _ONE_LINE:
+            add(out, _ONE_LINE[k], v, unit, ln)
+    util = re.search(r"gpu_memory_utilization=([\d.]+?)\.?$", m[1])
+    if util:
+        put(out, "gpu_memory_utilization", float(util[1]), ln.no)
+
+
 RULES: tuple[Rule, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Rule))
-EXPECTED = {"weights loaded": "weights", "activation peak": "activation_peak", "available KV memory": "kv_available"}
+EXPECTED = {"weights loaded": ("weights", "weights_profiled"), "activation peak": ("activation_peak",),
+            "available KV memory": ("kv_available",)}
 
 
 def _tagged(text: str):
@@ -144,7 +177,8 @@ def _tagged(text: str):
         m = _TAG.match(ln.text)
         if m:
             ln.text = ln.text[m.end():]
-            ln.device = m[2] or (f"rank{m[3]}" if m[3] is not None else None)
+            worker = f"worker {m[3]}" if m[1] == "VllmWorkerProcess" else None
+            ln.device = m[2] or worker or (f"rank{m[4]}" if m[4] is not None else None)
         yield ln
 
 
@@ -153,8 +187,8 @@ def parse(text: str) -> tuple[ParsedLog, int]:
     out = ParsedLog(runtime="vllm")
     hits = run(RULES, _tagged(text), out)
     out.version = str(out.setting("version")) if out.setting("version") else None
-    for label, key in EXPECTED.items():
-        if not out.all(key):
+    for label, keys in EXPECTED.items():
+        if not any(out.all(k) for k in keys):
             out.missing.append(label)
     if not out.all("kv_tokens") and not out.all("gpu_blocks"):
         out.missing.append("KV cache size (tokens or blocks)")
