@@ -198,18 +198,18 @@ class VllmDetail(BaseModel):
     increase memory", "Available KV cache memory", "GPU KV cache size", "Maximum concurrency".
     """
 
-    version: str = Field(description="vLLM release range the constants describe.")
-    gpu_memory_utilization: float
+    version: str = Field(description="vLLM release range the constants describe (vllm_version).")
+    gpu_memory_utilization: float = Field(description="Share of each GPU vLLM claims (--gpu-memory-utilization).")
     max_model_len: int = Field(description="Longest sequence admitted (tokens).")
-    max_num_seqs: int
-    max_num_batched_tokens: int
-    block_size: int
+    max_num_seqs: int = Field(description="Sequences per step, as resolved (the sampler is profiled over them).")
+    max_num_batched_tokens: int = Field(description="Tokens per step, as resolved (the profiling forward pass).")
+    block_size: int = Field(description="Tokens per KV block.")
     dtype: str = Field(description="Compute dtype vLLM resolves (--dtype).")
     kv_cache_dtype: str = Field(description="KV element type vLLM resolves (--kv-cache-dtype).")
     quantization: str | None = Field(description="vLLM's quantization method name, or None for 16/32-bit.")
-    tensor_parallel_size: int
-    pipeline_parallel_size: int
-    enforce_eager: bool
+    tensor_parallel_size: int = Field(description="GPUs each layer is split across.")
+    pipeline_parallel_size: int = Field(description="Stages the layers are split across.")
+    enforce_eager: bool = Field(description="No CUDA graphs when true.")
     gpu_total_bytes: int | None = Field(description="One GPU's total as torch.cuda.mem_get_info reports it.")
     weights_bytes: int = Field(description="Weights on one GPU: its share of the split linears and "
                                "vocab-parallel embeddings, plus replicated norms and rotary cache.")
