@@ -191,6 +191,18 @@ class VllmFix(BaseModel):
     note: str = Field(description="What it costs or why it works.")
 
 
+class VllmStage(BaseModel):
+    """One pipeline stage as each of its GPUs holds it (vLLM logs one line per stage worker)."""
+
+    index: int = Field(description="Stage index (0 holds the embedding, the last holds lm_head and the sampler).")
+    layers: int = Field(description="Decoder layers on this stage.")
+    weights_bytes: int = Field(description="Weights on one GPU of this stage.")
+    activation_peak_bytes: int = Field(description="Profiled torch peak on one GPU of this stage.")
+    non_torch_bytes: int = Field(description="Non-torch growth during profiling.")
+    kv_budget_bytes: int | None = Field(description="This stage's KV budget (None without a GPU).")
+    kv_blocks: int | None = Field(description="Blocks this stage's budget holds; vLLM uses the smallest.")
+
+
 class VllmDetail(BaseModel):
     """What vLLM computes at startup, per GPU (the first pipeline stage when pipeline_parallel_size > 1).
 
@@ -230,6 +242,8 @@ class VllmDetail(BaseModel):
     starts: bool | None = Field(description="Whether startup succeeds (None when no GPU was named).")
     shortfall_bytes: int = Field(0, description="Bytes missing for one max_model_len sequence (0 when it starts).")
     fixes: list[VllmFix] = Field(default_factory=list, description="Smallest changes that make it start.")
+    stages: list[VllmStage] = Field(default_factory=list, description="Every pipeline stage; the figures above "
+                                    "are those of the stage with the fewest KV blocks.")
 
 
 class VramEstimate(BaseModel):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from math import ceil
 
-from app.estimator.io import VllmDetail, VramRequest
+from app.estimator.io import VllmDetail, VllmStage, VramRequest
 from app.estimator.quantization import Format
 from app.estimator.runtimes import vllm_advice, vllm_flags, vllm_memory
 from app.estimator.runtimes.base import Runtime, RuntimeInput, RuntimeMemory
@@ -59,7 +59,7 @@ def _notes(f: VllmFlags, s: Stage) -> list[str]:
     return notes
 
 
-def _detail(f: VllmFlags, s: Stage, total: int | None, sequence: int,
+def _detail(f: VllmFlags, s: Stage, stages: list[Stage], total: int | None, sequence: int,
             verdict: vllm_advice.Verdict | None, fixes: list) -> VllmDetail:
     requested = int(f.gpu_memory_utilization * total) if total is not None else None
     budget = s.budget(requested) if requested is not None else None
@@ -81,7 +81,15 @@ def _detail(f: VllmFlags, s: Stage, total: int | None, sequence: int,
         cuda_graph_bytes=graphs, cuda_context_bytes=context, process_bytes=process,
         starts=verdict.starts if verdict is not None else None,
         shortfall_bytes=verdict.shortfall if verdict is not None else 0, fixes=fixes,
+        stages=[_stage(x, requested) for x in stages],
     )
+
+
+def _stage(s: Stage, requested: int | None) -> VllmStage:
+    budget = s.budget(requested) if requested is not None else None
+    return VllmStage(index=s.index, layers=s.layers, weights_bytes=s.weights, activation_peak_bytes=s.activation,
+                     non_torch_bytes=s.non_torch, kv_budget_bytes=budget,
+                     kv_blocks=max(0, budget) // s.block_bytes if budget is not None else None)
 
 
 def _need(f: VllmFlags, s: Stage, tokens: int) -> int:
@@ -101,7 +109,7 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     if verdict is not None and not verdict.starts:
         fixes = vllm_advice.fixes(inp.spec, f, stages, total, inp.sequence, recompute)
     s = _binding(stages, int(f.gpu_memory_utilization * total) if total is not None else None)
-    detail = _detail(f, s, total, inp.sequence, verdict, fixes)
+    detail = _detail(f, s, stages, total, inp.sequence, verdict, fixes)
     return _memory(inp, f, stages, detail, verdict)
 
 

@@ -43,8 +43,8 @@ class VllmProfile:
 # Sampler pass: vLLM profiles the sampler on max_num_seqs rows of logits. Per (row x vocab entry) it
 # holds the lm_head output in the model dtype plus `sampler_extra_bytes` (fp32 logits, probabilities,
 # noise, masks...). Fitted by app/measure/vllm_fit.py (see its report for the fit and held-out cases).
-SAMPLER_EXTRA_V017 = 13.05  # fit: V1 bf16/fp32 Llama-3.1-8B, V2 70B TP2, V3 Qwen3-14B 0.17/0.18 (max)
-SAMPLER_EXTRA_V015 = 36.39  # fit: V3 Qwen3-14B 0.15.0/0.16.0 (5.64 GiB); checked on V4 (0.7.3)
+SAMPLER_EXTRA_V017 = 13.08  # fit: V1 Llama-3.1-8B (bf16, fp16, fp32, fp8, TP2/4), V2, V3 0.17/0.18 (max of cases)
+SAMPLER_EXTRA_V015 = 36.38  # fit: V3 Qwen3-14B 0.15.0/0.16.0 (5.64 GiB); checked on V4 (0.7.3)
 
 PROFILES: tuple[VllmProfile, ...] = (
     VllmProfile("0.7", (0, 7), (0, 8), "V0", SAMPLER_EXTRA_V015,
@@ -76,8 +76,8 @@ CUDA_CONTEXT_BYTES = {1: _gib(0.51), 2: _gib(1.53), 4: _gib(1.55)}
 # CUDA graph pool, captured after the KV cache and outside the budget (0.19 default: PIECEWISE and FULL
 # graphs for 51 batch sizes each). Grows with the piecewise graphs, one per layer: fitted a + b x layers
 # on V1 (32 layers: 0.91 GiB) and V2 70B fp8 TP2 (80 layers: 1.79 GiB), same logs.
-GRAPH_POOL_BASE = _gib(0.3233)
-GRAPH_POOL_PER_LAYER = _gib(0.018333)
+GRAPH_POOL_BASE_GIB = 0.3233  # fit (app/measure/vllm_fit.py)
+GRAPH_POOL_PER_LAYER_GIB = 0.018333  # fit (app/measure/vllm_fit.py)
 
 
 def parse_version(text: str) -> tuple[int, int]:
@@ -106,7 +106,7 @@ def by_size(table: dict[int, int], size: int) -> int:
 
 
 def graph_pool_bytes(layers: int) -> int:
-    return GRAPH_POOL_BASE + GRAPH_POOL_PER_LAYER * layers
+    return _gib(GRAPH_POOL_BASE_GIB + GRAPH_POOL_PER_LAYER_GIB * layers)
 
 
 def batch_defaults(profile: VllmProfile, gpu_bytes: int | None, a100: bool, max_model_len: int) -> tuple[int, int]:
