@@ -125,7 +125,7 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Vra
 
 def weights_report(spec: ModelSpec, quantization: str | None = None) -> WeightsReport:
     """The checkpoint as format `quantization` stores it, grouped by tensor name pattern."""
-    slug = _pick("quantization", quantization or spec.dtype_slug, list(FORMATS))
+    slug = _pick("quantization", quantization or spec.default_format, list(FORMATS))
     w = stored_weights(spec, slug)
     return WeightsReport(
         model=spec.slug, quantization=slug, total_bytes=w.total_bytes, parameters=count_parameters(spec).total,

@@ -29,17 +29,20 @@ VLLM_METHODS: dict[str, str | None] = {
     "gptq-int8": "gptq_marlin",
     "awq-int4": "awq_marlin",
     "bnb-nf4-dq": "bitsandbytes",  # pre-quantized bnb-4bit checkpoints, double quantization (V4)
+    "fp8-block128": "fp8 (block-wise 128x128)",  # DeepSeek-V3-style checkpoints
+    "mxfp4": "mxfp4",  # gpt-oss checkpoints
 }
 
 
 def default_format(spec: ModelSpec, req: VramRequest) -> str:
     """Weight format when `quantization` is not given: vLLM's --dtype picks it (auto: the checkpoint's
     torch_dtype; float32 checkpoints run in bfloat16, vllm/config/model.py _resolve_auto_dtype)."""
-    if req.runtime != SLUG:
-        return spec.dtype_slug
+    base = spec.default_format  # a quantized release keeps its own format
+    if req.runtime != SLUG or base not in DTYPE_NAMES:
+        return base
     if req.dtype != "auto":
         return DTYPES[req.dtype]
-    return "bf16" if spec.dtype_slug == "fp32" else spec.dtype_slug
+    return "bf16" if base == "fp32" else base
 
 
 def kv_override(req: VramRequest, runtime: str) -> str | None:
