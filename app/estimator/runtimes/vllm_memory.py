@@ -111,10 +111,28 @@ def stage_weights(spec: ModelSpec, fmt: Format, f: VllmFlags, lo: int, hi: int) 
     return total, replicated
 
 
+def _dense_width(lm: LanguageModel) -> int:
+    """FFN width outside the fused-MoE kernel: the dense FFN, or an MoE layer's shared experts."""
+    if lm.moe is None:
+        return lm.ffn
+    return lm.moe.shared_experts * (lm.moe.shared_expert_ffn or lm.moe.expert_ffn)
+
+
+def moe_workspace(lm: LanguageModel, f: VllmFlags) -> int:
+    """Fused-MoE intermediate caches for max_num_batched_tokens tokens, T x top-k x (2N + N + hidden) in
+    the compute dtype (vllm/model_executor/layers/fused_moe: intermediate_cache1..3; N = expert FFN / TP).
+    Counted on top of the sampler pass: the held-out MoE logs (Qwen3-30B-A3B 2.68 GiB, DeepSeek-V2-Lite
+    1.93, Qwen1.5-MoE 2.47, Mixtral TP2 1.21) exceed the sampler alone by about this much. Not fitted."""
+    if lm.moe is None:
+        return 0
+    n = lm.moe.expert_ffn // f.tp
+    return f.max_num_batched_tokens * lm.moe.experts_per_token * (3 * n + lm.hidden) * f.compute_bytes
+
+
 def forward_peak(lm: LanguageModel, f: VllmFlags) -> int:
-    """Profiling forward pass of max_num_batched_tokens tokens: one decoder layer's peak on one GPU."""
-    width = lm.moe.expert_ffn * lm.moe.experts_per_token if lm.moe else lm.ffn
-    mlp = (2 if lm.ffn_kind == "gelu" else 3) * width // f.tp
+    """Profiling forward pass of max_num_batched_tokens tokens: one decoder layer's peak on one GPU
+    (routed MoE experts: see moe_workspace)."""
+    mlp = (2 if lm.ffn_kind == "gelu" else 3) * _dense_width(lm) // f.tp
     q, kv = lm.heads * lm.head_dim // f.tp, max(1, lm.kv_heads // f.tp) * lm.head_dim
     attention = 2 * q + 2 * kv  # qkv output + attention output
     return f.max_num_batched_tokens * f.compute_bytes * (FORWARD_STREAMS * lm.hidden + max(mlp, attention))
@@ -154,7 +172,7 @@ def stage_activation(spec: ModelSpec, f: VllmFlags, first: bool, last: bool) -> 
     if first:
         peak = max(peak, _vision_peak(spec, f))
     buffers = PP_BUFFERS * f.max_num_batched_tokens * lm.hidden * f.compute_bytes if f.pp > 1 else 0
-    return peak + buffers
+    return peak + buffers + moe_workspace(lm, f)
 
 
 def block_bytes(lm: LanguageModel, f: VllmFlags, layers: int) -> int:
