@@ -19,7 +19,7 @@ from app.estimator.io import (
 from app.estimator.kv_cache import KV_TYPES, KvType, image_positions, kv_bytes
 from app.estimator.params import count_parameters
 from app.estimator.quantization import FORMATS, Format, stored_weights
-from app.estimator.runtimes import RUNTIMES, Runtime, RuntimeInput
+from app.estimator.runtimes import RUNTIMES, Runtime, RuntimeInput, vllm_flags
 from app.estimator.spec import ModelSpec
 
 
@@ -39,11 +39,13 @@ def _pick(field: str, value: str, allowed: Sequence[str], why: str = "") -> str:
 
 def resolve(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Choices:
     """Fill defaults and check every choice against the model, the format and the runtime."""
-    fmt = FORMATS[_pick("quantization", req.quantization or spec.dtype_slug, list(FORMATS))]
+    default_fmt = vllm_flags.default_format(spec, req)  # vLLM --dtype (issue 10); else spec.dtype_slug
+    fmt = FORMATS[_pick("quantization", req.quantization or default_fmt, list(FORMATS))]
     runtime_slug = _pick("runtime", req.runtime or fmt.runtimes[0], list(RUNTIMES))
     _pick("runtime", runtime_slug, fmt.runtimes, f"{fmt.label} runs on these runtimes")
     runtime = RUNTIMES[runtime_slug]
-    kv = _pick("kv_cache", req.kv_cache or runtime.default_kv(spec, fmt), runtime.kv_types,
+    kv_asked = vllm_flags.kv_override(req, runtime_slug) or req.kv_cache  # vLLM --kv-cache-dtype (issue 10)
+    kv = _pick("kv_cache", kv_asked or runtime.default_kv(spec, fmt), runtime.kv_types,
                f"{runtime.label} supports these KV-cache types")
     if req.images > spec.max_images:
         why = "text-only model" if spec.vision is None else f"{spec.name} takes at most {spec.max_images} per prompt"
@@ -126,7 +128,7 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Vra
 
 def weights_report(spec: ModelSpec, quantization: str | None = None) -> WeightsReport:
     """The checkpoint as format `quantization` stores it, grouped by tensor name pattern."""
-    slug = _pick("quantization", quantization or spec.dtype_slug, list(FORMATS))
+    slug = _pick("quantization", quantization or spec.default_format, list(FORMATS))
     w = stored_weights(spec, slug)
     return WeightsReport(
         model=spec.slug, quantization=slug, total_bytes=w.total_bytes, parameters=count_parameters(spec).total,

@@ -272,6 +272,18 @@ class VllmFix(BaseModel):
     note: str = Field(description="What it costs or why it works.")
 
 
+class VllmStage(BaseModel):
+    """One pipeline stage as each of its GPUs holds it (vLLM logs one line per stage worker)."""
+
+    index: int = Field(description="Stage index (0 holds the embedding, the last holds lm_head and the sampler).")
+    layers: int = Field(description="Decoder layers on this stage.")
+    weights_bytes: int = Field(description="Weights on one GPU of this stage.")
+    activation_peak_bytes: int = Field(description="Profiled torch peak on one GPU of this stage.")
+    non_torch_bytes: int = Field(description="Non-torch growth during profiling.")
+    kv_budget_bytes: int | None = Field(description="This stage's KV budget (None without a GPU).")
+    kv_blocks: int | None = Field(description="Blocks this stage's budget holds; vLLM uses the smallest.")
+
+
 class VllmDetail(BaseModel):
     """What vLLM computes at startup, per GPU (the first pipeline stage when pipeline_parallel_size > 1).
 
@@ -279,18 +291,18 @@ class VllmDetail(BaseModel):
     increase memory", "Available KV cache memory", "GPU KV cache size", "Maximum concurrency".
     """
 
-    version: str = Field(description="vLLM release range the constants describe.")
-    gpu_memory_utilization: float
+    version: str = Field(description="vLLM release range the constants describe (vllm_version).")
+    gpu_memory_utilization: float = Field(description="Share of each GPU vLLM claims (--gpu-memory-utilization).")
     max_model_len: int = Field(description="Longest sequence admitted (tokens).")
-    max_num_seqs: int
-    max_num_batched_tokens: int
-    block_size: int
+    max_num_seqs: int = Field(description="Sequences per step, as resolved (the sampler is profiled over them).")
+    max_num_batched_tokens: int = Field(description="Tokens per step, as resolved (the profiling forward pass).")
+    block_size: int = Field(description="Tokens per KV block.")
     dtype: str = Field(description="Compute dtype vLLM resolves (--dtype).")
     kv_cache_dtype: str = Field(description="KV element type vLLM resolves (--kv-cache-dtype).")
     quantization: str | None = Field(description="vLLM's quantization method name, or None for 16/32-bit.")
-    tensor_parallel_size: int
-    pipeline_parallel_size: int
-    enforce_eager: bool
+    tensor_parallel_size: int = Field(description="GPUs each layer is split across.")
+    pipeline_parallel_size: int = Field(description="Stages the layers are split across.")
+    enforce_eager: bool = Field(description="No CUDA graphs when true.")
     gpu_total_bytes: int | None = Field(description="One GPU's total as torch.cuda.mem_get_info reports it.")
     weights_bytes: int = Field(description="Weights on one GPU: its share of the split linears and "
                                "vocab-parallel embeddings, plus replicated norms and rotary cache.")
@@ -311,6 +323,8 @@ class VllmDetail(BaseModel):
     starts: bool | None = Field(description="Whether startup succeeds (None when no GPU was named).")
     shortfall_bytes: int = Field(0, description="Bytes missing for one max_model_len sequence (0 when it starts).")
     fixes: list[VllmFix] = Field(default_factory=list, description="Smallest changes that make it start.")
+    stages: list[VllmStage] = Field(default_factory=list, description="Every pipeline stage; the figures above "
+                                    "are those of the stage with the fewest KV blocks.")
 
 
 class VramEstimate(BaseModel):
