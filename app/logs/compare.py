@@ -119,7 +119,8 @@ def _llamacpp_terms(log: ParsedLog, est: VramEstimate) -> list[TermRow | None]:
 def _vllm_terms(log: ParsedLog, est: VramEstimate) -> list[TermRow | None]:
     v, n = est.vllm, est.request.gpu_count
     return [
-        _row("weights per GPU", (log.all("weights") or log.all("weights_profiled"))[:1], v.weights_bytes if v else est.breakdown.weights // n),
+        _row("weights per GPU", (log.all("weights") or log.all("weights_profiled"))[:1],
+             v.weights_bytes if v else est.breakdown.weights // n),
         _row("activation peak", log.all("activation_peak")[:1],
              v.activation_peak_bytes if v else est.breakdown.activations),
         _row("non-torch memory", log.all("non_torch")[:1], v.non_torch_bytes if v else None),
