@@ -19,7 +19,8 @@ async def read_log_body(request: Request) -> tuple[str, dict[str, Any]]:
     """(log text, request overrides) from text/plain, JSON {"log": ...} or a form field `log`.
 
     Raises 413 past MAX_LOG_BYTES and 422 when there is no log."""
-    if int(request.headers.get("content-length") or 0) > MAX_LOG_BYTES + 4096:
+    declared = request.headers.get("content-length") or "0"
+    if declared.isdigit() and int(declared) > MAX_LOG_BYTES + 4096:
         raise HTTPException(413, f"log longer than {MAX_LOG_BYTES // (1 << 20)} MiB")
     raw = await request.body()
     if len(raw) > MAX_LOG_BYTES + 4096:
@@ -28,9 +29,9 @@ async def read_log_body(request: Request) -> tuple[str, dict[str, Any]]:
     data: Any = raw.decode("utf-8", "replace")
     if kind.startswith("application/json"):
         try:
-            data = json.loads(raw or b"null")
-        except json.JSONDecodeError as exc:
-            raise HTTPException(422, f"body: invalid JSON ({exc.msg}); send {{\"log\": \"...\"}}") from exc
+            data = json.loads(raw.decode("utf-8") if raw else "null")
+        except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+            raise HTTPException(422, "body: invalid JSON; send {\"log\": \"...\"}") from exc
     elif kind.startswith("application/x-www-form-urlencoded"):
         data = dict(parse_qsl(data, keep_blank_values=True))
     if isinstance(data, dict):
