@@ -225,3 +225,61 @@ def test_log_parsing_is_web_free():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent)
     assert out.stdout.strip() == "False"
+
+
+def _terms(name: str, catalog, overrides=None):
+    report = check_log((FIXTURES / f"{name}.log").read_text(), catalog, overrides)
+    return report, {t.term: t for t in report.terms}
+
+
+# field cases: (fixture, overrides, {term: printed value in its unit}) typed from the logs
+FIELD_CASES = [
+    ("l1_ollama_0.5.4_llama31_8b_q4km", None, {"weights on GPU": 440349 * MiB // 100, "KV cache": 1024 * MiB,
+                                               "compute buffer on GPU": 560 * MiB}),
+    (L4, None, {"weights on GPU": round(416809 * MiB / 100), "weights in host RAM": round(29236 * MiB / 100),
+                "compute buffer on GPU": 1501 * MiB}),
+    ("v1_vllm0.19_llama31_8b_bf16_8192", None, {"weights per GPU": round(1499 * GiB / 100),
+                                                "GPU KV cache size": 476016, "maximum concurrency": 58.11}),
+    ("v1_vllm0.19_llama31_8b_tp4", None, {"weights per GPU": round(377 * GiB / 100), "GPU KV cache size": 2209792}),
+    ("v2_vllm0.19_llama31_8b_w4a16", None, {"weights per GPU": round(538 * GiB / 100), "GPU KV cache size": 554704}),
+    ("v2_vllm0.19_llama33_70b_fp8dyn_tp2", {"model": "llama-3.1-70b"},  # Llama 3.3 70B: the 3.1 70B architecture
+     {"weights per GPU": round(3388 * GiB / 100), "GPU KV cache size": 244304}),
+    ("v4_vllm0.7.3_v0_qwen25_7b_bnb_rtx4060", {"model": "qwen2.5-7b-instruct"},
+     {"weights per GPU": round(52032 * GiB / 10000), "available KV cache memory": round(-105 * GiB / 100)}),
+]
+
+
+@pytest.mark.parametrize(("name", "overrides", "printed"), FIELD_CASES, ids=[c[0] for c in FIELD_CASES])
+def test_field_case_compared_term_by_term(name, overrides, printed, catalog):
+    report, terms = _terms(name, catalog, overrides)
+    assert report.estimate is not None, report.warnings
+    for term, value in printed.items():
+        assert float(terms[term].measured) == pytest.approx(value, abs=1), (term, terms[term].measured, value)
+        assert terms[term].estimated is not None, term
+
+
+def test_exact_terms_within_printed_rounding(catalog):
+    """Weights and KV cache are exact arithmetic: within the rounding of the printed MiB/GiB."""
+    for name, exact in (("l1_ollama_0.5.4_llama31_8b_q4km", ("weights on GPU", "weights in host RAM", "KV cache")),
+                        (L4, ("weights on GPU", "weights in host RAM"))):
+        _, terms = _terms(name, catalog)
+        for term in exact:
+            t = terms[term]
+            assert abs(t.estimated - t.measured) <= t.tolerance, (name, term, t)
+
+
+def test_v4_does_not_fit_on_both_sides(catalog):
+    _, terms = _terms("v4_vllm0.7.3_v0_qwen25_7b_bnb_rtx4060", catalog, {"model": "qwen2.5-7b-instruct"})
+    kv = terms["available KV cache memory"]
+    assert kv.measured < 0 and kv.estimated < 0
+
+
+def test_model_found_by_name_among_same_architectures(catalog):
+    report, _ = _terms("l1_ollama_0.5.4_llama31_8b_q4km", catalog)
+    assert report.model == "llama-3.1-8b-instruct"  # general.name "Meta Llama 3.1 8B Instruct"
+
+
+def test_command_serves_the_logged_checkpoint(catalog):
+    report, _ = _terms("v2_vllm0.19_llama31_8b_w4a16", catalog)
+    assert report.command.startswith("vllm serve RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w4a16 ")
+    assert "--quantization" not in report.command  # the checkpoint's config names it

@@ -35,7 +35,7 @@ def _flags(pairs: list[tuple[str, Any]]) -> str:
     return " ".join(out)
 
 
-def _llama_server(req: ResolvedRequest, spec: ModelSpec, extra: Any) -> str:
+def _llama_server(req: ResolvedRequest, spec: ModelSpec, extra: Any, repo: str | None = None) -> str:
     lc = getattr(extra, "llamacpp", None)
     kv = _KV_LLAMA.get(req.kv_cache, req.kv_cache)
     gguf = f"{spec.name}-{req.quantization.upper()}.gguf"
@@ -51,8 +51,9 @@ def _llama_server(req: ResolvedRequest, spec: ModelSpec, extra: Any) -> str:
     return "llama-server " + _flags(pairs)
 
 
-def _vllm_serve(req: ResolvedRequest, spec: ModelSpec, extra: Any) -> str:
+def _vllm_serve(req: ResolvedRequest, spec: ModelSpec, extra: Any, repo: str | None = None) -> str:
     v = getattr(extra, "vllm", None)
+    prequantized = repo is not None and repo != spec.hf_repo  # a checkpoint that names its own quantization
     kv = "fp8" if req.kv_cache == "fp8" else None
     pairs: list[tuple[str, Any]] = [
         ("--max-model-len", v.max_model_len if v else req.context),
@@ -62,14 +63,14 @@ def _vllm_serve(req: ResolvedRequest, spec: ModelSpec, extra: Any) -> str:
         ("--kv-cache-dtype", kv), ("--max-num-seqs", v.max_num_seqs if v else None),
         ("--max-num-batched-tokens", v.max_num_batched_tokens if v else None),
         ("--enforce-eager", bool(v and v.enforce_eager)),
-        ("--quantization", _VLLM_QUANT.get(req.quantization)),
+        ("--quantization", None if prequantized else _VLLM_QUANT.get(req.quantization)),
         ("--dtype", {"fp32": "float32", "fp16": "float16"}.get(req.quantization)),
     ]
-    return f"vllm serve {spec.hf_repo} " + _flags(pairs)
+    return f"vllm serve {repo or spec.hf_repo} " + _flags(pairs)
 
 
-def _transformers(req: ResolvedRequest, spec: ModelSpec, extra: Any) -> str:
-    args = [repr(spec.hf_repo), f"torch_dtype={_TORCH_DTYPE.get(req.quantization, 'torch.bfloat16')}",
+def _transformers(req: ResolvedRequest, spec: ModelSpec, extra: Any, repo: str | None = None) -> str:
+    args = [repr(repo or spec.hf_repo), f"torch_dtype={_TORCH_DTYPE.get(req.quantization, 'torch.bfloat16')}",
             'device_map="auto"']
     if req.quantization in _HF_QUANT:
         args.append(f"quantization_config={_HF_QUANT[req.quantization]}")
@@ -77,19 +78,21 @@ def _transformers(req: ResolvedRequest, spec: ModelSpec, extra: Any) -> str:
     return f"{cls}.from_pretrained({', '.join(args)})"
 
 
-COMMANDS: dict[str, Callable[[ResolvedRequest, ModelSpec, Any], str]] = {
+COMMANDS: dict[str, Callable[[ResolvedRequest, ModelSpec, Any, str | None], str]] = {
     "llama.cpp": _llama_server, "vllm": _vllm_serve, "transformers": _transformers}
 
 
-def command_for(request: ResolvedRequest, spec: ModelSpec, extra: Any = None) -> str:
+def command_for(request: ResolvedRequest, spec: ModelSpec, extra: Any = None, repo: str | None = None) -> str:
     """The invocation that runs `spec` as `request` describes.
 
     Args:
         request: the resolved request of an estimate.
         spec: the model.
         extra: the estimate (or anything with `llamacpp` / `vllm` blocks) for runtime-resolved flags.
+        repo: the checkpoint actually served when it is not spec.hf_repo (a quantized copy), vLLM and
+            transformers only.
 
     Returns:
         One command line (llama-server, vllm serve) or one Python call (transformers).
     """
-    return COMMANDS[request.runtime](request, spec, extra)
+    return COMMANDS[request.runtime](request, spec, extra, repo)

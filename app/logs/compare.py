@@ -168,6 +168,8 @@ def check_log(text: str, catalog: Any, overrides: dict[str, Any] | None = None) 
     req = {**_REQUESTS[log.runtime](log), "quantization": quantization(log), **(overrides or {})}
     if "model" in req and req["model"] in catalog.models:
         spec, report.model_source = catalog.models[req["model"]], "named by the user"
+    if log.runtime == "vllm" and req["quantization"] is None and spec is not None and not log.setting("quantization"):
+        req["quantization"] = spec.dtype_slug  # --dtype auto, no quantization: the checkpoint's dtype
     if log.runtime == "vllm" and "gpu" not in req:
         req["gpu"] = _gpu_for(log, catalog.gpus)
     if spec is None or req["quantization"] is None:
@@ -182,6 +184,7 @@ def check_log(text: str, catalog: Any, overrides: dict[str, Any] | None = None) 
     except (ValidationError, EstimatorError) as exc:
         report.warnings.append(f"no estimate for these settings: {exc}")
         return report
-    report.estimate, report.command = est, command_for(est.request, spec)
+    repo = str(log.setting("model")) if log.runtime == "vllm" and "/" in str(log.setting("model", "")) else None
+    report.estimate, report.command = est, command_for(est.request, spec, est, repo)
     report.terms = [r for r in _TERMS[log.runtime](log, est) if r is not None]
     return report

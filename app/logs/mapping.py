@@ -23,9 +23,9 @@ GGUF_FTYPE_NAMES = {"F16": "f16", "Q4_0": "q4_0", "Q8_0": "q8_0", "Q5_0": "q5_0"
                     "IQ4_NL - 4.5 bpw": "iq4_nl", "IQ2_XXS - 2.0625 bpw": "iq2_xxs", "IQ3_XXS - 3.0625 bpw": "iq3_xxs",
                     "IQ2_M - 2.7 bpw": "iq2_m", "IQ3_S mix - 3.66 bpw": "iq3_m", "IQ1_M - 1.75 bpw": "iq1_m"}
 VLLM_QUANT = {"fp8": "fp8", "gptq": "gptq-int4", "gptq_marlin": "gptq-int4", "awq": "awq-int4",
-              "awq_marlin": "awq-int4", "bitsandbytes": "bnb-nf4"}
+              "awq_marlin": "awq-int4", "bitsandbytes": "bnb-nf4-dq"}  # vLLM loads bnb 4-bit with double quant
 # compressed-tensors checkpoints name their scheme in the repository name (RedHatAI convention)
-COMPRESSED_SCHEMES = {"w4a16": "gptq-int4", "w8a8": "int8", "fp8": "fp8"}
+COMPRESSED_SCHEMES = {"w4a16": "gptq-int4", "w8a8": "int8", "fp8-dynamic": "fp8-dynamic", "fp8": "fp8"}
 VLLM_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp32"}
 KV_TYPES = {"f16": "f16", "f32": "f32", "bf16": "bf16", "q8_0": "q8_0", "q4_0": "q4_0", "q4_1": "q4_1",
             "iq4_nl": "iq4_nl", "q5_0": "q5_0", "q5_1": "q5_1"}
@@ -77,7 +77,7 @@ def llamacpp_request(log: ParsedLog) -> dict[str, Any]:
 def vllm_request(log: ParsedLog) -> dict[str, Any]:
     """vLLM settings -> VramRequest fields (vLLM's own names)."""
     req: dict[str, Any] = {"runtime": "vllm"}
-    length = log.setting("max_model_len")
+    length = log.setting("max_model_len", log.setting("concurrency_tokens"))  # V0 logs print only the latter
     if length is not None:
         req["context"] = req["max_model_len"] = int(length)
     for key in ("gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens", "block_size", "enforce_eager"):
@@ -128,9 +128,11 @@ def find_model(log: ParsedLog, models: dict[str, ModelSpec]) -> tuple[ModelSpec 
             return models[stripped], f"catalog entry {stripped}: same architecture as {repo} ({why})"
         name = stripped
     shape = _log_shape(log)
-    for spec in models.values():
-        if shape is not None and _shape(spec) == shape:
-            return spec, f"catalog entry {spec.slug}: same architecture as the log's GGUF metadata"
+    same = [spec for spec in models.values() if shape is not None and _shape(spec) == shape]
+    if same:
+        words = set(re.findall(r"[a-z0-9.]+", str(log.setting("meta.general.name", "")).lower()))
+        spec = max(same, key=lambda s: len(words & set(re.findall(r"[a-z0-9.]+", s.slug.replace("-", " ")))))
+        return spec, f"catalog entry {spec.slug}: same architecture as the log's GGUF metadata"
     spec = spec_from_metadata(log)
     return (spec, "built from the log's GGUF metadata") if spec else (None, "no model could be identified")
 
