@@ -25,6 +25,8 @@ from app.estimator import (
     estimate,
     weights_report,
 )
+from app.estimator.gguf_estimate import estimate_gguf
+from app.estimator.gguf_file import MAX_HEADER_BYTES
 from app.estimator.spec import ModelSpec
 from app.logs import MAX_LOG_BYTES, LogReport, check_log
 from app.logs.web import read_log_body
@@ -141,3 +143,36 @@ health = APIRouter(tags=["health"])
 @health.get("/healthz", summary="Liveness")
 def healthz(catalog: CatalogDep) -> dict[str, Any]:
     return {"status": "ok", "models": len(catalog.models)}
+
+
+# --- llama.cpp GGUF header upload (issue 9) ---
+_GGUF_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                            "description": "The first bytes (header) of each part of the GGUF file."},
+                   **{k: v for k, v in VramRequest.model_json_schema()["properties"].items() if k != "model"}},
+}}}}}
+
+
+async def _gguf_form(request: Request) -> tuple[list[tuple[str, bytes]], VramRequest]:
+    parts: list[tuple[str, bytes]] = []
+    fields: dict[str, Any] = {"model": "gguf-file"}
+    async with request.form(max_files=64, max_fields=64) as form:
+        for key, value in form.multi_items():
+            if key == "file" and not isinstance(value, str):
+                parts.append((value.filename or "upload.gguf", await value.read(MAX_HEADER_BYTES + 1)))
+            elif isinstance(value, str):
+                fields[key] = value
+    try:
+        return parts, VramRequest.model_validate(fields)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
+
+
+@router.post("/gguf", response_model=VramEstimate, responses=_ERRORS, openapi_extra=_GGUF_BODY,
+             summary="Estimate llama.cpp memory for your own GGUF file (header upload)")
+async def gguf_post(request: Request, catalog: CatalogDep) -> Response:
+    """Send the header bytes of a .gguf (each part of a split file as another `file`) and the llama.cpp
+    knobs as form fields; weights are the file's tensors to the byte, KV and compute its architecture's."""
+    parts, params = await _gguf_form(request)
+    return Response(estimate_gguf(parts, params, catalog.gpus).model_dump_json(), media_type="application/json")

@@ -254,6 +254,29 @@ class LlamaCppReport(BaseModel):
     buffers: list[LlamaCppBuffer]
 
 
+class GgufTypeRow(BaseModel):
+    """One GGML type of a GGUF file's type mix."""
+
+    type: str
+    tensors: int
+    bytes: int
+
+
+class GgufFileReport(BaseModel):
+    """What a GGUF header says: architecture, parts, exact tensor bytes and the type mix."""
+
+    filename: str
+    architecture: str = Field(description="general.architecture")
+    name: str | None = Field(None, description="general.name")
+    file_type: str | None = Field(None, description="general.file_type as llama.cpp names it (e.g. MOSTLY_Q4_K_M).")
+    parts: int = Field(description="Files of a split GGUF (1 when not split).")
+    tensors: int
+    tensor_bytes: int = Field(description="Every tensor's stored bytes, summed (what llama_model_size reports).")
+    parameters: int = Field(description="Elements of every tensor.")
+    header_bytes: int = Field(description="Bytes before the tensor data of the first part.")
+    type_mix: list[GgufTypeRow]
+
+
 class GpuFit(BaseModel):
     gpu: str = Field(description="GPU slug (see /api/gpus).")
     name: str = Field(description="GPU name.")
@@ -348,6 +371,7 @@ class VramEstimate(BaseModel):
     command: str | None = Field(None, description="The invocation that runs this estimate: llama-server, "
                                 "vllm serve, or transformers from_pretrained.")
     runtime_versions: str | None = Field(None, description="Runtime releases this estimate's model describes.")
+    gguf_file: GgufFileReport | None = Field(None, description="POST /api/gguf: the uploaded file's header.")
 
 
 class WeightGroup(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.estimator.io import HostMemory, LlamaCppReport, VllmDetail, VramRequest
 from app.estimator.kv_cache import KvType
@@ -31,6 +32,8 @@ class RuntimeInput:
     gpu_memory: int | None  # memory of all GPUs together, when a GPU was named
     request: VramRequest | None = None  # the whole request (vLLM flags, issue 10)
     gpu_slug: str | None = None  # the named GPU (vLLM: its total as torch sees it, issue 10)
+    gguf_tensors: tuple[Any, ...] | None = None  # llama.cpp: a GGUF file's tensor table (issue 9)
+    gguf_arch: str | None = None  # llama.cpp: the file's general.architecture (issue 9)
 
 
 @dataclass

@@ -1,0 +1,80 @@
+"""llama.cpp's compute buffers: the peak of ggml's graph allocator for one worst-case micro-batch.
+
+llama_context reserves the graph for n_ubatch tokens (all of them outputs) attending to every KV cell
+(src/llama-context.cpp graph_reserve) and ggml-alloc packs its tensors, reusing freed memory. The peak
+is the largest of three moments of the graph, plus the inputs that live throughout:
+- inputs: the KQ mask per cache (n_kv x n_ubatch, F32; F16 with flash attention; llama-graph.cpp
+  build_attn_inp_kq_mask), token ids, positions, output ids;
+- attention without flash attention: the F32 KQ scores n_kv x n_ubatch x n_head (softmax in place);
+- the FFN: gate and up (n_ff x n_ubatch, F32) and their product;
+- the output: logits n_vocab x n_ubatch (F32).
+Each moment also holds a few n_embd x n_ubatch F32 activations (residual, normed input, ...): how
+many is fitted to llama.cpp's printed CPU buffers on this project's grid (model_specs/llamacpp),
+hence "calibrated".
+
+With CUDA the graph is split: the embedding lookup runs on the host (token_embd lives there), so the
+host compute buffer (CUDA_Host) holds the looked-up embeddings and the inputs the CPU fills in (the
+masks), the GPU buffer the rest plus copies of those inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.estimator.gguf_arch import GgufArch
+from app.estimator.runtimes.activations import RESIDUAL_STREAMS
+from app.estimator.runtimes.base import RuntimeInput
+from app.estimator.runtimes.llamacpp_buffers import kv_cells, swa_layers
+from app.estimator.runtimes.llamacpp_context import LlamaContext
+from app.estimator.spec import LanguageModel
+
+F32 = 4
+# n_embd x n_ubatch F32 activations alive beside the largest tensor of each moment (fitted, see module doc)
+ATTN_EMBD, FFN_EMBD, OUT_EMBD = 3, 2, 2
+INPUT_INTS = 3  # token ids, positions, output ids: one int32 per token each
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeBuffers:
+    gpu: int  # CUDA0 compute buffer
+    host: int  # CUDA_Host compute buffer
+    cpu: int  # the CPU backend's single compute buffer (nothing offloaded): what the grid measures
+
+
+def _masks(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> int:
+    per = 2 if c.flash_attention else F32
+    caches = [False] + ([True] if swa_layers(lm, arch) else [])
+    return sum(kv_cells(lm, c, swa) // c.n_streams * c.n_ubatch * per for swa in caches)
+
+
+def _peak(lm: LanguageModel, c: LlamaContext) -> int:
+    ub, embd = c.n_ubatch, lm.hidden * c.n_ubatch * F32
+    kq = 0 if c.flash_attention else c.n_ctx_seq * ub * lm.heads * F32
+    qkv = (lm.heads + 2 * lm.kv_heads) * lm.head_dim * ub * F32
+    attention = kq + qkv + ATTN_EMBD * embd
+    ffn_width = lm.moe.expert_ffn * lm.moe.experts_per_token if lm.moe else lm.ffn
+    ffn = 3 * ffn_width * ub * F32 + FFN_EMBD * embd
+    output = lm.vocab * ub * F32 + OUT_EMBD * embd
+    return max(attention, ffn, output)
+
+
+def compute_buffers(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> ComputeBuffers:
+    """Compute buffers in bytes for the resolved context."""
+    masks = _masks(lm, c, arch)
+    inputs = masks + INPUT_INTS * c.n_ubatch * F32
+    peak = _peak(lm, c)
+    embd = lm.hidden * c.n_ubatch * F32
+    cpu = inputs + peak
+    if c.n_gpu_layers == 0:
+        return ComputeBuffers(0, cpu, cpu)
+    return ComputeBuffers(gpu=masks + peak, host=inputs + embd, cpu=cpu)
+
+
+def vision_buffer(inp: RuntimeInput) -> int:
+    """mtmd/clip graph for one image: ViT activations, plus the KQ scores without flash attention."""
+    v = inp.spec.vision
+    if v is None or not inp.images:
+        return 0
+    t = v.encoder_tokens
+    scores = 0 if inp.flash_attention else v.heads * t * t * F32
+    return t * F32 * (RESIDUAL_STREAMS * v.hidden + 2 * v.mlp) + scores

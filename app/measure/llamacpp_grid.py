@@ -1,0 +1,131 @@
+"""`python -m app.measure llamacpp-grid`: real llama.cpp (llama-cpp-python, CPU) on header-exact GGUFs.
+
+For each (model, file type) it writes a sparse GGUF (`llamacpp_gguf`), then loads it once per
+(n_ctx, flash attention, n_ubatch) in a fresh subprocess (`llamacpp_probe`) and parses the buffer
+sizes llama.cpp prints. Output: model_specs/llamacpp/grid.json (parsed table, llama.cpp version,
+machine) and model_specs/llamacpp/logs/<model>-<ftype>.log (raw logs). Torch-free.
+
+    python -m app.measure llamacpp-grid                    # the full grid (GRID below)
+    python -m app.measure llamacpp-grid --quick            # a small subset (CI)
+    python -m app.measure llamacpp-grid --models llama-3.1-8b --ftypes q4_k_m --out /tmp/g
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from app.catalog import SPECS_DIR, load_catalog
+from app.measure.llamacpp_gguf import write_sparse_gguf
+from app.measure.llamacpp_probe import parse_log
+
+OUT = SPECS_DIR / "llamacpp"
+MODELS = ("llama-3.1-8b", "qwen2.5-7b-instruct", "gemma-2-9b-it", "mistral-7b-instruct-v0.2", "glm-4-9b-chat",
+          "qwen3-30b-a3b")
+FTYPES = ("q4_k_m", "q8_0", "q2_k")
+N_CTX = (2048, 8192, 32768)
+FLASH = ("off", "on")
+N_UBATCH = (512, 2048)
+QUICK = {"models": ("llama-3.1-8b",), "ftypes": ("q4_k_m",), "n_ctx": (2048, 8192), "flash": FLASH,
+         "n_ubatch": (512,)}
+# Extra points for the knobs the base grid does not move (n_parallel, unified KV, quantized cache)
+EXTRA = (
+    {"n_ctx": 8192, "flash_attn": "off", "n_ubatch": 512, "n_parallel": 4},
+    {"n_ctx": 8192, "flash_attn": "on", "n_ubatch": 512, "n_parallel": 4, "kv_unified": True},
+    {"n_ctx": 10000, "flash_attn": "on", "n_ubatch": 512, "n_parallel": 3},
+    {"n_ctx": 8192, "flash_attn": "on", "n_ubatch": 512, "cache_type_k": "q8_0", "cache_type_v": "q4_0"},
+    {"n_ctx": 2500, "flash_attn": "off", "n_ubatch": 1024, "n_batch": 1024},
+)
+
+
+def llama_cpp_version() -> dict[str, str]:
+    import importlib.metadata as md
+
+    return {"llama_cpp_python": md.version("llama_cpp_python"),
+            "llama_cpp_commit": "vendored in the llama-cpp-python sdist (see README)"}
+
+
+def probe(path: Path, params: dict[str, Any], timeout: int = 600) -> tuple[dict[str, Any], str]:
+    """One load in a fresh process; returns the parsed log and the raw log."""
+    cmd = [sys.executable, "-m", "app.measure.llamacpp_probe", str(path), json.dumps(params)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=Path(__file__).resolve().parents[2])
+    raw = done.stderr + done.stdout
+    parsed = parse_log(raw)
+    parsed["rc"] = done.returncode
+    for line in done.stdout.splitlines():
+        if line.startswith("PROBE_RESULT "):
+            parsed.update(json.loads(line.removeprefix("PROBE_RESULT ")))
+    return parsed, raw
+
+
+def points(n_ctx, flash, n_ubatch, extra: bool) -> list[dict[str, Any]]:
+    base = [{"n_ctx": c, "flash_attn": f, "n_ubatch": u, "n_batch": 2048}
+            for c, f, u in itertools.product(n_ctx, flash, n_ubatch)]
+    return base + ([{"n_batch": 2048, **e} for e in EXTRA] if extra else [])
+
+
+def run(models, ftypes, n_ctx, flash, n_ubatch, out: Path, extra: bool = True) -> Path:
+    catalog = load_catalog()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "logs").mkdir(exist_ok=True)
+    rows, skipped = [], []
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for slug, ft in itertools.product(models, ftypes):
+            if slug not in catalog.models:
+                skipped.append(f"{slug}: not in the catalog")
+                continue
+            path = Path(tmp) / f"{slug}-{ft}.gguf"
+            written = write_sparse_gguf(catalog.model(slug), ft, path)
+            logs = []
+            for p in points(n_ctx, flash, n_ubatch, extra and ft == ftypes[0]):
+                p = {"n_parallel": 1, "kv_unified": False, "cache_type_k": "f16", "cache_type_v": "f16", **p}
+                parsed, raw = probe(path, p)
+                logs.append(f"===== {slug} {ft} {json.dumps(p)}\n{raw}")
+                rows.append({"model": slug, "file_type": ft, "arch": written.arch, "params": p,
+                             "file_bytes": written.file_bytes, "tensor_bytes": written.tensor_bytes, **parsed})
+                print(f"{slug} {ft} {p} rc={parsed['rc']} compute={parsed['compute']}", flush=True)
+            (out / "logs" / f"{slug}-{ft}.log").write_text("".join(logs))
+            path.unlink()
+    result = {
+        "what": "llama.cpp buffer sizes printed at load (MiB = 2^20 B, 2 decimals as printed), CPU backend",
+        "how": "python -m app.measure llamacpp-grid: sparse header-exact GGUF, mmap, no repack, no warmup",
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "cpus": os.cpu_count()},
+        "versions": llama_cpp_version(),
+        "skipped": skipped,
+        "rows": rows,
+    }
+    target = out / "grid.json"
+    target.write_text(json.dumps(result, indent=1) + "\n")
+    return target
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m app.measure llamacpp-grid")
+    ap.add_argument("--quick", action="store_true", help="a small subset (what CI runs)")
+    ap.add_argument("--models", nargs="+", default=MODELS)
+    ap.add_argument("--ftypes", nargs="+", default=FTYPES)
+    ap.add_argument("--out", type=Path, default=OUT)
+    a = ap.parse_args(argv)
+    if a.quick:
+        target = run(QUICK["models"], QUICK["ftypes"], QUICK["n_ctx"], QUICK["flash"], QUICK["n_ubatch"], a.out,
+                     extra=False)
+    else:
+        target = run(a.models, a.ftypes, N_CTX, FLASH, N_UBATCH, a.out)
+    print(f"wrote {target}")
+    return 0
