@@ -4,6 +4,7 @@ No web imports here (a test enforces it); the web layer, the bench and the measu
 all call `estimate`.
 """
 
+from app.estimator.commands import command_for
 from app.estimator.errors import EstimatorError, InvalidRequest, OutOfRange, UnknownChoice, UnknownModel
 from app.estimator.estimate import estimate, weights_report
 from app.estimator.gpus import Gpu
@@ -15,22 +16,23 @@ from app.estimator.runtimes import RUNTIMES
 from app.estimator.spec import ModelSpec
 
 __all__ = [
-    "FORMATS",
-    "GROUP_LABELS",
-    "KV_TYPES",
-    "RUNTIMES",
     "Breakdown",
     "EstimatorError",
+    "FORMATS",
+    "GROUP_LABELS",
     "Gpu",
     "GpuFit",
     "InvalidRequest",
+    "KV_TYPES",
     "ModelSpec",
     "OutOfRange",
+    "RUNTIMES",
     "UnknownChoice",
     "UnknownModel",
     "VramEstimate",
     "VramRequest",
     "WeightsReport",
+    "command_for",
     "count_parameters",
     "estimate",
     "weights_report",

@@ -77,14 +77,14 @@ def _kv_buffer(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "kv_buffer", m[2], m[3], ln, m[1])
 
 
-@rule(_KV + r": (?:KV self size|size)\s*=\s*([\d.]+) MiB(?: \(\s*(\d+) cells,\s*(\d+) layers,\s*(\d+)/(\d+) seqs\))?"
+@rule(_KV + r": (?:KV self size|size)\s*=\s*([\d.]+) MiB(?: \(\s*(\d+) cells,\s*(\d+) layers,\s*(?:\d+/)?(\d+) seqs\))?"
       r", K \((\w+)\):\s*([\d.]+) MiB, V \((\w+)\):\s*([\d.]+) MiB")
 def _kv_total(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "kv_total", m[1], "MiB", ln)
-    add(out, "kv_k", m[7], "MiB", ln)
-    add(out, "kv_v", m[9], "MiB", ln)
-    put(out, "type_k", m[6], ln.no)
-    put(out, "type_v", m[8], ln.no)
+    add(out, "kv_k", m[6], "MiB", ln)
+    add(out, "kv_v", m[8], "MiB", ln)
+    put(out, "type_k", m[5], ln.no)
+    put(out, "type_v", m[7], ln.no)
     if m[2]:
         put(out, "kv_cells", int(m[2]), ln.no)
         put(out, "kv_layers", int(m[3]), ln.no)
