@@ -16,17 +16,17 @@ from app.estimator.runtimes import RUNTIMES
 from app.estimator.spec import ModelSpec
 
 __all__ = [
-    "Breakdown",
-    "EstimatorError",
     "FORMATS",
     "GROUP_LABELS",
+    "KV_TYPES",
+    "RUNTIMES",
+    "Breakdown",
+    "EstimatorError",
     "Gpu",
     "GpuFit",
     "InvalidRequest",
-    "KV_TYPES",
     "ModelSpec",
     "OutOfRange",
-    "RUNTIMES",
     "UnknownChoice",
     "UnknownModel",
     "VramEstimate",
