@@ -48,7 +48,7 @@ def _meta(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     put(out, f"meta.{key}", num(value) if re.fullmatch(r"-?\d+", value) else value, ln.no)
 
 
-@rule(r"(?:llm_load_print_meta|print_info): model size\s*= ([\d.]+) (GiB|MiB) \(([\d.]+) BPW\)")
+@rule(r"(?:llm_load_print_meta|print_info): (?:model|file) size\s*= ([\d.]+) (GiB|MiB) \(([\d.]+) BPW\)")
 def _model_size(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "file_size", m[1], m[2], ln)
     put(out, "meta.bpw", float(m[3]), ln.no)
