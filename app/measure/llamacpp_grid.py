@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from app.catalog import SPECS_DIR, load_catalog
+from app.estimator.spec import ModelSpec
 from app.measure.llamacpp_gguf import write_sparse_gguf
 from app.measure.llamacpp_probe import parse_log
 
@@ -48,11 +49,17 @@ EXTRA = (
 )
 
 
-def llama_cpp_version() -> dict[str, str]:
-    import importlib.metadata as md
+# The llama.cpp commit llama-cpp-python 0.3.36 vendors (its sdist: .git/modules/vendor/llama.cpp/HEAD)
+VENDORED = {"0.3.36": "0c1e57098bba43ac29e6e3b677cdceebdd22334f"}
 
-    return {"llama_cpp_python": md.version("llama_cpp_python"),
-            "llama_cpp_commit": "vendored in the llama-cpp-python sdist (see README)"}
+
+def llama_cpp_version() -> dict[str, str]:
+    code = "import llama_cpp; print(llama_cpp.__version__); print(llama_cpp.llama_print_system_info().decode())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    lines = done.stdout.splitlines() or ["unknown"]
+    return {"llama_cpp_python": lines[0], "llama_cpp_commit": VENDORED.get(lines[0], "unknown"),
+            "system_info": " ".join(lines[1:]).strip(),
+            "build": "pip install llama-cpp-python (source build, CMAKE_ARGS=-DGGML_NATIVE=OFF), CPU backend"}
 
 
 def probe(path: Path, params: dict[str, Any], timeout: int = 600) -> tuple[dict[str, Any], str]:
@@ -76,37 +83,62 @@ def points(n_ctx, flash, n_ubatch, extra: bool) -> list[dict[str, Any]]:
     return base + ([{"n_batch": 2048, **e} for e in EXTRA] if extra else [])
 
 
+def specs() -> dict[str, ModelSpec]:
+    """The catalog, plus grid-only specs (model_specs/llamacpp/specs) for models it does not have yet."""
+    out = dict(load_catalog().models)
+    for path in sorted((OUT / "specs").glob("*.json")):
+        spec = ModelSpec.model_validate_json(path.read_bytes())
+        out.setdefault(spec.slug, spec)
+    return out
+
+
+def real_load(ft: str, ftypes, p: dict[str, Any]) -> bool:
+    """Points also loaded for real (mmap, allocated buffers) to check the dry run against."""
+    if ft == ftypes[0]:
+        return p["n_ctx"] == 8192 and p["n_ubatch"] == 512 and p.get("n_parallel", 1) == 1
+    return p["n_ctx"] == 2048 and p["flash_attn"] == "on" and p["n_ubatch"] == 512
+
+
 def run(models, ftypes, n_ctx, flash, n_ubatch, out: Path, extra: bool = True) -> Path:
-    catalog = load_catalog()
+    catalog = specs()
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
     rows, skipped = [], []
     t0 = time.perf_counter()
+    versions = llama_cpp_version()
     with tempfile.TemporaryDirectory() as tmp:
-        for slug, ft in itertools.product(models, ftypes):
-            if slug not in catalog.models:
+        for ft, slug in itertools.product(ftypes, models):  # every model's first file type comes first
+            if slug not in catalog:
                 skipped.append(f"{slug}: not in the catalog")
                 continue
             path = Path(tmp) / f"{slug}-{ft}.gguf"
-            written = write_sparse_gguf(catalog.model(slug), ft, path)
+            written = write_sparse_gguf(catalog[slug], ft, path)
             logs = []
             for p in points(n_ctx, flash, n_ubatch, extra and ft == ftypes[0]):
                 p = {"n_parallel": 1, "kv_unified": False, "cache_type_k": "f16", "cache_type_v": "f16", **p}
-                parsed, raw = probe(path, p)
-                logs.append(f"===== {slug} {ft} {json.dumps(p)}\n{raw}")
-                rows.append({"model": slug, "file_type": ft, "arch": written.arch, "params": p,
-                             "file_bytes": written.file_bytes, "tensor_bytes": written.tensor_bytes, **parsed})
-                print(f"{slug} {ft} {p} rc={parsed['rc']} compute={parsed['compute']}", flush=True)
+                for mode in ("dry_run", "alloc") if real_load(ft, ftypes, p) else ("dry_run",):
+                    parsed, raw = probe(path, {**p, "no_alloc": mode == "dry_run"})
+                    logs.append(f"===== {slug} {ft} {mode} {json.dumps(p)}\n{raw}")
+                    rows.append({"model": slug, "file_type": ft, "arch": written.arch, "mode": mode, "params": p,
+                                 "file_bytes": written.file_bytes, "tensor_bytes": written.tensor_bytes, **parsed})
+                    print(f"{slug} {ft} {mode} {p} rc={parsed['rc']} compute={parsed['compute_buffer']}", flush=True)
             (out / "logs" / f"{slug}-{ft}.log").write_text("".join(logs))
             path.unlink()
+            _write(out, rows, skipped, t0, versions)  # after each file: a partial grid is still usable
+    return _write(out, rows, skipped, t0, versions)
+
+
+def _write(out: Path, rows: list[dict[str, Any]], skipped: list[str], t0: float, versions: dict) -> Path:
     result = {
         "what": "llama.cpp buffer sizes printed at load (MiB = 2^20 B, 2 decimals as printed), CPU backend",
-        "how": "python -m app.measure llamacpp-grid: sparse header-exact GGUF, mmap, no repack, no warmup",
+        "how": "python -m app.measure llamacpp-grid: sparse header-exact GGUF, no repack, no warmup; mode "
+               "dry_run = llama.cpp's no_alloc pass (what --fit uses: sizes without memory), alloc = a real "
+               "mmap load with every buffer allocated",
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - t0, 1),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus": os.cpu_count()},
-        "versions": llama_cpp_version(),
+        "versions": versions,
         "skipped": skipped,
         "rows": rows,
     }

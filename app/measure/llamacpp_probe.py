@@ -18,15 +18,19 @@ GGML_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q
 
 
 def load(path: str, p: dict[str, Any]) -> dict[str, Any]:
+    import logging
+
     import llama_cpp as L
     from llama_cpp import _logger
 
-    _logger.set_verbose(True)
+    _logger.logger.setLevel(logging.INFO)  # llama.cpp's INFO, WARN and ERROR lines; not its DEBUG dump
     L.llama_backend_init()
     mp = L.llama_model_default_params()
     mp.n_gpu_layers = 0
-    mp.use_mmap = True
+    # enum llama_load_mode: NONE 0, MMAP 1; the dry run maps nothing (as common/fit.cpp sets it)
+    mp.load_mode = 0 if p.get("no_alloc") else 1
     mp.use_extra_bufts = False
+    mp.no_alloc = bool(p.get("no_alloc", False))  # llama.cpp's own dry run (what --fit uses): sizes, no memory
     model = L.llama_model_load_from_file(path.encode(), mp)
     if not model:
         raise SystemExit("llama_model_load_from_file failed")
@@ -49,24 +53,26 @@ def load(path: str, p: dict[str, Any]) -> dict[str, Any]:
 
 
 _MIB = r"([\d.]+) MiB"
-_PATTERNS = {
+_PATTERNS = {  # keys: <kind>_buffer, {device: MiB}
     "model": re.compile(rf"(\S+) model buffer size = +{_MIB}"),
     "kv": re.compile(rf"(\S+) KV buffer size = +{_MIB}"),
     "output": re.compile(rf"(\S+) +output buffer size = +{_MIB}"),
     "compute": re.compile(rf"(\S+) compute buffer size = +{_MIB}"),
 }
-_CELLS = re.compile(r"llama_kv_cache: size = +[\d.]+ MiB \( *(\d+) cells, +(\d+) layers, +(\d+)/(\d+) seqs\)")
+_CELLS = re.compile(r"llama_kv_cache: size = +([\d.]+) MiB \( *(\d+) cells, +(\d+) layers, +(\d+)/(\d+) seqs\)")
 _CPARAM = re.compile(r"llama_context: (n_ctx|n_ctx_seq|n_batch|n_ubatch|n_seq_max|flash_attn) += (\S+)")
 
 
 def parse_log(text: str) -> dict[str, Any]:
     """Buffer sizes (MiB, as printed, summed per kind and device) and the resolved context parameters."""
-    out: dict[str, Any] = {k: {} for k in _PATTERNS}
+    out: dict[str, Any] = {f"{k}_buffer": {} for k in _PATTERNS}
     for kind, rx in _PATTERNS.items():
+        bufs = out[f"{kind}_buffer"]
         for dev, mib in rx.findall(text):
-            out[kind][dev] = round(out[kind].get(dev, 0.0) + float(mib), 2)
-    out["kv_caches"] = [{"cells": int(c), "layers": int(n), "seqs": int(s), "streams": int(st)}
-                        for c, n, s, st in _CELLS.findall(text)]
+            bufs[dev] = round(bufs.get(dev, 0.0) + float(mib), 2)
+    out["kv_caches"] = [{"mib": float(m), "cells": int(c), "layers": int(n), "seqs": int(s), "streams": int(st)}
+                        for m, c, n, s, st in _CELLS.findall(text)]
+    out["kv_size_mib"] = round(sum(k["mib"] for k in out["kv_caches"]), 2)
     out["cparams"] = dict(_CPARAM.findall(text))
     return out
 
