@@ -79,6 +79,15 @@ def _model_size(spec: ModelSpec, row: dict[str, Any]) -> int:
     return sum(t.nbytes for t in catalog_tensors(spec, row["file_type"]))
 
 
+def grid_specs(directory: Path, catalog: dict[str, ModelSpec]) -> dict[str, ModelSpec]:
+    """The catalog plus grid-only specs (`directory`/*.json) for models the catalog does not have."""
+    out = dict(catalog)
+    for path in sorted(directory.glob("*.json")):
+        spec = ModelSpec.model_validate_json(path.read_bytes())
+        out.setdefault(spec.slug, spec)
+    return out
+
+
 def load_grid(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {"rows": []}
 

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from app.catalog import SPECS_DIR, load_catalog
+from app.estimator.llamacpp_check import grid_specs
 from app.estimator.spec import ModelSpec
 from app.measure.llamacpp_gguf import write_sparse_gguf
-from app.measure.llamacpp_probe import parse_log
+from app.measure.llamacpp_probe import parse_log, split_log
 
 OUT = SPECS_DIR / "llamacpp"
 MODELS = ("llama-3.1-8b", "qwen2.5-7b-instruct", "gemma-2-9b-it", "mistral-7b-instruct-v0.2", "glm-4-9b-chat",
@@ -62,19 +63,21 @@ def llama_cpp_version() -> dict[str, str]:
             "build": "pip install llama-cpp-python (source build, CMAKE_ARGS=-DGGML_NATIVE=OFF), CPU backend"}
 
 
-def probe(path: Path, params: dict[str, Any], timeout: int = 600) -> tuple[dict[str, Any], str]:
-    """One load in a fresh process; returns the parsed log and the raw log."""
-    cmd = [sys.executable, "-m", "app.measure.llamacpp_probe", str(path), json.dumps(params)]
+def probe(path: Path, points: list[dict[str, Any]], timeout: int = 1800) -> list[tuple[dict[str, Any], str]]:
+    """Load `path` once in a fresh process and create one context per point; (parsed, raw log) per point."""
+    cmd = [sys.executable, "-m", "app.measure.llamacpp_probe", str(path), json.dumps(points)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
                           cwd=Path(__file__).resolve().parents[2])
-    raw = done.stderr + done.stdout
-    parsed = parse_log(raw)
-    parsed["rc"] = done.returncode
-    for line in done.stdout.splitlines():
-        if line.startswith("PROBE_RESULT "):
-            parsed.update(json.loads(line.removeprefix("PROBE_RESULT ")))
-    return parsed, raw
+    head = done.stderr.split("PROBE_POINT ")[0]  # the model load, shared by every point
+    out = []
+    for i, (body, result) in enumerate(split_log(done.stderr)):
+        parsed = parse_log(head + body)
+        parsed.update(result)
+        parsed["rc"] = 0 if result.get("ok") else (done.returncode or 1)
+        out.append((parsed, f"PROBE_POINT {i}\n{body}"))
+    out += [({"rc": done.returncode or 1}, done.stderr[-4000:])] * (len(points) - len(out))
+    return [(o, (head if i == 0 else "") + raw) for i, (o, raw) in enumerate(out)]
 
 
 def points(n_ctx, flash, n_ubatch, extra: bool) -> list[dict[str, Any]]:
@@ -85,11 +88,7 @@ def points(n_ctx, flash, n_ubatch, extra: bool) -> list[dict[str, Any]]:
 
 def specs() -> dict[str, ModelSpec]:
     """The catalog, plus grid-only specs (model_specs/llamacpp/specs) for models it does not have yet."""
-    out = dict(load_catalog().models)
-    for path in sorted((OUT / "specs").glob("*.json")):
-        spec = ModelSpec.model_validate_json(path.read_bytes())
-        out.setdefault(spec.slug, spec)
-    return out
+    return grid_specs(OUT / "specs", load_catalog().models)
 
 
 def real_load(ft: str, ftypes, p: dict[str, Any]) -> bool:
@@ -114,14 +113,18 @@ def run(models, ftypes, n_ctx, flash, n_ubatch, out: Path, extra: bool = True) -
             path = Path(tmp) / f"{slug}-{ft}.gguf"
             written = write_sparse_gguf(catalog[slug], ft, path)
             logs = []
-            for p in points(n_ctx, flash, n_ubatch, extra and ft == ftypes[0]):
-                p = {"n_parallel": 1, "kv_unified": False, "cache_type_k": "f16", "cache_type_v": "f16", **p}
-                for mode in ("dry_run", "alloc") if real_load(ft, ftypes, p) else ("dry_run",):
-                    parsed, raw = probe(path, {**p, "no_alloc": mode == "dry_run"})
+            todo = [{"n_parallel": 1, "kv_unified": False, "cache_type_k": "f16", "cache_type_v": "f16", **p}
+                    for p in points(n_ctx, flash, n_ubatch, extra and ft == ftypes[0])]
+            batches = [("dry_run", [{**p, "no_alloc": True} for p in todo])]
+            batches += [("alloc", [p]) for p in todo if real_load(ft, ftypes, p)]
+            for mode, batch in batches:
+                for p, (parsed, raw) in zip(batch, probe(path, batch), strict=True):
+                    p = {k: v for k, v in p.items() if k != "no_alloc"}
                     logs.append(f"===== {slug} {ft} {mode} {json.dumps(p)}\n{raw}")
                     rows.append({"model": slug, "file_type": ft, "arch": written.arch, "mode": mode, "params": p,
                                  "file_bytes": written.file_bytes, "tensor_bytes": written.tensor_bytes, **parsed})
-                    print(f"{slug} {ft} {mode} {p} rc={parsed['rc']} compute={parsed['compute_buffer']}", flush=True)
+                    print(f"{slug} {ft} {mode} {p} rc={parsed['rc']} compute={parsed.get('compute_buffer')}",
+                          flush=True)
             (out / "logs" / f"{slug}-{ft}.log").write_text("".join(logs))
             path.unlink()
             _write(out, rows, skipped, t0, versions)  # after each file: a partial grid is still usable

@@ -62,7 +62,10 @@ def _phases(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, backend: 
     attn_rows = 4 * hidden + (q + 2 * kv if cpu else 0)
     attention = kq + (mask * F32 if not c.flash_attention else 0) + attn_rows * ub * F32
     fa_mask = mask * (2 if cpu else 2 + F32) if c.flash_attention else 0
-    output = lm.vocab * ub * F32 + (2 if cpu else 1) * hidden * ub * F32 + (0 if cpu else fa_mask)
+    # a quantized cache under FA keeps one more n_embd row alive at the output (grid: q8_0/q4_0 rows)
+    quantized = c.flash_attention and (c.type_k.block > 1 or c.type_v.block > 1)
+    rows = (2 if cpu else 1) + quantized
+    output = lm.vocab * ub * F32 + rows * hidden * ub * F32 + (0 if cpu else fa_mask)
     ffn = (3 * ffn_width + 2 * hidden) * ub * F32
     return {"attention": attention, "output": output, "ffn": ffn}
 
