@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from app.accuracy import accuracy_report, log_cases, under_share
+from app.accuracy import accuracy_report, llamacpp_accuracy, log_cases, under_share
 from app.catalog import Catalog
 from app.deps import get_catalog
 from app.estimator import KV_TYPES, RUNTIMES, InvalidRequest, VramEstimate, VramRequest, estimate
@@ -87,8 +87,9 @@ def calculator(request: Request, catalog: CatalogDep) -> Response:
 @router.get("/accuracy")
 def accuracy(request: Request, catalog: CatalogDep) -> Response:
     cases = log_cases(catalog)  # issue 14: committed public logs
-    return _page(request, "accuracy.html", {"report": accuracy_report(catalog), "log_cases": cases,
-                                            "log_under": under_share(cases)})
+    return _page(request, "accuracy.html", {"report": accuracy_report(catalog),
+                                            "llamacpp": llamacpp_accuracy(catalog),  # llama.cpp grid (issue 9)
+                                            "log_cases": cases, "log_under": under_share(cases)})
 
 
 # --- log import page (issue 14) ---

@@ -83,6 +83,9 @@ class VramRequest(BaseModel):
     cache_type_v: LlamaCacheType | None = Field(
         None, description="llama.cpp -ctv/--cache-type-v; a quantized V cache needs flash attention; "
                           "default: `kv_cache`, else f16.")
+    embeddings: bool = Field(
+        False, description="llama.cpp --embeddings: the output buffer also holds n_embd floats per sequence "
+                           "(Ollama's runner turns it on).")
     mmproj: bool | None = Field(
         None, description="Vision models: whether the projector file is loaded. llama-server loads it only when "
                           "--mmproj is passed (or by default with -hf, which fetches it); default: loaded when "

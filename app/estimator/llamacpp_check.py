@@ -15,6 +15,7 @@ from typing import Any
 
 from app.estimator.estimate import estimate
 from app.estimator.io import VramRequest
+from app.estimator.runtimes.llamacpp_buffers import catalog_tensors
 from app.estimator.spec import ModelSpec
 
 MiB = 1 << 20
@@ -58,12 +59,33 @@ def request_for(row: dict[str, Any]) -> VramRequest:
 
 
 def check_row(spec: ModelSpec, row: dict[str, Any]) -> GridCheck:
+    """Dry-run rows print no model/KV buffer: their model figure is llama_model_size (bytes, compared to the
+    byte) and their KV figure the cache's own `size =` line; real loads print the CPU_Mapped range."""
     est = estimate(spec, request_for(row))
     assert est.host is not None and est.llamacpp is not None
-    printed = {k: sum(row[k].values()) for k in ("model", "kv", "output", "compute")}
-    ours = {"model": mib(est.host.weights), "kv": mib(est.host.kv_cache), "output": mib(est.host.output),
-            "compute": mib(est.host.compute)}
+    if row.get("mode") == "dry_run":
+        printed = {"model": float(row["llama_model_size"]), "kv": row["kv_size_mib"]}
+        ours = {"model": float(_model_size(spec, row)), "kv": mib(est.host.kv_cache)}
+    else:
+        printed = {"model": sum(row["model_buffer"].values()), "kv": sum(row["kv_buffer"].values())}
+        ours = {"model": mib(est.host.weights), "kv": mib(est.host.kv_cache)}
+    printed |= {"output": sum(row["output_buffer"].values()), "compute": sum(row["compute_buffer"].values())}
+    ours |= {"output": mib(est.host.output), "compute": mib(est.host.compute)}
     return GridCheck(row, printed, ours, (est.llamacpp.n_ctx, int(row["cparams"].get("n_ctx", 0))))
+
+
+def _model_size(spec: ModelSpec, row: dict[str, Any]) -> int:
+    """Every tensor's bytes as the file type stores them (what llama_model_size sums)."""
+    return sum(t.nbytes for t in catalog_tensors(spec, row["file_type"]))
+
+
+def grid_specs(directory: Path, catalog: dict[str, ModelSpec]) -> dict[str, ModelSpec]:
+    """The catalog plus grid-only specs (`directory`/*.json) for models the catalog does not have."""
+    out = dict(catalog)
+    for path in sorted(directory.glob("*.json")):
+        spec = ModelSpec.model_validate_json(path.read_bytes())
+        out.setdefault(spec.slug, spec)
+    return out
 
 
 def load_grid(path: Path) -> dict[str, Any]:

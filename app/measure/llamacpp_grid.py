@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from app.catalog import SPECS_DIR, load_catalog
+from app.estimator.llamacpp_check import grid_specs
+from app.estimator.spec import ModelSpec
 from app.measure.llamacpp_gguf import write_sparse_gguf
-from app.measure.llamacpp_probe import parse_log
+from app.measure.llamacpp_probe import parse_log, split_log
 
 OUT = SPECS_DIR / "llamacpp"
 MODELS = ("llama-3.1-8b", "qwen2.5-7b-instruct", "gemma-2-9b-it", "mistral-7b-instruct-v0.2", "glm-4-9b-chat",
@@ -48,26 +50,34 @@ EXTRA = (
 )
 
 
+# The llama.cpp commit llama-cpp-python 0.3.36 vendors (its sdist: .git/modules/vendor/llama.cpp/HEAD)
+VENDORED = {"0.3.36": "0c1e57098bba43ac29e6e3b677cdceebdd22334f"}
+
+
 def llama_cpp_version() -> dict[str, str]:
-    import importlib.metadata as md
+    code = "import llama_cpp; print(llama_cpp.__version__); print(llama_cpp.llama_print_system_info().decode())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    lines = done.stdout.splitlines() or ["unknown"]
+    return {"llama_cpp_python": lines[0], "llama_cpp_commit": VENDORED.get(lines[0], "unknown"),
+            "system_info": " ".join(lines[1:]).strip(),
+            "build": "pip install llama-cpp-python (source build, CMAKE_ARGS=-DGGML_NATIVE=OFF), CPU backend"}
 
-    return {"llama_cpp_python": md.version("llama_cpp_python"),
-            "llama_cpp_commit": "vendored in the llama-cpp-python sdist (see README)"}
 
-
-def probe(path: Path, params: dict[str, Any], timeout: int = 600) -> tuple[dict[str, Any], str]:
-    """One load in a fresh process; returns the parsed log and the raw log."""
-    cmd = [sys.executable, "-m", "app.measure.llamacpp_probe", str(path), json.dumps(params)]
+def probe(path: Path, points: list[dict[str, Any]], timeout: int = 1800) -> list[tuple[dict[str, Any], str]]:
+    """Load `path` once in a fresh process and create one context per point; (parsed, raw log) per point."""
+    cmd = [sys.executable, "-m", "app.measure.llamacpp_probe", str(path), json.dumps(points)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
                           cwd=Path(__file__).resolve().parents[2])
-    raw = done.stderr + done.stdout
-    parsed = parse_log(raw)
-    parsed["rc"] = done.returncode
-    for line in done.stdout.splitlines():
-        if line.startswith("PROBE_RESULT "):
-            parsed.update(json.loads(line.removeprefix("PROBE_RESULT ")))
-    return parsed, raw
+    head = done.stderr.split("PROBE_POINT ")[0]  # the model load, shared by every point
+    out = []
+    for i, (body, result) in enumerate(split_log(done.stderr)):
+        parsed = parse_log(head + body)
+        parsed.update(result)
+        parsed["rc"] = 0 if result.get("ok") else (done.returncode or 1)
+        out.append((parsed, f"PROBE_POINT {i}\n{body}"))
+    out += [({"rc": done.returncode or 1}, done.stderr[-4000:])] * (len(points) - len(out))
+    return [(o, (head if i == 0 else "") + raw) for i, (o, raw) in enumerate(out)]
 
 
 def points(n_ctx, flash, n_ubatch, extra: bool) -> list[dict[str, Any]]:
@@ -76,37 +86,62 @@ def points(n_ctx, flash, n_ubatch, extra: bool) -> list[dict[str, Any]]:
     return base + ([{"n_batch": 2048, **e} for e in EXTRA] if extra else [])
 
 
+def specs() -> dict[str, ModelSpec]:
+    """The catalog, plus grid-only specs (model_specs/llamacpp/specs) for models it does not have yet."""
+    return grid_specs(OUT / "specs", load_catalog().models)
+
+
+def real_load(ft: str, ftypes, p: dict[str, Any]) -> bool:
+    """Points also loaded for real (mmap, allocated buffers) to check the dry run against."""
+    if ft == ftypes[0]:
+        return p["n_ctx"] == 8192 and p["n_ubatch"] == 512 and p.get("n_parallel", 1) == 1
+    return p["n_ctx"] == 2048 and p["flash_attn"] == "on" and p["n_ubatch"] == 512
+
+
 def run(models, ftypes, n_ctx, flash, n_ubatch, out: Path, extra: bool = True) -> Path:
-    catalog = load_catalog()
+    catalog = specs()
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
     rows, skipped = [], []
     t0 = time.perf_counter()
+    versions = llama_cpp_version()
     with tempfile.TemporaryDirectory() as tmp:
-        for slug, ft in itertools.product(models, ftypes):
-            if slug not in catalog.models:
+        for ft, slug in itertools.product(ftypes, models):  # every model's first file type comes first
+            if slug not in catalog:
                 skipped.append(f"{slug}: not in the catalog")
                 continue
             path = Path(tmp) / f"{slug}-{ft}.gguf"
-            written = write_sparse_gguf(catalog.model(slug), ft, path)
+            written = write_sparse_gguf(catalog[slug], ft, path)
             logs = []
-            for p in points(n_ctx, flash, n_ubatch, extra and ft == ftypes[0]):
-                p = {"n_parallel": 1, "kv_unified": False, "cache_type_k": "f16", "cache_type_v": "f16", **p}
-                parsed, raw = probe(path, p)
-                logs.append(f"===== {slug} {ft} {json.dumps(p)}\n{raw}")
-                rows.append({"model": slug, "file_type": ft, "arch": written.arch, "params": p,
-                             "file_bytes": written.file_bytes, "tensor_bytes": written.tensor_bytes, **parsed})
-                print(f"{slug} {ft} {p} rc={parsed['rc']} compute={parsed['compute']}", flush=True)
+            todo = [{"n_parallel": 1, "kv_unified": False, "cache_type_k": "f16", "cache_type_v": "f16", **p}
+                    for p in points(n_ctx, flash, n_ubatch, extra and ft == ftypes[0])]
+            batches = [("dry_run", [{**p, "no_alloc": True} for p in todo])]
+            batches += [("alloc", [p]) for p in todo if real_load(ft, ftypes, p)]
+            for mode, batch in batches:
+                for p, (parsed, raw) in zip(batch, probe(path, batch), strict=True):
+                    p = {k: v for k, v in p.items() if k != "no_alloc"}
+                    logs.append(f"===== {slug} {ft} {mode} {json.dumps(p)}\n{raw}")
+                    rows.append({"model": slug, "file_type": ft, "arch": written.arch, "mode": mode, "params": p,
+                                 "file_bytes": written.file_bytes, "tensor_bytes": written.tensor_bytes, **parsed})
+                    print(f"{slug} {ft} {mode} {p} rc={parsed['rc']} compute={parsed.get('compute_buffer')}",
+                          flush=True)
             (out / "logs" / f"{slug}-{ft}.log").write_text("".join(logs))
             path.unlink()
+            _write(out, rows, skipped, t0, versions)  # after each file: a partial grid is still usable
+    return _write(out, rows, skipped, t0, versions)
+
+
+def _write(out: Path, rows: list[dict[str, Any]], skipped: list[str], t0: float, versions: dict) -> Path:
     result = {
         "what": "llama.cpp buffer sizes printed at load (MiB = 2^20 B, 2 decimals as printed), CPU backend",
-        "how": "python -m app.measure llamacpp-grid: sparse header-exact GGUF, mmap, no repack, no warmup",
+        "how": "python -m app.measure llamacpp-grid: sparse header-exact GGUF, no repack, no warmup; mode "
+               "dry_run = llama.cpp's no_alloc pass (what --fit uses: sizes without memory), alloc = a real "
+               "mmap load with every buffer allocated",
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - t0, 1),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpus": os.cpu_count()},
-        "versions": llama_cpp_version(),
+        "versions": versions,
         "skipped": skipped,
         "rows": rows,
     }

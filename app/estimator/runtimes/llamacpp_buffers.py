@@ -141,8 +141,8 @@ def kv_cache(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> KvSpl
 
 
 def output_buffer(lm: LanguageModel, c: LlamaContext) -> int:
-    """Logits for n_seq_max outputs (output_reserve at context creation)."""
-    return lm.vocab * c.n_parallel * F32
+    """Logits (and, with --embeddings, n_embd floats) for n_seq_max outputs (output_reserve at creation)."""
+    return (lm.vocab + (lm.hidden if c.embeddings else 0)) * c.n_parallel * F32
 
 
 GGUF_ALIGNMENT = 32  # GGUF_DEFAULT_ALIGNMENT: each tensor's data starts on a 32-byte boundary

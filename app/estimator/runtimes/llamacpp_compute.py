@@ -29,8 +29,6 @@ from app.estimator.runtimes.llamacpp_context import LlamaContext
 from app.estimator.spec import LanguageModel
 
 F32 = 4
-# n_embd x n_ubatch F32 activations alive beside the largest tensor of each moment (fitted, see module doc)
-ATTN_EMBD, FFN_EMBD, OUT_EMBD = 3, 2, 2
 INPUT_INTS = 3  # token ids, positions, output ids: one int32 per token each
 
 
@@ -41,33 +39,46 @@ class ComputeBuffers:
     cpu: int  # the CPU backend's single compute buffer (nothing offloaded): what the grid measures
 
 
-def _masks(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> int:
-    per = 2 if c.flash_attention else F32
+def _mask_elements(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> int:
+    """KQ mask elements of every cache (one per KV cell and token; the SWA cache has its own)."""
     caches = [False] + ([True] if swa_layers(lm, arch) else [])
-    return sum(kv_cells(lm, c, swa) // c.n_streams * c.n_ubatch * per for swa in caches)
+    return sum(kv_cells(lm, c, swa) // c.n_streams * c.n_ubatch for swa in caches)
 
 
-def _peak(lm: LanguageModel, c: LlamaContext) -> int:
-    ub, embd = c.n_ubatch, lm.hidden * c.n_ubatch * F32
+def _phases(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, backend: str) -> dict[str, int]:
+    """Peak bytes at the graph's three largest moments, for the CPU backend or the CUDA split graph.
+
+    CPU (fitted to the grid): attention without FA holds the KQ scores, the F32 mask, Q, K, V and four
+    n_embd rows per token; the output holds the logits and two n_embd rows.
+    CUDA (fitted to field cases L1-L4): Q/K/V are not alive at the KQ peak (four n_embd rows beside the
+    scores and mask), the output holds one n_embd row, and with FA the mask's F32 and F16 forms.
+    """
+    ub, hidden = c.n_ubatch, lm.hidden
+    mask = _mask_elements(lm, c, arch)
+    q, kv = lm.heads * lm.head_dim, lm.kv_heads * lm.head_dim
     kq = 0 if c.flash_attention else c.n_ctx_seq * ub * lm.heads * F32
-    qkv = (lm.heads + 2 * lm.kv_heads) * lm.head_dim * ub * F32
-    attention = kq + qkv + ATTN_EMBD * embd
     ffn_width = lm.moe.expert_ffn * lm.moe.experts_per_token if lm.moe else lm.ffn
-    ffn = 3 * ffn_width * ub * F32 + FFN_EMBD * embd
-    output = lm.vocab * ub * F32 + OUT_EMBD * embd
-    return max(attention, ffn, output)
+    cpu = backend == "cpu"
+    attn_rows = 4 * hidden + (q + 2 * kv if cpu else 0)
+    attention = kq + (mask * F32 if not c.flash_attention else 0) + attn_rows * ub * F32
+    fa_mask = mask * (2 if cpu else 2 + F32) if c.flash_attention else 0
+    # a quantized cache under FA keeps one more n_embd row alive at the output (grid: q8_0/q4_0 rows)
+    quantized = c.flash_attention and (c.type_k.block > 1 or c.type_v.block > 1)
+    rows = (2 if cpu else 1) + quantized
+    output = lm.vocab * ub * F32 + rows * hidden * ub * F32 + (0 if cpu else fa_mask)
+    ffn = (3 * ffn_width + 2 * hidden) * ub * F32
+    return {"attention": attention, "output": output, "ffn": ffn}
 
 
 def compute_buffers(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> ComputeBuffers:
-    """Compute buffers in bytes for the resolved context."""
-    masks = _masks(lm, c, arch)
-    inputs = masks + INPUT_INTS * c.n_ubatch * F32
-    peak = _peak(lm, c)
-    embd = lm.hidden * c.n_ubatch * F32
-    cpu = inputs + peak
+    """Compute buffers in bytes for the resolved context (CUDA split graph, and the CPU-only figure)."""
+    ints = INPUT_INTS * c.n_ubatch * 4
+    cpu = max(_phases(lm, c, arch, "cpu").values()) + ints
     if c.n_gpu_layers == 0:
         return ComputeBuffers(0, cpu, cpu)
-    return ComputeBuffers(gpu=masks + peak, host=inputs + embd, cpu=cpu)
+    gpu = max(_phases(lm, c, arch, "cuda").values())
+    host = lm.hidden * c.n_ubatch * F32 + _mask_elements(lm, c, arch) * F32 + ints  # embeddings + F32 masks
+    return ComputeBuffers(gpu=gpu, host=host, cpu=cpu)
 
 
 def vision_buffer(inp: RuntimeInput) -> int:

@@ -40,6 +40,7 @@ class LlamaContext:
     type_v: KvType
     n_gpu_layers: int  # as llama.cpp counts: n_layer + 1 = every layer and the output layer
     mmproj: bool
+    embeddings: bool = False
 
     def layer_on_gpu(self, il: int, n_layer: int) -> bool:
         """Repeating layer il sits on the GPU when il >= n_layer + 1 - n_gpu_layers."""
@@ -86,4 +87,4 @@ def resolve_context(lm: LanguageModel, req: VramRequest, sequence: int, kv: KvTy
     ngl = lm.layers + 1 if req.n_gpu_layers is None else min(req.n_gpu_layers, lm.layers + 1)
     mmproj = bool(images) if req.mmproj is None else req.mmproj
     return LlamaContext(n_ctx, n_ctx_seq, streams, n_batch, n_ubatch, n_parallel, req.kv_unified,
-                        flash_attention, type_k, type_v, ngl, mmproj)
+                        flash_attention, type_k, type_v, ngl, mmproj, req.embeddings)
