@@ -104,7 +104,16 @@ def _llamacpp_terms(log: ParsedLog, est: VramEstimate) -> list[TermRow | None]:
     def ours(name: str, device: str, fallback: int | None) -> int | None:
         return buffers.get((name, device), fallback if not buffers else None)
 
-    kv = log.all("kv_total")[:1] or log.all("kv_buffer")
+    # one context's caches: every KV size line before its first compute buffer (iSWA models print two)
+    first_compute = min((f.line for f in log.all("compute_buffer")), default=None)
+    kv = [f for f in log.all("kv_total") if first_compute is None or f.line < first_compute][:2] \
+        or log.all("kv_buffer")
+    if log.setting("meta.no_alloc") == 1:  # a dry run (llama-fit-params, no_alloc): buffers print as 0.00
+        def both(name: str) -> int | None:
+            return (buffers.get((name, "gpu"), 0) + buffers.get((name, "host"), 0)) or None
+        return [_row("KV cache", kv, both("kv")),
+                _row("compute buffer", log.all("compute_buffer"), both("compute")),
+                _row("output buffer", log.all("output_buffer"), ours("output", "host", None))]
     return [
         _row("weights on GPU", pick("model_buffer", False), ours("model", "gpu", b.weights)),
         _row("weights in host RAM", pick("model_buffer", True), ours("model", "host", d.weights_host_bytes)),

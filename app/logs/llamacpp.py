@@ -22,7 +22,7 @@ _GGUF_KEYS = {"general.architecture", "general.name", "general.file_type", "gene
               "attention.head_count_kv", "attention.key_length", "vocab_size", "expert_count"}
 _META_KEYS = {"arch", "n_ctx_train", "n_embd", "n_layer", "n_head", "n_head_kv", "n_embd_head_k", "n_ff",
               "n_vocab", "n_expert", "model type", "model ftype", "file type", "model params", "general.name",
-              "n_swa", "causal attn"}
+              "n_swa", "causal attn", "no_alloc"}
 _CTX_KEYS = {"n_seq_max", "n_ctx", "n_ctx_per_seq", "n_ctx_seq", "n_batch", "n_ubatch", "flash_attn",
              "kv_unified", "causal_attn", "type_k", "type_v"}
 _CTX = r"(?:llama_new_context_with_model|llama_init_from_model|llama_context)"

@@ -71,7 +71,13 @@ def llamacpp_request(log: ParsedLog) -> dict[str, Any]:
             req[ours] = KV_TYPES[str(log.setting(theirs))]
     if log.setting("n_gpu_layers") is not None:
         req["n_gpu_layers"] = int(log.setting("n_gpu_layers"))
+    elif log.figures and all(_on_host(f.device) for f in log.figures if f.device):
+        req["n_gpu_layers"] = 0  # a CPU-only run: every buffer it printed is a host buffer
     return req
+
+
+def _on_host(device: str) -> bool:
+    return any(h in device for h in ("CPU", "Host", "host", "Mapped"))  # CPU, CPU_Mapped, CUDA_Host
 
 
 def vllm_request(log: ParsedLog) -> dict[str, Any]:
@@ -131,7 +137,10 @@ def find_model(log: ParsedLog, models: dict[str, ModelSpec]) -> tuple[ModelSpec 
     same = [spec for spec in models.values() if shape is not None and _shape(spec) == shape]
     if same:
         words = set(re.findall(r"[a-z0-9.]+", str(log.setting("meta.general.name", "")).lower()))
-        spec = max(same, key=lambda s: len(words & set(re.findall(r"[a-z0-9.]+", s.slug.replace("-", " ")))))
+        def score(s: ModelSpec) -> tuple[int, int]:  # most words of the log's name, then fewest others
+            slug_words = set(re.findall(r"[a-z0-9.]+", s.slug.replace("-", " ")))
+            return len(words & slug_words), -len(slug_words - words)
+        spec = max(same, key=score)
         return spec, f"catalog entry {spec.slug}: same architecture as the log's GGUF metadata"
     spec = spec_from_metadata(log)
     return (spec, "built from the log's GGUF metadata") if spec else (None, "no model could be identified")
