@@ -283,3 +283,10 @@ def test_command_serves_the_logged_checkpoint(catalog):
     report, _ = _terms("v2_vllm0.19_llama31_8b_w4a16", catalog)
     assert report.command.startswith("vllm serve RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w4a16 ")
     assert "--quantization" not in report.command  # the checkpoint's config names it
+
+
+def test_runtime_own_estimate_shown_beside(catalog):
+    _, terms = _terms("l1_ollama_0.5.4_llama31_8b_q4km", catalog)
+    assert terms["compute buffer on GPU"].runtime_estimate == "560.0 MiB (line 11)"  # Ollama's memory.graph.full
+    _, terms = _terms("v1_vllm0.19_llama31_8b_bf16_8192", catalog)
+    assert terms["CUDA graph pool"].runtime_estimate == "0.84 GiB (line 43)"  # vLLM's estimated pool

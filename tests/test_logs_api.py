@@ -60,3 +60,16 @@ def test_llama_server_flags_are_real_flags(catalog):
     # every flag is one of llama.cpp common/arg.cpp's names
     assert set(flags) <= {"-m", "-c", "-b", "-ub", "-fa", "-ctk", "-ctv", "-ngl", "-np", "-kvu", "--mmproj"}
     assert "-fa off" in est.command and "-ngl 33" in est.command
+
+
+def test_download_as_test_case_is_scrubbed_json(client):
+    import json
+    import re
+    from urllib.parse import unquote
+    text = (FIXTURES / "v1_vllm0.19_llama31_8b_tp2.log").read_text()
+    page = client.post("/logs", data={"log": text}).text
+    href = re.search(r'href="data:application/json;charset=utf-8,([^"]+)"', page)[1]
+    case = json.loads(unquote(href.replace("&amp;", "&")))
+    assert case["runtime"] == "vllm" and case["terms"] and case["request"]["tensor_parallel_size"] == 2
+    assert any(f["key"] == "kv_tokens" and f["printed"] == "1,044,688" for f in case["figures"])
+    assert "10.129.9.32" not in json.dumps(case)

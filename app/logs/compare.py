@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, computed_field
 
 from app.estimator import EstimatorError, VramEstimate, VramRequest, estimate
 from app.estimator.commands import command_for
@@ -32,6 +32,8 @@ class TermRow(BaseModel):
     error: float | None = Field(None, description="(estimated - measured) / measured.")
     under_estimate: bool | None = Field(None, description="Our estimate is below the measured value "
                                         "beyond the printed rounding (the worst error).")
+    runtime_estimate: str | None = Field(None, description="The runtime's own estimate of this term when the "
+                                         "log prints one (Ollama's memory.*, vLLM's estimated graph pool).")
 
 
 class LogReport(BaseModel):
@@ -47,6 +49,7 @@ class LogReport(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     command: str | None = Field(None, description="The command our estimate describes.")
 
+    @computed_field(description="Terms we under-estimate beyond the printed rounding.")  # type: ignore[prop-decorator]
     @property
     def under_estimated(self) -> list[str]:
         return [t.term for t in self.terms if t.under_estimate]
@@ -69,7 +72,8 @@ def _sum(figs: list[Figure]) -> tuple[int, int, str]:
     return total, tol, printed
 
 
-def _row(term: str, figs: list[Figure], estimated: int | float | None, unit: str = "bytes") -> TermRow | None:
+def _row(term: str, figs: list[Figure], estimated: int | float | None, unit: str = "bytes",
+         theirs: Figure | None = None) -> TermRow | None:
     if not figs:
         return None
     if unit == "bytes":
@@ -78,7 +82,8 @@ def _row(term: str, figs: list[Figure], estimated: int | float | None, unit: str
         f = figs[0]
         measured, printed = float(f.value), f"{f.printed} {f.unit} (line {f.line})"
         tol = 0.5 * 10 ** -(len(f.printed.split(".")[1]) if "." in f.printed else 0)
-    row = TermRow(term=term, unit=unit, measured=measured, printed=printed, tolerance=tol, estimated=estimated)
+    row = TermRow(term=term, unit=unit, measured=measured, printed=printed, tolerance=tol, estimated=estimated,
+                  runtime_estimate=f"{theirs.printed} {theirs.unit} (line {theirs.line})" if theirs else None)
     if estimated is not None and measured:
         row.error = round((estimated - measured) / abs(measured), 4)
         row.under_estimate = estimated < measured - tol
@@ -117,8 +122,10 @@ def _llamacpp_terms(log: ParsedLog, est: VramEstimate) -> list[TermRow | None]:
     return [
         _row("weights on GPU", pick("model_buffer", False), ours("model", "gpu", b.weights)),
         _row("weights in host RAM", pick("model_buffer", True), ours("model", "host", d.weights_host_bytes)),
-        _row("KV cache", kv, (buffers.get(("kv", "gpu"), 0) + buffers.get(("kv", "host"), 0)) or b.kv_cache),
-        _row("compute buffer on GPU", pick("compute_buffer", False), ours("compute", "gpu", b.activations)),
+        _row("KV cache", kv, (buffers.get(("kv", "gpu"), 0) + buffers.get(("kv", "host"), 0)) or b.kv_cache,
+             theirs=log.first("ollama.required.kv")),
+        _row("compute buffer on GPU", pick("compute_buffer", False), ours("compute", "gpu", b.activations),
+             theirs=log.first("ollama.graph.full")),
         _row("compute buffer in host RAM", pick("compute_buffer", True), ours("compute", "host", None)),
         _row("output buffer", log.all("output_buffer"), ours("output", "host", None)),
         _row("LoRA adapter", log.all("lora_buffer"), None),
@@ -138,7 +145,7 @@ def _vllm_terms(log: ParsedLog, est: VramEstimate) -> list[TermRow | None]:
         _row("maximum concurrency", log.all("max_concurrency"), v.max_concurrency if v else est.detail.max_concurrency,
              "x"),
         _row("CUDA graph pool", log.all("cuda_graph_pool")[:1] or log.all("cuda_graph")[:1],
-             v.cuda_graph_bytes if v else None),
+             v.cuda_graph_bytes if v else None, theirs=log.first("cuda_graph_estimated")),
     ]
 
 
