@@ -127,6 +127,7 @@ def log_cases(catalog: Catalog, root: Path = LOG_CASES_DIR) -> list[LogCase]:
 
 
 def under_share(cases: list[LogCase]) -> tuple[int, int]:
-    """(terms we under-estimate, terms compared) over all committed logs."""
-    compared = [t for c in cases for t in c.report.terms if t.under_estimate is not None]
-    return sum(t.under_estimate for t in compared), len(compared)
+    """(terms where we err on the unsafe side, terms compared) over all committed logs: memory used
+    under-estimated, or capacity (KV budget, tokens, concurrency) over-estimated."""
+    compared = [t for c in cases for t in c.report.terms if t.unsafe is not None]
+    return sum(t.unsafe for t in compared), len(compared)

@@ -244,7 +244,7 @@ FIELD_CASES = [
     ("v2_vllm0.19_llama31_8b_w4a16", None, {"weights per GPU": round(538 * GiB / 100), "GPU KV cache size": 554704}),
     ("v2_vllm0.19_llama33_70b_fp8dyn_tp2", {"model": "llama-3.1-70b"},  # Llama 3.3 70B: the 3.1 70B architecture
      {"weights per GPU": round(3388 * GiB / 100), "GPU KV cache size": 244304}),
-    ("v4_vllm0.7.3_v0_qwen25_7b_bnb_rtx4060", {"model": "qwen2.5-7b-instruct"},
+    ("v4_vllm0.7.3_v0_qwen25_7b_bnb_rtx4060", {"model": "qwen2.5-7b-instruct", "quantization": "bnb-nf4-dq"},
      {"weights per GPU": round(52032 * GiB / 10000), "available KV cache memory": round(-105 * GiB / 100)}),
 ]
 
@@ -269,7 +269,8 @@ def test_exact_terms_within_printed_rounding(catalog):
 
 
 def test_v4_does_not_fit_on_both_sides(catalog):
-    _, terms = _terms("v4_vllm0.7.3_v0_qwen25_7b_bnb_rtx4060", catalog, {"model": "qwen2.5-7b-instruct"})
+    _, terms = _terms("v4_vllm0.7.3_v0_qwen25_7b_bnb_rtx4060", catalog,
+                      {"model": "qwen2.5-7b-instruct", "quantization": "bnb-nf4-dq"})
     kv = terms["available KV cache memory"]
     assert kv.measured < 0 and kv.estimated < 0
 
@@ -290,3 +291,13 @@ def test_runtime_own_estimate_shown_beside(catalog):
     assert terms["compute buffer on GPU"].runtime_estimate == "560.0 MiB (line 11)"  # Ollama's memory.graph.full
     _, terms = _terms("v1_vllm0.19_llama31_8b_bf16_8192", catalog)
     assert terms["CUDA graph pool"].runtime_estimate == "0.84 GiB (line 43)"  # vLLM's estimated pool
+
+
+def test_capacity_terms_unsafe_when_over(catalog):
+    """Over-estimating KV capacity is the unsafe side; under-estimating memory used is."""
+    report, terms = _terms("v1_vllm0.19_llama31_8b_bf16_8192", catalog)
+    for t in report.terms:
+        if t.unsafe is not None:
+            over, under = t.estimated > t.measured + t.tolerance, t.estimated < t.measured - t.tolerance
+            assert t.unsafe == (over if t.capacity else under), t
+    assert terms["GPU KV cache size"].capacity and not terms["weights per GPU"].capacity

@@ -32,6 +32,10 @@ class TermRow(BaseModel):
     error: float | None = Field(None, description="(estimated - measured) / measured.")
     under_estimate: bool | None = Field(None, description="Our estimate is below the measured value "
                                         "beyond the printed rounding (the worst error).")
+    capacity: bool = Field(False, description="A capacity (KV budget, tokens, concurrency) rather than memory used: "
+                           "over-estimating it is the unsafe side.")
+    unsafe: bool | None = Field(None, description="Our figure errs on the side that admits a setting that fails: "
+                                "below the measured use, or above the measured capacity, beyond the rounding.")
     runtime_estimate: str | None = Field(None, description="The runtime's own estimate of this term when the "
                                          "log prints one (Ollama's memory.*, vLLM's estimated graph pool).")
 
@@ -49,10 +53,11 @@ class LogReport(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     command: str | None = Field(None, description="The command our estimate describes.")
 
-    @computed_field(description="Terms we under-estimate beyond the printed rounding.")  # type: ignore[prop-decorator]
+    @computed_field(description="Terms where our figure errs on the unsafe side: memory used below the "
+                    "measured, capacity above it.")  # type: ignore[prop-decorator]
     @property
-    def under_estimated(self) -> list[str]:
-        return [t.term for t in self.terms if t.under_estimate]
+    def unsafe_terms(self) -> list[str]:
+        return [t.term for t in self.terms if t.unsafe]
 
 
 def parse_log(text: str) -> ParsedLog:
@@ -73,7 +78,7 @@ def _sum(figs: list[Figure]) -> tuple[int, int, str]:
 
 
 def _row(term: str, figs: list[Figure], estimated: int | float | None, unit: str = "bytes",
-         theirs: Figure | None = None) -> TermRow | None:
+         theirs: Figure | None = None, capacity: bool = False) -> TermRow | None:
     if not figs:
         return None
     if unit == "bytes":
@@ -83,10 +88,12 @@ def _row(term: str, figs: list[Figure], estimated: int | float | None, unit: str
         measured, printed = float(f.value), f"{f.printed} {f.unit} (line {f.line})"
         tol = 0.5 * 10 ** -(len(f.printed.split(".")[1]) if "." in f.printed else 0)
     row = TermRow(term=term, unit=unit, measured=measured, printed=printed, tolerance=tol, estimated=estimated,
-                  runtime_estimate=f"{theirs.printed} {theirs.unit} (line {theirs.line})" if theirs else None)
+                  runtime_estimate=f"{theirs.printed} {theirs.unit} (line {theirs.line})" if theirs else None,
+                  capacity=capacity)
     if estimated is not None and measured:
         row.error = round((estimated - measured) / abs(measured), 4)
         row.under_estimate = estimated < measured - tol
+        row.unsafe = estimated > measured + tol if capacity else row.under_estimate
     return row
 
 
@@ -140,10 +147,12 @@ def _vllm_terms(log: ParsedLog, est: VramEstimate) -> list[TermRow | None]:
         _row("activation peak", log.all("activation_peak")[:1],
              v.activation_peak_bytes if v else est.breakdown.activations),
         _row("non-torch memory", log.all("non_torch")[:1], v.non_torch_bytes if v else None),
-        _row("available KV cache memory", log.all("kv_available")[:1], v.kv_budget_bytes if v else None),
-        _row("GPU KV cache size", log.all("kv_tokens"), v.kv_tokens if v else est.detail.kv_capacity_tokens, "tokens"),
+        _row("available KV cache memory", log.all("kv_available")[:1], v.kv_budget_bytes if v else None,
+             capacity=True),
+        _row("GPU KV cache size", log.all("kv_tokens"), v.kv_tokens if v else est.detail.kv_capacity_tokens, "tokens",
+             capacity=True),
         _row("maximum concurrency", log.all("max_concurrency"), v.max_concurrency if v else est.detail.max_concurrency,
-             "x"),
+             "x", capacity=True),
         _row("CUDA graph pool", log.all("cuda_graph_pool")[:1] or log.all("cuda_graph")[:1],
              v.cuda_graph_bytes if v else None, theirs=log.first("cuda_graph_estimated")),
     ]
