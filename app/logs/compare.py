@@ -188,9 +188,12 @@ def check_log(text: str, catalog: Any, overrides: dict[str, Any] | None = None) 
     if log.runtime is None:
         return report
     report.runtime_versions, warning = version_warning(log)
-    report.warnings += [warning] if warning else []
+    if warning and not (overrides or {}).get("vllm_version"):
+        report.warnings.append(warning)
     spec, report.model_source = find_model(log, catalog.models)
     req = {**_REQUESTS[log.runtime](log), "quantization": quantization(log), **(overrides or {})}
+    if warning and log.version and "vllm_version" in req and not (overrides or {}).get("vllm_version"):
+        del req["vllm_version"]  # a release we do not model: compare with our default one (warned above)
     if "model" in req and req["model"] in catalog.models:
         spec, report.model_source = catalog.models[req["model"]], "named by the user"
     if log.runtime == "vllm" and req["quantization"] is None and spec is not None and not log.setting("quantization"):

@@ -12,7 +12,7 @@ from fastapi import HTTPException, Request
 from app.logs.compare import LogReport
 from app.logs.model import MAX_LOG_BYTES
 
-_OVERRIDES = ("model", "quantization")
+_OVERRIDES = ("model", "quantization", "vllm_version")  # what a log may lack
 
 
 async def read_log_body(request: Request) -> tuple[str, dict[str, Any]]:
