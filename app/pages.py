@@ -95,7 +95,7 @@ def accuracy(request: Request, catalog: CatalogDep) -> Response:
 # --- log import page (issue 14) ---
 @router.get("/logs")
 def logs_page(request: Request, catalog: CatalogDep) -> Response:
-    return _page(request, "logs.html", logs_context(catalog, None, "", ""))
+    return _page(request, "logs.html", logs_context(catalog, None, "", {}))
 
 
 @router.post("/logs")
@@ -104,6 +104,6 @@ async def logs_submit(request: Request, catalog: CatalogDep) -> Response:
     try:
         text, overrides = await read_log_body(request)
     except HTTPException as exc:
-        return _page(request, "logs.html", logs_context(catalog, None, "", ""), error=str(exc.detail))
+        return _page(request, "logs.html", logs_context(catalog, None, "", {}), error=str(exc.detail))
     report = check_log(text, catalog, overrides)
-    return _page(request, "logs.html", logs_context(catalog, report, scrub(text), overrides.get("model", "")))
+    return _page(request, "logs.html", logs_context(catalog, report, scrub(text), overrides))

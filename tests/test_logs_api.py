@@ -73,3 +73,14 @@ def test_download_as_test_case_is_scrubbed_json(client):
     assert case["runtime"] == "vllm" and case["terms"] and case["request"]["tensor_parallel_size"] == 2
     assert any(f["key"] == "kv_tokens" and f["printed"] == "1,044,688" for f in case["figures"])
     assert "10.129.9.32" not in json.dumps(case)
+
+
+def test_page_names_what_the_log_lacks(client):
+    """V4's excerpt names neither model nor release: the form supplies them; its paths never come back."""
+    text = (FIXTURES / "v4_vllm0.7.3_v0_qwen25_7b_bnb_rtx4060.log").read_text()
+    form = {"log": text, "model": "qwen2.5-7b-instruct", "quantization": "bnb-nf4-dq", "vllm_version": "0.7.3"}
+    r = client.post("/logs", data=form)
+    assert r.status_code == 200 and "activation peak" in r.text and "-1.05 GiB" in r.text
+    assert "WORKSPACE" not in r.text and "lra-learning" not in r.text
+    api = client.post("/api/logs", json=form).json()
+    assert api["model"] == "qwen2.5-7b-instruct" and api["request"]["vllm_version"] == "0.7.3"

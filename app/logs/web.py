@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, quote
 
 from fastapi import HTTPException, Request
 
+from app.estimator import FORMATS
 from app.logs.compare import LogReport
 from app.logs.model import MAX_LOG_BYTES
 
@@ -55,10 +56,11 @@ def test_case(report: LogReport) -> dict[str, Any]:
             "terms": [t.model_dump() for t in report.terms], "source": "paste the public URL of this log here"}
 
 
-def logs_context(catalog: Any, report: LogReport | None, text: str, chosen: str) -> dict[str, Any]:
+def logs_context(catalog: Any, report: LogReport | None, text: str, chosen: dict[str, Any]) -> dict[str, Any]:
     """The /logs page's context: the form state and, after a post, the report and its test-case link."""
     href = ""
     if report is not None:
         href = "data:application/json;charset=utf-8," + quote(json.dumps(test_case(report), indent=1))
-    return {"report": report, "text": text, "models": list(catalog.models.values()), "chosen": chosen,
-            "test_case_href": href}
+    return {"report": report, "text": text, "models": list(catalog.models.values()), "formats": list(FORMATS.values()),
+            "chosen": chosen.get("model", ""), "chosen_quant": chosen.get("quantization", ""),
+            "chosen_version": chosen.get("vllm_version", ""), "test_case_href": href}
