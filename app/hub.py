@@ -30,13 +30,16 @@ from pydantic import BaseModel, Field
 
 from app.hub_errors import (
     HubBadFile,
-    HubBadInput,
     HubDisabled,
     HubGated,
     HubNotFound,
     HubRefused,
     HubUnavailable,
 )
+from app.hub_names import COMMIT, validate_filename, validate_repo_id, validate_revision
+
+__all__ = ["COMMIT", "HubConfig", "HubSettings", "fetch_config", "file_url", "http_get", "validate_filename",
+           "validate_repo_id", "validate_revision"]
 
 HUB_URL = "https://huggingface.co"
 TIMEOUT_S = 5.0
@@ -48,13 +51,15 @@ INDEX_CAP = 32 << 20  # model.safetensors.index.json: DeepSeek-V3's (~92k tensor
 # and the region-scoped Xet CDN <region>.aws.cdn.hf.co.
 CDN_HOSTS = re.compile(
     r"cdn-lfs(-[a-z0-9-]+)?\.(hf\.co|huggingface\.co)|cas-bridge\.xethub\.hf\.co|[a-z0-9-]+\.aws\.cdn\.hf\.co")
-# huggingface_hub.utils.validate_repo_id: [A-Za-z0-9._-], 96 max per part, no "--" or "..", no ".git" end;
-# we also require the namespace (owner/name).
-_PART = r"(?![.-])[A-Za-z0-9._-]{1,96}(?<![.-])"
-REPO_ID = re.compile(rf"{_PART}/{_PART}")
-REVISION = re.compile(r"[A-Za-z0-9._/-]{1,255}")
-COMMIT = re.compile(r"[0-9a-f]{40}")
-FILENAME = re.compile(r"[A-Za-z0-9._+@()\[\] /-]{1,512}")
+
+
+def _seconds(text: str | None) -> float:
+    """VRAM_HUB_TIMEOUT as seconds in (0, 60]; TIMEOUT_S when unset or not such a number."""
+    try:
+        value = float(text or TIMEOUT_S)
+    except ValueError:
+        return TIMEOUT_S
+    return value if 0 < value <= 60 else TIMEOUT_S
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ class HubSettings:
         return cls(base_url=env.get("VRAM_HUB_URL", HUB_URL).rstrip("/"),
                    offline=env.get("VRAM_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"},
                    token=env.get("HF_TOKEN") or None,
-                   timeout=float(env.get("VRAM_HUB_TIMEOUT") or TIMEOUT_S), extra_hosts=extra)
+                   timeout=_seconds(env.get("VRAM_HUB_TIMEOUT")), extra_hosts=extra)
 
 
 @dataclass(frozen=True)
@@ -102,34 +107,6 @@ class HubConfig(BaseModel):
         None, description="`metadata.total_size` of model.safetensors.index.json (bytes), when present.")
     index_url: str | None = Field(None, description="Public URL of that index, when present.")
     notes: list[str] = Field(default_factory=list, description="What could not be pinned or read, and why.")
-
-
-# --- validation -------------------------------------------------------------------------------------
-
-def validate_repo_id(repo: str, field: str = "model") -> str:
-    """owner/name as the Hub allows it; HubBadInput (422) otherwise."""
-    if not isinstance(repo, str) or not REPO_ID.fullmatch(repo) or ".." in repo or "--" in repo \
-            or repo.endswith(".git"):
-        raise HubBadInput(field, f"{field} {str(repo)[:200]!r} is not a Hugging Face repo id: owner/name, each "
-                                 "1-96 of A-Z a-z 0-9 . _ -, not starting or ending with . or -, no '..' or '--'")
-    return repo
-
-
-def validate_revision(revision: str | None, field: str = "revision") -> str:
-    """A branch, tag or commit sha; `main` when None."""
-    rev = "main" if revision is None else revision
-    if not REVISION.fullmatch(rev) or ".." in rev or rev.startswith("/") or rev.endswith("/") or "//" in rev:
-        raise HubBadInput(field, f"{field} {str(rev)[:200]!r} is not a branch, tag or commit: up to 255 of "
-                                 "A-Z a-z 0-9 . _ - /, no '..'")
-    return rev
-
-
-def validate_filename(name: str, field: str = "file") -> str:
-    """A path inside a repo: no '..' segment, no leading '/'."""
-    parts = name.split("/") if isinstance(name, str) else [""]
-    if not FILENAME.fullmatch(str(name)) or any(p in {"", ".", ".."} for p in parts):
-        raise HubBadInput(field, f"{field} {str(name)[:200]!r} is not a file path inside a Hub repo")
-    return name
 
 
 def file_url(settings: HubSettings, repo: str, revision: str, filename: str, view: str = "resolve") -> str:
@@ -238,8 +215,18 @@ def cached_get(settings: HubSettings, repo: str, revision: str, filename: str, c
     return http_get(settings, repo, revision, filename, cap=cap, field=field)
 
 
+@lru_cache(maxsize=256)
+def cached_optional(settings: HubSettings, repo: str, revision: str, filename: str, cap: int) -> Fetched | None:
+    """cached_get, with a file the repo does not have (404) cached as None."""
+    try:
+        return http_get(settings, repo, revision, filename, cap=cap)
+    except HubNotFound:
+        return None
+
+
 def clear_cache() -> None:
     cached_get.cache_clear()
+    cached_optional.cache_clear()
 
 
 # --- config.json ---------------------------------------------------------------------------------------
@@ -249,6 +236,8 @@ def _json(fetched: Fetched, what: str, field: str) -> dict[str, Any]:
         data = json.loads(fetched.body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HubBadFile(field, f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise HubBadFile(field, f"{what} is nested too deeply to read") from None
     if not isinstance(data, dict):
         raise HubBadFile(field, f"{what} is not a JSON object (got {type(data).__name__})")
     return data
@@ -258,9 +247,10 @@ def _index_total(settings: HubSettings, repo: str, revision: str, notes: list[st
     """`metadata.total_size` of model.safetensors.index.json; None (with a note) when absent or unusable."""
     name = "model.safetensors.index.json"
     try:
-        index = _json(cached_get(settings, repo, revision, name, INDEX_CAP), f"{repo}/{name}", "model")
-    except HubNotFound:
-        return None  # single-file checkpoints have no index
+        fetched = cached_optional(settings, repo, revision, name, INDEX_CAP)
+        if fetched is None:
+            return None  # single-file checkpoints have no index
+        index = _json(fetched, f"{repo}/{name}", "model")
     except (HubBadFile, HubUnavailable) as exc:
         notes.append(f"{name} could not be read, so stored weight bytes are not cross-checked: {exc}")
         return None
