@@ -3,6 +3,7 @@ llama.cpp grid harness: one section per load, headed by the flags it was given).
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -11,31 +12,38 @@ import pytest
 from app.logs import check_log, parse_log
 
 LOGS = Path(__file__).resolve().parent.parent / "model_specs" / "llamacpp" / "logs"
-FILES = sorted(LOGS.glob("*.log")) if LOGS.is_dir() else []
-pytestmark = pytest.mark.skipif(not FILES, reason="no llama.cpp grid logs committed")
+FILES = sorted([*LOGS.glob("*.log"), *LOGS.glob("*.log.gz")]) if LOGS.is_dir() else []
+FIXTURE = Path(__file__).parent / "fixtures" / "logs" / "llamacpp_cpu_build_llama31_8b_q4km_dryrun.log"
+grid = pytest.mark.skipif(not FILES, reason="no llama.cpp grid logs committed")
+
+
+def _text(path: Path) -> str:
+    return gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
 
 
 def _sections(path: Path) -> list[tuple[dict, str]]:
     """(flags, log body) per load; flags gain the model slug and file type the header names."""
     out = []
-    for chunk in path.read_text().split("===== ")[1:]:
+    for chunk in _text(path).split("===== ")[1:]:
         header, _, body = chunk.partition("\n")
         slug, quant = header.split()[:2]
         out.append(({**json.loads(header[header.index("{"):]), "slug": slug, "quant": quant}, body))
     return out
 
 
-def test_first_llama_section_printed_numbers():
-    """Typed from the log text: lines 1134, 1153, 1187 and 2184 of the first section's body."""
-    _, body = _sections(LOGS / "llama-3.1-8b-q4_k_m.log")[0]
-    log = parse_log(body)
-    assert [(f.device, f.printed) for f in log.all("compute_buffer")] == [("CPU", "266.50")]
-    assert [f.printed for f in log.all("kv_total")] == ["256.00"]
-    assert [(f.device, f.printed) for f in log.all("output_buffer")] == [("CPU", "0.49")]
+def test_cpu_build_dry_run_printed_numbers(catalog):
+    """Typed from the fixture's text: lines 74, 93, 95 and 108."""
+    log = parse_log(FIXTURE.read_text())
+    assert [(f.device, f.printed, f.line) for f in log.all("compute_buffer")] == [("CPU", "266.50", 108)]
+    assert [(f.printed, f.line) for f in log.all("kv_total")] == [("256.00", 95)]
+    assert [(f.device, f.printed, f.line) for f in log.all("output_buffer")] == [("CPU", "0.49", 93)]
     assert log.setting("flash_attn") == "disabled" and log.setting("n_ctx") == 2048
+    report = check_log(FIXTURE.read_text(), catalog)
+    assert report.model == "llama-3.1-8b" and "-ngl 0" in report.command  # general.name Llama-3.1-8B, CPU only
 
 
-@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+@grid
+@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
 def test_settings_read_back_as_given(path):
     """The harness's flags (section header) are what the parser reads from llama.cpp's own lines."""
     for flags, body in _sections(path):
@@ -45,7 +53,8 @@ def test_settings_read_back_as_given(path):
         assert log.setting("type_k") == flags["cache_type_k"], flags
 
 
-@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+@grid
+@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
 def test_kv_and_output_within_printed_rounding(path, catalog):
     """KV cache and output buffer are exact arithmetic: our estimate within the printed 0.005 MiB."""
     compared = 0
