@@ -23,6 +23,9 @@ class GgufArch:
     default_swa: int = 0  # n_swa when the file has no sliding_window key (gemma2.cpp: 4096)
     rope_dims: Callable[[LanguageModel], int] = lambda lm: lm.head_dim
     extra: Callable[[LanguageModel], dict[str, Any]] = lambda lm: {}
+    # n_embd rows its graph keeps beyond the common ones at the (attention, output) moments; fitted to the
+    # llama.cpp grid (model_specs/llamacpp): gemma2's softcapping, chatglm's fused QKV, qwen3's q/k norms
+    compute_rows: tuple[int, int] = (0, 0)
 
 
 def _gemma2(lm: LanguageModel) -> dict[str, Any]:
@@ -44,10 +47,10 @@ def _moe(lm: LanguageModel) -> dict[str, Any]:
 ARCHS: dict[str, GgufArch] = {a.name: a for a in [
     GgufArch("llama"),
     GgufArch("qwen2"),
-    GgufArch("qwen3"),
-    GgufArch("qwen3moe", extra=_moe),
-    GgufArch("gemma2", swa_pattern=2, default_swa=4096, extra=_gemma2),
-    GgufArch("chatglm", rope_dims=lambda lm: lm.head_dim // 2),  # GLM-4 rotates half of each head
+    GgufArch("qwen3", compute_rows=(1, 0)),  # not in the grid: assumed as qwen3moe (same q/k norms)
+    GgufArch("qwen3moe", extra=_moe, compute_rows=(1, 0)),
+    GgufArch("gemma2", swa_pattern=2, default_swa=4096, extra=_gemma2, compute_rows=(1, 1)),
+    GgufArch("chatglm", rope_dims=lambda lm: lm.head_dim // 2, compute_rows=(-2, 1)),  # rotates half a head
     GgufArch("glm4", rope_dims=lambda lm: lm.head_dim // 2),
 ]}
 

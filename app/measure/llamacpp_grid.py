@@ -1,9 +1,11 @@
 """`python -m app.measure llamacpp-grid`: real llama.cpp (llama-cpp-python, CPU) on header-exact GGUFs.
 
-For each (model, file type) it writes a sparse GGUF (`llamacpp_gguf`), then loads it once per
-(n_ctx, flash attention, n_ubatch) in a fresh subprocess (`llamacpp_probe`) and parses the buffer
-sizes llama.cpp prints. Output: model_specs/llamacpp/grid.json (parsed table, llama.cpp version,
-machine) and model_specs/llamacpp/logs/<model>-<ftype>.log (raw logs). Torch-free.
+For each (model, file type) it writes a sparse GGUF (`llamacpp_gguf`); one subprocess
+(`llamacpp_probe`) runs llama.cpp's dry run (no_alloc, what --fit uses) for every (n_ctx, flash
+attention, n_ubatch, ...) point, and one subprocess per point of a subset loads it for real (mmap,
+buffers allocated); the buffer sizes llama.cpp prints are parsed. Output: model_specs/llamacpp/grid.json
+(parsed table, llama.cpp version, machine) and model_specs/llamacpp/logs/<model>-<ftype>.log.gz (raw
+logs, gzip). Torch-free.
 
     python -m app.measure llamacpp-grid                    # the full grid (GRID below)
     python -m app.measure llamacpp-grid --quick            # a small subset (CI)
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gzip
 import itertools
 import json
 import os
@@ -91,18 +94,28 @@ def specs() -> dict[str, ModelSpec]:
     return grid_specs(OUT / "specs", load_catalog().models)
 
 
-def real_load(ft: str, ftypes, p: dict[str, Any]) -> bool:
+PRIMARY = "q4_k_m"  # the file type that gets the extra points and the n_ctx 8192 real loads
+REAL_LOAD_MAX = 10 << 30  # llama.cpp maps the whole file with MAP_POPULATE: zeros of a sparse file fill RAM
+
+
+def real_load(ft: str, p: dict[str, Any], file_bytes: int) -> bool:
     """Points also loaded for real (mmap, allocated buffers) to check the dry run against."""
-    if ft == ftypes[0]:
+    if file_bytes > REAL_LOAD_MAX:
+        return False
+    if ft == PRIMARY:
         return p["n_ctx"] == 8192 and p["n_ubatch"] == 512 and p.get("n_parallel", 1) == 1
     return p["n_ctx"] == 2048 and p["flash_attn"] == "on" and p["n_ubatch"] == 512
 
 
-def run(models, ftypes, n_ctx, flash, n_ubatch, out: Path, extra: bool = True) -> Path:
+def run(models, ftypes, n_ctx, flash, n_ubatch, out: Path, extra: bool = True, append: bool = False) -> Path:
     catalog = specs()
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
     rows, skipped = [], []
+    if append and (out / "grid.json").exists():  # keep the other (model, file type) pairs of the last run
+        redo = set(itertools.product(models, ftypes))
+        rows = [r for r in json.loads((out / "grid.json").read_text())["rows"]
+                if (r["model"], r["file_type"]) not in redo]
     t0 = time.perf_counter()
     versions = llama_cpp_version()
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,9 +127,9 @@ def run(models, ftypes, n_ctx, flash, n_ubatch, out: Path, extra: bool = True) -
             written = write_sparse_gguf(catalog[slug], ft, path)
             logs = []
             todo = [{"n_parallel": 1, "kv_unified": False, "cache_type_k": "f16", "cache_type_v": "f16", **p}
-                    for p in points(n_ctx, flash, n_ubatch, extra and ft == ftypes[0])]
+                    for p in points(n_ctx, flash, n_ubatch, extra and ft == PRIMARY)]
             batches = [("dry_run", [{**p, "no_alloc": True} for p in todo])]
-            batches += [("alloc", [p]) for p in todo if real_load(ft, ftypes, p)]
+            batches += [("alloc", [p]) for p in todo if real_load(ft, p, written.file_bytes)]
             for mode, batch in batches:
                 for p, (parsed, raw) in zip(batch, probe(path, batch), strict=True):
                     p = {k: v for k, v in p.items() if k != "no_alloc"}
@@ -125,7 +138,8 @@ def run(models, ftypes, n_ctx, flash, n_ubatch, out: Path, extra: bool = True) -
                                  "file_bytes": written.file_bytes, "tensor_bytes": written.tensor_bytes, **parsed})
                     print(f"{slug} {ft} {mode} {p} rc={parsed['rc']} compute={parsed.get('compute_buffer')}",
                           flush=True)
-            (out / "logs" / f"{slug}-{ft}.log").write_text("".join(logs))
+            with gzip.open(out / "logs" / f"{slug}-{ft}.log.gz", "wt") as f:  # raw, compressed ~35x
+                f.write("".join(logs))
             path.unlink()
             _write(out, rows, skipped, t0, versions)  # after each file: a partial grid is still usable
     return _write(out, rows, skipped, t0, versions)
@@ -156,11 +170,12 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--models", nargs="+", default=MODELS)
     ap.add_argument("--ftypes", nargs="+", default=FTYPES)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--append", action="store_true", help="replace only these (model, file type) pairs")
     a = ap.parse_args(argv)
     if a.quick:
         target = run(QUICK["models"], QUICK["ftypes"], QUICK["n_ctx"], QUICK["flash"], QUICK["n_ubatch"], a.out,
                      extra=False)
     else:
-        target = run(a.models, a.ftypes, N_CTX, FLASH, N_UBATCH, a.out)
+        target = run(a.models, a.ftypes, N_CTX, FLASH, N_UBATCH, a.out, append=a.append)
     print(f"wrote {target}")
     return 0

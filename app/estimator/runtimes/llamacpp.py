@@ -49,7 +49,7 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     req = inp.request or VramRequest(model=spec.slug)
     c = resolve_context(lm, req, inp.sequence, inp.kv, inp.flash_attention, inp.images)
     arch = _arch(inp)
-    tensors = list(inp.gguf_tensors or catalog_tensors(spec, inp.fmt.slug))
+    tensors = inp.gguf_tensors or catalog_tensors(spec, inp.fmt.slug)
     w = weights(tensors, c, lm)
     kv = kv_cache(lm, c, arch)
     comp = compute_buffers(lm, c, arch)

@@ -66,27 +66,63 @@ class Weights:
     tensor_bytes: int  # every tensor once (llama_model_size)
 
 
-def _device_of(t: TensorEntry, c: LlamaContext, n_layer: int) -> str:
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """Tensors placed together: one repeating layer, the input (token_embd) or the output layer."""
+
+    cuda: int  # CUDA buffer bytes (padded)
+    lo: int  # first byte in the file
+    hi: int  # end of the last byte
+
+
+_GROUPS: dict[int, tuple[tuple[TensorEntry, ...], dict[str | int, _Group]]] = {}
+
+
+def _key(t: TensorEntry) -> str | int:
     if t.name == "token_embd.weight":
-        return "host"
-    layer = 0 if t.name.startswith("rope_freqs") else t.layer
-    if layer is None:
-        return "gpu" if c.output_on_gpu else "host"
-    return "gpu" if c.layer_on_gpu(layer, n_layer) else "host"
+        return "input"
+    if t.name == "output.weight":
+        return "output_weight"
+    if t.name.startswith("rope_freqs"):
+        return 0  # created with layer 0 (duplicated to the others)
+    return "output" if t.layer is None else t.layer
 
 
-def weights(tensors: list[TensorEntry], c: LlamaContext, lm: LanguageModel) -> Weights:
-    """Model buffers: CUDA (every GPU tensor, padded) and the mmapped host range."""
-    gpu, lo, hi = 0, None, 0
+def _groups(tensors: tuple[TensorEntry, ...]) -> dict[str | int, _Group]:
+    """Per-group sums, computed once per tensor table (the table is cached per spec or per file)."""
+    hit = _GROUPS.get(id(tensors))
+    if hit is not None and hit[0] is tensors:
+        return hit[1]
+    acc: dict[str | int, list[int]] = {}
     for t in tensors:
-        if _device_of(t, c, lm.layers) == "gpu":
-            gpu += cuda_alloc_size(t)
+        g = acc.setdefault(_key(t), [0, t.offset, 0])
+        g[0], g[1], g[2] = g[0] + cuda_alloc_size(t), min(g[1], t.offset), max(g[2], t.offset + t.nbytes)
+    out = {k: _Group(*v) for k, v in acc.items()}
+    if len(_GROUPS) > 256:
+        _GROUPS.clear()
+    _GROUPS[id(tensors)] = (tensors, out)  # holding the table keeps its id from being reused
+    return out
+
+
+def _on_gpu(key: str | int, c: LlamaContext, n_layer: int) -> bool:
+    if key == "input":
+        return False  # dev_input is always the CPU
+    if key in ("output", "output_weight"):
+        return c.output_on_gpu
+    return c.layer_on_gpu(int(key), n_layer)
+
+
+def weights(tensors: tuple[TensorEntry, ...], c: LlamaContext, lm: LanguageModel) -> Weights:
+    """Model buffers: CUDA (every GPU tensor, padded) and the mmapped host range."""
+    groups = _groups(tensors)
+    gpu, lo, hi = 0, None, 0
+    for key, g in groups.items():
+        if _on_gpu(key, c, lm.layers):
+            gpu += g.cuda
         else:
-            lo = t.offset if lo is None else min(lo, t.offset)
-            hi = max(hi, t.offset + t.nbytes)
-    names = {t.name for t in tensors}
-    if "output.weight" not in names and c.output_on_gpu:  # tied: token_embd duplicated as the output
-        gpu += cuda_alloc_size(next(t for t in tensors if t.name == "token_embd.weight"))
+            lo, hi = (g.lo if lo is None else min(lo, g.lo)), max(hi, g.hi)
+    if c.output_on_gpu and "output_weight" not in groups and "input" in groups:
+        gpu += groups["input"].cuda  # tied: token_embd duplicated onto the output's device
     return Weights(gpu, hi - (lo or 0), sum(t.nbytes for t in tensors))
 
 

@@ -29,7 +29,7 @@ from app.estimator.runtimes.llamacpp_context import LlamaContext
 from app.estimator.spec import LanguageModel
 
 F32 = 4
-INPUT_INTS = 3  # token ids, positions, output ids: one int32 per token each
+INPUT_INTS = 5  # token ids, positions, output ids, ...: int32 per token (the grid's +0.01 MiB per 512)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +59,18 @@ def _phases(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, backend: 
     kq = 0 if c.flash_attention else c.n_ctx_seq * ub * lm.heads * F32
     ffn_width = lm.moe.expert_ffn * lm.moe.experts_per_token if lm.moe else lm.ffn
     cpu = backend == "cpu"
-    attn_rows = 4 * hidden + (q + 2 * kv if cpu else 0)
+    attn_extra, out_extra = ((r * hidden for r in arch.compute_rows) if arch else (0, 0))
+    attn_rows = 4 * hidden + (q + 2 * kv if cpu else 0) + attn_extra
     attention = kq + (mask * F32 if not c.flash_attention else 0) + attn_rows * ub * F32
     fa_mask = mask * (2 if cpu else 2 + F32) if c.flash_attention else 0
     # a quantized cache under FA keeps one more n_embd row alive at the output (grid: q8_0/q4_0 rows)
     quantized = c.flash_attention and (c.type_k.block > 1 or c.type_v.block > 1)
     rows = (2 if cpu else 1) + quantized
-    output = lm.vocab * ub * F32 + rows * hidden * ub * F32 + (0 if cpu else fa_mask)
-    ffn = (3 * ffn_width + 2 * hidden) * ub * F32
+    output = lm.vocab * ub * F32 + (rows * hidden + out_extra) * ub * F32 + (0 if cpu else fa_mask)
+    # the FFN of a layer: gate, up, their product and four n_embd rows, beside the masks every layer reads
+    # (with FA and a quantized cache the F16 mask was not alive there in the grid)
+    masks = 0 if quantized else (mask * 2 if c.flash_attention else mask * F32)
+    ffn = (3 * ffn_width + 4 * hidden) * ub * F32 + masks
     return {"attention": attention, "output": output, "ffn": ffn}
 
 
