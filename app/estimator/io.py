@@ -418,6 +418,9 @@ class VramEstimate(BaseModel):
     assumptions: list[str]
     warnings: list[str]
     fits: list[GpuFit] = Field(description="Catalog GPUs, the requested one first, then by memory.")
+    hub: HubSource | None = Field(  # --- Hub source (hub branch, issue 8) ---
+        None, description="For a model fetched from the Hugging Face Hub: the pinned revision and the check of "
+                          "our weight bytes against the repo's safetensors index.")
     # --- llama.cpp flags (issue 9) ---
     host: HostMemory | None = Field(None, description="llama.cpp: host RAM beside the GPU breakdown.")
     llamacpp: LlamaCppReport | None = Field(None, description="llama.cpp: resolved context and its buffers.")
@@ -427,9 +430,6 @@ class VramEstimate(BaseModel):
                                 "vllm serve, or transformers from_pretrained.")
     runtime_versions: str | None = Field(None, description="Runtime releases this estimate's model describes.")
     gguf_file: GgufFileReport | None = Field(None, description="POST /api/gguf: the uploaded file's header.")
-    hub: HubSource | None = Field(  # --- Hub source (hub branch, issue 8) ---
-        None, description="For a model fetched from the Hugging Face Hub: the pinned revision and the check of "
-                          "our weight bytes against the repo's safetensors index.")
 
 
 class WeightGroup(BaseModel):
