@@ -201,6 +201,7 @@ class VllmStage(BaseModel):
     non_torch_bytes: int = Field(description="Non-torch growth during profiling.")
     kv_budget_bytes: int | None = Field(description="This stage's KV budget (None without a GPU).")
     kv_blocks: int | None = Field(description="Blocks this stage's budget holds; vLLM uses the smallest.")
+    kv_block_bytes: int = Field(description="One KV block over this stage's layers on one GPU.")
 
 
 class VllmDetail(BaseModel):

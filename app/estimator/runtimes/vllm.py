@@ -88,7 +88,7 @@ def _detail(f: VllmFlags, s: Stage, stages: list[Stage], total: int | None, sequ
 def _stage(s: Stage, requested: int | None) -> VllmStage:
     budget = s.budget(requested) if requested is not None else None
     return VllmStage(index=s.index, layers=s.layers, weights_bytes=s.weights, activation_peak_bytes=s.activation,
-                     non_torch_bytes=s.non_torch, kv_budget_bytes=budget,
+                     non_torch_bytes=s.non_torch, kv_budget_bytes=budget, kv_block_bytes=s.block_bytes,
                      kv_blocks=max(0, budget) // s.block_bytes if budget is not None else None)
 
 
