@@ -17,10 +17,10 @@ TOLERANCE = {"weights_gib": 0.01, "kv_tokens": 0.02, "activation_gib": 0.10}
 
 def test_profiles_hold_the_fitted_constants():
     fitted = vllm_fit.fit(vllm_fit.load_cases())
-    assert vllm_profiles.SAMPLER_EXTRA_V017 == fitted["sampler_extra_v017"]
-    assert vllm_profiles.SAMPLER_EXTRA_V015 == fitted["sampler_extra_v015"]
-    assert vllm_profiles.GRAPH_POOL_BASE_GIB == fitted["graph_pool_base_gib"]
-    assert vllm_profiles.GRAPH_POOL_PER_LAYER_GIB == fitted["graph_pool_per_layer_gib"]
+    assert fitted["sampler_extra_v017"] == vllm_profiles.SAMPLER_EXTRA_V017
+    assert fitted["sampler_extra_v015"] == vllm_profiles.SAMPLER_EXTRA_V015
+    assert fitted["graph_pool_base_gib"] == vllm_profiles.GRAPH_POOL_BASE_GIB
+    assert fitted["graph_pool_per_layer_gib"] == vllm_profiles.GRAPH_POOL_PER_LAYER_GIB
 
 
 def test_fit_inputs_match_the_catalog(catalog: Catalog):
