@@ -55,7 +55,7 @@ def _notes(f: VllmFlags, s: Stage) -> list[str]:
                                                                     if f.enforce_eager else ""),
     ]
     if not p.calibrated:
-        notes.append(f"vLLM {p.name} is not checked against a startup log: constants of the previous release")
+        notes.append(f"vLLM {p.name} is not checked against a startup log: constants of a neighbouring release")
     return notes
 
 
