@@ -77,11 +77,35 @@ def qwen3_moe(c: Cfg) -> Adapted:
     return _finish(c, lm, qwen_window(c, lm["layers"]))
 
 
+# transformers DeepseekV2Config / DeepseekV3Config defaults for keys a config leaves out
+_DEEPSEEK_DEFAULTS = {
+    "deepseek_v2": {"q_lora_rank": 1536, "n_routed_experts": 64, "n_shared_experts": 2, "first_k_dense_replace": 0},
+    "deepseek_v3": {"q_lora_rank": 1536, "n_routed_experts": 256, "n_shared_experts": 1, "first_k_dense_replace": 3,
+                    "num_experts_per_tok": 8},
+}
+
+
+def _absent_or(c: Cfg, field: str, key: str, low: int = 0, high: int = LIMITS["width"]) -> int | None:
+    """A DeepSeek key: explicit null means none (0), absent means the transformers default."""
+    if key in c.data and c.data[key] is None:
+        c.note(field, f"config.json {c.prefix}{key} null")
+        return None
+    return _int(c, field, key, low=low, high=high)
+
+
+def _int(c: Cfg, field: str, key: str, low: int = 1, high: int = LIMITS["width"]) -> int:
+    """c.int with the transformers class default for an absent DeepSeek key (if it has one)."""
+    defaults = _DEEPSEEK_DEFAULTS[c.model_type]
+    if key in defaults:
+        return c.int(field, key, default=defaults[key], low=low, high=high)
+    return c.int(field, key, low=low, high=high)
+
+
 def _deepseek(c: Cfg) -> dict[str, Any]:
     lm = decoder(c, tied_default=False)
     lm["kv_heads"] = lm["heads"]
     c.note("kv_heads", "MLA: every query head has its own K/V, expanded from the cached latent")
-    q_lora = c.int("mla", "q_lora_rank", default=0, low=0)
+    q_lora = _absent_or(c, "mla", "q_lora_rank") or 0
     mla = MLA(q_lora_rank=q_lora, kv_lora_rank=c.int("mla", "kv_lora_rank"),
               qk_nope_head_dim=c.int("mla", "qk_nope_head_dim"), qk_rope_head_dim=c.int("mla", "qk_rope_head_dim"),
               v_head_dim=c.int("mla", "v_head_dim"))
@@ -92,15 +116,16 @@ def _deepseek(c: Cfg) -> dict[str, Any]:
     freq = c.data.get("moe_layer_freq", 1)
     if freq != 1:
         raise InvalidConfigValue(c.prefix + "moe_layer_freq", freq, "1 (every layer after the dense ones)")
-    if not c.has("n_routed_experts"):
-        lm["moe"] = None  # a DeepSeek-V2 config without experts is a dense model
+    experts = _absent_or(c, "moe", "n_routed_experts", low=2, high=LIMITS["experts"])
+    if experts is None:
+        lm["moe"] = None  # routed experts null: a dense model
         return lm
-    first_dense = c.int("moe", "first_k_dense_replace", default=0, low=0, high=lm["layers"])
-    lm["moe"] = _moe(c, **_experts(c, "n_routed_experts", "moe_intermediate_size"),
-                     shared_experts=c.int("moe", "n_shared_experts", default=0, low=0),
-                     first_dense_layers=first_dense)
+    top_k = _int(c, "moe", "num_experts_per_tok", high=experts)
+    lm["moe"] = MoE(experts=experts, experts_per_token=top_k, expert_ffn=c.int("moe", "moe_intermediate_size"),
+                    shared_experts=_absent_or(c, "moe", "n_shared_experts") or 0,
+                    first_dense_layers=_absent_or(c, "moe", "first_k_dense_replace", high=lm["layers"]) or 0)
     c.note("moe", "config.json n_routed_experts, num_experts_per_tok, moe_intermediate_size, n_shared_experts, "
-                  "first_k_dense_replace")
+                  "first_k_dense_replace (absent keys: transformers DeepseekV2Config/DeepseekV3Config defaults)")
     return lm
 
 

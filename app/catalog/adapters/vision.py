@@ -17,6 +17,17 @@ def _side(v: Cfg, image_size: int, patch: int) -> int:
     return side
 
 
+def _siglip_head(h: int, mlp: int) -> list[TensorShape]:
+    """SiglipMultiheadAttentionPoolingHead: probe, nn.MultiheadAttention, LayerNorm, MLP (all biased)."""
+    shapes = [("head.probe", (1, 1, h), "embedding"), ("head.attn_in.weight", (3 * h, h), "linear"),
+              ("head.attn_in.bias", (3 * h,), "bias"), ("head.attn_out.weight", (h, h), "linear"),
+              ("head.attn_out.bias", (h,), "bias"), ("head.norm.weight", (h,), "norm"),
+              ("head.norm.bias", (h,), "norm"),
+              ("head.fc1.weight", (mlp, h), "linear"), ("head.fc1.bias", (mlp,), "bias"),
+              ("head.fc2.weight", (h, mlp), "linear"), ("head.fc2.bias", (h,), "bias")]
+    return [TensorShape(name=n, shape=s, kind=k) for n, s, k in shapes]
+
+
 def gemma3(c: Cfg) -> Adapted:
     """Gemma3ForConditionalGeneration: Gemma 3 text model + SigLIP encoder + a pooled linear projector.
 
@@ -34,16 +45,19 @@ def gemma3(c: Cfg) -> Adapted:
     patch = v.int("patch_size", "patch_size", default=16)
     side = _side(v, image, patch)
     tokens = c.int("embeddings_per_image", "mm_tokens_per_image", default=256)
+    mlp = v.int("mlp", "intermediate_size", default=3072)
+    projector = [TensorShape(name="input_projection.weight", shape=(hidden, out.lm["hidden"]), kind="linear"),
+                 TensorShape(name="soft_emb_norm.weight", shape=(hidden,), kind="norm")]
+    if v.bool("projector", "vision_use_head", True):  # SiglipVisionConfig default; Gemma 3 releases: false
+        projector = _siglip_head(hidden, mlp) + projector
     vs.update(
         layers=v.int("layers", "num_hidden_layers", default=12, high=LIMITS["layers"]),
         hidden=hidden, heads=v.int("heads", "num_attention_heads", default=12, high=hidden),
-        mlp=v.int("mlp", "intermediate_size", default=3072), mlp_kind="gelu", qkv_bias=True,
+        mlp=mlp, mlp_kind="gelu", qkv_bias=True,
         linear_bias=True, norm="layernorm", image_size=image, patch_size=patch,
         in_channels=v.int("in_channels", "num_channels", default=3, high=16), temporal_patch=1, patch_bias=True,
         cls_token=False, position_embeddings=side * side, extra_norms=1,
-        projector=[TensorShape(name="input_projection.weight", shape=(hidden, out.lm["hidden"]), kind="linear"),
-                   TensorShape(name="soft_emb_norm.weight", shape=(hidden,), kind="norm")],
-        embeddings_per_image=tokens, prompt_tokens_per_image=0,
+        projector=projector, embeddings_per_image=tokens, prompt_tokens_per_image=0,
     )
     v.note("position_embeddings", "(image_size / patch_size)^2 learned positions (SiglipVisionEmbeddings)")
     v.note("projector", "transformers Gemma3MultiModalProjector (mm_input_projection_weight, mm_soft_emb_norm)")
