@@ -44,7 +44,8 @@ FITS = {
     "graph_pool": ("V1-bf16", "V2-70b-fp8-tp2"),
 }
 PROFILED_TOKENS, PROFILED_SEQS = 8192, 1024  # the 0.19 serve defaults on an H100 (printed in the V1 log)
-FALLBACK = {"llama-3.1-8b-instruct": "llama-3.1-8b"}  # same architecture (Meta's configs)
+# Same architecture in Meta's config.json files (the instruct and 3.3 releases change weights only)
+FALLBACK = {"llama-3.1-8b-instruct": "llama-3.1-8b", "llama-3.3-70b-instruct": "llama-3.1-70b"}
 
 
 def load_cases() -> list[dict]:
