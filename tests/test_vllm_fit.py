@@ -21,6 +21,8 @@ def test_profiles_hold_the_fitted_constants():
     assert fitted["sampler_extra_v015"] == vllm_profiles.SAMPLER_EXTRA_V015
     assert fitted["graph_pool_base_gib"] == vllm_profiles.GRAPH_POOL_BASE_GIB
     assert fitted["graph_pool_per_layer_gib"] == vllm_profiles.GRAPH_POOL_PER_LAYER_GIB
+    assert fitted["nccl_tp2_gib"] == vllm_profiles.NCCL_TP2_GIB
+    assert fitted["nccl_tp4_gib"] == vllm_profiles.NCCL_TP4_GIB
 
 
 def test_fit_inputs_match_the_catalog(catalog: Catalog):
