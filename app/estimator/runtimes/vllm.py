@@ -127,6 +127,10 @@ def _memory(inp: RuntimeInput, f: VllmFlags, stages: list[Stage], d: VllmDetail,
         kv_capacity_tokens=d.kv_tokens, max_concurrency=d.max_concurrency,
         assumptions=_notes(f, stages[0]), vllm=d,
     )
+    longest = inp.spec.language_model.max_context
+    if f.max_model_len > longest:
+        mem.warnings.append(f"max_model_len {f.max_model_len:,} exceeds the model's max_position_embeddings "
+                            f"({longest:,}): vLLM refuses it unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1")
     if verdict is None:
         mem.warnings.append(f"vLLM takes {f.gpu_memory_utilization:.0%} of each GPU whatever the request; name a "
                             "GPU to see its KV capacity and whether it starts")
