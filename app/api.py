@@ -106,7 +106,8 @@ def quantizations() -> list[dict[str, Any]]:
 
 @router.get("/runtimes", summary="Runtimes and their KV-cache types")
 def runtimes() -> list[dict[str, Any]]:
-    return [{"slug": r.slug, "label": r.label, "kv_cache": list(r.kv_types), "source": r.source}
+    return [{"slug": r.slug, "label": r.label, "kv_cache": list(r.kv_types), "source": r.source,
+             "versions": list(r.versions)}  # versions: vLLM release ranges (issue 10)
             for r in RUNTIMES.values()]
 
 

@@ -80,3 +80,9 @@ def test_dtype_float32_makes_weights_and_kv_fp32(client: TestClient):
     assert body["detail"]["kv_bytes_per_token"] == 32 * 2 * 8 * 128 * 4
     r = client.get("/api/vram", params={**STATE, "dtype": "float32", "quantization": "bf16"})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "dtype"
+
+
+def test_runtimes_endpoint_lists_the_vllm_release_ranges(client: TestClient):
+    vllm = next(r for r in client.get("/api/runtimes").json() if r["slug"] == "vllm")
+    assert vllm["versions"][0] == "0.7" and "0.18-0.19" in vllm["versions"]
+    assert {"bf16", "fp16", "fp32", "fp8"} == set(vllm["kv_cache"])

@@ -58,3 +58,4 @@ class Runtime:
     kv_types: tuple[str, ...]
     default_kv: Callable[[ModelSpec, Format], str]
     memory: Callable[[RuntimeInput], RuntimeMemory]
+    versions: tuple[str, ...] = ()  # release ranges the model describes (vLLM, issue 10)

@@ -17,7 +17,7 @@ from app.estimator.runtimes import vllm_advice, vllm_flags, vllm_memory
 from app.estimator.runtimes.base import Runtime, RuntimeInput, RuntimeMemory
 from app.estimator.runtimes.vllm_flags import VllmFlags
 from app.estimator.runtimes.vllm_memory import Stage
-from app.estimator.runtimes.vllm_profiles import GiB
+from app.estimator.runtimes.vllm_profiles import PROFILES, GiB
 from app.estimator.spec import ModelSpec
 
 # Where the model comes from (listed by /api/runtimes)
@@ -155,4 +155,5 @@ RUNTIME = Runtime(
     kv_types=("bf16", "fp16", "fp32", "fp8"),
     default_kv=_default_kv,
     memory=memory,
+    versions=tuple(p.name for p in PROFILES),
 )
