@@ -50,6 +50,11 @@ def test_bad_vllm_flags_give_422_naming_the_field(client: TestClient, params: di
         assert any(e["loc"][-1] == field and says in e["msg"] for e in r.json()["detail"]), r.json()
 
 
+def test_null_json_fields_mean_the_default(client: TestClient):
+    r = client.post("/api/vram", json={**STATE, "tensor_parallel_size": None, "max_model_len": None})
+    assert r.status_code == 200 and r.json()["vllm"]["tensor_parallel_size"] == 1
+
+
 def test_blank_form_fields_mean_the_default(client: TestClient):
     form = {**STATE, "max_num_seqs": "", "tensor_parallel_size": "", "enforce_eager": "", "dtype": ""}
     assert client.post("/api/vram", data=form).status_code == 200

@@ -89,10 +89,10 @@ class VramRequest(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _vllm_parallel(cls, data: object) -> object:
-        """Blank vLLM fields mean their default; fill gpu_count or tensor_parallel_size from the other."""
+        """Blank or null vLLM fields mean their default; fill gpu_count from tensor/pipeline parallel sizes."""
         if not isinstance(data, dict):
             return data
-        data = {k: v for k, v in data.items() if not (k in _VLLM_FIELDS and v == "")}
+        data = {k: v for k, v in data.items() if not (k in _VLLM_FIELDS and (v is None or v == ""))}
         given = {k for k in ("gpu_count", "tensor_parallel_size", "pipeline_parallel_size") if k in data}
         if "tensor_parallel_size" in given and "gpu_count" not in given:
             data["gpu_count"] = _product(data["tensor_parallel_size"], data.get("pipeline_parallel_size", 1))
