@@ -64,6 +64,7 @@ def qwen2(c: Cfg) -> Adapted:
 
 def qwen3(c: Cfg) -> Adapted:
     """Qwen3ForCausalLM: no biases (attention_bias), per-head q_norm/k_norm, explicit head_dim."""
+    c.with_class_defaults("Qwen3Config", {"head_dim": 128})
     lm = decoder(c, tied_default=False)
     lm["qkv_bias"] = lm["output_bias"] = c.bool("qkv_bias", "attention_bias", False)
     lm["qk_norm"] = True
@@ -72,6 +73,8 @@ def qwen3(c: Cfg) -> Adapted:
 
 
 def _gemma_common(c: Cfg, norms: int) -> dict[str, Any]:
+    if not c.class_defaults:
+        c.with_class_defaults("GemmaConfig / Gemma2Config", {"head_dim": 256})
     lm = decoder(c, tied_default=True)
     lm["ffn_kind"] = "geglu"
     c.note("ffn_kind", "transformers GemmaMLP (gate_proj, up_proj, down_proj; gelu_pytorch_tanh)")
