@@ -4,7 +4,8 @@ Flags are the tools' own: llama.cpp common/arg.cpp (-m, -c, -b, -ub, -fa on|off,
 -kvu, --mmproj), vLLM vllm/engine/arg_utils.py (`vllm serve` --max-model-len, --gpu-memory-utilization,
 --tensor-parallel-size, --pipeline-parallel-size, --kv-cache-dtype, --max-num-seqs,
 --max-num-batched-tokens, --block-size, --enforce-eager, --quantization, --dtype), transformers
-`from_pretrained` (torch_dtype, device_map, quantization_config with BitsAndBytesConfig / GPTQConfig).
+`from_pretrained` (dtype, device_map, quantization_config with BitsAndBytesConfig / GPTQConfig).
+Checked against those sources in tests/test_commands_sources.py.
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ from typing import Any
 from app.estimator.io import ResolvedRequest
 from app.estimator.spec import ModelSpec
 
-# our format slug -> (vLLM --quantization, transformers quantization_config); None: no flag needed
-_VLLM_QUANT = {"fp8": "fp8", "bnb-nf4": "bitsandbytes", "bnb-fp4": "bitsandbytes", "bnb-int8": "bitsandbytes"}
+# our format slug -> vLLM --quantization for formats vLLM quantizes at load (others: the checkpoint's own
+# quantization_config, no flag). bitsandbytes also needs --load-format bitsandbytes in older vLLM
+# (vllm/engine/arg_utils.py create_engine_config raises without it); later releases accept it too.
+_VLLM_QUANT = {"fp8": "fp8", "bnb-nf4-dq": "bitsandbytes", "bnb-nf4": "bitsandbytes", "bnb-fp4": "bitsandbytes",
+               "bnb-int8": "bitsandbytes"}
+_VLLM_DTYPE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}  # vllm/config/model.py ModelDType
 _HF_QUANT = {"bnb-nf4": 'BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")',
              "bnb-fp4": 'BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="fp4")',
              "bnb-int8": "BitsAndBytesConfig(load_in_8bit=True)"}
@@ -54,7 +59,8 @@ def _llama_server(req: ResolvedRequest, spec: ModelSpec, extra: Any, repo: str |
 def _vllm_serve(req: ResolvedRequest, spec: ModelSpec, extra: Any, repo: str | None = None) -> str:
     v = getattr(extra, "vllm", None)
     prequantized = repo is not None and repo != spec.hf_repo  # a checkpoint that names its own quantization
-    kv = "fp8" if req.kv_cache == "fp8" else None
+    kv = "fp8" if req.kv_cache == "fp8" else None  # auto otherwise: the model dtype (float32 is no CacheDType)
+    quant = None if prequantized else _VLLM_QUANT.get(req.quantization)
     pairs: list[tuple[str, Any]] = [
         ("--max-model-len", v.max_model_len if v else req.context),
         ("--gpu-memory-utilization", v.gpu_memory_utilization if v else None),
@@ -62,15 +68,16 @@ def _vllm_serve(req: ResolvedRequest, spec: ModelSpec, extra: Any, repo: str | N
         ("--pipeline-parallel-size", v.pipeline_parallel_size if v and v.pipeline_parallel_size > 1 else None),
         ("--kv-cache-dtype", kv), ("--max-num-seqs", v.max_num_seqs if v else None),
         ("--max-num-batched-tokens", v.max_num_batched_tokens if v else None),
+        ("--block-size", v.block_size if v else None),
         ("--enforce-eager", bool(v and v.enforce_eager)),
-        ("--quantization", None if prequantized else _VLLM_QUANT.get(req.quantization)),
-        ("--dtype", {"fp32": "float32", "fp16": "float16"}.get(req.quantization)),
+        ("--quantization", quant), ("--load-format", "bitsandbytes" if quant == "bitsandbytes" else None),
+        ("--dtype", _VLLM_DTYPE.get(req.quantization)),
     ]
     return f"vllm serve {repo or spec.hf_repo} " + _flags(pairs)
 
 
 def _transformers(req: ResolvedRequest, spec: ModelSpec, extra: Any, repo: str | None = None) -> str:
-    args = [repr(repo or spec.hf_repo), f"torch_dtype={_TORCH_DTYPE.get(req.quantization, 'torch.bfloat16')}",
+    args = [repr(repo or spec.hf_repo), f"dtype={_TORCH_DTYPE.get(req.quantization, 'torch.bfloat16')}",
             'device_map="auto"']
     if req.quantization in _HF_QUANT:
         args.append(f"quantization_config={_HF_QUANT[req.quantization]}")
