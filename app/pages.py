@@ -8,10 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.accuracy import accuracy_report
 from app.catalog import Catalog
@@ -24,7 +26,7 @@ from app.views import CardState, breakdown_context, card_context, card_state, fo
 
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
-SWAGGER = "/static/swagger-ui-4.15.5"  # Swagger UI's published assets, vendored (no CDN)
+SWAGGER = "/static/swagger-ui-5.32.0"  # Swagger UI's published assets, vendored (no CDN)
 
 
 def _reason(exc: ValidationError | InvalidRequest) -> tuple[str, str]:
@@ -72,12 +74,14 @@ def card(slug: str, request: Request, catalog: CatalogDep) -> Response:
 
 
 def _card_update(request: Request, spec: ModelSpec, catalog: Catalog) -> Response:
-    """The breakdown with the table and chart out of band; a bad field is a 422 naming it (JSON)."""
+    """The breakdown, the table's highlight, and the table and chart only when their numbers changed
+    (the page says which table it holds in `table_key`); a bad field is a 422 naming it (JSON)."""
     try:
         state: CardState = card_state(spec, catalog, request.query_params)
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]) from exc
     context = card_context(spec, catalog, state)
+    context["table_changed"] = request.query_params.get("table_key") != context["table_key"]
     headers = {"Vary": "HX-Request", "HX-Replace-Url": context["card_url"]}
     return TEMPLATES.TemplateResponse(request, "partials/card_update.html", context, headers=headers)
 
@@ -131,7 +135,20 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+class StaticGzip:
+    """gzip for /static/ only (htmx and Swagger UI shrink 3x); pages stay plain, so Starlette's test
+    client still sees which template and context rendered them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app, self.gzip = app, GZipMiddleware(app, minimum_size=1024)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        static = scope["type"] == "http" and scope["path"].startswith("/static/")
+        await (self.gzip if static else self.app)(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
-    """Page-side wiring: HTML 404s for people (JSON stays for /api)."""
+    """Page-side wiring: HTML 404s for people (JSON stays for /api); gzipped static files."""
+    app.add_middleware(StaticGzip)
     app.add_exception_handler(UnknownModel, _unknown_model)
     app.add_exception_handler(HTTPException, _http_error)

@@ -231,6 +231,8 @@ def card_context(spec: ModelSpec, catalog: Catalog, state: CardState) -> dict:
         "table": table,
         "fit": gpu_fits(spec, est.request.images, state.gpu) if state.gpu else None,
         "vision_caption": _vision_caption(spec, est.request.images),
+        "table_key": f"{est.request.images}/{state.gpu.slug if state.gpu else ''}/"
+                     f"{state.gpu.memory_bytes if state.gpu else ''}",
         "chart": chart_for(table),
         **breakdown_context(est, gpu_memory=state.gpu_memory),
     }

@@ -111,6 +111,7 @@ def test_form_wiring_one_request_later_wins(client: TestClient):
                  'action="/models/glm-4v-9b"', 'hx-target="#breakdown"'):
         assert attr in form, attr
     assert "hx-trigger" not in html.split('id="vram-table"')[1].split(">")[0]  # the table no longer asks itself
+    assert 'hx-include="#table-key"' in form
 
 
 def test_card_update_is_one_response_with_table_and_chart(client: TestClient):
@@ -122,12 +123,25 @@ def test_card_update_is_one_response_with_table_and_chart(client: TestClient):
     assert '<div id="vram-table" class="vram-table" data-result hx-swap-oob="true">' in r.text
     assert '<figure id="chart" class="chart" data-result hx-swap-oob="true">' in r.text
     assert f'data-total-bytes="{api["total_bytes"]}"' in r.text
-    assert '<tr class="current"><th scope="row">GGUF Q4_K_M</th>' in r.text
-    assert '<th scope="col" class="current">8K</th>' in r.text
+    style = r.text.split('<style id="table-highlight"')[1].split("</style>")[0]
+    assert 'data-q="q4_k_m" data-c="8192" hx-swap-oob="true"' in style
+    assert '#vram-table tr[data-q="q4_k_m"]>*,#vram-table th[data-c="8192"]' in style
+    assert '<tr data-q="q4_k_m"><th scope="row">GGUF Q4_K_M</th>' in r.text
+    assert '<th scope="col" data-c="8192">8K</th>' in r.text
     assert r.headers["Vary"] == "HX-Request"
     assert r.headers["HX-Replace-Url"] == "/models/glm-4v-9b?quantization=q4_k_m&context=8192&images=1"
     restore = client.get("/models/glm-4v-9b", params=q, headers={**HX, "HX-History-Restore-Request": "true"})
     assert "<html" in restore.text
+
+
+def test_card_update_resends_the_table_only_when_its_numbers_change(client: TestClient):
+    key = re.search(r'id="table-key" name="table_key" value="([^"]*)"', client.get("/models/glm-4v-9b").text)[1]
+    same = client.get("/models/glm-4v-9b", params={"quantization": "q8_0", "table_key": key}, headers=HX).text
+    assert 'id="vram-table"' not in same and 'id="chart"' not in same and 'data-q="q8_0"' in same
+    other = client.get("/models/glm-4v-9b", params={"images": "1", "table_key": key}, headers=HX).text
+    assert 'id="vram-table"' in other and "with --mmproj" in other
+    gpu = client.get("/models/glm-4v-9b", params={"gpu": "l4", "table_key": key}, headers=HX).text
+    assert "Largest context on NVIDIA L4" in gpu
 
 
 @pytest.mark.parametrize(("field", "value"), [("images", "2"), ("images", "1.5"), ("context", "0"),
@@ -242,8 +256,8 @@ def test_no_request_to_another_host(client: TestClient):
 
 def test_docs_served_offline(client: TestClient):
     html = client.get("/docs").text
-    assert "/static/swagger-ui-4.15.5/swagger-ui-bundle.js" in html and "cdn" not in html.lower()
-    assert client.get("/static/swagger-ui-4.15.5/swagger-ui-bundle.js").status_code == 200
+    assert "/static/swagger-ui-5.32.0/swagger-ui-bundle.js" in html and "cdn" not in html.lower()
+    assert client.get("/static/swagger-ui-5.32.0/swagger-ui-bundle.js").status_code == 200
     assert '"validatorUrl": null' in html
     assert client.get("/openapi.json").status_code == 200
 
@@ -289,7 +303,7 @@ def test_every_catalog_model_has_a_card(client: TestClient, catalog):
 def test_every_control_is_labelled(client: TestClient):
     for url in ("/models/glm-4v-9b", "/calculator", "/"):
         html = client.get(url).text
-        ids = re.findall(r'<(?:input|select)[^>]*\bid="([^"]+)"', html)
+        ids = re.findall(r'<(?:input(?! type="hidden")|select)[^>]*\bid="([^"]+)"', html)
         assert ids and all(f'<label for="{i}"' in html for i in ids), (url, ids)
 
 
