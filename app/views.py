@@ -30,6 +30,7 @@ GPU_MEMORY_GIB = TypeAdapter(Annotated[float, Field(gt=0, le=16384)])
 # `mmproj` field, the estimator loads it exactly when the prompt has images.
 VISION_WORDS = {True: "vision tower loaded", False: "text only: vision tower not loaded"}
 LLAMACPP_WORDS = {True: "with --mmproj (vision tower loaded)", False: "text only (no --mmproj)"}
+SHORT_WORDS = {"vision tower loaded": "loaded", "with --mmproj (vision tower loaded)": "with --mmproj"}
 
 
 def vision_loaded(has_vision: bool, runtime: str, images: int, mmproj: bool | None = None) -> bool | None:
@@ -126,6 +127,10 @@ class TableRow:
     runtime: str
     vision: str
     totals: tuple[int, ...]
+
+    @property
+    def vision_short(self) -> str:
+        return SHORT_WORDS.get(self.vision, self.vision)
 
 
 @per_spec

@@ -163,13 +163,15 @@ def test_bad_page_input_explains_next_to_the_control(client: TestClient):
 
 def test_table_states_runtime_and_vision_tower(client: TestClient):
     text_only = client.get("/models/glm-4v-9b", params={"images": 0}).text
-    caption = text_only.split("<caption>")[1].split("</caption>")[0]
+    caption = text_only.split('<p class="table-note" id="table-note">')[1].split("</p>")[0]
     assert "llama.cpp rows: text only (no --mmproj)" in caption and "transformers rows: vision tower loaded" in caption
     row = text_only.split('<th scope="row">GGUF F16</th>')[1].split("</tr>")[0]
     assert "llama.cpp" in row and "text only (no --mmproj)" in row
     with_image = client.get("/models/glm-4v-9b", params={"images": 1}).text
     row = with_image.split('<th scope="row">GGUF F16</th>')[1].split("</tr>")[0]
     assert "with --mmproj" in row
+    transformers_row = with_image.split('<th scope="row">BF16</th>')[1].split("</tr>")[0]
+    assert "Hugging Face transformers" in transformers_row and "loaded" in transformers_row
     assert "Vision tower</th>" not in client.get("/models/llama-3.1-8b").text  # text model: no such column
 
 
