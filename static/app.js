@@ -48,7 +48,7 @@
       if (input && input.setAttribute) input.setAttribute("aria-invalid", "true");
       slot.textContent = (slot.textContent ? slot.textContent + " " : "") + (slot.id === "err-form" ? field + ": " : "") + describe(err);
     });
-    setStale(true, "Not updated: the numbers below are for the last valid input. Fix the field marked above.");
+    setStale(true, "Not updated: the numbers below are for the last valid input. Fix the marked field.");
   }
 
   function syncChoices(form) {  // calculator: a format runs on some runtimes; a runtime has some KV types
