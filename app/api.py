@@ -25,6 +25,8 @@ from app.estimator import (
     estimate,
     weights_report,
 )
+from app.estimator.io import WeightsRequest  # catalog (issue 8)
+from app.estimator.memo import per_spec
 from app.estimator.spec import ModelSpec
 from app.rendering import represent_estimate
 
@@ -50,7 +52,7 @@ _POST_BODY = {"requestBody": {"required": True, "content": {
 @router.get("/vram", response_model=VramEstimate, responses=_VRAM_RESPONSES, summary="Estimate GPU memory")
 def vram_get(request: Request, params: Annotated[VramRequest, Query()], catalog: CatalogDep) -> Response:
     """GPU memory needed to run a catalog model; the same fields as POST, as query parameters."""
-    return represent_estimate(request, estimate(catalog.model(params.model), params, catalog.gpus))
+    return represent_estimate(request, estimate(catalog.spec_for(params.model, params.config), params, catalog.gpus))
 
 
 async def _body(request: Request) -> VramRequest:
@@ -73,21 +75,36 @@ async def _body(request: Request) -> VramRequest:
 async def vram_post(request: Request, catalog: CatalogDep) -> Response:
     """The same estimate from a JSON body, or a form-encoded body (what the HTMX page posts)."""
     params = await _body(request)
-    return represent_estimate(request, estimate(catalog.model(params.model), params, catalog.gpus))
+    return represent_estimate(request, estimate(catalog.spec_for(params.model, params.config), params, catalog.gpus))
 
 
 @router.get("/weights", response_model=WeightsReport, responses=_ERRORS, summary="Checkpoint size in a format")
-def weights(catalog: CatalogDep, model: Annotated[str, Query(description="Catalog slug.")],
+def weights(catalog: CatalogDep,
+            model: Annotated[str, Query(description="Catalog slug or Hugging Face repo id.")],
             quantization: Annotated[str | None, Query(description="Format slug.")] = None) -> WeightsReport:
     """Every tensor as the format stores it: total bytes, bits per weight, and per-group rows."""
     return weights_report(catalog.model(model), quantization or None)
 
 
+# --- catalog (issue 8): weights of a catalog model or of an inline config.json ---
+@router.post("/weights", response_model=WeightsReport, responses=_ERRORS,
+             summary="Checkpoint size in a format (JSON body: model or config)")
+def weights_post(body: WeightsRequest, catalog: CatalogDep) -> WeightsReport:
+    """The same report for `{"model": ...}` or `{"config": {...config.json...}}`."""
+    return weights_report(catalog.spec_for(body.model, body.config), body.quantization or None)
+
+
 @router.get("/models", summary="The model catalog")
-def models(catalog: CatalogDep) -> list[dict[str, Any]]:
-    return [{"slug": s.slug, "name": s.name, "family": s.family, "modality": s.modality,
-             "parameters": count_parameters(s).total, "max_context": s.language_model.max_context,
-             "card": f"/models/{s.slug}", "disagreements": len(s.discrepancies)} for s in catalog.models.values()]
+def models(catalog: CatalogDep) -> Response:
+    return Response(_models_json(catalog), media_type="application/json")
+
+
+@per_spec  # catalog (issue 8): the catalog is immutable, so its listing is built once
+def _models_json(catalog: Catalog) -> bytes:
+    return json.dumps([{"slug": s.slug, "name": s.name, "family": s.family, "vendor": s.vendor,
+                        "hf_repo": s.hf_repo, "modality": s.modality, "parameters": count_parameters(s).total,
+                        "max_context": s.language_model.max_context, "card": f"/models/{s.slug}",
+                        "disagreements": len(s.discrepancies)} for s in catalog.models.values()]).encode()
 
 
 @router.get("/models/{slug}", responses=_ERRORS, summary="One model: card, architecture, disagreements")

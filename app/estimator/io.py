@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_CONTEXT = 10_000_000
 MAX_BATCH = 4096
@@ -19,7 +21,13 @@ class VramRequest(BaseModel):
                                          "images": 1, "gpu": "rtx-4090"}]},
     )
 
-    model: str = Field(description="Catalog slug, e.g. glm-4v-9b (see /api/models).", examples=["glm-4v-9b"])
+    # --- catalog (issue 8): model by slug or Hugging Face repo id, or an inline config.json ---
+    model: str | None = Field(
+        None, description="Catalog slug or Hugging Face repo id, any case, e.g. glm-4v-9b or THUDM/glm-4v-9b "
+                          "(see /api/models). Give this or `config`.", examples=["glm-4v-9b"])
+    config: dict[str, Any] | None = Field(
+        None, description="A Hugging Face config.json object to estimate instead of a catalog model "
+                          "(POST only). Give this or `model`.")
     quantization: str | None = Field(
         None, description="Weight format slug (see /api/quantizations); default: the model's released dtype.")
     context: int = Field(1024, ge=1, le=MAX_CONTEXT, description="Text tokens per sequence (prompt + output).")
@@ -36,6 +44,31 @@ class VramRequest(BaseModel):
     @classmethod
     def _blank_is_default(cls, v: object) -> object:
         return None if v == "" else v
+
+    # --- catalog (issue 8) ---
+    @model_validator(mode="after")
+    def _model_or_config(self) -> VramRequest:
+        if (self.model is None) == (self.config is None):
+            raise ValueError("give exactly one of `model` (a catalog slug or Hugging Face repo id) or `config` "
+                             "(a config.json object)")
+        return self
+
+
+# --- catalog (issue 8) ---
+class WeightsRequest(BaseModel):
+    """POST /api/weights: a catalog model or an inline config.json, and a weight format."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="Catalog slug or Hugging Face repo id. Give this or `config`.")
+    config: dict[str, Any] | None = Field(None, description="A config.json object. Give this or `model`.")
+    quantization: str | None = Field(None, description="Format slug; default: the checkpoint's stored format.")
+
+    @model_validator(mode="after")
+    def _model_or_config(self) -> WeightsRequest:
+        if (self.model is None) == (self.config is None):
+            raise ValueError("give exactly one of `model` or `config`")
+        return self
 
 
 class ResolvedRequest(BaseModel):
