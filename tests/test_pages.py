@@ -294,7 +294,9 @@ def test_repo_id_field_on_the_home_page(client: TestClient):
 
 def test_every_catalog_model_has_a_card(client: TestClient, catalog):
     for slug, spec in catalog.models.items():
-        assert client.get(f"/models/{slug}").status_code == 200, slug
+        page = client.get(f"/models/{slug}")
+        assert page.status_code == 200, slug
+        assert not [s for s in ("shared/reference", "issue", ".md s") if s in page.text], slug
         update = client.get(f"/models/{slug}", params={"gpu": "rtx-4090", "images": int(spec.max_images > 0)},
                             headers=HX)
         assert update.status_code == 200 and 'id="vram-table"' in update.text, slug
