@@ -75,7 +75,10 @@
     if (!form) return;
     syncChoices(form);
     form.addEventListener("input", function (e) {
-      if (e.target.name === "model") { form.submit(); return; }  // another model: a new page (its own limits)
+      if (e.target.name === "model") {  // another model: a new page with its own limits and defaults
+        window.location.href = "/calculator?model=" + encodeURIComponent(e.target.value);
+        return;
+      }
       if (e.target.name === "gpu" && form.elements.gpu_memory) form.elements.gpu_memory.value = "";
       if (e.target.name === "gpu_memory" && form.elements.gpu) form.elements.gpu.value = "";
       syncChoices(form);
