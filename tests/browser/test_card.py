@@ -116,6 +116,12 @@ def test_calculator_switches_a_refused_runtime_and_says_so(server: str, browser)
     _settled(page)
     assert page.input_value("#runtime") == "" and page.is_disabled("#runtime option[value='transformers']")
     assert "llama.cpp" in page.text_content("#breakdown .runtime") and not page.is_visible("#stale-note")
+    page.fill("#batch", "0")  # the calculator's 422s show beside their control too
+    page.wait_for_function("document.querySelector('#err-batch').textContent.includes('greater than or equal to 1')")
+    assert page.get_attribute("#err-batch", "role") == "alert" and page.is_visible("#stale-note")
+    page.select_option("#model", "llama-3.1-8b")
+    page.wait_for_url(re.compile(r"/calculator\?model=llama-3.1-8b$"))
+    assert "Llama" in page.text_content("#breakdown .total")
 
 
 def test_slider_label_follows_the_drag_without_a_request(server: str, browser):
