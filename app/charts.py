@@ -101,6 +101,10 @@ class Slider:
     ticks: list[SliderTick]
     limit: int
 
+    @property
+    def last_index(self) -> int:
+        return len(self.stops) - 1
+
 
 def size_label(tokens: int) -> str:
     """1024 -> "1K", 1048576 -> "1M", 40960 -> "40K", 1000 -> "1,000"."""

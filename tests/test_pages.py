@@ -350,3 +350,13 @@ def test_accuracy_page_lists_cases_with_the_card_contrast(tmp_path: Path):
     assert "31.00" in html and "test.log" in html
     row = html.split("glm-4v-9b bf16 ctx=1024")[1].split("</tr>")[0]
     assert row.count("%") == 3  # our error, weights error, the card-trusting calculator's error
+
+
+def test_slider_stops_include_any_released_maximum():
+    from app.charts import context_slider
+
+    odd = context_slider(40960, 40000)  # Qwen3-style 40,960-token limit: a stop of its own, labelled 40K
+    assert odd.stops == (1024, 2048, 4096, 8192, 16384, 32768, 40960, 65536, 131072)
+    assert odd.stops[odd.index] == 40960 and [t.label for t in odd.ticks if t.limit] == ["40K"]
+    big = context_slider(1048576, 300000)  # beyond 128K: powers of two up to the limit
+    assert big.stops[-4:] == (131072, 262144, 524288, 1048576) and big.stops[big.index] == 262144
