@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -118,21 +119,12 @@ def docs() -> Response:
                                swagger_ui_parameters={"validatorUrl": None})
 
 
-def _not_found(request: Request, detail: str) -> Response:
-    """JSON under /api (and for API clients); an HTML page with a way back for people."""
-    if request.url.path.startswith("/api") or "text/html" not in request.headers.get("accept", ""):
-        return JSONResponse({"detail": detail}, status_code=404)
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
+
+
+def _html_404(request: Request, detail: str) -> Response:
     return TEMPLATES.TemplateResponse(request, "404.html", {"detail": detail, "error": None}, status_code=404)
-
-
-async def _unknown_model(request: Request, exc: UnknownModel) -> Response:
-    return _not_found(request, str(exc))
-
-
-async def _http_error(request: Request, exc: HTTPException) -> Response:
-    if exc.status_code == 404:
-        return _not_found(request, str(exc.detail))
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 class StaticGzip:
@@ -148,7 +140,22 @@ class StaticGzip:
 
 
 def install(app: FastAPI) -> None:
-    """Page-side wiring: HTML 404s for people (JSON stays for /api); gzipped static files."""
+    """Page-side wiring: an HTML 404 with a way back for people; the API's own JSON answers (the
+    handlers registered before this one) stay for /api and for clients that do not ask for HTML."""
+    api_unknown = app.exception_handlers.get(UnknownModel)
+
+    async def unknown_model(request: Request, exc: UnknownModel) -> Response:
+        if _wants_html(request):
+            return _html_404(request, str(exc))
+        if api_unknown is not None:
+            return await api_unknown(request, exc)
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404 and _wants_html(request):
+            return _html_404(request, str(exc.detail))
+        return await http_exception_handler(request, exc)
+
+    app.add_exception_handler(UnknownModel, unknown_model)
+    app.add_exception_handler(HTTPException, http_error)
     app.add_middleware(StaticGzip)
-    app.add_exception_handler(UnknownModel, _unknown_model)
-    app.add_exception_handler(HTTPException, _http_error)
