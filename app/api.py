@@ -10,7 +10,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
+from app import hub_models  # --- Hub fetch of unknown repo ids (hub branch) ---
 from app.catalog import Catalog
 from app.deps import get_catalog
 from app.estimator import (
@@ -22,11 +24,11 @@ from app.estimator import (
     VramRequest,
     WeightsReport,
     count_parameters,
-    estimate,
     weights_report,
 )
 from app.estimator.io import WeightsRequest  # catalog (issue 8)
 from app.estimator.memo import per_spec
+from app.estimator.params import count_active_parameters
 from app.estimator.spec import ModelSpec
 from app.rendering import represent_estimate
 
@@ -36,6 +38,8 @@ CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown model; the catalog is at /api/models."},
     422: {"description": "A field out of range or not allowed; `detail` names the field and what it allows."},
+    503: {"description": "A repo id not in the catalog could not be fetched from the Hugging Face Hub now "
+                         "(network failure or timeout); `detail` says why."},  # hub branch
 }
 _VRAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "JSON, or the breakdown HTML fragment when the request carries `HX-Request: true`.",
@@ -52,7 +56,7 @@ _POST_BODY = {"requestBody": {"required": True, "content": {
 @router.get("/vram", response_model=VramEstimate, responses=_VRAM_RESPONSES, summary="Estimate GPU memory")
 def vram_get(request: Request, params: Annotated[VramRequest, Query()], catalog: CatalogDep) -> Response:
     """GPU memory needed to run a catalog model; the same fields as POST, as query parameters."""
-    return represent_estimate(request, estimate(catalog.spec_for(params.model, params.config), params, catalog.gpus))
+    return represent_estimate(request, hub_models.estimate_for(catalog, params))  # hub: unknown repo ids
 
 
 async def _body(request: Request) -> VramRequest:
@@ -75,7 +79,8 @@ async def _body(request: Request) -> VramRequest:
 async def vram_post(request: Request, catalog: CatalogDep) -> Response:
     """The same estimate from a JSON body, or a form-encoded body (what the HTMX page posts)."""
     params = await _body(request)
-    return represent_estimate(request, estimate(catalog.spec_for(params.model, params.config), params, catalog.gpus))
+    answer = await run_in_threadpool(hub_models.estimate_for, catalog, params)  # hub: may fetch, off the loop
+    return represent_estimate(request, answer)
 
 
 @router.get("/weights", response_model=WeightsReport, responses=_ERRORS, summary="Checkpoint size in a format")
@@ -83,7 +88,7 @@ def weights(catalog: CatalogDep,
             model: Annotated[str, Query(description="Catalog slug or Hugging Face repo id.")],
             quantization: Annotated[str | None, Query(description="Format slug.")] = None) -> WeightsReport:
     """Every tensor as the format stores it: total bytes, bits per weight, and per-group rows."""
-    return weights_report(catalog.model(model), quantization or None)
+    return weights_report(hub_models.spec_for(catalog, model, None)[0], quantization or None)  # hub
 
 
 # --- catalog (issue 8): weights of a catalog model or of an inline config.json ---
@@ -91,7 +96,7 @@ def weights(catalog: CatalogDep,
              summary="Checkpoint size in a format (JSON body: model or config)")
 def weights_post(body: WeightsRequest, catalog: CatalogDep) -> WeightsReport:
     """The same report for `{"model": ...}` or `{"config": {...config.json...}}`."""
-    return weights_report(catalog.spec_for(body.model, body.config), body.quantization or None)
+    return weights_report(hub_models.spec_for(catalog, body.model, body.config)[0], body.quantization or None)
 
 
 @router.get("/models", summary="The model catalog")
@@ -103,6 +108,7 @@ def models(catalog: CatalogDep) -> Response:
 def _models_json(catalog: Catalog) -> bytes:
     return json.dumps([{"slug": s.slug, "name": s.name, "family": s.family, "vendor": s.vendor,
                         "hf_repo": s.hf_repo, "modality": s.modality, "parameters": count_parameters(s).total,
+                        "active_parameters": count_active_parameters(s),
                         "max_context": s.language_model.max_context, "card": f"/models/{s.slug}",
                         "disagreements": len(s.discrepancies)} for s in catalog.models.values()]).encode()
 

@@ -16,8 +16,7 @@ import time
 
 from fastapi.testclient import TestClient
 
-from app.catalog import SPECS_DIR, load_catalog
-from app.catalog import importer
+from app.catalog import SPECS_DIR, importer, load_catalog
 from app.estimator import VramRequest, estimate
 from app.main import create_app
 

@@ -177,3 +177,13 @@ def test_fuzz_mutated_real_configs(slug: str, data):
 def test_each_type_with_only_model_type_is_a_422(model_type: str):
     with pytest.raises(InvalidRequest):
         spec_from_config({"model_type": model_type})
+
+
+def test_chatglm_with_a_vision_tower_is_refused_not_undercounted():
+    """A remote-code GLM-4V config: importing only its text part would under-count the weights."""
+    config = {"model_type": "chatglm", "num_layers": 40, "hidden_size": 4096, "num_attention_heads": 32,
+              "kv_channels": 128, "ffn_hidden_size": 13696, "padded_vocab_size": 151552, "seq_length": 8192,
+              "vision_config": {"num_hidden_layers": 63}}
+    with pytest.raises(InvalidRequest) as err:
+        spec_from_config(config)
+    assert err.value.field == "config.vision_config"

@@ -43,3 +43,14 @@ def test_qwen2_without_use_sliding_window_is_full_everywhere():
     c = _config("qwen2.5-7b-instruct")  # sliding_window 131072 but use_sliding_window false
     lm = spec_from_config(c).language_model
     assert lm.sliding_window_layers == 0
+
+
+def test_layer_tokens_follow_the_pattern_and_sum_to_kv_bytes():
+    from app.estimator.kv_cache import layer_tokens
+
+    c = _config("gemma-2-9b-it")
+    lm = spec_from_config(c).language_model
+    per_layer = layer_tokens(lm, 8192)
+    assert per_layer[:4] == [4096, 8192, 4096, 8192]  # layer 0 slides, layer 1 is global (Gemma 2)
+    row = 2 * c["num_key_value_heads"] * c["head_dim"] * 2
+    assert kv_bytes(lm, KV_TYPES["fp16"], 8192) == row * sum(per_layer)

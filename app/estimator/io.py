@@ -29,7 +29,8 @@ class VramRequest(BaseModel):
         None, description="A Hugging Face config.json object to estimate instead of a catalog model "
                           "(POST only). Give this or `model`.")
     quantization: str | None = Field(
-        None, description="Weight format slug (see /api/quantizations); default: the model's released dtype.")
+        None, description="Weight format slug (see /api/quantizations); default: the checkpoint's stored format "
+                    "(its quantization_config) or released dtype.")
     context: int = Field(1024, ge=1, le=MAX_CONTEXT, description="Text tokens per sequence (prompt + output).")
     batch: int = Field(1, ge=1, le=MAX_BATCH, description="Sequences processed together.")
     images: int = Field(0, ge=0, le=MAX_IMAGES, description="Images per sequence (vision models only).")
@@ -101,6 +102,9 @@ class Detail(BaseModel):
     parameters: int = Field(description="Parameters of the released model (language + vision).")
     parameters_language: int = Field(description="Parameters of the language model.")
     parameters_vision: int = Field(description="Parameters of the vision tower and projector (0 for text models).")
+    # --- catalog (issue 8) ---
+    parameters_active: int | None = Field(
+        None, description="Parameters one token uses (MoE: minus the routed experts it skips; embeddings included).")
     weights_language_bytes: int = Field(description="Language-model weights as stored in this format.")
     weights_vision_bytes: int = Field(description="Vision tower + projector as stored in this format.")
     weights_host_bytes: int = Field(description="Weights the runtime keeps in host RAM (llama.cpp token_embd).")
@@ -122,6 +126,23 @@ class GpuFit(BaseModel):
     fits: bool = Field(description="Whether the total fits in the memory this runtime may use on them.")
 
 
+# --- Hub source (hub branch, issue 8) ---
+class HubSource(BaseModel):
+    """Where a model fetched from the Hugging Face Hub came from, and its checkpoint size cross-check."""
+
+    repo: str = Field(description="Hugging Face repo id, owner/name.")
+    revision: str = Field(description="The commit config.json was read at (X-Repo-Commit), else the asked one.")
+    pinned: bool = Field(description="True when `revision` is the commit sha the Hub reported.")
+    config_url: str = Field(description="Public URL of that config.json.")
+    index_total_size: int | None = Field(
+        None, description="`metadata.total_size` of model.safetensors.index.json (bytes), when the repo has one.")
+    stored_bytes: int = Field(description="Our count of the checkpoint's tensor bytes in its stored format.")
+    stored_format: str = Field(description="That stored format's slug.")
+    matches_index: bool | None = Field(
+        None, description="stored_bytes == index_total_size; null without an index.")
+    notes: list[str] = Field(default_factory=list, description="What could not be pinned or read, and why.")
+
+
 class VramEstimate(BaseModel):
     """The answer: resolved inputs, a breakdown in bytes, how it was derived and where it fits."""
 
@@ -135,6 +156,9 @@ class VramEstimate(BaseModel):
     assumptions: list[str]
     warnings: list[str]
     fits: list[GpuFit] = Field(description="Catalog GPUs, the requested one first, then by memory.")
+    hub: HubSource | None = Field(  # --- Hub source (hub branch, issue 8) ---
+        None, description="For a model fetched from the Hugging Face Hub: the pinned revision and the check of "
+                          "our weight bytes against the repo's safetensors index.")
 
 
 class WeightGroup(BaseModel):
