@@ -246,9 +246,12 @@ def test_budgets(server: str, browser, artifacts: Path):
     change_to_swap = [t["swapped"] - t["changed"] for t in timings]
     network = [t["answered"] - t["sent"] for t in timings]
     unlabelled = page.evaluate(LABELS_JS)
+    render_all = "*{content-visibility:visible!important}"  # check every text, not only the rendered part
+    page.add_style_tag(content=render_all)
     contrast = {"light": page.evaluate(CONTRAST_JS)}
     dark = _page(browser, "laptop", server, color_scheme="dark")
     dark.goto(f"{server}{CARD}?gpu=rtx-4090&images=1")
+    dark.add_style_tag(content=render_all)
     contrast["dark"] = dark.evaluate(CONTRAST_JS)
     for url in ("/calculator", "/"):
         page.goto(f"{server}{url}")
