@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.accuracy import accuracy_report
+from app.accuracy import accuracy_report, llamacpp_accuracy
 from app.catalog import Catalog
 from app.deps import get_catalog
 from app.estimator import KV_TYPES, RUNTIMES, InvalidRequest, UnknownModel, VramEstimate, VramRequest, estimate
@@ -106,7 +106,8 @@ def calculator(request: Request, catalog: CatalogDep) -> Response:
 
 @router.get("/accuracy")
 def accuracy(request: Request, catalog: CatalogDep) -> Response:
-    return _page(request, "accuracy.html", {"report": accuracy_report(catalog)})
+    return _page(request, "accuracy.html", {"report": accuracy_report(catalog),
+                                            "llamacpp": llamacpp_accuracy(catalog)})  # llama.cpp grid (issue 9)
 
 
 @router.get("/docs")
