@@ -80,16 +80,33 @@ class WeightPart:
 def weights_parts(est: VramEstimate) -> tuple[list[WeightPart], str]:
     """The weights row's parts (they add up to breakdown.weights) and what was left out, in words."""
     d, r = est.detail, est.request
+    report = getattr(est, "llamacpp", None)
+    if report is not None:  # llama.cpp: its own per-device buffers (issue 9)
+        return _llamacpp_parts(report, d.parameters_vision > 0)
     parts = [WeightPart("language model", d.weights_language_bytes, "")]
     if d.weights_host_bytes:
         parts.append(WeightPart("token embedding kept in host RAM", d.weights_host_bytes, "-"))
-    loaded = vision_loaded(d.parameters_vision > 0, r.runtime, r.images, getattr(r, "mmproj", None))
+    loaded = vision_loaded(d.parameters_vision > 0, r.runtime, r.images)
     left_out = ""
     if loaded:
         parts.append(WeightPart("vision tower", d.weights_vision_bytes, ""))
     elif loaded is False:
         left_out = f"vision tower not loaded ({vision_words(True, r.runtime, r.images, False)})"
     return parts, left_out
+
+
+def _llamacpp_parts(report, has_vision: bool) -> tuple[list[WeightPart], str]:
+    on_gpu = {b.name: b.bytes for b in report.buffers if b.device == "gpu"}
+    on_host = {b.name: b.bytes for b in report.buffers if b.device == "host"}
+    parts = [WeightPart("language model on the GPU", on_gpu.get("model", 0), "")]
+    notes = []
+    if on_host.get("model"):
+        notes.append(f"{on_host['model'] / GIB:,.2f} GiB of weights kept in host RAM")
+    if report.mmproj:
+        parts.append(WeightPart("vision projector (--mmproj)", on_gpu.get("mmproj", 0), ""))
+    elif has_vision:
+        notes.append(f"vision tower not loaded ({LLAMACPP_WORDS[False]})")
+    return parts, "; ".join(notes)
 
 
 @dataclass(frozen=True)
