@@ -16,11 +16,14 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.accuracy import accuracy_report, llamacpp_accuracy
+from app.accuracy import accuracy_report, llamacpp_accuracy, log_cases, under_share
 from app.catalog import Catalog
 from app.deps import get_catalog
 from app.estimator import KV_TYPES, RUNTIMES, InvalidRequest, UnknownModel, VramEstimate, VramRequest, estimate
 from app.estimator.spec import ModelSpec
+from app.logs import check_log
+from app.logs.scrub import scrub
+from app.logs.web import logs_context, read_log_body
 from app.rendering import TEMPLATES, is_htmx
 from app.urls import api_url
 from app.views import CardState, breakdown_context, card_context, card_state, format_groups, kv_options
@@ -106,8 +109,27 @@ def calculator(request: Request, catalog: CatalogDep) -> Response:
 
 @router.get("/accuracy")
 def accuracy(request: Request, catalog: CatalogDep) -> Response:
+    cases = log_cases(catalog)  # issue 14: committed public logs
     return _page(request, "accuracy.html", {"report": accuracy_report(catalog),
-                                            "llamacpp": llamacpp_accuracy(catalog)})  # llama.cpp grid (issue 9)
+                                            "llamacpp": llamacpp_accuracy(catalog),  # llama.cpp grid (issue 9)
+                                            "log_cases": cases, "log_under": under_share(cases)})
+
+
+# --- log import page (issue 14) ---
+@router.get("/logs")
+def logs_page(request: Request, catalog: CatalogDep) -> Response:
+    return _page(request, "logs.html", logs_context(catalog, None, "", {}))
+
+
+@router.post("/logs")
+async def logs_submit(request: Request, catalog: CatalogDep) -> Response:
+    """The no-JavaScript path: the form posts the text, the page answers with the comparison."""
+    try:
+        text, overrides = await read_log_body(request)
+    except HTTPException as exc:
+        return _page(request, "logs.html", logs_context(catalog, None, "", {}), error=str(exc.detail))
+    report = check_log(text, catalog, overrides)
+    return _page(request, "logs.html", logs_context(catalog, report, scrub(text), overrides))
 
 
 @router.get("/docs")

@@ -54,6 +54,7 @@ def public(text: str) -> Markup:
 TEMPLATES.env.filters["gib"] = gib
 TEMPLATES.env.filters["thousands"] = lambda n: f"{n:,}"
 TEMPLATES.env.filters["public"] = public
+TEMPLATES.env.filters["mib"] = lambda n: f"{n / 2**20:,.2f}"  # log page: MiB as llama.cpp prints (issue 14)
 
 
 def is_htmx(request: Request) -> bool:
