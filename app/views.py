@@ -92,6 +92,10 @@ def weights_parts(est: VramEstimate) -> tuple[list[WeightPart], str]:
         parts.append(WeightPart("vision tower", d.weights_vision_bytes, ""))
     elif loaded is False:
         left_out = f"vision tower not loaded ({vision_words(True, r.runtime, r.images, False)})"
+    if getattr(est, "vllm", None) is not None:  # vLLM pads the vocabulary rows and copies some tensors per GPU
+        extra = est.breakdown.weights - sum(p.bytes for p in parts)
+        if extra:
+            parts.append(WeightPart("vLLM vocabulary padding and per-GPU copies", abs(extra), "-" if extra < 0 else ""))
     return parts, left_out
 
 
@@ -120,7 +124,10 @@ class VllmNote:
 
 def vllm_note(est: VramEstimate) -> VllmNote | None:
     """vLLM with a GPU: it claims a share of each GPU and fills it with KV blocks; say so per GPU."""
-    d, n = est.detail, est.request.gpu_count
+    d, n, report = est.detail, est.request.gpu_count, getattr(est, "vllm", None)
+    if report is not None and report.kv_tokens is not None and est.request.gpu:  # the vLLM runtime's report
+        return VllmNote(n, est.total_bytes // n, report.kv_tokens, d.sequence_length,
+                        int(report.max_concurrency or 0))
     if d.kv_capacity_tokens is None or not est.request.gpu:
         return None
     return VllmNote(n, est.total_bytes // n, d.kv_capacity_tokens, d.kv_cache_tokens,
