@@ -79,3 +79,52 @@ def memory_chart(series: dict[str, list[tuple[int, int]]], width: int = 560, hei
     desc = "; ".join(f"{label}: {pts[0][1] / 2**30:.1f} GiB at {pts[0][0]:,} to {pts[-1][1] / 2**30:.1f} GiB "
                      f"at {pts[-1][0]:,} tokens" for label, pts in series.items())
     return Chart(width, height, left, bottom, lines, x_ticks, y_ticks, desc)
+
+
+# --- the context slider (issue 12): log-scaled stops, tick labels, the released limit marked ---
+
+SLIDER_STOPS = tuple(1024 << i for i in range(8))  # 1K, 2K, ... 128K: the usual context sizes
+
+
+@dataclass(frozen=True)
+class SliderTick:
+    value: int
+    label: str
+    pos: float  # percent along the track
+    limit: bool  # the released model's maximum
+
+
+@dataclass(frozen=True)
+class Slider:
+    stops: tuple[int, ...]
+    index: int  # stop nearest to the current value (on a log scale)
+    ticks: list[SliderTick]
+    limit: int
+
+    @property
+    def last_index(self) -> int:
+        return len(self.stops) - 1
+
+
+def size_label(tokens: int) -> str:
+    """1024 -> "1K", 1048576 -> "1M", 40960 -> "40K", 1000 -> "1,000"."""
+    for unit, suffix in ((1 << 20, "M"), (1 << 10, "K")):
+        if tokens >= unit and tokens % unit == 0:
+            return f"{tokens // unit}{suffix}"
+    return f"{tokens:,}"
+
+
+def context_slider(released_max: int, value: int) -> Slider:
+    """Stops at powers of two from 1K to 128K (further up to the released maximum when it is larger),
+    plus the released maximum itself; the slider moves over stop indices, so every step is a size."""
+    stops = set(SLIDER_STOPS) | {released_max}
+    top = SLIDER_STOPS[-1]
+    while top < released_max:
+        top *= 2
+        stops.add(min(top, released_max))
+    ordered = tuple(sorted(stops))
+    index = min(range(len(ordered)), key=lambda i: abs(log2(ordered[i]) - log2(max(value, 1))))
+    span = len(ordered) - 1 or 1
+    ticks = [SliderTick(v, size_label(v), round(100 * i / span, 3), v == released_max)
+             for i, v in enumerate(ordered)]
+    return Slider(ordered, index, ticks, released_max)

@@ -34,6 +34,7 @@ def create_app(specs_dir: Path = SPECS_DIR) -> FastAPI:
         title="VRAM calculator for open models",
         summary="GPU memory for a model, quantization, context and images: exact weights and KV cache.",
         version="0.1.0",
+        docs_url=None, redoc_url=None,  # --- pages (issue 12): /docs served offline by app.pages ---
     )
     app.state.catalog = load_catalog(specs_dir)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -43,6 +44,7 @@ def create_app(specs_dir: Path = SPECS_DIR) -> FastAPI:
     app.add_exception_handler(UnknownModel, _problem)
     app.add_exception_handler(InvalidRequest, _problem)
     app.add_exception_handler(HubUnavailable, _hub_unavailable)  # hub branch
+    pages.install(app)  # --- pages (issue 12): HTML 404 for people, JSON 404 under /api ---
     return app
 
 

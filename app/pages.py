@@ -1,48 +1,48 @@
 """Full HTML pages (not in the OpenAPI schema). The breakdown inside them is the same partial /api/vram
-returns to HTMX, so the page and the API can never disagree."""
+returns to HTMX, so the page and the API can never disagree. The card's URL answers its own HTMX
+requests with the breakdown plus out-of-band table and chart: one request per change."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.accuracy import accuracy_report, llamacpp_accuracy, log_cases, under_share
 from app.catalog import Catalog
 from app.deps import get_catalog
-from app.estimator import KV_TYPES, RUNTIMES, InvalidRequest, VramEstimate, VramRequest, estimate
+from app.estimator import KV_TYPES, RUNTIMES, InvalidRequest, UnknownModel, VramEstimate, VramRequest, estimate
 from app.estimator.spec import ModelSpec
 from app.logs import check_log
 from app.logs.scrub import scrub
 from app.logs.web import logs_context, read_log_body
-from app.rendering import TEMPLATES
-from app.urls import CARD_FIELDS, api_url
-from app.views import TABLE_COLUMNS, breakdown_context, card_context, format_groups, vram_table
+from app.rendering import TEMPLATES, is_htmx
+from app.urls import api_url
+from app.views import CardState, breakdown_context, card_context, card_state, format_groups, kv_options
 
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+SWAGGER = "/static/swagger-ui-5.32.0"  # Swagger UI's published assets, vendored (no CDN)
 
 
-def _estimate_from_query(request: Request, spec: ModelSpec, catalog: Catalog,
-                         fields: tuple[str, ...] | None) -> tuple[VramEstimate, str | None]:
-    """The page state from the URL; a bad value shows the defaults with the reason, never an error page."""
-    data = {k: v for k, v in request.query_params.items() if fields is None or k in fields}
-    data["model"] = spec.slug
-    try:
-        return estimate(spec, VramRequest.model_validate(data), catalog.gpus), None
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        reason = f"{'.'.join(map(str, err['loc']))}: {err['msg']}"
-    except InvalidRequest as exc:
-        reason = f"{exc.field}: {exc.message}"
-    return estimate(spec, VramRequest(model=spec.slug), catalog.gpus), reason
+def _reason(exc: ValidationError | InvalidRequest) -> tuple[str, str]:
+    if isinstance(exc, InvalidRequest):
+        return exc.field, exc.message
+    err = exc.errors()[0]
+    return ".".join(map(str, err["loc"])), err["msg"]
 
 
 def _page(request: Request, name: str, context: dict, est: VramEstimate | None = None,
-          error: str | None = None) -> Response:
-    headers = {}
+          error: tuple[str, str] | None = None) -> Response:
+    headers = {"Vary": "HX-Request"}
     if est is not None:  # the JSON twin of this page state
         headers["Link"] = f'<{api_url(est.request)}>; rel="alternate"; type="application/json"'
     return TEMPLATES.TemplateResponse(request, name, {**context, "error": error},
@@ -54,32 +54,55 @@ def index(request: Request, catalog: CatalogDep) -> Response:
     return _page(request, "index.html", {"models": list(catalog.models.values()), "gpus": catalog.gpus})
 
 
+@router.get("/go")
+def go(catalog: CatalogDep, repo: Annotated[str, Query(max_length=200)] = "") -> Response:
+    """A pasted Hugging Face repo id (or URL): its card when the catalog has it, else the calculator."""
+    name = repo.strip().removeprefix("https://huggingface.co/").strip("/")
+    for spec in catalog.models.values():
+        if name.lower() in (spec.hf_repo.lower(), spec.slug):
+            return RedirectResponse(f"/models/{spec.slug}", status_code=303)
+    slug = name.rsplit("/", 1)[-1].lower()
+    return RedirectResponse(f"/calculator?model={slug}" if slug else "/", status_code=303)
+
+
 @router.get("/models/{slug}")
 def card(slug: str, request: Request, catalog: CatalogDep) -> Response:
     spec = catalog.model(slug)
-    est, error = _estimate_from_query(request, spec, catalog, CARD_FIELDS)
-    return _page(request, "card.html", card_context(spec, catalog, est), est, error)
+    if is_htmx(request):
+        return _card_update(request, spec, catalog)
+    try:
+        state, error = card_state(spec, catalog, request.query_params), None
+    except (ValidationError, InvalidRequest) as exc:
+        state, error = card_state(spec, catalog, {}), _reason(exc)
+    return _page(request, "card.html", card_context(spec, catalog, state), state.estimate, error)
 
 
-@router.get("/models/{slug}/vram-table")
-def card_table(slug: str, request: Request, catalog: CatalogDep) -> Response:
-    """The quantization x context table alone, re-highlighted for the current state (HTMX)."""
-    spec = catalog.model(slug)
-    est, error = _estimate_from_query(request, spec, catalog, CARD_FIELDS)
-    context = {"spec": spec, "table": vram_table(spec, est.request.images), "estimate": est,
-               "contexts": TABLE_COLUMNS}
-    return _page(request, "partials/vram_table.html", context, None, error)
+def _card_update(request: Request, spec: ModelSpec, catalog: Catalog) -> Response:
+    """The breakdown, the table's highlight, and the table and chart only when their numbers changed
+    (the page says which table it holds in `table_key`); a bad field is a 422 naming it (JSON)."""
+    try:
+        state: CardState = card_state(spec, catalog, request.query_params)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]) from exc
+    context = card_context(spec, catalog, state)
+    context["table_changed"] = request.query_params.get("table_key") != context["table_key"]
+    headers = {"Vary": "HX-Request", "HX-Replace-Url": context["card_url"]}
+    return TEMPLATES.TemplateResponse(request, "partials/card_update.html", context, headers=headers)
 
 
 @router.get("/calculator")
 def calculator(request: Request, catalog: CatalogDep) -> Response:
     slug = request.query_params.get("model") or "glm-4v-9b"
     spec = catalog.models.get(slug) or catalog.model("glm-4v-9b")
-    est, error = _estimate_from_query(request, spec, catalog, None)
+    data = {**request.query_params, "model": spec.slug}
+    try:
+        est, error = estimate(spec, VramRequest.model_validate(data), catalog.gpus), None
+    except (ValidationError, InvalidRequest) as exc:
+        est, error = estimate(spec, VramRequest(model=spec.slug), catalog.gpus), _reason(exc)
     if slug != spec.slug:
-        error = f"model: unknown model {slug!r}; showing glm-4v-9b (see /api/models)"
+        error = ("model", f"{slug!r} is not in the catalog yet; showing {spec.name} (see /api/models)")
     context = {"spec": spec, "models": list(catalog.models.values()), "gpus": catalog.gpus,
-               "groups": format_groups(), "runtimes": list(RUNTIMES.values()), "kv_types": list(KV_TYPES.values()),
+               "groups": format_groups(), "runtimes": list(RUNTIMES.values()), "kv_types": kv_options(KV_TYPES),
                **breakdown_context(est)}
     return _page(request, "calculator.html", context, est, error)
 
@@ -107,3 +130,55 @@ async def logs_submit(request: Request, catalog: CatalogDep) -> Response:
         return _page(request, "logs.html", logs_context(catalog, None, "", {}), error=str(exc.detail))
     report = check_log(text, catalog, overrides)
     return _page(request, "logs.html", logs_context(catalog, report, scrub(text), overrides))
+
+
+@router.get("/docs")
+def docs() -> Response:
+    """Swagger UI from our own static files, so /docs works without internet."""
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="VRAM calculator API",
+                               swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+                               swagger_css_url=f"{SWAGGER}/swagger-ui.css",
+                               swagger_favicon_url="/static/favicon.svg",
+                               swagger_ui_parameters={"validatorUrl": None})
+
+
+def _wants_html(request: Request) -> bool:
+    return not request.url.path.startswith("/api") and "text/html" in request.headers.get("accept", "")
+
+
+def _html_404(request: Request, detail: str) -> Response:
+    return TEMPLATES.TemplateResponse(request, "404.html", {"detail": detail, "error": None}, status_code=404)
+
+
+class StaticGzip:
+    """gzip for /static/ only (htmx and Swagger UI shrink 3x); pages stay plain, so Starlette's test
+    client still sees which template and context rendered them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app, self.gzip = app, GZipMiddleware(app, minimum_size=1024)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        static = scope["type"] == "http" and scope["path"].startswith("/static/")
+        await (self.gzip if static else self.app)(scope, receive, send)
+
+
+def install(app: FastAPI) -> None:
+    """Page-side wiring: an HTML 404 with a way back for people; the API's own JSON answers (the
+    handlers registered before this one) stay for /api and for clients that do not ask for HTML."""
+    api_unknown = app.exception_handlers.get(UnknownModel)
+
+    async def unknown_model(request: Request, exc: UnknownModel) -> Response:
+        if _wants_html(request):
+            return _html_404(request, str(exc))
+        if api_unknown is not None:
+            return await api_unknown(request, exc)
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404 and _wants_html(request):
+            return _html_404(request, str(exc.detail))
+        return await http_exception_handler(request, exc)
+
+    app.add_exception_handler(UnknownModel, unknown_model)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_middleware(StaticGzip)

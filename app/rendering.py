@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import Request
 from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup, escape
 
 from app.estimator import VramEstimate
 from app.resources import data_dir
@@ -15,13 +18,44 @@ from app.views import breakdown_context
 TEMPLATES = Jinja2Templates(directory=data_dir("templates"))
 
 
+# --- public sources only (issue 12): visitors see public links, never this repository's notes ---
+_INTERNAL = (
+    re.compile(r"\s*\([^()]*\bissue\b[^()]*\)"),  # "(text quoted in issue ...)"
+    re.compile(r"[;,]?\s*shared/reference/[\w.-]+\.md(?:\s+s\d+(?:\.\d+)?)?\s*[;,]?"),
+)
+_LINKS = (  # (pattern on escaped text, URL template, link text template)
+    (re.compile(r"\bvLLM (?:vllm/)?((?:model_executor|v1|worker)/[\w/.-]+\.py)"),
+     "https://github.com/vllm-project/vllm/blob/main/vllm/{0}", "vLLM {0}"),
+    (re.compile(r"\bllama\.cpp ((?:src|ggml|tools|examples|common)/[\w/.-]+\.(?:cpp|h|c|md))"),
+     "https://github.com/ggml-org/llama.cpp/blob/master/{0}", "llama.cpp {0}"),
+    (re.compile(r"\b([A-Za-z0-9][\w.-]*/[\w.-]+)(?: :)? ([\w/.-]+\.(?:json|py|md|txt|jinja|safetensors)|LICENSE)"),
+     "https://huggingface.co/{0}/blob/main/{1}", "{0} {1}"),
+    (re.compile(r"\barXiv:(\d{4}\.\d{4,5})"), "https://arxiv.org/abs/{0}", "arXiv:{0}"),
+)
+
+
+def public(text: str) -> Markup:
+    """Source text as visitors see it: internal notes removed, public files linked."""
+    out = str(escape(text))
+    for pattern in _INTERNAL:
+        out = pattern.sub(" ", out)
+    out = re.sub(r"\(\s*[;,]\s*", "(", re.sub(r"\s{2,}", " ", out)).strip(" ;,")
+    for pattern, url, label in _LINKS:
+        out = pattern.sub(lambda m, u=url, t=label: f'<a href="{u.format(*m.groups())}" rel="noopener">'
+                          f"{t.format(*m.groups())}</a>", out)
+    return Markup(out)
+
+
 TEMPLATES.env.filters["gib"] = gib
 TEMPLATES.env.filters["thousands"] = lambda n: f"{n:,}"
+TEMPLATES.env.filters["public"] = public
 TEMPLATES.env.filters["mib"] = lambda n: f"{n / 2**20:,.2f}"  # log page: MiB as llama.cpp prints (issue 14)
 
 
 def is_htmx(request: Request) -> bool:
-    return request.headers.get("HX-Request") == "true"
+    """An HTMX swap request (a history restore wants the whole page)."""
+    return (request.headers.get("HX-Request") == "true"
+            and request.headers.get("HX-History-Restore-Request") != "true")
 
 
 def represent_estimate(request: Request, est: VramEstimate) -> Response:

@@ -5,21 +5,24 @@ from __future__ import annotations
 from urllib.parse import urlencode, urlsplit
 
 from app.estimator.io import ResolvedRequest
+from app.estimator.solve import target_gpu
 
-CARD_FIELDS = ("quantization", "context", "images")
+CARD_FIELDS = ("quantization", "context", "images", "gpu")
 ALL_FIELDS = ("model", "quantization", "context", "batch", "images", "kv_cache", "runtime", "flash_attention",
               "gpu", "gpu_count")
+TYPED_GPU = target_gpu(1).slug  # the solver's stand-in for a memory size the visitor typed (not in /api/gpus)
 
 
-def _query(state: ResolvedRequest, fields: tuple[str, ...]) -> str:
+def _query(state: ResolvedRequest, fields: tuple[str, ...], extra: dict | None = None) -> str:
     values = state.model_dump()
     pairs = [(f, str(values[f]).lower() if isinstance(values[f], bool) else values[f])
-             for f in fields if values[f] is not None]
+             for f in fields if values[f] is not None and not (f == "gpu" and values[f] == TYPED_GPU)]
+    pairs += [(k, v) for k, v in (extra or {}).items() if v is not None]
     return urlencode(pairs)
 
 
-def card_url(state: ResolvedRequest) -> str:
-    return f"/models/{state.model}?{_query(state, CARD_FIELDS)}"
+def card_url(state: ResolvedRequest, gpu_memory: float | None = None) -> str:
+    return f"/models/{state.model}?{_query(state, CARD_FIELDS, {'gpu_memory': gpu_memory})}"
 
 
 def calculator_url(state: ResolvedRequest) -> str:
@@ -27,6 +30,7 @@ def calculator_url(state: ResolvedRequest) -> str:
 
 
 def api_url(state: ResolvedRequest) -> str:
+    """The JSON twin; a typed-in memory size is not an API GPU, so it is left out there."""
     return f"/api/vram?{_query(state, ALL_FIELDS)}"
 
 

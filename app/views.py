@@ -1,44 +1,146 @@
-"""What the pages show beside the breakdown: grouped format options, the VRAM table, the chart.
-
-Every number comes from `estimate`; this module only arranges them.
-"""
+"""What the pages show beside the numbers: grouped format options, the VRAM table, the chart, the
+sentences that say which parts are loaded. Every number comes from `estimate` or the solver; this
+module only arranges them (and converts the GiB a visitor types into bytes)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field, TypeAdapter, ValidationError
 
 from app.catalog import Catalog
-from app.charts import Chart, memory_chart, stacked_bar
-from app.estimator import FORMATS, GROUP_LABELS, VramEstimate, VramRequest, estimate
+from app.charts import Chart, context_slider, memory_chart, stacked_bar
+from app.estimator import FORMATS, GROUP_LABELS, RUNTIMES, InvalidRequest, VramEstimate, VramRequest, estimate
+from app.estimator.gpus import Gpu
 from app.estimator.memo import per_spec
+from app.estimator.solve import ContextFit, fit_table, target_gpu
 from app.estimator.spec import ModelSpec
-from app.urls import api_url, calculator_url, card_url
+from app.urls import CARD_FIELDS, api_url, calculator_url, card_url
 
 TABLE_CONTEXTS = (1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 TABLE_COLUMNS = [(c, f"{c // 1024}K") for c in TABLE_CONTEXTS]
 CHART_FORMATS = ("bf16", "q8_0", "q4_k_m", "q2_k")
-SLIDER = {"min": 1024, "max": 131072, "step": 1024}
+GIB = 2**30
+GPU_MEMORY_GIB = TypeAdapter(Annotated[float, Field(gt=0, le=16384)])
+
+# --- vision tower wording: the one place that says whether a runtime loads it (issue 12) ---
+# llama.cpp loads the vision projector only when started with --mmproj; until the request carries an
+# `mmproj` field, the estimator loads it exactly when the prompt has images.
+VISION_WORDS = {True: "vision tower loaded", False: "text only: vision tower not loaded"}
+LLAMACPP_WORDS = {True: "with --mmproj (vision tower loaded)", False: "text only (no --mmproj)"}
+SHORT_WORDS = {"vision tower loaded": "loaded", "with --mmproj (vision tower loaded)": "with --mmproj"}
+
+
+def vision_loaded(has_vision: bool, runtime: str, images: int, mmproj: bool | None = None) -> bool | None:
+    """Whether `runtime` holds the vision tower in GPU memory (None: the model has none)."""
+    if not has_vision:
+        return None
+    if runtime == "llama.cpp":
+        return images > 0 if mmproj is None else mmproj
+    return True
+
+
+def vision_words(has_vision: bool, runtime: str, images: int, mmproj: bool | None = None) -> str:
+    loaded = vision_loaded(has_vision, runtime, images, mmproj)
+    if loaded is None:
+        return "text model"
+    return (LLAMACPP_WORDS if runtime == "llama.cpp" else VISION_WORDS)[loaded]
 
 
 @dataclass(frozen=True)
 class Option:
     slug: str
     label: str
+    runtimes: str = ""  # space-separated runtimes that accept it (for disabling refused choices)
 
 
 def format_groups() -> dict[str, list[Option]]:
     """The quantization dropdown: every format of the API under its group label."""
     groups: dict[str, list[Option]] = {label: [] for label in GROUP_LABELS.values()}
     for f in FORMATS.values():
-        groups[GROUP_LABELS[f.group]].append(Option(f.slug, f.label))
+        groups[GROUP_LABELS[f.group]].append(Option(f.slug, f.label, " ".join(f.runtimes)))
     return groups
 
 
-def breakdown_context(est: VramEstimate, oob: bool = False) -> dict:
+def kv_options(kv_types: Mapping) -> list[Option]:
+    """KV-cache types, each with the runtimes that support it."""
+    return [Option(k.slug, k.label, " ".join(r.slug for r in RUNTIMES.values() if k.slug in r.kv_types))
+            for k in kv_types.values()]
+
+
+@dataclass(frozen=True)
+class WeightPart:
+    label: str
+    bytes: int
+    sign: str  # "" or "-" (subtracted from the line above)
+
+
+def weights_parts(est: VramEstimate) -> tuple[list[WeightPart], str]:
+    """The weights row's parts (they add up to breakdown.weights) and what was left out, in words."""
+    d, r = est.detail, est.request
+    report = getattr(est, "llamacpp", None)
+    if report is not None:  # llama.cpp: its own per-device buffers (issue 9)
+        return _llamacpp_parts(report, d.parameters_vision > 0)
+    parts = [WeightPart("language model", d.weights_language_bytes, "")]
+    if d.weights_host_bytes:
+        parts.append(WeightPart("token embedding kept in host RAM", d.weights_host_bytes, "-"))
+    loaded = vision_loaded(d.parameters_vision > 0, r.runtime, r.images)
+    left_out = ""
+    if loaded:
+        parts.append(WeightPart("vision tower", d.weights_vision_bytes, ""))
+    elif loaded is False:
+        left_out = f"vision tower not loaded ({vision_words(True, r.runtime, r.images, False)})"
+    if getattr(est, "vllm", None) is not None:  # vLLM pads the vocabulary rows and copies some tensors per GPU
+        extra = est.breakdown.weights - sum(p.bytes for p in parts)
+        if extra:
+            parts.append(WeightPart("vLLM vocabulary padding and per-GPU copies", abs(extra), "-" if extra < 0 else ""))
+    return parts, left_out
+
+
+def _llamacpp_parts(report, has_vision: bool) -> tuple[list[WeightPart], str]:
+    on_gpu = {b.name: b.bytes for b in report.buffers if b.device == "gpu"}
+    on_host = {b.name: b.bytes for b in report.buffers if b.device == "host"}
+    parts = [WeightPart("language model on the GPU", on_gpu.get("model", 0), "")]
+    notes = []
+    if on_host.get("model"):
+        notes.append(f"{on_host['model'] / GIB:,.2f} GiB of weights kept in host RAM")
+    if report.mmproj:
+        parts.append(WeightPart("vision projector (--mmproj)", on_gpu.get("mmproj", 0), ""))
+    elif has_vision:
+        notes.append(f"vision tower not loaded ({LLAMACPP_WORDS[False]})")
+    return parts, "; ".join(notes)
+
+
+@dataclass(frozen=True)
+class VllmNote:
+    gpus: int
+    claimed_per_gpu: int  # what vLLM takes on each GPU: weights, activations, overhead, then KV blocks
+    capacity_tokens: int  # KV positions the claim holds
+    sequence_tokens: int  # positions one sequence occupies (whole KV blocks)
+    whole_sequences: int  # sequences of this length that fit at once
+
+
+def vllm_note(est: VramEstimate) -> VllmNote | None:
+    """vLLM with a GPU: it claims a share of each GPU and fills it with KV blocks; say so per GPU."""
+    d, n, report = est.detail, est.request.gpu_count, getattr(est, "vllm", None)
+    if report is not None and report.kv_tokens is not None and est.request.gpu:  # the vLLM runtime's report
+        return VllmNote(n, est.total_bytes // n, report.kv_tokens, d.sequence_length,
+                        int(report.max_concurrency or 0))
+    if d.kv_capacity_tokens is None or not est.request.gpu:
+        return None
+    return VllmNote(n, est.total_bytes // n, d.kv_capacity_tokens, d.kv_cache_tokens,
+                    d.kv_capacity_tokens // d.kv_cache_tokens)
+
+
+def breakdown_context(est: VramEstimate, oob: bool = False, gpu_memory: float | None = None) -> dict:
     """The breakdown partial's whole context: the estimate plus presentation extras (the bar's
-    geometry, the state's JSON and calculator URLs, and whether to update the slider label)."""
+    geometry, the weights row's parts, the vLLM note, the state's URLs, whether to echo the label)."""
+    parts, left_out = weights_parts(est)
     return {"estimate": est, "bar": stacked_bar(est.breakdown), "api_url": api_url(est.request),
-            "calculator_url": calculator_url(est.request), "oob": oob}
+            "calculator_url": calculator_url(est.request), "card_url": card_url(est.request, gpu_memory),
+            "weight_parts": parts, "weights_left_out": left_out, "vllm": vllm_note(est), "oob": oob}
 
 
 @dataclass(frozen=True)
@@ -46,21 +148,36 @@ class TableRow:
     slug: str
     label: str
     group: str
+    runtime: str
+    vision: str
     totals: tuple[int, ...]
+
+    @property
+    def vision_short(self) -> str:
+        return SHORT_WORDS.get(self.vision, self.vision)
 
 
 @per_spec
 def vram_table(spec: ModelSpec, images: int) -> tuple[TableRow, ...]:
     """Total bytes per format and context (batch 1, each format's default runtime).
 
-    Cached per spec and image count: the table does not depend on the rest of the page state, and the
-    card re-requests it on every control change.
+    Cached per spec and image count: the table does not depend on the rest of the page state.
     """
-    return tuple(
-        TableRow(f.slug, f.label, GROUP_LABELS[f.group], tuple(
-            estimate(spec, VramRequest(model=spec.slug, quantization=f.slug, context=c, images=images)).total_bytes
-            for c in TABLE_CONTEXTS))
-        for f in FORMATS.values())
+    rows = []
+    for f in FORMATS.values():
+        ests = [estimate(spec, VramRequest(model=spec.slug, quantization=f.slug, context=c, images=images))
+                for c in TABLE_CONTEXTS]
+        runtime = ests[0].request.runtime
+        rows.append(TableRow(f.slug, f.label, GROUP_LABELS[f.group], RUNTIMES[runtime].label.split(" (")[0],
+                             vision_words(spec.vision is not None, runtime, images),
+                             tuple(e.total_bytes for e in ests)))
+    return tuple(rows)
+
+
+@per_spec
+def gpu_fits(spec: ModelSpec, images: int, gpu: Gpu) -> dict[str, ContextFit]:
+    """Per format, the largest context that fits on `gpu` (the solver's binary search), cached."""
+    return {f.quantization: f for f in fit_table(spec, VramRequest(model=spec.slug, images=images), gpu)}
 
 
 def chart_for(table: tuple[TableRow, ...]) -> Chart:
@@ -69,17 +186,89 @@ def chart_for(table: tuple[TableRow, ...]) -> Chart:
                          for r in table if r.slug in CHART_FORMATS})
 
 
-def card_context(spec: ModelSpec, catalog: Catalog, est: VramEstimate) -> dict:
-    """Everything the card page renders around the breakdown."""
+# Card fields the card leaves blank ("-") but the released config answers: label -> (attribute, names).
+KNOWN_FIELDS = {
+    "Activation Function": ("ffn_kind", {"swiglu": "SwiGLU (SiLU-gated MLP)", "gelu": "GELU"}),
+    "Normalization": ("norm", {"rmsnorm": "RMSNorm", "layernorm": "LayerNorm"}),
+}
+
+
+def released_values(spec: ModelSpec) -> dict[str, tuple[str, str]]:
+    """Card label -> (released value, its source) for disputed fields and blanks the config fills."""
+    out = {d.field: (d.released, d.source) for d in spec.discrepancies}
+    lm = spec.language_model
+    for f in spec.card.fields:
+        if f.label in KNOWN_FIELDS and f.label not in out and f.value.strip() in ("-", ""):
+            attr, names = KNOWN_FIELDS[f.label]
+            out[f.label] = (names[getattr(lm, attr)], lm.source_of(attr))
+    return out
+
+
+def related_models(spec: ModelSpec, catalog: Catalog) -> tuple[str, list[ModelSpec]]:
+    """The heading and the models of the same vendor (when the catalog names one) or family."""
+    vendor = getattr(spec, "vendor", None)
+    if vendor:
+        return f"More models from {vendor}", [m for m in catalog.models.values()
+                                              if getattr(m, "vendor", None) == vendor]
+    return f"The {spec.family} family", [m for m in catalog.models.values() if m.family == spec.family]
+
+
+@dataclass(frozen=True)
+class CardState:
+    estimate: VramEstimate
+    gpu: Gpu | None  # the GPU the fit column is for (a catalog GPU or a typed memory size)
+    gpu_memory: float | None  # GiB as typed
+
+
+def card_state(spec: ModelSpec, catalog: Catalog, query: Mapping[str, str]) -> CardState:
+    """The card's state from its query string.
+
+    Raises:
+        ValidationError: a field outside VramRequest's bounds (its `loc` names the field).
+        InvalidRequest: a choice the model or runtime refuses, or a bad `gpu_memory`.
+    """
+    data = {k: v for k, v in query.items() if k in CARD_FIELDS}
+    req = VramRequest.model_validate({**data, "model": spec.slug})
+    raw = (query.get("gpu_memory") or "").strip()
+    gpus, memory, gpu = list(catalog.gpus), None, None
+    if raw:
+        try:
+            memory = GPU_MEMORY_GIB.validate_python(raw)
+        except ValidationError:
+            raise InvalidRequest("gpu_memory", "GPU memory is a number of GiB above 0, up to 16,384") from None
+        gpu = target_gpu(int(memory * GIB))
+        gpus.append(gpu)
+        req = req.model_copy(update={"gpu": gpu.slug})
+    est = estimate(spec, req, gpus)
+    if gpu is None and req.gpu:
+        gpu = next(g for g in gpus if g.slug == req.gpu)
+    return CardState(est, gpu, memory)
+
+
+def card_context(spec: ModelSpec, catalog: Catalog, state: CardState) -> dict:
+    """Everything the card page renders around the breakdown (also its HTMX update's context)."""
+    est = state.estimate
+    table = vram_table(spec, est.request.images)
+    family_heading, family = related_models(spec, catalog)
     return {
-        "spec": spec,
-        "family": [m for m in catalog.models.values() if m.family.startswith("GLM")],
+        "spec": spec, "gpus": catalog.gpus, "gpu": state.gpu, "gpu_memory": state.gpu_memory,
+        "family_heading": family_heading, "family": family,
         "groups": format_groups(),
-        "slider": SLIDER,
+        "slider": context_slider(spec.language_model.max_context, est.request.context),
         "contexts": TABLE_COLUMNS,
-        "released": {d.field: d for d in spec.discrepancies},
-        "table": (table := vram_table(spec, est.request.images)),
+        "released": released_values(spec),
+        "table": table,
+        "fit": gpu_fits(spec, est.request.images, state.gpu) if state.gpu else None,
+        "vision_caption": _vision_caption(spec, est.request.images),
+        "table_key": f"{est.request.images}/{state.gpu.slug if state.gpu else ''}/"
+                     f"{state.gpu.memory_bytes if state.gpu else ''}",
         "chart": chart_for(table),
-        "card_url": card_url(est.request),
-        **breakdown_context(est),
+        **breakdown_context(est, gpu_memory=state.gpu_memory),
     }
+
+
+def _vision_caption(spec: ModelSpec, images: int) -> str:
+    if spec.vision is None:
+        return ""
+    runtimes = sorted({f.runtimes[0] for f in FORMATS.values()})
+    return "; ".join(f"{RUNTIMES[r].label.split(' (')[0]} rows: {vision_words(True, r, images)}" for r in runtimes)

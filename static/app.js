@@ -1,0 +1,111 @@
+// The pages' few client-side behaviours (no build step; every number still comes from the server):
+// the log slider's label while dragging, 422 messages next to the control they name, the result marked
+// stale until a valid state is back, responses for an older state dropped, refused runtime choices disabled.
+(function () {
+  "use strict";
+  var fmt = function (n) { return Number(n).toLocaleString("en-US"); };
+  var state = function (form) { return new URLSearchParams(new FormData(form)).toString(); };
+
+  function slider(range) {
+    var stops = range.dataset.stops.split(",");
+    var box = document.getElementById(range.dataset.for);
+    var out = document.getElementById(range.dataset.label);
+    var show = function (v) { out.textContent = fmt(v); range.setAttribute("aria-valuetext", fmt(v) + " tokens"); };
+    range.addEventListener("input", function () { box.value = stops[range.value]; show(box.value); });
+    box.addEventListener("input", function () {
+      if (!/^[0-9]+$/.test(box.value)) return;
+      var i = stops.findIndex(function (s) { return Number(s) >= Number(box.value); });
+      range.value = i < 0 ? stops.length - 1 : i;
+      show(box.value);
+    });
+  }
+
+  function setStale(on, why) {
+    document.querySelectorAll("[data-result]").forEach(function (el) { el.classList.toggle("stale", on); });
+    var note = document.getElementById("stale-note");
+    if (note) { note.hidden = !on; note.textContent = on ? why : ""; }
+  }
+
+  function clearErrors(form) {
+    form.querySelectorAll(".field-error").forEach(function (p) { p.textContent = ""; });
+    form.querySelectorAll("[aria-invalid]").forEach(function (el) { el.removeAttribute("aria-invalid"); });
+  }
+
+  function describe(err) {
+    var allowed = err.ctx && err.ctx.allowed;
+    return err.msg + (Array.isArray(allowed) ? " (allowed: " + allowed.join(", ") + ")" : "") + ".";
+  }
+
+  function showErrors(form, xhr) {
+    var errors;
+    try { errors = JSON.parse(xhr.responseText).detail; } catch (e) { errors = null; }
+    if (!Array.isArray(errors)) errors = [{ loc: ["form"], msg: "The server could not answer (HTTP " + xhr.status + ")" }];
+    clearErrors(form);
+    errors.forEach(function (err) {
+      var field = err.loc.slice().reverse().find(function (p) { return typeof p === "string" && p !== "body" && p !== "query"; }) || "form";
+      var slot = form.querySelector("#err-" + field) || form.querySelector("#err-form");
+      var input = form.elements[field];
+      if (input && input.setAttribute) input.setAttribute("aria-invalid", "true");
+      slot.textContent = (slot.textContent ? slot.textContent + " " : "") + (slot.id === "err-form" ? field + ": " : "") + describe(err);
+    });
+    setStale(true, "Not updated: the numbers below are for the last valid input. Fix the marked field.");
+  }
+
+  function syncChoices(form) {  // calculator: a format runs on some runtimes; a runtime has some KV types
+    var q = form.elements.quantization, rt = form.elements.runtime, kv = form.elements.kv_cache;
+    if (!q || !rt || !q.selectedOptions.length) return;
+    var allowed = q.selectedOptions[0].dataset.runtimes.split(" "), note = "";
+    Array.prototype.forEach.call(rt.options, function (o) { o.disabled = o.value !== "" && allowed.indexOf(o.value) < 0; });
+    if (rt.selectedOptions[0].disabled) {
+      rt.value = "";
+      note = q.selectedOptions[0].text + " runs on " + allowed.join(" or ") + ": runtime switched to " + allowed[0] + ".";
+    }
+    var runtime = rt.value || allowed[0];
+    if (kv) {
+      Array.prototype.forEach.call(kv.options, function (o) { o.disabled = o.value !== "" && o.dataset.runtimes.split(" ").indexOf(runtime) < 0; });
+      if (kv.selectedOptions[0].disabled) { kv.value = ""; note += " KV cache set to " + runtime + "'s default."; }
+    }
+    var slot = document.getElementById("note-runtime");
+    if (slot && note) slot.textContent = note;
+  }
+
+  function init() {
+    document.querySelectorAll("input[type=range][data-stops]").forEach(slider);
+    var form = document.getElementById("controls");
+    if (!form) return;
+    syncChoices(form);
+    form.addEventListener("input", function (e) {
+      if (e.target.name === "model") {  // another model: a new page with its own limits and defaults
+        window.location.href = "/calculator?model=" + encodeURIComponent(e.target.value);
+        return;
+      }
+      if (e.target.name === "gpu" && form.elements.gpu_memory) form.elements.gpu_memory.value = "";
+      if (e.target.name === "gpu_memory" && form.elements.gpu) form.elements.gpu.value = "";
+      syncChoices(form);
+      document.querySelectorAll("[data-result]").forEach(function (el) { el.classList.add("pending"); });
+    });
+  }
+
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var form = e.detail.elt.closest && e.detail.elt.closest("form");
+    if (form) e.detail.xhr.pageState = state(form);
+  });
+  document.addEventListener("htmx:beforeSwap", function (e) {  // later changes always win
+    var form = e.detail.elt.closest && e.detail.elt.closest("form");
+    if (form && e.detail.xhr.status < 400 && e.detail.xhr.pageState !== state(form)) e.detail.shouldSwap = false;
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var form = e.detail.elt.closest && e.detail.elt.closest("form");
+    if (!form || e.detail.xhr.pageState !== state(form)) return;
+    if (e.detail.successful) {
+      clearErrors(form);
+      setStale(false);
+    } else if (e.detail.xhr.status >= 400) {
+      showErrors(form, e.detail.xhr);
+    } else return;
+    document.querySelectorAll("[data-result]").forEach(function (el) { el.classList.remove("pending"); });
+  });
+  document.addEventListener("htmx:sendError", function () { setStale(true, "Not updated: the server did not answer."); });
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init); else init();
+})();
