@@ -38,7 +38,7 @@ def _pick(field: str, value: str, allowed: Sequence[str], why: str = "") -> str:
 
 def resolve(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Choices:
     """Fill defaults and check every choice against the model, the format and the runtime."""
-    fmt = FORMATS[_pick("quantization", req.quantization or spec.dtype_slug, list(FORMATS))]
+    fmt = FORMATS[_pick("quantization", req.quantization or spec.default_format, list(FORMATS))]
     runtime_slug = _pick("runtime", req.runtime or fmt.runtimes[0], list(RUNTIMES))
     _pick("runtime", runtime_slug, fmt.runtimes, f"{fmt.label} runs on these runtimes")
     runtime = RUNTIMES[runtime_slug]
@@ -121,7 +121,7 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Vra
 
 def weights_report(spec: ModelSpec, quantization: str | None = None) -> WeightsReport:
     """The checkpoint as format `quantization` stores it, grouped by tensor name pattern."""
-    slug = _pick("quantization", quantization or spec.dtype_slug, list(FORMATS))
+    slug = _pick("quantization", quantization or spec.default_format, list(FORMATS))
     w = stored_weights(spec, slug)
     return WeightsReport(
         model=spec.slug, quantization=slug, total_bytes=w.total_bytes, parameters=count_parameters(spec).total,

@@ -75,6 +75,13 @@ def _attention(lm: LanguageModel, i: int) -> list[Tensor]:
             *_linear(f"{p}.attn_output", h, lm.heads * m.v_head_dim, lm.linear_bias, "language", i),
         ]
     q, kv = lm.heads * lm.head_dim, lm.kv_heads * lm.head_dim
+    out_bias = lm.linear_bias if lm.output_bias is None else lm.output_bias
+    extra: list[Tensor] = []
+    if lm.qk_norm:  # per-head RMSNorm on q and k (Qwen3 q_norm/k_norm, Gemma 3)
+        extra += _norm(f"{p}.attn_q_norm", lm.head_dim, "rmsnorm", "language", i)
+        extra += _norm(f"{p}.attn_k_norm", lm.head_dim, "rmsnorm", "language", i)
+    if lm.attention_sinks:  # gpt-oss: one learned sink logit per query head
+        extra.append(Tensor(f"{p}.attn_sinks.weight", (lm.heads,), "language", "norm", i))
     if lm.fused_qkv:
         qkv = _linear(f"{p}.attn_qkv", q + 2 * kv, h, lm.qkv_bias, "language", i)
     else:
@@ -83,7 +90,7 @@ def _attention(lm: LanguageModel, i: int) -> list[Tensor]:
             *_linear(f"{p}.attn_k", kv, h, lm.qkv_bias, "language", i),
             *_linear(f"{p}.attn_v", kv, h, lm.qkv_bias, "language", i),
         ]
-    return [*qkv, *_linear(f"{p}.attn_output", h, q, lm.linear_bias, "language", i)]
+    return [*qkv, *extra, *_linear(f"{p}.attn_output", h, q, out_bias, "language", i)]
 
 
 def _dense_ffn(prefix: str, hidden: int, ffn: int, kind: str, fused: bool, bias: bool,
@@ -104,14 +111,18 @@ def _ffn(lm: LanguageModel, i: int) -> list[Tensor]:
     if moe is None or i < moe.first_dense_layers:
         return _dense_ffn(p, lm.hidden, lm.ffn, lm.ffn_kind, lm.fused_gate_up, lm.linear_bias, "language", i)
     e, f, h = moe.experts, moe.expert_ffn, lm.hidden
-    tensors = [
-        Tensor(f"{p}.ffn_gate_inp.weight", (e, h), "language", "router", i),
-        Tensor(f"{p}.ffn_gate_exps.weight", (e, f, h), "language", "linear", i),
-        Tensor(f"{p}.ffn_up_exps.weight", (e, f, h), "language", "linear", i),
-        Tensor(f"{p}.ffn_down_exps.weight", (e, h, f), "language", "linear", i),
-    ]
-    if moe.shared_experts:
-        tensors += _dense_ffn(p, h, moe.shared_experts * f, "swiglu", False, False, "language", i, "_shexp")
+    tensors = [Tensor(f"{p}.ffn_gate_inp.weight", (e, h), "language", "router", i)]
+    if moe.router_bias:
+        tensors.append(Tensor(f"{p}.ffn_gate_inp.bias", (e,), "language", "bias", i))
+    for name, shape in (("gate", (e, f, h)), ("up", (e, f, h)), ("down", (e, h, f))):
+        tensors.append(Tensor(f"{p}.ffn_{name}_exps.weight", shape, "language", "linear", i))
+        if moe.expert_bias:
+            tensors.append(Tensor(f"{p}.ffn_{name}_exps.bias", shape[:2], "language", "bias", i))
+    shared = moe.shared_expert_ffn or moe.shared_experts * f
+    if shared:
+        tensors += _dense_ffn(p, h, shared, "swiglu", False, False, "language", i, "_shexp")
+    if moe.shared_expert_gate:  # Qwen2-MoE: sigmoid(hidden -> 1) scales the shared expert
+        tensors.append(Tensor(f"{p}.ffn_gate_inp_shexp.weight", (1, h), "language", "router", i))
     return tensors
 
 

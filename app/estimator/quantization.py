@@ -65,6 +65,24 @@ def _fp8_per_tensor(t: Tensor) -> int:
     return t.numel + 4 * m  # e4m3 + one fp32 scale per matrix (vLLM --quantization fp8)
 
 
+# --- catalog (issue 8): formats released checkpoints are stored in ---
+def _fp8_block128(t: Tensor) -> int:
+    # e4m3 weights + one fp32 weight_scale_inv per 128x128 tile (DeepSeek-V3 config.json
+    # quantization_config weight_block_size [128, 128]; vLLM fp8 block quantization)
+    m, out, inp = _per_matrix(t)
+    return m * (out * inp + ceil(out / 128) * ceil(inp / 128) * 4)
+
+
+def _mxfp4(t: Tensor) -> int:
+    # OCP MX FP4 (e2m1): 32-value blocks of 16 bytes plus one e8m0 scale byte (gpt-oss *_blocks / *_scales)
+    return ceil(t.numel / 32) * 17
+
+
+def _expert_linears(t: Tensor) -> bool:
+    """gpt-oss quantization_config: only MoE expert weights are MXFP4 (attention, router, embeddings not)."""
+    return t.kind == "linear" and "_exps." in t.name
+
+
 # Which tensors a format quantizes
 def _decoder_linears(t: Tensor) -> bool:
     """GPTQ/AWQ/fp8/plain int: linears inside decoder blocks; embeddings, lm_head, vision stay 16-bit."""
@@ -125,6 +143,12 @@ FORMATS: dict[str, Format] = {f.slug: f for f in [
            linear_size=_gptq(8), linear_label="GPTQ int8 g128"),
     Format("awq-int4", "AWQ 4-bit (GEMM, g128)", "gpu", f"AutoAWQ WQLinear_GEMM packing; {_REF}", (_HF, "vllm"),
            linear_size=_awq, linear_label="AWQ int4 g128"),
+    # --- catalog (issue 8) ---
+    Format("fp8-block128", "FP8 (e4m3, 128x128 block scales)", "gpu",
+           "DeepSeek-V3 quantization_config (fp8, weight_block_size [128, 128]); vLLM fp8 block scales",
+           ("vllm", _HF), linear_size=_fp8_block128, linear_label="FP8 e4m3 block128"),
+    Format("mxfp4", "MXFP4 (experts)", "gpu", "OCP Microscaling spec v1.0 MXFP4; gpt-oss quantization_config "
+           "(experts only)", ("vllm", _HF), linear_size=_mxfp4, linear_label="MXFP4", quantizes=_expert_linears),
     *(_gguf(slug, ft.name) for slug, ft in gguf.FILE_TYPES.items()),
 ]}
 

@@ -44,6 +44,12 @@ class MoE(BaseModel):
     expert_ffn: int = Field(ge=1, description="Intermediate size of one routed expert.")
     shared_experts: int = Field(0, ge=0, description="Always-active shared experts per layer.")
     first_dense_layers: int = Field(0, ge=0, description="Leading layers with a dense FFN instead.")
+    # --- catalog (issue 8): additive, defaults keep older specs unchanged ---
+    shared_expert_ffn: int | None = Field(
+        None, ge=1, description="Intermediate size of the shared-expert block (default: shared_experts x expert_ffn).")
+    shared_expert_gate: bool = Field(False, description="Sigmoid gate hidden -> 1 on the shared expert (Qwen2-MoE).")
+    router_bias: bool = Field(False, description="The router linear carries a bias (gpt-oss).")
+    expert_bias: bool = Field(False, description="Expert gate/up and down projections carry biases (gpt-oss).")
 
 
 class MLA(BaseModel):
@@ -67,7 +73,8 @@ class LanguageModel(Sourced):
     kv_heads: int = Field(ge=1, description="Key/value heads (grouped-query attention when < heads).")
     head_dim: int = Field(ge=1, description="Explicit head dimension (kv_channels / head_dim).")
     ffn: int = Field(ge=1, description="FFN intermediate size.")
-    ffn_kind: Literal["swiglu", "gelu"] = Field(description="SwiGLU (gate+up+down) or plain 2-matrix MLP.")
+    ffn_kind: Literal["swiglu", "gelu", "geglu"] = Field(
+        description="SwiGLU (gate+up+down), plain 2-matrix MLP, or GeGLU (gated like SwiGLU, GELU activation).")
     vocab: int = Field(ge=1, description="Rows of the embedding (padded vocabulary).")
     tied_embeddings: bool = Field(description="Output layer shares the embedding matrix.")
     qkv_bias: bool = Field(description="Q, K and V projections carry biases.")
@@ -83,6 +90,17 @@ class LanguageModel(Sourced):
     moe: MoE | None = None
     mla: MLA | None = None
     dtype: Literal["bfloat16", "float16", "float32"] = Field(description="torch_dtype of the release.")
+    # --- catalog (issue 8): additive, defaults keep older specs unchanged ---
+    layer_types: tuple[Literal["full", "sliding"], ...] | None = Field(
+        None, description="Per-layer attention kind (config layer_types or the family's pattern); "
+                          "its 'sliding' count equals sliding_window_layers.")
+    output_bias: bool | None = Field(
+        None, description="Attention output projection bias when it differs from linear_bias (Llama attention_bias).")
+    qk_norm: bool = Field(False, description="Per-head RMSNorm on queries and keys (q_norm/k_norm, head_dim wide).")
+    attention_sinks: bool = Field(False, description="A learned sink logit per query head and layer (gpt-oss).")
+    stored_format: str | None = Field(
+        None, description="Weight format slug the released checkpoint is stored in, when quantized "
+                          "(from quantization_config); None: the dtype.")
 
     @model_validator(mode="after")
     def _consistent(self) -> LanguageModel:
@@ -92,6 +110,11 @@ class LanguageModel(Sourced):
             raise ValueError("sliding_window_layers exceeds layers")
         if self.sliding_window_layers and self.sliding_window is None:
             raise ValueError("sliding_window_layers needs sliding_window")
+        if self.layer_types is not None:
+            if len(self.layer_types) != self.layers:
+                raise ValueError("layer_types needs one entry per layer")
+            if self.layer_types.count("sliding") != self.sliding_window_layers:
+                raise ValueError("layer_types' sliding count must equal sliding_window_layers")
         return self
 
 
@@ -183,6 +206,7 @@ class ModelSpec(BaseModel):
     name: str
     family: str
     hf_repo: str
+    vendor: str = Field("", description="Who released the model (Meta, Alibaba Qwen, Zhipu AI, ...).")
     released: str = Field(description="Release date, ISO format.")
     license: str
     modality: Literal["text", "multimodal"]
@@ -204,6 +228,11 @@ class ModelSpec(BaseModel):
         if self.vision.max_images is not None:
             return self.vision.max_images
         return max(0, (self.language_model.max_context - 1) // self.vision.positions_per_image)
+
+    @property
+    def default_format(self) -> str:
+        """Format slug of the released checkpoint: its quantization_config's format, else its dtype."""
+        return self.language_model.stored_format or self.dtype_slug
 
     @property
     def dtype_slug(self) -> str:

@@ -4,7 +4,7 @@ No web imports: the GPU measurement harness loads the catalog too (app.deps hold
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from app.estimator import Gpu, ModelSpec, UnknownModel
 
 M = TypeVar("M", bound=BaseModel)
-SPECS_DIR = Path(__file__).resolve().parent.parent / "model_specs"
+SPECS_DIR = Path(__file__).resolve().parent.parent.parent / "model_specs"
 
 
 class CatalogError(RuntimeError):
@@ -38,12 +38,35 @@ class Catalog:
     models: dict[str, ModelSpec]
     gpus: list[Gpu]
     root: Path = SPECS_DIR  # measurements live in root / "measurements"
+    names: dict[str, str] = field(default_factory=dict)  # lowercased slug or hf_repo -> slug
+
+    def __post_init__(self) -> None:
+        if not self.names:
+            for slug, spec in self.models.items():
+                self.names[slug.lower()] = slug
+                if spec.hf_repo:
+                    self.names.setdefault(spec.hf_repo.lower(), slug)
 
     def model(self, slug: str) -> ModelSpec:
-        try:
-            return self.models[slug]
-        except KeyError:
-            raise UnknownModel(slug) from None
+        """A catalog entry by slug or Hugging Face repo id, case-insensitively (`THUDM/glm-4v-9b`)."""
+        return self.resolve(slug)
+
+    def lookup(self, name: str) -> ModelSpec | None:
+        """The catalog entry `name` names (slug or repo id, any case), or None."""
+        slug = self.names.get(name.strip().lower())
+        return self.models[slug] if slug is not None else None
+
+    def resolve(self, name: str) -> ModelSpec:
+        """The one place a model name becomes a spec.
+
+        Raises:
+            UnknownModel (404): neither a catalog slug nor a catalog repo id. (Hub fetching of unknown
+            repo ids hooks in here.)
+        """
+        spec = self.lookup(name)
+        if spec is None:
+            raise UnknownModel(name)
+        return spec
 
 
 def load_catalog(root: Path = SPECS_DIR) -> Catalog:

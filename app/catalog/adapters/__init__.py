@@ -1,0 +1,46 @@
+"""The architecture registry: one entry per Hugging Face `model_type`, keyed by that name.
+
+Each entry turns a config.json dict into LanguageModel (and VisionTower) fields, with the config key
+each value came from. `transformers_class` names the class whose parameter count the tests hold
+ours to (None: remote code only, checked against published checkpoint sizes instead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.catalog.adapters import dense, glm, moe, vision
+from app.catalog.adapters.common import Adapted
+from app.catalog.config import Cfg
+
+
+@dataclass(frozen=True, slots=True)
+class Architecture:
+    model_type: str
+    adapt: Callable[[Cfg], Adapted]
+    family: str
+    transformers_class: str | None
+
+
+ARCHITECTURES: dict[str, Architecture] = {a.model_type: a for a in [
+    Architecture("llama", dense.llama, "Llama", "LlamaForCausalLM"),
+    Architecture("mistral", dense.mistral, "Mistral", "MistralForCausalLM"),
+    Architecture("mixtral", moe.mixtral, "Mixtral", "MixtralForCausalLM"),
+    Architecture("qwen2", dense.qwen2, "Qwen2", "Qwen2ForCausalLM"),
+    Architecture("qwen2_moe", moe.qwen2_moe, "Qwen2-MoE", "Qwen2MoeForCausalLM"),
+    Architecture("qwen3", dense.qwen3, "Qwen3", "Qwen3ForCausalLM"),
+    Architecture("qwen3_moe", moe.qwen3_moe, "Qwen3-MoE", "Qwen3MoeForCausalLM"),
+    Architecture("gemma", dense.gemma, "Gemma", "GemmaForCausalLM"),
+    Architecture("gemma2", dense.gemma2, "Gemma 2", "Gemma2ForCausalLM"),
+    Architecture("gemma3_text", dense.gemma3_text, "Gemma 3", "Gemma3ForCausalLM"),
+    Architecture("gemma3", vision.gemma3, "Gemma 3", "Gemma3ForConditionalGeneration"),
+    Architecture("phi3", dense.phi3, "Phi-3", "Phi3ForCausalLM"),
+    Architecture("deepseek_v2", moe.deepseek_v2, "DeepSeek-V2", "DeepseekV2ForCausalLM"),
+    Architecture("deepseek_v3", moe.deepseek_v3, "DeepSeek-V3", "DeepseekV3ForCausalLM"),
+    Architecture("gpt_oss", moe.gpt_oss, "gpt-oss", "GptOssForCausalLM"),
+    Architecture("glm", glm.glm, "GLM-4", "GlmForCausalLM"),
+    Architecture("glm4", glm.glm4, "GLM-4-0414", "Glm4ForCausalLM"),
+    Architecture("chatglm", glm.chatglm, "GLM-4", None),
+    Architecture("glm4v", vision.glm4v, "GLM-4.1V", "Glm4vForConditionalGeneration"),
+]}

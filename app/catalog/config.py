@@ -1,0 +1,108 @@
+"""Reading a Hugging Face `config.json` dict: typed look-ups that remember which key each value came from.
+
+Every failure is an `InvalidRequest` (a 422) naming the key as `config.<path>`, never a KeyError or
+TypeError: configs come from users and from the Hub.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.estimator.errors import InvalidRequest, UnknownChoice
+
+# Upper bounds that keep a hostile config from making the per-tensor counter loop for ever; each is far
+# above any released model (DeepSeek-V3: 61 layers, 256 experts; Gemma 3: 262,144 vocab).
+LIMITS = {"layers": 1024, "experts": 4096, "width": 1 << 20, "vocab": 1 << 24, "context": 1 << 28}
+_MISSING = object()
+
+
+class MissingConfigKey(InvalidRequest):
+    """A key the architecture's adapter needs is absent."""
+
+    def __init__(self, path: str, model_type: str) -> None:
+        super().__init__(f"config.{path}", f"config.{path} is required for model_type {model_type!r}")
+
+
+class InvalidConfigValue(InvalidRequest):
+    """A key holds a value of the wrong type or out of range."""
+
+    def __init__(self, path: str, value: Any, allowed: str) -> None:
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        super().__init__(f"config.{path}", f"config.{path}={shown} is not allowed; allowed: {allowed}")
+
+
+class UnsupportedArchitecture(UnknownChoice):
+    """`model_type` names an architecture the registry has no adapter for."""
+
+    def __init__(self, value: str, allowed: list[str]) -> None:
+        super().__init__("config.model_type", value, allowed, "architectures this calculator can import")
+
+
+class Cfg:
+    """A view of one config dict (or its nested `text_config`) that records where values came from.
+
+    `sources` maps a LanguageModel/VisionTower field name to the config key(s) it was read from.
+    """
+
+    def __init__(self, data: dict[str, Any], model_type: str, prefix: str = "") -> None:
+        self.data = data
+        self.model_type = model_type
+        self.prefix = prefix
+        self.sources: dict[str, str] = {}
+
+    def sub(self, key: str) -> Cfg:
+        """The nested dict under `key` (text_config, vision_config), sharing nothing with this view."""
+        value = self.data.get(key)
+        if not isinstance(value, dict):
+            raise MissingConfigKey(self.prefix + key, self.model_type)
+        return Cfg(value, self.model_type, f"{self.prefix}{key}.")
+
+    def has(self, key: str) -> bool:
+        return self.data.get(key) is not None
+
+    def raw(self, key: str, default: Any = _MISSING) -> Any:
+        value = self.data.get(key)
+        if value is None:
+            if default is _MISSING:
+                raise MissingConfigKey(self.prefix + key, self.model_type)
+            return default
+        return value
+
+    def note(self, field: str, how: str) -> None:
+        self.sources[field] = how
+
+    def int(self, field: str, *keys: str, default: Any = _MISSING, low: int = 1, high: int = LIMITS["width"]) -> int:
+        """The first present key of `keys` as an int in [low, high]; records `field`'s source."""
+        for key in keys:
+            if self.data.get(key) is not None:
+                value = self.data[key]
+                if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+                    raise InvalidConfigValue(self.prefix + key, value, "an integer")
+                if not low <= value <= high:
+                    raise InvalidConfigValue(self.prefix + key, value, f"{low} to {high}")
+                self.sources[field] = f"config.json {self.prefix}{key}"
+                return int(value)
+        if default is _MISSING:
+            raise MissingConfigKey(self.prefix + keys[0], self.model_type)
+        if keys:
+            self.sources.setdefault(field, f"{self.prefix}{keys[0]} absent: the {self.model_type} default")
+        return default
+
+    def bool(self, field: str, key: str, default: bool) -> bool:
+        value = self.data.get(key)
+        if value is None:
+            self.sources.setdefault(field, f"{self.prefix}{key} absent: the {self.model_type} default")
+            return default
+        if not isinstance(value, bool):
+            raise InvalidConfigValue(self.prefix + key, value, "true or false")
+        self.sources[field] = f"config.json {self.prefix}{key}"
+        return value
+
+    def str(self, key: str, default: str | None = None) -> str | None:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise InvalidConfigValue(self.prefix + key, value, "a string")
+        return value

@@ -1,0 +1,93 @@
+"""Which weight format a checkpoint is stored in, from its config.json `quantization_config`.
+
+Maps each `quant_method` (transformers' quantizers: gptq, awq, bitsandbytes, fp8, compressed-tensors,
+mxfp4) onto a format slug of app.estimator.quantization.FORMATS; None means unquantized (the dtype).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from app.catalog.config import InvalidConfigValue
+from app.estimator.errors import UnknownChoice
+
+_Q = "quantization_config"
+
+
+def _bits(q: dict[str, Any], *keys: str) -> Any:
+    return next((q[k] for k in keys if q.get(k) is not None), None)
+
+
+def _gptq(q: dict[str, Any]) -> str:
+    bits = _bits(q, "bits")
+    if bits not in (4, 8):
+        raise InvalidConfigValue(f"{_Q}.bits", bits, "4 or 8 (GPTQ)")
+    return f"gptq-int{bits}"
+
+
+def _awq(q: dict[str, Any]) -> str:
+    bits = _bits(q, "bits", "w_bit")
+    if bits != 4:
+        raise InvalidConfigValue(f"{_Q}.bits", bits, "4 (AWQ)")
+    return "awq-int4"
+
+
+def _bnb(q: dict[str, Any]) -> str:
+    if q.get("load_in_4bit") is True:
+        kind = q.get("bnb_4bit_quant_type", "fp4")
+        if kind not in ("nf4", "fp4"):
+            raise InvalidConfigValue(f"{_Q}.bnb_4bit_quant_type", kind, "nf4 or fp4")
+        return f"bnb-{kind}"
+    if q.get("load_in_8bit") is True:
+        return "bnb-int8"
+    raise InvalidConfigValue(f"{_Q}.load_in_4bit", q.get("load_in_4bit"), "load_in_4bit or load_in_8bit true")
+
+
+def _fp8(q: dict[str, Any]) -> str:
+    """DeepSeek-V3/R1 style: weight_block_size [128, 128] means one scale per 128x128 tile."""
+    block = q.get("weight_block_size")
+    if block is None:
+        return "fp8"
+    if block != [128, 128]:
+        raise InvalidConfigValue(f"{_Q}.weight_block_size", block, "[128, 128] or absent")
+    return "fp8-block128"
+
+
+def _compressed(q: dict[str, Any]) -> str:
+    """compressed-tensors: the weights scheme of the first config group (num_bits, type, strategy)."""
+    groups = q.get("config_groups")
+    group = next(iter(groups.values()), None) if isinstance(groups, dict) and groups else None
+    weights = group.get("weights") if isinstance(group, dict) else None
+    if not isinstance(weights, dict):
+        raise InvalidConfigValue(f"{_Q}.config_groups", groups, "a group with a weights scheme")
+    key = (weights.get("num_bits"), weights.get("type"), weights.get("strategy"))
+    table = {(8, "float", "tensor"): "fp8", (8, "float", "channel"): "fp8", (8, "float", "block"): "fp8-block128",
+             (8, "int", "channel"): "int8", (4, "int", "channel"): "int4"}
+    if key not in table:
+        raise InvalidConfigValue(f"{_Q}.config_groups.weights", weights,
+                                 "fp8 (tensor/channel/block), int8 or int4 per channel")
+    return table[key]
+
+
+QUANT_METHODS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "gptq": _gptq,
+    "awq": _awq,
+    "bitsandbytes": _bnb,
+    "fp8": _fp8,
+    "compressed-tensors": _compressed,
+    "mxfp4": lambda q: "mxfp4",
+}
+
+
+def stored_format(config: dict[str, Any]) -> str | None:
+    """The format slug `config` says its weights are stored in, or None for the plain dtype."""
+    q = config.get(_Q)
+    if q is None:
+        return None
+    if not isinstance(q, dict):
+        raise InvalidConfigValue(_Q, q, "an object with quant_method")
+    method = q.get("quant_method")
+    if not isinstance(method, str) or method not in QUANT_METHODS:
+        raise UnknownChoice(f"config.{_Q}.quant_method", str(method)[:40], sorted(QUANT_METHODS))
+    return QUANT_METHODS[method](q)

@@ -1,0 +1,118 @@
+"""Every registry entry against transformers' own class, built on the meta device (no weights).
+
+Expected values are `sum(p.numel() for p in model.parameters())` of the transformers class, never our
+arithmetic. Configs: the committed released config.json where the catalog has one of that
+architecture, else the transformers configuration class's own defaults (named per case).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.catalog import SPECS_DIR
+from app.catalog.adapters import ARCHITECTURES
+from app.catalog.importer import spec_from_config
+from app.estimator import count_parameters
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+CONFIGS = SPECS_DIR / "configs"
+
+# model_type -> catalog slug whose committed config.json is the released-size input (None: class defaults)
+CASES: dict[str, str | None] = {
+    "llama": "llama-3.1-70b",
+    "mistral": "mistral-nemo-base-2407",
+    "mixtral": "mixtral-8x7b-v0.1",
+    "qwen2": "qwen2.5-7b-instruct",
+    "qwen2_moe": None,  # Qwen2MoeConfig defaults: Qwen1.5-MoE-A2.7B's dimensions
+    "qwen3": "qwen3-14b",
+    "qwen3_moe": "qwen3-30b-a3b",
+    "gemma": None,  # GemmaConfig defaults: gemma-7b's dimensions
+    "gemma2": "gemma-2-9b-it",
+    "gemma3_text": None,  # Gemma3TextConfig defaults
+    "gemma3": None,  # Gemma3Config defaults (Gemma 3 text + SigLIP vision)
+    "phi3": "phi-3.5-mini-instruct",
+    "deepseek_v2": "fixture:deepseek-v2-lite",  # tests/fixtures/configs/README.md
+    "deepseek_v3": "deepseek-v3",
+    "gpt_oss": "gpt-oss-120b",
+    "glm": None,  # GlmConfig defaults: GLM-4-9B-Chat (THUDM/glm-4-9b-chat-hf)
+    "glm4": None,  # Glm4Config defaults: GLM-4-9B-0414
+    "glm4v": None,  # Glm4vConfig defaults: GLM-4.1V-9B-Thinking
+}
+
+
+def _config(model_type: str) -> dict:
+    slug = CASES[model_type]
+    if slug is not None and slug.startswith("fixture:"):
+        return json.loads((Path(__file__).parent / "fixtures" / "configs" / f"{slug[8:]}.json").read_text())
+    if slug is not None:
+        return json.loads((CONFIGS / slug / "config.json").read_text())
+    return transformers.AutoConfig.for_model(model_type).to_dict()
+
+
+def _transformers_count(config: dict) -> int:
+    arch = ARCHITECTURES[config["model_type"]]
+    cfg = transformers.AutoConfig.for_model(config["model_type"], **{k: v for k, v in config.items()
+                                                                      if k != "model_type"})
+    with torch.device("meta"):
+        model = getattr(transformers, arch.transformers_class)(cfg)
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_every_registry_entry_has_a_case():
+    with_class = {t for t, a in ARCHITECTURES.items() if a.transformers_class}
+    assert with_class == set(CASES)
+
+
+@pytest.mark.parametrize("model_type", sorted(CASES))
+def test_parameters_equal_transformers(model_type: str):
+    config = _config(model_type)
+    assert count_parameters(spec_from_config(config)).total == _transformers_count(config)
+
+
+@pytest.mark.parametrize("slug", sorted(p.name for p in CONFIGS.iterdir() if (p / "config.json").is_file()))
+def test_every_catalog_config_equals_transformers(slug: str):
+    """Each committed release config, not just one per architecture."""
+    config = json.loads((CONFIGS / slug / "config.json").read_text())
+    if not ARCHITECTURES[config["model_type"]].transformers_class:
+        pytest.skip("remote-code architecture")
+    assert count_parameters(spec_from_config(config)).total == _transformers_count(config)
+
+
+def test_chatglm_equals_glm_for_causal_lm():
+    """chatglm is remote code (THUDM modeling_chatglm.py), so transformers has no class for it.
+
+    transformers' GlmForCausalLM is the class THUDM's converted `-hf` checkpoints load into, with the
+    same tensors (the fused query_key_value split into q/k/v). We give the chatglm adapter the chatglm
+    spelling of GlmConfig's default dimensions (GLM-4-9B-Chat) and compare with that class.
+    """
+    glm = transformers.GlmConfig()
+    chatglm = {
+        "model_type": "chatglm", "num_layers": glm.num_hidden_layers, "hidden_size": glm.hidden_size,
+        "num_attention_heads": glm.num_attention_heads, "multi_query_attention": True,
+        "multi_query_group_num": glm.num_key_value_heads, "kv_channels": glm.head_dim,
+        "ffn_hidden_size": glm.intermediate_size, "padded_vocab_size": glm.vocab_size,
+        "seq_length": glm.max_position_embeddings, "add_qkv_bias": True, "add_bias_linear": False,
+        "rmsnorm": True, "torch_dtype": "bfloat16",
+    }
+    with torch.device("meta"):
+        model = transformers.GlmForCausalLM(glm)
+    assert count_parameters(spec_from_config(chatglm)).total == sum(p.numel() for p in model.parameters())
+
+
+def test_released_counts_quoted_by_vendors():
+    """Sanity anchors from the vendors' own cards (rounded there, so compared rounded here)."""
+    def billions(slug: str) -> float:
+        config = json.loads((CONFIGS / slug / "config.json").read_text())
+        return round(count_parameters(spec_from_config(config)).total / 1e9, 1)
+    assert billions("qwen2.5-7b-instruct") == 7.6  # Qwen2.5-7B-Instruct card: "Number of Parameters: 7.61B"
+    assert billions("qwen3-30b-a3b") == 30.5  # Qwen3-30B-A3B card: "30.5B in total"
+    assert billions("deepseek-v3") == 671.0  # DeepSeek-V3 card: 671B total (MTP module excluded)
+
+
+def test_catalog_dir_exists():
+    assert Path(CONFIGS).is_dir()
