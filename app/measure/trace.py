@@ -87,7 +87,8 @@ def config_for(spec: ModelSpec, configs_dir: Path = CONFIGS_DIR) -> transformers
             raise Untraceable(f"{spec.hf_repo}: no native transformers class is mapped for this vision model")
         # GLM-4.1V's text rotary: half of head_dim, multimodal sections 8/12/12 (zai-org/GLM-4.1V-9B-Thinking
         # config.json); the vision defaults of Glm4vVisionConfig are that model's tower.
-        rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [8, 12, 12], "partial_rotary_factor": 0.5}
+        rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [8, 12, 12],
+                "partial_rotary_factor": 0.5}
         return transformers.Glm4vConfig(text_config={**_text_config(spec.language_model), "rope_parameters": rope})
     try:
         return causal_lm_config(spec.language_model)
@@ -105,6 +106,7 @@ def build_fake(config: transformers.PretrainedConfig, dtype: str) -> torch.nn.Mo
         if type(config) in auto._model_mapping:
             with init.no_init_weights():
                 model = auto.from_config(config, dtype=DTYPES[dtype])
+            model.tie_weights()  # post_init ties them, but no_init_weights skips that with the init
             return model.eval()
     raise Untraceable(f"no generative transformers class for {type(config).__name__}")
 
@@ -190,7 +192,7 @@ def generate_two_steps(model: torch.nn.Module, batch: int, context: int, tracker
     del out, next_logits
     tracker.reset_mod_stats()  # MemTracker's per-module stats allow one call per module at a time
     inputs = model.prepare_inputs_for_generation(ids, next_sequence_length=1, **kwargs)
-    out = model(**inputs, return_dict=True)
+    model(**inputs, return_dict=True)
     return steps
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from app.catalog import SPECS_DIR, load_catalog
 from app.estimator.spec import ModelSpec
-from app.estimator.traces import NotTraced, TraceEnvironment, TraceFile, TracedRow, compare_trace
+from app.estimator.traces import NotTraced, TracedRow, TraceEnvironment, TraceFile, compare_trace
 
 TRACES_DIR = SPECS_DIR / "traces"
 CONTEXTS = (1024, 8192, 32768)  # plus the model's maximum where it is larger
@@ -71,6 +71,10 @@ def trace_model(spec: ModelSpec, contexts, batches, dtypes, log=print) -> tuple[
         except Untraceable as exc:
             log(f"{spec.slug}: not traced: {exc}")
             return [], [NotTraced(model=spec.slug, reason=str(exc))]
+        except Exception as exc:  # the real code failed under fake tensors: reported, never guessed
+            reason = f"the trace failed in transformers' code: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            log(f"{spec.slug}: not traced: {reason}")
+            return rows, [*skipped, NotTraced(model=spec.slug, quantization=dtype, reason=reason)]
         rows += done
         traced = {r.context for r in done}
         skipped += [NotTraced(model=spec.slug, quantization=dtype, context=c, batch=b,
