@@ -30,7 +30,8 @@ def _tiny(**extra) -> transformers.LlamaConfig:
 def test_committed_rows_retrace_identically(catalog: Catalog, slug: str, context: int, batch: int):
     committed = COMMITTED.get((slug, context, batch, "bf16"))
     if committed is None:
-        pytest.fail(f"{slug} ctx {context} x{batch} is not in model_specs/traces/; run python -m app.measure trace --all")
+        pytest.fail(f"{slug} ctx {context} x{batch} is not in model_specs/traces/; "
+                    "run python -m app.measure trace --all")
     (live,) = trace(catalog.model(slug), [context], [batch])
     for field in ("parameters_bytes", "kv_cache_bytes", "peak_bytes", "prefill_peak_bytes", "architecture",
                   "attn_implementation", "attention_kernels"):
