@@ -7,6 +7,8 @@ from pathlib import Path
 
 from app.catalog import SPECS_DIR, Catalog
 from app.estimator.measurements import Comparison, MeasurementFile, card_naive_total, compare, summary
+from app.estimator.runtimes.transformers import eager_reason  # traced peaks (issue 11)
+from app.estimator.traces import NotTraced, TraceComparison, TraceFile, compare_trace, load_traces
 
 MEASUREMENTS_DIR = SPECS_DIR / "measurements"
 # The GLM-4V card's own numbers (model_specs/models/glm-4v-9b.json, card): 9B parameters, 40 layers,
@@ -53,3 +55,48 @@ def accuracy_report(catalog: Catalog) -> list[RunReport]:
                                    card_naive_total(case, **naive) if naive else None))
         reports.append(report)
     return reports
+
+
+# --- traced transformers peaks (issue 11): model_specs/traces/*.json beside the transformers estimate ---
+@dataclass
+class TracedModel:
+    slug: str
+    name: str
+    file: TraceFile
+    rows: list[TraceComparison]
+    eager_reason: str | None
+
+    @property
+    def error(self) -> tuple[float, float]:
+        return summary([r.error for r in self.rows])
+
+
+@dataclass
+class TraceReport:
+    models: list[TracedModel]
+    not_traced: list[NotTraced]
+
+    @property
+    def rows(self) -> list[TraceComparison]:
+        return [r for m in self.models for r in m.rows]
+
+    @property
+    def under_estimated(self) -> int:
+        return sum(r.error < 0 for r in self.rows)
+
+    @property
+    def worst(self) -> float:
+        return min((r.error for r in self.rows), default=0.0)
+
+
+def trace_report(catalog: Catalog) -> TraceReport:
+    models, skipped = [], []
+    for f in load_traces(catalog.root / "traces"):
+        spec = catalog.models.get(f.model)
+        if spec is None:
+            continue
+        skipped += [n for n in f.not_traced if n.context is None]
+        if f.rows:
+            models.append(TracedModel(f.model, spec.name, f, [compare_trace(spec, r) for r in f.rows],
+                                      eager_reason(spec)))
+    return TraceReport(models, skipped)
