@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -27,6 +28,7 @@ from app.estimator import (
 )
 from app.estimator.spec import ModelSpec
 from app.rendering import represent_estimate
+from app.trace_option import with_trace  # trace option (issue 11); imports torch only when asked
 
 router = APIRouter(prefix="/api", tags=["vram"])
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
@@ -50,7 +52,10 @@ _POST_BODY = {"requestBody": {"required": True, "content": {
 @router.get("/vram", response_model=VramEstimate, responses=_VRAM_RESPONSES, summary="Estimate GPU memory")
 def vram_get(request: Request, params: Annotated[VramRequest, Query()], catalog: CatalogDep) -> Response:
     """GPU memory needed to run a catalog model; the same fields as POST, as query parameters."""
-    return represent_estimate(request, estimate(catalog.model(params.model), params, catalog.gpus))
+    est = estimate(catalog.model(params.model), params, catalog.gpus)
+    if params.trace:  # --- trace option (issue 11) ---
+        est = with_trace(catalog.model(params.model), est)
+    return represent_estimate(request, est)
 
 
 async def _body(request: Request) -> VramRequest:
@@ -73,7 +78,10 @@ async def _body(request: Request) -> VramRequest:
 async def vram_post(request: Request, catalog: CatalogDep) -> Response:
     """The same estimate from a JSON body, or a form-encoded body (what the HTMX page posts)."""
     params = await _body(request)
-    return represent_estimate(request, estimate(catalog.model(params.model), params, catalog.gpus))
+    est = estimate(catalog.model(params.model), params, catalog.gpus)
+    if params.trace:  # --- trace option (issue 11): seconds of CPU, off the event loop ---
+        est = await run_in_threadpool(with_trace, catalog.model(params.model), est)
+    return represent_estimate(request, est)
 
 
 @router.get("/weights", response_model=WeightsReport, responses=_ERRORS, summary="Checkpoint size in a format")

@@ -31,6 +31,10 @@ class VramRequest(BaseModel):
     flash_attention: bool = Field(True, description="llama.cpp: flash attention on (-fa); else ignored.")
     gpu: str | None = Field(None, description="GPU slug (see /api/gpus) to answer first.")
     gpu_count: int = Field(1, ge=1, le=MAX_GPUS, description="GPUs the model is split across (tensor parallel).")
+    # --- trace option (issue 11) ---
+    trace: bool = Field(False, description="transformers only: also trace the model's real code on fake tensors "
+                        "(needs torch and transformers in the server's environment; seconds to a minute) and "
+                        "answer the traced allocated peak beside the formula.")
 
     @field_validator("quantization", "kv_cache", "runtime", "gpu", mode="before")
     @classmethod
@@ -89,6 +93,23 @@ class GpuFit(BaseModel):
     fits: bool = Field(description="Whether the total fits in the memory this runtime may use on them.")
 
 
+class TracedPeak(BaseModel):
+    """transformers' real code traced on fake tensors (torch MemTracker) beside our formula, in bytes."""
+
+    architecture: str = Field(description="transformers class that was traced.")
+    attn_implementation: str = Field(description="Attention implementation the class defaults to.")
+    parameters_bytes: int = Field(description="Parameters and buffers.")
+    kv_cache_bytes: int = Field(description="DynamicCache storage after the prefill.")
+    temporaries_bytes: int = Field(description="Peak minus parameters minus KV cache.")
+    peak_bytes: int = Field(description="Allocated peak over the prefill and one decode step.")
+    formula_bytes: int = Field(description="Our weights + kv_cache + activations for the same request.")
+    error: float = Field(description="(formula - traced) / traced.")
+    seconds: float = Field(description="Wall time of the trace.")
+    torch: str
+    transformers: str
+    note: str = Field(description="What the traced peak leaves out: the GPU-only additions in `overhead`.")
+
+
 class VramEstimate(BaseModel):
     """The answer: resolved inputs, a breakdown in bytes, how it was derived and where it fits."""
 
@@ -102,6 +123,8 @@ class VramEstimate(BaseModel):
     assumptions: list[str]
     warnings: list[str]
     fits: list[GpuFit] = Field(description="Catalog GPUs, the requested one first, then by memory.")
+    # --- trace option (issue 11) ---
+    trace: TracedPeak | None = Field(None, description="With trace=true: the traced allocated peak.")
 
 
 class WeightGroup(BaseModel):
