@@ -6,6 +6,8 @@ temporaries (reference s5: "MLP intermediate seq x 2 x ffn, QKV, attention outpu
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from app.estimator.quantization import Format
 from app.estimator.spec import LanguageModel, VisionTower
 
@@ -58,7 +60,28 @@ def vision_peak_per_token(v: VisionTower) -> int:
 # Every term below is a tensor seen live at the traced peak of transformers' own classes (fake tensors +
 # torch's MemTracker, model_specs/traces/); tests/test_trace_table.py holds the sum to those traces.
 INT64_INPUTS = 3  # per token: the input_ids generate() holds, the contiguous copy it passes, position_ids
-SOFTMAX_FP32_COPIES = 2  # eager: softmax(dtype=float32) copies the scores to fp32, then writes fp32 output
+# Per routed token, MoE experts in transformers' grouped_mm path: fp32 top-k weight, its gathered copy and
+# their fp32 cast (3 x 4 bytes); int64 top-k index, sorted values and order, expert id (4 x 8 bytes).
+MOE_ROUTING_BYTES = 3 * 4 + 4 * 8
+
+
+@dataclass(frozen=True, slots=True)
+class HfCode:
+    """What a transformers modeling file does that shapes its peak (read from the file, held to traces).
+
+    eager: the class defaults to eager attention ([batch, heads, tokens, tokens] scores).
+    score_compute / score_fp32: score-sized tensors live at the softmax, in the compute dtype and in fp32
+        (transformers' eager_attention_forward: the scores, then softmax(dtype=float32) = fp32 copy + output).
+    expert_units: multiples of expert_ffn live per routed token (fused gate_up 2F, act F, product F).
+    """
+
+    eager: bool = False
+    score_compute: int = 1
+    score_fp32: int = 2
+    expert_units: int = 4
+
+
+SDPA = HfCode()
 
 
 def hf_resident_per_token(lm: LanguageModel, element_bytes: int) -> int:
@@ -67,44 +90,55 @@ def hf_resident_per_token(lm: LanguageModel, element_bytes: int) -> int:
     return element_bytes * (2 * lm.hidden + 2 * lm.head_dim) + 8 * INT64_INPUTS
 
 
-def hf_mlp_phase_per_token(lm: LanguageModel, element_bytes: int) -> int:
-    """Bytes per token inside the last layer's MLP on top of the resident ones: the residual after
-    attention, the normed MLP input and the MLP's own peak (mlp_peak)."""
-    return element_bytes * (2 * lm.hidden + mlp_peak(lm))
+def _score_elements(lm: LanguageModel, batch: int, tokens: int) -> int:
+    """[batch, heads, tokens, tokens (+1 sink column)] of one layer's eager attention."""
+    return batch * lm.heads * tokens * (tokens + int(lm.attention_sinks))
 
 
-def hf_attention_phase(lm: LanguageModel, element_bytes: int, batch: int, tokens: int, eager: bool) -> int:
+def hf_mlp_phase(lm: LanguageModel, e: int, batch: int, tokens: int, code: HfCode) -> int:
+    """Bytes inside the last layer's MLP on top of the resident ones: the residual after attention, the
+    normed MLP input and the MLP's own peak (MoE: one token copy per chosen expert). With eager attention
+    the layer still holds the attention probabilities it returned (`hidden_states, _ = self.self_attn(...)`)."""
+    n = batch * tokens
+    streams = n * e * 2 * lm.hidden
+    if lm.moe is not None:
+        width = 2 * lm.moe.expert_ffn if lm.ffn_kind == "gelu" else code.expert_units * lm.moe.expert_ffn
+        mlp = n * lm.moe.experts_per_token * (e * (lm.hidden + width) + MOE_ROUTING_BYTES)
+    else:
+        mlp = n * e * mlp_peak(lm)
+    kept = _score_elements(lm, batch, tokens) * e if code.eager else 0
+    return streams + mlp + kept
+
+
+def hf_attention_phase(lm: LanguageModel, e: int, batch: int, tokens: int, code: HfCode) -> int:
     """Bytes inside the last layer's attention on top of the resident ones: the normed input, the rotated
     queries, the K/V that repeat_kv expands to every query head (eager), and the scores.
 
-    Eager attention materialises [batch, heads, tokens, tokens] scores in the compute dtype plus two fp32
-    copies at the softmax: quadratic in length. SDPA (flash kernel) writes the output and an fp32
-    logsumexp per head and token instead: linear.
+    Eager attention materialises [batch, heads, tokens, tokens] scores: quadratic in length. SDPA (flash
+    kernel) writes the output and an fp32 logsumexp per head and token instead: linear.
     """
     q = lm.heads * lm.head_dim
     n = batch * tokens
-    if not eager:
-        return n * (element_bytes * (lm.hidden + 2 * q) + 4 * lm.heads)
+    if not code.eager:
+        return n * (e * (lm.hidden + 2 * q) + 4 * lm.heads)
     expanded = 2 * q if lm.kv_heads < lm.heads else 0
-    scores = batch * lm.heads * tokens * tokens * (element_bytes + 4 * SOFTMAX_FP32_COPIES)
-    return n * element_bytes * (lm.hidden + q + expanded) + scores
+    scores = _score_elements(lm, batch, tokens) * (code.score_compute * e + code.score_fp32 * 4)
+    return n * e * (lm.hidden + q + expanded) + scores
 
 
-def hf_attention_masks(lm: LanguageModel, element_bytes: int, batch: int, tokens: int, eager: bool) -> int:
+def hf_attention_masks(lm: LanguageModel, e: int, batch: int, tokens: int, code: HfCode) -> int:
     """Eager attention gets additive [batch, 1, tokens, tokens] masks in the compute dtype, built once per
     forward and held through it: one for full attention, one more when some layers slide (SDPA without
     padding passes is_causal and no mask)."""
-    if not eager:
+    if not code.eager:
         return 0
     kinds = 1 + int(0 < lm.sliding_window_layers < lm.layers)
-    return kinds * batch * tokens * tokens * element_bytes
+    return kinds * batch * tokens * tokens * e
 
 
-def hf_prefill_bytes(lm: LanguageModel, element_bytes: int, batch: int, tokens: int, eager: bool) -> int:
+def hf_prefill_bytes(lm: LanguageModel, element_bytes: int, batch: int, tokens: int, code: HfCode = SDPA) -> int:
     """Peak temporaries of a transformers prefill (DynamicCache, logits of the last position only): the
     resident tensors plus the larger of the last layer's MLP and attention, beside weights and KV cache."""
-    n = batch * tokens
-    resident = n * hf_resident_per_token(lm, element_bytes) + hf_attention_masks(lm, element_bytes, batch,
-                                                                                   tokens, eager)
-    mlp = n * hf_mlp_phase_per_token(lm, element_bytes)
-    return resident + max(mlp, hf_attention_phase(lm, element_bytes, batch, tokens, eager))
+    e = element_bytes
+    resident = batch * tokens * hf_resident_per_token(lm, e) + hf_attention_masks(lm, e, batch, tokens, code)
+    return resident + max(hf_mlp_phase(lm, e, batch, tokens, code), hf_attention_phase(lm, e, batch, tokens, code))

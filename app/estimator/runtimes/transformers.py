@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from app.estimator.kv_cache import kv_bytes
 from app.estimator.quantization import Format
-from app.estimator.runtimes.activations import compute_bytes, hf_prefill_bytes, vision_pass_bytes
+from app.estimator.runtimes.activations import SDPA, HfCode, compute_bytes, hf_prefill_bytes, vision_pass_bytes
 from app.estimator.runtimes.base import CUDA_CONTEXT_BYTES, MiB, Runtime, RuntimeInput, RuntimeMemory
 from app.estimator.spec import ModelSpec
 
@@ -21,15 +21,25 @@ CUBLAS_WORKSPACE_BYTES = 2 * 32 * MiB
 ALLOCATOR_SLACK = 0.0  # not yet measured on a GPU
 NOT_MEASURED = "not yet measured on a GPU"
 
-# Families whose transformers class defaults to eager attention, with the reason (the trace records the
-# attention implementation `from_config` picks: model_specs/traces/*.json, attn_implementation).
-EAGER_ATTENTION = {
-    "Gemma 2": "transformers' Gemma2 defaults to eager attention (attention logit soft-capping)",
+# Families whose transformers class defaults to eager attention, with the reason and what its modeling file
+# allocates (the trace records the implementation `from_config` picks: model_specs/traces/*.json).
+EAGER_ATTENTION: dict[str, tuple[str, HfCode]] = {
+    # models/gemma2/modeling_gemma2.py: soft-capped scores, softmax(dtype=float32)
+    "Gemma 2": ("transformers' Gemma2 defaults to eager attention (attention logit soft-capping)",
+                HfCode(eager=True)),
+    # models/gpt_oss/modeling_gpt_oss.py: scores, [scores | sink] and its max-shifted copy, softmax in bf16;
+    # experts: gate_up + bias, clamped gate and up, gate x sigmoid, (up + 1) x glu
+    "gpt-oss": ("transformers' GptOss defaults to eager attention (learned attention sinks)",
+                HfCode(eager=True, score_compute=3, score_fp32=0, expert_units=9)),
 }
 
 
 def eager_reason(spec: ModelSpec) -> str | None:
-    return EAGER_ATTENTION.get(spec.family)
+    return EAGER_ATTENTION[spec.family][0] if spec.family in EAGER_ATTENTION else None
+
+
+def hf_code(spec: ModelSpec) -> HfCode:
+    return EAGER_ATTENTION[spec.family][1] if spec.family in EAGER_ATTENTION else SDPA
 
 
 def prefill_kv_bytes(inp: RuntimeInput) -> int:
@@ -56,7 +66,7 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     lm, spec = inp.spec.language_model, inp.spec
     e = compute_bytes(inp.fmt)
     eager = eager_reason(spec)
-    text = hf_prefill_bytes(lm, e, inp.batch, inp.sequence, eager is not None)
+    text = hf_prefill_bytes(lm, e, inp.batch, inp.sequence, hf_code(spec))
     vision = 0
     if spec.vision is not None and inp.images:
         vision = vision_pass_bytes(spec.vision, inp.batch * inp.images, e)
