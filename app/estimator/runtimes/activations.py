@@ -63,6 +63,9 @@ INT64_INPUTS = 3  # per token: the input_ids generate() holds, the contiguous co
 # Per routed token, MoE experts in transformers' grouped_mm path: fp32 top-k weight, its gathered copy and
 # their fp32 cast (3 x 4 bytes); int64 top-k index, sorted values and order, expert id (4 x 8 bytes).
 MOE_ROUTING_BYTES = 3 * 4 + 4 * 8
+# Scalar and tiny tensors (mask fill values, soft-cap constants; the rotary inv_freq buffers beside the
+# weights): under 1 KiB in every trace. Counted so that exact rows do not land a few bytes low.
+SMALL_TENSORS_BYTES = 4 << 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,5 +143,6 @@ def hf_prefill_bytes(lm: LanguageModel, element_bytes: int, batch: int, tokens: 
     """Peak temporaries of a transformers prefill (DynamicCache, logits of the last position only): the
     resident tensors plus the larger of the last layer's MLP and attention, beside weights and KV cache."""
     e = element_bytes
-    resident = batch * tokens * hf_resident_per_token(lm, e) + hf_attention_masks(lm, e, batch, tokens, code)
+    resident = (batch * tokens * hf_resident_per_token(lm, e) + hf_attention_masks(lm, e, batch, tokens, code)
+                + SMALL_TENSORS_BYTES)
     return resident + max(hf_mlp_phase(lm, e, batch, tokens, code), hf_attention_phase(lm, e, batch, tokens, code))
