@@ -8,7 +8,7 @@ from pathlib import Path
 from app.catalog import SPECS_DIR, Catalog
 from app.estimator.measurements import Comparison, MeasurementFile, card_naive_total, compare, summary
 from app.estimator.runtimes.transformers import eager_reason  # traced peaks (issue 11)
-from app.estimator.traces import NotTraced, TraceComparison, TraceFile, compare_trace, load_traces
+from app.estimator.traces import TraceComparison, TraceFile, compare_trace, load_traces
 
 MEASUREMENTS_DIR = SPECS_DIR / "measurements"
 # The GLM-4V card's own numbers (model_specs/models/glm-4v-9b.json, card): 9B parameters, 40 layers,
@@ -74,7 +74,7 @@ class TracedModel:
 @dataclass
 class TraceReport:
     models: list[TracedModel]
-    not_traced: list[NotTraced]
+    not_traced: dict[str, list[str]]  # reason -> what it applies to (models, or model ctx x batch rows)
 
     @property
     def rows(self) -> list[TraceComparison]:
@@ -90,12 +90,14 @@ class TraceReport:
 
 
 def trace_report(catalog: Catalog) -> TraceReport:
-    models, skipped = [], []
+    models, skipped = [], {}
     for f in load_traces(catalog.root / "traces"):
         spec = catalog.models.get(f.model)
         if spec is None:
             continue
-        skipped += [n for n in f.not_traced if n.context is None]
+        for n in f.not_traced:
+            what = spec.name if n.context is None else f"{spec.name} {n.context:,} tokens x{n.batch}"
+            skipped.setdefault(n.reason, []).append(what)
         if f.rows:
             models.append(TracedModel(f.model, spec.name, f, [compare_trace(spec, r) for r in f.rows],
                                       eager_reason(spec)))
