@@ -76,12 +76,15 @@ class HfCode:
     score_compute / score_fp32: score-sized tensors live at the softmax, in the compute dtype and in fp32
         (transformers' eager_attention_forward: the scores, then softmax(dtype=float32) = fp32 copy + output).
     expert_units: multiples of expert_ffn live per routed token (fused gate_up 2F, act F, product F).
+    fp32_routing: the routing weights stay fp32, so the weighted expert outputs and their unsorted copy
+        are fp32 (Mixtral); otherwise they are cast to the compute dtype first (Qwen3-MoE).
     """
 
     eager: bool = False
     score_compute: int = 1
     score_fp32: int = 2
     expert_units: int = 4
+    fp32_routing: bool = False
 
 
 SDPA = HfCode()
@@ -104,13 +107,20 @@ def hf_mlp_phase(lm: LanguageModel, e: int, batch: int, tokens: int, code: HfCod
     the layer still holds the attention probabilities it returned (`hidden_states, _ = self.self_attn(...)`)."""
     n = batch * tokens
     streams = n * e * 2 * lm.hidden
-    if lm.moe is not None:
-        width = 2 * lm.moe.expert_ffn if lm.ffn_kind == "gelu" else code.expert_units * lm.moe.expert_ffn
-        mlp = n * lm.moe.experts_per_token * (e * (lm.hidden + width) + MOE_ROUTING_BYTES)
-    else:
-        mlp = n * e * mlp_peak(lm)
+    mlp = n * hf_moe_per_token(lm, e, code) if lm.moe is not None else n * e * mlp_peak(lm)
     kept = _score_elements(lm, batch, tokens) * e if code.eager else 0
     return streams + mlp + kept
+
+
+def hf_moe_per_token(lm: LanguageModel, e: int, code: HfCode) -> int:
+    """transformers' grouped experts, per token: the router logits [tokens, experts] it keeps, plus per
+    routed token copy the larger of two moments: inside the expert (gathered input, gate_up, act,
+    product) or combining (gathered input, expert output, weighted output, unsorted copy)."""
+    moe = lm.moe
+    width = 2 * moe.expert_ffn if lm.ffn_kind == "gelu" else code.expert_units * moe.expert_ffn
+    inside = e * (lm.hidden + width)
+    combining = lm.hidden * (2 * e + 2 * (4 if code.fp32_routing else e))
+    return moe.experts * e + moe.experts_per_token * (max(inside, combining) + MOE_ROUTING_BYTES)
 
 
 def hf_attention_phase(lm: LanguageModel, e: int, batch: int, tokens: int, code: HfCode) -> int:

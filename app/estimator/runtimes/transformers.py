@@ -34,12 +34,21 @@ EAGER_ATTENTION: dict[str, tuple[str, HfCode]] = {
 }
 
 
+# SDPA families whose modeling file differs from the default in what it allocates.
+SDPA_CODE: dict[str, HfCode] = {
+    # models/mixtral/modeling_mixtral.py: fp32 routing weights, so the weighted expert outputs are fp32
+    "Mixtral": HfCode(fp32_routing=True),
+}
+
+
 def eager_reason(spec: ModelSpec) -> str | None:
     return EAGER_ATTENTION[spec.family][0] if spec.family in EAGER_ATTENTION else None
 
 
 def hf_code(spec: ModelSpec) -> HfCode:
-    return EAGER_ATTENTION[spec.family][1] if spec.family in EAGER_ATTENTION else SDPA
+    if spec.family in EAGER_ATTENTION:
+        return EAGER_ATTENTION[spec.family][1]
+    return SDPA_CODE.get(spec.family, SDPA)
 
 
 def prefill_kv_bytes(inp: RuntimeInput) -> int:
