@@ -216,6 +216,20 @@ def trace_row(model: torch.nn.Module, slug: str, dtype: str, context: int, batch
     )
 
 
+# SDPA's math fallback (aten._safe_softmax + bmm): on this CPU the flash kernel refused the shapes (e.g. a
+# value head dim unlike the query/key one); a CUDA GPU may pick a fused kernel, so the CPU trace would not
+# describe it.
+CPU_MATH_FALLBACK = "_safe_softmax"
+
+
+def _refuse_cpu_only_kernel(row: TracedRow) -> None:
+    if row.attn_implementation == "sdpa" and CPU_MATH_FALLBACK in row.attention_kernels:
+        raise Untraceable(
+            f"on the CPU, SDPA fell back to its math kernel ({', '.join(row.attention_kernels)}: quadratic "
+            "[batch, heads, tokens, tokens] scores) where a CUDA GPU may use a fused kernel; the fake-tensor "
+            "trace would not describe the GPU, so it is not committed")
+
+
 def trace(spec: ModelSpec, contexts: list[int], batches: list[int], dtype: str = "bf16",
           configs_dir: Path = CONFIGS_DIR, on_row=None, row_budget_s: float | None = None) -> list[TracedRow]:
     """Build once, trace every context x batch (contexts in the order given). A row slower than
@@ -231,6 +245,7 @@ def trace(spec: ModelSpec, contexts: list[int], batches: list[int], dtype: str =
         for context in contexts:
             for batch in batches:
                 rows.append(trace_row(model, spec.slug, dtype, context, batch))
+                _refuse_cpu_only_kernel(rows[-1])
                 if on_row:
                     on_row(rows[-1])
             if row_budget_s is not None and any(r.seconds > row_budget_s for r in rows[-len(batches):]):
