@@ -7,11 +7,12 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
+from app import hub_models  # --- Hub fetch of unknown repo ids (hub branch) ---
 from app.catalog import Catalog
 from app.deps import get_catalog
 from app.estimator import (
@@ -23,9 +24,11 @@ from app.estimator import (
     VramRequest,
     WeightsReport,
     count_parameters,
-    estimate,
     weights_report,
 )
+from app.estimator.io import WeightsRequest  # catalog (issue 8)
+from app.estimator.memo import per_spec
+from app.estimator.params import count_active_parameters
 from app.estimator.spec import ModelSpec
 from app.rendering import represent_estimate
 from app.trace_option import with_trace  # trace option (issue 11); imports torch only when asked
@@ -36,6 +39,8 @@ CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown model; the catalog is at /api/models."},
     422: {"description": "A field out of range or not allowed; `detail` names the field and what it allows."},
+    503: {"description": "A repo id not in the catalog could not be fetched from the Hugging Face Hub now "
+                         "(network failure or timeout); `detail` says why."},  # hub branch
 }
 _VRAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "JSON, or the breakdown HTML fragment when the request carries `HX-Request: true`.",
@@ -52,9 +57,9 @@ _POST_BODY = {"requestBody": {"required": True, "content": {
 @router.get("/vram", response_model=VramEstimate, responses=_VRAM_RESPONSES, summary="Estimate GPU memory")
 def vram_get(request: Request, params: Annotated[VramRequest, Query()], catalog: CatalogDep) -> Response:
     """GPU memory needed to run a catalog model; the same fields as POST, as query parameters."""
-    est = estimate(catalog.model(params.model), params, catalog.gpus)
+    est = hub_models.estimate_for(catalog, params)  # hub: unknown repo ids
     if params.trace:  # --- trace option (issue 11) ---
-        est = with_trace(catalog.model(params.model), est)
+        est = with_trace(hub_models.spec_for(catalog, params.model, params.config)[0], est)
     return represent_estimate(request, est)
 
 
@@ -78,24 +83,41 @@ async def _body(request: Request) -> VramRequest:
 async def vram_post(request: Request, catalog: CatalogDep) -> Response:
     """The same estimate from a JSON body, or a form-encoded body (what the HTMX page posts)."""
     params = await _body(request)
-    est = estimate(catalog.model(params.model), params, catalog.gpus)
+    answer = await run_in_threadpool(hub_models.estimate_for, catalog, params)  # hub: may fetch, off the loop
     if params.trace:  # --- trace option (issue 11): seconds of CPU, off the event loop ---
-        est = await run_in_threadpool(with_trace, catalog.model(params.model), est)
-    return represent_estimate(request, est)
+        spec = (await run_in_threadpool(hub_models.spec_for, catalog, params.model, params.config))[0]
+        answer = await run_in_threadpool(with_trace, spec, answer)
+    return represent_estimate(request, answer)
 
 
 @router.get("/weights", response_model=WeightsReport, responses=_ERRORS, summary="Checkpoint size in a format")
-def weights(catalog: CatalogDep, model: Annotated[str, Query(description="Catalog slug.")],
+def weights(catalog: CatalogDep,
+            model: Annotated[str, Query(description="Catalog slug or Hugging Face repo id.")],
             quantization: Annotated[str | None, Query(description="Format slug.")] = None) -> WeightsReport:
     """Every tensor as the format stores it: total bytes, bits per weight, and per-group rows."""
-    return weights_report(catalog.model(model), quantization or None)
+    return weights_report(hub_models.spec_for(catalog, model, None)[0], quantization or None)  # hub
+
+
+# --- catalog (issue 8): weights of a catalog model or of an inline config.json ---
+@router.post("/weights", response_model=WeightsReport, responses=_ERRORS,
+             summary="Checkpoint size in a format (JSON body: model or config)")
+def weights_post(body: WeightsRequest, catalog: CatalogDep) -> WeightsReport:
+    """The same report for `{"model": ...}` or `{"config": {...config.json...}}`."""
+    return weights_report(hub_models.spec_for(catalog, body.model, body.config)[0], body.quantization or None)
 
 
 @router.get("/models", summary="The model catalog")
-def models(catalog: CatalogDep) -> list[dict[str, Any]]:
-    return [{"slug": s.slug, "name": s.name, "family": s.family, "modality": s.modality,
-             "parameters": count_parameters(s).total, "max_context": s.language_model.max_context,
-             "card": f"/models/{s.slug}", "disagreements": len(s.discrepancies)} for s in catalog.models.values()]
+def models(catalog: CatalogDep) -> Response:
+    return Response(_models_json(catalog), media_type="application/json")
+
+
+@per_spec  # catalog (issue 8): the catalog is immutable, so its listing is built once
+def _models_json(catalog: Catalog) -> bytes:
+    return json.dumps([{"slug": s.slug, "name": s.name, "family": s.family, "vendor": s.vendor,
+                        "hf_repo": s.hf_repo, "modality": s.modality, "parameters": count_parameters(s).total,
+                        "active_parameters": count_active_parameters(s),
+                        "max_context": s.language_model.max_context, "card": f"/models/{s.slug}",
+                        "disagreements": len(s.discrepancies)} for s in catalog.models.values()]).encode()
 
 
 @router.get("/models/{slug}", responses=_ERRORS, summary="One model: card, architecture, disagreements")

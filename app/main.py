@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from app import api, pages
 from app.catalog import SPECS_DIR, load_catalog
 from app.estimator import InvalidRequest, UnknownChoice, UnknownModel
+from app.hub_errors import HubUnavailable  # --- Hub client (hub branch) ---
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -28,6 +29,11 @@ async def _invalid(request: Request, exc: InvalidRequest) -> JSONResponse:
     return JSONResponse({"detail": [error]}, status_code=422)
 
 
+# --- Hub client (hub branch): gated/missing/bad files map through UnknownModel (404) and InvalidRequest (422)
+async def _hub_unavailable(request: Request, exc: HubUnavailable) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "30"})
+
+
 def create_app(specs_dir: Path = SPECS_DIR) -> FastAPI:
     """Build the app; the catalog is validated here, so a bad spec file stops startup."""
     app = FastAPI(
@@ -42,6 +48,7 @@ def create_app(specs_dir: Path = SPECS_DIR) -> FastAPI:
     app.include_router(pages.router)
     app.add_exception_handler(UnknownModel, _unknown_model)
     app.add_exception_handler(InvalidRequest, _invalid)
+    app.add_exception_handler(HubUnavailable, _hub_unavailable)  # hub branch
     return app
 
 

@@ -12,5 +12,6 @@ out="bench/results/$(date -u +%Y%m%dT%H%M%SZ).txt"
   echo "\$ python3 -m bench.bench_estimator"; python3 -m bench.bench_estimator
   echo "\$ python3 -m bench.bench_api"; python3 -m bench.bench_api
   echo "\$ python3 -m bench.bench_pages"; python3 -m bench.bench_pages
+  echo "\$ python3 -m bench.bench_import"; python3 -m bench.bench_import  # catalog (issue 8)
 } 2>&1 | tee "$out"
 echo "saved $out"

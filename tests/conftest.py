@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from fastapi.testclient import TestClient
 
 from app.catalog import Catalog, load_catalog
 from app.estimator import ModelSpec
 from app.main import create_app
+
+# --- Hub client (hub branch): no test reaches the real Hub; tests/test_hub.py serves a local one ---
+os.environ.setdefault("VRAM_OFFLINE", "1")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -114,5 +114,48 @@ def test_released_counts_quoted_by_vendors():
     assert billions("deepseek-v3") == 671.0  # DeepSeek-V3 card: 671B total (MTP module excluded)
 
 
+def test_gemma3_1b_equals_keras_hub_preset():
+    """keras-team/keras-hub keras_hub/src/models/gemma3/gemma3_presets.py: gemma3_instruct_1b "params": 999885952."""
+    config = json.loads((CONFIGS / "gemma-3-1b-it" / "config.json").read_text())
+    assert count_parameters(spec_from_config(config)).total == 999_885_952
+
+
 def test_catalog_dir_exists():
     assert Path(CONFIGS).is_dir()
+
+
+@pytest.mark.parametrize("slug", ["gemma-2-9b-it", "gemma-2-2b-it", "gpt-oss-20b", "qwen2.5-7b-instruct", "qwen3-14b"])
+def test_layer_types_equal_transformers_config(slug: str):
+    """Which layers slide: transformers' own config resolution (layer_types) is the truth."""
+    config = json.loads((CONFIGS / slug / "config.json").read_text())
+    theirs = transformers.AutoConfig.for_model(config["model_type"], **{k: v for k, v in config.items()
+                                                                        if k != "model_type"}).layer_types
+    ours = spec_from_config(config).language_model.layer_types
+    assert ours == tuple("sliding" if t == "sliding_attention" else "full" for t in theirs)
+
+
+def test_gemma3_five_sliding_layers_per_full_one():
+    cfg = transformers.Gemma3TextConfig()
+    spec = spec_from_config(cfg.to_dict())
+    assert spec.language_model.layer_types == tuple(
+        "sliding" if t == "sliding_attention" else "full" for t in cfg.layer_types)
+
+
+def test_active_parameters_equal_vendor_cards():
+    """Active parameters per token, rounded as each vendor's model card quotes them."""
+    from app.estimator.params import count_active_parameters
+
+    def active(slug: str) -> int:
+        return count_active_parameters(spec_from_config(json.loads((CONFIGS / slug / "config.json").read_text())))
+
+    assert 3.3e9 <= active("qwen3-30b-a3b") < 3.4e9  # Qwen3-30B-A3B card: "3.3B" activated (3.35B, truncated)
+    assert 22e9 <= active("qwen3-235b-a22b") < 23e9  # Qwen3-235B-A22B card: "22B" activated
+    assert 37e9 <= active("deepseek-v3") < 38e9  # DeepSeek-V3 card: "37B" activated per token
+    assert round(active("mixtral-8x7b-v0.1") / 1e9, 1) == 12.9  # Mistral AI: 12.9B used per token
+    assert 39e9 <= active("mixtral-8x22b-v0.1") < 40e9  # Mistral AI: "39B" active of 141B
+    # OpenAI's gpt-oss model card: 3.61B / 5.13B active, counted without the embedding table
+    embedding = 201088 * 2880  # vocab_size x hidden_size of both gpt-oss configs
+    assert round((active("gpt-oss-20b") - embedding) / 1e9, 2) == 3.61
+    assert round((active("gpt-oss-120b") - embedding) / 1e9, 2) == 5.13
+    assert active("qwen3-14b") == count_parameters(spec_from_config(
+        json.loads((CONFIGS / "qwen3-14b" / "config.json").read_text()))).total  # dense: all of them

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.estimator.params import count_parameters
+from app.estimator.params import count_active_parameters, count_parameters
 from app.estimator.spec import Card, CardField, ModelSpec
 
 CARD_SOURCE = "This catalog's own card, written from the released config.json (no third-party card)"
@@ -54,6 +54,8 @@ def card_for(spec: ModelSpec) -> Card:
         ("Key-Value Heads", str(lm.kv_heads)), ("Activation Function", _ACTIVATION[lm.ffn_kind]),
         ("Normalization", _NORM[lm.norm]), ("Position Embedding", "Rotary (RoPE)"),
     ]
+    if lm.moe is not None:  # active parameters right after the total
+        rows.insert(1, ("Active Parameters", _billions(count_active_parameters(spec))))
     what = "mixture-of-experts" if lm.moe else "dense"
     modality = "multimodal (text and images)" if spec.vision else "text"
     description = [f"{spec.name} is a {what} {modality} model of the {spec.family} family"

@@ -67,8 +67,10 @@ def _build(config: dict[str, Any], repo: str | None, revision: str | None, url: 
     arch = ARCHITECTURES[model_type]
     adapted = arch.adapt(Cfg(config, model_type))
     source = _source(repo, revision, url)
-    lm = LanguageModel(source=source, field_sources=adapted.lm_sources, stored_format=stored_format(config),
-                       **adapted.lm)
+    stored = stored_format(config)
+    if stored is not None:
+        adapted.lm_sources["stored_format"] = "config.json quantization_config"
+    lm = LanguageModel(source=source, field_sources=adapted.lm_sources, stored_format=stored, **adapted.lm)
     vision = None
     if adapted.vision is not None:
         vision = VisionTower(source=source, field_sources=adapted.vision_sources, **adapted.vision)

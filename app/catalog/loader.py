@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from app.catalog.importer import spec_from_config
 from app.estimator import Gpu, ModelSpec, UnknownModel
 
 M = TypeVar("M", bound=BaseModel)
@@ -67,6 +68,14 @@ class Catalog:
         if spec is None:
             raise UnknownModel(name)
         return spec
+
+    def spec_for(self, model: str | None, config: dict | None) -> ModelSpec:
+        """The spec a request names: an inline config.json (imported, cached), else `model` resolved."""
+        if config is not None:
+            return spec_from_config(config)
+        if model is None:
+            raise UnknownModel("")
+        return self.resolve(model)
 
 
 def load_catalog(root: Path = SPECS_DIR) -> Catalog:

@@ -16,7 +16,7 @@ from app.estimator.io import (
     WeightsReport,
 )
 from app.estimator.kv_cache import KV_TYPES, KvType, image_positions, kv_bytes
-from app.estimator.params import count_parameters
+from app.estimator.params import count_active_parameters, count_parameters
 from app.estimator.quantization import FORMATS, Format, stored_weights
 from app.estimator.runtimes import RUNTIMES, Runtime, RuntimeInput
 from app.estimator.spec import ModelSpec
@@ -95,6 +95,7 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Vra
     lm = spec.language_model
     detail = Detail(
         parameters=params.total, parameters_language=params.language, parameters_vision=params.vision,
+        parameters_active=count_active_parameters(spec),  # catalog (issue 8)
         weights_language_bytes=weights.language_bytes, weights_vision_bytes=weights.vision_bytes,
         weights_host_bytes=mem.weights_host,
         bits_per_weight=round(weights.bits_per_weight, 4),

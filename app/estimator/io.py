@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_CONTEXT = 10_000_000
 MAX_BATCH = 4096
@@ -19,9 +21,16 @@ class VramRequest(BaseModel):
                                          "images": 1, "gpu": "rtx-4090"}]},
     )
 
-    model: str = Field(description="Catalog slug, e.g. glm-4v-9b (see /api/models).", examples=["glm-4v-9b"])
+    # --- catalog (issue 8): model by slug or Hugging Face repo id, or an inline config.json ---
+    model: str | None = Field(
+        None, description="Catalog slug or Hugging Face repo id, any case, e.g. glm-4v-9b or THUDM/glm-4v-9b "
+                          "(see /api/models). Give this or `config`.", examples=["glm-4v-9b"])
+    config: dict[str, Any] | None = Field(
+        None, description="A Hugging Face config.json object to estimate instead of a catalog model "
+                          "(POST only). Give this or `model`.")
     quantization: str | None = Field(
-        None, description="Weight format slug (see /api/quantizations); default: the model's released dtype.")
+        None, description="Weight format slug (see /api/quantizations); default: the checkpoint's stored format "
+                    "(its quantization_config) or released dtype.")
     context: int = Field(1024, ge=1, le=MAX_CONTEXT, description="Text tokens per sequence (prompt + output).")
     batch: int = Field(1, ge=1, le=MAX_BATCH, description="Sequences processed together.")
     images: int = Field(0, ge=0, le=MAX_IMAGES, description="Images per sequence (vision models only).")
@@ -40,6 +49,31 @@ class VramRequest(BaseModel):
     @classmethod
     def _blank_is_default(cls, v: object) -> object:
         return None if v == "" else v
+
+    # --- catalog (issue 8) ---
+    @model_validator(mode="after")
+    def _model_or_config(self) -> VramRequest:
+        if (self.model is None) == (self.config is None):
+            raise ValueError("give exactly one of `model` (a catalog slug or Hugging Face repo id) or `config` "
+                             "(a config.json object)")
+        return self
+
+
+# --- catalog (issue 8) ---
+class WeightsRequest(BaseModel):
+    """POST /api/weights: a catalog model or an inline config.json, and a weight format."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = Field(None, description="Catalog slug or Hugging Face repo id. Give this or `config`.")
+    config: dict[str, Any] | None = Field(None, description="A config.json object. Give this or `model`.")
+    quantization: str | None = Field(None, description="Format slug; default: the checkpoint's stored format.")
+
+    @model_validator(mode="after")
+    def _model_or_config(self) -> WeightsRequest:
+        if (self.model is None) == (self.config is None):
+            raise ValueError("give exactly one of `model` or `config`")
+        return self
 
 
 class ResolvedRequest(BaseModel):
@@ -72,6 +106,9 @@ class Detail(BaseModel):
     parameters: int = Field(description="Parameters of the released model (language + vision).")
     parameters_language: int = Field(description="Parameters of the language model.")
     parameters_vision: int = Field(description="Parameters of the vision tower and projector (0 for text models).")
+    # --- catalog (issue 8) ---
+    parameters_active: int | None = Field(
+        None, description="Parameters one token uses (MoE: minus the routed experts it skips; embeddings included).")
     weights_language_bytes: int = Field(description="Language-model weights as stored in this format.")
     weights_vision_bytes: int = Field(description="Vision tower + projector as stored in this format.")
     weights_host_bytes: int = Field(description="Weights the runtime keeps in host RAM (llama.cpp token_embd).")
@@ -110,6 +147,23 @@ class TracedPeak(BaseModel):
     note: str = Field(description="What the traced peak leaves out: the GPU-only additions in `overhead`.")
 
 
+# --- Hub source (hub branch, issue 8) ---
+class HubSource(BaseModel):
+    """Where a model fetched from the Hugging Face Hub came from, and its checkpoint size cross-check."""
+
+    repo: str = Field(description="Hugging Face repo id, owner/name.")
+    revision: str = Field(description="The commit config.json was read at (X-Repo-Commit), else the asked one.")
+    pinned: bool = Field(description="True when `revision` is the commit sha the Hub reported.")
+    config_url: str = Field(description="Public URL of that config.json.")
+    index_total_size: int | None = Field(
+        None, description="`metadata.total_size` of model.safetensors.index.json (bytes), when the repo has one.")
+    stored_bytes: int = Field(description="Our count of the checkpoint's tensor bytes in its stored format.")
+    stored_format: str = Field(description="That stored format's slug.")
+    matches_index: bool | None = Field(
+        None, description="stored_bytes == index_total_size; null without an index.")
+    notes: list[str] = Field(default_factory=list, description="What could not be pinned or read, and why.")
+
+
 class VramEstimate(BaseModel):
     """The answer: resolved inputs, a breakdown in bytes, how it was derived and where it fits."""
 
@@ -125,6 +179,9 @@ class VramEstimate(BaseModel):
     fits: list[GpuFit] = Field(description="Catalog GPUs, the requested one first, then by memory.")
     # --- trace option (issue 11) ---
     trace: TracedPeak | None = Field(None, description="With trace=true: the traced allocated peak.")
+    hub: HubSource | None = Field(  # --- Hub source (hub branch, issue 8) ---
+        None, description="For a model fetched from the Hugging Face Hub: the pinned revision and the check of "
+                          "our weight bytes against the repo's safetensors index.")
 
 
 class WeightGroup(BaseModel):

@@ -2,7 +2,9 @@
 
 bytes = 2 (K and V) x layers x kv_heads x head_dim x bytes per element x tokens x batch
 (MLA caches one latent of kv_lora_rank + qk_rope_head_dim per layer instead of K and V;
-sliding-window layers hold at most `sliding_window` tokens).
+sliding-window layers hold at most `sliding_window` tokens). Which layers slide is
+`LanguageModel.layer_types` (Gemma 2 and gpt-oss alternate, Gemma 3 five of six, Qwen2 from
+max_window_layers on); the total only needs their count, `sliding_window_layers`.
 """
 
 from __future__ import annotations
@@ -55,6 +57,15 @@ def kv_bytes(lm: LanguageModel, kv: KvType, tokens: int) -> int:
     halves = 1 if lm.mla is not None else 2
     row = kv.bytes_for(kv_row_elements(lm) // halves) * halves
     return row * (full * tokens + lm.sliding_window_layers * windowed)
+
+
+# --- catalog (issue 8) ---
+def layer_tokens(lm: LanguageModel, tokens: int) -> list[int]:
+    """Positions each layer caches for a `tokens`-long sequence (the per-layer window pattern)."""
+    types = lm.layer_types or ("sliding",) * lm.sliding_window_layers + ("full",) * (
+        lm.layers - lm.sliding_window_layers)
+    window = min(tokens, lm.sliding_window or tokens)
+    return [window if t == "sliding" else tokens for t in types]
 
 
 def image_positions(spec: ModelSpec, images: int) -> int:

@@ -194,3 +194,21 @@ def count_parameters(spec: ModelSpec) -> ParameterCount:
         if not t.gguf_only:
             counts[t.part] += t.numel
     return ParameterCount(counts["language"], counts["vision"])
+
+
+# --- catalog (issue 8) ---
+@per_spec
+def count_active_parameters(spec: ModelSpec) -> int:
+    """Parameters one token runs through: all of them minus the routed experts it is not sent to.
+
+    Embeddings are included (a vendor may quote active counts without them: OpenAI's gpt-oss card does).
+    Dense models: equal to the total.
+    """
+    total = count_parameters(spec).total
+    lm = spec.language_model
+    moe = lm.moe
+    if moe is None:
+        return total
+    per_expert = 3 * lm.hidden * moe.expert_ffn + ((2 * moe.expert_ffn + lm.hidden) if moe.expert_bias else 0)
+    idle = (lm.layers - moe.first_dense_layers) * (moe.experts - moe.experts_per_token) * per_expert
+    return total - idle

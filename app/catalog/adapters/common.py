@@ -55,6 +55,8 @@ def decoder(c: Cfg, *, tied_default: bool, head_dim_key: str = "head_dim") -> di
         c.note("head_dim", f"hidden_size / num_attention_heads ({head_dim_key} absent)")
         if head_dim < 1:
             raise InvalidConfigValue(c.prefix + "num_attention_heads", heads, f"at most hidden_size={hidden}")
+    c.note("ffn_kind", f"transformers {c.model_type} MLP: gate_proj, up_proj, down_proj")
+    c.note("norm", f"transformers {c.model_type} RMSNorm (weight only)")
     return dict(
         layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
         ffn=c.int("ffn", "intermediate_size"),

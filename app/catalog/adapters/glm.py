@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.catalog.adapters.common import Adapted, decoder, dtype, no_window, window
-from app.catalog.config import LIMITS, Cfg
+from app.catalog.config import LIMITS, Cfg, InvalidConfigValue
 
 
 def _glm_layout(c: Cfg, lm: dict[str, Any], norms: int) -> Adapted:
@@ -36,6 +36,9 @@ def chatglm(c: Cfg) -> Adapted:
 
     One fused query_key_value linear, dense_h_to_4h = [2 x ffn_hidden_size] (SwiGLU), output_layer untied.
     """
+    if c.has("vision_config"):  # GLM-4V-9B's EVA2-CLIP tower: not modelled from config (the catalog has it)
+        raise InvalidConfigValue("vision_config", "{...}", "absent: the remote-code GLM-4V vision tower is not "
+                                 "importable; use the catalog's glm-4v-9b (THUDM/glm-4v-9b)")
     layers = c.int("layers", "num_layers", high=LIMITS["layers"])
     hidden = c.int("hidden", "hidden_size")
     heads = c.int("heads", "num_attention_heads", high=hidden)
