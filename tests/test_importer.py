@@ -173,10 +173,18 @@ def test_fuzz_mutated_real_configs(slug: str, data):
     _import(config)
 
 
-@pytest.mark.parametrize("model_type", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("model_type", sorted(set(ARCHITECTURES) - {"gemma3_text"}))
 def test_each_type_with_only_model_type_is_a_422(model_type: str):
     with pytest.raises(InvalidRequest):
         spec_from_config({"model_type": model_type})
+
+
+def test_gemma3_text_alone_is_gemma3_text_configs_defaults():
+    """Gemma3TextConfig() is complete on its own (released Gemma 3 text_configs rely on it), so a bare
+    {"model_type": "gemma3_text"} is its default model, as transformers builds it."""
+    lm = spec_from_config({"model_type": "gemma3_text"}).language_model
+    assert (lm.layers, lm.hidden, lm.heads, lm.kv_heads, lm.head_dim, lm.vocab) == (26, 2304, 8, 4, 256, 262_208)
+    assert lm.field_sources["layers"] == "num_hidden_layers absent: transformers Gemma3TextConfig default"
 
 
 def test_chatglm_with_a_vision_tower_is_refused_not_undercounted():

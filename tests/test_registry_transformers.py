@@ -159,3 +159,17 @@ def test_active_parameters_equal_vendor_cards():
     assert round((active("gpt-oss-120b") - embedding) / 1e9, 2) == 5.13
     assert active("qwen3-14b") == count_parameters(spec_from_config(
         json.loads((CONFIGS / "qwen3-14b" / "config.json").read_text()))).total  # dense: all of them
+
+
+def test_gemma3_minimal_text_config_uses_transformers_defaults():
+    """Released Gemma 3 configs leave most text_config keys to Gemma3TextConfig's defaults; a config with
+    only the keys that differ must count like transformers, which fills in the same defaults."""
+    config = {"model_type": "gemma3", "mm_tokens_per_image": 256, "torch_dtype": "bfloat16",
+              "text_config": {"model_type": "gemma3_text", "hidden_size": 2560, "intermediate_size": 10240,
+                              "num_hidden_layers": 34, "sliding_window": 1024},
+              "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 1152, "image_size": 896,
+                                "intermediate_size": 4304, "num_attention_heads": 16, "num_hidden_layers": 27,
+                                "patch_size": 14, "vision_use_head": False}}
+    spec = spec_from_config(config)
+    assert spec.language_model.head_dim == 256 and spec.language_model.kv_heads == 4
+    assert count_parameters(spec).total == _transformers_count(config)

@@ -50,6 +50,13 @@ class Cfg:
         self.model_type = model_type
         self.prefix = prefix
         self.sources: dict[str, str] = {}
+        # keys a release may leave out because transformers' configuration class fills them in
+        self.class_defaults: dict[str, Any] = {}
+        self.class_name = ""
+
+    def with_class_defaults(self, class_name: str, defaults: dict[str, Any]) -> Cfg:
+        self.class_name, self.class_defaults = class_name, defaults
+        return self
 
     def sub(self, key: str) -> Cfg:
         """The nested dict under `key` (text_config, vision_config), sharing nothing with this view."""
@@ -83,6 +90,9 @@ class Cfg:
                     raise InvalidConfigValue(self.prefix + key, value, f"{low} to {high}")
                 self.sources[field] = f"config.json {self.prefix}{key}"
                 return int(value)
+        if default is _MISSING and keys and keys[0] in self.class_defaults:
+            self.sources[field] = f"{self.prefix}{keys[0]} absent: transformers {self.class_name} default"
+            return int(self.class_defaults[keys[0]])
         if default is _MISSING:
             raise MissingConfigKey(self.prefix + keys[0], self.model_type)
         if keys:

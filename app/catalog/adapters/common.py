@@ -44,11 +44,12 @@ def decoder(c: Cfg, *, tied_default: bool, head_dim_key: str = "head_dim") -> di
     layers = c.int("layers", "num_hidden_layers", high=LIMITS["layers"])
     hidden = c.int("hidden", "hidden_size")
     heads = c.int("heads", "num_attention_heads", high=LIMITS["width"] // 8)
-    kv_heads = c.int("kv_heads", "num_key_value_heads", default=heads, high=heads)
+    kv_default = c.class_defaults.get("num_key_value_heads", heads)  # Llama & co: absent means one per head
+    kv_heads = c.int("kv_heads", "num_key_value_heads", default=kv_default, high=heads)
     if heads % kv_heads:
         raise InvalidConfigValue(c.prefix + "num_key_value_heads", kv_heads,
                                  f"a divisor of num_attention_heads={heads}")
-    if c.has(head_dim_key):
+    if c.has(head_dim_key) or head_dim_key in c.class_defaults:
         head_dim = c.int("head_dim", head_dim_key)
     else:
         head_dim = hidden // heads

@@ -64,6 +64,7 @@ def qwen2(c: Cfg) -> Adapted:
 
 def qwen3(c: Cfg) -> Adapted:
     """Qwen3ForCausalLM: no biases (attention_bias), per-head q_norm/k_norm, explicit head_dim."""
+    c.with_class_defaults("Qwen3Config", {"head_dim": 128})
     lm = decoder(c, tied_default=False)
     lm["qkv_bias"] = lm["output_bias"] = c.bool("qkv_bias", "attention_bias", False)
     lm["qk_norm"] = True
@@ -72,6 +73,8 @@ def qwen3(c: Cfg) -> Adapted:
 
 
 def _gemma_common(c: Cfg, norms: int) -> dict[str, Any]:
+    if not c.class_defaults:
+        c.with_class_defaults("GemmaConfig / Gemma2Config", {"head_dim": 256})
     lm = decoder(c, tied_default=True)
     lm["ffn_kind"] = "geglu"
     c.note("ffn_kind", "transformers GemmaMLP (gate_proj, up_proj, down_proj; gelu_pytorch_tanh)")
@@ -96,8 +99,16 @@ def gemma2(c: Cfg) -> Adapted:
     return _finish(c, lm, types)
 
 
+# transformers models/gemma3/configuration_gemma3.py Gemma3TextConfig defaults: released Gemma 3 configs
+# (the multimodal ones' text_config) leave most of these keys out and rely on them
+GEMMA3_TEXT_DEFAULTS = {"vocab_size": 262_208, "hidden_size": 2304, "intermediate_size": 9216,
+                        "num_hidden_layers": 26, "num_attention_heads": 8, "num_key_value_heads": 4,
+                        "head_dim": 256, "max_position_embeddings": 131_072, "sliding_window": 4096}
+
+
 def gemma3_text(c: Cfg, root: Cfg | None = None) -> Adapted:
     """Gemma3ForCausalLM: Gemma 2's layout plus q/k norms; five sliding layers per full one."""
+    c.with_class_defaults("Gemma3TextConfig", GEMMA3_TEXT_DEFAULTS)
     lm = _gemma_common(c, 4)
     lm["qk_norm"] = True
     c.note("qk_norm", "transformers Gemma3Attention (q_norm, k_norm: Gemma3RMSNorm(head_dim))")

@@ -23,11 +23,13 @@ def _glm_layout(c: Cfg, lm: dict[str, Any], norms: int) -> Adapted:
 
 def glm(c: Cfg) -> Adapted:
     """GlmForCausalLM (GLM-4-9B as converted for transformers): q/k/v biases, fused gate_up, 2 norms."""
+    c.with_class_defaults("GlmConfig", {"head_dim": 128})
     return _glm_layout(c, decoder(c, tied_default=False), 2)
 
 
 def glm4(c: Cfg) -> Adapted:
     """Glm4ForCausalLM (GLM-4-0414, GLM-Z1): GLM's layout with post-attention and post-MLP norms."""
+    c.with_class_defaults("Glm4Config", {"head_dim": 128})
     return _glm_layout(c, decoder(c, tied_default=False), 4)
 
 

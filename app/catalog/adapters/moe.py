@@ -147,6 +147,7 @@ def deepseek_v3(c: Cfg) -> Adapted:
 
 def gpt_oss(c: Cfg) -> Adapted:
     """GptOssForCausalLM: biased attention with sinks, biased router and experts; sliding/full alternate."""
+    c.with_class_defaults("GptOssConfig", {"head_dim": 64})
     lm = decoder(c, tied_default=False)
     lm["qkv_bias"] = lm["linear_bias"] = c.bool("qkv_bias", "attention_bias", True)
     c.note("linear_bias", c.sources["qkv_bias"] + " (o_proj too; gpt-oss has no dense MLP)")
