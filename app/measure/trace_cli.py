@@ -38,7 +38,7 @@ GiB = 1 << 30
 TABLE_MODELS = (
     "llama-3.1-8b", "glm-4-9b-chat", "glm-4-9b-0414", "glm-4.1v-9b-thinking", "glm-4v-9b", "qwen2.5-7b-instruct",
     "qwen3-8b", "mistral-nemo-base-2407", "gemma-2-9b-it", "phi-3.5-mini-instruct", "mixtral-8x7b-v0.1",
-    "qwen3-30b-a3b", "gpt-oss-20b", "deepseek-v3",
+    "qwen3-30b-a3b", "gpt-oss-20b", "deepseek-v3", "gemma-3-1b-it",
 )
 
 

@@ -76,6 +76,7 @@ class HfCode:
     score_compute / score_fp32: score-sized tensors live at the softmax, in the compute dtype and in fp32
         (transformers' eager_attention_forward: the scores, then softmax(dtype=float32) = fp32 copy + output).
     expert_units: multiples of expert_ffn live per routed token (fused gate_up 2F, act F, product F).
+    rotary_tables: rotary (cos, sin) pairs held through the forward.
     fp32_routing: the routing weights stay fp32, so the weighted expert outputs and their unsorted copy
         are fp32 (Mixtral); otherwise they are cast to the compute dtype first (Qwen3-MoE).
     """
@@ -85,15 +86,23 @@ class HfCode:
     score_fp32: int = 2
     expert_units: int = 4
     fp32_routing: bool = False
+    rotary_tables: int = 1  # (cos, sin) pairs the model computes once per forward (Gemma 3: global + local)
 
 
 SDPA = HfCode()
 
 
-def hf_resident_per_token(lm: LanguageModel, element_bytes: int) -> int:
+def hf_resident_per_token(lm: LanguageModel, element_bytes: int, code: HfCode = SDPA) -> int:
     """Bytes per token held through the whole prefill: the embedding output (kept by the model's forward),
     the current layer's input, rotary cos and sin ([batch, tokens, head_dim] each), the int64 inputs."""
-    return element_bytes * (2 * lm.hidden + 2 * lm.head_dim) + 8 * INT64_INPUTS
+    return element_bytes * (2 * lm.hidden + 2 * code.rotary_tables * lm.head_dim) + 8 * INT64_INPUTS
+
+
+def _sdpa_sliding_mask(lm: LanguageModel, tokens: int, code: HfCode) -> bool:
+    """SDPA gets an explicit boolean [1, 1, tokens, tokens] mask for sliding-window layers once the
+    prompt is longer than the window (full layers pass is_causal, no mask)."""
+    return (not code.eager and 0 < lm.sliding_window_layers < lm.layers and lm.sliding_window is not None
+            and tokens > lm.sliding_window)
 
 
 def _score_elements(lm: LanguageModel, batch: int, tokens: int) -> int:
@@ -133,7 +142,9 @@ def hf_attention_phase(lm: LanguageModel, e: int, batch: int, tokens: int, code:
     q = lm.heads * lm.head_dim
     n = batch * tokens
     if not code.eager:
-        return n * (e * (lm.hidden + 2 * q) + 4 * lm.heads)
+        # SDPA turns a boolean mask into an additive one in the compute dtype for the call
+        converted = batch * tokens * tokens * e if _sdpa_sliding_mask(lm, tokens, code) else 0
+        return n * (e * (lm.hidden + 2 * q) + 4 * lm.heads) + converted
     expanded = 2 * q if lm.kv_heads < lm.heads else 0
     scores = _score_elements(lm, batch, tokens) * (code.score_compute * e + code.score_fp32 * 4)
     return n * e * (lm.hidden + q + expanded) + scores
@@ -141,10 +152,10 @@ def hf_attention_phase(lm: LanguageModel, e: int, batch: int, tokens: int, code:
 
 def hf_attention_masks(lm: LanguageModel, e: int, batch: int, tokens: int, code: HfCode) -> int:
     """Eager attention gets additive [batch, 1, tokens, tokens] masks in the compute dtype, built once per
-    forward and held through it: one for full attention, one more when some layers slide (SDPA without
-    padding passes is_causal and no mask)."""
-    if not code.eager:
-        return 0
+    forward and held through it: one for full attention, one more when some layers slide. SDPA without
+    padding passes is_causal and no mask, except a boolean one for sliding layers (_sdpa_sliding_mask)."""
+    if not code.eager:  # without padding the boolean mask is [1, 1, tokens, tokens], broadcast over the batch
+        return tokens * tokens if _sdpa_sliding_mask(lm, tokens, code) else 0
     kinds = 1 + int(0 < lm.sliding_window_layers < lm.layers)
     return kinds * batch * tokens * tokens * e
 
@@ -153,6 +164,6 @@ def hf_prefill_bytes(lm: LanguageModel, element_bytes: int, batch: int, tokens: 
     """Peak temporaries of a transformers prefill (DynamicCache, logits of the last position only): the
     resident tensors plus the larger of the last layer's MLP and attention, beside weights and KV cache."""
     e = element_bytes
-    resident = (batch * tokens * hf_resident_per_token(lm, e) + hf_attention_masks(lm, e, batch, tokens, code)
+    resident = (batch * tokens * hf_resident_per_token(lm, e, code) + hf_attention_masks(lm, e, batch, tokens, code)
                 + SMALL_TENSORS_BYTES)
     return resident + max(hf_mlp_phase(lm, e, batch, tokens, code), hf_attention_phase(lm, e, batch, tokens, code))

@@ -38,6 +38,8 @@ EAGER_ATTENTION: dict[str, tuple[str, HfCode]] = {
 SDPA_CODE: dict[str, HfCode] = {
     # models/mixtral/modeling_mixtral.py: fp32 routing weights, so the weighted expert outputs are fp32
     "Mixtral": HfCode(fp32_routing=True),
+    # models/gemma3/modeling_gemma3.py: a global and a local rotary embedding, both computed per forward
+    "Gemma 3": HfCode(rotary_tables=2),
 }
 
 
@@ -93,6 +95,9 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
         "torch MemTracker)",
         *_gpu_lines(inp, slack),
     ]
+    if not eager and 0 < lm.sliding_window_layers < lm.layers and inp.sequence > (lm.sliding_window or 0):
+        notes.append("SDPA gets an explicit [tokens x tokens] mask for the sliding-window layers (and a copy "
+                     "in the compute dtype during the call): that part grows with the square of the length")
     if lm.sliding_window_layers:
         notes.append("sliding-window layers keep the whole prompt's K/V until the first decoded token "
                      "(DynamicSlidingWindowLayer)")
