@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from app.catalog import SPECS_DIR, Catalog
+from app.estimator.llamacpp_check import check_grid, grid_specs, load_grid
 from app.estimator.measurements import Comparison, MeasurementFile, card_naive_total, compare, summary
 from app.estimator.runtimes.transformers import eager_reason  # traced peaks (issue 11)
 from app.estimator.traces import TraceComparison, TraceFile, compare_trace, load_traces
@@ -102,3 +104,45 @@ def trace_report(catalog: Catalog) -> TraceReport:
             models.append(TracedModel(f.model, spec.name, f, [compare_trace(spec, r) for r in f.rows],
                                       eager_reason(spec)))
     return TraceReport(models, skipped)
+# --- llama.cpp grid (issue 9) ---
+@dataclass(frozen=True)
+class LlamaCppAccuracy:
+    """The committed llama.cpp grid beside our estimate of each load."""
+
+    checks: list[Any]
+    versions: dict[str, str]
+    measured_at: str
+    machine: dict[str, Any]
+
+    @property
+    def exact_share(self) -> float:
+        kinds = ("model", "kv", "output")
+        return sum(all(c.exact(k) for k in kinds) for c in self.checks) / max(len(self.checks), 1)
+
+    @property
+    def compute_error(self) -> tuple[float, float]:
+        return summary([c.compute_error for c in self.checks]) if self.checks else (0.0, 0.0)
+
+    @property
+    def compute_under_share(self) -> float:
+        return sum(c.compute_error < 0 for c in self.checks) / max(len(self.checks), 1)
+
+
+_LLAMACPP: dict[tuple[int, float], LlamaCppAccuracy] = {}
+
+
+def llamacpp_accuracy(catalog: Catalog) -> LlamaCppAccuracy:
+    """The grid compared once per catalog and grid file (a few hundred estimates)."""
+    path = catalog.root / "llamacpp" / "grid.json"
+    key = (id(catalog), path.stat().st_mtime if path.exists() else 0.0)
+    if key not in _LLAMACPP:
+        _LLAMACPP[key] = _llamacpp_accuracy(catalog)
+    return _LLAMACPP[key]
+
+
+def _llamacpp_accuracy(catalog: Catalog) -> LlamaCppAccuracy:
+    root = catalog.root / "llamacpp"
+    grid = load_grid(root / "grid.json")
+    models = grid_specs(root / "specs", catalog.models)
+    return LlamaCppAccuracy(check_grid(grid, models), grid.get("versions", {}), grid.get("measured_at", ""),
+                            grid.get("machine", {}))

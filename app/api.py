@@ -6,7 +6,7 @@ import json
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -26,10 +26,14 @@ from app.estimator import (
     count_parameters,
     weights_report,
 )
+from app.estimator.gguf_estimate import estimate_gguf
+from app.estimator.gguf_file import MAX_HEADER_BYTES
 from app.estimator.io import WeightsRequest  # catalog (issue 8)
 from app.estimator.memo import per_spec
 from app.estimator.params import count_active_parameters
 from app.estimator.spec import ModelSpec
+from app.hub_errors import HubUnavailable
+from app.hub_gguf import fetch_gguf_header
 from app.rendering import represent_estimate
 from app.trace_option import with_trace  # trace option (issue 11); imports torch only when asked
 
@@ -151,3 +155,67 @@ health = APIRouter(tags=["health"])
 @health.get("/healthz", summary="Liveness")
 def healthz(catalog: CatalogDep) -> dict[str, Any]:
     return {"status": "ok", "models": len(catalog.models)}
+
+
+# --- llama.cpp GGUF header upload (issue 9) ---
+_GGUF_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object",
+    "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                            "description": "The first bytes (header) of each part of the GGUF file."},
+                   "hf": {"type": "string", "description": "Instead of file: owner/name:file.gguf or a Hub URL."},
+                   **{k: v for k, v in VramRequest.model_json_schema()["properties"].items() if k != "model"}},
+}}}}}
+_GGUF_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS, 503: {"description": "The Hugging Face Hub could not be reached (hf only)."}}
+
+
+def _hub_parts(ref: str) -> list[tuple[str, bytes]]:
+    """Header bytes of each part of a Hub GGUF (`owner/name:file.gguf` or a Hub file URL), via app.hub_gguf."""
+    try:
+        return [(h.filename, h.header) for h in fetch_gguf_header(ref, field="hf")]
+    except HubUnavailable as exc:
+        raise HTTPException(503, str(exc)) from exc
+
+
+def _gguf_request(fields: dict[str, Any]) -> VramRequest:
+    try:
+        return VramRequest.model_validate({"model": "gguf-file", **fields})
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
+
+
+async def _gguf_form(request: Request) -> tuple[list[tuple[str, bytes]], VramRequest]:
+    parts: list[tuple[str, bytes]] = []
+    fields: dict[str, Any] = {}
+    async with request.form(max_files=64, max_fields=64) as form:
+        for key, value in form.multi_items():
+            if key == "file" and not isinstance(value, str):
+                parts.append((value.filename or "upload.gguf", await value.read(MAX_HEADER_BYTES + 1)))
+            elif isinstance(value, str) and value != "":
+                fields[key] = value
+    ref = fields.pop("hf", None)
+    params = _gguf_request(fields)
+    return (_hub_parts(ref) if ref and not parts else parts), params
+
+
+def _gguf_answer(parts: list[tuple[str, bytes]], params: VramRequest, catalog: Catalog) -> Response:
+    return Response(estimate_gguf(parts, params, catalog.gpus).model_dump_json(), media_type="application/json")
+
+
+@router.post("/gguf", response_model=VramEstimate, responses=_GGUF_ERRORS, openapi_extra=_GGUF_BODY,
+             summary="Estimate llama.cpp memory for a GGUF file (header upload or Hub file)")
+async def gguf_post(request: Request, catalog: CatalogDep) -> Response:
+    """Send the header bytes of a .gguf as `file` (each part of a split file as another `file`), or a Hub
+    file as `hf` (`owner/name:file.gguf` or its URL), and the llama.cpp knobs as form fields. Weights are the
+    file's tensors to the byte; KV and compute follow its architecture keys."""
+    parts, params = await _gguf_form(request)
+    return _gguf_answer(parts, params, catalog)
+
+
+@router.get("/gguf", response_model=VramEstimate, responses=_GGUF_ERRORS,
+            summary="Estimate llama.cpp memory for a GGUF file on the Hugging Face Hub")
+def gguf_get(request: Request, catalog: CatalogDep,
+             hf: Annotated[str, Query(description="owner/name:file.gguf or a Hub file URL.")]) -> Response:
+    """The same estimate for a Hub GGUF, knobs as query parameters (only its header is fetched)."""
+    fields = {k: v for k, v in request.query_params.items() if k != "hf" and v != ""}
+    return _gguf_answer(_hub_parts(hf), _gguf_request(fields), catalog)

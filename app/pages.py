@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from app.accuracy import accuracy_report, trace_report
+from app.accuracy import accuracy_report, llamacpp_accuracy, trace_report
 from app.catalog import Catalog
 from app.deps import get_catalog
 from app.estimator import KV_TYPES, RUNTIMES, InvalidRequest, VramEstimate, VramRequest, estimate
@@ -84,4 +84,5 @@ def calculator(request: Request, catalog: CatalogDep) -> Response:
 @router.get("/accuracy")
 def accuracy(request: Request, catalog: CatalogDep) -> Response:
     return _page(request, "accuracy.html", {"report": accuracy_report(catalog),
+                                            "llamacpp": llamacpp_accuracy(catalog),  # llama.cpp grid (issue 9)
                                             "traces": trace_report(catalog)})  # traced peaks (issue 11)

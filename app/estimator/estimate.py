@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from app.estimator.errors import OutOfRange, UnknownChoice
 from app.estimator.gpus import Gpu, fits
@@ -17,9 +18,18 @@ from app.estimator.io import (
 )
 from app.estimator.kv_cache import KV_TYPES, KvType, image_positions, kv_bytes
 from app.estimator.params import count_active_parameters, count_parameters
-from app.estimator.quantization import FORMATS, Format, stored_weights
+from app.estimator.quantization import FORMATS, Format, StoredWeights, stored_weights
 from app.estimator.runtimes import RUNTIMES, Runtime, RuntimeInput
 from app.estimator.spec import ModelSpec
+
+
+@dataclass(frozen=True, slots=True)
+class GgufWeights:
+    """A GGUF file's weights (llama.cpp, issue 9): stored sizes, tensor table, architecture."""
+
+    weights: StoredWeights
+    tensors: tuple[Any, ...]
+    arch: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +77,15 @@ def _warnings(spec: ModelSpec, req: VramRequest, sequence: int) -> list[str]:
     return out
 
 
-def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> VramEstimate:
+def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
+             gguf: GgufWeights | None = None) -> VramEstimate:
     """GPU memory for running `spec` as `req` asks.
 
     Args:
         spec: the released model (catalog entry).
         req: the request; unset fields resolve to defaults.
         gpus: the GPU catalog, for the fit verdicts.
+        gguf: a GGUF file's own tensors (llama.cpp; issue 9), instead of the format's rules.
 
     Returns:
         The resolved request, a breakdown in bytes, the detail, assumptions, warnings and fits.
@@ -82,12 +94,14 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Vra
         InvalidRequest: a choice the model, format or runtime does not allow.
     """
     c = resolve(spec, req, gpus)
-    weights = stored_weights(spec, c.fmt.slug)
+    weights = gguf.weights if gguf else stored_weights(spec, c.fmt.slug)
     positions = image_positions(spec, req.images)
     sequence = req.context + positions
     gpu_memory = c.gpu.memory_bytes * req.gpu_count if c.gpu else None
     mem = c.runtime.memory(RuntimeInput(spec, c.fmt, weights, c.kv, sequence, req.batch, req.images,
-                                        req.gpu_count, req.flash_attention, gpu_memory))
+                                        req.gpu_count, req.flash_attention, gpu_memory, request=req,
+                                        gguf_tensors=gguf.tensors if gguf else None,
+                                        gguf_arch=gguf.arch if gguf else None))
     breakdown = Breakdown(weights=mem.weights, kv_cache=mem.kv_cache, activations=mem.activations,
                           overhead=mem.overhead)
     total = mem.weights + mem.kv_cache + mem.activations + mem.overhead
@@ -117,6 +131,7 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Vra
         breakdown=breakdown, total_bytes=total, detail=detail, assumptions=assumptions,
         warnings=_warnings(spec, req, sequence) + mem.warnings,
         fits=fits(mem.required or total, mem.usable_fraction, gpus, req.gpu_count, req.gpu),
+        host=mem.host, llamacpp=mem.llamacpp,  # llama.cpp (issue 9)
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -10,6 +10,12 @@ MAX_CONTEXT = 10_000_000
 MAX_BATCH = 4096
 MAX_IMAGES = 1024
 MAX_GPUS = 64
+# --- llama.cpp flags (issue 9) ---
+MAX_LLAMA_BATCH = 1 << 20
+MAX_LLAMA_SEQ = 256  # LLAMA_MAX_SEQ, src/llama-cparams.h
+MAX_LLAMA_LAYERS = 1024
+# llama.cpp's --cache-type-k/-v values (common/arg.cpp kv_cache_types)
+LlamaCacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
 
 
 class VramRequest(BaseModel):
@@ -44,6 +50,44 @@ class VramRequest(BaseModel):
     trace: bool = Field(False, description="transformers only: also trace the model's real code on fake tensors "
                         "(needs torch and transformers in the server's environment; seconds to a minute) and "
                         "answer the traced allocated peak beside the formula.")
+    # --- llama.cpp flags (issue 9) ---
+    # Names and defaults are llama.cpp's (common/common.h, common/arg.cpp, tools/server/server.cpp of the
+    # build vendored in llama-cpp-python 0.3.36). `context` stays the per-sequence context; llama-server's
+    # -c (n_ctx) is the KV pool of all slots together, so n_ctx defaults to context x n_parallel.
+    n_ctx: int | None = Field(
+        None, ge=0, le=MAX_CONTEXT,
+        description="llama.cpp -c/--ctx-size: KV cells of all sequences together (llama-server semantics); "
+                    "0 = the model's training context; default: context x n_parallel.")
+    n_batch: int = Field(2048, ge=1, le=MAX_LLAMA_BATCH,
+                         description="llama.cpp -b/--batch-size: logical batch (default 2048; capped at n_ctx).")
+    n_ubatch: int = Field(512, ge=1, le=MAX_LLAMA_BATCH,
+                          description="llama.cpp -ub/--ubatch-size: physical micro-batch the compute buffer is "
+                                      "sized for (default 512; capped at n_batch).")
+    n_parallel: int | None = Field(
+        None, ge=1, le=MAX_LLAMA_SEQ,
+        description="llama.cpp -np/--parallel: sequences (server slots); default: `batch`. llama-server's own "
+                    "default is auto = 4 slots sharing one unified KV pool of n_ctx cells.")
+    kv_unified: bool = Field(
+        False, description="llama.cpp -kvu: one KV pool shared by all sequences (n_ctx padded to 256) instead of "
+                           "n_parallel pools of n_ctx/n_parallel (each padded to 256). Default off, as llama.cpp "
+                           "when -np is given.")
+    n_gpu_layers: int | None = Field(
+        None, ge=0, le=MAX_LLAMA_LAYERS,
+        description="llama.cpp -ngl: repeating layers on the GPU; n_layer + 1 also puts the output layer there; "
+                    "default: all (-ngl all). The other layers' weights and KV stay in host RAM.")
+    cache_type_k: LlamaCacheType | None = Field(
+        None, description="llama.cpp -ctk/--cache-type-k (f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1); "
+                          "default: `kv_cache`, else f16.")
+    cache_type_v: LlamaCacheType | None = Field(
+        None, description="llama.cpp -ctv/--cache-type-v; a quantized V cache needs flash attention; "
+                          "default: `kv_cache`, else f16.")
+    embeddings: bool = Field(
+        False, description="llama.cpp --embeddings: the output buffer also holds n_embd floats per sequence "
+                           "(Ollama's runner turns it on).")
+    mmproj: bool | None = Field(
+        None, description="Vision models: whether the projector file is loaded. llama-server loads it only when "
+                          "--mmproj is passed (or by default with -hf, which fetches it); default: loaded when "
+                          "images > 0.")
 
     @field_validator("quantization", "kv_cache", "runtime", "gpu", mode="before")
     @classmethod
@@ -121,6 +165,69 @@ class Detail(BaseModel):
     max_concurrency: float | None = Field(None, description="vLLM: sequences of this length that fit at once.")
 
 
+# --- llama.cpp flags (issue 9) ---
+class LlamaCppBuffer(BaseModel):
+    """One buffer llama.cpp allocates and prints at load (llama_model_load / llama_context)."""
+
+    name: Literal["model", "kv", "compute", "output", "mmproj", "mmproj_compute"] = Field(
+        description="model (weights), kv (cache), compute (graph), output (logits), mmproj (projector).")
+    device: Literal["gpu", "host"] = Field(description="gpu (CUDA0 ...) or host (CPU, CPU_Mapped, CUDA_Host).")
+    bytes: int
+    basis: Literal["exact", "calibrated"] = Field(
+        description="exact: llama.cpp's own arithmetic; calibrated: fitted to llama.cpp's printed sizes.")
+
+
+class HostMemory(BaseModel):
+    """Host RAM llama.cpp uses beside the GPU, in bytes (weights are mmapped from the file)."""
+
+    weights: int = Field(description="Weights kept on the host: token_embd, layers not offloaded.")
+    kv_cache: int = Field(description="KV cache of the layers not offloaded.")
+    compute: int = Field(description="Host compute buffer (CUDA_Host, or CPU when nothing is offloaded).")
+    output: int = Field(description="Output (logits) buffer, in pinned host memory.")
+    total_bytes: int
+
+
+class LlamaCppReport(BaseModel):
+    """The llama.cpp context as resolved from the flags, and the buffers it prints."""
+
+    n_ctx: int = Field(description="KV cells of all sequences, after llama.cpp's padding.")
+    n_ctx_seq: int = Field(description="Cells one sequence may use.")
+    n_batch: int
+    n_ubatch: int
+    n_parallel: int
+    kv_unified: bool
+    n_gpu_layers: int = Field(description="Layers on the GPU as llama.cpp counts them (n_layer + 1 = all).")
+    output_on_gpu: bool
+    cache_type_k: str
+    cache_type_v: str
+    mmproj: bool = Field(description="Whether the projector file is counted as loaded.")
+    mmproj_bytes: int = Field(description="Weights of the projector file (F16), loaded or not.")
+    buffers: list[LlamaCppBuffer]
+
+
+class GgufTypeRow(BaseModel):
+    """One GGML type of a GGUF file's type mix."""
+
+    type: str
+    tensors: int
+    bytes: int
+
+
+class GgufFileReport(BaseModel):
+    """What a GGUF header says: architecture, parts, exact tensor bytes and the type mix."""
+
+    filename: str
+    architecture: str = Field(description="general.architecture")
+    name: str | None = Field(None, description="general.name")
+    file_type: str | None = Field(None, description="general.file_type as llama.cpp names it (e.g. MOSTLY_Q4_K_M).")
+    parts: int = Field(description="Files of a split GGUF (1 when not split).")
+    tensors: int
+    tensor_bytes: int = Field(description="Every tensor's stored bytes, summed (what llama_model_size reports).")
+    parameters: int = Field(description="Elements of every tensor.")
+    header_bytes: int = Field(description="Bytes before the tensor data of the first part.")
+    type_mix: list[GgufTypeRow]
+
+
 class GpuFit(BaseModel):
     gpu: str = Field(description="GPU slug (see /api/gpus).")
     name: str = Field(description="GPU name.")
@@ -182,6 +289,10 @@ class VramEstimate(BaseModel):
     hub: HubSource | None = Field(  # --- Hub source (hub branch, issue 8) ---
         None, description="For a model fetched from the Hugging Face Hub: the pinned revision and the check of "
                           "our weight bytes against the repo's safetensors index.")
+    # --- llama.cpp flags (issue 9) ---
+    host: HostMemory | None = Field(None, description="llama.cpp: host RAM beside the GPU breakdown.")
+    llamacpp: LlamaCppReport | None = Field(None, description="llama.cpp: resolved context and its buffers.")
+    gguf_file: GgufFileReport | None = Field(None, description="POST /api/gguf: the uploaded file's header.")
 
 
 class WeightGroup(BaseModel):

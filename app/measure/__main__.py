@@ -10,6 +10,14 @@ Writes model_specs/measurements/<device>-<UTC time>.json and the raw log beside 
 
 from __future__ import annotations
 
+import sys
+
+# --- llama.cpp grid (issue 9): torch-free, dispatched before the torch harness is imported ---
+if __name__ == "__main__" and sys.argv[1:2] == ["llamacpp-grid"]:
+    from app.measure.llamacpp_grid import main as _llamacpp_main
+
+    raise SystemExit(_llamacpp_main(sys.argv[2:]))
+
 import argparse
 import datetime as dt
 import itertools

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from app.estimator.io import HostMemory, LlamaCppReport, VramRequest
 from app.estimator.kv_cache import KvType
 from app.estimator.quantization import Format, StoredWeights
 from app.estimator.spec import ModelSpec
@@ -28,6 +30,9 @@ class RuntimeInput:
     gpu_count: int
     flash_attention: bool
     gpu_memory: int | None  # memory of all GPUs together, when a GPU was named
+    request: VramRequest | None = None  # the whole request, for runtime-specific flags (llama.cpp, issue 9)
+    gguf_tensors: tuple[Any, ...] | None = None  # llama.cpp: a GGUF file's tensor table (issue 9)
+    gguf_arch: str | None = None  # llama.cpp: the file's general.architecture (issue 9)
 
 
 @dataclass
@@ -44,6 +49,8 @@ class RuntimeMemory:
     max_concurrency: float | None = None
     assumptions: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    host: HostMemory | None = None  # llama.cpp (issue 9)
+    llamacpp: LlamaCppReport | None = None  # llama.cpp (issue 9)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,82 +1,95 @@
-"""llama.cpp (llama-server / llama-cli, CUDA backend, all layers offloaded).
+"""llama.cpp (llama-server / llama-cli, CUDA backend): the buffers it allocates at load, per device.
 
-Sources: shared/reference/quantization-and-runtimes.md s2; llama.cpp src/llama-context.cpp
-(graph_reserve for n_ubatch tokens) and src/llama-kv-cache.cpp (cache allocated up front).
+Model, KV and output buffers are llama.cpp's own arithmetic (exact; `llamacpp_buffers`), the compute
+buffers a model of ggml's graph allocator fitted to llama.cpp's printed sizes (calibrated;
+`llamacpp_compute`). Flags resolve as llama-server resolves them (`llamacpp_context`).
+Sources: llama.cpp src/llama-context.cpp, src/llama-model.cpp, src/llama-kv-cache*.cpp (build vendored
+in llama-cpp-python 0.3.36); checked against real llama.cpp on this project's grid (model_specs/llamacpp).
 """
 
 from __future__ import annotations
 
-from app.estimator.errors import InvalidRequest
-from app.estimator.kv_cache import kv_bytes
-from app.estimator.runtimes.activations import RESIDUAL_STREAMS
+from app.estimator.gguf_arch import ARCHS, SLUG_ARCH, GgufArch
+from app.estimator.io import HostMemory, LlamaCppBuffer, LlamaCppReport, VramRequest
 from app.estimator.runtimes.base import CUDA_CONTEXT_BYTES, MiB, Runtime, RuntimeInput, RuntimeMemory
-
-N_UBATCH = 512  # default --ubatch-size
-KV_PAD = 256  # n_ctx is padded to a multiple of 256
-F32 = 4  # the compute graph runs in F32
-
-
-def _pad(n: int, to: int) -> int:
-    return -(-n // to) * to
-
-
-def compute_buffer(inp: RuntimeInput, n_ctx: int) -> int:
-    """Worst-case graph for n_ubatch tokens over n_ctx cells: the largest of attention, FFN and output.
-
-    Without flash attention the F32 KQ tensor (n_ctx x n_ubatch x n_head x 4) dominates; the reference's
-    example (32 heads, n_ctx 32768: 2048 MiB of 2144) fixes the mask (F32 without FA, F16 with) and
-    the per-token terms below.
-    """
-    lm, ub = inp.spec.language_model, N_UBATCH
-    resid = ub * F32 * RESIDUAL_STREAMS * lm.hidden
-    qkv = ub * F32 * (lm.heads + 2 * lm.kv_heads) * lm.head_dim
-    mask = n_ctx * ub * (2 if inp.flash_attention else 4)
-    kq = 0 if inp.flash_attention else n_ctx * ub * lm.heads * F32
-    attention = kq + mask + qkv + resid
-    ffn = ub * F32 * 3 * lm.ffn + resid  # up (2F, or gate + up) and the SwiGLU product (F)
-    output = ub * F32 * lm.vocab + resid
-    return max(attention, ffn, output)
+from app.estimator.runtimes.llamacpp_buffers import (
+    catalog_tensors,
+    kv_cache,
+    output_buffer,
+    weights,
+)
+from app.estimator.runtimes.llamacpp_compute import compute_buffers, vision_buffer
+from app.estimator.runtimes.llamacpp_context import LLAMA_NAME, LlamaContext, resolve_context
 
 
-def vision_buffer(inp: RuntimeInput) -> int:
-    """mtmd/clip graph for one image: ViT activations, plus the KQ scores without flash attention."""
-    v = inp.spec.vision
-    if v is None or not inp.images:
-        return 0
-    t = v.encoder_tokens
-    scores = 0 if inp.flash_attention else v.heads * t * t * F32
-    return t * F32 * (RESIDUAL_STREAMS * v.hidden + 2 * v.mlp) + scores
+def _arch(inp: RuntimeInput) -> GgufArch | None:
+    name = inp.gguf_arch or SLUG_ARCH.get(inp.spec.slug)
+    return ARCHS.get(name) if name else None
+
+
+def _notes(c: LlamaContext, lm_layers: int, kv_cells: int, swa_cells: int) -> list[str]:
+    layers = "all layers" if c.n_gpu_layers > lm_layers else f"{max(c.n_gpu_layers - 1, 0)} of {lm_layers} layers"
+    out = "and the output layer " if c.output_on_gpu else ""
+    notes = [
+        f"llama.cpp: {layers} {out}on the GPU (-ngl {c.n_gpu_layers}); token_embd stays in host RAM (exact)",
+        f"n_ctx {c.n_ctx:,} (padded to 256), n_ctx_seq {c.n_ctx_seq:,}, {c.n_parallel} sequence(s), "
+        f"{'unified' if c.kv_unified else 'split'} KV: {kv_cells:,} cells per layer"
+        + (f", {swa_cells:,} per sliding-window layer" if swa_cells else "") + " (exact)",
+        f"KV cache K {LLAMA_NAME[c.type_k.slug]}, V {LLAMA_NAME[c.type_v.slug]} (exact)",
+        f"compute buffer for n_ubatch {c.n_ubatch} (n_batch {c.n_batch}), flash attention "
+        f"{'on' if c.flash_attention else 'off'}: CUDA figure modelled from llama.cpp's graph (calibrated)",
+        "output buffer: logits for n_parallel sequences, in host RAM (exact)",
+        f"CUDA context {CUDA_CONTEXT_BYTES // MiB} MiB per GPU (assumed)",
+    ]
+    return notes
 
 
 def memory(inp: RuntimeInput) -> RuntimeMemory:
-    if inp.kv.block > 1 and not inp.flash_attention:
-        raise InvalidRequest("flash_attention", f"llama.cpp needs flash attention for a quantized V cache "
-                             f"({inp.kv.slug}); set flash_attention=true or kv_cache to fp16, bf16 or fp32")
-    lm, w = inp.spec.language_model, inp.weights
-    cells = _pad(inp.batch * inp.sequence, KV_PAD)
-    kv = kv_bytes(lm, inp.kv, cells)
-    vision_weights = w.vision_bytes if inp.images else 0
-    weights = w.language_bytes - w.token_embd_bytes + vision_weights
-    activations = compute_buffer(inp, cells) + vision_buffer(inp)
-    overhead = inp.gpu_count * CUDA_CONTEXT_BYTES
-    notes = [
-        f"llama.cpp: all layers offloaded, KV cache allocated up front for {cells:,} cells "
-        f"(n_ctx padded to {KV_PAD})",
-        f"compute buffer for n_ubatch {N_UBATCH}, flash attention {'on' if inp.flash_attention else 'off'}",
-        f"token_embd ({w.token_embd_bytes / MiB:,.0f} MiB) stays in host RAM",
-        f"CUDA context {CUDA_CONTEXT_BYTES // MiB} MiB per GPU",
+    spec, lm = inp.spec, inp.spec.language_model
+    req = inp.request or VramRequest(model=spec.slug)
+    c = resolve_context(lm, req, inp.sequence, inp.kv, inp.flash_attention, inp.images)
+    arch = _arch(inp)
+    tensors = inp.gguf_tensors or catalog_tensors(spec, inp.fmt.slug)
+    w = weights(tensors, c, lm)
+    kv = kv_cache(lm, c, arch)
+    comp = compute_buffers(lm, c, arch)
+    out = output_buffer(lm, c)
+    mmproj = inp.weights.vision_bytes if spec.vision is not None else 0
+    vision = vision_buffer(inp) if c.mmproj and inp.images else 0
+    gpu_weights = w.gpu + (mmproj if c.mmproj else 0)
+    host = HostMemory(weights=w.host, kv_cache=kv.host, compute=comp.host, output=out,
+                      total_bytes=w.host + kv.host + comp.host + out)
+    buffers = [
+        LlamaCppBuffer(name="model", device="gpu", bytes=w.gpu, basis="exact"),
+        LlamaCppBuffer(name="model", device="host", bytes=w.host, basis="exact"),
+        LlamaCppBuffer(name="kv", device="gpu", bytes=kv.gpu, basis="exact"),
+        LlamaCppBuffer(name="kv", device="host", bytes=kv.host, basis="exact"),
+        LlamaCppBuffer(name="compute", device="gpu", bytes=comp.gpu, basis="calibrated"),
+        LlamaCppBuffer(name="compute", device="host", bytes=comp.host, basis="calibrated"),
+        LlamaCppBuffer(name="output", device="host", bytes=out, basis="exact"),
     ]
-    if inp.spec.vision is not None:
-        notes.append("vision projector (mmproj, F16) loaded on the GPU" if inp.images
-                     else "no image: the mmproj file is not loaded")
-    return RuntimeMemory(weights, kv, activations, overhead, cells, weights_host=w.token_embd_bytes,
-                         assumptions=notes)
+    if c.mmproj:
+        buffers += [LlamaCppBuffer(name="mmproj", device="gpu", bytes=mmproj, basis="exact"),
+                    LlamaCppBuffer(name="mmproj_compute", device="gpu", bytes=vision, basis="calibrated")]
+    report = LlamaCppReport(
+        n_ctx=c.n_ctx, n_ctx_seq=c.n_ctx_seq, n_batch=c.n_batch, n_ubatch=c.n_ubatch, n_parallel=c.n_parallel,
+        kv_unified=c.kv_unified, n_gpu_layers=c.n_gpu_layers, output_on_gpu=c.output_on_gpu,
+        cache_type_k=LLAMA_NAME[c.type_k.slug], cache_type_v=LLAMA_NAME[c.type_v.slug], mmproj=c.mmproj,
+        mmproj_bytes=mmproj, buffers=buffers)
+    notes = _notes(c, lm.layers, kv.cells_full, kv.cells_swa)
+    if spec.vision is not None:
+        notes.append(f"vision projector (mmproj, F16, {mmproj / MiB:,.0f} MiB) "
+                     + ("loaded on the GPU" if c.mmproj else "not loaded (llama-server loads it only with "
+                        "--mmproj, or by default with -hf)"))
+    overhead = inp.gpu_count * CUDA_CONTEXT_BYTES if c.n_gpu_layers else 0
+    return RuntimeMemory(gpu_weights, kv.gpu, comp.gpu + vision, overhead, c.n_ctx_seq,
+                         weights_host=w.host, assumptions=notes, host=host, llamacpp=report)
 
 
 RUNTIME = Runtime(
     slug="llama.cpp",
-    label="llama.cpp (CUDA, all layers on GPU)",
-    source="shared/reference/quantization-and-runtimes.md s2; llama.cpp src/llama-context.cpp",
+    label="llama.cpp (CUDA)",
+    source="llama.cpp src/llama-context.cpp, src/llama-model.cpp, src/llama-kv-cache.cpp",
     kv_types=("fp16", "bf16", "fp32", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"),
     default_kv=lambda spec, fmt: "fp16",
     memory=memory,

@@ -1,0 +1,197 @@
+"""llama.cpp's model, KV and output buffers, per device, to the byte.
+
+Sources (build vendored in llama-cpp-python 0.3.36):
+- src/llama-model.cpp load_tensors: token_embd on the host (dev_input is always the CPU), blk.N on the
+  device of layer N, output_norm/output on the output layer's device; a tied output duplicates
+  token_embd onto that device (TENSOR_DUPLICATED); rope_freqs sits with layer 0.
+- src/llama-model-loader.cpp: host weights are mmapped, the CPU_Mapped buffer spans the file range
+  from the first to the last host tensor.
+- ggml/src/ggml-cuda/ggml-cuda.cu: CUDA buffers align tensors to 128 B and pad a quantized tensor's
+  last row to a multiple of MATRIX_ROW_PADDING (512) elements.
+- src/llama-kv-cache.cpp / llama-kv-cache-iswa.cpp: one K and one V tensor per layer of
+  n_embd_k_gqa x kv_size x n_stream; SWA layers get GGML_PAD(min(kv_size, n_swa*(unified ? n_seq : 1)
+  + n_ubatch), 256) cells unless --swa-full.
+- src/llama-context.cpp output_reserve: logits n_vocab x n_seq_max F32, in the output device's host buffer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+from app.estimator import gguf
+from app.estimator.gguf_arch import GgufArch, is_swa_layer
+from app.estimator.memo import per_spec
+from app.estimator.params import language_tensors
+from app.estimator.runtimes.llamacpp_context import N_CTX_PAD, LlamaContext, pad
+from app.estimator.spec import LanguageModel, ModelSpec
+
+CUDA_ALIGN = 128  # ggml_backend_cuda_buffer_type_get_alignment
+MATRIX_ROW_PADDING = 512  # ggml-cuda/common.cuh
+F32 = 4
+_LAYER = re.compile(r"^blk\.(\d+)\.")
+
+
+@dataclass(frozen=True, slots=True)
+class TensorEntry:
+    """One tensor as a GGUF file stores it."""
+
+    name: str
+    ggml_type: GGMLQuantizationType
+    row: int  # ne[0]
+    nbytes: int
+    offset: int  # in the data section
+
+    @property
+    def layer(self) -> int | None:
+        m = _LAYER.match(self.name)
+        return int(m.group(1)) if m else None
+
+
+def cuda_alloc_size(t: TensorEntry) -> int:
+    """ggml_backend_cuda_buffer_type_get_alloc_size, aligned as the buffer lays tensors out."""
+    size = t.nbytes
+    block, block_bytes = GGML_QUANT_SIZES[t.ggml_type]
+    if block > 1 and t.row % MATRIX_ROW_PADDING:
+        size += block_bytes * (MATRIX_ROW_PADDING - t.row % MATRIX_ROW_PADDING) // block  # ggml_row_size
+    return pad(size, CUDA_ALIGN)
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    gpu: int  # CUDA model buffer
+    host: int  # CPU_Mapped model buffer (mmap range)
+    tensor_bytes: int  # every tensor once (llama_model_size)
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    """Tensors placed together: one repeating layer, the input (token_embd) or the output layer."""
+
+    cuda: int  # CUDA buffer bytes (padded)
+    lo: int  # first byte in the file
+    hi: int  # end of the last byte
+
+
+_GROUPS: dict[int, tuple[tuple[TensorEntry, ...], dict[str | int, _Group]]] = {}
+
+
+def _key(t: TensorEntry) -> str | int:
+    if t.name == "token_embd.weight":
+        return "input"
+    if t.name == "output.weight":
+        return "output_weight"
+    if t.name.startswith("rope_freqs"):
+        return 0  # created with layer 0 (duplicated to the others)
+    return "output" if t.layer is None else t.layer
+
+
+def _groups(tensors: tuple[TensorEntry, ...]) -> dict[str | int, _Group]:
+    """Per-group sums, computed once per tensor table (the table is cached per spec or per file)."""
+    hit = _GROUPS.get(id(tensors))
+    if hit is not None and hit[0] is tensors:
+        return hit[1]
+    acc: dict[str | int, list[int]] = {}
+    for t in tensors:
+        g = acc.setdefault(_key(t), [0, t.offset, 0])
+        g[0], g[1], g[2] = g[0] + cuda_alloc_size(t), min(g[1], t.offset), max(g[2], t.offset + t.nbytes)
+    out = {k: _Group(*v) for k, v in acc.items()}
+    if len(_GROUPS) > 256:
+        _GROUPS.clear()
+    _GROUPS[id(tensors)] = (tensors, out)  # holding the table keeps its id from being reused
+    return out
+
+
+def _on_gpu(key: str | int, c: LlamaContext, n_layer: int) -> bool:
+    if key == "input":
+        return False  # dev_input is always the CPU
+    if key in ("output", "output_weight"):
+        return c.output_on_gpu
+    return c.layer_on_gpu(int(key), n_layer)
+
+
+def weights(tensors: tuple[TensorEntry, ...], c: LlamaContext, lm: LanguageModel) -> Weights:
+    """Model buffers: CUDA (every GPU tensor, padded) and the mmapped host range."""
+    groups = _groups(tensors)
+    gpu, lo, hi = 0, None, 0
+    for key, g in groups.items():
+        if _on_gpu(key, c, lm.layers):
+            gpu += g.cuda
+        else:
+            lo, hi = (g.lo if lo is None else min(lo, g.lo)), max(hi, g.hi)
+    if c.output_on_gpu and "output_weight" not in groups and "input" in groups:
+        gpu += groups["input"].cuda  # tied: token_embd duplicated onto the output's device
+    return Weights(gpu, hi - (lo or 0), sum(t.nbytes for t in tensors))
+
+
+def swa_layers(lm: LanguageModel, arch: GgufArch | None) -> set[int]:
+    """Layers llama.cpp treats as sliding-window: the spec's layer_types, the architecture's pattern, else the
+    first N (only the count matters then, except for partial offload)."""
+    if lm.layer_types is not None:
+        return {il for il, kind in enumerate(lm.layer_types) if kind == "sliding"}
+    if arch is not None and arch.swa_pattern:
+        return {il for il in range(lm.layers) if is_swa_layer(arch, il)}
+    return set(range(lm.sliding_window_layers))
+
+
+def kv_cells(lm: LanguageModel, c: LlamaContext, swa: bool) -> int:
+    """Cells of one layer's cache over all streams (llama_kv_cache / llama_kv_cache_iswa)."""
+    size = c.n_ctx_seq
+    if swa and lm.sliding_window:
+        seqs = c.n_parallel if c.kv_unified else 1
+        size = pad(min(size, lm.sliding_window * seqs + c.n_ubatch), N_CTX_PAD)
+    return size * c.n_streams
+
+
+def _row(kv, elements: int) -> int:
+    return kv.bytes_for(elements)
+
+
+@dataclass(frozen=True, slots=True)
+class KvSplit:
+    gpu: int
+    host: int
+    k: int
+    v: int
+    cells_full: int  # cells of a full-attention layer, all streams
+    cells_swa: int  # cells of a sliding-window layer (0 without SWA)
+
+
+def kv_cache(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> KvSplit:
+    """K and V of every layer, on the device of its layer (offload_kqv, the default)."""
+    width = lm.kv_heads * lm.head_dim
+    windowed = swa_layers(lm, arch)
+    gpu = host = k_all = v_all = 0
+    for il in range(lm.layers):
+        cells = kv_cells(lm, c, il in windowed)
+        k, v = _row(c.type_k, width) * cells, _row(c.type_v, width) * cells
+        k_all, v_all = k_all + k, v_all + v
+        if c.layer_on_gpu(il, lm.layers):
+            gpu += k + v
+        else:
+            host += k + v
+    return KvSplit(gpu, host, k_all, v_all, kv_cells(lm, c, False),
+                   kv_cells(lm, c, True) if windowed else 0)
+
+
+def output_buffer(lm: LanguageModel, c: LlamaContext) -> int:
+    """Logits (and, with --embeddings, n_embd floats) for n_seq_max outputs (output_reserve at creation)."""
+    return (lm.vocab + (lm.hidden if c.embeddings else 0)) * c.n_parallel * F32
+
+
+GGUF_ALIGNMENT = 32  # GGUF_DEFAULT_ALIGNMENT: each tensor's data starts on a 32-byte boundary
+
+
+@per_spec
+def catalog_tensors(spec: ModelSpec, file_type: str) -> tuple[TensorEntry, ...]:
+    """The language model's tensors as llama-quantize writes `file_type`, in convert_hf_to_gguf's order."""
+    lm = spec.language_model
+    tensors = language_tensors(lm)
+    out, offset = [], 0
+    for t, ty in zip(tensors, gguf.language_types(lm, tensors, gguf.FILE_TYPES[file_type]), strict=True):
+        n = gguf.tensor_bytes(ty, t)
+        out.append(TensorEntry(t.name, ty, t.row, n, offset))
+        offset += pad(n, GGUF_ALIGNMENT)
+    return tuple(out)

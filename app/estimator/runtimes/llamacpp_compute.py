@@ -1,0 +1,95 @@
+"""llama.cpp's compute buffers: the peak of ggml's graph allocator for one worst-case micro-batch.
+
+llama_context reserves the graph for n_ubatch tokens (all of them outputs) attending to every KV cell
+(src/llama-context.cpp graph_reserve) and ggml-alloc packs its tensors, reusing freed memory. The peak
+is the largest of three moments of the graph, plus the inputs that live throughout:
+- inputs: the KQ mask per cache (n_kv x n_ubatch, F32; F16 with flash attention; llama-graph.cpp
+  build_attn_inp_kq_mask), token ids, positions, output ids;
+- attention without flash attention: the F32 KQ scores n_kv x n_ubatch x n_head (softmax in place);
+- the FFN: gate and up (n_ff x n_ubatch, F32) and their product;
+- the output: logits n_vocab x n_ubatch (F32).
+Each moment also holds a few n_embd x n_ubatch F32 activations (residual, normed input, ...): how
+many is fitted to llama.cpp's printed CPU buffers on this project's grid (model_specs/llamacpp),
+hence "calibrated".
+
+With CUDA the graph is split: the embedding lookup runs on the host (token_embd lives there), so the
+host compute buffer (CUDA_Host) holds the looked-up embeddings and the inputs the CPU fills in (the
+masks), the GPU buffer the rest plus copies of those inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.estimator.gguf_arch import GgufArch
+from app.estimator.runtimes.activations import RESIDUAL_STREAMS
+from app.estimator.runtimes.base import RuntimeInput
+from app.estimator.runtimes.llamacpp_buffers import kv_cells, swa_layers
+from app.estimator.runtimes.llamacpp_context import LlamaContext
+from app.estimator.spec import LanguageModel
+
+F32 = 4
+INPUT_INTS = 5  # token ids, positions, output ids, ...: int32 per token (the grid's +0.01 MiB per 512)
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeBuffers:
+    gpu: int  # CUDA0 compute buffer
+    host: int  # CUDA_Host compute buffer
+    cpu: int  # the CPU backend's single compute buffer (nothing offloaded): what the grid measures
+
+
+def _mask_elements(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> int:
+    """KQ mask elements of every cache (one per KV cell and token; the SWA cache has its own)."""
+    caches = [False] + ([True] if swa_layers(lm, arch) else [])
+    return sum(kv_cells(lm, c, swa) // c.n_streams * c.n_ubatch for swa in caches)
+
+
+def _phases(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, backend: str) -> dict[str, int]:
+    """Peak bytes at the graph's three largest moments, for the CPU backend or the CUDA split graph.
+
+    CPU (fitted to the grid): attention without FA holds the KQ scores, the F32 mask, Q, K, V and four
+    n_embd rows per token; the output holds the logits and two n_embd rows.
+    CUDA (fitted to field cases L1-L4): Q/K/V are not alive at the KQ peak (four n_embd rows beside the
+    scores and mask), the output holds one n_embd row, and with FA the mask's F32 and F16 forms.
+    """
+    ub, hidden = c.n_ubatch, lm.hidden
+    mask = _mask_elements(lm, c, arch)
+    q, kv = lm.heads * lm.head_dim, lm.kv_heads * lm.head_dim
+    kq = 0 if c.flash_attention else c.n_ctx_seq * ub * lm.heads * F32
+    ffn_width = lm.moe.expert_ffn * lm.moe.experts_per_token if lm.moe else lm.ffn
+    cpu = backend == "cpu"
+    attn_extra, out_extra = ((r * hidden for r in arch.compute_rows) if arch else (0, 0))
+    attn_rows = 4 * hidden + (q + 2 * kv if cpu else 0) + attn_extra
+    attention = kq + (mask * F32 if not c.flash_attention else 0) + attn_rows * ub * F32
+    fa_mask = mask * (2 if cpu else 2 + F32) if c.flash_attention else 0
+    # a quantized cache under FA keeps one more n_embd row alive at the output (grid: q8_0/q4_0 rows)
+    quantized = c.flash_attention and (c.type_k.block > 1 or c.type_v.block > 1)
+    rows = (2 if cpu else 1) + quantized
+    output = lm.vocab * ub * F32 + (rows * hidden + out_extra) * ub * F32 + (0 if cpu else fa_mask)
+    # the FFN of a layer: gate, up, their product and four n_embd rows, beside the masks every layer reads
+    # (with FA and a quantized cache the F16 mask was not alive there in the grid)
+    masks = 0 if quantized else (mask * 2 if c.flash_attention else mask * F32)
+    ffn = (3 * ffn_width + 4 * hidden) * ub * F32 + masks
+    return {"attention": attention, "output": output, "ffn": ffn}
+
+
+def compute_buffers(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> ComputeBuffers:
+    """Compute buffers in bytes for the resolved context (CUDA split graph, and the CPU-only figure)."""
+    ints = INPUT_INTS * c.n_ubatch * 4
+    cpu = max(_phases(lm, c, arch, "cpu").values()) + ints
+    if c.n_gpu_layers == 0:
+        return ComputeBuffers(0, cpu, cpu)
+    gpu = max(_phases(lm, c, arch, "cuda").values())
+    host = lm.hidden * c.n_ubatch * F32 + _mask_elements(lm, c, arch) * F32 + ints  # embeddings + F32 masks
+    return ComputeBuffers(gpu=gpu, host=host, cpu=cpu)
+
+
+def vision_buffer(inp: RuntimeInput) -> int:
+    """mtmd/clip graph for one image: ViT activations, plus the KQ scores without flash attention."""
+    v = inp.spec.vision
+    if v is None or not inp.images:
+        return 0
+    t = v.encoder_tokens
+    scores = 0 if inp.flash_attention else v.heads * t * t * F32
+    return t * F32 * (RESIDUAL_STREAMS * v.hidden + 2 * v.mlp) + scores

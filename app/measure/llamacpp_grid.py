@@ -1,0 +1,181 @@
+"""`python -m app.measure llamacpp-grid`: real llama.cpp (llama-cpp-python, CPU) on header-exact GGUFs.
+
+For each (model, file type) it writes a sparse GGUF (`llamacpp_gguf`); one subprocess
+(`llamacpp_probe`) runs llama.cpp's dry run (no_alloc, what --fit uses) for every (n_ctx, flash
+attention, n_ubatch, ...) point, and one subprocess per point of a subset loads it for real (mmap,
+buffers allocated); the buffer sizes llama.cpp prints are parsed. Output: model_specs/llamacpp/grid.json
+(parsed table, llama.cpp version, machine) and model_specs/llamacpp/logs/<model>-<ftype>.log.gz (raw
+logs, gzip). Torch-free.
+
+    python -m app.measure llamacpp-grid                    # the full grid (GRID below)
+    python -m app.measure llamacpp-grid --quick            # a small subset (CI)
+    python -m app.measure llamacpp-grid --models llama-3.1-8b --ftypes q4_k_m --out /tmp/g
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gzip
+import itertools
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from app.catalog import SPECS_DIR, load_catalog
+from app.estimator.llamacpp_check import grid_specs
+from app.estimator.spec import ModelSpec
+from app.measure.llamacpp_gguf import write_sparse_gguf
+from app.measure.llamacpp_probe import parse_log, split_log
+
+OUT = SPECS_DIR / "llamacpp"
+MODELS = ("llama-3.1-8b", "qwen2.5-7b-instruct", "gemma-2-9b-it", "mistral-7b-instruct-v0.2", "glm-4-9b-chat",
+          "qwen3-30b-a3b")
+FTYPES = ("q4_k_m", "q8_0", "q2_k")
+N_CTX = (2048, 8192, 32768)
+FLASH = ("off", "on")
+N_UBATCH = (512, 2048)
+QUICK = {"models": ("llama-3.1-8b",), "ftypes": ("q4_k_m",), "n_ctx": (2048, 8192), "flash": FLASH,
+         "n_ubatch": (512,)}
+# Extra points for the knobs the base grid does not move (n_parallel, unified KV, quantized cache)
+EXTRA = (
+    {"n_ctx": 8192, "flash_attn": "off", "n_ubatch": 512, "n_parallel": 4},
+    {"n_ctx": 8192, "flash_attn": "on", "n_ubatch": 512, "n_parallel": 4, "kv_unified": True},
+    {"n_ctx": 10000, "flash_attn": "on", "n_ubatch": 512, "n_parallel": 3},
+    {"n_ctx": 8192, "flash_attn": "on", "n_ubatch": 512, "cache_type_k": "q8_0", "cache_type_v": "q4_0"},
+    {"n_ctx": 2500, "flash_attn": "off", "n_ubatch": 1024, "n_batch": 1024},
+)
+
+
+# The llama.cpp commit llama-cpp-python 0.3.36 vendors (its sdist: .git/modules/vendor/llama.cpp/HEAD)
+VENDORED = {"0.3.36": "0c1e57098bba43ac29e6e3b677cdceebdd22334f"}
+
+
+def llama_cpp_version() -> dict[str, str]:
+    code = "import llama_cpp; print(llama_cpp.__version__); print(llama_cpp.llama_print_system_info().decode())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    lines = done.stdout.splitlines() or ["unknown"]
+    return {"llama_cpp_python": lines[0], "llama_cpp_commit": VENDORED.get(lines[0], "unknown"),
+            "system_info": " ".join(lines[1:]).strip(),
+            "build": "pip install llama-cpp-python (source build, CMAKE_ARGS=-DGGML_NATIVE=OFF), CPU backend"}
+
+
+def probe(path: Path, points: list[dict[str, Any]], timeout: int = 1800) -> list[tuple[dict[str, Any], str]]:
+    """Load `path` once in a fresh process and create one context per point; (parsed, raw log) per point."""
+    cmd = [sys.executable, "-m", "app.measure.llamacpp_probe", str(path), json.dumps(points)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                          cwd=Path(__file__).resolve().parents[2])
+    head = done.stderr.split("PROBE_POINT ")[0]  # the model load, shared by every point
+    out = []
+    for i, (body, result) in enumerate(split_log(done.stderr)):
+        parsed = parse_log(head + body)
+        parsed.update(result)
+        parsed["rc"] = 0 if result.get("ok") else (done.returncode or 1)
+        out.append((parsed, f"PROBE_POINT {i}\n{body}"))
+    out += [({"rc": done.returncode or 1}, done.stderr[-4000:])] * (len(points) - len(out))
+    return [(o, (head if i == 0 else "") + raw) for i, (o, raw) in enumerate(out)]
+
+
+def points(n_ctx, flash, n_ubatch, extra: bool) -> list[dict[str, Any]]:
+    base = [{"n_ctx": c, "flash_attn": f, "n_ubatch": u, "n_batch": 2048}
+            for c, f, u in itertools.product(n_ctx, flash, n_ubatch)]
+    return base + ([{"n_batch": 2048, **e} for e in EXTRA] if extra else [])
+
+
+def specs() -> dict[str, ModelSpec]:
+    """The catalog, plus grid-only specs (model_specs/llamacpp/specs) for models it does not have yet."""
+    return grid_specs(OUT / "specs", load_catalog().models)
+
+
+PRIMARY = "q4_k_m"  # the file type that gets the extra points and the n_ctx 8192 real loads
+REAL_LOAD_MAX = 10 << 30  # llama.cpp maps the whole file with MAP_POPULATE: zeros of a sparse file fill RAM
+
+
+def real_load(ft: str, p: dict[str, Any], file_bytes: int) -> bool:
+    """Points also loaded for real (mmap, allocated buffers) to check the dry run against."""
+    if file_bytes > REAL_LOAD_MAX:
+        return False
+    if ft == PRIMARY:
+        return p["n_ctx"] == 8192 and p["n_ubatch"] == 512 and p.get("n_parallel", 1) == 1
+    return p["n_ctx"] == 2048 and p["flash_attn"] == "on" and p["n_ubatch"] == 512
+
+
+def run(models, ftypes, n_ctx, flash, n_ubatch, out: Path, extra: bool = True, append: bool = False) -> Path:
+    catalog = specs()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "logs").mkdir(exist_ok=True)
+    rows, skipped = [], []
+    if append and (out / "grid.json").exists():  # keep the other (model, file type) pairs of the last run
+        redo = set(itertools.product(models, ftypes))
+        rows = [r for r in json.loads((out / "grid.json").read_text())["rows"]
+                if (r["model"], r["file_type"]) not in redo]
+    t0 = time.perf_counter()
+    versions = llama_cpp_version()
+    with tempfile.TemporaryDirectory() as tmp:
+        for ft, slug in itertools.product(ftypes, models):  # every model's first file type comes first
+            if slug not in catalog:
+                skipped.append(f"{slug}: not in the catalog")
+                continue
+            path = Path(tmp) / f"{slug}-{ft}.gguf"
+            written = write_sparse_gguf(catalog[slug], ft, path)
+            logs = []
+            todo = [{"n_parallel": 1, "kv_unified": False, "cache_type_k": "f16", "cache_type_v": "f16", **p}
+                    for p in points(n_ctx, flash, n_ubatch, extra and ft == PRIMARY)]
+            batches = [("dry_run", [{**p, "no_alloc": True} for p in todo])]
+            batches += [("alloc", [p]) for p in todo if real_load(ft, p, written.file_bytes)]
+            for mode, batch in batches:
+                for p, (parsed, raw) in zip(batch, probe(path, batch), strict=True):
+                    p = {k: v for k, v in p.items() if k != "no_alloc"}
+                    logs.append(f"===== {slug} {ft} {mode} {json.dumps(p)}\n{raw}")
+                    rows.append({"model": slug, "file_type": ft, "arch": written.arch, "mode": mode, "params": p,
+                                 "file_bytes": written.file_bytes, "tensor_bytes": written.tensor_bytes, **parsed})
+                    print(f"{slug} {ft} {mode} {p} rc={parsed['rc']} compute={parsed.get('compute_buffer')}",
+                          flush=True)
+            with gzip.open(out / "logs" / f"{slug}-{ft}.log.gz", "wt") as f:  # raw, compressed ~35x
+                f.write("".join(logs))
+            path.unlink()
+            _write(out, rows, skipped, t0, versions)  # after each file: a partial grid is still usable
+    return _write(out, rows, skipped, t0, versions)
+
+
+def _write(out: Path, rows: list[dict[str, Any]], skipped: list[str], t0: float, versions: dict) -> Path:
+    result = {
+        "what": "llama.cpp buffer sizes printed at load (MiB = 2^20 B, 2 decimals as printed), CPU backend",
+        "how": "python -m app.measure llamacpp-grid: sparse header-exact GGUF, no repack, no warmup; mode "
+               "dry_run = llama.cpp's no_alloc pass (what --fit uses: sizes without memory), alloc = a real "
+               "mmap load with every buffer allocated",
+        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "cpus": os.cpu_count()},
+        "versions": versions,
+        "skipped": skipped,
+        "rows": rows,
+    }
+    target = out / "grid.json"
+    target.write_text(json.dumps(result, indent=1) + "\n")
+    return target
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m app.measure llamacpp-grid")
+    ap.add_argument("--quick", action="store_true", help="a small subset (what CI runs)")
+    ap.add_argument("--models", nargs="+", default=MODELS)
+    ap.add_argument("--ftypes", nargs="+", default=FTYPES)
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--append", action="store_true", help="replace only these (model, file type) pairs")
+    a = ap.parse_args(argv)
+    if a.quick:
+        target = run(QUICK["models"], QUICK["ftypes"], QUICK["n_ctx"], QUICK["flash"], QUICK["n_ubatch"], a.out,
+                     extra=False)
+    else:
+        target = run(a.models, a.ftypes, N_CTX, FLASH, N_UBATCH, a.out, append=a.append)
+    print(f"wrote {target}")
+    return 0

@@ -1,0 +1,58 @@
+"""Our llama.cpp model against real llama.cpp on the committed grid (model_specs/llamacpp/grid.json).
+
+The grid is real llama.cpp (llama-cpp-python's source build, CPU backend) loading header-exact sparse
+GGUFs: `python -m app.measure llamacpp-grid` regenerates it (README: not run in CI; CI checks this
+table). Model, KV and output buffers must be equal to what llama.cpp printed (dry-run rows: the model
+to the byte via llama_model_size); the CPU compute buffer within 5%.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from app.estimator.llamacpp_check import GridCheck, check_grid, load_grid
+from app.measure.llamacpp_grid import OUT, specs
+
+GRID = load_grid(OUT / "grid.json")
+
+
+@pytest.fixture(scope="module")
+def checks() -> list[GridCheck]:
+    return check_grid(GRID, specs())
+
+
+def test_the_grid_covers_the_issue(checks: list[GridCheck]):
+    archs = {c.row["arch"] for c in checks}
+    models = {c.row["model"] for c in checks}
+    assert len(models) >= 6 and {"llama", "qwen2", "gemma2", "chatglm", "qwen3moe"} <= archs
+    assert {c.row["file_type"] for c in checks} >= {"q4_k_m", "q8_0", "q2_k"}
+    assert {c.row["params"]["n_ctx"] for c in checks} >= {2048, 8192, 32768}
+    assert all(r["rc"] == 0 for r in GRID["rows"]), [r["params"] for r in GRID["rows"] if r["rc"]]
+    assert GRID["versions"]["llama_cpp_commit"] != "unknown"
+
+
+@pytest.mark.parametrize("kind", ["model", "kv", "output"])
+def test_buffers_equal_what_llama_cpp_printed(checks: list[GridCheck], kind: str):
+    wrong = [(c.label, c.row["mode"], c.printed[kind], c.ours[kind]) for c in checks if not c.exact(kind)]
+    assert not wrong
+
+
+def test_context_resolves_as_llama_cpp_does(checks: list[GridCheck]):
+    assert [c.label for c in checks if c.n_ctx[0] != c.n_ctx[1]] == []
+
+
+def test_compute_buffer_within_5_percent(checks: list[GridCheck]):
+    worst = sorted(checks, key=lambda c: -abs(c.compute_error))[:5]
+    assert all(abs(c.compute_error) <= 0.05 for c in checks), [(c.label, round(c.compute_error, 4)) for c in worst]
+
+
+def test_dry_run_equals_real_allocation():
+    """llama.cpp's no_alloc pass (what --fit uses) prints the sizes a real mmap load allocates."""
+    real = [r for r in GRID["rows"] if r.get("mode") == "alloc"]
+    dry = {(r["model"], r["file_type"], str(sorted(r["params"].items()))): r for r in GRID["rows"]
+           if r.get("mode") == "dry_run"}
+    assert real
+    for r in real:
+        d = dry[(r["model"], r["file_type"], str(sorted(r["params"].items())))]
+        assert r["compute_buffer"] == d["compute_buffer"] and sum(r["kv_buffer"].values()) == d["kv_size_mib"]
+        assert r["llama_model_size"] == d["llama_model_size"]
