@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from app.estimator.llamacpp_check import check_grid, grid_specs, load_grid
 from app.estimator.measurements import Comparison, MeasurementFile, card_naive_total, compare, summary
 from app.estimator.runtimes.transformers import eager_reason  # traced peaks (issue 11)
 from app.estimator.traces import TraceComparison, TraceFile, compare_trace, load_traces
+from app.logs import LogReport, check_log
 
 MEASUREMENTS_DIR = SPECS_DIR / "measurements"
 # The GLM-4V card's own numbers (model_specs/models/glm-4v-9b.json, card): 9B parameters, 40 layers,
@@ -146,3 +148,33 @@ def _llamacpp_accuracy(catalog: Catalog) -> LlamaCppAccuracy:
     models = grid_specs(root / "specs", catalog.models)
     return LlamaCppAccuracy(check_grid(grid, models), grid.get("versions", {}), grid.get("measured_at", ""),
                             grid.get("machine", {}))
+
+
+# --- field logs (issue 14) ---
+# Public startup logs committed as test fixtures (each with a .source.json naming its URL), parsed and
+# compared with our estimate for the same settings every time the page is built.
+LOG_CASES_DIR = SPECS_DIR.parent / "tests" / "fixtures" / "logs"
+
+
+@dataclass(frozen=True)
+class LogCase:
+    name: str
+    source: str
+    case: str | None  # field-case id (L1..L4, V1..V4) when the log is one
+    report: LogReport
+
+
+def log_cases(catalog: Catalog, root: Path = LOG_CASES_DIR) -> list[LogCase]:
+    """Every committed log with its term-by-term comparison (empty where the fixtures are not deployed)."""
+    cases = []
+    for path in sorted(root.glob("*.log")) if root.is_dir() else []:
+        side = json.loads(path.with_suffix(".source.json").read_text())
+        cases.append(LogCase(path.stem, side["source"], side.get("case"), check_log(path.read_text(), catalog)))
+    return cases
+
+
+def under_share(cases: list[LogCase]) -> tuple[int, int]:
+    """(terms where we err on the unsafe side, terms compared) over all committed logs: memory used
+    under-estimated, or capacity (KV budget, tokens, concurrency) over-estimated."""
+    compared = [t for c in cases for t in c.report.terms if t.unsafe is not None]
+    return sum(t.unsafe for t in compared), len(compared)

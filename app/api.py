@@ -34,6 +34,8 @@ from app.estimator.params import count_active_parameters
 from app.estimator.spec import ModelSpec
 from app.hub_errors import HubUnavailable
 from app.hub_gguf import fetch_gguf_header
+from app.logs import MAX_LOG_BYTES, LogReport, check_log
+from app.logs.web import read_log_body
 from app.rendering import represent_estimate
 from app.trace_option import with_trace  # trace option (issue 11); imports torch only when asked
 
@@ -147,6 +149,24 @@ def runtimes() -> list[dict[str, Any]]:
 @router.get("/gpus", summary="GPU catalog")
 def gpus(catalog: CatalogDep) -> list[Gpu]:
     return catalog.gpus
+
+
+# --- log import (issue 14) ---
+_LOG_BODY = {"requestBody": {"required": True, "content": {
+    "text/plain": {"schema": {"type": "string", "maxLength": MAX_LOG_BYTES}},
+    "application/json": {"schema": {"type": "object", "required": ["log"], "properties": {
+        "log": {"type": "string"}, "model": {"type": "string"}, "quantization": {"type": "string"}}}},
+}}}
+
+
+@router.post("/logs", response_model=LogReport, openapi_extra=_LOG_BODY,
+             summary="Compare a startup log with our estimate",
+             responses={413: {"description": "Log longer than 2 MiB."}, 422: {"description": "No log in the body."}})
+async def logs(request: Request, catalog: CatalogDep) -> LogReport:
+    """Parse a llama.cpp/Ollama or vLLM startup log, estimate the same settings, compare term by term.
+    Nothing is stored; paths, host names and addresses are scrubbed from everything returned."""
+    text, overrides = await read_log_body(request)
+    return check_log(text, catalog, overrides)
 
 
 health = APIRouter(tags=["health"])

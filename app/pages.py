@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from app.accuracy import accuracy_report, llamacpp_accuracy, trace_report
+from app.accuracy import accuracy_report, llamacpp_accuracy, log_cases, trace_report, under_share
 from app.catalog import Catalog
 from app.deps import get_catalog
 from app.estimator import KV_TYPES, RUNTIMES, InvalidRequest, VramEstimate, VramRequest, estimate
 from app.estimator.spec import ModelSpec
+from app.logs import check_log
+from app.logs.scrub import scrub
+from app.logs.web import logs_context, read_log_body
 from app.rendering import TEMPLATES
 from app.urls import CARD_FIELDS, api_url
 from app.views import TABLE_COLUMNS, breakdown_context, card_context, format_groups, vram_table
@@ -83,6 +86,25 @@ def calculator(request: Request, catalog: CatalogDep) -> Response:
 
 @router.get("/accuracy")
 def accuracy(request: Request, catalog: CatalogDep) -> Response:
+    cases = log_cases(catalog)  # issue 14: committed public logs
     return _page(request, "accuracy.html", {"report": accuracy_report(catalog),
                                             "llamacpp": llamacpp_accuracy(catalog),  # llama.cpp grid (issue 9)
-                                            "traces": trace_report(catalog)})  # traced peaks (issue 11)
+                                            "traces": trace_report(catalog),  # traced peaks (issue 11)
+                                            "log_cases": cases, "log_under": under_share(cases)})
+
+
+# --- log import page (issue 14) ---
+@router.get("/logs")
+def logs_page(request: Request, catalog: CatalogDep) -> Response:
+    return _page(request, "logs.html", logs_context(catalog, None, "", {}))
+
+
+@router.post("/logs")
+async def logs_submit(request: Request, catalog: CatalogDep) -> Response:
+    """The no-JavaScript path: the form posts the text, the page answers with the comparison."""
+    try:
+        text, overrides = await read_log_body(request)
+    except HTTPException as exc:
+        return _page(request, "logs.html", logs_context(catalog, None, "", {}), error=str(exc.detail))
+    report = check_log(text, catalog, overrides)
+    return _page(request, "logs.html", logs_context(catalog, report, scrub(text), overrides))

@@ -23,6 +23,7 @@ def gib(n: int) -> str:
 
 TEMPLATES.env.filters["gib"] = gib
 TEMPLATES.env.filters["thousands"] = lambda n: f"{n:,}"
+TEMPLATES.env.filters["mib"] = lambda n: f"{n / 2**20:,.2f}"  # log page: MiB as llama.cpp prints (issue 14)
 
 
 def is_htmx(request: Request) -> bool:

@@ -8,8 +8,8 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from app.estimator import FORMATS, KV_TYPES, RUNTIMES, VramRequest
-from app.estimator.io import Breakdown, Detail, GpuFit, VramEstimate
-from app.estimator.runtimes import llamacpp, transformers, vllm
+from app.estimator.io import Breakdown, Detail, GpuFit, VllmDetail, VllmFix, VramEstimate
+from app.estimator.runtimes import llamacpp, transformers, vllm, vllm_advice, vllm_memory, vllm_profiles
 
 
 def test_registries_have_labels_and_sources():
@@ -24,14 +24,14 @@ def _undescribed(model: type[BaseModel]) -> list[str]:
 
 
 def test_request_and_breakdown_fields_are_described():
-    for model in (VramRequest, Breakdown, Detail, GpuFit):
+    for model in (VramRequest, Breakdown, Detail, GpuFit, VllmDetail, VllmFix):
         assert not _undescribed(model), (model.__name__, _undescribed(model))
     assert VramEstimate.model_fields["total_bytes"].description
 
 
 def test_runtime_constants_cite_sources():
     """Each module-level constant sits under a comment or docstring naming where it comes from."""
-    for module in (transformers, llamacpp, vllm):
+    for module in (transformers, llamacpp, vllm, vllm_profiles, vllm_memory, vllm_advice):
         lines = Path(module.__file__).read_text().splitlines()
         for i, line in enumerate(lines):
             if re.match(r"^[A-Z][A-Z0-9_]* = [\d(]", line):  # a numeric constant

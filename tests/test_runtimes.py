@@ -59,8 +59,12 @@ def test_vllm_fills_its_budget_with_whole_blocks(llama: ModelSpec):
     gpus = load_catalog().gpus
     h = estimate(llama, VramRequest(model="llama-3.1-8b", runtime="vllm", context=8192, gpu="h200"), gpus)
     h200 = next(g for g in gpus if g.slug == "h200")
-    assert h.total_bytes <= h200.memory_bytes * 0.90
-    assert h.total_bytes >= h200.memory_bytes * 0.90 - 16 * 131_072  # within one KV block of the budget
+    # the budget (weights + activation + non-torch + KV) fills 0.90 of the GPU to within one block; the CUDA
+    # context and the graph pool land above it (field case V1: real use ends a little above the fraction)
+    outside = h.vllm.cuda_context_bytes + h.vllm.cuda_graph_bytes
+    assert h.total_bytes - outside <= h200.memory_bytes * 0.90
+    assert h.total_bytes - outside >= h200.memory_bytes * 0.90 - 16 * 131_072
+    assert h.total_bytes == h.vllm.process_bytes
     assert h.detail.kv_capacity_tokens % 16 == 0
     assert h.detail.max_concurrency > 1
 

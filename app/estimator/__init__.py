@@ -4,6 +4,7 @@ No web imports here (a test enforces it); the web layer, the bench and the measu
 all call `estimate`.
 """
 
+from app.estimator.commands import command_for
 from app.estimator.errors import EstimatorError, InvalidRequest, OutOfRange, UnknownChoice, UnknownModel
 from app.estimator.estimate import estimate, weights_report
 from app.estimator.gpus import Gpu
@@ -31,6 +32,7 @@ __all__ = [
     "VramEstimate",
     "VramRequest",
     "WeightsReport",
+    "command_for",
     "count_parameters",
     "estimate",
     "weights_report",

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.estimator.commands import command_for
 from app.estimator.errors import OutOfRange, UnknownChoice
 from app.estimator.gpus import Gpu, fits
 from app.estimator.io import (
@@ -19,7 +20,7 @@ from app.estimator.io import (
 from app.estimator.kv_cache import KV_TYPES, KvType, image_positions, kv_bytes
 from app.estimator.params import count_active_parameters, count_parameters
 from app.estimator.quantization import FORMATS, Format, StoredWeights, stored_weights
-from app.estimator.runtimes import RUNTIMES, Runtime, RuntimeInput
+from app.estimator.runtimes import RUNTIMES, Runtime, RuntimeInput, vllm_flags
 from app.estimator.spec import ModelSpec
 
 
@@ -48,11 +49,13 @@ def _pick(field: str, value: str, allowed: Sequence[str], why: str = "") -> str:
 
 def resolve(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Choices:
     """Fill defaults and check every choice against the model, the format and the runtime."""
-    fmt = FORMATS[_pick("quantization", req.quantization or spec.default_format, list(FORMATS))]
+    default_fmt = vllm_flags.default_format(spec, req)  # vLLM --dtype (issue 10); else spec.dtype_slug
+    fmt = FORMATS[_pick("quantization", req.quantization or default_fmt, list(FORMATS))]
     runtime_slug = _pick("runtime", req.runtime or fmt.runtimes[0], list(RUNTIMES))
     _pick("runtime", runtime_slug, fmt.runtimes, f"{fmt.label} runs on these runtimes")
     runtime = RUNTIMES[runtime_slug]
-    kv = _pick("kv_cache", req.kv_cache or runtime.default_kv(spec, fmt), runtime.kv_types,
+    kv_asked = vllm_flags.kv_override(req, runtime_slug) or req.kv_cache  # vLLM --kv-cache-dtype (issue 10)
+    kv = _pick("kv_cache", kv_asked or runtime.default_kv(spec, fmt), runtime.kv_types,
                f"{runtime.label} supports these KV-cache types")
     if req.images > spec.max_images:
         why = "text-only model" if spec.vision is None else f"{spec.name} takes at most {spec.max_images} per prompt"
@@ -100,6 +103,7 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
     gpu_memory = c.gpu.memory_bytes * req.gpu_count if c.gpu else None
     mem = c.runtime.memory(RuntimeInput(spec, c.fmt, weights, c.kv, sequence, req.batch, req.images,
                                         req.gpu_count, req.flash_attention, gpu_memory, request=req,
+                                        gpu_slug=c.gpu.slug if c.gpu else None,
                                         gguf_tensors=gguf.tensors if gguf else None,
                                         gguf_arch=gguf.arch if gguf else None))
     breakdown = Breakdown(weights=mem.weights, kv_cache=mem.kv_cache, activations=mem.activations,
@@ -132,6 +136,8 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
         warnings=_warnings(spec, req, sequence) + mem.warnings,
         fits=fits(mem.required or total, mem.usable_fraction, gpus, req.gpu_count, req.gpu),
         host=mem.host, llamacpp=mem.llamacpp,  # llama.cpp (issue 9)
+        vllm=mem.vllm,  # issue 10
+        command=command_for(resolved, spec, mem), runtime_versions=c.runtime.versions,  # issue 14
     )
 
 

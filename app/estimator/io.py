@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 MAX_CONTEXT = 10_000_000
 MAX_BATCH = 4096
@@ -16,6 +16,19 @@ MAX_LLAMA_SEQ = 256  # LLAMA_MAX_SEQ, src/llama-cparams.h
 MAX_LLAMA_LAYERS = 1024
 # llama.cpp's --cache-type-k/-v values (common/arg.cpp kv_cache_types)
 LlamaCacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
+# --- vLLM flags (issue 10) ---
+MAX_VLLM_TOKENS = 1 << 20
+_VLLM_FIELDS = frozenset({"gpu_memory_utilization", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
+                          "block_size", "kv_cache_dtype", "tensor_parallel_size", "pipeline_parallel_size",
+                          "enforce_eager", "dtype", "vllm_version"})
+
+
+def _product(a: object, b: object) -> object:
+    """a x b when both read as integers; else `a`, so field validation reports the bad value."""
+    try:
+        return int(str(a)) * int(str(b))
+    except ValueError:
+        return a
 
 
 class VramRequest(BaseModel):
@@ -88,6 +101,84 @@ class VramRequest(BaseModel):
         None, description="Vision models: whether the projector file is loaded. llama-server loads it only when "
                           "--mmproj is passed (or by default with -hf, which fetches it); default: loaded when "
                           "images > 0.")
+
+    # --- vLLM flags (issue 10) ---
+    # vLLM's own names and defaults (vllm/engine/arg_utils.py, vllm/config/cache.py). They apply when
+    # runtime is vllm; other runtimes ignore them. `gpu_count` = tensor_parallel_size x pipeline_parallel_size.
+    gpu_memory_utilization: float = Field(
+        0.9, gt=0, le=1, description="vLLM --gpu-memory-utilization: share of each GPU's total memory (as "
+        "torch.cuda.mem_get_info reports it) for weights, activation peak, non-torch memory and KV cache.")
+    max_model_len: int | None = Field(
+        None, ge=1, le=MAX_CONTEXT, description="vLLM --max-model-len: longest sequence (prompt + output) it "
+        "admits; startup fails unless one such sequence fits the KV budget. Default: `context` plus the "
+        "images' positions (vLLM's own default is the model's max_position_embeddings: pass that value to "
+        "reproduce a bare `vllm serve`). `context` is the request length for the concurrency figure.")
+    max_num_seqs: int | None = Field(
+        None, ge=1, le=MAX_VLLM_TOKENS, description="vLLM --max-num-seqs: sequences per step; the sampler is "
+        "profiled over this many. Default: vLLM's for the version and GPU (0.19 serve on >= 70 GiB: 1024).")
+    max_num_batched_tokens: int | None = Field(
+        None, ge=1, le=MAX_VLLM_TOKENS, description="vLLM --max-num-batched-tokens: tokens per step; the "
+        "profiling forward pass runs this many. Default: vLLM's for the version and GPU (0.19 serve on >= 70 "
+        "GiB: 8192).")
+    block_size: Literal[1, 8, 16, 32, 64, 128, 256] = Field(
+        16, description="vLLM --block-size: tokens per KV-cache block (vllm/config/cache.py BlockSize).")
+    kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = Field(
+        "auto", description="vLLM --kv-cache-dtype: auto follows the model dtype (float32 included); fp8 "
+        "variants store 1 byte per element. Same meaning as `kv_cache` (fp8 = fp8); when both are given "
+        "they must agree.")
+    pipeline_parallel_size: int = Field(
+        1, ge=1, le=MAX_GPUS, description="vLLM --pipeline-parallel-size: stages the layers are split across.")
+    tensor_parallel_size: int | None = Field(
+        None, ge=1, le=MAX_GPUS, description="vLLM --tensor-parallel-size: GPUs each layer is split across "
+        "(linears and KV heads split; embeddings vocab-parallel; norms replicated). Default: gpu_count / "
+        "pipeline_parallel_size.")
+    enforce_eager: bool = Field(False, description="vLLM --enforce-eager: no CUDA graphs (no graph pool).")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="vLLM --dtype: compute dtype of weights, activations and (with kv_cache_dtype "
+        "auto) the KV cache; auto = the checkpoint's torch_dtype (float32 checkpoints run in bfloat16).")
+    vllm_version: str | None = Field(
+        None, pattern=r"^\d+\.\d+(\.\d+)?$", description="vLLM release the answer describes, e.g. 0.19.0 "
+        "(profiled activation peak and defaults changed between releases; see /api/runtimes). Default: newest "
+        "calibrated release.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _vllm_parallel(cls, data: object) -> object:
+        """Blank vLLM fields mean their default; fill gpu_count or tensor_parallel_size from the other."""
+        if not isinstance(data, dict):
+            return data
+        data = {k: v for k, v in data.items() if not (k in _VLLM_FIELDS and v == "")}
+        given = {k for k in ("gpu_count", "tensor_parallel_size", "pipeline_parallel_size") if k in data}
+        if "tensor_parallel_size" in given and "gpu_count" not in given:
+            data["gpu_count"] = _product(data["tensor_parallel_size"], data.get("pipeline_parallel_size", 1))
+        elif "pipeline_parallel_size" in given and "gpu_count" not in given:
+            data["gpu_count"] = data["pipeline_parallel_size"]
+        return data
+
+    @field_validator("max_model_len")
+    @classmethod
+    def _holds_context(cls, v: int | None, info: ValidationInfo) -> int | None:
+        context = info.data.get("context")
+        if v is not None and context is not None and v < context:
+            raise ValueError(f"max_model_len {v} is shorter than context {context}; allowed: >= context")
+        return v
+
+    @field_validator("tensor_parallel_size")
+    @classmethod
+    def _splits_gpus(cls, v: int | None, info: ValidationInfo) -> int | None:
+        count = info.data.get("gpu_count")
+        if v is not None and count is not None and v * info.data.get("pipeline_parallel_size", 1) != count:
+            raise ValueError(f"tensor_parallel_size x pipeline_parallel_size must equal gpu_count ({count})")
+        return v
+
+    @field_validator("pipeline_parallel_size")
+    @classmethod
+    def _divides_gpus(cls, v: int, info: ValidationInfo) -> int:
+        count = info.data.get("gpu_count")
+        if count is not None and count % v:
+            raise ValueError(f"pipeline_parallel_size {v} must divide gpu_count ({count})")
+        return v
+    # --- end vLLM flags ---
 
     @field_validator("quantization", "kv_cache", "runtime", "gpu", mode="before")
     @classmethod
@@ -254,6 +345,70 @@ class TracedPeak(BaseModel):
     note: str = Field(description="What the traced peak leaves out: the GPU-only additions in `overhead`.")
 
 
+# --- vLLM answer (issue 10) ---
+class VllmFix(BaseModel):
+    """One change that lets vLLM start: the flag and the value to pass."""
+
+    flag: str = Field(description="Request field (vLLM flag) to change.")
+    value: str = Field(description="Value that makes the KV budget hold one max_model_len sequence.")
+    note: str = Field(description="What it costs or why it works.")
+
+
+class VllmStage(BaseModel):
+    """One pipeline stage as each of its GPUs holds it (vLLM logs one line per stage worker)."""
+
+    index: int = Field(description="Stage index (0 holds the embedding, the last holds lm_head and the sampler).")
+    layers: int = Field(description="Decoder layers on this stage.")
+    weights_bytes: int = Field(description="Weights on one GPU of this stage.")
+    activation_peak_bytes: int = Field(description="Profiled torch peak on one GPU of this stage.")
+    non_torch_bytes: int = Field(description="Non-torch growth during profiling.")
+    kv_budget_bytes: int | None = Field(description="This stage's KV budget (None without a GPU).")
+    kv_blocks: int | None = Field(description="Blocks this stage's budget holds; vLLM uses the smallest.")
+
+
+class VllmDetail(BaseModel):
+    """What vLLM computes at startup, per GPU (the first pipeline stage when pipeline_parallel_size > 1).
+
+    Mirrors the startup log: "Model loading took", "torch peak memory increase", "non-torch forward
+    increase memory", "Available KV cache memory", "GPU KV cache size", "Maximum concurrency".
+    """
+
+    version: str = Field(description="vLLM release range the constants describe (vllm_version).")
+    gpu_memory_utilization: float = Field(description="Share of each GPU vLLM claims (--gpu-memory-utilization).")
+    max_model_len: int = Field(description="Longest sequence admitted (tokens).")
+    max_num_seqs: int = Field(description="Sequences per step, as resolved (the sampler is profiled over them).")
+    max_num_batched_tokens: int = Field(description="Tokens per step, as resolved (the profiling forward pass).")
+    block_size: int = Field(description="Tokens per KV block.")
+    dtype: str = Field(description="Compute dtype vLLM resolves (--dtype).")
+    kv_cache_dtype: str = Field(description="KV element type vLLM resolves (--kv-cache-dtype).")
+    quantization: str | None = Field(description="vLLM's quantization method name, or None for 16/32-bit.")
+    tensor_parallel_size: int = Field(description="GPUs each layer is split across.")
+    pipeline_parallel_size: int = Field(description="Stages the layers are split across.")
+    enforce_eager: bool = Field(description="No CUDA graphs when true.")
+    gpu_total_bytes: int | None = Field(description="One GPU's total as torch.cuda.mem_get_info reports it.")
+    weights_bytes: int = Field(description="Weights on one GPU: its share of the split linears and "
+                               "vocab-parallel embeddings, plus replicated norms and rotary cache.")
+    weights_replicated_bytes: int = Field(description="Part of weights_bytes every GPU holds in full.")
+    activation_peak_bytes: int = Field(description="Torch peak of the profiling run (forward + sampler).")
+    non_torch_bytes: int = Field(description="Non-torch growth during profiling (NCCL buffers with TP/PP).")
+    requested_bytes: int | None = Field(description="gpu_memory_utilization x gpu_total_bytes.")
+    kv_budget_bytes: int | None = Field(description="requested - weights - activation peak - non-torch "
+                                        "(negative: does not start).")
+    kv_block_bytes: int = Field(description="One block of block_size tokens over this GPU's layers.")
+    kv_blocks: int | None = Field(description="Blocks the budget holds (GPU blocks).")
+    kv_tokens: int | None = Field(description="GPU KV cache size: kv_blocks x block_size tokens.")
+    max_concurrency: float | None = Field(description="Sequences of `context` (+ image) tokens that fit at once.")
+    cuda_graph_bytes: int = Field(description="CUDA graph pool, captured after the KV cache, above the budget.")
+    cuda_context_bytes: int = Field(description="CUDA context, outside torch and outside the budget.")
+    process_bytes: int | None = Field(description="What the process holds on one GPU once serving: context + "
+                                      "weights + activation + non-torch + KV cache + graph pool.")
+    starts: bool | None = Field(description="Whether startup succeeds (None when no GPU was named).")
+    shortfall_bytes: int = Field(0, description="Bytes missing for one max_model_len sequence (0 when it starts).")
+    fixes: list[VllmFix] = Field(default_factory=list, description="Smallest changes that make it start.")
+    stages: list[VllmStage] = Field(default_factory=list, description="Every pipeline stage; the figures above "
+                                    "are those of the stage with the fewest KV blocks.")
+
+
 # --- Hub source (hub branch, issue 8) ---
 class HubSource(BaseModel):
     """Where a model fetched from the Hugging Face Hub came from, and its checkpoint size cross-check."""
@@ -292,6 +447,11 @@ class VramEstimate(BaseModel):
     # --- llama.cpp flags (issue 9) ---
     host: HostMemory | None = Field(None, description="llama.cpp: host RAM beside the GPU breakdown.")
     llamacpp: LlamaCppReport | None = Field(None, description="llama.cpp: resolved context and its buffers.")
+    vllm: VllmDetail | None = Field(None, description="vLLM's own startup figures, per GPU (runtime vllm).")  # issue 10
+    # --- command for an estimate (issue 14) ---
+    command: str | None = Field(None, description="The invocation that runs this estimate: llama-server, "
+                                "vllm serve, or transformers from_pretrained.")
+    runtime_versions: str | None = Field(None, description="Runtime releases this estimate's model describes.")
     gguf_file: GgufFileReport | None = Field(None, description="POST /api/gguf: the uploaded file's header.")
 
 

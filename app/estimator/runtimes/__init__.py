@@ -1,8 +1,26 @@
 """Runtime registry: slug -> memory model. Adding a runtime means adding a module and an entry."""
 
-from app.estimator.runtimes import llamacpp, transformers, vllm
+from dataclasses import replace
+
+from app.estimator.runtimes import llamacpp, transformers, vllm, vllm_profiles
 from app.estimator.runtimes.base import Runtime, RuntimeInput, RuntimeMemory
 
 RUNTIMES: dict[str, Runtime] = {r.slug: r for r in (transformers.RUNTIME, llamacpp.RUNTIME, vllm.RUNTIME)}
+
+# --- runtime versions (issue 14) ---
+# The releases each model was written and checked against: vLLM from its per-release profiles (those
+# checked against a startup log: 0.7 V4, 0.15-0.18 V3, 0.19 V1/V2); llama.cpp builds 2961-8000 (the
+# public logs of field cases L1-L4 and the llama-cpp-python build used here); transformers 4.4x-5.x.
+_CHECKED = [p for p in vllm_profiles.PROFILES if p.calibrated]
+_VLLM_RANGE = (f"vLLM {_CHECKED[0].first[0]}.{_CHECKED[0].first[1]} to {_CHECKED[-1].name.split('-')[-1]}.x "
+               f"(constants per release range: {', '.join(p.name for p in _CHECKED)})",
+               f"{_CHECKED[0].first[0]}.{_CHECKED[0].first[1]}.0",
+               f"{_CHECKED[-1].next[0]}.{_CHECKED[-1].next[1] - 1}.99")
+_VERSIONS = {"vllm": _VLLM_RANGE,
+             "llama.cpp": ("llama.cpp builds b2961 to b8000 (2024-05 to 2026)", "2961", "8000"),
+             "transformers": ("transformers 4.40 to 5.x", "4.40.0", "5.99.99")}
+RUNTIMES = {slug: replace(r, versions=_VERSIONS[slug][0], versions_min=_VERSIONS[slug][1],
+                          versions_max=_VERSIONS[slug][2]) if slug in _VERSIONS else r
+            for slug, r in RUNTIMES.items()}
 
 __all__ = ["RUNTIMES", "Runtime", "RuntimeInput", "RuntimeMemory"]

@@ -1,67 +1,154 @@
-"""vLLM: claims gpu_memory_utilization of the GPU and fills what is left after weights and the
-profiled activation peak with KV blocks (shared/reference/quantization-and-runtimes.md s4).
+"""vLLM: claims gpu_memory_utilization of each GPU and fills what is left after the weights, the profiled
+activation peak and the non-torch memory with KV blocks; the CUDA context and the CUDA-graph pool land
+above that budget (vllm/v1/worker/gpu_worker.py; shared/reference/quantization-and-runtimes.md s4).
+
+The answer is per GPU, as vLLM prints it at startup (`VllmDetail`); the breakdown sums all GPUs.
+Modules: vllm_flags (flags and defaults), vllm_profiles (constants per release), vllm_memory (per-stage
+arithmetic), vllm_advice (does it start; the smallest fix).
 """
 
 from __future__ import annotations
 
-from app.estimator.kv_cache import kv_bytes
+from math import ceil
+
+from app.estimator.io import VllmDetail, VllmStage, VramRequest
 from app.estimator.quantization import Format
-from app.estimator.runtimes.activations import compute_bytes, prefill_bytes, vision_pass_bytes
-from app.estimator.runtimes.base import CUDA_CONTEXT_BYTES, MiB, Runtime, RuntimeInput, RuntimeMemory
+from app.estimator.runtimes import vllm_advice, vllm_flags, vllm_memory
+from app.estimator.runtimes.base import Runtime, RuntimeInput, RuntimeMemory
+from app.estimator.runtimes.vllm_flags import VllmFlags
+from app.estimator.runtimes.vllm_memory import Stage
+from app.estimator.runtimes.vllm_profiles import GiB
 from app.estimator.spec import ModelSpec
 
-GPU_MEMORY_UTILIZATION = 0.90  # default --gpu-memory-utilization
-BLOCK_TOKENS = 16  # default --block-size
-MAX_NUM_BATCHED_TOKENS = 8192  # profiling pass of `vllm serve` (V1 default on large GPUs)
-MAX_NUM_SEQS = 256  # sampler profiled over this many sequences, fp32 logits
-NON_TORCH_BYTES = 256 * MiB  # NCCL, cuBLAS workspaces beyond the CUDA context: to calibrate
-CUDA_GRAPH_BYTES = 512 * MiB  # captured after the KV cache (reference: a few hundred MiB to ~1 GiB)
+# Where the model comes from (listed by /api/runtimes)
+SOURCE = ("vLLM vllm/v1/worker/gpu_worker.py (determine_available_memory), vllm/v1/core/kv_cache_utils.py; "
+          "constants calibrated on published vLLM startup logs (llm-d-incubation/llm-d-planner "
+          "accuracy/results, vllm-project/vllm issue 13882)")
+
+
+def _flags(inp: RuntimeInput) -> VllmFlags:
+    req = inp.request
+    if req is None:  # callers that build RuntimeInput by hand: vLLM's defaults
+        req = VramRequest(model=inp.spec.slug, runtime="vllm", gpu_count=inp.gpu_count)
+    per_gpu = inp.gpu_memory // inp.gpu_count if inp.gpu_memory is not None else None
+    return vllm_flags.resolve(inp.spec, inp.fmt, inp.kv, req, inp.sequence, per_gpu, inp.gpu_slug)
+
+
+def _binding(stages: list[Stage], requested: int | None) -> Stage:
+    """The stage with the fewest KV blocks (vLLM gives every worker the smallest count), else the first."""
+    if requested is None:
+        return stages[0]
+    return min(stages, key=lambda s: s.budget(requested) // s.block_bytes)
+
+
+def _notes(f: VllmFlags, s: Stage) -> list[str]:
+    p = f.profile
+    notes = [
+        f"vLLM {p.name} ({p.engine} engine): gpu_memory_utilization {f.gpu_memory_utilization:.2f}, KV blocks of "
+        f"{f.block_size} tokens, dtype {f.dtype}, KV {f.kv_name}",
+        f"profiling pass: {f.max_num_batched_tokens:,} batched tokens, sampler over {f.max_num_seqs:,} sequences "
+        f"({p.sampler_source})",
+        f"non-torch {s.non_torch / GiB:.2f} GiB per GPU ({p.non_torch_source}; NCCL with tensor parallelism)",
+        f"per GPU: tensor parallel {f.tp} x pipeline parallel {f.pp}; linears and KV heads split, embeddings "
+        f"vocab-parallel, norms and rotary cache replicated ({s.replicated / GiB:.3f} GiB)",
+        "CUDA context and CUDA-graph pool sit above the budget" + (" (enforce_eager: no graphs)"
+                                                                    if f.enforce_eager else ""),
+    ]
+    if not p.calibrated:
+        notes.append(f"vLLM {p.name} is not checked against a startup log: constants of the previous release")
+    return notes
+
+
+def _detail(f: VllmFlags, s: Stage, stages: list[Stage], total: int | None, sequence: int,
+            verdict: vllm_advice.Verdict | None, fixes: list) -> VllmDetail:
+    requested = int(f.gpu_memory_utilization * total) if total is not None else None
+    budget = s.budget(requested) if requested is not None else None
+    blocks = verdict.blocks if verdict is not None else None
+    tokens = blocks * f.block_size if blocks is not None else None
+    context, graphs = vllm_memory.cuda_context(f), vllm_memory.graph_pool(f, s)
+    process = None
+    if blocks is not None:
+        process = context + s.weights + s.activation + s.non_torch + blocks * s.block_bytes + graphs
+    per_seq = ceil(sequence / f.block_size)
+    return VllmDetail(
+        version=f.profile.name, gpu_memory_utilization=f.gpu_memory_utilization, max_model_len=f.max_model_len,
+        max_num_seqs=f.max_num_seqs, max_num_batched_tokens=f.max_num_batched_tokens, block_size=f.block_size,
+        dtype=f.dtype, kv_cache_dtype=f.kv_name, quantization=f.method, tensor_parallel_size=f.tp,
+        pipeline_parallel_size=f.pp, enforce_eager=f.enforce_eager, gpu_total_bytes=total,
+        weights_bytes=s.weights, weights_replicated_bytes=s.replicated, activation_peak_bytes=s.activation,
+        non_torch_bytes=s.non_torch, requested_bytes=requested, kv_budget_bytes=budget, kv_block_bytes=s.block_bytes,
+        kv_blocks=blocks, kv_tokens=tokens, max_concurrency=round(blocks / per_seq, 2) if blocks is not None else None,
+        cuda_graph_bytes=graphs, cuda_context_bytes=context, process_bytes=process,
+        starts=verdict.starts if verdict is not None else None,
+        shortfall_bytes=verdict.shortfall if verdict is not None else 0, fixes=fixes,
+        stages=[_stage(x, requested) for x in stages],
+    )
+
+
+def _stage(s: Stage, requested: int | None) -> VllmStage:
+    budget = s.budget(requested) if requested is not None else None
+    return VllmStage(index=s.index, layers=s.layers, weights_bytes=s.weights, activation_peak_bytes=s.activation,
+                     non_torch_bytes=s.non_torch, kv_budget_bytes=budget,
+                     kv_blocks=max(0, budget) // s.block_bytes if budget is not None else None)
+
+
+def _need(f: VllmFlags, s: Stage, tokens: int) -> int:
+    return s.weights + s.activation + s.non_torch + ceil(tokens / f.block_size) * s.block_bytes
 
 
 def memory(inp: RuntimeInput) -> RuntimeMemory:
-    lm, spec = inp.spec.language_model, inp.spec
-    e = compute_bytes(inp.fmt)
-    text = prefill_bytes(lm, MAX_NUM_BATCHED_TOKENS, e) + MAX_NUM_SEQS * lm.vocab * 4
-    vision = 0
-    if spec.vision is not None:  # the encoder is profiled on one largest image whatever the request
-        vision = vision_pass_bytes(spec.vision, 1, e)
-    activations = max(text, vision)
-    overhead = inp.gpu_count * (CUDA_CONTEXT_BYTES + NON_TORCH_BYTES + CUDA_GRAPH_BYTES)
-    blocks = -(-inp.sequence // BLOCK_TOKENS)
-    need_kv = inp.batch * kv_bytes(lm, inp.kv, blocks * BLOCK_TOKENS)
-    fixed = inp.weights.total_bytes + activations + overhead
-    notes = [
-        f"vLLM claims gpu_memory_utilization {GPU_MEMORY_UTILIZATION:.2f} of each GPU and fills it with KV blocks "
-        f"of {BLOCK_TOKENS} tokens",
-        f"activation peak profiled over {MAX_NUM_BATCHED_TOKENS:,} batched tokens; CUDA graphs "
-        f"{CUDA_GRAPH_BYTES // MiB} MiB per GPU",
-    ]
-    mem = RuntimeMemory(inp.weights.total_bytes, need_kv, activations, overhead, blocks * BLOCK_TOKENS,
-                        usable_fraction=GPU_MEMORY_UTILIZATION, required=fixed + need_kv, assumptions=notes)
-    if inp.gpu_memory is None:
-        mem.warnings.append("vLLM takes 90% of the GPU whatever the request; name a GPU to see its KV capacity")
-        return mem
-    budget = int(inp.gpu_memory * GPU_MEMORY_UTILIZATION)
-    per_token = kv_bytes(lm, inp.kv, BLOCK_TOKENS) // BLOCK_TOKENS
-    capacity = max(0, (budget - fixed) // (per_token * BLOCK_TOKENS)) * BLOCK_TOKENS
-    mem.kv_cache = capacity * per_token
-    mem.kv_capacity_tokens = capacity
-    mem.max_concurrency = round(capacity / inp.sequence, 2)
-    if capacity < inp.batch * inp.sequence:
-        mem.warnings.append(f"the KV budget holds {capacity:,} tokens, fewer than the "
-                            f"{inp.batch * inp.sequence:,} requested: vLLM would refuse this length or queue")
+    f = _flags(inp)
+
+    def recompute(g: VllmFlags) -> list[Stage]:
+        return vllm_memory.stages(inp.spec, inp.fmt, g)
+
+    stages = recompute(f)
+    total = inp.gpu_memory // inp.gpu_count if inp.gpu_memory is not None else None
+    verdict = vllm_advice.verdict(f, stages, total) if total is not None else None
+    fixes = []
+    if verdict is not None and not verdict.starts:
+        fixes = vllm_advice.fixes(inp.spec, f, stages, total, inp.sequence, recompute)
+    s = _binding(stages, int(f.gpu_memory_utilization * total) if total is not None else None)
+    detail = _detail(f, s, stages, total, inp.sequence, verdict, fixes)
+    return _memory(inp, f, stages, detail, verdict)
+
+
+def _memory(inp: RuntimeInput, f: VllmFlags, stages: list[Stage], d: VllmDetail,
+            verdict: vllm_advice.Verdict | None) -> RuntimeMemory:
+    tp, asked = f.tp, inp.batch * inp.sequence
+    kv_blocks = d.kv_blocks if d.kv_blocks is not None else ceil(asked / f.block_size)
+    mem = RuntimeMemory(
+        weights=tp * sum(s.weights for s in stages),
+        kv_cache=tp * sum(kv_blocks * s.block_bytes for s in stages),
+        activations=tp * sum(s.activation for s in stages),
+        overhead=tp * sum(d.cuda_context_bytes + s.non_torch + vllm_memory.graph_pool(f, s) for s in stages),
+        kv_cache_tokens=kv_blocks * f.block_size, usable_fraction=f.gpu_memory_utilization,
+        required=inp.gpu_count * max(_need(f, s, asked) for s in stages),
+        kv_capacity_tokens=d.kv_tokens, max_concurrency=d.max_concurrency,
+        assumptions=_notes(f, stages[0]), vllm=d,
+    )
+    if verdict is None:
+        mem.warnings.append(f"vLLM takes {f.gpu_memory_utilization:.0%} of each GPU whatever the request; name a "
+                            "GPU to see its KV capacity and whether it starts")
+    elif not verdict.starts:
+        change = "; ".join(f"{x.flag}={x.value}" for x in d.fixes) or "none of one flag"
+        mem.warnings.append(f"vLLM does not start: {verdict.reason} (short by {verdict.shortfall / GiB:.2f} GiB "
+                            f"per GPU). Changes that fix it: {change}")
+    elif d.kv_tokens is not None and d.kv_tokens < asked:
+        mem.warnings.append(f"the KV cache holds {d.kv_tokens:,} tokens, fewer than the {asked:,} of {inp.batch} "
+                            "sequences: vLLM queues the rest")
     return mem
 
 
 def _default_kv(spec: ModelSpec, fmt: Format) -> str:
-    return "fp16" if fmt.slug == "fp16" else spec.dtype_slug
+    return vllm_flags.default_kv(spec, fmt)
 
 
 RUNTIME = Runtime(
     slug="vllm",
     label="vLLM (paged KV cache)",
-    source="shared/reference/quantization-and-runtimes.md s4; vLLM gpu_worker determine_num_available_blocks",
-    kv_types=("bf16", "fp16", "fp8"),
+    source=SOURCE,
+    kv_types=("bf16", "fp16", "fp32", "fp8"),
     default_kv=_default_kv,
     memory=memory,
 )

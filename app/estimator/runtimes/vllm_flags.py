@@ -1,0 +1,133 @@
+"""vLLM's flags resolved against the model, the weight format and the GPU: what `vllm serve` runs with.
+
+Names and defaults: vllm/engine/arg_utils.py and vllm/config/{cache,model,parallel,scheduler}.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.estimator.errors import InvalidRequest, UnknownChoice
+from app.estimator.io import VramRequest
+from app.estimator.kv_cache import KV_TYPES, KvType
+from app.estimator.quantization import Format
+from app.estimator.runtimes.vllm_profiles import VllmProfile, batch_defaults, profile_for
+from app.estimator.spec import ModelSpec
+
+SLUG = "vllm"
+DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}  # --dtype -> format / KV slug
+DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
+
+# Our weight formats as vLLM names their method (--quantization, or the checkpoint's quantization_config).
+VLLM_METHODS: dict[str, str | None] = {
+    "fp32": None, "fp16": None, "bf16": None,
+    "fp8": "fp8",  # --quantization fp8: weights quantized at load, per-tensor scale (V1)
+    "fp8-dynamic": "compressed-tensors (fp8 dynamic, per-channel)",  # RedHatAI *-fp8-dynamic (V2)
+    "int8": "compressed-tensors (w8a8 int8, per-channel)",  # RedHatAI *-quantized.w8a8 (V2)
+    "int4": "compressed-tensors (w4a16, per-channel)",
+    "gptq-int4": "gptq_marlin",  # RedHatAI *-quantized.w4a16, GPTQ checkpoint run by Marlin (V2)
+    "gptq-int8": "gptq_marlin",
+    "awq-int4": "awq_marlin",
+    "bnb-nf4-dq": "bitsandbytes",  # pre-quantized bnb-4bit checkpoints, double quantization (V4)
+    "fp8-block128": "fp8 (block-wise 128x128)",  # DeepSeek-V3-style checkpoints
+    "mxfp4": "mxfp4",  # gpt-oss checkpoints
+}
+
+
+def default_format(spec: ModelSpec, req: VramRequest) -> str:
+    """Weight format when `quantization` is not given: vLLM's --dtype picks it (auto: the checkpoint's
+    torch_dtype; float32 checkpoints run in bfloat16, vllm/config/model.py _resolve_auto_dtype)."""
+    base = spec.default_format  # a quantized release keeps its own format
+    if req.runtime != SLUG or base not in DTYPE_NAMES:
+        return base
+    if req.dtype != "auto":
+        return DTYPES[req.dtype]
+    return "bf16" if base == "fp32" else base
+
+
+def kv_override(req: VramRequest, runtime: str) -> str | None:
+    """KV slug that --kv-cache-dtype asks for (None: auto); refuses a `kv_cache` that disagrees."""
+    if runtime != SLUG or req.kv_cache_dtype == "auto":
+        return None
+    if req.kv_cache not in (None, "fp8"):
+        raise InvalidRequest("kv_cache_dtype", f"kv_cache_dtype {req.kv_cache_dtype} disagrees with kv_cache "
+                             f"{req.kv_cache}; allowed: leave one of them unset, or kv_cache fp8")
+    return "fp8"
+
+
+def default_kv(spec: ModelSpec, fmt: Format) -> str:
+    """--kv-cache-dtype auto: the model's compute dtype (fp32 included, V1 --dtype float32)."""
+    if fmt.slug in DTYPES.values():
+        return fmt.slug
+    return "bf16" if spec.dtype_slug == "fp32" else spec.dtype_slug
+
+
+@dataclass(frozen=True, slots=True)
+class VllmFlags:
+    profile: VllmProfile
+    gpu_memory_utilization: float
+    max_model_len: int
+    max_num_seqs: int
+    max_num_batched_tokens: int
+    block_size: int
+    kv: KvType
+    kv_name: str  # as vLLM prints it
+    dtype: str  # float16 / bfloat16 / float32
+    compute_bytes: int
+    tp: int
+    pp: int
+    enforce_eager: bool
+    method: str | None
+
+
+def _check_parallel(spec: ModelSpec, tp: int, pp: int) -> None:
+    lm = spec.language_model
+    if lm.heads % tp:
+        allowed = [str(d) for d in range(1, lm.heads + 1) if lm.heads % d == 0]
+        raise UnknownChoice("tensor_parallel_size", str(tp), allowed,
+                            f"vLLM needs the {lm.heads} attention heads divisible by it")
+    if pp > lm.layers:
+        raise InvalidRequest("pipeline_parallel_size", f"pipeline_parallel_size {pp} exceeds the "
+                             f"{lm.layers} layers; allowed: 1 to {lm.layers}")
+
+
+def _compute_dtype(spec: ModelSpec, fmt: Format, req: VramRequest) -> str:
+    if fmt.slug in DTYPE_NAMES:
+        if req.dtype not in ("auto", DTYPE_NAMES[fmt.slug]):
+            raise InvalidRequest("dtype", f"dtype {req.dtype} disagrees with quantization {fmt.slug}; allowed: "
+                                 f"auto or {DTYPE_NAMES[fmt.slug]}")
+        return DTYPE_NAMES[fmt.slug]
+    if fmt.slug not in VLLM_METHODS:
+        raise UnknownChoice("quantization", fmt.slug, list(VLLM_METHODS), "vLLM loads these formats")
+    if req.dtype != "auto":
+        return req.dtype
+    return "bfloat16" if spec.dtype_slug == "fp32" else DTYPE_NAMES[spec.dtype_slug]
+
+
+def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence: int,
+            gpu_bytes: int | None, gpu_slug: str | None) -> VllmFlags:
+    """Every vLLM flag with its default filled in for this model, format, length and GPU.
+
+    Raises:
+        InvalidRequest: a flag vLLM would refuse for this model (names the field and what it allows).
+    """
+    profile = profile_for(req.vllm_version)
+    dtype = _compute_dtype(spec, fmt, req)
+    pp = req.pipeline_parallel_size
+    tp = req.tensor_parallel_size or req.gpu_count // pp
+    _check_parallel(spec, tp, pp)
+    max_model_len = req.max_model_len or sequence
+    if max_model_len < sequence:
+        raise InvalidRequest("max_model_len", f"max_model_len {max_model_len} is shorter than the sequence "
+                             f"({sequence:,} positions with the images); allowed: >= {sequence}")
+    seqs, tokens = batch_defaults(profile, gpu_bytes, "a100" in (gpu_slug or ""), max_model_len)
+    kv_name = "fp8" if kv.slug == "fp8" else DTYPE_NAMES.get(kv.slug, kv.slug)
+    if req.kv_cache_dtype != "auto":
+        kv_name = req.kv_cache_dtype
+    return VllmFlags(
+        profile=profile, gpu_memory_utilization=req.gpu_memory_utilization, max_model_len=max_model_len,
+        max_num_seqs=req.max_num_seqs or seqs, max_num_batched_tokens=req.max_num_batched_tokens or tokens,
+        block_size=req.block_size, kv=KV_TYPES[kv.slug], kv_name=kv_name, dtype=dtype,
+        compute_bytes=4 if dtype == "float32" else 2, tp=tp, pp=pp, enforce_eager=req.enforce_eager,
+        method=VLLM_METHODS[fmt.slug],
+    )

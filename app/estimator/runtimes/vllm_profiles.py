@@ -1,0 +1,123 @@
+"""vLLM's behaviour per release range: defaults, sampler profile, non-torch memory, CUDA graphs.
+
+The startup profiler's figures changed between releases with nothing else changed (Qwen3-14B on an H100:
+torch activation peak 5.64 GiB in 0.15.0/0.16.0, 2.23 GiB in 0.17.0; non-torch 0.13 -> 0.25 GiB in
+0.18.0), so every constant here names the release range it describes. Fitted constants come from
+`python -m app.measure.vllm_fit` on the cases in `app/measure/vllm_cases.json`; each names its cases.
+
+Sources of the printed figures: vLLM 0.19.0 and version-sweep startup logs in
+https://github.com/llm-d-incubation/llm-d-planner (accuracy/results/, commit d3121e05), and
+https://github.com/vllm-project/vllm/issues/13882 (vLLM 0.7.3, RTX 4060).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.estimator.errors import InvalidRequest
+
+GiB = 1 << 30
+MiB = 1 << 20
+LARGE_GPU_BYTES = 70 * GiB  # vllm/engine/arg_utils.py: ">= 70 GiB and not an A100" gets larger batch defaults
+
+
+def _gib(x: float) -> int:
+    return round(x * GiB)
+
+
+@dataclass(frozen=True, slots=True)
+class VllmProfile:
+    """Constants of one vLLM release range. Ranges are [first, next) in (major, minor)."""
+
+    name: str
+    first: tuple[int, int]
+    next: tuple[int, int]
+    engine: str  # "V0" (LLMEngine) or "V1" (EngineCore)
+    sampler_extra_bytes: float  # bytes per (sequence x vocab entry) of the sampler pass beyond the logits
+    sampler_source: str
+    non_torch_bytes: int  # non-torch growth during profiling on one GPU without parallelism
+    non_torch_source: str
+    calibrated: bool = True  # False: borrowed from the neighbouring range, not checked against a log
+
+
+# Sampler pass: vLLM profiles the sampler on max_num_seqs rows of logits. Per (row x vocab entry) it
+# holds the lm_head output in the model dtype plus `sampler_extra_bytes` (fp32 logits, probabilities,
+# noise, masks...). Fitted by app/measure/vllm_fit.py (see its report for the fit and held-out cases).
+SAMPLER_EXTRA_V017 = 13.08  # fit: V1 Llama-3.1-8B (bf16, fp16, fp32, fp8, TP2/4), V2, V3 0.17/0.18 (max of cases)
+SAMPLER_EXTRA_V015 = 36.38  # fit: V3 Qwen3-14B 0.15.0/0.16.0 (5.64 GiB); checked on V4 (0.7.3)
+
+PROFILES: tuple[VllmProfile, ...] = (
+    VllmProfile("0.7", (0, 7), (0, 8), "V0", SAMPLER_EXTRA_V015,
+                "sampler as 0.15/0.16 (V3 fit); V4 (0.7.3) activation 1.42 GiB reproduced within 1%",
+                _gib(0.03), "V4: vLLM 0.7.3 on an RTX 4060, non_torch_memory 0.03 GiB"),
+    VllmProfile("0.8-0.16", (0, 8), (0, 17), "V1", SAMPLER_EXTRA_V015,
+                "V3: Qwen3-14B 0.15.0/0.16.0 activation 5.64 GiB",
+                _gib(0.13), "V3: Qwen3-14B 0.15.0-0.17.0 non-torch 0.13 GiB"),
+    VllmProfile("0.17", (0, 17), (0, 18), "V1", SAMPLER_EXTRA_V017,
+                "V3: Qwen3-14B 0.17.0 activation 2.23 GiB",
+                _gib(0.13), "V3: Qwen3-14B 0.17.0 non-torch 0.13 GiB"),
+    VllmProfile("0.18-0.19", (0, 18), (0, 20), "V1", SAMPLER_EXTRA_V017,
+                "V1: Llama-3.1-8B 0.19.0 activation 1.89 GiB (bf16), 2.21 GiB (fp32)",
+                _gib(0.25), "V1: Llama-3.1-8B 0.19.0 non-torch 0.25 GiB; V3: Qwen3-14B 0.18.0 0.25 GiB"),
+    VllmProfile("0.20", (0, 20), (0, 21), "V1", SAMPLER_EXTRA_V017,
+                "assumed as 0.18-0.19 (no 0.20 log checked)",
+                _gib(0.25), "assumed as 0.18-0.19", calibrated=False),
+)
+NEWEST = "0.19.0"  # the default version: the newest release checked against a log
+# From 0.21.0 the CUDA-graph memory is profiled inside the budget (vllm-project/vllm PR 30515): a
+# different accounting that no log here checks, so later releases are refused rather than guessed.
+
+# Non-torch growth with tensor parallelism, beyond the single-GPU figure: NCCL and custom all-reduce
+# buffers. V1 (Llama-3.1-8B, 0.19.0): TP1 0.25, TP2 2.07, TP4 2.13 GiB. Larger TP: the TP4 figure.
+NCCL_BYTES = {1: 0, 2: _gib(2.07 - 0.25), 4: _gib(2.13 - 0.25)}
+# CUDA context and communicator set-up before profiling, outside the budget (worker init snapshot
+# "cuda_memory"): V1 TP1 0.51 GiB; TP2 1.53; TP4 1.55 (same logs). PP2 1.43 (held out).
+CUDA_CONTEXT_BYTES = {1: _gib(0.51), 2: _gib(1.53), 4: _gib(1.55)}
+# CUDA graph pool, captured after the KV cache and outside the budget (0.19 default: PIECEWISE and FULL
+# graphs for 51 batch sizes each). Grows with the piecewise graphs, one per layer: fitted a + b x layers
+# on V1 (32 layers: 0.91 GiB) and V2 70B fp8 TP2 (80 layers: 1.79 GiB), same logs.
+GRAPH_POOL_BASE_GIB = 0.3233  # fit (app/measure/vllm_fit.py)
+GRAPH_POOL_PER_LAYER_GIB = 0.018333  # fit (app/measure/vllm_fit.py)
+
+
+def parse_version(text: str) -> tuple[int, int]:
+    major, minor, *_ = (int(p) for p in text.split("."))
+    return major, minor
+
+
+def profile_for(version: str | None) -> VllmProfile:
+    """The profile describing `version` (default: the newest checked release).
+
+    Raises:
+        InvalidRequest: a release outside every calibrated range (field vllm_version).
+    """
+    key = parse_version(version or NEWEST)
+    for p in PROFILES:
+        if p.first <= key < p.next:
+            return p
+    allowed = f"{PROFILES[0].first[0]}.{PROFILES[0].first[1]}.0 to {PROFILES[-1].name}.x"
+    raise InvalidRequest("vllm_version", f"vllm_version {version} is not modelled; allowed: {allowed} "
+                         "(0.21.0 moved the CUDA-graph memory inside the budget)")
+
+
+def by_size(table: dict[int, int], size: int) -> int:
+    """The entry for the largest key <= size (TP 8 uses the TP 4 figure)."""
+    return table[max(k for k in table if k <= size)]
+
+
+def graph_pool_bytes(layers: int) -> int:
+    return _gib(GRAPH_POOL_BASE_GIB + GRAPH_POOL_PER_LAYER_GIB * layers)
+
+
+def batch_defaults(profile: VllmProfile, gpu_bytes: int | None, a100: bool, max_model_len: int) -> tuple[int, int]:
+    """(max_num_seqs, max_num_batched_tokens) that `vllm serve` picks when they are not given.
+
+    V1 engine (vllm/engine/arg_utils.py, OPENAI_API_SERVER usage context): 1024 and 8192 on GPUs of
+    >= 70 GiB except A100s (the 0.19.0 logs print "Defaulting max_num_batched_tokens to 8192", "max_num_seqs
+    to 1024"), else 256 and 2048. V0 without chunked prefill: 256 and max(max_model_len, 2048).
+    """
+    if profile.engine == "V0":
+        return 256, max(max_model_len, 2048)
+    if (gpu_bytes is None or gpu_bytes >= LARGE_GPU_BYTES) and not a100:
+        return 1024, 8192
+    return 256, 2048

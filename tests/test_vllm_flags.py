@@ -1,0 +1,55 @@
+"""vLLM flags in the API (issue 10): vLLM's names and defaults, 422 naming the field and what it allows."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.estimator import VramRequest
+
+STATE = {"model": "llama-3.1-8b", "runtime": "vllm", "context": 8192, "gpu": "h100-80gb"}
+
+
+def test_defaults_are_vllms():
+    """vLLM's documented defaults: --gpu-memory-utilization 0.9, --block-size 16, --kv-cache-dtype auto,
+    --dtype auto, --pipeline-parallel-size 1, CUDA graphs on (vllm/engine/arg_utils.py)."""
+    r = VramRequest(model="x")
+    assert (r.gpu_memory_utilization, r.block_size, r.kv_cache_dtype, r.dtype) == (0.9, 16, "auto", "auto")
+    assert (r.pipeline_parallel_size, r.enforce_eager, r.gpu_count) == (1, False, 1)
+
+
+@pytest.mark.parametrize(("given", "gpu_count", "tp"), [
+    ({"tensor_parallel_size": 4}, 4, 4),
+    ({"tensor_parallel_size": 2, "pipeline_parallel_size": 2}, 4, 2),
+    ({"pipeline_parallel_size": 2}, 2, None),
+    ({"gpu_count": 4, "tensor_parallel_size": 4}, 4, 4),
+    ({"gpu_count": 2}, 2, None),
+])
+def test_gpu_count_is_tp_times_pp(given: dict, gpu_count: int, tp: int | None):
+    r = VramRequest(model="x", **given)
+    assert (r.gpu_count, r.tensor_parallel_size) == (gpu_count, tp)
+
+
+@pytest.mark.parametrize(("params", "field", "says"), [
+    ({"gpu_memory_utilization": 1.5}, "gpu_memory_utilization", "less than or equal to 1"),
+    ({"gpu_memory_utilization": 0}, "gpu_memory_utilization", "greater than 0"),
+    ({"kv_cache_dtype": "int8"}, "kv_cache_dtype", "'auto', 'fp8', 'fp8_e4m3' or 'fp8_e5m2'"),
+    ({"dtype": "half8"}, "dtype", "'auto', 'bfloat16', 'float16' or 'float32'"),
+    ({"block_size": 24}, "block_size", "1, 8, 16, 32, 64, 128 or 256"),
+    ({"max_model_len": 4096}, "max_model_len", "allowed: >= context"),
+    ({"max_num_seqs": 0}, "max_num_seqs", "greater than or equal to 1"),
+    ({"max_num_batched_tokens": 0}, "max_num_batched_tokens", "greater than or equal to 1"),
+    ({"gpu_count": 4, "tensor_parallel_size": 2}, "tensor_parallel_size", "must equal gpu_count (4)"),
+    ({"gpu_count": 3, "pipeline_parallel_size": 2}, "pipeline_parallel_size", "must divide gpu_count (3)"),
+    ({"vllm_version": "latest"}, "vllm_version", "should match pattern"),
+    ({"enforce_eager": "maybe"}, "enforce_eager", "valid boolean"),
+], ids=lambda v: str(v) if isinstance(v, str) else None)
+def test_bad_vllm_flags_give_422_naming_the_field(client: TestClient, params: dict, field: str, says: str):
+    for r in (client.get("/api/vram", params={**STATE, **params}), client.post("/api/vram", json={**STATE, **params})):
+        assert r.status_code == 422, r.text
+        assert any(e["loc"][-1] == field and says in e["msg"] for e in r.json()["detail"]), r.json()
+
+
+def test_blank_form_fields_mean_the_default(client: TestClient):
+    form = {**STATE, "max_num_seqs": "", "tensor_parallel_size": "", "enforce_eager": "", "dtype": ""}
+    assert client.post("/api/vram", data=form).status_code == 200
