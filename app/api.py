@@ -142,7 +142,9 @@ def quantizations() -> list[dict[str, Any]]:
 
 @router.get("/runtimes", summary="Runtimes and their KV-cache types")
 def runtimes() -> list[dict[str, Any]]:
-    return [{"slug": r.slug, "label": r.label, "kv_cache": list(r.kv_types), "source": r.source}
+    return [{"slug": r.slug, "label": r.label, "kv_cache": list(r.kv_types), "source": r.source,
+             "versions": r.versions,  # the releases this model describes, for people (issue 14)
+             "release_ranges": list(r.release_ranges)}  # vLLM: one profile per release range (issue 10)
             for r in RUNTIMES.values()]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from app.estimator import FORMATS, KV_TYPES, RUNTIMES, VramRequest
-from app.estimator.io import Breakdown, Detail, GpuFit, VllmDetail, VllmFix, VramEstimate
+from app.estimator.io import Breakdown, Detail, GpuFit, VllmDetail, VllmFix, VllmStage, VramEstimate
 from app.estimator.runtimes import llamacpp, transformers, vllm, vllm_advice, vllm_memory, vllm_profiles
 
 
@@ -24,7 +24,7 @@ def _undescribed(model: type[BaseModel]) -> list[str]:
 
 
 def test_request_and_breakdown_fields_are_described():
-    for model in (VramRequest, Breakdown, Detail, GpuFit, VllmDetail, VllmFix):
+    for model in (VramRequest, Breakdown, Detail, GpuFit, VllmDetail, VllmFix, VllmStage):
         assert not _undescribed(model), (model.__name__, _undescribed(model))
     assert VramEstimate.model_fields["total_bytes"].description
 

@@ -50,6 +50,44 @@ def test_bad_vllm_flags_give_422_naming_the_field(client: TestClient, params: di
         assert any(e["loc"][-1] == field and says in e["msg"] for e in r.json()["detail"]), r.json()
 
 
+def test_null_json_fields_mean_the_default(client: TestClient):
+    r = client.post("/api/vram", json={**STATE, "tensor_parallel_size": None, "max_model_len": None})
+    assert r.status_code == 200 and r.json()["vllm"]["tensor_parallel_size"] == 1
+
+
 def test_blank_form_fields_mean_the_default(client: TestClient):
     form = {**STATE, "max_num_seqs": "", "tensor_parallel_size": "", "enforce_eager": "", "dtype": ""}
     assert client.post("/api/vram", data=form).status_code == 200
+
+
+def test_max_model_len_defaults_to_the_sequence_and_is_reported(client: TestClient):
+    body = client.get("/api/vram", params={**STATE, "context": 4096}).json()
+    assert body["vllm"]["max_model_len"] == 4096
+    body = client.get("/api/vram", params={**STATE, "context": 4096, "max_model_len": 131072}).json()
+    assert body["vllm"]["max_model_len"] == 131072
+    # concurrency is for the requested length (context), not for max_model_len
+    assert body["vllm"]["max_concurrency"] == round(body["vllm"]["kv_tokens"] / 4096, 2)
+    long = client.get("/api/vram", params={**STATE, "context": 4096, "max_model_len": 262144}).json()
+    assert any("VLLM_ALLOW_LONG_MAX_MODEL_LEN" in w for w in long["warnings"])
+
+
+def test_kv_cache_and_kv_cache_dtype_must_agree(client: TestClient):
+    r = client.get("/api/vram", params={**STATE, "kv_cache": "bf16", "kv_cache_dtype": "fp8"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "kv_cache_dtype"
+    ok = client.get("/api/vram", params={**STATE, "kv_cache": "fp8", "kv_cache_dtype": "fp8_e4m3"}).json()
+    assert ok["request"]["kv_cache"] == "fp8" and ok["vllm"]["kv_cache_dtype"] == "fp8_e4m3"
+
+
+def test_dtype_float32_makes_weights_and_kv_fp32(client: TestClient):
+    """V1: `--dtype float32` gives fp32 weights (29.98 GiB) and an fp32 KV cache (175,296 tokens)."""
+    body = client.get("/api/vram", params={**STATE, "dtype": "float32"}).json()
+    assert body["request"]["quantization"] == "fp32" and body["request"]["kv_cache"] == "fp32"
+    assert body["detail"]["kv_bytes_per_token"] == 32 * 2 * 8 * 128 * 4
+    r = client.get("/api/vram", params={**STATE, "dtype": "float32", "quantization": "bf16"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "dtype"
+
+
+def test_runtimes_endpoint_lists_the_vllm_release_ranges(client: TestClient):
+    vllm = next(r for r in client.get("/api/runtimes").json() if r["slug"] == "vllm")
+    assert vllm["release_ranges"][0] == "0.7" and "0.18-0.19" in vllm["release_ranges"]
+    assert {"bf16", "fp16", "fp32", "fp8"} == set(vllm["kv_cache"])

@@ -138,16 +138,16 @@ class VramRequest(BaseModel):
         "auto) the KV cache; auto = the checkpoint's torch_dtype (float32 checkpoints run in bfloat16).")
     vllm_version: str | None = Field(
         None, pattern=r"^\d+\.\d+(\.\d+)?$", description="vLLM release the answer describes, e.g. 0.19.0 "
-        "(profiled activation peak and defaults changed between releases; see /api/runtimes). Default: newest "
-        "calibrated release.")
+        "(the profiled activation peak and defaults changed between releases); 0.7.0 to 0.20.x. Default: "
+        "0.19.0, the newest release checked against a startup log.")
 
     @model_validator(mode="before")
     @classmethod
     def _vllm_parallel(cls, data: object) -> object:
-        """Blank vLLM fields mean their default; fill gpu_count or tensor_parallel_size from the other."""
+        """Blank or null vLLM fields mean their default; fill gpu_count from tensor/pipeline parallel sizes."""
         if not isinstance(data, dict):
             return data
-        data = {k: v for k, v in data.items() if not (k in _VLLM_FIELDS and v == "")}
+        data = {k: v for k, v in data.items() if not (k in _VLLM_FIELDS and (v is None or v == ""))}
         given = {k for k in ("gpu_count", "tensor_parallel_size", "pipeline_parallel_size") if k in data}
         if "tensor_parallel_size" in given and "gpu_count" not in given:
             data["gpu_count"] = _product(data["tensor_parallel_size"], data.get("pipeline_parallel_size", 1))
@@ -364,6 +364,7 @@ class VllmStage(BaseModel):
     non_torch_bytes: int = Field(description="Non-torch growth during profiling.")
     kv_budget_bytes: int | None = Field(description="This stage's KV budget (None without a GPU).")
     kv_blocks: int | None = Field(description="Blocks this stage's budget holds; vLLM uses the smallest.")
+    kv_block_bytes: int = Field(description="One KV block over this stage's layers on one GPU.")
 
 
 class VllmDetail(BaseModel):

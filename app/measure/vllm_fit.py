@@ -10,7 +10,8 @@ Only what the architecture cannot give is fitted:
   - the sampler's bytes per (sequence x vocab entry) beyond the lm_head output, per release range:
     activation = T x hidden x e + N x vocab x (e + extra)  ->  extra = max over the range's fit cases
     (the maximum, so no fit case is under-estimated);
-  - the CUDA-graph pool a + b x layers through two cases (V1 8B, V2 70B TP2).
+  - the CUDA-graph pool a + b x layers through two cases (V1 8B, V2 70B TP2);
+  - the non-torch growth with TP 2 and 4 beyond the single-GPU figure (max of V1 and V2).
 """
 
 from __future__ import annotations
@@ -42,9 +43,13 @@ FITS = {
                            "V2-w8a8", "V2-70b-fp8-tp2", "V2-70b-fp8-tp4", "V3-0.17.0", "V3-0.18.0"),
     "sampler_extra_v015": ("V3-0.15.0", "V3-0.16.0"),
     "graph_pool": ("V1-bf16", "V2-70b-fp8-tp2"),
+    "nccl_tp2_gib": ("V1-tp2", "V2-70b-fp8-tp2"),  # non-torch with TP minus V1's single-GPU 0.25 GiB
+    "nccl_tp4_gib": ("V1-tp4", "V2-70b-fp8-tp4"),
 }
+NON_TORCH_TP1 = "V1-bf16"
 PROFILED_TOKENS, PROFILED_SEQS = 8192, 1024  # the 0.19 serve defaults on an H100 (printed in the V1 log)
-FALLBACK = {"llama-3.1-8b-instruct": "llama-3.1-8b"}  # same architecture (Meta's configs)
+# Same architecture in Meta's config.json files (the instruct and 3.3 releases change weights only)
+FALLBACK = {"llama-3.1-8b-instruct": "llama-3.1-8b", "llama-3.3-70b-instruct": "llama-3.1-70b"}
 
 
 def load_cases() -> list[dict]:
@@ -73,6 +78,9 @@ def fit(cases: list[dict]) -> dict[str, float]:
     per_layer = (gb - ga) / (lb - la)
     out["graph_pool_per_layer_gib"] = round(per_layer, 6)
     out["graph_pool_base_gib"] = round(ga - per_layer * la, 4)
+    base = by_id[NON_TORCH_TP1]["printed"]["non_torch_gib"]
+    for name in ("nccl_tp2_gib", "nccl_tp4_gib"):
+        out[name] = round(max(by_id[i]["printed"]["non_torch_gib"] for i in FITS[name]) - base, 2)
     return out
 
 

@@ -67,3 +67,4 @@ class Runtime:
     versions: str = "unspecified"  # the runtime releases this model describes, for people
     versions_min: str = ""  # lowest release (vLLM x.y.z, llama.cpp build number) ...
     versions_max: str = ""  # ... and highest, for comparing a log's version
+    release_ranges: tuple[str, ...] = ()  # release ranges the model describes (vLLM, issue 10)

@@ -17,7 +17,7 @@ from app.estimator.runtimes import vllm_advice, vllm_flags, vllm_memory
 from app.estimator.runtimes.base import Runtime, RuntimeInput, RuntimeMemory
 from app.estimator.runtimes.vllm_flags import VllmFlags
 from app.estimator.runtimes.vllm_memory import Stage
-from app.estimator.runtimes.vllm_profiles import GiB
+from app.estimator.runtimes.vllm_profiles import PROFILES, GiB
 from app.estimator.spec import ModelSpec
 
 # Where the model comes from (listed by /api/runtimes)
@@ -55,7 +55,7 @@ def _notes(f: VllmFlags, s: Stage) -> list[str]:
                                                                     if f.enforce_eager else ""),
     ]
     if not p.calibrated:
-        notes.append(f"vLLM {p.name} is not checked against a startup log: constants of the previous release")
+        notes.append(f"vLLM {p.name} is not checked against a startup log: constants of a neighbouring release")
     return notes
 
 
@@ -88,7 +88,7 @@ def _detail(f: VllmFlags, s: Stage, stages: list[Stage], total: int | None, sequ
 def _stage(s: Stage, requested: int | None) -> VllmStage:
     budget = s.budget(requested) if requested is not None else None
     return VllmStage(index=s.index, layers=s.layers, weights_bytes=s.weights, activation_peak_bytes=s.activation,
-                     non_torch_bytes=s.non_torch, kv_budget_bytes=budget,
+                     non_torch_bytes=s.non_torch, kv_budget_bytes=budget, kv_block_bytes=s.block_bytes,
                      kv_blocks=max(0, budget) // s.block_bytes if budget is not None else None)
 
 
@@ -127,6 +127,10 @@ def _memory(inp: RuntimeInput, f: VllmFlags, stages: list[Stage], d: VllmDetail,
         kv_capacity_tokens=d.kv_tokens, max_concurrency=d.max_concurrency,
         assumptions=_notes(f, stages[0]), vllm=d,
     )
+    longest = inp.spec.language_model.max_context
+    if f.max_model_len > longest:
+        mem.warnings.append(f"max_model_len {f.max_model_len:,} exceeds the model's max_position_embeddings "
+                            f"({longest:,}): vLLM refuses it unless VLLM_ALLOW_LONG_MAX_MODEL_LEN=1")
     if verdict is None:
         mem.warnings.append(f"vLLM takes {f.gpu_memory_utilization:.0%} of each GPU whatever the request; name a "
                             "GPU to see its KV capacity and whether it starts")
@@ -151,4 +155,5 @@ RUNTIME = Runtime(
     kv_types=("bf16", "fp16", "fp32", "fp8"),
     default_kv=_default_kv,
     memory=memory,
+    release_ranges=tuple(p.name for p in PROFILES),
 )

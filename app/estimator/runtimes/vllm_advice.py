@@ -15,7 +15,7 @@ from math import ceil
 
 from app.estimator.io import VllmFix
 from app.estimator.kv_cache import KV_TYPES
-from app.estimator.runtimes.vllm_flags import VllmFlags
+from app.estimator.runtimes.vllm_flags import VllmFlags, tp_allowed
 from app.estimator.runtimes.vllm_memory import Stage, cuda_context
 from app.estimator.spec import ModelSpec
 
@@ -94,7 +94,7 @@ def _fp8(f: VllmFlags, recompute: Recompute, total: int) -> VllmFix | None:
 def _more_gpus(spec: ModelSpec, f: VllmFlags, recompute: Recompute, total: int) -> VllmFix | None:
     heads = spec.language_model.heads
     for tp in range(f.tp + 1, min(heads, MAX_TP // f.pp) + 1):
-        if heads % tp:
+        if not tp_allowed(spec.language_model, tp):
             continue
         g = replace(f, tp=tp)
         if verdict(g, recompute(g), total).starts:

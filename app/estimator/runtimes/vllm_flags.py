@@ -12,9 +12,10 @@ from app.estimator.io import VramRequest
 from app.estimator.kv_cache import KV_TYPES, KvType
 from app.estimator.quantization import Format
 from app.estimator.runtimes.vllm_profiles import VllmProfile, batch_defaults, profile_for
-from app.estimator.spec import ModelSpec
+from app.estimator.spec import LanguageModel, ModelSpec
 
 SLUG = "vllm"
+VOCAB_PADDING = 64  # vllm/model_executor/layers/vocab_parallel_embedding.py DEFAULT_VOCAB_PADDING_SIZE
 DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}  # --dtype -> format / KV slug
 DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
 
@@ -80,12 +81,25 @@ class VllmFlags:
     method: str | None
 
 
+def tp_allowed(lm: LanguageModel, tp: int) -> bool:
+    """vLLM's checks: attention heads divisible by TP; KV heads divisible by TP or TP by them (then
+    replicated); the vocabulary padded to 64 divisible by TP (vocab_parallel_embedding; the held-out
+    Qwen3-14B TP5 log fails with "151936 is not divisible by 5")."""
+    kv_ok = lm.kv_heads % tp == 0 or tp % lm.kv_heads == 0
+    return lm.heads % tp == 0 and kv_ok and padded_vocab(lm.vocab) % tp == 0
+
+
+def padded_vocab(vocab: int) -> int:
+    return -(-vocab // VOCAB_PADDING) * VOCAB_PADDING
+
+
 def _check_parallel(spec: ModelSpec, tp: int, pp: int) -> None:
     lm = spec.language_model
-    if lm.heads % tp:
-        allowed = [str(d) for d in range(1, lm.heads + 1) if lm.heads % d == 0]
+    if not tp_allowed(lm, tp):
+        allowed = [str(d) for d in range(1, lm.heads + 1) if tp_allowed(lm, d)]
         raise UnknownChoice("tensor_parallel_size", str(tp), allowed,
-                            f"vLLM needs the {lm.heads} attention heads divisible by it")
+                            f"vLLM splits {lm.heads} attention heads, {lm.kv_heads} KV heads and the padded "
+                            f"vocabulary of {padded_vocab(lm.vocab):,} evenly")
     if pp > lm.layers:
         raise InvalidRequest("pipeline_parallel_size", f"pipeline_parallel_size {pp} exceeds the "
                              f"{lm.layers} layers; allowed: 1 to {lm.layers}")

@@ -15,7 +15,7 @@ from app.estimator.kv_cache import kv_row_elements
 from app.estimator.params import Tensor, model_tensors
 from app.estimator.quantization import COMPUTE_BYTES, Format
 from app.estimator.runtimes.activations import vision_pass_bytes
-from app.estimator.runtimes.vllm_flags import VllmFlags
+from app.estimator.runtimes.vllm_flags import VllmFlags, padded_vocab
 from app.estimator.runtimes.vllm_profiles import (
     CUDA_CONTEXT_BYTES,
     NCCL_BYTES,
@@ -24,7 +24,6 @@ from app.estimator.runtimes.vllm_profiles import (
 )
 from app.estimator.spec import LanguageModel, ModelSpec
 
-VOCAB_PADDING = 64  # vllm/model_executor/layers/vocab_parallel_embedding.py DEFAULT_VOCAB_PADDING_SIZE
 # Hidden-size streams alive at a decoder layer's MLP peak: residual, layer input, normed input and the
 # down-projection output (vLLM fuses SiLU-and-mul, so the MLP adds gate_up 2F + product F = 3F).
 # Not fitted: held-out logs (CodeLlama-7B 0.77 GiB, Granite-3.1-8B 0.85 GiB) agree within 2%.
@@ -68,8 +67,7 @@ def _tensor_bytes(spec: ModelSpec, fmt: Format, t: Tensor) -> int:
 
 
 def _vocab_share(size: int, rows: int, tp: int) -> int:
-    padded = -(-rows // VOCAB_PADDING) * VOCAB_PADDING
-    return size * -(-padded // tp) // rows
+    return size * -(-padded_vocab(rows) // tp) // rows
 
 
 def _on_stage(t: Tensor, lo: int, hi: int, first: bool, last: bool) -> bool:

@@ -50,7 +50,10 @@ PROFILES: tuple[VllmProfile, ...] = (
     VllmProfile("0.7", (0, 7), (0, 8), "V0", SAMPLER_EXTRA_V015,
                 "sampler as 0.15/0.16 (V3 fit); V4 (0.7.3) activation 1.42 GiB reproduced within 1%",
                 _gib(0.03), "V4: vLLM 0.7.3 on an RTX 4060, non_torch_memory 0.03 GiB"),
-    VllmProfile("0.8-0.16", (0, 8), (0, 17), "V1", SAMPLER_EXTRA_V015,
+    VllmProfile("0.8-0.14", (0, 8), (0, 15), "V1", SAMPLER_EXTRA_V015,
+                "assumed as 0.15-0.16 (no log of these releases checked)",
+                _gib(0.13), "assumed as 0.15-0.16", calibrated=False),
+    VllmProfile("0.15-0.16", (0, 15), (0, 17), "V1", SAMPLER_EXTRA_V015,
                 "V3: Qwen3-14B 0.15.0/0.16.0 activation 5.64 GiB",
                 _gib(0.13), "V3: Qwen3-14B 0.15.0-0.17.0 non-torch 0.13 GiB"),
     VllmProfile("0.17", (0, 17), (0, 18), "V1", SAMPLER_EXTRA_V017,
@@ -68,8 +71,11 @@ NEWEST = "0.19.0"  # the default version: the newest release checked against a l
 # different accounting that no log here checks, so later releases are refused rather than guessed.
 
 # Non-torch growth with tensor parallelism, beyond the single-GPU figure: NCCL and custom all-reduce
-# buffers. V1 (Llama-3.1-8B, 0.19.0): TP1 0.25, TP2 2.07, TP4 2.13 GiB. Larger TP: the TP4 figure.
-NCCL_BYTES = {1: 0, 2: _gib(2.07 - 0.25), 4: _gib(2.13 - 0.25)}
+# buffers. Printed: V1 (Llama-3.1-8B) TP1 0.25, TP2 2.07, TP4 2.13 GiB; V2 (70B fp8) TP2 2.10, TP4 2.21.
+# Fit (app/measure/vllm_fit.py): the larger of the two minus 0.25. Larger TP: the TP4 figure.
+NCCL_TP2_GIB = 1.85  # fit
+NCCL_TP4_GIB = 1.96  # fit
+NCCL_BYTES = {1: 0, 2: _gib(NCCL_TP2_GIB), 4: _gib(NCCL_TP4_GIB)}
 # CUDA context and communicator set-up before profiling, outside the budget (worker init snapshot
 # "cuda_memory"): V1 TP1 0.51 GiB; TP2 1.53; TP4 1.55 (same logs). PP2 1.43 (held out).
 CUDA_CONTEXT_BYTES = {1: _gib(0.51), 2: _gib(1.53), 4: _gib(1.55)}
