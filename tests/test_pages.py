@@ -289,8 +289,8 @@ def test_repo_id_field_on_the_home_page(client: TestClient):
     url = client.get("/go", params={"repo": "https://huggingface.co/THUDM/glm-4v-9b"}, follow_redirects=False)
     assert url.headers["location"] == "/models/glm-4v-9b"
     unknown = client.get("/go", params={"repo": "someone/Some-Model-7B"}, follow_redirects=False)
-    assert unknown.headers["location"] == "/calculator?model=some-model-7b"
-    assert "not in the catalog yet" in client.get(unknown.headers["location"]).text
+    assert unknown.headers["location"] == "/calculator?model=someone%2FSome-Model-7B"
+    assert "is not in the catalog" in client.get(unknown.headers["location"]).text
 
 
 def test_every_catalog_model_has_a_card(client: TestClient, catalog):
