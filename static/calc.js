@@ -45,7 +45,7 @@
     post("/api/gguf", body).then(function (res) {
       var more = res[0] === 422 && /truncated/.test(res[1]) && size < CAP && size < file.size;
       if (more) return sendHeader(form, file, Math.min(size * 2, CAP));
-      status.textContent = res[0] === 200 ? "Estimated from the header of " + file.name + " (" + Math.round(Math.min(size, file.size) / MIB) + " MiB sent)." : "";
+      status.textContent = res[0] === 200 ? "Estimated from the header of " + file.name + " (" + Math.round(Math.min(size, file.size) / MIB) + " MiB sent); the breakdown above is for this file." : "";
       answer(form, res[0], res[1], { file: "err-file" });
     }, function () { status.textContent = "The server did not answer."; });
   }
