@@ -38,8 +38,8 @@ from app.logs import MAX_LOG_BYTES, LogReport, check_log
 from app.logs.web import read_log_body
 from app.problems import problem
 from app.rendering import TEMPLATES, is_htmx, represent_estimate
-from app.views import breakdown_context  # calculator page (issues 9, 10)
 from app.trace_option import with_trace  # trace option (issue 11); imports torch only when asked
+from app.views import breakdown_context  # calculator page (issues 9, 10)
 
 router = APIRouter(prefix="/api", tags=["vram"])
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]

@@ -376,7 +376,7 @@ def test_runtime_option_controls_are_generated_from_the_request_model(client: Te
             help_text = re.search(rf'<small class="help" id="help-{name}">(.*?)</small>', html, re.S).group(1)
             assert help_text.split(":")[0] in field.description, name
     assert '<option value="">default: 2048</option>' not in html  # numbers show their default as placeholder
-    assert 'id="n_batch" name="n_batch" data-blank-default aria-describedby="help-n_batch" placeholder="default: 2048"' in html
+    assert re.search(r'id="n_batch" name="n_batch" [^>]*placeholder="default: 2048"', html)
     assert 'min="1" max="256"' in html  # n_parallel's limits, from Field(ge=1, le=MAX_LLAMA_SEQ)
     for value in ("q8_0", "iq4_nl", "q5_1"):  # LlamaCacheType
         assert f'<option value="{value}">{value}</option>' in html
@@ -407,8 +407,7 @@ def test_runtime_flags_change_the_breakdown_and_a_bad_one_is_named(client: TestC
 
 
 def test_pasted_config_renders_the_breakdown(client: TestClient):
-    config = json.loads((Path(__file__).resolve().parent.parent / "model_specs/configs/llama-3.1-8b-instruct/config.json")
-                        .read_text())
+    config = json.loads((SPECS_DIR.parent / "configs/llama-3.1-8b-instruct/config.json").read_text())
     r = client.post("/api/vram", json={"config": config, "context": 8192}, headers=HX)
     assert r.status_code == 200 and 'id="breakdown"' in r.text
     assert "8,030,261,248 parameters" in r.text  # Llama-3.1-8B's parameter count as transformers reports it
