@@ -407,7 +407,7 @@ def test_runtime_flags_change_the_breakdown_and_a_bad_one_is_named(client: TestC
 
 
 def test_pasted_config_renders_the_breakdown(client: TestClient):
-    config = json.loads((SPECS_DIR.parent / "configs/llama-3.1-8b-instruct/config.json").read_text())
+    config = json.loads((SPECS_DIR / "configs/llama-3.1-8b-instruct/config.json").read_text())
     r = client.post("/api/vram", json={"config": config, "context": 8192}, headers=HX)
     assert r.status_code == 200 and 'id="breakdown"' in r.text
     assert "8,030,261,248 parameters" in r.text  # Llama-3.1-8B's parameter count as transformers reports it
