@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.accuracy import accuracy_report, llamacpp_accuracy, log_cases, trace_report, under_share
+from app.calc_form import runtime_controls
 from app.catalog import Catalog
 from app.deps import get_catalog
 from app.estimator import KV_TYPES, RUNTIMES, InvalidRequest, UnknownModel, VramEstimate, VramRequest, estimate
@@ -100,7 +101,8 @@ def _card_update(request: Request, spec: ModelSpec, catalog: Catalog) -> Respons
 def calculator(request: Request, catalog: CatalogDep) -> Response:
     slug = request.query_params.get("model") or "glm-4v-9b"
     spec = catalog.lookup(slug) or catalog.model("glm-4v-9b")
-    data = {**request.query_params, "model": spec.slug}
+    query = {k: v for k, v in request.query_params.items() if v != ""}  # blank = the field's default
+    data = {**query, "model": spec.slug}
     try:
         est, error = estimate(spec, VramRequest.model_validate(data), catalog.gpus), None
     except (ValidationError, InvalidRequest) as exc:
@@ -110,6 +112,7 @@ def calculator(request: Request, catalog: CatalogDep) -> Response:
                           f"repo id from the Hub: /api/vram?{urlencode({'model': slug})}")
     context = {"spec": spec, "models": list(catalog.models.values()), "gpus": catalog.gpus,
                "groups": format_groups(), "runtimes": list(RUNTIMES.values()), "kv_types": kv_options(KV_TYPES),
+               "runtime_controls": runtime_controls(), "query": query,  # issues 9, 10
                **breakdown_context(est)}
     return _page(request, "calculator.html", context, est, error)
 

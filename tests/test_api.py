@@ -15,7 +15,8 @@ def test_vram_json_contract(client: TestClient):
     assert set(body["breakdown"]) == {"weights", "kv_cache", "activations", "overhead"}
     assert body["total_bytes"] == sum(body["breakdown"].values())
     assert body["request"] == {**STATE, "batch": 1, "kv_cache": "fp16", "runtime": "llama.cpp",
-                               "flash_attention": True, "gpu": None, "gpu_count": 1}
+                               "flash_attention": True, "gpu": None, "gpu_count": 1,
+                               "mmproj": True}  # an image needs llama-server --mmproj
     assert body["detail"]["kv_bytes_per_token"] == 40_960 and body["detail"]["sequence_length"] == 9791
     assert body["assumptions"] and body["warnings"] and body["fits"]
 

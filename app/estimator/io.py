@@ -225,6 +225,9 @@ class ResolvedRequest(BaseModel):
     flash_attention: bool
     gpu: str | None
     gpu_count: int
+    # --- calculator page (issues 9, 12): llama.cpp's --mmproj as resolved ---
+    mmproj: bool | None = Field(None, description="llama.cpp with a vision model: whether the projector file is "
+                                "loaded (--mmproj; default: images > 0); null for other runtimes and text models.")
 
 
 class Breakdown(BaseModel):
