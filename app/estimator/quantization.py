@@ -123,7 +123,7 @@ class Format:
 
 _HF = "transformers"
 _FLOAT = ("transformers", "vllm")
-_REF = "shared/reference/quantization-and-runtimes.md s3"
+_REF = "derived: bytes counted from the stored tensor layout"  # layouts: shared/reference/quantization-and-runtimes.md s3
 
 
 def _gguf(slug: str, label: str) -> Format:

@@ -48,7 +48,8 @@ def _default_kv(spec: ModelSpec, fmt: Format) -> str:
 RUNTIME = Runtime(
     slug="transformers",
     label="Hugging Face transformers (PyTorch)",
-    source="shared/reference/quantization-and-runtimes.md s5; transformers generate() with DynamicCache",
+    source=("transformers generate() with DynamicCache (src/transformers/cache_utils.py); PyTorch CUDA caching "
+            "allocator"),  # shared/reference/quantization-and-runtimes.md s5
     kv_types=("bf16", "fp16", "fp32"),
     default_kv=_default_kv,
     memory=memory,
