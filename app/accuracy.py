@@ -10,6 +10,8 @@ from typing import Any
 from app.catalog import SPECS_DIR, Catalog
 from app.estimator.llamacpp_check import check_grid, grid_specs, load_grid
 from app.estimator.measurements import Comparison, MeasurementFile, card_naive_total, compare, summary
+from app.estimator.runtimes.transformers import eager_reason  # traced peaks (issue 11)
+from app.estimator.traces import TraceComparison, TraceFile, compare_trace, load_traces
 from app.logs import LogReport, check_log
 
 MEASUREMENTS_DIR = SPECS_DIR / "measurements"
@@ -59,6 +61,51 @@ def accuracy_report(catalog: Catalog) -> list[RunReport]:
     return reports
 
 
+# --- traced transformers peaks (issue 11): model_specs/traces/*.json beside the transformers estimate ---
+@dataclass
+class TracedModel:
+    slug: str
+    name: str
+    file: TraceFile
+    rows: list[TraceComparison]
+    eager_reason: str | None
+
+    @property
+    def error(self) -> tuple[float, float]:
+        return summary([r.error for r in self.rows])
+
+
+@dataclass
+class TraceReport:
+    models: list[TracedModel]
+    not_traced: dict[str, list[str]]  # reason -> what it applies to (models, or model ctx x batch rows)
+
+    @property
+    def rows(self) -> list[TraceComparison]:
+        return [r for m in self.models for r in m.rows]
+
+    @property
+    def under_estimated(self) -> int:
+        return sum(r.error < 0 for r in self.rows)
+
+    @property
+    def worst(self) -> float:
+        return min((r.error for r in self.rows), default=0.0)
+
+
+def trace_report(catalog: Catalog) -> TraceReport:
+    models, skipped = [], {}
+    for f in load_traces(catalog.root / "traces"):
+        spec = catalog.models.get(f.model)
+        if spec is None:
+            continue
+        for n in f.not_traced:
+            what = spec.name if n.context is None else f"{spec.name} {n.context:,} tokens x{n.batch}"
+            skipped.setdefault(n.reason, []).append(what)
+        if f.rows:
+            models.append(TracedModel(f.model, spec.name, f, [compare_trace(spec, r) for r in f.rows],
+                                      eager_reason(spec)))
+    return TraceReport(models, skipped)
 # --- llama.cpp grid (issue 9) ---
 @dataclass(frozen=True)
 class LlamaCppAccuracy:

@@ -38,6 +38,7 @@ from app.logs import MAX_LOG_BYTES, LogReport, check_log
 from app.logs.web import read_log_body
 from app.problems import problem
 from app.rendering import represent_estimate
+from app.trace_option import with_trace  # trace option (issue 11); imports torch only when asked
 
 router = APIRouter(prefix="/api", tags=["vram"])
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
@@ -70,7 +71,10 @@ _POST_BODY = {"requestBody": {
 @router.get("/vram", response_model=VramEstimate, responses=_VRAM_RESPONSES, summary="Estimate GPU memory")
 def vram_get(request: Request, params: Annotated[VramRequest, Query()], catalog: CatalogDep) -> Response:
     """GPU memory needed to run a catalog model; the same fields as POST, as query parameters."""
-    return represent_estimate(request, hub_models.estimate_for(catalog, params))  # hub: unknown repo ids
+    est = hub_models.estimate_for(catalog, params)  # hub: unknown repo ids
+    if params.trace:  # --- trace option (issue 11) ---
+        est = with_trace(hub_models.spec_for(catalog, params.model, params.config)[0], est)
+    return represent_estimate(request, est)
 
 
 # --- input parsing (issue 15): strict JSON, lax form and query strings, no unread query parameters ---
@@ -119,6 +123,9 @@ async def vram_post(request: Request, catalog: CatalogDep) -> Response:
     """The same estimate from a JSON body, or a form-encoded body (what the HTMX page posts)."""
     params = await _body(request)
     answer = await run_in_threadpool(hub_models.estimate_for, catalog, params)  # hub: may fetch, off the loop
+    if params.trace:  # --- trace option (issue 11): seconds of CPU, off the event loop ---
+        spec = (await run_in_threadpool(hub_models.spec_for, catalog, params.model, params.config))[0]
+        answer = await run_in_threadpool(with_trace, spec, answer)
     return represent_estimate(request, answer)
 
 

@@ -62,7 +62,8 @@ def memory_chart(series: dict[str, list[tuple[int, int]]], width: int = 560, hei
     left, right, top, bottom = 48, 12, 10, height - 28
     contexts = sorted({c for pts in series.values() for c, _ in pts})
     top_gib = max(t for pts in series.values() for _, t in pts) / 2**30
-    step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500) if top_gib / s <= 6)
+    # 1-2-5 steps without an upper end (issue 11: eager attention reaches petabytes at long contexts)
+    step = next(m * 10**k for k in range(30) for m in (1, 2, 5) if top_gib / (m * 10**k) <= 6)
     y_max = step * (int(top_gib // step) + 1)
     lo, hi = log2(contexts[0]), log2(contexts[-1])
 

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.accuracy import accuracy_report, llamacpp_accuracy, log_cases, under_share
+from app.accuracy import accuracy_report, llamacpp_accuracy, log_cases, trace_report, under_share
 from app.catalog import Catalog
 from app.deps import get_catalog
 from app.estimator import KV_TYPES, RUNTIMES, InvalidRequest, UnknownModel, VramEstimate, VramRequest, estimate
@@ -112,6 +112,7 @@ def accuracy(request: Request, catalog: CatalogDep) -> Response:
     cases = log_cases(catalog)  # issue 14: committed public logs
     return _page(request, "accuracy.html", {"report": accuracy_report(catalog),
                                             "llamacpp": llamacpp_accuracy(catalog),  # llama.cpp grid (issue 9)
+                                            "traces": trace_report(catalog),  # traced peaks (issue 11)
                                             "log_cases": cases, "log_under": under_share(cases)})
 
 

@@ -33,6 +33,12 @@ def test_windowed_kv_is_smaller_than_full(catalog: Catalog):
     """gpt-oss-20b: half its layers keep 128 positions, so KV at 32K is far below 24 full layers' worth."""
     spec = catalog.model("gpt-oss-20b")
     lm = spec.language_model
-    e = estimate(spec, VramRequest(model=spec.slug, context=32768, runtime="transformers"), catalog.gpus)
     full_everywhere = 2 * lm.kv_heads * lm.head_dim * 2 * lm.layers * 32768
-    assert e.breakdown.kv_cache < full_everywhere * 0.6
+    # the window arithmetic itself (steady state, after the first decoded token)
+    from app.estimator.kv_cache import KV_TYPES, kv_bytes
+    assert kv_bytes(lm, KV_TYPES["bf16"], 32768) < full_everywhere * 0.6
+    # --- issue 11: transformers' DynamicSlidingWindowLayer keeps a view of the whole prompt's K/V after the
+    # prefill (its storage stays allocated until the first decoded token): the traced KV at 32K is full length
+    # (model_specs/traces/gpt-oss-20b.json, kv_cache_bytes), so the transformers peak is not windowed.
+    t = estimate(spec, VramRequest(model=spec.slug, context=32768, runtime="transformers"), catalog.gpus)
+    assert t.breakdown.kv_cache == full_everywhere

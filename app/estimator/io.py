@@ -59,6 +59,10 @@ class VramRequest(BaseModel):
     flash_attention: bool = Field(True, description="llama.cpp: flash attention on (-fa); else ignored.")
     gpu: str | None = Field(None, description="GPU slug (see /api/gpus) to answer first.")
     gpu_count: int = Field(1, ge=1, le=MAX_GPUS, description="GPUs the model is split across (tensor parallel).")
+    # --- trace option (issue 11) ---
+    trace: bool = Field(False, description="transformers only: also trace the model's real code on fake tensors "
+                        "(needs torch and transformers in the server's environment; seconds to a minute) and "
+                        "answer the traced allocated peak beside the formula.")
     # --- llama.cpp flags (issue 9) ---
     # Names and defaults are llama.cpp's (common/common.h, common/arg.cpp, tools/server/server.cpp of the
     # build vendored in llama-cpp-python 0.3.36). `context` stays the per-sequence context; llama-server's
@@ -324,6 +328,23 @@ class GpuFit(BaseModel):
     fits: bool = Field(description="Whether the total fits in the memory this runtime may use on them.")
 
 
+class TracedPeak(BaseModel):
+    """transformers' real code traced on fake tensors (torch MemTracker) beside our formula, in bytes."""
+
+    architecture: str = Field(description="transformers class that was traced.")
+    attn_implementation: str = Field(description="Attention implementation the class defaults to.")
+    parameters_bytes: int = Field(description="Parameters and buffers.")
+    kv_cache_bytes: int = Field(description="DynamicCache storage after the prefill.")
+    temporaries_bytes: int = Field(description="Peak minus parameters minus KV cache.")
+    peak_bytes: int = Field(description="Allocated peak over the prefill and one decode step.")
+    formula_bytes: int = Field(description="Our weights + kv_cache + activations for the same request.")
+    error: float = Field(description="(formula - traced) / traced.")
+    seconds: float = Field(description="Wall time of the trace.")
+    torch: str
+    transformers: str
+    note: str = Field(description="What the traced peak leaves out: the GPU-only additions in `overhead`.")
+
+
 # --- vLLM answer (issue 10) ---
 class VllmFix(BaseModel):
     """One change that lets vLLM start: the flag and the value to pass."""
@@ -419,6 +440,8 @@ class VramEstimate(BaseModel):
     assumptions: list[str]
     warnings: list[str]
     fits: list[GpuFit] = Field(description="Catalog GPUs, the requested one first, then by memory.")
+    # --- trace option (issue 11) ---
+    trace: TracedPeak | None = Field(None, description="With trace=true: the traced allocated peak.")
     hub: HubSource | None = Field(  # --- Hub source (hub branch, issue 8) ---
         None, description="For a model fetched from the Hugging Face Hub: the pinned revision and the check of "
                           "our weight bytes against the repo's safetensors index.")

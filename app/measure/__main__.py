@@ -3,6 +3,7 @@
     python -m app.measure --plan                    # the prepared plan, one process per model build
     python -m app.measure --model llama-3.1-8b --dtype bf16 --context 1024 8192 --batch 1 4
     python -m app.measure --model glm-4v-9b --images 0 1 --device cpu --out /tmp/m.json   # CPU accounting
+    python -m app.measure trace llama-3.1-8b --context 8192 --batch 1 4   # fake-tensor trace (no GPU)
 
 Writes model_specs/measurements/<device>-<UTC time>.json and the raw log beside it.
 """
@@ -108,6 +109,14 @@ def print_table(run: MeasurementFile) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # --- trace subcommand (issue 11): python -m app.measure trace MODEL ... ---
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["trace"]:
+        from app.measure.trace_cli import main as trace_main
+
+        trace_main(argv[1:])
+        return
+    # --- end trace subcommand ---
     p = argparse.ArgumentParser(prog="python -m app.measure", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--plan", action="store_true", help="run the prepared plan (one process per model build)")

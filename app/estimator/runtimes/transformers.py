@@ -1,43 +1,108 @@
-"""Hugging Face transformers + PyTorch: eager load of every tensor, DynamicCache, SDPA attention.
+"""Hugging Face transformers + PyTorch: eager load of every tensor, DynamicCache, generate().
 
-Calibration against measured GPUs (issue "Run the cross-check on the CUDA machine") changes the
-constants below, not the structure.
+Weights + KV cache + activations follow transformers' own code and are held to its traced allocated
+peak (model_specs/traces/, `python -m app.measure trace`: the real classes run the prefill and one
+decode step on fake tensors under torch's MemTracker). What a GPU adds on top of the allocated peak
+(CUDA context, cuBLAS workspaces, the caching allocator's reserve) is listed line by line and is not
+yet measured on a GPU.
 """
 
 from __future__ import annotations
 
 from app.estimator.kv_cache import kv_bytes
 from app.estimator.quantization import Format
-from app.estimator.runtimes.activations import compute_bytes, prefill_bytes, vision_pass_bytes
+from app.estimator.runtimes.activations import SDPA, HfCode, compute_bytes, hf_prefill_bytes, vision_pass_bytes
 from app.estimator.runtimes.base import CUDA_CONTEXT_BYTES, MiB, Runtime, RuntimeInput, RuntimeMemory
 from app.estimator.spec import ModelSpec
 
 # PyTorch's cuBLAS + cuBLASLt workspaces on Hopper (CUDABlasHandlePool: 32 MiB each on sm90+).
 CUBLAS_WORKSPACE_BYTES = 2 * 32 * MiB
-# generate() keeps logits of the last position only and upcasts them to fp32 (reference s5).
-LOGITS_BYTES_PER_VOCAB = 2 + 4
 # The caching allocator reserves in 2 MiB blocks and keeps freed blocks: reserved/allocated - 1.
-ALLOCATOR_SLACK = 0.0  # not yet measured
+ALLOCATOR_SLACK = 0.0  # not yet measured on a GPU
+NOT_MEASURED = "not yet measured on a GPU"
+
+# Families whose transformers class defaults to eager attention, with the reason and what its modeling file
+# allocates (the trace records the implementation `from_config` picks: model_specs/traces/*.json).
+EAGER_ATTENTION: dict[str, tuple[str, HfCode]] = {
+    # models/gemma2/modeling_gemma2.py: soft-capped scores, softmax(dtype=float32)
+    "Gemma 2": ("transformers' Gemma2 defaults to eager attention (attention logit soft-capping)",
+                HfCode(eager=True)),
+    # models/gpt_oss/modeling_gpt_oss.py: scores, [scores | sink] and its max-shifted copy, softmax in bf16;
+    # experts: gate_up + bias, clamped gate and up, gate x sigmoid, (up + 1) x glu
+    "gpt-oss": ("transformers' GptOss defaults to eager attention (learned attention sinks)",
+                HfCode(eager=True, score_compute=3, score_fp32=0, expert_units=9)),
+}
+
+
+# SDPA families whose modeling file differs from the default in what it allocates.
+SDPA_CODE: dict[str, HfCode] = {
+    # models/mixtral/modeling_mixtral.py: fp32 routing weights, so the weighted expert outputs are fp32
+    "Mixtral": HfCode(fp32_routing=True),
+    # models/gemma3/modeling_gemma3.py: a global and a local rotary embedding, both computed per forward
+    "Gemma 3": HfCode(rotary_tables=2),
+}
+
+
+def eager_reason(spec: ModelSpec) -> str | None:
+    return EAGER_ATTENTION[spec.family][0] if spec.family in EAGER_ATTENTION else None
+
+
+def hf_code(spec: ModelSpec) -> HfCode:
+    if spec.family in EAGER_ATTENTION:
+        return EAGER_ATTENTION[spec.family][1]
+    return SDPA_CODE.get(spec.family, SDPA)
+
+
+def prefill_kv_bytes(inp: RuntimeInput) -> int:
+    """DynamicCache after the prefill: a sliding-window layer keeps a view of the whole prompt's K/V
+    (DynamicSlidingWindowLayer slices the concatenated tensor), so every layer holds the full length
+    until the first decode step."""
+    lm = inp.spec.language_model
+    full = lm.model_copy(update={"sliding_window_layers": 0})
+    return inp.batch * kv_bytes(full, inp.kv, inp.sequence)
+
+
+def _gpu_lines(inp: RuntimeInput, slack: int) -> list[str]:
+    return [
+        f"GPU addition, {NOT_MEASURED}: CUDA context {CUDA_CONTEXT_BYTES // MiB} MiB per GPU "
+        "(PyTorch lazy module loading, 0.27-0.4 GiB)",
+        f"GPU addition, {NOT_MEASURED}: cuBLAS + cuBLASLt workspaces {CUBLAS_WORKSPACE_BYTES // MiB} MiB per GPU "
+        "(PyTorch CUDABlasHandlePool, sm90)",
+        f"GPU addition, {NOT_MEASURED}: caching allocator reserve over the allocated peak {slack // MiB} MiB "
+        "(2 MiB blocks, freed blocks stay reserved)",
+    ]
 
 
 def memory(inp: RuntimeInput) -> RuntimeMemory:
-    lm = inp.spec.language_model
+    lm, spec = inp.spec.language_model, inp.spec
     e = compute_bytes(inp.fmt)
-    text = prefill_bytes(lm, inp.batch * inp.sequence, e) + inp.batch * lm.vocab * LOGITS_BYTES_PER_VOCAB
+    eager = eager_reason(spec)
+    text = hf_prefill_bytes(lm, e, inp.batch, inp.sequence, hf_code(spec))
     vision = 0
-    if inp.spec.vision is not None and inp.images:
-        vision = vision_pass_bytes(inp.spec.vision, inp.batch * inp.images, e)
+    if spec.vision is not None and inp.images:
+        vision = vision_pass_bytes(spec.vision, inp.batch * inp.images, e)
     activations = max(text, vision)
-    kv = inp.batch * kv_bytes(lm, inp.kv, inp.sequence)
+    kv = prefill_kv_bytes(inp)
     slack = int(ALLOCATOR_SLACK * (inp.weights.total_bytes + kv + activations))
     overhead = inp.gpu_count * (CUDA_CONTEXT_BYTES + CUBLAS_WORKSPACE_BYTES) + slack
+    attention = (f"eager attention: {eager}; its [batch, heads, tokens, tokens] scores make memory grow with "
+                 "the square of the length" if eager else "SDPA attention (flash kernel, linear in length)")
     notes = [
-        "transformers: every tensor on the GPU, DynamicCache, SDPA attention (linear in length)",
-        "peak at prefill of the whole prompt; logits of the last position only (fp32)",
-        f"CUDA context {CUDA_CONTEXT_BYTES // MiB} MiB + cuBLAS workspaces {CUBLAS_WORKSPACE_BYTES // MiB} MiB per GPU",
+        f"transformers: every tensor on the GPU, DynamicCache, {attention}",
+        "peak at the prefill of the whole prompt, in the last layer; generate() keeps logits of the last "
+        "position only (logits_to_keep=1, then an fp32 copy)",
+        "weights + KV + activations are held to transformers' traced allocated peak (fake tensors, "
+        "torch MemTracker)",
+        *_gpu_lines(inp, slack),
     ]
+    if not eager and 0 < lm.sliding_window_layers < lm.layers and inp.sequence > (lm.sliding_window or 0):
+        notes.append("SDPA gets an explicit [tokens x tokens] mask for the sliding-window layers (and a copy "
+                     "in the compute dtype during the call): that part grows with the square of the length")
+    if lm.sliding_window_layers:
+        notes.append("sliding-window layers keep the whole prompt's K/V until the first decoded token "
+                     "(DynamicSlidingWindowLayer)")
     if vision:
-        notes.append(f"vision encoder runs over {inp.spec.vision.encoder_tokens:,} tokens per image before prefill")
+        notes.append(f"vision encoder runs over {spec.vision.encoder_tokens:,} tokens per image before prefill")
     return RuntimeMemory(inp.weights.total_bytes, kv, activations, overhead, inp.sequence, assumptions=notes)
 
 
@@ -48,8 +113,8 @@ def _default_kv(spec: ModelSpec, fmt: Format) -> str:
 RUNTIME = Runtime(
     slug="transformers",
     label="Hugging Face transformers (PyTorch)",
-    source=("transformers generate() with DynamicCache (src/transformers/cache_utils.py); PyTorch CUDA caching "
-            "allocator"),  # shared/reference/quantization-and-runtimes.md s5
+    source=("transformers generate() with DynamicCache (src/transformers/cache_utils.py); allocated peak traced "
+            "on fake tensors (torch MemTracker)"),  # shared/reference/quantization-and-runtimes.md s5
     kv_types=("bf16", "fp16", "fp32"),
     default_kv=_default_kv,
     memory=memory,

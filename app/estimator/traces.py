@@ -1,0 +1,117 @@
+"""Traced allocated peaks (model_specs/traces/*.json) and their comparison with the estimator.
+
+`python -m app.measure trace` writes these files: transformers' real model classes run the first two
+steps of generate() on fake tensors while torch's MemTracker follows every allocation and free. Nothing
+in them is typed by hand. The estimator and the accuracy page read them without importing torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from app.estimator.estimate import estimate
+from app.estimator.io import VramRequest
+from app.estimator.spec import ModelSpec
+
+TRACE_FORMAT = "vram-traces/1"
+
+
+class TraceEnvironment(BaseModel):
+    """Where and with what a table was traced."""
+
+    torch: str
+    transformers: str
+    python: str
+    host_cpu: str = Field(description="CPU model of the machine that ran the trace (fake tensors: no GPU).")
+    platform: str
+    traced_at: str = Field(description="UTC time the table was written, ISO format.")
+    command: str = Field(description="Command line that regenerates this file.")
+    git_revision: str
+
+
+class TracedRow(BaseModel):
+    """One prompt length x batch x dtype: prefill with use_cache=True and logits_to_keep=1, then one decode step."""
+
+    model: str
+    quantization: str = Field(description="Weight format slug (bf16, fp16, fp32).")
+    context: int = Field(description="Prompt tokens per sequence (one more token is then decoded).")
+    batch: int
+    architecture: str = Field(description="transformers class that was traced.")
+    attn_implementation: str = Field(description="Attention implementation the class defaults to.")
+    attention_kernels: list[str] = Field(description="Attention ops the trace dispatched (aten names).")
+    parameters_bytes: int = Field(description="Parameters and buffers of the model (MemTracker).")
+    kv_cache_bytes: int = Field(description="Storage held by the DynamicCache after prefill.")
+    peak_bytes: int = Field(description="Allocated peak over prefill and the decode step (MemTracker).")
+    prefill_peak_bytes: int
+    peak_phase: str = Field(description="prefill or decode: where the peak happened.")
+    seconds: float = Field(description="Wall time of this row's trace (both steps, tracker included).")
+
+    @property
+    def temporaries_bytes(self) -> int:
+        """Everything at the peak that is neither a parameter nor the prefill's KV cache."""
+        return self.peak_bytes - self.parameters_bytes - self.kv_cache_bytes
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} {self.quantization} ctx {self.context:,} x{self.batch}"
+
+
+class NotTraced(BaseModel):
+    """A row or a whole model the tracer did not produce, and why."""
+
+    model: str
+    quantization: str | None = None
+    context: int | None = None
+    batch: int | None = None
+    reason: str
+
+
+class TraceFile(BaseModel):
+    format: str = TRACE_FORMAT
+    model: str
+    environment: TraceEnvironment
+    rows: list[TracedRow]
+    not_traced: list[NotTraced] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TraceComparison:
+    row: TracedRow
+    estimated_weights: int
+    estimated_kv: int
+    estimated_activations: int
+
+    @property
+    def estimated_peak(self) -> int:
+        """What the traced allocated peak corresponds to: weights + KV cache + activations (no GPU overhead)."""
+        return self.estimated_weights + self.estimated_kv + self.estimated_activations
+
+    @property
+    def error(self) -> float:
+        return (self.estimated_peak - self.row.peak_bytes) / self.row.peak_bytes
+
+    @property
+    def weights_error(self) -> float:
+        return (self.estimated_weights - self.row.parameters_bytes) / self.row.parameters_bytes
+
+    @property
+    def kv_error(self) -> float:
+        return (self.estimated_kv - self.row.kv_cache_bytes) / self.row.kv_cache_bytes
+
+    @property
+    def temporaries_error(self) -> float:
+        return (self.estimated_activations - self.row.temporaries_bytes) / self.row.temporaries_bytes
+
+
+def compare_trace(spec: ModelSpec, row: TracedRow) -> TraceComparison:
+    """The transformers runtime's estimate for the traced prompt length and batch."""
+    e = estimate(spec, VramRequest(model=row.model, quantization=row.quantization, context=row.context,
+                                   batch=row.batch, runtime="transformers"))
+    return TraceComparison(row, e.breakdown.weights, e.breakdown.kv_cache, e.breakdown.activations)
+
+
+def load_traces(root: Path) -> list[TraceFile]:
+    return [TraceFile.model_validate_json(p.read_bytes()) for p in sorted(root.glob("*.json"))]
