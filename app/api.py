@@ -37,8 +37,9 @@ from app.hub_gguf import fetch_gguf_header
 from app.logs import MAX_LOG_BYTES, LogReport, check_log
 from app.logs.web import read_log_body
 from app.problems import problem
-from app.rendering import represent_estimate
+from app.rendering import TEMPLATES, is_htmx, represent_estimate
 from app.trace_option import with_trace  # trace option (issue 11); imports torch only when asked
+from app.views import breakdown_context  # calculator page (issues 9, 10)
 
 router = APIRouter(prefix="/api", tags=["vram"])
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
@@ -253,8 +254,13 @@ async def _gguf_form(request: Request) -> tuple[list[tuple[str, bytes]], VramReq
     return (_hub_parts(ref) if ref and not parts else parts), params
 
 
-def _gguf_answer(parts: list[tuple[str, bytes]], params: VramRequest, catalog: Catalog) -> Response:
-    return Response(estimate_gguf(parts, params, catalog.gpus).model_dump_json(), media_type="application/json")
+def _gguf_answer(parts: list[tuple[str, bytes]], params: VramRequest, catalog: Catalog,
+                 request: Request | None = None) -> Response:
+    est = estimate_gguf(parts, params, catalog.gpus)
+    if request is not None and is_htmx(request):  # --- calculator page (issues 9, 10): the breakdown partial ---
+        return TEMPLATES.TemplateResponse(request, "partials/breakdown.html", breakdown_context(est),
+                                          headers={"Vary": "HX-Request"})
+    return Response(est.model_dump_json(), media_type="application/json")
 
 
 @router.post("/gguf", response_model=VramEstimate, responses=_GGUF_ERRORS, openapi_extra=_GGUF_BODY,
@@ -264,7 +270,7 @@ async def gguf_post(request: Request, catalog: CatalogDep) -> Response:
     file as `hf` (`owner/name:file.gguf` or its URL), and the llama.cpp knobs as form fields. Weights are the
     file's tensors to the byte; KV and compute follow its architecture keys."""
     parts, params = await _gguf_form(request)
-    return _gguf_answer(parts, params, catalog)
+    return _gguf_answer(parts, params, catalog, request)
 
 
 @router.get("/gguf", response_model=VramEstimate, responses=_GGUF_ERRORS,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -21,6 +25,22 @@ STATIC = data_dir("static")
 async def _problem(request: Request, exc: EstimatorError) -> JSONResponse:
     p = problem(exc, "query" if request.method == "GET" else "body")
     return JSONResponse({"detail": p.detail}, status_code=p.status)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or Infinity: a 422 that echoes such an input echoes it as text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+async def _invalid_input(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own 422 body, made safe for inputs such as 1e400 or NaN (which json.dumps refuses)."""
+    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
 
 
 # --- Hub client (hub branch): gated/missing/bad files map through UnknownModel (404) and InvalidRequest (422)
@@ -44,6 +64,7 @@ def create_app(specs_dir: Path = SPECS_DIR) -> FastAPI:
     app.add_exception_handler(UnknownModel, _problem)
     app.add_exception_handler(InvalidRequest, _problem)
     app.add_exception_handler(HubUnavailable, _hub_unavailable)  # hub branch
+    app.add_exception_handler(RequestValidationError, _invalid_input)
     pages.install(app)  # --- pages (issue 12): HTML 404 for people, JSON 404 under /api ---
     return app
 

@@ -5,6 +5,7 @@ requests with the breakdown plus out-of-band table and chart: one request per ch
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -17,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.accuracy import accuracy_report, llamacpp_accuracy, log_cases, trace_report, under_share
+from app.calc_form import runtime_controls
 from app.catalog import Catalog
 from app.deps import get_catalog
 from app.estimator import KV_TYPES, RUNTIMES, InvalidRequest, UnknownModel, VramEstimate, VramRequest, estimate
@@ -54,6 +56,12 @@ def index(request: Request, catalog: CatalogDep) -> Response:
     return _page(request, "index.html", {"models": list(catalog.models.values()), "gpus": catalog.gpus})
 
 
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for /favicon.ico before reading the page's <link rel="icon">."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
 @router.get("/go")
 def go(catalog: CatalogDep, repo: Annotated[str, Query(max_length=200)] = "") -> Response:
     """A pasted Hugging Face repo id (or URL): its card when the catalog has it, else the calculator."""
@@ -61,8 +69,7 @@ def go(catalog: CatalogDep, repo: Annotated[str, Query(max_length=200)] = "") ->
     for spec in catalog.models.values():
         if name.lower() in (spec.hf_repo.lower(), spec.slug):
             return RedirectResponse(f"/models/{spec.slug}", status_code=303)
-    slug = name.rsplit("/", 1)[-1].lower()
-    return RedirectResponse(f"/calculator?model={slug}" if slug else "/", status_code=303)
+    return RedirectResponse(f"/calculator?{urlencode({'model': name})}" if name else "/", status_code=303)
 
 
 @router.get("/models/{slug}")
@@ -93,16 +100,19 @@ def _card_update(request: Request, spec: ModelSpec, catalog: Catalog) -> Respons
 @router.get("/calculator")
 def calculator(request: Request, catalog: CatalogDep) -> Response:
     slug = request.query_params.get("model") or "glm-4v-9b"
-    spec = catalog.models.get(slug) or catalog.model("glm-4v-9b")
-    data = {**request.query_params, "model": spec.slug}
+    spec = catalog.lookup(slug) or catalog.model("glm-4v-9b")
+    query = {k: v for k, v in request.query_params.items() if v != ""}  # blank = the field's default
+    data = {**query, "model": spec.slug}
     try:
         est, error = estimate(spec, VramRequest.model_validate(data), catalog.gpus), None
     except (ValidationError, InvalidRequest) as exc:
         est, error = estimate(spec, VramRequest(model=spec.slug), catalog.gpus), _reason(exc)
-    if slug != spec.slug:
-        error = ("model", f"{slug!r} is not in the catalog yet; showing {spec.name} (see /api/models)")
+    if catalog.lookup(slug) is None:
+        error = ("model", f"{slug!r} is not in the catalog; showing {spec.name}. The API fetches a Hugging Face "
+                          f"repo id from the Hub: /api/vram?{urlencode({'model': slug})}")
     context = {"spec": spec, "models": list(catalog.models.values()), "gpus": catalog.gpus,
                "groups": format_groups(), "runtimes": list(RUNTIMES.values()), "kv_types": kv_options(KV_TYPES),
+               "runtime_controls": runtime_controls(), "query": query,  # issues 9, 10
                **breakdown_context(est)}
     return _page(request, "calculator.html", context, est, error)
 

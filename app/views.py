@@ -86,7 +86,7 @@ def weights_parts(est: VramEstimate) -> tuple[list[WeightPart], str]:
     parts = [WeightPart("language model", d.weights_language_bytes, "")]
     if d.weights_host_bytes:
         parts.append(WeightPart("token embedding kept in host RAM", d.weights_host_bytes, "-"))
-    loaded = vision_loaded(d.parameters_vision > 0, r.runtime, r.images)
+    loaded = vision_loaded(d.parameters_vision > 0, r.runtime, r.images, r.mmproj)
     left_out = ""
     if loaded:
         parts.append(WeightPart("vision tower", d.weights_vision_bytes, ""))

@@ -36,14 +36,15 @@
     return err.msg + (Array.isArray(allowed) ? " (allowed: " + allowed.join(", ") + ")" : "") + ".";
   }
 
-  function showErrors(form, xhr) {
+  function showErrors(form, xhr, own) {  // own: {loc part: slot id} for errors of a side form (config, file)
     var errors;
     try { errors = JSON.parse(xhr.responseText).detail; } catch (e) { errors = null; }
-    if (!Array.isArray(errors)) errors = [{ loc: ["form"], msg: "The server could not answer (HTTP " + xhr.status + ")" }];
+    if (!Array.isArray(errors)) errors = [{ loc: [own ? Object.keys(own)[0] : "form"], msg: "The server could not answer (HTTP " + xhr.status + ")" }];
     clearErrors(form);
     errors.forEach(function (err) {
-      var field = err.loc.slice().reverse().find(function (p) { return typeof p === "string" && p !== "body" && p !== "query"; }) || "form";
-      var slot = form.querySelector("#err-" + field) || form.querySelector("#err-form");
+      var mine = own && err.loc.map(function (p) { return String(p).split(".")[0]; }).find(function (p) { return own[p]; });
+      var field = mine || err.loc.slice().reverse().find(function (p) { return typeof p === "string" && p !== "body" && p !== "query"; }) || "form";
+      var slot = (mine && document.getElementById(own[mine])) || form.querySelector("#err-" + field) || form.querySelector("#err-form");
       var input = form.elements[field];
       if (input && input.setAttribute) input.setAttribute("aria-invalid", "true");
       slot.textContent = (slot.textContent ? slot.textContent + " " : "") + (slot.id === "err-form" ? field + ": " : "") + describe(err);
@@ -74,6 +75,7 @@
     var form = document.getElementById("controls");
     if (!form) return;
     syncChoices(form);
+    if (window.vramOwnInputs) window.vramOwnInputs(form, { showErrors: showErrors, clearErrors: clearErrors, setStale: setStale });
     form.addEventListener("input", function (e) {
       if (e.target.name === "model") {  // another model: a new page with its own limits and defaults
         window.location.href = "/calculator?model=" + encodeURIComponent(e.target.value);
@@ -86,6 +88,14 @@
     });
   }
 
+  document.addEventListener("htmx:configRequest", function (e) {  // a blank option means the API's default
+    var form = e.detail.elt;
+    if (!form.querySelectorAll) return;
+    form.querySelectorAll("[data-blank-default]").forEach(function (el) {
+      if (el.value !== "") return;
+      if (e.detail.formData) e.detail.formData.delete(el.name); else delete e.detail.parameters[el.name];
+    });
+  });
   document.addEventListener("htmx:beforeRequest", function (e) {
     var form = e.detail.elt.closest && e.detail.elt.closest("form");
     if (form) e.detail.xhr.pageState = state(form);

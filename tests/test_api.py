@@ -15,7 +15,8 @@ def test_vram_json_contract(client: TestClient):
     assert set(body["breakdown"]) == {"weights", "kv_cache", "activations", "overhead"}
     assert body["total_bytes"] == sum(body["breakdown"].values())
     assert body["request"] == {**STATE, "batch": 1, "kv_cache": "fp16", "runtime": "llama.cpp",
-                               "flash_attention": True, "gpu": None, "gpu_count": 1}
+                               "flash_attention": True, "gpu": None, "gpu_count": 1,
+                               "mmproj": True}  # an image needs llama-server --mmproj
     assert body["detail"]["kv_bytes_per_token"] == 40_960 and body["detail"]["sequence_length"] == 9791
     assert body["assumptions"] and body["warnings"] and body["fits"]
 
@@ -153,3 +154,27 @@ def test_post_body_rules_are_in_the_openapi_document(client: TestClient):
     body = client.get("/openapi.json").json()["paths"]["/api/vram"]["post"]["requestBody"]
     assert set(body["content"]) == {"application/json", "application/x-www-form-urlencoded", "multipart/form-data"}
     assert "strict" in body["description"] and "422" in body["description"]
+
+
+# A new user's report: non-finite JSON numbers crashed the 422 that echoes them (json.dumps refuses NaN).
+@pytest.mark.parametrize("body", [
+    '{"model": "qwen3-8b", "context": NaN}', '{"model": "qwen3-8b", "context": Infinity}',
+    '{"model": "qwen3-8b", "context": 1e400}', '{"model": "qwen3-8b", "batch": -1e400}',
+    '{"model": "qwen3-8b", "runtime": "vllm", "gpu_memory_utilization": NaN}',
+])
+def test_non_finite_json_numbers_are_a_422_not_a_500(client, body):
+    r = client.post("/api/vram", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"][0] == "body"
+
+
+def test_pasted_repo_id_keeps_its_owner(client):
+    r = client.get("/go", params={"repo": "someone/not-a-model"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/calculator?model=someone%2Fnot-a-model"
+    page = client.get(r.headers["location"])
+    assert "someone/not-a-model" in page.text and "/api/vram?model=someone%2Fnot-a-model" in page.text
+
+
+def test_favicon_ico_points_at_the_svg(client):
+    r = client.get("/favicon.ico", follow_redirects=False)
+    assert r.status_code == 301 and r.headers["location"] == "/static/favicon.svg"

@@ -190,13 +190,13 @@ def test_fit_in_a_typed_memory_size_equals_the_same_gpu(catalog: Catalog):
     assert rtx.usable_fraction == 1.0
     by_gpu = vram("fit", "llama-3.1-8b", "--gpu", "rtx-4090", "--quantization", "q4_k_m",
                   "--quantization", "bf16", "--context", "8192", "--json")
-    by_size = vram("fit", "llama-3.1-8b", "--memory", str(rtx.memory_bytes), "--quantization", "q4_k_m",
+    by_size = vram("fit", "llama-3.1-8b", "--memory", f"{rtx.memory_bytes}B", "--quantization", "q4_k_m",
                    "--quantization", "bf16", "--context", "8192", "--json")
     assert by_gpu.exit_code == by_size.exit_code == 0
     assert json.loads(by_gpu.stdout) == json.loads(by_size.stdout)
     assert [r["quantization"] for r in json.loads(by_gpu.stdout)] == ["q4_k_m", "bf16"]
     gib = vram("fit", "llama-3.1-8b", "--memory", "24GiB", "--quantization", "q4_k_m", "--json")
-    size = vram("fit", "llama-3.1-8b", "--memory", str(24 * 2**30), "--quantization", "q4_k_m", "--json")
+    size = vram("fit", "llama-3.1-8b", "--memory", "24", "--quantization", "q4_k_m", "--json")
     assert gib.stdout == size.stdout
 
 
@@ -248,7 +248,7 @@ def test_cli_needs_no_web_framework():
 
 @pytest.mark.parametrize(("text", "size"), [
     ("24GiB", 24 * 2**30), ("24 gib", 24 * 2**30), ("80GB", 80 * 10**9), ("12.5GiB", 12 * 2**30 + 2**29),
-    ("512MiB", 2**29), ("1TB", 10**12), ("25757220864", 25_757_220_864),
+    ("512MiB", 2**29), ("1TB", 10**12), ("25757220864B", 25_757_220_864), ("24", 24 * 2**30),
 ])
 def test_memory_sizes_in_iec_and_si_units(text: str, size: int):
     assert parse_size(text) == size

@@ -131,8 +131,8 @@ def test_vllm_fp8_kv_and_weights() -> None:
 def test_transformers_uses_dtype_not_deprecated_torch_dtype() -> None:
     # transformers (installed version) modeling_utils.PreTrainedModel.from_pretrained pops `dtype` and keeps
     # `torch_dtype` only for backward compatibility ("`torch_dtype` is deprecated! Use `dtype` instead!").
-    from transformers import PreTrainedModel
-    src = inspect.getsource(PreTrainedModel.from_pretrained)
+    transformers = pytest.importorskip("transformers", reason="needs the measure extra (transformers)")
+    src = inspect.getsource(transformers.PreTrainedModel.from_pretrained)
     assert 'kwargs.pop("dtype"' in src and "kept for BC" in src
     cmd = _command("transformers", quantization="bnb-nf4")
     assert cmd is not None and "dtype=torch.bfloat16" in cmd and "torch_dtype" not in cmd

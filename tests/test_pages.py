@@ -289,8 +289,8 @@ def test_repo_id_field_on_the_home_page(client: TestClient):
     url = client.get("/go", params={"repo": "https://huggingface.co/THUDM/glm-4v-9b"}, follow_redirects=False)
     assert url.headers["location"] == "/models/glm-4v-9b"
     unknown = client.get("/go", params={"repo": "someone/Some-Model-7B"}, follow_redirects=False)
-    assert unknown.headers["location"] == "/calculator?model=some-model-7b"
-    assert "not in the catalog yet" in client.get(unknown.headers["location"]).text
+    assert unknown.headers["location"] == "/calculator?model=someone%2FSome-Model-7B"
+    assert "is not in the catalog" in client.get(unknown.headers["location"]).text
 
 
 def test_every_catalog_model_has_a_card(client: TestClient, catalog):
@@ -361,3 +361,73 @@ def test_slider_stops_include_any_released_maximum():
     assert odd.stops[odd.index] == 40960 and [t.label for t in odd.ticks if t.limit] == ["40K"]
     big = context_slider(1048576, 300000)  # beyond 128K: powers of two up to the limit
     assert big.stops[-4:] == (131072, 262144, 524288, 1048576) and big.stops[big.index] == 262144
+
+
+# --- calculator: runtime options, your GGUF file, a pasted config.json (issues 9, 10) ---
+def test_runtime_option_controls_are_generated_from_the_request_model(client: TestClient):
+    from app.calc_form import BLOCKS
+    html = client.get("/calculator").text
+    names = list(VramRequest.model_fields)
+    for first, last in BLOCKS.values():
+        for name in names[names.index(first):names.index(last) + 1]:
+            field = VramRequest.model_fields[name]
+            assert re.search(rf'<label for="{name}">{name}</label>\s*<(input|select) [^>]*id="{name}" name="{name}"',
+                             html), name
+            help_text = re.search(rf'<small class="help" id="help-{name}">(.*?)</small>', html, re.S).group(1)
+            assert help_text.split(":")[0] in field.description, name
+    assert '<option value="">default: 2048</option>' not in html  # numbers show their default as placeholder
+    assert re.search(r'id="n_batch" name="n_batch" [^>]*placeholder="default: 2048"', html)
+    assert 'min="1" max="256"' in html  # n_parallel's limits, from Field(ge=1, le=MAX_LLAMA_SEQ)
+    for value in ("q8_0", "iq4_nl", "q5_1"):  # LlamaCacheType
+        assert f'<option value="{value}">{value}</option>' in html
+    assert 'id="options-llamacpp"' in html and 'id="options-vllm"' in html
+
+
+def test_runtime_flags_change_the_breakdown_and_a_bad_one_is_named(client: TestClient):
+    base = {"model": "llama-3.1-8b", "runtime": "vllm", "gpu": "h100-80gb"}
+    one = client.post("/api/vram", data=base, headers=HX).text
+    low = client.post("/api/vram", data={**base, "gpu_memory_utilization": "0.5"}, headers=HX).text
+    assert 'id="vllm-detail"' in one and "Weights share" in one and "Above the budget" in one
+    assert "0.9 x " in one and "0.5 x " in low
+    short = client.post("/api/vram", data={**base, "gpu": "rtx-4060-8gb"}, headers=HX).text
+    assert "Does not start: short by" in short and "no single flag fixes it" in short
+    tight = client.post("/api/vram", data={**base, "gpu": "rtx-4090", "gpu_memory_utilization": "0.5"},
+                        headers=HX).text
+    assert "Does not start: short by" in tight and '<ul class="fixes"><li><code>' in tight
+    llama = {"model": "llama-3.1-8b", "quantization": "q4_k_m", "runtime": "llama.cpp", "gpu": "rtx-4090"}
+    a = client.post("/api/vram", data=llama, headers=HX).text
+    b = client.post("/api/vram", data={**llama, "n_ubatch": "256"}, headers=HX).text
+    assert 'id="llamacpp-detail"' in a and "n_ubatch 512" in a and "n_ubatch 256" in b
+    assert re.search(r"<td>(exact|calibrated)</td>", a) and 'id="host-ram"' in a
+    bad = client.get("/calculator", params={**llama, "n_ubatch": "0"})
+    assert bad.status_code == 422
+    assert re.search(r'id="err-n_ubatch" role="alert">[^<]*greater than or equal to 1', bad.text)
+    blank = client.get("/calculator", params={**llama, "n_batch": "", "n_ctx": ""})
+    assert blank.status_code == 200  # a blank control means the field's default
+
+
+def test_pasted_config_renders_the_breakdown(client: TestClient):
+    config = json.loads((SPECS_DIR / "configs/llama-3.1-8b-instruct/config.json").read_text())
+    r = client.post("/api/vram", json={"config": config, "context": 8192}, headers=HX)
+    assert r.status_code == 200 and 'id="breakdown"' in r.text
+    assert "8,030,261,248 parameters" in r.text  # Llama-3.1-8B's parameter count as transformers reports it
+    bad = client.post("/api/vram", json={"config": {"model_type": "llama"}}, headers=HX)
+    assert bad.status_code == 422
+    assert [str(p).split(".")[0] for p in bad.json()["detail"][0]["loc"]] == ["body", "config"]
+    html = client.get("/calculator").text
+    assert '<label for="config">' in html and 'id="err-config"' in html and 'id="gguf-file"' in html
+    assert "Only the file's header" in html and "needs JavaScript" in html
+
+
+def test_gguf_header_post_renders_the_breakdown_and_type_mix(client: TestClient, catalog, tmp_path: Path):
+    from app.measure.llamacpp_gguf import write_sparse_gguf
+    path = write_sparse_gguf(catalog.model("llama-3.1-8b"), "q4_k_m", tmp_path / "Llama-3.1-8B-Q4_K_M.gguf").path
+    with path.open("rb") as f:
+        head = f.read(8 << 20)  # what the page sends first: File.slice(0, 8 MiB)
+    r = client.post("/api/gguf", files={"file": (path.name, head)}, data={"gpu": "rtx-4090"}, headers=HX)
+    assert r.status_code == 200, r.text
+    assert 'id="breakdown"' in r.text and 'id="gguf-detail"' in r.text and 'id="llamacpp-detail"' in r.text
+    assert "4.58 GiB of tensors" in r.text  # llama.cpp quantize README: Llama-3.1-8B Q4_K_M is 4.58 GiB
+    assert "<th scope=\"row\">Q4_K</th>" in r.text and "<th scope=\"row\">Q6_K</th>" in r.text
+    cut = client.post("/api/gguf", files={"file": (path.name, head[:4096])}, headers=HX)
+    assert cut.status_code == 422 and "truncated" in cut.json()["detail"][0]["msg"]  # the page asks for more

@@ -84,7 +84,7 @@ estimate_command.__signature__ = _signature(MODEL, *request_parameters(), JSON) 
 cli.command("estimate", epilog=EPILOG)(estimate_command)
 
 _GPU_HELP = "Catalog GPU to fit in (see `vram gpus`); --gpu-count multiplies it."
-_MEMORY_HELP = "Memory to fit in instead of a GPU, e.g. 24GiB or 80GB (all of it usable)."
+_MEMORY_HELP = "Memory to fit in instead of a GPU, e.g. 24GiB, 80GB, or 24 (GiB); 123B is bytes (all of it usable)."
 _FORMATS_HELP = "Only this format (repeatable; see `vram formats`); default: all."
 _FIT = (
     inspect.Parameter("gpu", inspect.Parameter.KEYWORD_ONLY, default=None,

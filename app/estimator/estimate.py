@@ -129,7 +129,8 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
     ]
     resolved = ResolvedRequest(model=spec.slug, quantization=c.fmt.slug, context=req.context, batch=req.batch,
                                images=req.images, kv_cache=c.kv.slug, runtime=c.runtime.slug,
-                               flash_attention=req.flash_attention, gpu=req.gpu, gpu_count=req.gpu_count)
+                               flash_attention=req.flash_attention, gpu=req.gpu, gpu_count=req.gpu_count,
+                               mmproj=_mmproj(spec, req, c.runtime.slug))  # calculator page (issues 9, 12)
     return VramEstimate(
         request=resolved, model_name=spec.name, quantization_label=c.fmt.label, runtime_label=c.runtime.label,
         breakdown=breakdown, total_bytes=total, detail=detail, assumptions=assumptions,
@@ -150,3 +151,11 @@ def weights_report(spec: ModelSpec, quantization: str | None = None) -> WeightsR
         stored_elements=w.file_elements, bits_per_weight=round(w.bits_per_weight, 4),
         groups=list(w.groups),
     )
+
+
+# --- calculator page (issues 9, 12) ---
+def _mmproj(spec: ModelSpec, req: VramRequest, runtime: str) -> bool | None:
+    """llama.cpp loads a vision model's projector only with --mmproj (default here: when images > 0)."""
+    if runtime != "llama.cpp" or spec.vision is None:
+        return None
+    return req.images > 0 if req.mmproj is None else req.mmproj

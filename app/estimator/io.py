@@ -138,7 +138,8 @@ class VramRequest(BaseModel):
         "auto) the KV cache; auto = the checkpoint's torch_dtype (float32 checkpoints run in bfloat16).")
     vllm_version: str | None = Field(
         None, pattern=r"^\d+\.\d+(\.\d+)?$", description="vLLM release the answer describes, e.g. 0.19.0 "
-        "(the profiled activation peak and defaults changed between releases); 0.7.0 to 0.20.x. Default: "
+        "(the profiled activation peak and defaults changed between releases); accepted 0.7.0 to 0.20.x, "
+        "checked against startup logs for 0.7, 0.15-0.19 (0.20 is assumed to behave as 0.18-0.19). Default: "
         "0.19.0, the newest release checked against a startup log.")
 
     @model_validator(mode="before")
@@ -224,6 +225,9 @@ class ResolvedRequest(BaseModel):
     flash_attention: bool
     gpu: str | None
     gpu_count: int
+    # --- calculator page (issues 9, 12): llama.cpp's --mmproj as resolved ---
+    mmproj: bool | None = Field(None, description="llama.cpp with a vision model: whether the projector file is "
+                                "loaded (--mmproj; default: images > 0); null for other runtimes and text models.")
 
 
 class Breakdown(BaseModel):
