@@ -18,11 +18,7 @@ from app.views import breakdown_context
 TEMPLATES = Jinja2Templates(directory=data_dir("templates"))
 
 
-# --- public sources only (issue 12): visitors see public links, never this repository's notes ---
-_INTERNAL = (
-    re.compile(r"\s*\([^()]*\bissue\b[^()]*\)"),  # "(text quoted in issue ...)"
-    re.compile(r"[;,]?\s*shared/reference/[\w.-]+\.md(?:\s+s\d+(?:\.\d+)?)?\s*[;,]?"),
-)
+# --- public sources only (issue 12): the data names public sources (tests/test_public_text.py); link them ---
 _LINKS = (  # (pattern on escaped text, URL template, link text template)
     (re.compile(r"\bvLLM (?:vllm/)?((?:model_executor|v1|worker)/[\w/.-]+\.py)"),
      "https://github.com/vllm-project/vllm/blob/main/vllm/{0}", "vLLM {0}"),
@@ -35,11 +31,8 @@ _LINKS = (  # (pattern on escaped text, URL template, link text template)
 
 
 def public(text: str) -> Markup:
-    """Source text as visitors see it: internal notes removed, public files linked."""
+    """Source text as visitors see it: public files (Hugging Face, llama.cpp, vLLM, arXiv) linked."""
     out = str(escape(text))
-    for pattern in _INTERNAL:
-        out = pattern.sub(" ", out)
-    out = re.sub(r"\(\s*[;,]\s*", "(", re.sub(r"\s{2,}", " ", out)).strip(" ;,")
     for pattern, url, label in _LINKS:
         out = pattern.sub(lambda m, u=url, t=label: f'<a href="{u.format(*m.groups())}" rel="noopener">'
                           f"{t.format(*m.groups())}</a>", out)

@@ -123,7 +123,8 @@ class Format:
 
 _HF = "transformers"
 _FLOAT = ("transformers", "vllm")
-_REF = "shared/reference/quantization-and-runtimes.md s3"
+# layouts: shared/reference/quantization-and-runtimes.md s3 (an internal note: visitors see the libraries named)
+_REF = "derived: bytes counted from the stored tensor layout"
 
 
 def _gguf(slug: str, label: str) -> Format:

@@ -113,7 +113,8 @@ def _default_kv(spec: ModelSpec, fmt: Format) -> str:
 RUNTIME = Runtime(
     slug="transformers",
     label="Hugging Face transformers (PyTorch)",
-    source="transformers generate() with DynamicCache; allocated peak traced on fake tensors (torch MemTracker)",
+    source=("transformers generate() with DynamicCache (src/transformers/cache_utils.py); allocated peak traced "
+            "on fake tensors (torch MemTracker)"),  # shared/reference/quantization-and-runtimes.md s5
     kv_types=("bf16", "fp16", "fp32"),
     default_kv=_default_kv,
     memory=memory,

@@ -23,7 +23,7 @@ from app.estimator.spec import ModelSpec
 # Where the model comes from (listed by /api/runtimes)
 SOURCE = ("vLLM vllm/v1/worker/gpu_worker.py (determine_available_memory), vllm/v1/core/kv_cache_utils.py; "
           "constants calibrated on published vLLM startup logs (llm-d-incubation/llm-d-planner "
-          "accuracy/results, vllm-project/vllm issue 13882)")
+          "accuracy/results, github.com/vllm-project/vllm/issues/13882)")
 
 
 def _flags(inp: RuntimeInput) -> VllmFlags:
