@@ -346,3 +346,25 @@ def test_hub_gguf_reference_equals_the_apis_gguf_answer(client: TestClient, hub:
     result = vram("estimate", "acme/llama-gguf:llama.gguf", "--context", "4096", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == api.json()
+
+
+LOGS = ROOT / "tests" / "fixtures" / "logs"
+
+
+@pytest.mark.parametrize("name", ["l1_ollama_0.5.4_llama31_8b_q4km.log", "l3_llamacpp_b2961_mistral7b_q2k_32k.log"])
+def test_check_json_is_the_logs_apis_json(client: TestClient, name: str):
+    text = (LOGS / name).read_text()
+    result = vram("check", str(LOGS / name), "--json")
+    api = client.post("/api/logs", content=text, headers={"content-type": "text/plain"})
+    assert result.exit_code == 0 and api.status_code == 200, result.output
+    assert json.loads(result.stdout) == api.json()
+
+
+def test_check_prints_each_term_and_what_is_missing(tmp_path: Path):
+    table = vram("check", str(LOGS / "l1_ollama_0.5.4_llama31_8b_q4km.log"))
+    assert table.exit_code == 0 and "KV cache" in table.stdout and "1024.00" in table.stdout
+    unknown = tmp_path / "unknown.log"
+    unknown.write_text("hello\nnot a runtime log\n")
+    result = vram("check", str(unknown))
+    assert result.exit_code == 0 and "unrecognised log" in result.stdout and "not in the log" in result.stderr
+    assert vram("check", str(tmp_path / "absent.log")).exit_code == 2

@@ -3,6 +3,7 @@
     vram estimate MODEL [request options] [--json]   the breakdown (--json: exactly /api/vram's JSON)
     vram fit MODEL (--gpu SLUG | --memory SIZE)      per format: fits? largest context that fits
     vram models | gpus | formats                     the registries
+    vram check LOGFILE [--model ...] [--json]        a llama.cpp/Ollama/vLLM startup log beside our estimate
 
 Request options are generated from VramRequest (app.cli.options). Errors print the API's message:
 exit code 2 where the API answers 422, 3 where it answers 404, 4 where 503 (app.problems).
@@ -27,7 +28,8 @@ from app.cli.inputs import check_formats, estimate_for, fit_target, request_for,
 from app.cli.options import WHERE, request_parameters
 from app.estimator import FORMATS, GROUP_LABELS, EstimatorError, count_parameters
 from app.estimator.solve import ContextFit, fit_table
-from app.problems import Refused, problem
+from app.logs import check_log
+from app.problems import EXIT_CODES, Refused, problem
 from app.units import gib
 
 EPILOG = ("Exit codes: 0 answered; 2 invalid input (the API's 422); 3 unknown model or missing file (its 404); "
@@ -136,6 +138,34 @@ def formats() -> None:
     """Weight formats (slugs for --quantization) and the runtimes that load them."""
     rows = [(f.slug, f.label, GROUP_LABELS[f.group], ", ".join(f.runtimes)) for f in FORMATS.values()]
     show.listing(OUT, "Weight formats", ("slug", "label", "group", "runtimes"), rows)
+
+
+@cli.command("check", epilog=EPILOG)
+def check(
+    logfile: Annotated[typer.FileText, typer.Argument(metavar="LOGFILE", help="A startup log ('-' reads stdin).")],
+    model: Annotated[str | None, typer.Option(help="Catalog slug or repo id, when the log does not name it.")] = None,
+    quantization: Annotated[str | None, typer.Option(help="Format slug, when the log does not say it.")] = None,
+    vllm_version: Annotated[str | None, typer.Option(help="vLLM release, when the log does not say it.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print exactly /api/logs's JSON.")] = False,
+) -> None:
+    """A llama.cpp, Ollama or vLLM startup log: what it printed beside our estimate, term by term (as /logs)."""
+    overrides = {k: v for k, v in {"model": model, "quantization": quantization,
+                                   "vllm_version": vllm_version}.items() if v}
+    try:
+        report = check_log(logfile.read(), load_catalog(), overrides)
+    except ValueError as exc:  # longer than the cap
+        ERR.print(f"[red]error:[/] log: {escape(str(exc))}")
+        raise typer.Exit(EXIT_CODES[422]) from None
+    if as_json:
+        print(report.model_dump_json())
+        return
+    rows = [(t.term, t.printed, "-" if t.estimated is None else f"{t.estimated:,.0f} {t.unit}",
+             "-" if t.error is None else f"{t.error:+.2%}", "UNSAFE" if t.unsafe else "") for t in report.terms]
+    title = f"{report.log.runtime or 'unrecognised log'}: model {report.model or '?'} ({report.model_source or '-'})"
+    show.listing(OUT, title, ("term", "printed", "our estimate", "error", ""), rows)
+    missing = [f"not in the log: {', '.join(report.log.missing)}"] if report.log.missing else []
+    for line in missing + report.warnings:
+        ERR.print(f"[yellow]note:[/] {escape(line)}")
 
 
 def main() -> None:
