@@ -431,3 +431,19 @@ def test_gguf_header_post_renders_the_breakdown_and_type_mix(client: TestClient,
     assert "<th scope=\"row\">Q4_K</th>" in r.text and "<th scope=\"row\">Q6_K</th>" in r.text
     cut = client.post("/api/gguf", files={"file": (path.name, head[:4096])}, headers=HX)
     assert cut.status_code == 422 and "truncated" in cut.json()["detail"][0]["msg"]  # the page asks for more
+
+
+def test_vllm_fits_list_says_its_spare_is_inside_the_utilization_budget(client: TestClient):
+    """A new user read "+53 GiB" beside a vLLM total as free memory: the list says what the margin is."""
+    vllm = client.post("/api/vram", data={"model": "llama-3.1-8b", "runtime": "vllm", "gpu": "h100-80gb"},
+                       headers={"HX-Request": "true"})
+    plain = client.post("/api/vram", data={"model": "llama-3.1-8b"}, headers={"HX-Request": "true"})
+    assert "inside gpu_memory_utilization" in vllm.text, vllm.text[:300]
+    assert "Fits on <small>(+GiB to spare)</small>" in plain.text
+
+
+def test_logs_page_states_a_vllm_estimate_in_the_logs_units(client: TestClient):
+    """vLLM prints GiB and whole tokens: our column beside it uses the same units (a new user saw MiB)."""
+    text = sorted((Path(__file__).parent / "fixtures" / "logs").glob("v1*.log"))[0].read_text()
+    html = client.post("/logs", data={"log": text}).text
+    assert "14.99 GiB" in html and " MiB</td>" not in html and ".0 tokens" not in html
