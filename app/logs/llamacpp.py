@@ -16,6 +16,13 @@ from app.logs.model import ParsedLog
 from app.logs.rules import Line, Rule, add, lines, num, put, rule, run
 
 _SIZE = r"=\s*(-?[\d.]+) (MiB)"
+
+
+def buffer_rule(pattern: str, name: str) -> Rule:
+    """A buffer line: group 1 the device, groups 2-3 the size and its unit, recorded as figure `name`."""
+    def handle(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
+        add(out, name, m[2], m[3], ln, m[1])
+    return rule(pattern)(handle)
 # GGUF metadata keys worth keeping (the architecture prefix is dropped: llama.block_count -> block_count)
 _GGUF_KEYS = {"general.architecture", "general.name", "general.file_type", "general.size_label", "block_count",
               "context_length", "embedding_length", "feed_forward_length", "attention.head_count",
@@ -67,14 +74,12 @@ def _offload(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     put(out, "n_layer_total", int(m[2]), ln.no)
 
 
-@rule(r"(?:llm_load_tensors|load_tensors|print_backend_buffers_info):\s+(\S+) (?:model )?buffer size " + _SIZE)
-def _model_buffer(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    add(out, "model_buffer", m[2], m[3], ln, m[1])
+_model_buffer = buffer_rule(
+    r"(?:llm_load_tensors|load_tensors|print_backend_buffers_info):\s+(\S+) (?:model )?buffer size " + _SIZE,
+    "model_buffer")
 
 
-@rule(r":\s+(\S+) KV buffer size " + _SIZE)
-def _kv_buffer(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    add(out, "kv_buffer", m[2], m[3], ln, m[1])
+_kv_buffer = buffer_rule(r":\s+(\S+) KV buffer size " + _SIZE, "kv_buffer")
 
 
 @rule(_KV + r": (?:KV self size|size)\s*=\s*([\d.]+) MiB(?: \(\s*(\d+) cells,\s*(\d+) layers,\s*(?:\d+/)?(\d+) seqs\))?"
@@ -97,19 +102,13 @@ def _kv_init(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     put(out, "type_v", m[3], ln.no)
 
 
-@rule(r":\s+(\S+)\s+output buffer size " + _SIZE)
-def _output_buffer(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    add(out, "output_buffer", m[2], m[3], ln, m[1])
+_output_buffer = buffer_rule(r":\s+(\S+)\s+output buffer size " + _SIZE, "output_buffer")
 
 
-@rule(r":\s+(\S+) compute buffer size " + _SIZE)
-def _compute_buffer(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    add(out, "compute_buffer", m[2], m[3], ln, m[1])
+_compute_buffer = buffer_rule(r":\s+(\S+) compute buffer size " + _SIZE, "compute_buffer")
 
 
-@rule(r":\s+(\S+) LoRA buffer size " + _SIZE)
-def _lora_buffer(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    add(out, "lora_buffer", m[2], m[3], ln, m[1])
+_lora_buffer = buffer_rule(r":\s+(\S+) LoRA buffer size " + _SIZE, "lora_buffer")
 
 
 @rule(r"using device (\S+) \(.*\) - (\d+) MiB free")
@@ -191,19 +190,14 @@ def _breakdown_host(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
 _OLLAMA_SIZE = r'size="([\d.]+) (GiB|MiB|KiB|B)"'
 
 
-@rule(r'msg="model weights" (?:buffer|device)=(\S+) ' + _OLLAMA_SIZE)
-def _ollama_weights(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    add(out, "model_buffer", m[2], m[3], ln, m[1])
+_ollama_weights = buffer_rule(r'msg="model weights" (?:buffer|device)=(\S+) ' + _OLLAMA_SIZE, "model_buffer")
 
 
-@rule(r'msg="kv cache" device=(\S+) ' + _OLLAMA_SIZE)
-def _ollama_kv(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    add(out, "kv_buffer", m[2], m[3], ln, m[1])
+_ollama_kv = buffer_rule(r'msg="kv cache" device=(\S+) ' + _OLLAMA_SIZE, "kv_buffer")
 
 
-@rule(r'msg="compute graph" (?:backend|device)=(\S+) (?:buffer_type=\S+ )?' + _OLLAMA_SIZE)
-def _ollama_compute(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    add(out, "compute_buffer", m[2], m[3], ln, m[1])
+_ollama_compute = buffer_rule(
+    r'msg="compute graph" (?:backend|device)=(\S+) (?:buffer_type=\S+ )?' + _OLLAMA_SIZE, "compute_buffer")
 
 
 @rule(r'msg="total memory" ' + _OLLAMA_SIZE)
