@@ -14,7 +14,7 @@ transformers = pytest.importorskip("transformers")
 from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
 from torch.distributed._tools.mem_tracker import MemTracker  # noqa: E402
 
-from app.measure.trace import PeakTracker, Untraceable, build_fake, config_for, trace, trace_row  # noqa: E402
+from app.measure.trace import KernelSafeMemTracker, PeakTracker, Untraceable, build_fake, config_for, trace, trace_row  # noqa: E402
 
 LIVE = [("llama-3.1-8b", 1024, 1), ("gemma-2-9b-it", 1024, 1)]  # a few seconds each on an idle CPU
 COMMITTED = {(r.model, r.context, r.batch, r.quantization): r for f in load_traces(SPECS_DIR / "traces")
@@ -44,7 +44,7 @@ def test_peak_tracker_agrees_with_torch_memtracker():
     with FakeTensorMode():
         model = build_fake(_tiny(), "bf16")
         ours = trace_row(model, "tiny", "bf16", 96, 3, tracker_class=PeakTracker)
-        torchs = trace_row(model, "tiny", "bf16", 96, 3, tracker_class=MemTracker)
+        torchs = trace_row(model, "tiny", "bf16", 96, 3, tracker_class=KernelSafeMemTracker)
     assert (ours.peak_bytes, ours.prefill_peak_bytes, ours.kv_cache_bytes, ours.parameters_bytes) == (
         torchs.peak_bytes, torchs.prefill_peak_bytes, torchs.kv_cache_bytes, torchs.parameters_bytes)
 
@@ -67,3 +67,47 @@ def test_tied_embeddings_are_counted_once():
 def test_remote_code_only_models_are_refused_with_the_reason(catalog: Catalog):
     with pytest.raises(Untraceable, match="trust_remote_code"):
         config_for(catalog.model("glm-4v-9b"))
+
+
+class _Func(torch.nn.Module):
+    """Like kernels' `Func` wrapper (kernels 0.19, used by transformers 5.25): a module outside the model."""
+
+    def __init__(self, inner=None) -> None:
+        super().__init__()
+        self.inner = [inner]  # a list: not a child module, as the private wrapper is not one of the global's
+
+    def forward(self, x):
+        return self.inner[0](x) if self.inner[0] is not None else x * 2
+
+
+_Func.__name__ = "Func"
+
+
+class _UsesGlobalFunc(torch.nn.Module):
+    def __init__(self, func) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(8, 8)
+        self.func = [func]
+
+    def forward(self, x):
+        return self.func[0](self.lin(x))
+
+
+def test_stock_memtracker_breaks_on_nested_same_named_modules_and_ours_does_not():
+    """The failure seen with transformers 5.25.0 and torch 2.13.0 (mem_tracker._post_fw_hook KeyError once
+    ModTracker's 'hierarchy ... messed up' warning is an error), reproduced without transformers."""
+    import warnings
+
+    model = _UsesGlobalFunc(_Func(_Func()))
+    x = torch.ones(2, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stock = MemTracker()
+        stock.track_external(model)
+        with pytest.raises(UserWarning), stock, torch.no_grad():
+            model(x)
+        ours = KernelSafeMemTracker()
+        ours.track_external(model)
+        with ours, torch.no_grad():
+            model(x)
+    assert max(ours.get_tracker_snapshot("peak").values(), key=lambda d: d["Total"])["Total"] > 0

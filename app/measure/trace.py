@@ -28,6 +28,7 @@ import transformers
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.distributed._tools.common_utils import get_untyped_storages
 from torch.distributed._tools.mem_tracker import MemTracker
+from torch.distributed._tools.mod_tracker import ModTracker
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from app.catalog import SPECS_DIR
@@ -125,7 +126,37 @@ class _OpLog(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-class PeakTracker(MemTracker):
+class _DistinctNames(ModTracker):
+    """ModTracker that never gives two live modules the same name.
+
+    torch 2.13.0's ModTracker names a module outside the tracked model by its class name alone
+    (mod_tracker.py `_get_mod_name`). transformers 5.25.0 wraps functions such as apply_rotary_pos_emb in
+    `kernels` 0.19's `Func` modules (`use_kernelized_func`, modeling_llama.py): a module-level `Func`
+    calls the model's private `Func`, so "Func" is entered while "Func" is already a parent. ModTracker
+    then warns "The module hierarchy tracking maybe be messed up" from its pre-forward hook; where warnings
+    are errors (pytest here) the hook raises before MemTracker's own pre hook runs, and its always-called
+    post hook fails with KeyError on the untracked module (`mem_tracker._post_fw_hook`). transformers
+    5.24.0 called the plain function. A distinct name per module removes the false nesting; names never
+    enter the byte counts."""
+
+    def _get_mod_name(self, mod):
+        if mod not in self._known_modules:
+            name = type(mod).__name__
+            if name in set(self._known_modules.values()):
+                name = f"{name}@{id(mod):x}"
+            self._known_modules[mod] = name
+        return super()._get_mod_name(mod)
+
+
+class KernelSafeMemTracker(MemTracker):
+    """torch's MemTracker, unchanged but for module names (see _DistinctNames)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._mod_tracker = _DistinctNames()
+
+
+class PeakTracker(KernelSafeMemTracker):
     """MemTracker reporting the global peak only: its per-module peak snapshots walk every tracked module
     on every op (most of the trace's time) and nothing here reads them. The global peak is updated
     exactly as MemTracker._update_peak_stats does (tests/test_trace.py checks both agree)."""
