@@ -9,7 +9,11 @@ from typing import Any
 from app.estimator.commands import command_for
 from app.estimator.errors import OutOfRange, UnknownChoice
 from app.estimator.gpus import Gpu, fits
-from app.estimator.io import (
+from app.estimator.kv_cache import KV_TYPES, KvType, image_positions, kv_bytes
+from app.estimator.params import count_active_parameters, count_parameters
+from app.estimator.quantization import FORMATS, Format, StoredWeights, stored_weights
+from app.estimator.runtimes import RUNTIMES, Runtime, RuntimeInput, vllm_flags
+from app.estimator.schema import (
     Breakdown,
     Detail,
     ResolvedRequest,
@@ -17,10 +21,6 @@ from app.estimator.io import (
     VramRequest,
     WeightsReport,
 )
-from app.estimator.kv_cache import KV_TYPES, KvType, image_positions, kv_bytes
-from app.estimator.params import count_active_parameters, count_parameters
-from app.estimator.quantization import FORMATS, Format, StoredWeights, stored_weights
-from app.estimator.runtimes import RUNTIMES, Runtime, RuntimeInput, vllm_flags
 from app.estimator.spec import ModelSpec
 
 

@@ -2,7 +2,7 @@
 
 Layouts follow `../shared/reference/quantization-and-runtimes.md` section 3 and the libraries it cites
 (AutoGPTQ / AutoAWQ packing, bitsandbytes `Int8Params` / `Params4bit`, vLLM fp8); GGUF file types
-follow llama.cpp (see `gguf.py`). Non-quantized tensors stay in the compute dtype (2 bytes).
+follow llama.cpp (see `gguf/rules.py`). Non-quantized tensors stay in the compute dtype (2 bytes).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from math import ceil
 from typing import Literal
 
-from app.estimator import gguf
-from app.estimator.io import WeightGroup
+from app.estimator.gguf import rules as gguf
 from app.estimator.memo import per_spec
 from app.estimator.params import Tensor, model_tensors
+from app.estimator.schema import WeightGroup
 from app.estimator.spec import ModelSpec
 
 Group = Literal["full", "gpu", "gguf"]

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.estimator.io import HostMemory, LlamaCppReport, VllmDetail, VramRequest
 from app.estimator.kv_cache import KvType
 from app.estimator.quantization import Format, StoredWeights
+from app.estimator.schema import HostMemory, LlamaCppReport, VllmDetail, VramRequest
 from app.estimator.spec import ModelSpec
 
 MiB = 1 << 20

@@ -17,18 +17,18 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.accuracy import accuracy_report, llamacpp_accuracy, log_cases, trace_report, under_share
-from app.calc_form import runtime_controls
 from app.catalog import Catalog
-from app.deps import get_catalog
 from app.estimator import KV_TYPES, RUNTIMES, InvalidRequest, UnknownModel, VramEstimate, VramRequest, estimate
 from app.estimator.spec import ModelSpec
 from app.logs import check_log
 from app.logs.scrub import scrub
-from app.logs.web import logs_context, read_log_body
-from app.rendering import TEMPLATES, is_htmx
-from app.urls import api_url
-from app.views import CardState, breakdown_context, card_context, card_state, format_groups, kv_options
+from app.web.accuracy import accuracy_report, llamacpp_accuracy, log_cases, trace_report, under_share
+from app.web.calc_form import runtime_controls
+from app.web.deps import get_catalog
+from app.web.logs_page import logs_context, read_log_body
+from app.web.rendering import TEMPLATES, is_htmx
+from app.web.urls import api_url
+from app.web.views import CardState, breakdown_context, card_context, card_state, format_groups, kv_options
 
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]

@@ -12,9 +12,8 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import hub_models  # --- Hub fetch of unknown repo ids (hub branch) ---
+from app import hub
 from app.catalog import Catalog
-from app.deps import get_catalog
 from app.estimator import (
     FORMATS,
     GROUP_LABELS,
@@ -26,20 +25,20 @@ from app.estimator import (
     count_parameters,
     weights_report,
 )
-from app.estimator.gguf_estimate import estimate_gguf
-from app.estimator.gguf_file import MAX_HEADER_BYTES
-from app.estimator.io import WeightsRequest  # catalog (issue 8)
+from app.estimator.gguf.estimate import estimate_gguf
+from app.estimator.gguf.reader import MAX_HEADER_BYTES
 from app.estimator.memo import per_spec
 from app.estimator.params import count_active_parameters
+from app.estimator.schema import WeightsRequest  # catalog (issue 8)
 from app.estimator.spec import ModelSpec
-from app.hub_errors import HubUnavailable
-from app.hub_gguf import fetch_gguf_header
+from app.hub import HubUnavailable, fetch_gguf_header
 from app.logs import MAX_LOG_BYTES, LogReport, check_log
-from app.logs.web import read_log_body
 from app.problems import problem
-from app.rendering import TEMPLATES, is_htmx, represent_estimate
-from app.trace_option import with_trace  # trace option (issue 11); imports torch only when asked
-from app.views import breakdown_context  # calculator page (issues 9, 10)
+from app.web.deps import get_catalog
+from app.web.logs_page import read_log_body
+from app.web.rendering import TEMPLATES, is_htmx, represent_estimate
+from app.web.trace_option import with_trace  # trace option (issue 11); imports torch only when asked
+from app.web.views import breakdown_context  # calculator page (issues 9, 10)
 
 router = APIRouter(prefix="/api", tags=["vram"])
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
@@ -72,9 +71,9 @@ _POST_BODY = {"requestBody": {
 @router.get("/vram", response_model=VramEstimate, responses=_VRAM_RESPONSES, summary="Estimate GPU memory")
 def vram_get(request: Request, params: Annotated[VramRequest, Query()], catalog: CatalogDep) -> Response:
     """GPU memory needed to run a catalog model; the same fields as POST, as query parameters."""
-    est = hub_models.estimate_for(catalog, params)  # hub: unknown repo ids
+    est = hub.estimate_for(catalog, params)  # hub: unknown repo ids
     if params.trace:  # --- trace option (issue 11) ---
-        est = with_trace(hub_models.spec_for(catalog, params.model, params.config)[0], est)
+        est = with_trace(hub.spec_for(catalog, params.model, params.config)[0], est)
     return represent_estimate(request, est)
 
 
@@ -123,9 +122,9 @@ async def _form_fields(request: Request) -> dict[str, str]:
 async def vram_post(request: Request, catalog: CatalogDep) -> Response:
     """The same estimate from a JSON body, or a form-encoded body (what the HTMX page posts)."""
     params = await _body(request)
-    answer = await run_in_threadpool(hub_models.estimate_for, catalog, params)  # hub: may fetch, off the loop
+    answer = await run_in_threadpool(hub.estimate_for, catalog, params)  # hub: may fetch, off the loop
     if params.trace:  # --- trace option (issue 11): seconds of CPU, off the event loop ---
-        spec = (await run_in_threadpool(hub_models.spec_for, catalog, params.model, params.config))[0]
+        spec = (await run_in_threadpool(hub.spec_for, catalog, params.model, params.config))[0]
         answer = await run_in_threadpool(with_trace, spec, answer)
     return represent_estimate(request, answer)
 
@@ -135,7 +134,7 @@ def weights(catalog: CatalogDep,
             model: Annotated[str, Query(description="Catalog slug or Hugging Face repo id.")],
             quantization: Annotated[str | None, Query(description="Format slug.")] = None) -> WeightsReport:
     """Every tensor as the format stores it: total bytes, bits per weight, and per-group rows."""
-    return weights_report(hub_models.spec_for(catalog, model, None)[0], quantization or None)  # hub
+    return weights_report(hub.spec_for(catalog, model, None)[0], quantization or None)  # hub
 
 
 # --- catalog (issue 8): weights of a catalog model or of an inline config.json ---
@@ -143,7 +142,7 @@ def weights(catalog: CatalogDep,
              summary="Checkpoint size in a format (JSON body: model or config)")
 def weights_post(body: WeightsRequest, catalog: CatalogDep) -> WeightsReport:
     """The same report for `{"model": ...}` or `{"config": {...config.json...}}`."""
-    return weights_report(hub_models.spec_for(catalog, body.model, body.config)[0], body.quantization or None)
+    return weights_report(hub.spec_for(catalog, body.model, body.config)[0], body.quantization or None)
 
 
 @router.get("/models", summary="The model catalog")
@@ -226,7 +225,7 @@ _GGUF_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _hub_parts(ref: str) -> list[tuple[str, bytes]]:
-    """Header bytes of each part of a Hub GGUF (`owner/name:file.gguf` or a Hub file URL), via app.hub_gguf."""
+    """Header bytes of each part of a Hub GGUF (`owner/name:file.gguf` or a Hub file URL), via app.hub."""
     try:
         return [(h.filename, h.header) for h in fetch_gguf_header(ref, field="hf")]
     except HubUnavailable as exc:

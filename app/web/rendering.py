@@ -12,8 +12,8 @@ from markupsafe import Markup, escape
 from app.estimator import VramEstimate
 from app.resources import data_dir
 from app.units import gib
-from app.urls import page_url
-from app.views import breakdown_context
+from app.web.urls import page_url
+from app.web.views import breakdown_context
 
 TEMPLATES = Jinja2Templates(directory=data_dir("templates"))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 
 from app.estimator import InvalidRequest, ModelSpec, VramEstimate
-from app.estimator.io import TracedPeak
+from app.estimator.schema import TracedPeak
 from app.estimator.traces import compare_trace
 
 TRACEABLE_FORMATS = ("bf16", "fp16", "fp32")

@@ -11,13 +11,13 @@ from typing import Annotated
 from pydantic import Field, TypeAdapter, ValidationError
 
 from app.catalog import Catalog
-from app.charts import Chart, context_slider, memory_chart, stacked_bar
 from app.estimator import FORMATS, GROUP_LABELS, RUNTIMES, InvalidRequest, VramEstimate, VramRequest, estimate
 from app.estimator.gpus import Gpu
 from app.estimator.memo import per_spec
 from app.estimator.solve import ContextFit, fit_table, target_gpu
 from app.estimator.spec import ModelSpec
-from app.urls import CARD_FIELDS, api_url, calculator_url, card_url
+from app.web.charts import Chart, context_slider, memory_chart, stacked_bar
+from app.web.urls import CARD_FIELDS, api_url, calculator_url, card_url
 
 TABLE_CONTEXTS = (1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 TABLE_COLUMNS = [(c, f"{c // 1024}K") for c in TABLE_CONTEXTS]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import log2
 
-from app.estimator.io import Breakdown
+from app.estimator.schema import Breakdown
 
 SEGMENTS = (("weights", "Weights"), ("kv_cache", "KV cache"), ("activations", "Activations"),
             ("overhead", "Overhead"))
