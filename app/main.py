@@ -23,7 +23,7 @@ def create_app(specs_dir: Path = SPECS_DIR) -> FastAPI:
         title="VRAM calculator for open models",
         summary="GPU memory for a model, quantization, context and images: exact weights and KV cache.",
         version="0.1.0",
-        docs_url=None, redoc_url=None,  # --- pages (issue 12): /docs served offline by app.web.pages ---
+        docs_url=None, redoc_url=None,  # /docs is served offline (vendored Swagger UI) by app.web.pages
     )
     app.state.catalog = load_catalog(specs_dir)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -34,7 +34,7 @@ def create_app(specs_dir: Path = SPECS_DIR) -> FastAPI:
     app.add_exception_handler(InvalidRequest, handlers.estimator_error)
     app.add_exception_handler(HubUnavailable, handlers.hub_unavailable)
     app.add_exception_handler(RequestValidationError, handlers.invalid_input)
-    pages.install(app)  # --- pages (issue 12): HTML 404 for people, JSON 404 under /api ---
+    pages.install(app)  # an HTML 404 for people, the JSON 404 under /api
     return app
 
 

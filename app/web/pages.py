@@ -112,21 +112,21 @@ def calculator(request: Request, catalog: CatalogDep) -> Response:
                           f"repo id from the Hub: /api/vram?{urlencode({'model': slug})}")
     context = {"spec": spec, "models": list(catalog.models.values()), "gpus": catalog.gpus,
                "groups": format_groups(), "runtimes": list(RUNTIMES.values()), "kv_types": kv_options(KV_TYPES),
-               "runtime_controls": runtime_controls(), "query": query,  # issues 9, 10
+               "runtime_controls": runtime_controls(), "query": query,
                **breakdown_context(est)}
     return _page(request, "calculator.html", context, est, error)
 
 
 @router.get("/accuracy")
 def accuracy(request: Request, catalog: CatalogDep) -> Response:
-    cases = log_cases(catalog)  # issue 14: committed public logs
+    cases = log_cases(catalog)  # committed public logs
     return _page(request, "accuracy.html", {"report": accuracy_report(catalog),
-                                            "llamacpp": llamacpp_accuracy(catalog),  # llama.cpp grid (issue 9)
-                                            "traces": trace_report(catalog),  # traced peaks (issue 11)
+                                            "llamacpp": llamacpp_accuracy(catalog),  # the llama.cpp grid
+                                            "traces": trace_report(catalog),  # traced transformers peaks
                                             "log_cases": cases, "log_under": under_share(cases)})
 
 
-# --- log import page (issue 14) ---
+# --- log import page ---
 @router.get("/logs")
 def logs_page(request: Request, catalog: CatalogDep) -> Response:
     return _page(request, "logs.html", logs_context(catalog, None, "", {}))
