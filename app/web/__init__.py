@@ -2,7 +2,8 @@
 
     api.py           APIRouter /api (+ /healthz): JSON, or the breakdown partial for HTMX
     pages.py         the HTML pages (not in the schema) and their page-side wiring (`install`)
-    views.py         template context builders for the card, the calculator and the breakdown
+    views.py         what the pages show beside the numbers: the card's context, the breakdown's, the
+                     VRAM table, the chart, the format options
     accuracy.py      the /accuracy page's reports: measurements, traces, the llama.cpp grid, field logs
     logs_page.py     reading a log from a request body; the /logs page's context
     calc_form.py     the calculator's runtime controls, generated from VramRequest's fields
@@ -13,5 +14,5 @@
     handlers.py      exception handlers: estimator and Hub errors as HTTP answers
     trace_option.py  `trace=true`: the only door to app.measure, imported when asked (torch is optional)
 
-`app.main` creates the app from these; nothing else imports this package.
+`app.main` creates the app from these; nothing else in app/ imports this package.
 """
