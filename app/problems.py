@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.estimator.errors import InvalidRequest, UnknownChoice, UnknownModel
-from app.hub_errors import HubUnavailable
+from app.hub import HubUnavailable
 
 EXIT_CODES = {404: 3, 422: 2, 503: 4}  # 2 is also what click answers to a malformed command line
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.accuracy import MEASUREMENTS_DIR, load_measurements
 from app.catalog import Catalog
 from app.estimator.measurements import MeasuredCase, compare, summary
 from app.measure.calibrate import Point, fit
+from app.web.accuracy import MEASUREMENTS_DIR, load_measurements
 
 RUNS = load_measurements()
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from app.estimator import FORMATS, KV_TYPES, RUNTIMES, VramRequest
-from app.estimator.io import Breakdown, Detail, GpuFit, VllmDetail, VllmFix, VllmStage, VramEstimate
 from app.estimator.runtimes import llamacpp, transformers, vllm, vllm_advice, vllm_memory, vllm_profiles
+from app.estimator.schema import Breakdown, Detail, GpuFit, VllmDetail, VllmFix, VllmStage, VramEstimate
 
 
 def test_registries_have_labels_and_sources():

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 
 from app.catalog import Catalog
 from app.estimator import InvalidRequest, VramRequest
-from app.estimator.gguf_estimate import estimate_gguf
-from app.estimator.gguf_file import MAX_HEADER_BYTES, merge_parts, read_header
+from app.estimator.gguf.estimate import estimate_gguf
+from app.estimator.gguf.reader import MAX_HEADER_BYTES, merge_parts, read_header
 from app.measure.llamacpp_gguf import write_sparse_gguf
 
 HEAD = 1 << 20  # what the page sends: File.slice(0, 1 MiB) is enough for these headers

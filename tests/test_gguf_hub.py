@@ -1,4 +1,4 @@
-"""A Hub GGUF (`hf=owner/name:file.gguf` or its URL) through app.hub_gguf, against a real local HTTP server.
+"""A Hub GGUF (`hf=owner/name:file.gguf` or its URL) through app.hub, against a real local HTTP server.
 
 The server on 127.0.0.1 serves header-exact sparse GGUFs with HTTP range requests, as the Hub does; the
 app is pointed at it with VRAM_HUB_URL. Only header bytes may be requested.
@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.catalog import Catalog
-from app.hub_gguf import clear_cache
+from app.hub._gguf import clear_cache
 from app.main import create_app
 from app.measure.llamacpp_gguf import write_sparse_gguf
 

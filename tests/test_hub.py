@@ -23,11 +23,22 @@ import pytest
 from gguf import GGUFWriter
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
-from app import hub, hub_gguf
-from app.hub import HubSettings, fetch_config
-from app.hub_errors import HubBadFile, HubBadInput, HubDisabled, HubGated, HubNotFound, HubRefused, HubUnavailable
-from app.hub_gguf import fetch_gguf_header, parse_ref
-from app.hub_gguf_layout import GgufArray, parse_header
+from app.hub import (
+    HubBadFile,
+    HubBadInput,
+    HubDisabled,
+    HubGated,
+    HubNotFound,
+    HubRefused,
+    HubSettings,
+    HubUnavailable,
+    fetch_config,
+    fetch_gguf_header,
+)
+from app.hub import _client as hub
+from app.hub import _gguf as hub_gguf
+from app.hub._gguf import parse_ref
+from app.hub._gguf_layout import GgufArray, parse_header
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hub"
 SHA = "0123456789abcdef0123456789abcdef01234567"

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from app.catalog import Catalog
 from app.estimator import ModelSpec, VramRequest, estimate
-from app.estimator.gguf_arch import ARCHS
-from app.estimator.io import VramEstimate
+from app.estimator.gguf.arch import ARCHS
 from app.estimator.kv_cache import KV_TYPES
 from app.estimator.llamacpp_check import mib
 from app.estimator.runtimes.llamacpp_buffers import kv_cache
 from app.estimator.runtimes.llamacpp_compute import compute_buffers
 from app.estimator.runtimes.llamacpp_context import resolve_context
+from app.estimator.schema import VramEstimate
 
 SPECS = Path(__file__).resolve().parent.parent / "model_specs" / "llamacpp" / "specs"
 

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from app.catalog import SPECS_DIR
 from app.estimator import RUNTIMES, VramRequest, estimate
 from app.main import create_app
-from app.views import weights_parts
+from app.web.views import weights_parts
 from tests.test_catalog import GLM4V_CARD
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -354,7 +354,7 @@ def test_accuracy_page_lists_cases_with_the_card_contrast(tmp_path: Path):
 
 
 def test_slider_stops_include_any_released_maximum():
-    from app.charts import context_slider
+    from app.web.charts import context_slider
 
     odd = context_slider(40960, 40000)  # Qwen3-style 40,960-token limit: a stop of its own, labelled 40K
     assert odd.stops == (1024, 2048, 4096, 8192, 16384, 32768, 40960, 65536, 131072)
@@ -365,7 +365,7 @@ def test_slider_stops_include_any_released_maximum():
 
 # --- calculator: runtime options, your GGUF file, a pasted config.json (issues 9, 10) ---
 def test_runtime_option_controls_are_generated_from_the_request_model(client: TestClient):
-    from app.calc_form import BLOCKS
+    from app.web.calc_form import BLOCKS
     html = client.get("/calculator").text
     names = list(VramRequest.model_fields)
     for first, last in BLOCKS.values():

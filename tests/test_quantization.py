@@ -8,7 +8,7 @@ import pytest
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from app.estimator import FORMATS, ModelSpec, weights_report
-from app.estimator.gguf import FILE_TYPES, tensor_bytes
+from app.estimator.gguf.rules import FILE_TYPES, tensor_bytes
 from app.estimator.params import Tensor
 from app.estimator.quantization import stored_weights
 from app.estimator.spec import LanguageModel

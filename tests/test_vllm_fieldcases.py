@@ -17,7 +17,7 @@ import pytest
 
 from app.catalog import Catalog
 from app.estimator import VramRequest, estimate
-from app.estimator.io import VllmDetail
+from app.estimator.schema import VllmDetail
 from app.measure.vllm_fit import spec_for
 
 GiB = 1 << 30

@@ -1,6 +1,6 @@
 """Loads and validates `model_specs/` once at startup; a bad file stops startup naming file and field.
 
-No web imports: the GPU measurement harness loads the catalog too (app.deps holds the dependency)."""
+No web imports: the GPU measurement harness loads the catalog too (app.web.deps holds the dependency)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """What MODEL may be on the command line: anything the API takes, or a local file.
 
-    a catalog slug or a Hugging Face repo id  -> `model`, through the API's door (app.hub_models:
+    a catalog slug or a Hugging Face repo id  -> `model`, through the API's door (app.hub:
                                                  catalog look-up, else a fetch from the Hub)
     a config.json (or a folder holding one)   -> its contents as `config`, as POST /api/vram takes them
     a .gguf file (or one part of a split one) -> the GGUF header reader (estimate only), as /api/gguf
@@ -14,14 +14,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from app import hub_models
+from app import hub
 from app.catalog import Catalog
 from app.cli.options import WHERE, request_data
 from app.estimator import FORMATS, Gpu, ModelSpec, UnknownChoice, VramEstimate, VramRequest
-from app.estimator.gguf_estimate import estimate_gguf
-from app.estimator.gguf_file import MAX_HEADER_BYTES
+from app.estimator.gguf.estimate import estimate_gguf
+from app.estimator.gguf.reader import MAX_HEADER_BYTES
 from app.estimator.solve import target_gpu
-from app.hub_gguf import fetch_gguf_header
+from app.hub import fetch_gguf_header
 from app.problems import Problem, Refused, invalid_field
 from app.units import parse_size
 
@@ -102,7 +102,7 @@ def request_for(model: str, options: dict[str, Any]) -> VramRequest:
 
 
 def estimate_for(catalog: Catalog, model: str, req: VramRequest) -> VramEstimate:
-    """The API's answer: `app.hub_models.estimate_for` (catalog, Hub, config.json), or for a .gguf
+    """The API's answer: `app.hub.estimate_for` (catalog, Hub, config.json), or for a .gguf
     file the GGUF header reader, as /api/gguf."""
     if _hub_gguf(model):
         parts = [(h.filename, h.header) for h in fetch_gguf_header(model, field="model")]
@@ -110,11 +110,11 @@ def estimate_for(catalog: Catalog, model: str, req: VramRequest) -> VramEstimate
     path = _model_file(model)
     if path is not None and path.suffix.lower() == ".gguf":
         return _estimate_gguf(path, req, catalog.gpus)
-    return hub_models.estimate_for(catalog, req)
+    return hub.estimate_for(catalog, req)
 
 
 def spec_for(catalog: Catalog, model: str, req: VramRequest) -> ModelSpec:
-    """The spec MODEL names, through the API's own door (`app.hub_models.spec_for`).
+    """The spec MODEL names, through the API's own door (`app.hub.spec_for`).
 
     Raises:
         UnknownModel: not in the catalog nor on the Hub (404).
@@ -125,7 +125,7 @@ def spec_for(catalog: Catalog, model: str, req: VramRequest) -> ModelSpec:
     if _hub_gguf(model) or (path is not None and path.suffix.lower() == ".gguf"):
         raise _refuse(f"{model}: a GGUF file is estimated as it is (vram estimate FILE); fit takes a catalog "
                       "model, a Hugging Face repo id or a config.json")
-    return hub_models.spec_for(catalog, req.model, req.config)[0]
+    return hub.spec_for(catalog, req.model, req.config)[0]
 
 
 def fit_target(catalog: Catalog, gpu: str | None, memory: str | None) -> Gpu:

@@ -8,11 +8,11 @@ from app.estimator.commands import command_for
 from app.estimator.errors import EstimatorError, InvalidRequest, OutOfRange, UnknownChoice, UnknownModel
 from app.estimator.estimate import estimate, weights_report
 from app.estimator.gpus import Gpu
-from app.estimator.io import Breakdown, GpuFit, VramEstimate, VramRequest, WeightsReport
 from app.estimator.kv_cache import KV_TYPES
 from app.estimator.params import count_parameters
 from app.estimator.quantization import FORMATS, GROUP_LABELS
 from app.estimator.runtimes import RUNTIMES
+from app.estimator.schema import Breakdown, GpuFit, VramEstimate, VramRequest, WeightsReport
 from app.estimator.spec import ModelSpec
 
 __all__ = [

@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
-from app.estimator.io import ResolvedRequest
+from app.estimator.schema import ResolvedRequest
 from app.estimator.spec import ModelSpec
 
 # our format slug -> vLLM --quantization for formats vLLM quantizes at load (others: the checkpoint's own

@@ -9,7 +9,11 @@ from typing import Any
 from app.estimator.commands import command_for
 from app.estimator.errors import OutOfRange, UnknownChoice
 from app.estimator.gpus import Gpu, fits
-from app.estimator.io import (
+from app.estimator.kv_cache import KV_TYPES, KvType, image_positions, kv_bytes
+from app.estimator.params import count_active_parameters, count_parameters
+from app.estimator.quantization import FORMATS, Format, StoredWeights, stored_weights
+from app.estimator.runtimes import RUNTIMES, Runtime, RuntimeInput, vllm_flags
+from app.estimator.schema import (
     Breakdown,
     Detail,
     ResolvedRequest,
@@ -17,16 +21,12 @@ from app.estimator.io import (
     VramRequest,
     WeightsReport,
 )
-from app.estimator.kv_cache import KV_TYPES, KvType, image_positions, kv_bytes
-from app.estimator.params import count_active_parameters, count_parameters
-from app.estimator.quantization import FORMATS, Format, StoredWeights, stored_weights
-from app.estimator.runtimes import RUNTIMES, Runtime, RuntimeInput, vllm_flags
 from app.estimator.spec import ModelSpec
 
 
 @dataclass(frozen=True, slots=True)
 class GgufWeights:
-    """A GGUF file's weights (llama.cpp, issue 9): stored sizes, tensor table, architecture."""
+    """A GGUF file's weights (llama.cpp): stored sizes, tensor table, architecture."""
 
     weights: StoredWeights
     tensors: tuple[Any, ...]
@@ -49,12 +49,12 @@ def _pick(field: str, value: str, allowed: Sequence[str], why: str = "") -> str:
 
 def resolve(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Choices:
     """Fill defaults and check every choice against the model, the format and the runtime."""
-    default_fmt = vllm_flags.default_format(spec, req)  # vLLM --dtype (issue 10); else spec.dtype_slug
+    default_fmt = vllm_flags.default_format(spec, req)  # vLLM --dtype; else spec.dtype_slug
     fmt = FORMATS[_pick("quantization", req.quantization or default_fmt, list(FORMATS))]
     runtime_slug = _pick("runtime", req.runtime or fmt.runtimes[0], list(RUNTIMES))
     _pick("runtime", runtime_slug, fmt.runtimes, f"{fmt.label} runs on these runtimes")
     runtime = RUNTIMES[runtime_slug]
-    kv_asked = vllm_flags.kv_override(req, runtime_slug) or req.kv_cache  # vLLM --kv-cache-dtype (issue 10)
+    kv_asked = vllm_flags.kv_override(req, runtime_slug) or req.kv_cache  # vLLM --kv-cache-dtype
     kv = _pick("kv_cache", kv_asked or runtime.default_kv(spec, fmt), runtime.kv_types,
                f"{runtime.label} supports these KV-cache types")
     if req.images > spec.max_images:
@@ -88,7 +88,7 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
         spec: the released model (catalog entry).
         req: the request; unset fields resolve to defaults.
         gpus: the GPU catalog, for the fit verdicts.
-        gguf: a GGUF file's own tensors (llama.cpp; issue 9), instead of the format's rules.
+        gguf: a GGUF file's own tensors (llama.cpp), instead of the format's rules.
 
     Returns:
         The resolved request, a breakdown in bytes, the detail, assumptions, warnings and fits.
@@ -113,7 +113,7 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
     lm = spec.language_model
     detail = Detail(
         parameters=params.total, parameters_language=params.language, parameters_vision=params.vision,
-        parameters_active=count_active_parameters(spec),  # catalog (issue 8)
+        parameters_active=count_active_parameters(spec),  # MoE: what one token uses
         weights_language_bytes=weights.language_bytes, weights_vision_bytes=weights.vision_bytes,
         weights_host_bytes=mem.weights_host,
         bits_per_weight=round(weights.bits_per_weight, 4),
@@ -130,15 +130,14 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
     resolved = ResolvedRequest(model=spec.slug, quantization=c.fmt.slug, context=req.context, batch=req.batch,
                                images=req.images, kv_cache=c.kv.slug, runtime=c.runtime.slug,
                                flash_attention=req.flash_attention, gpu=req.gpu, gpu_count=req.gpu_count,
-                               mmproj=_mmproj(spec, req, c.runtime.slug))  # calculator page (issues 9, 12)
+                               mmproj=_mmproj(spec, req, c.runtime.slug))
     return VramEstimate(
         request=resolved, model_name=spec.name, quantization_label=c.fmt.label, runtime_label=c.runtime.label,
         breakdown=breakdown, total_bytes=total, detail=detail, assumptions=assumptions,
         warnings=_warnings(spec, req, sequence) + mem.warnings,
         fits=fits(mem.required or total, mem.usable_fraction, gpus, req.gpu_count, req.gpu),
-        host=mem.host, llamacpp=mem.llamacpp,  # llama.cpp (issue 9)
-        vllm=mem.vllm,  # issue 10
-        command=command_for(resolved, spec, mem), runtime_versions=c.runtime.versions,  # issue 14
+        host=mem.host, llamacpp=mem.llamacpp, vllm=mem.vllm,  # each runtime's own figures, or None
+        command=command_for(resolved, spec, mem), runtime_versions=c.runtime.versions,
     )
 
 
@@ -153,7 +152,6 @@ def weights_report(spec: ModelSpec, quantization: str | None = None) -> WeightsR
     )
 
 
-# --- calculator page (issues 9, 12) ---
 def _mmproj(spec: ModelSpec, req: VramRequest, runtime: str) -> bool | None:
     """llama.cpp loads a vision model's projector only with --mmproj (default here: when images > 0)."""
     if runtime != "llama.cpp" or spec.vision is None:

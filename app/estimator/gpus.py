@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from app.estimator.io import GpuFit
+from app.estimator.schema import GpuFit
 
 
 class Gpu(BaseModel):

@@ -59,7 +59,6 @@ def kv_bytes(lm: LanguageModel, kv: KvType, tokens: int) -> int:
     return row * (full * tokens + lm.sliding_window_layers * windowed)
 
 
-# --- catalog (issue 8) ---
 def layer_tokens(lm: LanguageModel, tokens: int) -> list[int]:
     """Positions each layer caches for a `tokens`-long sequence (the per-layer window pattern)."""
     types = lm.layer_types or ("sliding",) * lm.sliding_window_layers + ("full",) * (

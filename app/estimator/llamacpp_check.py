@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from app.estimator.estimate import estimate
-from app.estimator.io import VramRequest
 from app.estimator.runtimes.llamacpp_buffers import catalog_tensors
+from app.estimator.schema import VramRequest
 from app.estimator.spec import ModelSpec
 
 MiB = 1 << 20

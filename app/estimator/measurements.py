@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.estimator.estimate import estimate
-from app.estimator.io import VramRequest
+from app.estimator.schema import VramRequest
 from app.estimator.spec import ModelSpec
 
 FORMAT = "vram-measurements/1"

@@ -196,7 +196,6 @@ def count_parameters(spec: ModelSpec) -> ParameterCount:
     return ParameterCount(counts["language"], counts["vision"])
 
 
-# --- catalog (issue 8) ---
 @per_spec
 def count_active_parameters(spec: ModelSpec) -> int:
     """Parameters one token runs through: all of them minus the routed experts it is not sent to.

@@ -2,7 +2,7 @@
 
 Layouts follow `../shared/reference/quantization-and-runtimes.md` section 3 and the libraries it cites
 (AutoGPTQ / AutoAWQ packing, bitsandbytes `Int8Params` / `Params4bit`, vLLM fp8); GGUF file types
-follow llama.cpp (see `gguf.py`). Non-quantized tensors stay in the compute dtype (2 bytes).
+follow llama.cpp (see `gguf/rules.py`). Non-quantized tensors stay in the compute dtype (2 bytes).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from math import ceil
 from typing import Literal
 
-from app.estimator import gguf
-from app.estimator.io import WeightGroup
+from app.estimator.gguf import rules as gguf
 from app.estimator.memo import per_spec
 from app.estimator.params import Tensor, model_tensors
+from app.estimator.schema import WeightGroup
 from app.estimator.spec import ModelSpec
 
 Group = Literal["full", "gpu", "gguf"]
@@ -65,7 +65,7 @@ def _fp8_per_tensor(t: Tensor) -> int:
     return t.numel + 4 * m  # e4m3 + one fp32 scale per matrix (vLLM --quantization fp8)
 
 
-# --- vLLM checkpoint formats (issue 10) ---
+# --- checkpoint formats vLLM loads (quantization_config of released repos) ---
 def _bnb_4bit_double_quant(t: Tensor) -> int:
     # bitsandbytes Params4bit with compress_statistics (bnb_4bit_use_double_quant): 4-bit codes, uint8
     # absmax per 64 values, fp32 absmax of those per 256 (QuantState.state2), fp32 offset; plus the
@@ -75,7 +75,7 @@ def _bnb_4bit_double_quant(t: Tensor) -> int:
 # --- end vLLM checkpoint formats ---
 
 
-# --- catalog (issue 8): formats released checkpoints are stored in ---
+# --- formats released checkpoints are stored in ---
 def _fp8_block128(t: Tensor) -> int:
     # e4m3 weights + one fp32 weight_scale_inv per 128x128 tile (DeepSeek-V3 config.json
     # quantization_config weight_block_size [128, 128]; vLLM fp8 block quantization)
@@ -154,7 +154,7 @@ FORMATS: dict[str, Format] = {f.slug: f for f in [
            linear_size=_gptq(8), linear_label="GPTQ int8 g128"),
     Format("awq-int4", "AWQ 4-bit (GEMM, g128)", "gpu", f"AutoAWQ WQLinear_GEMM packing; {_REF}", (_HF, "vllm"),
            linear_size=_awq, linear_label="AWQ int4 g128"),
-    # --- vLLM checkpoint formats (issue 10) ---
+    # --- checkpoint formats vLLM loads ---
     Format("fp8-dynamic", "FP8 dynamic (e4m3, per-channel scale)", "gpu",
            f"compressed-tensors FP8_DYNAMIC (llm-compressor): e4m3 + fp32 scale per output row; {_REF}",
            ("vllm", _HF), linear_size=_per_row(8, 4), linear_label="FP8 e4m3 per-channel"),
@@ -163,7 +163,7 @@ FORMATS: dict[str, Format] = {f.slug: f for f in [
            (_HF, "vllm"), linear_size=_bnb_4bit_double_quant, linear_label="bnb NF4 (double quant)",
            quantizes=_decoder_linears),
     # --- end vLLM checkpoint formats ---
-    # --- catalog (issue 8) ---
+    # --- formats released checkpoints are stored in ---
     Format("fp8-block128", "FP8 (e4m3, 128x128 block scales)", "gpu",
            "DeepSeek-V3 quantization_config (fp8, weight_block_size [128, 128]); vLLM fp8 block scales",
            ("vllm", _HF), linear_size=_fp8_block128, linear_label="FP8 e4m3 block128"),

@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 from app.estimator.errors import InvalidRequest
 from app.estimator.estimate import estimate
 from app.estimator.gpus import Gpu
-from app.estimator.io import MAX_CONTEXT, VramRequest
 from app.estimator.quantization import FORMATS
+from app.estimator.schema import MAX_CONTEXT, VramRequest
 from app.estimator.spec import ModelSpec
 
 _TARGET = "target"  # slug of the synthetic GPU that stands for a typed-in memory size

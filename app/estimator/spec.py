@@ -44,7 +44,7 @@ class MoE(BaseModel):
     expert_ffn: int = Field(ge=1, description="Intermediate size of one routed expert.")
     shared_experts: int = Field(0, ge=0, description="Always-active shared experts per layer.")
     first_dense_layers: int = Field(0, ge=0, description="Leading layers with a dense FFN instead.")
-    # --- catalog (issue 8): additive, defaults keep older specs unchanged ---
+    # --- additive fields: their defaults keep older spec files valid unchanged ---
     shared_expert_ffn: int | None = Field(
         None, ge=1, description="Intermediate size of the shared-expert block (default: shared_experts x expert_ffn).")
     shared_expert_gate: bool = Field(False, description="Sigmoid gate hidden -> 1 on the shared expert (Qwen2-MoE).")
@@ -90,7 +90,7 @@ class LanguageModel(Sourced):
     moe: MoE | None = None
     mla: MLA | None = None
     dtype: Literal["bfloat16", "float16", "float32"] = Field(description="torch_dtype of the release.")
-    # --- catalog (issue 8): additive, defaults keep older specs unchanged ---
+    # --- additive fields: their defaults keep older spec files valid unchanged ---
     layer_types: tuple[Literal["full", "sliding"], ...] | None = Field(
         None, description="Per-layer attention kind (config layer_types or the family's pattern); "
                           "its 'sliding' count equals sliding_window_layers.")

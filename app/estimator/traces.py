@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from app.estimator.estimate import estimate
-from app.estimator.io import VramRequest
+from app.estimator.schema import VramRequest
 from app.estimator.spec import ModelSpec
 
 TRACE_FORMAT = "vram-traces/1"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-# --- llama.cpp grid (issue 9): torch-free, dispatched before the torch harness is imported ---
+# --- llama.cpp grid: torch-free, dispatched before the torch harness is imported ---
 if __name__ == "__main__" and sys.argv[1:2] == ["llamacpp-grid"]:
     from app.measure.llamacpp_grid import main as _llamacpp_main
 
@@ -109,7 +109,7 @@ def print_table(run: MeasurementFile) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    # --- trace subcommand (issue 11): python -m app.measure trace MODEL ... ---
+    # --- trace subcommand: python -m app.measure trace MODEL ... ---
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["trace"]:
         from app.measure.trace_cli import main as trace_main

@@ -1,7 +1,7 @@
 """Header-exact sparse GGUF files: a real model's metadata and tensor table, tensor data a hole.
 
 The header is what llama.cpp's convert_hf_to_gguf.py + llama-quantize would write for the catalog
-model (architecture keys from `gguf_arch`, every tensor from `params.model_tensors`, each one's type
+model (architecture keys from `app.estimator.gguf.arch`, every tensor from `params.model_tensors`, each one's type
 from llama.cpp's per-tensor rules in `gguf.language_types`); the data section is never written
 (`os.truncate` to the full size), so an 8B file costs no disk and llama.cpp mmaps zeros.
 The vocabulary is the smallest llama.cpp accepts: `tokenizer.ggml.model = "none"` plus
@@ -18,8 +18,8 @@ import numpy as np
 from gguf import GGUFWriter, LlamaFileType
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
-from app.estimator import gguf
-from app.estimator.gguf_arch import ARCHS, SLUG_ARCH, metadata
+from app.estimator.gguf import rules as gguf
+from app.estimator.gguf.arch import ARCHS, SLUG_ARCH, metadata
 from app.estimator.params import Tensor, language_tensors
 from app.estimator.spec import ModelSpec
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from app.catalog import load_catalog
 from app.estimator import EstimatorError, VramRequest, estimate
-from app.estimator.io import VllmDetail
+from app.estimator.schema import VllmDetail
 from app.estimator.spec import ModelSpec
 
 CASES = Path(__file__).with_name("vllm_cases.json")

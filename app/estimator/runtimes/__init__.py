@@ -7,7 +7,7 @@ from app.estimator.runtimes.base import Runtime, RuntimeInput, RuntimeMemory
 
 RUNTIMES: dict[str, Runtime] = {r.slug: r for r in (transformers.RUNTIME, llamacpp.RUNTIME, vllm.RUNTIME)}
 
-# --- runtime versions (issue 14) ---
+# --- runtime versions ---
 # The releases each model was written and checked against: vLLM from its per-release profiles (those
 # checked against a startup log: 0.7 V4, 0.15-0.18 V3, 0.19 V1/V2); llama.cpp builds 2961-8000 (the
 # public logs of field cases L1-L4 and the llama-cpp-python build used here); transformers 4.4x-5.x.

@@ -56,7 +56,7 @@ def vision_peak_per_token(v: VisionTower) -> int:
     return RESIDUAL_STREAMS * v.hidden + max(mlp, 7 * v.hidden)  # 7h: qkv (3h), q/k/v copies (3h), out (h)
 
 
-# --- transformers prefill as its code allocates (issue 11) ---
+# --- transformers prefill as its code allocates ---
 # Every term below is a tensor seen live at the traced peak of transformers' own classes (fake tensors +
 # torch's MemTracker, model_specs/traces/); tests/test_trace_table.py holds the sum to those traces.
 INT64_INPUTS = 3  # per token: the input_ids generate() holds, the contiguous copy it passes, position_ids

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.estimator.io import HostMemory, LlamaCppReport, VllmDetail, VramRequest
 from app.estimator.kv_cache import KvType
 from app.estimator.quantization import Format, StoredWeights
+from app.estimator.schema import HostMemory, LlamaCppReport, VllmDetail, VramRequest
 from app.estimator.spec import ModelSpec
 
 MiB = 1 << 20
@@ -30,10 +30,10 @@ class RuntimeInput:
     gpu_count: int
     flash_attention: bool
     gpu_memory: int | None  # memory of all GPUs together, when a GPU was named
-    request: VramRequest | None = None  # the whole request (vLLM flags, issue 10)
-    gpu_slug: str | None = None  # the named GPU (vLLM: its total as torch sees it, issue 10)
-    gguf_tensors: tuple[Any, ...] | None = None  # llama.cpp: a GGUF file's tensor table (issue 9)
-    gguf_arch: str | None = None  # llama.cpp: the file's general.architecture (issue 9)
+    request: VramRequest | None = None  # the whole request (vLLM reads its flags from it)
+    gpu_slug: str | None = None  # the named GPU (vLLM: its total as torch sees it)
+    gguf_tensors: tuple[Any, ...] | None = None  # llama.cpp: a GGUF file's tensor table
+    gguf_arch: str | None = None  # llama.cpp: the file's general.architecture
 
 
 @dataclass
@@ -50,9 +50,9 @@ class RuntimeMemory:
     max_concurrency: float | None = None
     assumptions: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    host: HostMemory | None = None  # llama.cpp (issue 9)
-    llamacpp: LlamaCppReport | None = None  # llama.cpp (issue 9)
-    vllm: VllmDetail | None = None  # vLLM's per-GPU startup figures (issue 10)
+    host: HostMemory | None = None  # llama.cpp: host RAM beside the GPU
+    llamacpp: LlamaCppReport | None = None  # llama.cpp: resolved context and its buffers
+    vllm: VllmDetail | None = None  # vLLM's per-GPU startup figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +63,8 @@ class Runtime:
     kv_types: tuple[str, ...]
     default_kv: Callable[[ModelSpec, Format], str]
     memory: Callable[[RuntimeInput], RuntimeMemory]
-    # --- runtime versions (issue 14) ---
+    # --- runtime versions: the releases the model was written and checked against ---
     versions: str = "unspecified"  # the runtime releases this model describes, for people
     versions_min: str = ""  # lowest release (vLLM x.y.z, llama.cpp build number) ...
     versions_max: str = ""  # ... and highest, for comparing a log's version
-    release_ranges: tuple[str, ...] = ()  # release ranges the model describes (vLLM, issue 10)
+    release_ranges: tuple[str, ...] = ()  # release ranges the model describes (vLLM: one profile each)

@@ -9,8 +9,7 @@ in llama-cpp-python 0.3.36); checked against real llama.cpp on this project's gr
 
 from __future__ import annotations
 
-from app.estimator.gguf_arch import ARCHS, SLUG_ARCH, GgufArch
-from app.estimator.io import HostMemory, LlamaCppBuffer, LlamaCppReport, VramRequest
+from app.estimator.gguf.arch import ARCHS, SLUG_ARCH, GgufArch
 from app.estimator.runtimes.base import CUDA_CONTEXT_BYTES, MiB, Runtime, RuntimeInput, RuntimeMemory
 from app.estimator.runtimes.llamacpp_buffers import (
     catalog_tensors,
@@ -20,6 +19,7 @@ from app.estimator.runtimes.llamacpp_buffers import (
 )
 from app.estimator.runtimes.llamacpp_compute import compute_buffers, vision_buffer
 from app.estimator.runtimes.llamacpp_context import LLAMA_NAME, LlamaContext, resolve_context
+from app.estimator.schema import HostMemory, LlamaCppBuffer, LlamaCppReport, VramRequest
 
 
 def _arch(inp: RuntimeInput) -> GgufArch | None:

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
-from app.estimator import gguf
-from app.estimator.gguf_arch import GgufArch, is_swa_layer
+from app.estimator.gguf import rules as gguf
+from app.estimator.gguf.arch import GgufArch, is_swa_layer
 from app.estimator.memo import per_spec
 from app.estimator.params import language_tensors
 from app.estimator.runtimes.llamacpp_context import N_CTX_PAD, LlamaContext, pad

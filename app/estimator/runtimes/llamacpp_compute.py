@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.estimator.gguf_arch import GgufArch
+from app.estimator.gguf.arch import GgufArch
 from app.estimator.runtimes.activations import RESIDUAL_STREAMS
 from app.estimator.runtimes.base import RuntimeInput
 from app.estimator.runtimes.llamacpp_buffers import kv_cells, swa_layers

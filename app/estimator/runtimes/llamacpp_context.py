@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.estimator.errors import InvalidRequest
-from app.estimator.io import VramRequest
 from app.estimator.kv_cache import KV_TYPES, KvType
+from app.estimator.schema import VramRequest
 from app.estimator.spec import LanguageModel
 
 N_CTX_PAD = 256  # cparams.n_ctx = GGML_PAD(n_ctx, 256) (llama-context.cpp, PR 17046)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from math import ceil
 
-from app.estimator.io import VllmDetail, VllmStage, VramRequest
 from app.estimator.quantization import Format
 from app.estimator.runtimes import vllm_advice, vllm_flags, vllm_memory
 from app.estimator.runtimes.base import Runtime, RuntimeInput, RuntimeMemory
 from app.estimator.runtimes.vllm_flags import VllmFlags
 from app.estimator.runtimes.vllm_memory import Stage
 from app.estimator.runtimes.vllm_profiles import PROFILES, GiB
+from app.estimator.schema import VllmDetail, VllmStage, VramRequest
 from app.estimator.spec import ModelSpec
 
 # Where the model comes from (listed by /api/runtimes)

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from math import ceil
 
-from app.estimator.io import VllmFix
 from app.estimator.kv_cache import KV_TYPES
 from app.estimator.runtimes.vllm_flags import VllmFlags, tp_allowed
 from app.estimator.runtimes.vllm_memory import Stage, cuda_context
+from app.estimator.schema import VllmFix
 from app.estimator.spec import ModelSpec
 
 GiB = 1 << 30

@@ -8,10 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.estimator.errors import InvalidRequest, UnknownChoice
-from app.estimator.io import VramRequest
 from app.estimator.kv_cache import KV_TYPES, KvType
 from app.estimator.quantization import Format
 from app.estimator.runtimes.vllm_profiles import VllmProfile, batch_defaults, profile_for
+from app.estimator.schema import VramRequest
 from app.estimator.spec import LanguageModel, ModelSpec
 
 SLUG = "vllm"

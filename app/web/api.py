@@ -12,9 +12,8 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import hub_models  # --- Hub fetch of unknown repo ids (hub branch) ---
+from app import hub
 from app.catalog import Catalog
-from app.deps import get_catalog
 from app.estimator import (
     FORMATS,
     GROUP_LABELS,
@@ -26,20 +25,20 @@ from app.estimator import (
     count_parameters,
     weights_report,
 )
-from app.estimator.gguf_estimate import estimate_gguf
-from app.estimator.gguf_file import MAX_HEADER_BYTES
-from app.estimator.io import WeightsRequest  # catalog (issue 8)
+from app.estimator.gguf.estimate import estimate_gguf
+from app.estimator.gguf.reader import MAX_HEADER_BYTES
 from app.estimator.memo import per_spec
 from app.estimator.params import count_active_parameters
+from app.estimator.schema import WeightsRequest
 from app.estimator.spec import ModelSpec
-from app.hub_errors import HubUnavailable
-from app.hub_gguf import fetch_gguf_header
+from app.hub import HubUnavailable, fetch_gguf_header
 from app.logs import MAX_LOG_BYTES, LogReport, check_log
-from app.logs.web import read_log_body
 from app.problems import problem
-from app.rendering import TEMPLATES, is_htmx, represent_estimate
-from app.trace_option import with_trace  # trace option (issue 11); imports torch only when asked
-from app.views import breakdown_context  # calculator page (issues 9, 10)
+from app.web.deps import get_catalog
+from app.web.logs_page import read_log_body
+from app.web.rendering import TEMPLATES, is_htmx, represent_estimate
+from app.web.trace_option import with_trace  # imports torch only when asked
+from app.web.views import breakdown_context
 
 router = APIRouter(prefix="/api", tags=["vram"])
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
@@ -48,7 +47,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown model; the catalog is at /api/models."},
     422: {"description": "A field out of range or not allowed; `detail` names the field and what it allows."},
     503: {"description": "A repo id not in the catalog could not be fetched from the Hugging Face Hub now "
-                         "(network failure or timeout); `detail` says why."},  # hub branch
+                         "(network failure or timeout); `detail` says why."},
 }
 _VRAM_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "JSON, or the breakdown HTML fragment when the request carries `HX-Request: true`.",
@@ -72,13 +71,13 @@ _POST_BODY = {"requestBody": {
 @router.get("/vram", response_model=VramEstimate, responses=_VRAM_RESPONSES, summary="Estimate GPU memory")
 def vram_get(request: Request, params: Annotated[VramRequest, Query()], catalog: CatalogDep) -> Response:
     """GPU memory needed to run a catalog model; the same fields as POST, as query parameters."""
-    est = hub_models.estimate_for(catalog, params)  # hub: unknown repo ids
-    if params.trace:  # --- trace option (issue 11) ---
-        est = with_trace(hub_models.spec_for(catalog, params.model, params.config)[0], est)
+    est = hub.estimate_for(catalog, params)  # hub: unknown repo ids
+    if params.trace:  # transformers' real code on fake tensors, beside the formula
+        est = with_trace(hub.spec_for(catalog, params.model, params.config)[0], est)
     return represent_estimate(request, est)
 
 
-# --- input parsing (issue 15): strict JSON, lax form and query strings, no unread query parameters ---
+# --- input parsing: strict JSON, lax form and query strings, no unread query parameters ---
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -123,9 +122,9 @@ async def _form_fields(request: Request) -> dict[str, str]:
 async def vram_post(request: Request, catalog: CatalogDep) -> Response:
     """The same estimate from a JSON body, or a form-encoded body (what the HTMX page posts)."""
     params = await _body(request)
-    answer = await run_in_threadpool(hub_models.estimate_for, catalog, params)  # hub: may fetch, off the loop
-    if params.trace:  # --- trace option (issue 11): seconds of CPU, off the event loop ---
-        spec = (await run_in_threadpool(hub_models.spec_for, catalog, params.model, params.config))[0]
+    answer = await run_in_threadpool(hub.estimate_for, catalog, params)  # hub: may fetch, off the loop
+    if params.trace:  # seconds of CPU: off the event loop
+        spec = (await run_in_threadpool(hub.spec_for, catalog, params.model, params.config))[0]
         answer = await run_in_threadpool(with_trace, spec, answer)
     return represent_estimate(request, answer)
 
@@ -135,15 +134,15 @@ def weights(catalog: CatalogDep,
             model: Annotated[str, Query(description="Catalog slug or Hugging Face repo id.")],
             quantization: Annotated[str | None, Query(description="Format slug.")] = None) -> WeightsReport:
     """Every tensor as the format stores it: total bytes, bits per weight, and per-group rows."""
-    return weights_report(hub_models.spec_for(catalog, model, None)[0], quantization or None)  # hub
+    return weights_report(hub.spec_for(catalog, model, None)[0], quantization or None)  # hub
 
 
-# --- catalog (issue 8): weights of a catalog model or of an inline config.json ---
+# --- weights of a catalog model or of an inline config.json ---
 @router.post("/weights", response_model=WeightsReport, responses=_ERRORS,
              summary="Checkpoint size in a format (JSON body: model or config)")
 def weights_post(body: WeightsRequest, catalog: CatalogDep) -> WeightsReport:
     """The same report for `{"model": ...}` or `{"config": {...config.json...}}`."""
-    return weights_report(hub_models.spec_for(catalog, body.model, body.config)[0], body.quantization or None)
+    return weights_report(hub.spec_for(catalog, body.model, body.config)[0], body.quantization or None)
 
 
 @router.get("/models", summary="The model catalog")
@@ -151,7 +150,7 @@ def models(catalog: CatalogDep) -> Response:
     return Response(_models_json(catalog), media_type="application/json")
 
 
-@per_spec  # catalog (issue 8): the catalog is immutable, so its listing is built once
+@per_spec  # the catalog is immutable, so its listing is built once
 def _models_json(catalog: Catalog) -> bytes:
     return json.dumps([{"slug": s.slug, "name": s.name, "family": s.family, "vendor": s.vendor,
                         "hf_repo": s.hf_repo, "modality": s.modality, "parameters": count_parameters(s).total,
@@ -177,8 +176,8 @@ def quantizations() -> list[dict[str, Any]]:
 @router.get("/runtimes", summary="Runtimes and their KV-cache types")
 def runtimes() -> list[dict[str, Any]]:
     return [{"slug": r.slug, "label": r.label, "kv_cache": list(r.kv_types), "source": r.source,
-             "versions": r.versions,  # the releases this model describes, for people (issue 14)
-             "release_ranges": list(r.release_ranges)}  # vLLM: one profile per release range (issue 10)
+             "versions": r.versions,  # the releases this model describes, for people
+             "release_ranges": list(r.release_ranges)}  # vLLM: one profile per release range
             for r in RUNTIMES.values()]
 
 
@@ -187,7 +186,7 @@ def gpus(catalog: CatalogDep) -> list[Gpu]:
     return catalog.gpus
 
 
-# --- log import (issue 14) ---
+# --- log import: a runtime's startup log beside our estimate ---
 _LOG_BODY = {"requestBody": {"required": True, "content": {
     "text/plain": {"schema": {"type": "string", "maxLength": MAX_LOG_BYTES}},
     "application/json": {"schema": {"type": "object", "required": ["log"], "properties": {
@@ -213,7 +212,7 @@ def healthz(catalog: CatalogDep) -> dict[str, Any]:
     return {"status": "ok", "models": len(catalog.models)}
 
 
-# --- llama.cpp GGUF header upload (issue 9) ---
+# --- llama.cpp: a GGUF file's header, uploaded or fetched from the Hub ---
 _GGUF_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object",
     "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
@@ -226,7 +225,7 @@ _GGUF_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _hub_parts(ref: str) -> list[tuple[str, bytes]]:
-    """Header bytes of each part of a Hub GGUF (`owner/name:file.gguf` or a Hub file URL), via app.hub_gguf."""
+    """Header bytes of each part of a Hub GGUF (`owner/name:file.gguf` or a Hub file URL), via app.hub."""
     try:
         return [(h.filename, h.header) for h in fetch_gguf_header(ref, field="hf")]
     except HubUnavailable as exc:
@@ -257,7 +256,7 @@ async def _gguf_form(request: Request) -> tuple[list[tuple[str, bytes]], VramReq
 def _gguf_answer(parts: list[tuple[str, bytes]], params: VramRequest, catalog: Catalog,
                  request: Request | None = None) -> Response:
     est = estimate_gguf(parts, params, catalog.gpus)
-    if request is not None and is_htmx(request):  # --- calculator page (issues 9, 10): the breakdown partial ---
+    if request is not None and is_htmx(request):  # the calculator page: the breakdown partial
         return TEMPLATES.TemplateResponse(request, "partials/breakdown.html", breakdown_context(est),
                                           headers={"Vary": "HX-Request"})
     return Response(est.model_dump_json(), media_type="application/json")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode, urlsplit
 
-from app.estimator.io import ResolvedRequest
+from app.estimator.schema import ResolvedRequest
 from app.estimator.solve import target_gpu
 
 CARD_FIELDS = ("quantization", "context", "images", "gpu")

@@ -10,13 +10,13 @@ MAX_CONTEXT = 10_000_000
 MAX_BATCH = 4096
 MAX_IMAGES = 1024
 MAX_GPUS = 64
-# --- llama.cpp flags (issue 9) ---
+# --- llama.cpp flags: llama-server's names and limits ---
 MAX_LLAMA_BATCH = 1 << 20
 MAX_LLAMA_SEQ = 256  # LLAMA_MAX_SEQ, src/llama-cparams.h
 MAX_LLAMA_LAYERS = 1024
 # llama.cpp's --cache-type-k/-v values (common/arg.cpp kv_cache_types)
 LlamaCacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
-# --- vLLM flags (issue 10) ---
+# --- vLLM flags: vllm serve's names ---
 MAX_VLLM_TOKENS = 1 << 20
 _VLLM_FIELDS = frozenset({"gpu_memory_utilization", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
                           "block_size", "kv_cache_dtype", "tensor_parallel_size", "pipeline_parallel_size",
@@ -40,7 +40,7 @@ class VramRequest(BaseModel):
                                          "images": 1, "gpu": "rtx-4090"}]},
     )
 
-    # --- catalog (issue 8): model by slug or Hugging Face repo id, or an inline config.json ---
+    # --- the model: a catalog slug or Hugging Face repo id, or an inline config.json ---
     model: str | None = Field(
         None, description="Catalog slug or Hugging Face repo id, any case, e.g. glm-4v-9b or THUDM/glm-4v-9b "
                           "(see /api/models). Give this or `config`.", examples=["glm-4v-9b"])
@@ -59,11 +59,11 @@ class VramRequest(BaseModel):
     flash_attention: bool = Field(True, description="llama.cpp: flash attention on (-fa); else ignored.")
     gpu: str | None = Field(None, description="GPU slug (see /api/gpus) to answer first.")
     gpu_count: int = Field(1, ge=1, le=MAX_GPUS, description="GPUs the model is split across (tensor parallel).")
-    # --- trace option (issue 11) ---
+    # --- trace option: transformers' real code traced on fake tensors, beside the formula ---
     trace: bool = Field(False, description="transformers only: also trace the model's real code on fake tensors "
                         "(needs torch and transformers in the server's environment; seconds to a minute) and "
                         "answer the traced allocated peak beside the formula.")
-    # --- llama.cpp flags (issue 9) ---
+    # --- llama.cpp flags ---
     # Names and defaults are llama.cpp's (common/common.h, common/arg.cpp, tools/server/server.cpp of the
     # build vendored in llama-cpp-python 0.3.36). `context` stays the per-sequence context; llama-server's
     # -c (n_ctx) is the KV pool of all slots together, so n_ctx defaults to context x n_parallel.
@@ -102,7 +102,7 @@ class VramRequest(BaseModel):
                           "--mmproj is passed (or by default with -hf, which fetches it); default: loaded when "
                           "images > 0.")
 
-    # --- vLLM flags (issue 10) ---
+    # --- vLLM flags ---
     # vLLM's own names and defaults (vllm/engine/arg_utils.py, vllm/config/cache.py). They apply when
     # runtime is vllm; other runtimes ignore them. `gpu_count` = tensor_parallel_size x pipeline_parallel_size.
     gpu_memory_utilization: float = Field(
@@ -186,7 +186,7 @@ class VramRequest(BaseModel):
     def _blank_is_default(cls, v: object) -> object:
         return None if v == "" else v
 
-    # --- catalog (issue 8) ---
+    # a model by name or by its config.json, never both
     @model_validator(mode="after")
     def _model_or_config(self) -> VramRequest:
         if (self.model is None) == (self.config is None):
@@ -195,7 +195,6 @@ class VramRequest(BaseModel):
         return self
 
 
-# --- catalog (issue 8) ---
 class WeightsRequest(BaseModel):
     """POST /api/weights: a catalog model or an inline config.json, and a weight format."""
 
@@ -225,7 +224,7 @@ class ResolvedRequest(BaseModel):
     flash_attention: bool
     gpu: str | None
     gpu_count: int
-    # --- calculator page (issues 9, 12): llama.cpp's --mmproj as resolved ---
+    # llama.cpp's --mmproj as resolved: the calculator says whether the projector is loaded
     mmproj: bool | None = Field(None, description="llama.cpp with a vision model: whether the projector file is "
                                 "loaded (--mmproj; default: images > 0); null for other runtimes and text models.")
 
@@ -245,7 +244,7 @@ class Detail(BaseModel):
     parameters: int = Field(description="Parameters of the released model (language + vision).")
     parameters_language: int = Field(description="Parameters of the language model.")
     parameters_vision: int = Field(description="Parameters of the vision tower and projector (0 for text models).")
-    # --- catalog (issue 8) ---
+    # MoE: what one token uses, beside the total
     parameters_active: int | None = Field(
         None, description="Parameters one token uses (MoE: minus the routed experts it skips; embeddings included).")
     weights_language_bytes: int = Field(description="Language-model weights as stored in this format.")
@@ -260,7 +259,7 @@ class Detail(BaseModel):
     max_concurrency: float | None = Field(None, description="vLLM: sequences of this length that fit at once.")
 
 
-# --- llama.cpp flags (issue 9) ---
+# --- llama.cpp's answer: the buffers it prints at load ---
 class LlamaCppBuffer(BaseModel):
     """One buffer llama.cpp allocates and prints at load (llama_model_load / llama_context)."""
 
@@ -349,7 +348,7 @@ class TracedPeak(BaseModel):
     note: str = Field(description="What the traced peak leaves out: the GPU-only additions in `overhead`.")
 
 
-# --- vLLM answer (issue 10) ---
+# --- vLLM's answer: its startup figures, per GPU ---
 class VllmFix(BaseModel):
     """One change that lets vLLM start: the flag and the value to pass."""
 
@@ -414,7 +413,7 @@ class VllmDetail(BaseModel):
                                     "are those of the stage with the fewest KV blocks.")
 
 
-# --- Hub source (hub branch, issue 8) ---
+# --- Hub source: the commit a fetched config.json came from ---
 class HubSource(BaseModel):
     """Where a model fetched from the Hugging Face Hub came from, and its checkpoint size cross-check."""
 
@@ -444,16 +443,15 @@ class VramEstimate(BaseModel):
     assumptions: list[str]
     warnings: list[str]
     fits: list[GpuFit] = Field(description="Catalog GPUs, the requested one first, then by memory.")
-    # --- trace option (issue 11) ---
+    # --- parts present only when the request or its runtime calls for them ---
     trace: TracedPeak | None = Field(None, description="With trace=true: the traced allocated peak.")
-    hub: HubSource | None = Field(  # --- Hub source (hub branch, issue 8) ---
+    hub: HubSource | None = Field(
         None, description="For a model fetched from the Hugging Face Hub: the pinned revision and the check of "
                           "our weight bytes against the repo's safetensors index.")
-    # --- llama.cpp flags (issue 9) ---
     host: HostMemory | None = Field(None, description="llama.cpp: host RAM beside the GPU breakdown.")
     llamacpp: LlamaCppReport | None = Field(None, description="llama.cpp: resolved context and its buffers.")
-    vllm: VllmDetail | None = Field(None, description="vLLM's own startup figures, per GPU (runtime vllm).")  # issue 10
-    # --- command for an estimate (issue 14) ---
+    vllm: VllmDetail | None = Field(None, description="vLLM's own startup figures, per GPU (runtime vllm).")
+    # how to run it: the runtime's command line, and the releases the estimate describes
     command: str | None = Field(None, description="The invocation that runs this estimate: llama-server, "
                                 "vllm serve, or transformers from_pretrained.")
     runtime_versions: str | None = Field(None, description="Runtime releases this estimate's model describes.")

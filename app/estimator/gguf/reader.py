@@ -149,7 +149,7 @@ def language_model(h: GgufHeader, source: str) -> dict[str, Any]:
     Raises:
         InvalidRequest: the keys llama.cpp requires (block_count, embedding_length, head_count) are missing.
     """
-    from app.estimator.gguf_arch import ARCHS, is_swa_layer
+    from app.estimator.gguf.arch import ARCHS, is_swa_layer
 
     names = {t.name for t in h.tensors}
     layers, hidden, heads = h.key("block_count"), h.key("embedding_length"), _max(h.key("attention.head_count"))

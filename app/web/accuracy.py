@@ -10,7 +10,7 @@ from typing import Any
 from app.catalog import SPECS_DIR, Catalog
 from app.estimator.llamacpp_check import check_grid, grid_specs, load_grid
 from app.estimator.measurements import Comparison, MeasurementFile, card_naive_total, compare, summary
-from app.estimator.runtimes.transformers import eager_reason  # traced peaks (issue 11)
+from app.estimator.runtimes.transformers import eager_reason  # traced peaks
 from app.estimator.traces import TraceComparison, TraceFile, compare_trace, load_traces
 from app.logs import LogReport, check_log
 
@@ -61,7 +61,7 @@ def accuracy_report(catalog: Catalog) -> list[RunReport]:
     return reports
 
 
-# --- traced transformers peaks (issue 11): model_specs/traces/*.json beside the transformers estimate ---
+# --- traced transformers peaks: model_specs/traces/*.json beside the transformers estimate ---
 @dataclass
 class TracedModel:
     slug: str
@@ -106,7 +106,7 @@ def trace_report(catalog: Catalog) -> TraceReport:
             models.append(TracedModel(f.model, spec.name, f, [compare_trace(spec, r) for r in f.rows],
                                       eager_reason(spec)))
     return TraceReport(models, skipped)
-# --- llama.cpp grid (issue 9) ---
+# --- llama.cpp grid: real llama.cpp loads of header-exact GGUF files (model_specs/llamacpp) ---
 @dataclass(frozen=True)
 class LlamaCppAccuracy:
     """The committed llama.cpp grid beside our estimate of each load."""
@@ -150,7 +150,7 @@ def _llamacpp_accuracy(catalog: Catalog) -> LlamaCppAccuracy:
                             grid.get("machine", {}))
 
 
-# --- field logs (issue 14) ---
+# --- field logs ---
 # Public startup logs committed as test fixtures (each with a .source.json naming its URL), parsed and
 # compared with our estimate for the same settings every time the page is built.
 LOG_CASES_DIR = SPECS_DIR.parent / "tests" / "fixtures" / "logs"

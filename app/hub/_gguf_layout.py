@@ -21,7 +21,7 @@ from typing import Any
 from gguf import GGUFReader
 from gguf.constants import GGML_QUANT_SIZES, GGUF_DEFAULT_ALIGNMENT, GGMLQuantizationType
 
-from app.hub_errors import HubBadFile
+from app.hub._errors import HubBadFile
 
 MAGIC = b"GGUF"
 VERSIONS = (2, 3)  # the versions GGUFReader reads (READER_SUPPORTED_VERSIONS)

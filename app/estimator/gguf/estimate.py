@@ -14,11 +14,11 @@ from gguf.constants import GGML_QUANT_SIZES
 
 from app.estimator.errors import InvalidRequest
 from app.estimator.estimate import GgufWeights, estimate
-from app.estimator.gguf_file import GgufHeader, language_model, merge_parts, read_header, type_mix
+from app.estimator.gguf.reader import GgufHeader, language_model, merge_parts, read_header, type_mix
 from app.estimator.gpus import Gpu
-from app.estimator.io import GgufFileReport, GgufTypeRow, VramEstimate, VramRequest, WeightGroup
 from app.estimator.quantization import FORMATS, StoredWeights
 from app.estimator.runtimes.llamacpp_buffers import TensorEntry
+from app.estimator.schema import GgufFileReport, GgufTypeRow, VramEstimate, VramRequest, WeightGroup
 from app.estimator.spec import Card, LanguageModel, ModelSpec
 
 _LAYER = re.compile(r"\.(\d+)\.")

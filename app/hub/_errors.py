@@ -1,4 +1,4 @@
-"""Typed errors of the Hugging Face Hub client (app/hub.py); app/main.py maps them to HTTP answers.
+"""Typed errors of the Hugging Face Hub client (app.hub); app/web/handlers.py answers them over HTTP.
 
     HubError (mixin: every error the Hub client raises on purpose)
     ├── HubDisabled     (UnknownModel)    -> 404  fetching is off (VRAM_OFFLINE=1): an id not in the catalog

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from app.hub_errors import HubBadInput
+from app.hub._errors import HubBadInput
 
 # huggingface_hub.utils.validate_repo_id: [A-Za-z0-9._-], 96 max per part, no "--" or "..", no ".git" end;
 # we also require the namespace (owner/name).

@@ -1,8 +1,8 @@
 """GGUF headers from the Hugging Face Hub: HTTP range requests for the header bytes only, never tensor data.
 
-Same host and safety rules as app/hub.py (one host plus the Hub's file CDNs, 5 s timeouts, a cap on
+Same host and safety rules as app/hub/_client.py (one host plus the Hub's file CDNs, 5 s timeouts, a cap on
 every body, the LRU cache, VRAM_OFFLINE). The first request asks for bytes 0..1 MiB; while the header
-walk (app/hub_gguf_layout.py) says the header continues, the next request asks for the following bytes
+walk (app/hub/_gguf_layout.py) says the header continues, the next request asks for the following bytes
 (at least double what is held), up to HEADER_CAP (64 MiB; a Llama-3 vocabulary header is ~8 MiB).
 Split files (`name-00001-of-00003.gguf`) are fetched part by part, each part's header alone.
 """
@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 
 from gguf import GGUFReader
 
-from app.hub import (
+from app.hub._client import (
     COMMIT,
     HUB_URL,
     HubSettings,
@@ -27,8 +27,8 @@ from app.hub import (
     validate_repo_id,
     validate_revision,
 )
-from app.hub_errors import HubBadFile, HubBadInput, HubDisabled, HubUnavailable
-from app.hub_gguf_layout import Layout, NeedMore, TensorInfo, layout, parse_header
+from app.hub._errors import HubBadFile, HubBadInput, HubDisabled, HubUnavailable
+from app.hub._gguf_layout import Layout, NeedMore, TensorInfo, layout, parse_header
 
 FIRST_RANGE = 1 << 20
 HEADER_CAP = 64 << 20
@@ -63,7 +63,7 @@ class GgufHeader:
 
         Built on first use: GGUFReader takes seconds on a full tokenizer vocabulary (6.5 s for 80k
         tokens on the 2-core test machine, busy), so the fetch itself only walks the header
-        (hub_gguf_layout), which already gives `metadata` (arrays summarized) and `tensors`.
+        (_gguf_layout), which already gives `metadata` (arrays summarized) and `tensors`.
         """
         return parse_header(self.header, f"{self.repo}/{self.filename}")
 

@@ -11,13 +11,13 @@ from typing import Annotated
 from pydantic import Field, TypeAdapter, ValidationError
 
 from app.catalog import Catalog
-from app.charts import Chart, context_slider, memory_chart, stacked_bar
 from app.estimator import FORMATS, GROUP_LABELS, RUNTIMES, InvalidRequest, VramEstimate, VramRequest, estimate
 from app.estimator.gpus import Gpu
 from app.estimator.memo import per_spec
 from app.estimator.solve import ContextFit, fit_table, target_gpu
 from app.estimator.spec import ModelSpec
-from app.urls import CARD_FIELDS, api_url, calculator_url, card_url
+from app.web.charts import Chart, context_slider, memory_chart, stacked_bar
+from app.web.urls import CARD_FIELDS, api_url, calculator_url, card_url
 
 TABLE_CONTEXTS = (1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 TABLE_COLUMNS = [(c, f"{c // 1024}K") for c in TABLE_CONTEXTS]
@@ -25,7 +25,7 @@ CHART_FORMATS = ("bf16", "q8_0", "q4_k_m", "q2_k")
 GIB = 2**30
 GPU_MEMORY_GIB = TypeAdapter(Annotated[float, Field(gt=0, le=16384)])
 
-# --- vision tower wording: the one place that says whether a runtime loads it (issue 12) ---
+# --- vision tower wording: the one place that says whether a runtime loads it ---
 # llama.cpp loads the vision projector only when started with --mmproj; until the request carries an
 # `mmproj` field, the estimator loads it exactly when the prompt has images.
 VISION_WORDS = {True: "vision tower loaded", False: "text only: vision tower not loaded"}
@@ -81,7 +81,7 @@ def weights_parts(est: VramEstimate) -> tuple[list[WeightPart], str]:
     """The weights row's parts (they add up to breakdown.weights) and what was left out, in words."""
     d, r = est.detail, est.request
     report = getattr(est, "llamacpp", None)
-    if report is not None:  # llama.cpp: its own per-device buffers (issue 9)
+    if report is not None:  # llama.cpp: its own per-device buffers
         return _llamacpp_parts(report, d.parameters_vision > 0)
     parts = [WeightPart("language model", d.weights_language_bytes, "")]
     if d.weights_host_bytes:

@@ -12,13 +12,13 @@ from markupsafe import Markup, escape
 from app.estimator import VramEstimate
 from app.resources import data_dir
 from app.units import gib
-from app.urls import page_url
-from app.views import breakdown_context
+from app.web.urls import page_url
+from app.web.views import breakdown_context
 
 TEMPLATES = Jinja2Templates(directory=data_dir("templates"))
 
 
-# --- public sources only (issue 12): the data names public sources (tests/test_public_text.py); link them ---
+# --- public sources only: the data names public sources (tests/test_public_text.py); link them ---
 _LINKS = (  # (pattern on escaped text, URL template, link text template)
     (re.compile(r"\bvLLM (?:vllm/)?((?:model_executor|v1|worker)/[\w/.-]+\.py)"),
      "https://github.com/vllm-project/vllm/blob/main/vllm/{0}", "vLLM {0}"),
@@ -42,7 +42,7 @@ def public(text: str) -> Markup:
 TEMPLATES.env.filters["gib"] = gib
 TEMPLATES.env.filters["thousands"] = lambda n: f"{n:,}"
 TEMPLATES.env.filters["public"] = public
-TEMPLATES.env.filters["mib"] = lambda n: f"{n / 2**20:,.2f}"  # log page: MiB as llama.cpp prints (issue 14)
+TEMPLATES.env.filters["mib"] = lambda n: f"{n / 2**20:,.2f}"  # log page: MiB as llama.cpp prints
 
 
 def is_htmx(request: Request) -> bool:

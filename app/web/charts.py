@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import log2
 
-from app.estimator.io import Breakdown
+from app.estimator.schema import Breakdown
 
 SEGMENTS = (("weights", "Weights"), ("kv_cache", "KV cache"), ("activations", "Activations"),
             ("overhead", "Overhead"))
@@ -62,7 +62,7 @@ def memory_chart(series: dict[str, list[tuple[int, int]]], width: int = 560, hei
     left, right, top, bottom = 48, 12, 10, height - 28
     contexts = sorted({c for pts in series.values() for c, _ in pts})
     top_gib = max(t for pts in series.values() for _, t in pts) / 2**30
-    # 1-2-5 steps without an upper end (issue 11: eager attention reaches petabytes at long contexts)
+    # 1-2-5 steps without an upper end (eager attention reaches petabytes at long contexts)
     step = next(m * 10**k for k in range(30) for m in (1, 2, 5) if top_gib / (m * 10**k) <= 6)
     y_max = step * (int(top_gib // step) + 1)
     lo, hi = log2(contexts[0]), log2(contexts[-1])
@@ -82,7 +82,7 @@ def memory_chart(series: dict[str, list[tuple[int, int]]], width: int = 560, hei
     return Chart(width, height, left, bottom, lines, x_ticks, y_ticks, desc)
 
 
-# --- the context slider (issue 12): log-scaled stops, tick labels, the released limit marked ---
+# --- the context slider: log-scaled stops, tick labels, the released limit marked ---
 
 SLIDER_STOPS = tuple(1024 << i for i in range(8))  # 1K, 2K, ... 128K: the usual context sizes
 

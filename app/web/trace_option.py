@@ -1,4 +1,4 @@
-"""/api/vram?trace=true: trace the model's real transformers code beside the formula (issue 11).
+"""/api/vram?trace=true: trace the model's real transformers code beside the formula.
 
 torch and transformers are imported only when a request asks for a trace, and only if the server's
 environment has them; otherwise the request gets a 422 naming the field.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.util
 
 from app.estimator import InvalidRequest, ModelSpec, VramEstimate
-from app.estimator.io import TracedPeak
+from app.estimator.schema import TracedPeak
 from app.estimator.traces import compare_trace
 
 TRACEABLE_FORMATS = ("bf16", "fp16", "fp32")

@@ -1,4 +1,4 @@
-"""The calculator's runtime option controls, generated from VramRequest's own fields (issues 9 and 10),
+"""The calculator's runtime option controls, generated from VramRequest's own fields (llama.cpp and vLLM flags),
 so the page's controls, their limits, help text and defaults cannot drift from the API."""
 
 from __future__ import annotations

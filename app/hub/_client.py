@@ -11,7 +11,7 @@ Web-free and synchronous (httpx). Safety rules, all enforced here:
 - Answers are kept in an LRU cache keyed by (hub, repo, revision, file); a branch name such as `main`
   is therefore resolved once per process.
 - `VRAM_OFFLINE=1` turns fetching off: nothing is requested, and ids not in the catalog are unknown (404).
-Errors are the typed ones of app/hub_errors.py (404, 422 or 503, never a 500).
+Errors are the typed ones of app/hub/_errors.py (404, 422 or 503, never a 500).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import httpx
 from pydantic import BaseModel, Field
 
-from app.hub_errors import (
+from app.hub._errors import (
     HubBadFile,
     HubDisabled,
     HubGated,
@@ -36,7 +36,7 @@ from app.hub_errors import (
     HubRefused,
     HubUnavailable,
 )
-from app.hub_names import COMMIT, validate_filename, validate_repo_id, validate_revision
+from app.hub._names import COMMIT, validate_filename, validate_repo_id, validate_revision
 
 __all__ = ["COMMIT", "HubConfig", "HubSettings", "fetch_config", "file_url", "http_get", "validate_filename",
            "validate_repo_id", "validate_revision"]

@@ -1,7 +1,7 @@
 """Repo ids not in the catalog: config.json from the Hugging Face Hub, imported, estimated.
 
 The one door the API uses for `model` + `config`: catalog slugs, catalog repo ids and inline configs go
-to the catalog as before; any other `owner/name` is fetched (app/hub.py), imported with the catalog's
+to the catalog as before; any other `owner/name` is fetched (app/hub/_client.py), imported with the catalog's
 importer at the commit the Hub reports, and the answer names that commit (`hub`) and compares our stored
 weight bytes with the repo's model.safetensors.index.json `metadata.total_size`.
 With fetching off (VRAM_OFFLINE=1) such ids are unknown models (404).
@@ -14,8 +14,8 @@ from typing import Any
 from app.catalog import Catalog
 from app.catalog.importer import spec_from_config
 from app.estimator import InvalidRequest, ModelSpec, VramEstimate, VramRequest, estimate, weights_report
-from app.estimator.io import HubSource
-from app.hub import HubConfig, fetch_config
+from app.estimator.schema import HubSource
+from app.hub._client import HubConfig, fetch_config
 
 
 def _hub_source(got: HubConfig, spec: ModelSpec) -> HubSource:

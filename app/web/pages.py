@@ -17,18 +17,18 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.accuracy import accuracy_report, llamacpp_accuracy, log_cases, trace_report, under_share
-from app.calc_form import runtime_controls
 from app.catalog import Catalog
-from app.deps import get_catalog
 from app.estimator import KV_TYPES, RUNTIMES, InvalidRequest, UnknownModel, VramEstimate, VramRequest, estimate
 from app.estimator.spec import ModelSpec
 from app.logs import check_log
 from app.logs.scrub import scrub
-from app.logs.web import logs_context, read_log_body
-from app.rendering import TEMPLATES, is_htmx
-from app.urls import api_url
-from app.views import CardState, breakdown_context, card_context, card_state, format_groups, kv_options
+from app.web.accuracy import accuracy_report, llamacpp_accuracy, log_cases, trace_report, under_share
+from app.web.calc_form import runtime_controls
+from app.web.deps import get_catalog
+from app.web.logs_page import logs_context, read_log_body
+from app.web.rendering import TEMPLATES, is_htmx
+from app.web.urls import api_url
+from app.web.views import CardState, breakdown_context, card_context, card_state, format_groups, kv_options
 
 router = APIRouter(include_in_schema=False, default_response_class=HTMLResponse)
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
@@ -112,21 +112,21 @@ def calculator(request: Request, catalog: CatalogDep) -> Response:
                           f"repo id from the Hub: /api/vram?{urlencode({'model': slug})}")
     context = {"spec": spec, "models": list(catalog.models.values()), "gpus": catalog.gpus,
                "groups": format_groups(), "runtimes": list(RUNTIMES.values()), "kv_types": kv_options(KV_TYPES),
-               "runtime_controls": runtime_controls(), "query": query,  # issues 9, 10
+               "runtime_controls": runtime_controls(), "query": query,
                **breakdown_context(est)}
     return _page(request, "calculator.html", context, est, error)
 
 
 @router.get("/accuracy")
 def accuracy(request: Request, catalog: CatalogDep) -> Response:
-    cases = log_cases(catalog)  # issue 14: committed public logs
+    cases = log_cases(catalog)  # committed public logs
     return _page(request, "accuracy.html", {"report": accuracy_report(catalog),
-                                            "llamacpp": llamacpp_accuracy(catalog),  # llama.cpp grid (issue 9)
-                                            "traces": trace_report(catalog),  # traced peaks (issue 11)
+                                            "llamacpp": llamacpp_accuracy(catalog),  # the llama.cpp grid
+                                            "traces": trace_report(catalog),  # traced transformers peaks
                                             "log_cases": cases, "log_under": under_share(cases)})
 
 
-# --- log import page (issue 14) ---
+# --- log import page ---
 @router.get("/logs")
 def logs_page(request: Request, catalog: CatalogDep) -> Response:
     return _page(request, "logs.html", logs_context(catalog, None, "", {}))
