@@ -135,7 +135,7 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
         request=resolved, model_name=spec.name, quantization_label=c.fmt.label, runtime_label=c.runtime.label,
         breakdown=breakdown, total_bytes=total, detail=detail, assumptions=assumptions,
         warnings=_warnings(spec, req, sequence) + mem.warnings,
-        fits=fits(mem.required or total, mem.usable_fraction, gpus, req.gpu_count, req.gpu),
+        fits=fits(mem.required or total, mem.usable_fraction, gpus, req.gpu_count, req.gpu, mem.fit_on),
         host=mem.host, llamacpp=mem.llamacpp, vllm=mem.vllm,  # each runtime's own figures, or None
         command=command_for(resolved, spec, mem), runtime_versions=c.runtime.versions,
     )

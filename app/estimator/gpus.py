@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -25,13 +25,24 @@ class Gpu(BaseModel):
 _FITS = TypeAdapter(list[GpuFit])
 
 
-def fits(total_for: int, fraction: float, gpus: Sequence[Gpu], count: int, first: str | None) -> list[GpuFit]:
-    """Fit verdict on every GPU in `count`s, the requested one first, then smallest memory first."""
+def fits(total_for: int, fraction: float, gpus: Sequence[Gpu], count: int, first: str | None,
+         decide: Callable[[int, str], tuple[bool, int]] | None = None) -> list[GpuFit]:
+    """Fit verdict on every GPU in `count`s, the requested one first, then smallest memory first.
+
+    `decide`: the runtime's own decision (vLLM: does it start) on `count` GPUs of that memory; its headroom
+    is per GPU. Without it: `total_for` against `fraction` of the usable memory."""
     ordered = sorted(gpus, key=lambda g: g.memory_bytes)
     ordered.sort(key=lambda g: g.slug != first)
     rows = []
     for g in ordered:
-        usable = int(g.memory_bytes * count * g.usable_fraction * fraction)
+        if decide is not None and g.kind == "apple" and g.slug != first:
+            continue  # vLLM runs on CUDA/ROCm GPUs, not on Apple's Metal
+        if decide is not None:
+            ok, headroom = decide(g.memory_bytes * count, g.slug)
+            headroom *= count
+        else:
+            usable = int(g.memory_bytes * count * g.usable_fraction * fraction)
+            ok, headroom = total_for <= usable, usable - total_for
         rows.append({"gpu": g.slug, "name": g.name, "count": count, "memory_bytes": g.memory_bytes * count,
-                     "headroom_bytes": usable - total_for, "fits": total_for <= usable})
+                     "headroom_bytes": headroom, "fits": ok})
     return _FITS.validate_python(rows)  # one validation call for the whole list keeps estimate() fast
