@@ -71,3 +71,4 @@ class Runtime:
     versions_min: str = ""  # lowest release (vLLM x.y.z, llama.cpp build number) ...
     versions_max: str = ""  # ... and highest, for comparing a log's version
     release_ranges: tuple[str, ...] = ()  # release ranges the model describes (vLLM: one profile each)
+    cuda_total: bool = False  # sizes itself from the total CUDA reports (Gpu.cuda_total), not the driver's

@@ -211,4 +211,5 @@ RUNTIME = Runtime(
     default_kv=_default_kv,
     memory=memory,
     release_ranges=tuple(p.name for p in PROFILES),
+    cuda_total=True,
 )
