@@ -145,8 +145,8 @@ GRAPH_POOL_PER_LAYER_GIB = 0.018333  # fit (app/measure/vllm_fit.py)
 # G05's "0.2 GiB (estimated)" is of a model not in the catalog: not checked.
 GRAPH_ESTIMATE_PER_LAYER_GIB = 0.52 / 36  # fit (G02)
 # 0.34 extensible KV cache: v1/worker/extensible_kv_cache.py:64-65 (CUDA; ROCm keeps a 3 GiB floor)
-KV_CACHE_MARGIN_FLOOR_BYTES = 1 << 30
-KV_CACHE_MARGIN_FRACTION = 0.75
+KV_CACHE_MARGIN_FLOOR_BYTES = 1 << 30  # extensible_kv_cache.py:64 KV_CACHE_MARGIN_FLOOR_BYTES (CUDA)
+KV_CACHE_MARGIN_FRACTION = 0.75  # extensible_kv_cache.py:65 KV_CACHE_MARGIN_FRACTION
 EXTENSIBLE_UTILIZATION = 1.0  # config/cache.py:495 resolved_gpu_memory_utilization with the extensible cache
 
 
