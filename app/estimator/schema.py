@@ -141,7 +141,7 @@ class VramRequest(BaseModel):
         "auto) the KV cache; auto = the checkpoint's torch_dtype (float32 checkpoints run in bfloat16).")
     vllm_version: str | None = Field(
         None, pattern=r"^\d+\.\d+(\.\d+)?$", description="vLLM release the answer describes, e.g. 0.21.0 "
-        "(the profiled activation peak, defaults and the KV budget's accounting changed between releases); "
+        "(the profiled activation peak, defaults and the accounting of the KV budget changed between releases); "
         "accepted from 0.7.0; a release newer than 0.34 is answered as 0.34 with a warning. Default: 0.34.0, "
         "the newest release.")
     memory_profiler_estimate_cudagraphs: bool | None = Field(
