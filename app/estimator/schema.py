@@ -404,9 +404,11 @@ class VllmDetail(BaseModel):
     weights_replicated_bytes: int = Field(description="Part of weights_bytes every GPU holds in full.")
     activation_peak_bytes: int = Field(description="Torch peak of the profiling run (forward + sampler).")
     non_torch_bytes: int = Field(description="Non-torch growth during profiling (NCCL buffers with TP/PP).")
-    requested_bytes: int | None = Field(description="gpu_memory_utilization x gpu_total_bytes.")
-    kv_budget_bytes: int | None = Field(description="requested - weights - activation peak - non-torch "
-                                        "(negative: does not start).")
+    requested_bytes: int | None = Field(description="gpu_memory_utilization x gpu_total_bytes (0.34's extensible "
+                                        "KV cache: at most the memory free at start).")
+    kv_budget_bytes: int | None = Field(description="requested - weights - activation peak - non-torch - the "
+                                        "CUDA-graph estimate (0.20+); 0.34 extensible: also at most free - used - "
+                                        "margin - transient peak (negative: does not start).")
     kv_block_bytes: int = Field(description="One block of block_size tokens over this GPU's layers.")
     kv_blocks: int | None = Field(description="Blocks the budget holds (GPU blocks).")
     kv_tokens: int | None = Field(description="GPU KV cache size: kv_blocks x block_size tokens.")
