@@ -384,7 +384,7 @@ def test_runtime_option_controls_are_generated_from_the_request_model(client: Te
 
 
 def test_runtime_flags_change_the_breakdown_and_a_bad_one_is_named(client: TestClient):
-    base = {"model": "llama-3.1-8b", "runtime": "vllm", "gpu": "h100-80gb"}
+    base = {"model": "llama-3.1-8b", "runtime": "vllm", "gpu": "h100-80gb", "vllm_version": "0.19.0"}  # util 0.9
     one = client.post("/api/vram", data=base, headers=HX).text
     low = client.post("/api/vram", data={**base, "gpu_memory_utilization": "0.5"}, headers=HX).text
     assert 'id="vllm-detail"' in one and "Weights share" in one and "Above the budget" in one

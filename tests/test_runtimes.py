@@ -57,7 +57,10 @@ def test_vllm_fills_its_budget_with_whole_blocks(llama: ModelSpec):
     assert any("name a GPU" in w for w in e.warnings)
     from app.catalog import load_catalog
     gpus = load_catalog().gpus
-    h = estimate(llama, VramRequest(model="llama-3.1-8b", runtime="vllm", context=8192, gpu="h200"), gpus)
+    # vLLM 0.19: utilization 0.90 and the graph pool above the budget (0.34, the default release, is in
+    # tests/test_vllm_releases.py)
+    h = estimate(llama, VramRequest(model="llama-3.1-8b", runtime="vllm", context=8192, gpu="h200",
+                                    vllm_version="0.19.0"), gpus)
     h200 = next(g for g in gpus if g.slug == "h200")
     # the budget (weights + activation + non-torch + KV) fills 0.90 of the GPU to within one block; the CUDA
     # context and the graph pool land above it (field case V1: real use ends a little above the fraction)

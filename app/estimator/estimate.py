@@ -100,7 +100,7 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
     weights = gguf.weights if gguf else stored_weights(spec, c.fmt.slug)
     positions = image_positions(spec, req.images)
     sequence = req.context + positions
-    gpu_memory = c.gpu.memory_bytes * req.gpu_count if c.gpu else None
+    gpu_memory = (c.gpu.cuda_total if c.runtime.cuda_total else c.gpu.memory_bytes) * req.gpu_count if c.gpu else None
     mem = c.runtime.memory(RuntimeInput(spec, c.fmt, weights, c.kv, sequence, req.batch, req.images,
                                         req.gpu_count, req.flash_attention, gpu_memory, request=req,
                                         gpu_slug=c.gpu.slug if c.gpu else None,
@@ -135,7 +135,7 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
         request=resolved, model_name=spec.name, quantization_label=c.fmt.label, runtime_label=c.runtime.label,
         breakdown=breakdown, total_bytes=total, detail=detail, assumptions=assumptions,
         warnings=_warnings(spec, req, sequence) + mem.warnings,
-        fits=fits(mem.required or total, mem.usable_fraction, gpus, req.gpu_count, req.gpu),
+        fits=fits(mem.required or total, mem.usable_fraction, gpus, req.gpu_count, req.gpu, mem.fit_on),
         host=mem.host, llamacpp=mem.llamacpp, vllm=mem.vllm,  # each runtime's own figures, or None
         command=command_for(resolved, spec, mem), runtime_versions=c.runtime.versions,
     )

@@ -20,7 +20,8 @@ LlamaCacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl",
 MAX_VLLM_TOKENS = 1 << 20
 _VLLM_FIELDS = frozenset({"gpu_memory_utilization", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
                           "block_size", "kv_cache_dtype", "tensor_parallel_size", "pipeline_parallel_size",
-                          "enforce_eager", "dtype", "vllm_version"})
+                          "enforce_eager", "dtype", "vllm_version", "memory_profiler_estimate_cudagraphs",
+                          "enable_extensible_kv_cache"})
 
 
 def _product(a: object, b: object) -> object:
@@ -107,7 +108,9 @@ class VramRequest(BaseModel):
     # runtime is vllm; other runtimes ignore them. `gpu_count` = tensor_parallel_size x pipeline_parallel_size.
     gpu_memory_utilization: float = Field(
         0.9, gt=0, le=1, description="vLLM --gpu-memory-utilization: share of each GPU's total memory (as "
-        "torch.cuda.mem_get_info reports it) for weights, activation peak, non-torch memory and KV cache.")
+        "torch.cuda.mem_get_info reports it) for weights, activation peak, non-torch memory, the CUDA-graph "
+        "estimate (0.20+) and KV cache. When not given, the release's default: 0.90 up to 0.19, 0.92 from "
+        "0.20, and in 0.34 1.0 with the extensible KV cache (else 0.92); 0.9 is 0.19's.")
     max_model_len: int | None = Field(
         None, ge=1, le=MAX_CONTEXT, description="vLLM --max-model-len: longest sequence (prompt + output) it "
         "admits; startup fails unless one such sequence fits the KV budget. Default: `context` plus the "
@@ -137,10 +140,16 @@ class VramRequest(BaseModel):
         "auto", description="vLLM --dtype: compute dtype of weights, activations and (with kv_cache_dtype "
         "auto) the KV cache; auto = the checkpoint's torch_dtype (float32 checkpoints run in bfloat16).")
     vllm_version: str | None = Field(
-        None, pattern=r"^\d+\.\d+(\.\d+)?$", description="vLLM release the answer describes, e.g. 0.19.0 "
-        "(the profiled activation peak and defaults changed between releases); accepted 0.7.0 to 0.20.x, "
-        "checked against startup logs for 0.7, 0.15-0.19 (0.20 is assumed to behave as 0.18-0.19). Default: "
-        "0.19.0, the newest release checked against a startup log.")
+        None, pattern=r"^\d+\.\d+(\.\d+)?$", description="vLLM release the answer describes, e.g. 0.21.0 "
+        "(the profiled activation peak, defaults and the accounting of the KV budget changed between releases); "
+        "accepted from 0.7.0; a release newer than 0.34 is answered as 0.34 with a warning. Default: 0.34.0, "
+        "the newest release.")
+    memory_profiler_estimate_cudagraphs: bool | None = Field(
+        None, description="vLLM's VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS: subtract the CUDA-graph memory "
+        "estimate inside the KV budget. Default: the release's (off in 0.19, on from 0.20). Exists from 0.19.")
+    enable_extensible_kv_cache: bool | None = Field(
+        None, description="vLLM 0.34 --enable-extensible-kv-cache: size the KV cache after warmup and CUDA-graph "
+        "capture from the measured free memory (0.34's default on CUDA/ROCm). Earlier releases: must be unset.")
 
     @model_validator(mode="before")
     @classmethod
@@ -395,9 +404,11 @@ class VllmDetail(BaseModel):
     weights_replicated_bytes: int = Field(description="Part of weights_bytes every GPU holds in full.")
     activation_peak_bytes: int = Field(description="Torch peak of the profiling run (forward + sampler).")
     non_torch_bytes: int = Field(description="Non-torch growth during profiling (NCCL buffers with TP/PP).")
-    requested_bytes: int | None = Field(description="gpu_memory_utilization x gpu_total_bytes.")
-    kv_budget_bytes: int | None = Field(description="requested - weights - activation peak - non-torch "
-                                        "(negative: does not start).")
+    requested_bytes: int | None = Field(description="gpu_memory_utilization x gpu_total_bytes (0.34's extensible "
+                                        "KV cache: at most the memory free at start).")
+    kv_budget_bytes: int | None = Field(description="requested - weights - activation peak - non-torch - the "
+                                        "CUDA-graph estimate (0.20+); 0.34 extensible: also at most free - used - "
+                                        "margin - transient peak (negative: does not start).")
     kv_block_bytes: int = Field(description="One block of block_size tokens over this GPU's layers.")
     kv_blocks: int | None = Field(description="Blocks the budget holds (GPU blocks).")
     kv_tokens: int | None = Field(description="GPU KV cache size: kv_blocks x block_size tokens.")
@@ -406,6 +417,19 @@ class VllmDetail(BaseModel):
     cuda_context_bytes: int = Field(description="CUDA context, outside torch and outside the budget.")
     process_bytes: int | None = Field(description="What the process holds on one GPU once serving: context + "
                                       "weights + activation + non-torch + KV cache + graph pool.")
+    cuda_graph_estimate_bytes: int = Field(0, description="CUDA-graph memory estimate subtracted inside the budget "
+                                           "(VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS, on by default from 0.20).")
+    equivalent_gpu_memory_utilization: float | None = Field(
+        None, description="What vLLM prints when the estimate is on: the utilization that gives the same KV cache "
+        "without the estimate (utilization - estimate / total), rounded to 4 places.")
+    suggested_gpu_memory_utilization: float | None = Field(
+        None, description="... and the utilization that keeps the KV cache of an earlier release: min(utilization "
+        "+ estimate / total, 1).")
+    extensible_kv_cache: bool = Field(False, description="0.34: the KV cache is sized after warmup from measured "
+                                      "free memory: min(requested - non-KV, free - margin) - transient peak.")
+    calibrated: bool = Field(True, description="False: this release range is not checked against a startup log.")
+    headroom_bytes: int | None = Field(None, description="Per GPU: KV budget beyond one max_model_len sequence "
+                                       "when it starts; minus the shortfall when it does not.")
     starts: bool | None = Field(description="Whether startup succeeds (None when no GPU was named).")
     shortfall_bytes: int = Field(0, description="Bytes missing for one max_model_len sequence (0 when it starts).")
     fixes: list[VllmFix] = Field(default_factory=list, description="Smallest changes that make it start.")

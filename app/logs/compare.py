@@ -139,6 +139,11 @@ def _llamacpp_terms(log: ParsedLog, est: VramEstimate) -> list[TermRow | None]:
     ]
 
 
+def _kv_size(log: ParsedLog) -> list[Figure]:
+    """The KV bytes vLLM settled on: 0.34's extended cache, else the ledger's, else the profiled budget."""
+    return log.all("kv_extended") or log.all("kv_in_use") or log.all("kv_available")
+
+
 def _vllm_terms(log: ParsedLog, est: VramEstimate) -> list[TermRow | None]:
     v, n = est.vllm, est.request.gpu_count
     return [
@@ -147,8 +152,12 @@ def _vllm_terms(log: ParsedLog, est: VramEstimate) -> list[TermRow | None]:
         _row("activation peak", log.all("activation_peak")[:1],
              v.activation_peak_bytes if v else est.breakdown.activations),
         _row("non-torch memory", log.all("non_torch")[:1], v.non_torch_bytes if v else None),
-        _row("available KV cache memory", log.all("kv_available")[:1], v.kv_budget_bytes if v else None,
-             capacity=True),
+        _row("available KV cache memory", _kv_size(log)[:1], v.kv_budget_bytes if v else None, capacity=True),
+        _row("CUDA-graph estimate in the budget", log.all("cuda_graph_estimate")[:1],
+             v.cuda_graph_estimate_bytes if v and v.cuda_graph_estimate_bytes else None),
+        _row("equivalent gpu_memory_utilization", log.all("equivalent_utilization")[:1],
+             v.equivalent_gpu_memory_utilization if v else None, "x"),
+        _row("budget (gpu_memory_utilization x total)", log.all("budget")[:1], v.requested_bytes if v else None),
         _row("GPU KV cache size", log.all("kv_tokens"), v.kv_tokens if v else est.detail.kv_capacity_tokens, "tokens",
              capacity=True),
         _row("maximum concurrency", log.all("max_concurrency"), v.max_concurrency if v else est.detail.max_concurrency,
@@ -168,8 +177,8 @@ def _gpu_for(log: ParsedLog, gpus: list[Any]) -> str | None:
     total = log.first("gpu_total")
     if total is None or not total.bytes:
         return None
-    near = [g for g in gpus if abs(g.memory_bytes - total.bytes) <= 0.015 * g.memory_bytes]
-    return min(near, key=lambda g: abs(g.memory_bytes - total.bytes)).slug if near else None
+    near = [g for g in gpus if abs(g.cuda_total - total.bytes) <= 0.015 * g.cuda_total]
+    return min(near, key=lambda g: abs(g.cuda_total - total.bytes)).slug if near else None
 
 
 def check_log(text: str, catalog: Any, overrides: dict[str, Any] | None = None) -> LogReport:

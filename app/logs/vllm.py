@@ -18,7 +18,8 @@ from app.logs.model import ParsedLog
 from app.logs.rules import Line, Rule, add, lines, num, put, rule, run
 
 # "(EngineCore pid=242) ", "(Worker_TP1 pid=445) ", "(APIServer pid=1) ", "[rank0]: ", "vllm-1  | "
-_TAG = re.compile(r"^(?:\S+\s+\| )?\((\w+?)(?:_(TP\d+|PP\d+|DP\d+))? pid=(\d+)\) |^\[rank(\d+)\]: ")
+# (quoted excerpts sometimes drop the pid: "(Worker_TP0) ")
+_TAG = re.compile(r"^(?:\S+\s+\| )?\((\w+?)(?:_(TP\d+|PP\d+|DP\d+))?(?: pid=(\d+))?\) |^\[rank(\d+)\]: ")
 _ARGS = ("model", "max_model_len", "gpu_memory_utilization", "tensor_parallel_size", "pipeline_parallel_size",
          "dtype", "quantization", "kv_cache_dtype", "enforce_eager", "max_num_seqs", "max_num_batched_tokens",
          "block_size", "enable_prefix_caching")
@@ -107,7 +108,7 @@ def _kv_available(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "kv_available", m[1], m[2], ln)
 
 
-@rule(r"GPU KV cache size: ([\d,]+) tokens")
+@rule(r"(?:GPU|CPU|XPU)(?: \+ host)? KV cache size: ([\d,]+) tokens")
 def _kv_tokens(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "kv_tokens", m[1], "tokens", ln)
 
@@ -133,6 +134,57 @@ def _graphs(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
 def _graph_pool(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "cuda_graph_pool", m[1], m[2], ln)
     add(out, "cuda_graph_estimated", m[3], m[4], ln)
+
+
+# --- vLLM 0.20+ (gpu_worker.py, gpu_model_runner.py / v1/worker/gpu/cudagraph_utils.py, extensible_kv_cache.py) ---
+@rule(r"Estimated CUDA graph memory: ([\d.]+) ?(GiB) total")
+def _graph_estimate(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
+    add(out, "cuda_graph_estimate", m[1], m[2], ln)  # inside the budget only with the switch on (0.20+ default)
+
+
+# "The current --gpu-memory-utilization=0.9764 is equivalent to --gpu-memory-utilization=0.9543 without CUDA
+# graph memory profiling" (0.21+ gpu_worker.py, when the estimate is in the budget)
+@rule(r"current --gpu-memory-utilization=([\d.]+) is equivalent to --gpu-memory-utilization=([\d.]+) without")
+def _equivalent(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
+    put(out, "gpu_memory_utilization", float(m[1]), ln.no)
+    add(out, "equivalent_utilization", m[2], "x", ln)
+
+
+# The ledger (0.2x, INFO since 2026-07): "Free memory on device (23.15/23.56 GiB) on startup. Desired GPU memory
+# utilization is (0.92, 21.67 GiB). Actual usage is 15.25 GiB for consumed memory (weights + non-torch), 1.66 GiB
+# for peak activation, and 0.14 GiB for CUDAGraph memory. ... Current kv cache memory in use is 4.76 GiB."
+@rule(r"Free memory on device(?: \S+)? \(([\d.]+)/([\d.]+) (GiB)\) on startup\. Desired GPU memory utilization is "
+      r"\(([\d.]+), ([\d.]+) GiB\)\. Actual usage is ([\d.]+) GiB for consumed memory \(weights \+ non-torch\), "
+      r"([\d.]+) GiB for peak activation, and ([\d.]+) GiB for CUDAGraph memory")
+def _ledger(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
+    add(out, "gpu_free_start", m[1], m[3], ln)
+    add(out, "gpu_total", m[2], m[3], ln)
+    put(out, "gpu_memory_utilization", float(m[4]), ln.no)
+    add(out, "budget", m[5], m[3], ln)
+    add(out, "consumed", m[6], m[3], ln)  # weights + non-torch (+ persistent torch allocations)
+    add(out, "peak_activation_with_estimate", m[7], m[3], ln)  # transient peak + the CUDA-graph estimate
+    add(out, "cuda_graph_pool", m[8], m[3], ln)
+
+
+@rule(r"Current kv cache memory in use is ([\d.]+) ?(GiB)")
+def _kv_in_use(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
+    add(out, "kv_in_use", m[1], m[2], ln)
+
+
+# 0.34 extensible KV cache (extensible_kv_cache.py:694, :537)
+@rule(r"Memory after warmup: ([\d.]+) (GiB) free, ([\d.]+) GiB committed to the KV cache, ([\d.]+) GiB kept for "
+      r"transient activations \(([\d.]+) GiB allocated at peak, ([\d.]+) GiB of torch reservation growth\); (\d+) "
+      r"KV cache blocks \(([\d.]+) GiB\) fit within the requested ([\d.]+) GiB")
+def _after_warmup(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
+    for i, key in ((1, "free_after_warmup"), (3, "kv_committed"), (4, "transient_kept"), (5, "transient_peak"),
+                   (6, "torch_reserve_growth"), (8, "kv_measured"), (9, "budget")):
+        add(out, key, m[i], m[2], ln)
+    add(out, "gpu_blocks", m[7], "blocks", ln)
+
+
+@rule(r"Extended KV cache to (\d+) blocks \(([\d.]+) ?(GiB)\)")
+def _extended(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
+    add(out, "kv_extended", m[2], m[3], ln)
 
 
 # vLLM 0.6.5-0.7 printed the profile as a table, one "name   value" per line (worker.py)
@@ -168,8 +220,9 @@ def _profile_one_line(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
 
 
 RULES: tuple[Rule, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Rule))
-EXPECTED = {"weights loaded": ("weights", "weights_profiled"), "activation peak": ("activation_peak",),
-            "available KV memory": ("kv_available",)}
+EXPECTED = {"weights loaded": ("weights", "weights_profiled", "consumed"),
+            "activation peak": ("activation_peak", "peak_activation_with_estimate", "transient_peak"),
+            "available KV memory": ("kv_available", "kv_in_use", "kv_extended")}
 
 
 def _tagged(text: str):

@@ -8,14 +8,15 @@ from app.estimator.runtimes.base import Runtime, RuntimeInput, RuntimeMemory
 RUNTIMES: dict[str, Runtime] = {r.slug: r for r in (transformers.RUNTIME, llamacpp.RUNTIME, vllm.RUNTIME)}
 
 # --- runtime versions ---
-# The releases each model was written and checked against: vLLM from its per-release profiles (those
-# checked against a startup log: 0.7 V4, 0.15-0.18 V3, 0.19 V1/V2); llama.cpp builds 2961-8000 (the
-# public logs of field cases L1-L4 and the llama-cpp-python build used here); transformers 4.4x-5.x.
-_CHECKED = [p for p in vllm_profiles.PROFILES if p.calibrated]
-_VLLM_RANGE = (f"vLLM {_CHECKED[0].first[0]}.{_CHECKED[0].first[1]} to {_CHECKED[-1].name.split('-')[-1]}.x "
-               f"(constants per release range: {', '.join(p.name for p in _CHECKED)})",
-               f"{_CHECKED[0].first[0]}.{_CHECKED[0].first[1]}.0",
-               f"{_CHECKED[-1].next[0]}.{_CHECKED[-1].next[1] - 1}.99")
+# The releases each model was written and checked against: vLLM from its per-release profiles (0.7 to the
+# newest, 0.34; those checked against a startup log say so: 0.7 V4, 0.15-0.18 V3, 0.19 V1/V2, 0.21 G02);
+# llama.cpp builds 2961-8000 (the public logs of field cases L1-L4 and the llama-cpp-python build used
+# here); transformers 4.4x-5.x.
+_CHECKED = [p.name for p in vllm_profiles.PROFILES if p.calibrated]
+_FIRST, _LAST = vllm_profiles.PROFILES[0], vllm_profiles.PROFILES[-1]
+_VLLM_RANGE = (f"vLLM {_FIRST.first[0]}.{_FIRST.first[1]} to {_LAST.first[0]}.{_LAST.first[1]}.x (constants per "
+               f"release range; checked against startup logs: {', '.join(_CHECKED)})",
+               f"{_FIRST.first[0]}.{_FIRST.first[1]}.0", f"{_LAST.next[0]}.{_LAST.next[1] - 1}.99")
 _VERSIONS = {"vllm": _VLLM_RANGE,
              "llama.cpp": ("llama.cpp builds b2961 to b8000 (2024-05 to 2026)", "2961", "8000"),
              "transformers": ("transformers 4.40 to 5.x", "4.40.0", "5.99.99")}

@@ -53,6 +53,9 @@ class RuntimeMemory:
     host: HostMemory | None = None  # llama.cpp: host RAM beside the GPU
     llamacpp: LlamaCppReport | None = None  # llama.cpp: resolved context and its buffers
     vllm: VllmDetail | None = None  # vLLM's per-GPU startup figures
+    # the runtime's own start/fit decision on any GPU: (GPU memory of all GPUs, slug) -> (fits, headroom per
+    # GPU). None: fits are `required` (or the total) against usable_fraction of the memory.
+    fit_on: Callable[[int, str], tuple[bool, int]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +71,4 @@ class Runtime:
     versions_min: str = ""  # lowest release (vLLM x.y.z, llama.cpp build number) ...
     versions_max: str = ""  # ... and highest, for comparing a log's version
     release_ranges: tuple[str, ...] = ()  # release ranges the model describes (vLLM: one profile each)
+    cuda_total: bool = False  # sizes itself from the total CUDA reports (Gpu.cuda_total), not the driver's

@@ -9,14 +9,15 @@ arithmetic), vllm_advice (does it start; the smallest fix).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from math import ceil
 
 from app.estimator.quantization import Format
-from app.estimator.runtimes import vllm_advice, vllm_flags, vllm_memory
+from app.estimator.runtimes import vllm_advice, vllm_flags, vllm_memory, vllm_profiles
 from app.estimator.runtimes.base import Runtime, RuntimeInput, RuntimeMemory
 from app.estimator.runtimes.vllm_flags import VllmFlags
 from app.estimator.runtimes.vllm_memory import Stage
-from app.estimator.runtimes.vllm_profiles import PROFILES, GiB
+from app.estimator.runtimes.vllm_profiles import NON_KV_MEASURES, PROFILES, GiB
 from app.estimator.schema import VllmDetail, VllmStage, VramRequest
 from app.estimator.spec import ModelSpec
 
@@ -34,11 +35,12 @@ def _flags(inp: RuntimeInput) -> VllmFlags:
     return vllm_flags.resolve(inp.spec, inp.fmt, inp.kv, req, inp.sequence, per_gpu, inp.gpu_slug)
 
 
-def _binding(stages: list[Stage], requested: int | None) -> Stage:
+def _binding(f: VllmFlags, stages: list[Stage], total: int | None) -> Stage:
     """The stage with the fewest KV blocks (vLLM gives every worker the smallest count), else the first."""
-    if requested is None:
+    if total is None:
         return stages[0]
-    return min(stages, key=lambda s: s.budget(requested) // s.block_bytes)
+    kv = vllm_advice.budgets(f, stages, total)
+    return min(zip(kv, stages, strict=True), key=lambda x: x[0] // x[1].block_bytes)[1]
 
 
 def _notes(f: VllmFlags, s: Stage) -> list[str]:
@@ -51,18 +53,41 @@ def _notes(f: VllmFlags, s: Stage) -> list[str]:
         f"non-torch {s.non_torch / GiB:.2f} GiB per GPU ({p.non_torch_source}; NCCL with tensor parallelism)",
         f"per GPU: tensor parallel {f.tp} x pipeline parallel {f.pp}; linears and KV heads split, embeddings "
         f"vocab-parallel, norms and rotary cache replicated ({s.replicated / GiB:.3f} GiB)",
-        "CUDA context and CUDA-graph pool sit above the budget" + (" (enforce_eager: no graphs)"
-                                                                    if f.enforce_eager else ""),
+        f"non-KV memory measured as {NON_KV_MEASURES[p.non_kv_measure]}",
     ]
+    if f.enforce_eager:
+        notes.append("enforce_eager: no CUDA graphs; the CUDA context sits above the budget")
+    elif f.graph_estimate:
+        notes.append(f"CUDA-graph estimate {s.graph_estimate / GiB:.2f} GiB inside the budget "
+                     f"(VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=1; {p.graph_estimate_source}); the CUDA context "
+                     "sits above it")
+    else:
+        notes.append("CUDA context and CUDA-graph pool sit above the budget (VLLM_MEMORY_PROFILER_ESTIMATE_"
+                     "CUDAGRAPHS off)" if p.graph_estimate_switch else
+                     "CUDA context and CUDA-graph pool sit above the budget")
+    if f.extensible:
+        notes.append("extensible KV cache (0.34): sized after warmup and graph capture from measured free memory, "
+                     "min(requested - used, free - used - margin) - transient peak, margin max(1 GiB, 0.75 x "
+                     "transient peak) (v1/worker/extensible_kv_cache.py:592)")
+    if p.checked_on:
+        notes.append(f"vLLM {p.name} checked on: {p.checked_on}")
     if not p.calibrated:
         notes.append(f"vLLM {p.name} is not checked against a startup log: constants of a neighbouring release")
     return notes
 
 
+def _equivalent(f: VllmFlags, s: Stage, total: int | None) -> tuple[float | None, float | None]:
+    """gpu_worker.py:810 (0.34): equivalent = util - estimate / total, suggested = min(util + estimate / total, 1)."""
+    if total is None or not s.graph_estimate:
+        return None, None
+    delta = s.graph_estimate / total
+    return round(f.gpu_memory_utilization - delta, 4), min(round(f.gpu_memory_utilization + delta, 4), 1.0)
+
+
 def _detail(f: VllmFlags, s: Stage, stages: list[Stage], total: int | None, sequence: int,
             verdict: vllm_advice.Verdict | None, fixes: list) -> VllmDetail:
-    requested = int(f.gpu_memory_utilization * total) if total is not None else None
-    budget = s.budget(requested) if requested is not None else None
+    requested = verdict.requested if verdict is not None else None
+    budget = vllm_advice.budgets(f, [s], total)[0] if total is not None else None
     blocks = verdict.blocks if verdict is not None else None
     tokens = blocks * f.block_size if blocks is not None else None
     context, graphs = vllm_memory.cuda_context(f), vllm_memory.graph_pool(f, s)
@@ -70,6 +95,7 @@ def _detail(f: VllmFlags, s: Stage, stages: list[Stage], total: int | None, sequ
     if blocks is not None:
         process = context + s.weights + s.activation + s.non_torch + blocks * s.block_bytes + graphs
     per_seq = ceil(sequence / f.block_size)
+    equivalent, suggested = _equivalent(f, s, total)
     return VllmDetail(
         version=f.profile.name, gpu_memory_utilization=f.gpu_memory_utilization, max_model_len=f.max_model_len,
         max_num_seqs=f.max_num_seqs, max_num_batched_tokens=f.max_num_batched_tokens, block_size=f.block_size,
@@ -79,21 +105,41 @@ def _detail(f: VllmFlags, s: Stage, stages: list[Stage], total: int | None, sequ
         non_torch_bytes=s.non_torch, requested_bytes=requested, kv_budget_bytes=budget, kv_block_bytes=s.block_bytes,
         kv_blocks=blocks, kv_tokens=tokens, max_concurrency=round(blocks / per_seq, 2) if blocks is not None else None,
         cuda_graph_bytes=graphs, cuda_context_bytes=context, process_bytes=process,
+        cuda_graph_estimate_bytes=s.graph_estimate, equivalent_gpu_memory_utilization=equivalent,
+        suggested_gpu_memory_utilization=suggested, extensible_kv_cache=f.extensible,
+        calibrated=f.profile.calibrated, headroom_bytes=verdict.headroom if verdict is not None else None,
         starts=verdict.starts if verdict is not None else None,
         shortfall_bytes=verdict.shortfall if verdict is not None else 0, fixes=fixes,
-        stages=[_stage(x, requested) for x in stages],
+        stages=[_stage(f, x, total) for x in stages],
     )
 
 
-def _stage(s: Stage, requested: int | None) -> VllmStage:
-    budget = s.budget(requested) if requested is not None else None
+def _stage(f: VllmFlags, s: Stage, total: int | None) -> VllmStage:
+    budget = vllm_advice.budgets(f, [s], total)[0] if total is not None else None
     return VllmStage(index=s.index, layers=s.layers, weights_bytes=s.weights, activation_peak_bytes=s.activation,
                      non_torch_bytes=s.non_torch, kv_budget_bytes=budget, kv_block_bytes=s.block_bytes,
                      kv_blocks=max(0, budget) // s.block_bytes if budget is not None else None)
 
 
 def _need(f: VllmFlags, s: Stage, tokens: int) -> int:
-    return s.weights + s.activation + s.non_torch + ceil(tokens / f.block_size) * s.block_bytes
+    return s.non_kv() + ceil(tokens / f.block_size) * s.block_bytes
+
+
+def _fit_on(inp: RuntimeInput) -> Callable[[int, str], tuple[bool, int]]:
+    """The verdict on any GPU of the catalog: (starts, headroom per GPU), flags resolved for that GPU."""
+    cache: dict[tuple, list[Stage]] = {}
+
+    def fit(gpu_bytes: int, slug: str) -> tuple[bool, int]:
+        per_gpu = gpu_bytes // inp.gpu_count
+        req = inp.request or VramRequest(model=inp.spec.slug, runtime="vllm", gpu_count=inp.gpu_count)
+        f = vllm_flags.resolve(inp.spec, inp.fmt, inp.kv, req, inp.sequence, per_gpu, slug)
+        key = (f.max_num_seqs, f.max_num_batched_tokens)
+        if key not in cache:
+            cache[key] = vllm_memory.stages(inp.spec, inp.fmt, f)
+        v = vllm_advice.verdict(f, cache[key], per_gpu)
+        return v.starts, v.headroom
+
+    return fit
 
 
 def memory(inp: RuntimeInput) -> RuntimeMemory:
@@ -108,7 +154,7 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     fixes = []
     if verdict is not None and not verdict.starts:
         fixes = vllm_advice.fixes(inp.spec, f, stages, total, inp.sequence, recompute)
-    s = _binding(stages, int(f.gpu_memory_utilization * total) if total is not None else None)
+    s = _binding(f, stages, total)
     detail = _detail(f, s, stages, total, inp.sequence, verdict, fixes)
     return _memory(inp, f, stages, detail, verdict)
 
@@ -125,8 +171,17 @@ def _memory(inp: RuntimeInput, f: VllmFlags, stages: list[Stage], d: VllmDetail,
         kv_cache_tokens=kv_blocks * f.block_size, usable_fraction=f.gpu_memory_utilization,
         required=inp.gpu_count * max(_need(f, s, asked) for s in stages),
         kv_capacity_tokens=d.kv_tokens, max_concurrency=d.max_concurrency,
-        assumptions=_notes(f, stages[0]), vllm=d,
+        assumptions=_notes(f, stages[0]), vllm=d, fit_on=_fit_on(inp),
     )
+    warning = vllm_profiles.version_warning(inp.request.vllm_version if inp.request else None)
+    if warning:
+        mem.warnings.append(warning)
+    if d.equivalent_gpu_memory_utilization is not None:
+        mem.assumptions.append(
+            f"vLLM prints: the current --gpu-memory-utilization={f.gpu_memory_utilization:.4f} is equivalent to "
+            f"--gpu-memory-utilization={d.equivalent_gpu_memory_utilization:.4f} without CUDA graph memory "
+            f"profiling; to keep the KV cache of a release before 0.21, --gpu-memory-utilization="
+            f"{d.suggested_gpu_memory_utilization:.4f} (gpu_worker.py, 0.21+)")
     longest = inp.spec.language_model.max_context
     if f.max_model_len > longest:
         mem.warnings.append(f"max_model_len {f.max_model_len:,} exceeds the model's max_position_embeddings "
@@ -156,4 +211,5 @@ RUNTIME = Runtime(
     default_kv=_default_kv,
     memory=memory,
     release_ranges=tuple(p.name for p in PROFILES),
+    cuda_total=True,
 )

@@ -25,70 +25,99 @@ MAX_TP = 64  # largest gpu_count the API accepts (io.MAX_GPUS)
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
+    """The one decision on whether vLLM starts; every fit/does-not-fit figure of the answer derives from it."""
+
     starts: bool
-    shortfall: int  # bytes missing (0 when it starts)
+    shortfall: int  # bytes missing per GPU (0 when it starts)
     reason: str
-    blocks: int  # KV blocks on every GPU (the smallest stage's count)
+    blocks: int  # KV blocks every GPU allocates (the smallest stage's count), whether or not it starts
+    requested: int = 0  # bytes per GPU the KV budget is taken from (0.34 extensible: capped by the free memory)
+    headroom: int = 0  # per GPU: KV budget beyond one max_model_len sequence when it starts, else -shortfall
 
 
 def blocks_per_sequence(f: VllmFlags) -> int:
     return ceil(f.max_model_len / f.block_size)
 
 
+def requested_bytes(f: VllmFlags, total: int) -> int:
+    """gpu_memory_utilization x total (vllm/v1/worker/utils.py request_memory); with 0.34's extensible KV
+    cache the budget is only a cap, bound by the memory free at start."""
+    requested = int(f.gpu_memory_utilization * total)
+    return min(requested, total - cuda_context(f)) if f.extensible else requested
+
+
+def budgets(f: VllmFlags, stages: list[Stage], total: int) -> list[int]:
+    """Each stage's KV budget on GPUs of `total` bytes."""
+    requested = int(f.gpu_memory_utilization * total)
+    free = total - cuda_context(f) if f.extensible else None
+    return [s.budget(requested, free) for s in stages]
+
+
 def verdict(f: VllmFlags, stages: list[Stage], total: int) -> Verdict:
     """Startup outcome on GPUs of `total` bytes each (as torch.cuda.mem_get_info reports them)."""
-    requested = int(f.gpu_memory_utilization * total)
+    requested = requested_bytes(f, total)
     free = total - cuda_context(f)
-    budgets = [s.budget(requested) for s in stages]
-    blocks = min(max(0, b) // s.block_bytes for b, s in zip(budgets, stages, strict=True))
-    if requested > free:
-        return Verdict(False, requested - free, f"gpu_memory_utilization asks for {requested / GiB:.2f} GiB "
-                       f"but only {free / GiB:.2f} GiB are free once the CUDA context exists", 0)
-    short = max(blocks_per_sequence(f) * s.block_bytes - b for b, s in zip(budgets, stages, strict=True))
-    if min(budgets) <= 0:
-        return Verdict(False, short, f"nothing is left for the KV cache ({min(budgets) / GiB:.2f} GiB)", 0)
-    if short > 0:
-        return Verdict(False, short, f"one sequence of max_model_len {f.max_model_len:,} tokens needs "
-                       f"{short / GiB:.2f} GiB more KV cache than the budget holds", blocks)
-    return Verdict(True, 0, "", blocks)
+    kv = budgets(f, stages, total)
+    blocks = min(max(0, b) // s.block_bytes for b, s in zip(kv, stages, strict=True))
+    spare = min(b - blocks_per_sequence(f) * s.block_bytes for b, s in zip(kv, stages, strict=True))
+    if requested > free:  # request_memory raises (not with the extensible cache: requested is capped)
+        short = requested - free
+        return Verdict(False, short, f"gpu_memory_utilization asks for {requested / GiB:.2f} GiB but only "
+                       f"{free / GiB:.2f} GiB are free once the CUDA context exists", blocks, requested, -short)
+    if min(kv) <= 0:
+        return Verdict(False, -spare, f"nothing is left for the KV cache ({min(kv) / GiB:.2f} GiB)", blocks,
+                       requested, spare)
+    if spare < 0:
+        return Verdict(False, -spare, f"one sequence of max_model_len {f.max_model_len:,} tokens needs "
+                       f"{-spare / GiB:.2f} GiB more KV cache than the budget holds", blocks, requested, spare)
+    return Verdict(True, 0, "", blocks, requested, spare)
 
 
 Recompute = Callable[[VllmFlags], list[Stage]]
 
 
-def _utilization(f: VllmFlags, stages: list[Stage], total: int) -> VllmFix | None:
-    need = max(s.weights + s.activation + s.non_torch + blocks_per_sequence(f) * s.block_bytes for s in stages)
-    u = ceil(100 * need / total) / 100
-    if u > 1 or u * total > total - cuda_context(f) or u <= f.gpu_memory_utilization:
+def _starts(f: VllmFlags, recompute: Recompute, total: int) -> bool:
+    return verdict(f, recompute(f), total).starts
+
+
+def _utilization(f: VllmFlags, recompute: Recompute, total: int, v: Verdict) -> VllmFix | None:
+    """The nearest utilization that starts: lower when it asks for more than is free, higher when the KV
+    budget is short; checked by the same verdict."""
+    if f.extensible and v.requested < int(f.gpu_memory_utilization * total):
+        return None  # capped by the free memory already: more utilization changes nothing
+    free = total - cuda_context(f)
+    if int(f.gpu_memory_utilization * total) > free:
+        u = free * 100 // total / 100
+        note = "at most the memory free at start"
+    else:
+        need = v.shortfall + int(f.gpu_memory_utilization * total)
+        u = ceil(100 * need / total) / 100
+        note = f"the CUDA context ({cuda_context(f) / GiB:.2f} GiB) still fits beside it"
+    if not 0 < u <= 1 or u == f.gpu_memory_utilization:
         return None
-    return VllmFix(flag="gpu_memory_utilization", value=f"{u:.2f}",
-                   note=f"the CUDA context ({cuda_context(f) / GiB:.2f} GiB) still fits beside it")
-
-
-def _lower_utilization(f: VllmFlags, total: int) -> VllmFix | None:
-    u = (total - cuda_context(f)) * 100 // total / 100
-    if u <= 0 or u >= f.gpu_memory_utilization:
+    if not _starts(replace(f, gpu_memory_utilization=u), recompute, total):
         return None
-    return VllmFix(flag="gpu_memory_utilization", value=f"{u:.2f}", note="at most the memory free at start")
-
-
-def _max_model_len(f: VllmFlags, stages: list[Stage], total: int, sequence: int) -> VllmFix | None:
-    requested = int(f.gpu_memory_utilization * total)
-    blocks = min(s.budget(requested) // s.block_bytes for s in stages)
-    if blocks < 1:
-        return None
-    longest = blocks * f.block_size
-    note = "what vLLM suggests" if longest >= sequence else f"shorter than the requested {sequence:,} tokens"
-    return VllmFix(flag="max_model_len", value=str(longest), note=note)
+    return VllmFix(flag="gpu_memory_utilization", value=f"{u:.2f}", note=note)
 
 
 def _fp8(f: VllmFlags, recompute: Recompute, total: int) -> VllmFix | None:
     if f.kv.slug == "fp8":
         return None
-    g = replace(f, kv=KV_TYPES["fp8"], kv_name="fp8")
-    if not verdict(g, recompute(g), total).starts:
+    if not _starts(replace(f, kv=KV_TYPES["fp8"], kv_name="fp8"), recompute, total):
         return None
     return VllmFix(flag="kv_cache_dtype", value="fp8", note="halves KV bytes per token (fp32: quarters)")
+
+
+def _max_model_len(f: VllmFlags, recompute: Recompute, total: int, sequence: int, v: Verdict) -> VllmFix | None:
+    """A shorter max_model_len, only when the KV budget is what falls short; never longer than asked and
+    never shorter than the request's own sequence (the request would not be served)."""
+    longest = v.blocks * f.block_size
+    if v.blocks < 1 or not sequence <= longest < f.max_model_len:
+        return None
+    if not _starts(replace(f, max_model_len=longest), recompute, total):
+        return None
+    return VllmFix(flag="max_model_len", value=str(longest),
+                   note=f"the longest sequence the KV budget holds (asked: {f.max_model_len:,})")
 
 
 def _more_gpus(spec: ModelSpec, f: VllmFlags, recompute: Recompute, total: int) -> VllmFix | None:
@@ -96,8 +125,7 @@ def _more_gpus(spec: ModelSpec, f: VllmFlags, recompute: Recompute, total: int) 
     for tp in range(f.tp + 1, min(heads, MAX_TP // f.pp) + 1):
         if not tp_allowed(spec.language_model, tp):
             continue
-        g = replace(f, tp=tp)
-        if verdict(g, recompute(g), total).starts:
+        if _starts(replace(f, tp=tp), recompute, total):
             return VllmFix(flag="tensor_parallel_size", value=str(tp),
                            note=f"{tp * f.pp} GPUs of this kind (gpu_count {tp * f.pp})")
     return None
@@ -105,12 +133,14 @@ def _more_gpus(spec: ModelSpec, f: VllmFlags, recompute: Recompute, total: int) 
 
 def fixes(spec: ModelSpec, f: VllmFlags, stages: list[Stage], total: int, sequence: int,
           recompute: Recompute) -> list[VllmFix]:
-    """Each single change that lets vLLM start, cheapest first."""
+    """Each single change that makes the verdict say it starts, smallest first (each one checked)."""
+    v = verdict(f, stages, total)
+    if v.starts:
+        return []
     found = [
-        _lower_utilization(f, total) if int(f.gpu_memory_utilization * total) > total - cuda_context(f)
-        else _utilization(f, stages, total),
+        _utilization(f, recompute, total, v),
         _fp8(f, recompute, total),
-        _max_model_len(f, stages, total, sequence),
+        _max_model_len(f, recompute, total, sequence, v),
         _more_gpus(spec, f, recompute, total),
     ]
     return [x for x in found if x is not None]

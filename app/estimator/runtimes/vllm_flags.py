@@ -10,7 +10,12 @@ from dataclasses import dataclass
 from app.estimator.errors import InvalidRequest, UnknownChoice
 from app.estimator.kv_cache import KV_TYPES, KvType
 from app.estimator.quantization import Format
-from app.estimator.runtimes.vllm_profiles import VllmProfile, batch_defaults, profile_for
+from app.estimator.runtimes.vllm_profiles import (
+    EXTENSIBLE_UTILIZATION,
+    VllmProfile,
+    batch_defaults,
+    profile_for,
+)
 from app.estimator.schema import VramRequest
 from app.estimator.spec import LanguageModel, ModelSpec
 
@@ -79,6 +84,8 @@ class VllmFlags:
     pp: int
     enforce_eager: bool
     method: str | None
+    graph_estimate: bool = False  # the CUDA-graph estimate is subtracted inside the budget
+    extensible: bool = False  # 0.34's extensible KV cache (sized after warmup)
 
 
 def tp_allowed(lm: LanguageModel, tp: int) -> bool:
@@ -118,6 +125,28 @@ def _compute_dtype(spec: ModelSpec, fmt: Format, req: VramRequest) -> str:
     return "bfloat16" if spec.dtype_slug == "fp32" else DTYPE_NAMES[spec.dtype_slug]
 
 
+def _switches(profile: VllmProfile, req: VramRequest) -> tuple[bool, bool, float]:
+    """(CUDA-graph estimate in the budget, extensible KV cache, gpu_memory_utilization) for this release."""
+    estimate = req.memory_profiler_estimate_cudagraphs
+    if estimate is None:
+        estimate = profile.graph_estimate_default
+    elif estimate and not profile.graph_estimate_switch:
+        raise InvalidRequest("memory_profiler_estimate_cudagraphs", f"VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS does "
+                             f"not exist in vLLM {profile.name}; allowed: unset or false (0.18-0.19 and later: "
+                             "true)")
+    extensible = req.enable_extensible_kv_cache
+    if extensible is None:
+        extensible = profile.extensible_kv_cache
+    elif extensible and not profile.extensible_kv_cache:
+        raise InvalidRequest("enable_extensible_kv_cache", f"the extensible KV cache does not exist in vLLM "
+                             f"{profile.name}; allowed: unset or false (0.34 and later: true)")
+    if "gpu_memory_utilization" in req.model_fields_set:
+        util = req.gpu_memory_utilization
+    else:  # vllm/config/cache.py: the release's default; 0.34 resolved_gpu_memory_utilization (:495)
+        util = EXTENSIBLE_UTILIZATION if extensible else profile.default_utilization
+    return estimate and not req.enforce_eager, extensible, util
+
+
 def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence: int,
             gpu_bytes: int | None, gpu_slug: str | None) -> VllmFlags:
     """Every vLLM flag with its default filled in for this model, format, length and GPU.
@@ -126,6 +155,7 @@ def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence
         InvalidRequest: a flag vLLM would refuse for this model (names the field and what it allows).
     """
     profile = profile_for(req.vllm_version)
+    graph_estimate, extensible, util = _switches(profile, req)
     dtype = _compute_dtype(spec, fmt, req)
     pp = req.pipeline_parallel_size
     tp = req.tensor_parallel_size or req.gpu_count // pp
@@ -139,9 +169,9 @@ def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence
     if req.kv_cache_dtype != "auto":
         kv_name = req.kv_cache_dtype
     return VllmFlags(
-        profile=profile, gpu_memory_utilization=req.gpu_memory_utilization, max_model_len=max_model_len,
+        profile=profile, gpu_memory_utilization=util, max_model_len=max_model_len,
         max_num_seqs=req.max_num_seqs or seqs, max_num_batched_tokens=req.max_num_batched_tokens or tokens,
         block_size=req.block_size, kv=KV_TYPES[kv.slug], kv_name=kv_name, dtype=dtype,
         compute_bytes=4 if dtype == "float32" else 2, tp=tp, pp=pp, enforce_eager=req.enforce_eager,
-        method=VLLM_METHODS[fmt.slug],
+        method=VLLM_METHODS[fmt.slug], graph_estimate=graph_estimate, extensible=extensible,
     )

@@ -20,6 +20,8 @@ from app.estimator.runtimes.vllm_profiles import (
     CUDA_CONTEXT_BYTES,
     NCCL_BYTES,
     by_size,
+    extensible_margin,
+    graph_estimate_bytes,
     graph_pool_bytes,
 )
 from app.estimator.spec import LanguageModel, ModelSpec
@@ -43,9 +45,27 @@ class Stage:
     activation: int
     non_torch: int
     block_bytes: int  # one KV block of block_size tokens over this stage's layers on one GPU
+    graph_estimate: int = 0  # CUDA-graph estimate inside the budget (0.20+; 0 when not applied)
+    graph_pool: int = 0  # the CUDA-graph pool once captured (0 with enforce_eager)
 
-    def budget(self, requested: int) -> int:
-        return requested - self.weights - self.activation - self.non_torch
+    def non_kv(self) -> int:
+        """Non-KV memory the estimate-based budget subtracts: weights, activation peak, non-torch, estimate."""
+        return self.weights + self.activation + self.non_torch + self.graph_estimate
+
+    def budget(self, requested: int, free: int | None = None) -> int:
+        """KV bytes: available_kv_cache_memory = requested - non-KV (gpu_worker.py determine_available_memory).
+
+        `free` (0.34's extensible KV cache): the memory free at start. The cache is then also capped by what
+        warmup leaves: min(requested - used, free - used - margin) - transient peak, where used = weights +
+        non-torch + the captured graph pool (extensible_kv_cache.py:592 measure_kv_cache_bytes); vLLM keeps
+        the smaller of that and the estimate-based capacity (kv_cache_planning.py:1864).
+        """
+        capacity = requested - self.non_kv()
+        if free is None:
+            return capacity
+        used = self.weights + self.non_torch + self.graph_pool
+        measured = min(requested - used, free - used - extensible_margin(self.activation)) - self.activation
+        return min(capacity, measured)
 
 
 def stage_layers(layers: int, pp: int) -> list[int]:
@@ -188,7 +208,9 @@ def stages(spec: ModelSpec, fmt: Format, f: VllmFlags) -> list[Stage]:
         weights, replicated = stage_weights(spec, fmt, f, lo, lo + n)
         activation = stage_activation(spec, f, first=i == 0, last=i == f.pp - 1)
         non_torch = f.profile.non_torch_bytes + by_size(NCCL_BYTES, f.tp)
-        out.append(Stage(i, n, weights, replicated, activation, non_torch, block_bytes(lm, f, n)))
+        estimate = graph_estimate_bytes(n) if f.graph_estimate else 0
+        pool = 0 if f.enforce_eager else estimate or graph_pool_bytes(n)
+        out.append(Stage(i, n, weights, replicated, activation, non_torch, block_bytes(lm, f, n), estimate, pool))
         lo += n
     return out
 
@@ -198,4 +220,5 @@ def cuda_context(f: VllmFlags) -> int:
 
 
 def graph_pool(f: VllmFlags, stage: Stage) -> int:
-    return 0 if f.enforce_eager else graph_pool_bytes(stage.layers)
+    """The CUDA-graph pool once captured: the estimate where one is inside the budget, else the 0.19 fit."""
+    return stage.graph_pool
