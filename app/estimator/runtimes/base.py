@@ -53,6 +53,10 @@ class RuntimeMemory:
     host: HostMemory | None = None  # llama.cpp (issue 9)
     llamacpp: LlamaCppReport | None = None  # llama.cpp (issue 9)
     vllm: VllmDetail | None = None  # vLLM's per-GPU startup figures (issue 10)
+    # --- per-layer cache model: recurrent state, apart from the KV cache (kv_cache holds KV only) ---
+    state: int = 0  # the whole batch
+    state_per_sequence: int = 0
+    state_rule: Any = None  # app.estimator.cache.StateRule the runtime stores states with
 
 
 @dataclass(frozen=True, slots=True)
