@@ -47,6 +47,7 @@ CASES: dict[str, str | None] = {
     "qwen3_5_moe": "qwen3.6-35b-a3b",
     "nemotron_h": "nemotron-3-nano-30b-a3b",
     "lfm2": None,  # Lfm2Config defaults: LiquidAI/LFM2-1.2B
+    "lfm2_vl": "lfm2.5-vl-1.6b",
 }
 
 

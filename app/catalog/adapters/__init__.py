@@ -48,4 +48,5 @@ ARCHITECTURES: dict[str, Architecture] = {a.model_type: a for a in [
     Architecture("qwen3_5_moe", hybrid.qwen3_5_moe, "Qwen3.5-MoE", "Qwen3_5MoeForConditionalGeneration"),
     Architecture("nemotron_h", hybrid.nemotron_h, "Nemotron-H", "NemotronHForCausalLM"),
     Architecture("lfm2", hybrid.lfm2, "LFM2", "Lfm2ForCausalLM"),
+    Architecture("lfm2_vl", hybrid.lfm2_vl, "LFM2-VL", "Lfm2VlForConditionalGeneration"),
 ]}

@@ -253,3 +253,51 @@ def lfm2(c: Cfg) -> Adapted:
     window(c, lm, [kinds[k] for k in raw])
     lm["dtype"] = dtype(c)
     return Adapted(lm, c.sources)
+
+
+def lfm2_vl(c: Cfg) -> Adapted:
+    """Lfm2VlForConditionalGeneration: the LFM2 decoder (text_config), a SigLIP2 NaFlex encoder and a 2-layer
+    projector on 2x2-downsampled patches (transformers models/lfm2_vl, models/siglip2).
+
+    SigLIP2 (Siglip2VisionTransformer): a linear patch embedding with bias, num_patches learned positions
+    (resized to the image's grid), LayerNorm blocks with biased q/k/v/out and a GELU fc1/fc2 MLP, a post
+    LayerNorm; no pooling head when vision_use_head is false. Images are tiled (tile_size, up to max_tiles
+    plus a thumbnail); the count here is one tile, whose embeddings are max_image_tokens.
+    """
+    text = c.sub("text_config")
+    out = lfm2(text)
+    out.lm["dtype"] = dtype(text, c)
+    v = c.sub("vision_config")
+    if v.data.get("vision_use_head"):
+        raise InvalidConfigValue(v.prefix + "vision_use_head", True, "false (the pooling head is not modelled)")
+    hidden = v.int("hidden", "hidden_size", default=768)
+    patch = v.int("patch_size", "patch_size", default=16)
+    factor = c.int("projector", "downsample_factor", default=2, high=64)
+    wide = hidden * factor * factor
+    mid = c.int("projector", "projector_hidden_size", default=2560)
+    bias = c.bool("projector", "projector_bias", True)
+    proj = [("linear_1.weight", (mid, wide), "linear"), ("linear_2.weight", (out.lm["hidden"], mid), "linear")]
+    if bias:
+        proj[1:1] = [("linear_1.bias", (mid,), "bias")]
+        proj.append(("linear_2.bias", (out.lm["hidden"],), "bias"))
+    if c.bool("projector", "projector_use_layernorm", True):
+        proj[:0] = [("layer_norm.weight", (wide,), "norm"), ("layer_norm.bias", (wide,), "norm")]
+    tile = c.int("image_size", "tile_size", default=512)
+    vs: dict[str, Any] = dict(
+        layers=v.int("layers", "num_hidden_layers", default=12, high=LIMITS["layers"]), hidden=hidden,
+        heads=v.int("heads", "num_attention_heads", default=12, high=hidden), mlp=v.int("mlp", "intermediate_size"),
+        mlp_kind="gelu", qkv_bias=True, linear_bias=True, norm="layernorm", image_size=tile, patch_size=patch,
+        in_channels=v.int("in_channels", "num_channels", default=3, high=16), temporal_patch=1, patch_bias=True,
+        cls_token=False, position_embeddings=v.int("position_embeddings", "num_patches", default=256),
+        extra_norms=1, projector=[TensorShape(name=n, shape=s, kind=k) for n, s, k in proj],
+        embeddings_per_image=c.int("embeddings_per_image", "max_image_tokens", default=256),
+        prompt_tokens_per_image=1,
+    )
+    v.note("image_size", "config.json tile_size: one tile (larger images are split into up to max_tiles tiles "
+                         "plus a thumbnail, each adding embeddings)")
+    v.note("qkv_bias", "transformers Siglip2Attention (q/k/v/out with bias)")
+    v.note("extra_norms", "transformers Siglip2VisionTransformer post_layernorm")
+    v.note("projector", "transformers Lfm2VlMultiModalProjector (linear_1, linear_2; layer_norm when "
+                        "projector_use_layernorm)")
+    v.note("embeddings_per_image", "config.json max_image_tokens (one tile)")
+    return Adapted(out.lm, out.lm_sources, vs, v.sources)

@@ -93,6 +93,8 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
         mem.state, mem.state_per_sequence = kv.state_gpu, kv.state_per_sequence
         notes.append(f"recurrent states (llama_memory_recurrent): {kv.rs_cells} cell(s) = max(1, n_seq_max), F32 r "
                      f"(conv_kernel - 1 inputs) and s states, {kv.state_per_sequence:,} bytes per sequence (exact)")
+        notes.append("compute buffer: not calibrated on a hybrid recurrent model (the fit covers attention-only "
+                     "architectures)")
     return mem
 
 

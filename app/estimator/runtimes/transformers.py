@@ -60,13 +60,12 @@ def prefill_kv_bytes(inp: RuntimeInput) -> int:
     return inp.batch * cache.kv_bytes(inp.spec.language_model, inp.kv, inp.sequence, windows=False)
 
 
-def state_rule(inp: RuntimeInput) -> cache.StateRule:
+def state_rule(compute: int) -> cache.StateRule:
     """transformers 5.25 cache_utils.LinearAttentionLayer: conv_states keep the last conv_kernel_size inputs in
     the compute dtype (update_conv_state); recurrent_states are the kernel's final state: float32 for Gated
     DeltaNet (models/qwen3_5/modeling_qwen3_5.py torch_chunk_gated_delta_rule runs in float32) and for Mamba2
     (models/nemotron_h/modeling_nemotron_h.py, A = -exp(A_log.float())); checked by the traces."""
-    e = compute_bytes(inp.fmt)
-    return cache.StateRule(conv_bytes=e, recurrent_bytes=4, ssm_bytes=4, conv_keeps_kernel=True,
+    return cache.StateRule(conv_bytes=compute, recurrent_bytes=4, ssm_bytes=4, conv_keeps_kernel=True,
                            source="transformers cache_utils.LinearAttentionLayer")
 
 
@@ -112,13 +111,15 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     if vision:
         notes.append(f"vision encoder runs over {spec.vision.encoder_tokens:,} tokens per image before prefill")
     mem = RuntimeMemory(inp.weights.total_bytes, kv, activations, overhead, inp.sequence, assumptions=notes)
-    mem.state_rule = rule = state_rule(inp)
+    mem.state_rule = rule = state_rule(e)
     if cache.has_state(lm):
         mem.state_per_sequence = cache.state_bytes_per_sequence(lm, rule)
         mem.state = inp.batch * mem.state_per_sequence
         notes.append(f"recurrent layers: conv state of conv_kernel inputs in {e}-byte elements, recurrent/SSM state "
                      f"in float32: {mem.state_per_sequence:,} bytes per sequence, whatever the context "
                      "(LinearAttentionLayer)")
+        notes.append("activations of the recurrent layers (Gated DeltaNet / Mamba2 / short-conv kernels) are not "
+                     "modelled yet: the activation figure follows the attention layers only")
     return mem
 
 
