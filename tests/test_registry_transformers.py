@@ -48,6 +48,7 @@ CASES: dict[str, str | None] = {
     "nemotron_h": "nemotron-3-nano-30b-a3b",
     "lfm2": None,  # Lfm2Config defaults: LiquidAI/LFM2-1.2B
     "lfm2_vl": "lfm2.5-vl-1.6b",
+    "granitemoehybrid": None,  # GraniteMoeHybridConfig defaults (no Granite 4.0-H config.json was found)
 }
 
 

@@ -49,4 +49,5 @@ ARCHITECTURES: dict[str, Architecture] = {a.model_type: a for a in [
     Architecture("nemotron_h", hybrid.nemotron_h, "Nemotron-H", "NemotronHForCausalLM"),
     Architecture("lfm2", hybrid.lfm2, "LFM2", "Lfm2ForCausalLM"),
     Architecture("lfm2_vl", hybrid.lfm2_vl, "LFM2-VL", "Lfm2VlForConditionalGeneration"),
+    Architecture("granitemoehybrid", hybrid.granitemoehybrid, "Granite 4.0-H", "GraniteMoeHybridForCausalLM"),
 ]}

@@ -301,3 +301,48 @@ def lfm2_vl(c: Cfg) -> Adapted:
                         "projector_use_layernorm)")
     v.note("embeddings_per_image", "config.json max_image_tokens (one tile)")
     return Adapted(out.lm, out.lm_sources, vs, v.sources)
+
+
+# transformers GraniteMoeHybridConfig layer_types (and their legacy spellings, remap_legacy_layer_types)
+GRANITE_LAYERS = {"mamba": "mamba2", "linear_attention": "mamba2", "attention": "full", "full_attention": "full"}
+
+
+def granitemoehybrid(c: Cfg) -> Adapted:
+    """GraniteMoeHybridForCausalLM (IBM Granite 4.0-H): Mamba2 or attention layers, each followed by routed
+    experts (fused gate_up, when num_local_experts > 0) and an always-on shared SwiGLU MLP
+    (shared_intermediate_size), two RMSNorms per layer (transformers models/granitemoehybrid)."""
+    c.with_class_defaults("GraniteMoeHybridConfig", {"num_key_value_heads": c.data.get("num_attention_heads", 32)})
+    lm = decoder(c, tied_default=False)
+    layers = lm["layers"]
+    raw = c.data.get("layer_types") or c.data.get("layers_block_type") or ["mamba"] * layers
+    if not isinstance(raw, list) or len(raw) != layers or any(k not in GRANITE_LAYERS for k in raw):
+        raise InvalidConfigValue(c.prefix + "layer_types", raw, f"{layers} entries of mamba / attention")
+    c.note("layer_types", f"config.json {c.prefix}layer_types (GraniteMoeHybridConfig: all mamba when absent)")
+    lm["qkv_bias"] = lm["output_bias"] = c.bool("qkv_bias", "attention_bias", False)
+    heads = c.int("mamba", "mamba_n_heads", default=128)
+    head_dim = c.int("mamba", "mamba_d_head", default=64)
+    expand = c.data.get("mamba_expand", 2)
+    if int(expand * lm["hidden"]) != heads * head_dim:
+        raise InvalidConfigValue(c.prefix + "mamba_expand", expand,
+                                 f"mamba_n_heads x mamba_d_head / hidden_size = {heads * head_dim / lm['hidden']}")
+    lm["mamba"] = Mamba2(heads=heads, head_dim=head_dim, state_size=c.int("mamba", "mamba_d_state", default=256),
+                         groups=c.int("mamba", "mamba_n_groups", default=1),
+                         conv_kernel=c.int("mamba", "mamba_d_conv", default=4, high=64),
+                         conv_bias=c.bool("mamba", "mamba_conv_bias", True),
+                         proj_bias=c.bool("mamba", "mamba_proj_bias", False))
+    c.note("mamba", f"config.json {c.prefix}mamba_* (GraniteMoeHybridConfig defaults where absent)")
+    _state_dtype(c, lm, "mamba_ssm_cache_dtype")
+    shared = c.int("ffn", "shared_intermediate_size", default=1024)
+    experts = c.int("moe", _experts_key(c, "num_local_experts", "num_experts"), default=8, low=0,
+                    high=LIMITS["experts"])
+    lm["ffn"] = shared
+    c.note("ffn", "config.json shared_intermediate_size (GraniteMoeHybridMLP: input_linear 2 x, output_linear)")
+    if experts:
+        lm["moe"] = MoE(experts=experts, experts_per_token=c.int("moe", "num_experts_per_tok", default=2,
+                                                                 high=LIMITS["experts"]),
+                        expert_ffn=c.int("moe", "intermediate_size"), shared_experts=1, shared_expert_ffn=shared)
+        c.note("moe", "config.json num_local_experts, num_experts_per_tok, intermediate_size (per expert), "
+                      "shared_intermediate_size (the shared MLP)")
+    window(c, lm, [GRANITE_LAYERS[k] for k in raw])
+    lm["dtype"] = dtype(c)
+    return Adapted(lm, c.sources)
