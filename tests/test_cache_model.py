@@ -134,3 +134,22 @@ def test_kv_geometry_k_eq_v_shared_and_chunked_layers():
     chunked = lm.model_copy(update={"layer_types": ("chunked",) * 6, "sliding_window_layers": 0,
                                     "attention_chunk_size": 8192, "kv_geometry": {}, "kv_shared_layers": 0})
     assert [x.positions(20000) for x in layer_caches(chunked)] == [8192] * 6
+
+
+def test_api_answers_kv_and_state_apart_and_refuses_bad_layer_types():
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    client = TestClient(create_app())
+    config = json.loads((CONFIGS / "qwen3.5-27b" / "config.json").read_text())
+    r = client.post("/api/vram", json={"config": config, "context": 8192, "batch": 2})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["cache"]["kv_bytes"] + body["cache"]["state_bytes"] == body["breakdown"]["kv_cache"]
+    assert body["total_bytes"] == sum(body["breakdown"].values())
+    assert body["cache"]["state_bytes"] == 2 * body["cache"]["state_bytes_per_sequence"] > 0
+    bad = json.loads(json.dumps(config))
+    bad["text_config"]["layer_types"][0] = "mamba"
+    r = client.post("/api/vram", json={"config": bad})
+    assert r.status_code == 422 and "layer_types" in r.text and "linear_attention / full_attention" in r.text

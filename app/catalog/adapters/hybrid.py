@@ -21,9 +21,12 @@ def _experts_key(c: Cfg, *keys: str) -> str:
     return next((k for k in keys if c.has(k)), keys[0])
 
 
-def _state_dtype(c: Cfg, lm: dict[str, Any], key: str) -> None:
+def _state_dtype(c: Cfg, lm: dict[str, Any], key: str, class_default: str | None = None) -> None:
     value = c.data.get(key)
     if value is None:
+        if class_default is not None:
+            lm["state_dtype"] = class_default
+            c.note("state_dtype", f"{key} absent: {class_default}, the transformers configuration class default")
         return
     if value not in ("float32", "bfloat16", "float16"):
         raise InvalidConfigValue(c.prefix + key, value, "float32, bfloat16 or float16")
@@ -196,7 +199,7 @@ def nemotron_h(c: Cfg) -> Adapted:
                                                                                          default=4, high=64),
                          conv_bias=c.bool("mamba", "use_conv_bias", True), proj_bias=c.bool("mamba", "use_bias", False))
     c.note("mamba", f"config.json {c.prefix}mamba_num_heads, mamba_head_dim, ssm_state_size, n_groups, conv_kernel")
-    _state_dtype(c, lm, "mamba_ssm_cache_dtype")
+    _state_dtype(c, lm, "mamba_ssm_cache_dtype", "float32")  # NemotronHConfig.mamba_ssm_cache_dtype
     if "moe" in lm["layer_ffn"]:
         latent = c.int("moe", "moe_latent_size") if c.has("moe_latent_size") else None
         shared = c.int("moe", "moe_shared_expert_intermediate_size", default=0, low=0)
