@@ -42,6 +42,13 @@ CASES: dict[str, str | None] = {
     "glm": None,  # GlmConfig defaults: GLM-4-9B-Chat (THUDM/glm-4-9b-chat-hf)
     "glm4": None,  # Glm4Config defaults: GLM-4-9B-0414
     "glm4v": None,  # Glm4vConfig defaults: GLM-4.1V-9B-Thinking
+    "qwen3_next": "qwen3-next-80b-a3b-instruct",
+    "qwen3_5": "qwen3.5-27b",
+    "qwen3_5_moe": "qwen3.6-35b-a3b",
+    "nemotron_h": "nemotron-3-nano-30b-a3b",
+    "lfm2": None,  # Lfm2Config defaults: LiquidAI/LFM2-1.2B
+    "lfm2_vl": "lfm2.5-vl-1.6b",
+    "granitemoehybrid": None,  # GraniteMoeHybridConfig defaults (no Granite 4.0-H config.json was found)
 }
 
 

@@ -30,7 +30,20 @@ def _part_notes(e: VramEstimate) -> dict[str, str]:
         kv += f" x {r.batch}"
     if d.kv_capacity_tokens is not None:
         kv += f"; holds {d.kv_capacity_tokens:,} tokens, {d.max_concurrency} sequences"
-    return {"weights": f"{weights}; {d.bits_per_weight} bits/weight", "kv_cache": kv}
+    state = f"{d.state_bytes_per_sequence:,} B/sequence x {r.batch}, independent of context"
+    return {"weights": f"{weights}; {d.bits_per_weight} bits/weight", "kv_cache": kv, "state": state}
+
+
+def _parts(e: VramEstimate) -> list[tuple[str, str, int]]:
+    """The breakdown's parts; a model with recurrent layers shows its KV cache and recurrent state apart."""
+    out = []
+    for key, label in PARTS:
+        n = getattr(e.breakdown, key)
+        if key == "kv_cache" and e.cache is not None and e.cache.state_bytes:
+            out += [(key, label, e.cache.kv_bytes), ("state", "Recurrent state", e.cache.state_bytes)]
+        else:
+            out.append((key, label, n))
+    return out
 
 
 def _title(e: VramEstimate) -> str:
@@ -51,8 +64,7 @@ def estimate(console: Console, e: VramEstimate) -> None:
     table.add_column("bytes", justify="right")
     table.add_column("detail", overflow="fold")
     notes = _part_notes(e)
-    for key, label in PARTS:
-        n = getattr(e.breakdown, key)
+    for key, label, n in _parts(e):
         table.add_row(label, gib(n), f"{n:,}", notes.get(key, ""))
     table.add_section()
     table.add_row("[bold]Total[/]", f"[bold]{gib(e.total_bytes)}[/]", f"{e.total_bytes:,}", "")

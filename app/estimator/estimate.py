@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.estimator import cache
+from app.estimator.cache_io import CacheLayer, CacheReport
 from app.estimator.commands import command_for
 from app.estimator.errors import OutOfRange, UnknownChoice
 from app.estimator.gpus import Gpu, fits
@@ -106,9 +108,9 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
                                         gpu_slug=c.gpu.slug if c.gpu else None,
                                         gguf_tensors=gguf.tensors if gguf else None,
                                         gguf_arch=gguf.arch if gguf else None))
-    breakdown = Breakdown(weights=mem.weights, kv_cache=mem.kv_cache, activations=mem.activations,
+    breakdown = Breakdown(weights=mem.weights, kv_cache=mem.kv_cache + mem.state, activations=mem.activations,
                           overhead=mem.overhead)
-    total = mem.weights + mem.kv_cache + mem.activations + mem.overhead
+    total = mem.weights + mem.kv_cache + mem.state + mem.activations + mem.overhead
     params = count_parameters(spec)
     lm = spec.language_model
     detail = Detail(
@@ -118,13 +120,13 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
         weights_host_bytes=mem.weights_host,
         bits_per_weight=round(weights.bits_per_weight, 4),
         kv_bytes_per_token=kv_bytes(lm, c.kv, 1), image_positions=positions, sequence_length=sequence,
+        state_bytes_per_sequence=mem.state_per_sequence, cache_layers=cache.describe(lm),
         kv_cache_tokens=mem.kv_cache_tokens, kv_capacity_tokens=mem.kv_capacity_tokens,
         max_concurrency=mem.max_concurrency,
     )
     assumptions = [
         f"weights: {c.fmt.label} ({c.fmt.source})",
-        f"KV cache {c.kv.label}: {detail.kv_bytes_per_token:,} bytes per position "
-        f"({lm.layers} layers x {lm.kv_heads} KV heads x {lm.head_dim} head dim x K and V)",
+        _kv_line(lm, c.kv, detail.kv_bytes_per_token),
         *mem.assumptions,
     ]
     resolved = ResolvedRequest(model=spec.slug, quantization=c.fmt.slug, context=req.context, batch=req.batch,
@@ -138,7 +140,31 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
         fits=fits(mem.required or total, mem.usable_fraction, gpus, req.gpu_count, req.gpu, mem.fit_on),
         host=mem.host, llamacpp=mem.llamacpp, vllm=mem.vllm,  # each runtime's own figures, or None
         command=command_for(resolved, spec, mem), runtime_versions=c.runtime.versions,
+        cache=cache_report(lm, c.kv, mem),
     )
+
+
+def cache_report(lm, kv: KvType, mem) -> CacheReport:
+    """KV and recurrent state apart, per layer, in the runtime's state rule."""
+    rule = mem.state_rule
+    layers = [CacheLayer(index=x.index, layer_type=x.layer_type, kind=x.kind,
+                         kv_bytes_per_token=x.kv_bytes_per_token(kv), span=x.span if x.rows else None, source=x.source,
+                         state_bytes_per_sequence=x.state_bytes(rule) if rule is not None else 0)
+              for x in cache.layer_caches(lm)]
+    return CacheReport(kv_bytes=mem.kv_cache, state_bytes=mem.state, kv_bytes_per_token=kv_bytes(lm, kv, 1),
+                       state_bytes_per_sequence=mem.state_per_sequence,
+                       state_rule=rule.source if rule is not None else "", layers=layers)
+
+
+def _kv_line(lm, kv: KvType, per_token: int) -> str:
+    """The KV assumption: uniform models as layers x heads x dim; per-layer models by layer kind."""
+    layers = cache.layer_caches(lm)
+    uniform = all(x.kind == "attention" for x in layers) and not lm.kv_geometry and lm.v_head_dim is None
+    if uniform or lm.mla is not None and all(x.kind == "mla" for x in layers):
+        return (f"KV cache {kv.label}: {per_token:,} bytes per position "
+                f"({lm.layers} layers x {lm.kv_heads} KV heads x {lm.head_dim} head dim x K and V)")
+    return (f"KV cache {kv.label}: {per_token:,} bytes per position over the layers that keep KV; layers: "
+            f"{cache.describe(lm)} (recurrent layers keep a fixed-size state per sequence, not KV)")
 
 
 def weights_report(spec: ModelSpec, quantization: str | None = None) -> WeightsReport:

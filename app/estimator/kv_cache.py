@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
+from app.estimator import cache
 from app.estimator.spec import LanguageModel, ModelSpec
 
 
@@ -44,27 +45,22 @@ KV_TYPES: dict[str, KvType] = {k.slug: k for k in [
 
 
 def kv_row_elements(lm: LanguageModel) -> int:
-    """Cached values per token per layer (K and V together, or the MLA latent)."""
+    """Cached values per token per layer (K and V together, or the MLA latent) of a uniform model; per-layer
+    geometry: app.estimator.cache."""
     if lm.mla is not None:
         return lm.mla.kv_lora_rank + lm.mla.qk_rope_head_dim
     return 2 * lm.kv_heads * lm.head_dim
 
 
 def kv_bytes(lm: LanguageModel, kv: KvType, tokens: int) -> int:
-    """KV bytes for `tokens` cached positions of one sequence (K and V rows quantized separately)."""
-    full = lm.layers - lm.sliding_window_layers
-    windowed = min(tokens, lm.sliding_window or tokens)
-    halves = 1 if lm.mla is not None else 2
-    row = kv.bytes_for(kv_row_elements(lm) // halves) * halves
-    return row * (full * tokens + lm.sliding_window_layers * windowed)
+    """KV bytes for `tokens` cached positions of one sequence, layer by layer (app.estimator.cache: K and V
+    rows quantized separately; sliding/chunked layers keep their window; shared and recurrent layers none)."""
+    return cache.kv_bytes(lm, kv, tokens)
 
 
 def layer_tokens(lm: LanguageModel, tokens: int) -> list[int]:
     """Positions each layer caches for a `tokens`-long sequence (the per-layer window pattern)."""
-    types = lm.layer_types or ("sliding",) * lm.sliding_window_layers + ("full",) * (
-        lm.layers - lm.sliding_window_layers)
-    window = min(tokens, lm.sliding_window or tokens)
-    return [window if t == "sliding" else tokens for t in types]
+    return [layer.positions(tokens) for layer in cache.layer_caches(lm)]
 
 
 def image_positions(spec: ModelSpec, images: int) -> int:

@@ -82,11 +82,12 @@ def _attention(lm: LanguageModel, i: int) -> list[Tensor]:
         extra += _norm(f"{p}.attn_k_norm", lm.head_dim, "rmsnorm", "language", i)
     if lm.attention_sinks:  # gpt-oss: one learned sink logit per query head
         extra.append(Tensor(f"{p}.attn_sinks.weight", (lm.heads,), "language", "norm", i))
+    q_out = 2 * q if lm.attn_output_gate else q  # Qwen3-Next / Qwen3.5: q_proj also yields the output gate
     if lm.fused_qkv:
         qkv = _linear(f"{p}.attn_qkv", q + 2 * kv, h, lm.qkv_bias, "language", i)
     else:
         qkv = [
-            *_linear(f"{p}.attn_q", q, h, lm.qkv_bias, "language", i),
+            *_linear(f"{p}.attn_q", q_out, h, lm.qkv_bias, "language", i),
             *_linear(f"{p}.attn_k", kv, h, lm.qkv_bias, "language", i),
             *_linear(f"{p}.attn_v", kv, h, lm.qkv_bias, "language", i),
         ]
@@ -105,22 +106,35 @@ def _dense_ffn(prefix: str, hidden: int, ffn: int, kind: str, fused: bool, bias:
     return [*gate, *_linear(up, ffn, hidden, bias, part, layer), *down]
 
 
+def layer_ffn(lm: LanguageModel, i: int) -> str:
+    """dense, moe or none: the spec's layer_ffn, else MoE after the first dense layers (dense without MoE)."""
+    if lm.layer_ffn is not None:
+        return lm.layer_ffn[i]
+    return "dense" if lm.moe is None or i < lm.moe.first_dense_layers else "moe"
+
+
 def _ffn(lm: LanguageModel, i: int) -> list[Tensor]:
     p = f"blk.{i}"
     moe = lm.moe
-    if moe is None or i < moe.first_dense_layers:
+    if moe is None or layer_ffn(lm, i) == "dense":
         return _dense_ffn(p, lm.hidden, lm.ffn, lm.ffn_kind, lm.fused_gate_up, lm.linear_bias, "language", i)
     e, f, h = moe.experts, moe.expert_ffn, lm.hidden
     tensors = [Tensor(f"{p}.ffn_gate_inp.weight", (e, h), "language", "router", i)]
     if moe.router_bias:
         tensors.append(Tensor(f"{p}.ffn_gate_inp.bias", (e,), "language", "bias", i))
-    for name, shape in (("gate", (e, f, h)), ("up", (e, f, h)), ("down", (e, h, f))):
+    d = moe.latent_size or h  # Nemotron 3 Super: experts run in a latent behind two projections
+    if moe.latent_size:
+        tensors += _linear(f"{p}.ffn_latent_in", d, h, lm.linear_bias, "language", i)
+        tensors += _linear(f"{p}.ffn_latent_out", h, d, lm.linear_bias, "language", i)
+    mats = (("gate", (e, f, d)), ("up", (e, f, d)), ("down", (e, d, f)))
+    for name, shape in mats if moe.gated else mats[1:]:
         tensors.append(Tensor(f"{p}.ffn_{name}_exps.weight", shape, "language", "linear", i))
         if moe.expert_bias:
             tensors.append(Tensor(f"{p}.ffn_{name}_exps.bias", shape[:2], "language", "bias", i))
     shared = moe.shared_expert_ffn or moe.shared_experts * f
     if shared:
-        tensors += _dense_ffn(p, h, shared, "swiglu", False, False, "language", i, "_shexp")
+        kind = "swiglu" if moe.gated else "gelu"
+        tensors += _dense_ffn(p, h, shared, kind, False, False, "language", i, "_shexp")
     if moe.shared_expert_gate:  # Qwen2-MoE: sigmoid(hidden -> 1) scales the shared expert
         tensors.append(Tensor(f"{p}.ffn_gate_inp_shexp.weight", (1, h), "language", "router", i))
     return tensors
@@ -132,13 +146,18 @@ def language_tensors(lm: LanguageModel) -> list[Tensor]:
     if lm.gguf_rope_freqs:
         tensors.append(Tensor("rope_freqs.weight", (lm.gguf_rope_freqs,), "language", "norm", gguf_only=True))
     extra_norms = ("post_attention_norm", "post_ffw_norm")[: lm.norms_per_layer - 2]
+    from app.estimator.params_mixers import MIXERS  # per-layer token mixers beside attention
+
+    types = lm.layer_types or ("full",) * lm.layers
     for i in range(lm.layers):
-        tensors += _norm(f"blk.{i}.attn_norm", lm.hidden, lm.norm, "language", i)
-        tensors += _attention(lm, i)
+        if types[i] != "none":  # a block without a token mixer (Nemotron-H MLP / MoE blocks) has no attn_norm
+            tensors += _norm(f"blk.{i}.attn_norm", lm.hidden, lm.norm, "language", i)
+            tensors += MIXERS[types[i]](lm, i) if types[i] in MIXERS else _attention(lm, i)
         for name in extra_norms:
             tensors += _norm(f"blk.{i}.{name}", lm.hidden, lm.norm, "language", i)
-        tensors += _norm(f"blk.{i}.ffn_norm", lm.hidden, lm.norm, "language", i)
-        tensors += _ffn(lm, i)
+        if layer_ffn(lm, i) != "none":
+            tensors += _norm(f"blk.{i}.ffn_norm", lm.hidden, lm.norm, "language", i)
+            tensors += _ffn(lm, i)
     tensors += _norm("output_norm", lm.hidden, lm.norm, "language", None)
     if not lm.tied_embeddings:
         tensors.append(Tensor("output.weight", (lm.vocab, lm.hidden), "language", "output"))
@@ -208,6 +227,9 @@ def count_active_parameters(spec: ModelSpec) -> int:
     moe = lm.moe
     if moe is None:
         return total
-    per_expert = 3 * lm.hidden * moe.expert_ffn + ((2 * moe.expert_ffn + lm.hidden) if moe.expert_bias else 0)
-    idle = (lm.layers - moe.first_dense_layers) * (moe.experts - moe.experts_per_token) * per_expert
+    mats = 3 if moe.gated else 2
+    d = moe.latent_size or lm.hidden
+    per_expert = mats * d * moe.expert_ffn + ((2 * moe.expert_ffn + d) if moe.expert_bias else 0)
+    moe_layers = sum(layer_ffn(lm, i) == "moe" for i in range(lm.layers))
+    idle = moe_layers * (moe.experts - moe.experts_per_token) * per_expert
     return total - idle

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from app.estimator.cache_io import CacheReport
+
 MAX_CONTEXT = 10_000_000
 MAX_BATCH = 4096
 MAX_IMAGES = 1024
@@ -242,7 +244,9 @@ class Breakdown(BaseModel):
     """Where the GPU memory goes, in bytes. The four keys always sum to `total_bytes`."""
 
     weights: int = Field(description="Model weights resident on the GPU(s).")
-    kv_cache: int = Field(description="Key/value cache for the whole batch.")
+    kv_cache: int = Field(description="Key/value cache for the whole batch, and the recurrent state of models "
+                                      "whose layers keep one (Gated DeltaNet, Mamba2, short conv): `cache` has the "
+                                      "two apart.")
     activations: int = Field(description="Peak temporary tensors of the forward pass (prefill).")
     overhead: int = Field(description="CUDA context, library workspaces and runtime buffers.")
 
@@ -261,6 +265,11 @@ class Detail(BaseModel):
     weights_host_bytes: int = Field(description="Weights the runtime keeps in host RAM (llama.cpp token_embd).")
     bits_per_weight: float = Field(description="Stored bits per weight over all stored tensors.")
     kv_bytes_per_token: int = Field(description="KV bytes per cached position, all layers, one sequence.")
+    # --- per-layer cache model ---
+    state_bytes_per_sequence: int = Field(
+        0, description="Recurrent-state bytes one sequence holds over all layers, whatever its length "
+                       "(0 without recurrent layers).")
+    cache_layers: str = Field("", description="Layers by cache kind (full/sliding attention, mla, gdn, mamba2, ...).")
     image_positions: int = Field(description="KV positions the images add beyond the text tokens.")
     sequence_length: int = Field(description="Positions per sequence: text tokens + image positions.")
     kv_cache_tokens: int = Field(description="Positions the runtime allocates per sequence (after padding).")
@@ -272,8 +281,9 @@ class Detail(BaseModel):
 class LlamaCppBuffer(BaseModel):
     """One buffer llama.cpp allocates and prints at load (llama_model_load / llama_context)."""
 
-    name: Literal["model", "kv", "compute", "output", "mmproj", "mmproj_compute"] = Field(
-        description="model (weights), kv (cache), compute (graph), output (logits), mmproj (projector).")
+    name: Literal["model", "kv", "rs", "compute", "output", "mmproj", "mmproj_compute"] = Field(
+        description="model (weights), kv (cache), rs (recurrent states of Mamba/GDN/short-conv layers), "
+                    "compute (graph), output (logits), mmproj (projector).")
     device: Literal["gpu", "host"] = Field(description="gpu (CUDA0 ...) or host (CPU, CPU_Mapped, CUDA_Host).")
     bytes: int
     basis: Literal["exact", "calibrated"] = Field(
@@ -288,6 +298,7 @@ class HostMemory(BaseModel):
     compute: int = Field(description="Host compute buffer (CUDA_Host, or CPU when nothing is offloaded).")
     output: int = Field(description="Output (logits) buffer, in pinned host memory.")
     total_bytes: int
+    state: int = Field(0, description="Recurrent states (RS buffer) of the layers not offloaded.")
 
 
 class LlamaCppReport(BaseModel):
@@ -480,6 +491,9 @@ class VramEstimate(BaseModel):
                                 "vllm serve, or transformers from_pretrained.")
     runtime_versions: str | None = Field(None, description="Runtime releases this estimate's model describes.")
     gguf_file: GgufFileReport | None = Field(None, description="POST /api/gguf: the uploaded file's header.")
+    # --- per-layer cache model ---
+    cache: CacheReport | None = Field(None, description="The cache per layer: KV (grows with tokens) and recurrent "
+                                                        "state (grows with sequences), apart.")
 
 
 class WeightGroup(BaseModel):

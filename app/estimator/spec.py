@@ -6,9 +6,9 @@ Every architecture section carries the source of its values (`source`), with per
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -34,6 +34,16 @@ class Sourced(BaseModel):
         return self.field_sources.get(field, self.source)
 
 
+def _drop_defaults(out: dict, model: BaseModel, names: tuple[str, ...]) -> dict:
+    """Leave out fields added after the catalog was written while they hold their defaults, so committed spec
+    JSON stays byte-identical (app.catalog.build --check)."""
+    fields = type(model).model_fields
+    for name in names:
+        if name in out and getattr(model, name) == fields[name].get_default(call_default_factory=True):
+            out.pop(name)
+    return out
+
+
 class MoE(BaseModel):
     """Mixture-of-experts FFN (DeepSeek/Mixtral style): routed experts plus optional shared ones."""
 
@@ -50,6 +60,16 @@ class MoE(BaseModel):
     shared_expert_gate: bool = Field(False, description="Sigmoid gate hidden -> 1 on the shared expert (Qwen2-MoE).")
     router_bias: bool = Field(False, description="The router linear carries a bias (gpt-oss).")
     expert_bias: bool = Field(False, description="Expert gate/up and down projections carry biases (gpt-oss).")
+    gated: bool = Field(True, description="Experts are gated (gate, up, down); False: up and down only "
+                                          "(Nemotron-H relu2 experts).")
+
+    latent_size: int | None = Field(None, ge=1, description="Routed experts work in a latent of this width, "
+                                                            "behind hidden -> latent -> hidden projections "
+                                                            "(Nemotron 3 Super moe_latent_size).")
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler):
+        return _drop_defaults(handler(self), self, ("gated", "latent_size"))
 
 
 class MLA(BaseModel):
@@ -62,6 +82,97 @@ class MLA(BaseModel):
     qk_nope_head_dim: int = Field(ge=1)
     qk_rope_head_dim: int = Field(ge=1, description="Decoupled rotary key size (cached, shared by heads).")
     v_head_dim: int = Field(ge=1)
+
+
+class KvGeometry(BaseModel):
+    """One layer type's attention KV geometry when it differs from the model's kv_heads x head_dim
+    (Gemma 4 full layers: num_global_key_value_heads x global_head_dim, K = V; MiMo's SWA layers)."""
+
+    model_config = _STRICT
+
+    kv_heads: int = Field(ge=1, description="KV heads of these layers.")
+    head_dim: int = Field(ge=1, description="Key head dim of these layers.")
+    v_head_dim: int | None = Field(None, ge=1, description="Value head dim when it differs from head_dim.")
+    k_eq_v: bool = Field(False, description="Keys double as values: one tensor stored, not two.")
+
+
+class Indexer(BaseModel):
+    """Sparse-attention indexer (DeepSeek V3.2 / GLM-5 DSA): a per-token key cache beside the KV/latent."""
+
+    model_config = _STRICT
+
+    heads: int = Field(ge=1, description="index_n_heads (query side; the cached key is one head).")
+    head_dim: int = Field(ge=1, description="index_head_dim: elements of the cached key per token.")
+    top_k: int = Field(ge=1, description="index_topk: positions selected (does not shrink the stored cache).")
+
+
+class LinearAttention(BaseModel):
+    """Gated DeltaNet layers (Qwen3-Next, Qwen3.5): a fixed-size recurrent state + a conv state per sequence."""
+
+    model_config = _STRICT
+
+    key_heads: int = Field(ge=1, description="linear_num_key_heads.")
+    value_heads: int = Field(ge=1, description="linear_num_value_heads.")
+    key_head_dim: int = Field(ge=1, description="linear_key_head_dim.")
+    value_head_dim: int = Field(ge=1, description="linear_value_head_dim.")
+    conv_kernel: int = Field(ge=1, description="linear_conv_kernel_dim (depthwise causal conv over q, k, v).")
+
+    @property
+    def conv_channels(self) -> int:
+        """Channels of the causal conv: q and k (key_heads x key_head_dim each) and v."""
+        return 2 * self.key_heads * self.key_head_dim + self.value_heads * self.value_head_dim
+
+    @property
+    def state_shape(self) -> tuple[int, int, int]:
+        """Recurrent state per sequence: [value_heads, key_head_dim, value_head_dim]."""
+        return (self.value_heads, self.key_head_dim, self.value_head_dim)
+
+
+class Mamba2(BaseModel):
+    """Mamba2 mixer layers (Nemotron-H, Granite 4.0-H): SSM state + conv state per sequence."""
+
+    model_config = _STRICT
+
+    heads: int = Field(ge=1, description="mamba_num_heads.")
+    head_dim: int = Field(ge=1, description="mamba_head_dim.")
+    state_size: int = Field(ge=1, description="ssm_state_size (d_state).")
+    groups: int = Field(ge=1, description="n_groups (B and C groups).")
+    conv_kernel: int = Field(ge=1, description="conv_kernel (d_conv).")
+    conv_bias: bool = Field(True, description="use_conv_bias.")
+    proj_bias: bool = Field(False, description="use_bias: in_proj and out_proj biases.")
+
+    @property
+    def inner(self) -> int:
+        return self.heads * self.head_dim
+
+    @property
+    def conv_channels(self) -> int:
+        """x, B and C go through the conv: inner + 2 x groups x state_size."""
+        return self.inner + 2 * self.groups * self.state_size
+
+    @property
+    def state_shape(self) -> tuple[int, int, int]:
+        """SSM state per sequence: [heads, head_dim, state_size]."""
+        return (self.heads, self.head_dim, self.state_size)
+
+
+class ShortConv(BaseModel):
+    """LFM2 short-convolution layers: a conv state of `hidden` channels per sequence, no KV."""
+
+    model_config = _STRICT
+
+    conv_kernel: int = Field(ge=1, description="conv_L_cache (kernel of the depthwise conv).")
+    bias: bool = Field(False, description="conv_bias: in_proj, conv and out_proj biases.")
+
+
+LayerType = Literal["full", "sliding", "chunked", "linear_attention", "mamba2", "short_conv", "none"]
+LAYER_TYPES: tuple[str, ...] = get_args(LayerType)
+FfnType = Literal["dense", "moe", "none"]
+
+
+# LanguageModel fields of the per-layer cache model (additive: older specs load and serialize unchanged)
+CACHE_MODEL_FIELDS = ("v_head_dim", "kv_geometry", "attention_chunk_size", "kv_shared_layers", "indexer",
+                      "linear_attention", "mamba", "short_conv", "state_dtype", "layer_ffn", "attn_output_gate")
 
 
 class LanguageModel(Sourced):
@@ -91,9 +202,10 @@ class LanguageModel(Sourced):
     mla: MLA | None = None
     dtype: Literal["bfloat16", "float16", "float32"] = Field(description="torch_dtype of the release.")
     # --- additive fields: their defaults keep older spec files valid unchanged ---
-    layer_types: tuple[Literal["full", "sliding"], ...] | None = Field(
-        None, description="Per-layer attention kind (config layer_types or the family's pattern); "
-                          "its 'sliding' count equals sliding_window_layers.")
+    layer_types: tuple[LayerType, ...] | None = Field(
+        None, description="Per-layer kind (config layer_types or the family's pattern): full / sliding / chunked "
+                          "attention, linear_attention (Gated DeltaNet), mamba2, short_conv, or none (a block "
+                          "without a token mixer); its 'sliding' count equals sliding_window_layers.")
     output_bias: bool | None = Field(
         None, description="Attention output projection bias when it differs from linear_bias (Llama attention_bias).")
     qk_norm: bool = Field(False, description="Per-head RMSNorm on queries and keys (q_norm/k_norm, head_dim wide).")
@@ -101,6 +213,27 @@ class LanguageModel(Sourced):
     stored_format: str | None = Field(
         None, description="Weight format slug the released checkpoint is stored in, when quantized "
                           "(from quantization_config); None: the dtype.")
+    # --- per-layer cache model: additive, defaults keep older specs unchanged ---
+    v_head_dim: int | None = Field(None, ge=1, description="Value head dim when it differs from head_dim.")
+    kv_geometry: dict[Literal["full", "sliding", "chunked"], KvGeometry] = Field(
+        default_factory=dict, description="KV geometry of one layer type when it differs from kv_heads x head_dim.")
+    attention_chunk_size: int | None = Field(None, ge=1, description="Positions a chunked-attention layer keeps.")
+    kv_shared_layers: int = Field(0, ge=0, description="Last layers that allocate no KV and read the cache of "
+                                                       "the last earlier layer of their type (num_kv_shared_layers).")
+    indexer: Indexer | None = Field(None, description="Sparse-attention indexer keys cached beside every "
+                                                      "attention / MLA layer.")
+    linear_attention: LinearAttention | None = Field(None, description="Geometry of linear_attention layers.")
+    mamba: Mamba2 | None = Field(None, description="Geometry of mamba2 layers.")
+    short_conv: ShortConv | None = Field(None, description="Geometry of short_conv layers.")
+    state_dtype: Literal["bfloat16", "float16", "float32"] | None = Field(
+        None, description="Recurrent/SSM state dtype the release asks for (mamba_ssm_dtype); None: the model dtype.")
+    layer_ffn: tuple[FfnType, ...] | None = Field(
+        None, description="Per-layer FFN (dense, moe, none) when it is not the model-wide rule (Nemotron-H).")
+    attn_output_gate: bool = Field(False, description="q_proj also yields a sigmoid output gate (Qwen3-Next).")
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler):
+        return _drop_defaults(handler(self), self, CACHE_MODEL_FIELDS)
 
     @model_validator(mode="after")
     def _consistent(self) -> LanguageModel:
@@ -115,6 +248,16 @@ class LanguageModel(Sourced):
                 raise ValueError("layer_types needs one entry per layer")
             if self.layer_types.count("sliding") != self.sliding_window_layers:
                 raise ValueError("layer_types' sliding count must equal sliding_window_layers")
+            needs = {"chunked": ("attention_chunk_size", self.attention_chunk_size),
+                     "linear_attention": ("linear_attention", self.linear_attention),
+                     "mamba2": ("mamba", self.mamba), "short_conv": ("short_conv", self.short_conv)}
+            for kind, (name, value) in needs.items():
+                if kind in self.layer_types and value is None:
+                    raise ValueError(f"layer_types names {kind} layers: {name} is required")
+        if self.layer_ffn is not None and len(self.layer_ffn) != self.layers:
+            raise ValueError("layer_ffn needs one entry per layer")
+        if self.kv_shared_layers >= self.layers:
+            raise ValueError("kv_shared_layers must leave at least one layer with its own cache")
         return self
 
 

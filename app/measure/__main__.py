@@ -116,6 +116,10 @@ def main(argv: list[str] | None = None) -> None:
 
         trace_main(argv[1:])
         return
+    if argv[:1] == ["cache-trace"]:  # per-layer cache model: KV and recurrent state per layer
+        from app.measure.cache_trace import main as cache_trace_main
+
+        raise SystemExit(cache_trace_main(argv[1:]))
     # --- end trace subcommand ---
     p = argparse.ArgumentParser(prog="python -m app.measure", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.catalog.adapters import dense, glm, moe, vision
+from app.catalog.adapters import dense, glm, hybrid, moe, vision
 from app.catalog.adapters.common import Adapted
 from app.catalog.config import Cfg
 
@@ -43,4 +43,11 @@ ARCHITECTURES: dict[str, Architecture] = {a.model_type: a for a in [
     Architecture("glm4", glm.glm4, "GLM-4-0414", "Glm4ForCausalLM"),
     Architecture("chatglm", glm.chatglm, "GLM-4", None),
     Architecture("glm4v", vision.glm4v, "GLM-4.1V", "Glm4vForConditionalGeneration"),
+    Architecture("qwen3_next", hybrid.qwen3_next, "Qwen3-Next", "Qwen3NextForCausalLM"),
+    Architecture("qwen3_5", hybrid.qwen3_5, "Qwen3.5", "Qwen3_5ForConditionalGeneration"),
+    Architecture("qwen3_5_moe", hybrid.qwen3_5_moe, "Qwen3.5-MoE", "Qwen3_5MoeForConditionalGeneration"),
+    Architecture("nemotron_h", hybrid.nemotron_h, "Nemotron-H", "NemotronHForCausalLM"),
+    Architecture("lfm2", hybrid.lfm2, "LFM2", "Lfm2ForCausalLM"),
+    Architecture("lfm2_vl", hybrid.lfm2_vl, "LFM2-VL", "Lfm2VlForConditionalGeneration"),
+    Architecture("granitemoehybrid", hybrid.granitemoehybrid, "Granite 4.0-H", "GraniteMoeHybridForCausalLM"),
 ]}

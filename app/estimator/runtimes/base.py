@@ -56,6 +56,10 @@ class RuntimeMemory:
     # the runtime's own start/fit decision on any GPU: (GPU memory of all GPUs, slug) -> (fits, headroom per
     # GPU). None: fits are `required` (or the total) against usable_fraction of the memory.
     fit_on: Callable[[int, str], tuple[bool, int]] | None = None
+    # --- per-layer cache model: recurrent state, apart from the KV cache (kv_cache holds KV only) ---
+    state: int = 0  # the whole batch
+    state_per_sequence: int = 0
+    state_rule: Any = None  # app.estimator.cache.StateRule the runtime stores states with
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from app.estimator.gguf.arch import ARCHS, SLUG_ARCH, GgufArch
 from app.estimator.runtimes.base import CUDA_CONTEXT_BYTES, MiB, Runtime, RuntimeInput, RuntimeMemory
 from app.estimator.runtimes.llamacpp_buffers import (
+    STATE_RULE,
     catalog_tensors,
     kv_cache,
     output_buffer,
@@ -58,7 +59,7 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     vision = vision_buffer(inp) if c.mmproj and inp.images else 0
     gpu_weights = w.gpu + (mmproj if c.mmproj else 0)
     host = HostMemory(weights=w.host, kv_cache=kv.host, compute=comp.host, output=out,
-                      total_bytes=w.host + kv.host + comp.host + out)
+                      total_bytes=w.host + kv.host + comp.host + out + kv.state_host, state=kv.state_host)
     buffers = [
         LlamaCppBuffer(name="model", device="gpu", bytes=w.gpu, basis="exact"),
         LlamaCppBuffer(name="model", device="host", bytes=w.host, basis="exact"),
@@ -68,6 +69,9 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
         LlamaCppBuffer(name="compute", device="host", bytes=comp.host, basis="calibrated"),
         LlamaCppBuffer(name="output", device="host", bytes=out, basis="exact"),
     ]
+    if kv.rs_cells:
+        buffers[4:4] = [LlamaCppBuffer(name="rs", device="gpu", bytes=kv.state_gpu, basis="exact"),
+                        LlamaCppBuffer(name="rs", device="host", bytes=kv.state_host, basis="exact")]
     if c.mmproj:
         buffers += [LlamaCppBuffer(name="mmproj", device="gpu", bytes=mmproj, basis="exact"),
                     LlamaCppBuffer(name="mmproj_compute", device="gpu", bytes=vision, basis="calibrated")]
@@ -82,8 +86,16 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
                      + ("loaded on the GPU" if c.mmproj else "not loaded (llama-server loads it only with "
                         "--mmproj, or by default with -hf)"))
     overhead = inp.gpu_count * CUDA_CONTEXT_BYTES if c.n_gpu_layers else 0
-    return RuntimeMemory(gpu_weights, kv.gpu, comp.gpu + vision, overhead, c.n_ctx_seq,
-                         weights_host=w.host, assumptions=notes, host=host, llamacpp=report)
+    mem = RuntimeMemory(gpu_weights, kv.gpu, comp.gpu + vision, overhead, c.n_ctx_seq,
+                        weights_host=w.host, assumptions=notes, host=host, llamacpp=report)
+    mem.state_rule = STATE_RULE
+    if kv.rs_cells:
+        mem.state, mem.state_per_sequence = kv.state_gpu, kv.state_per_sequence
+        notes.append(f"recurrent states (llama_memory_recurrent): {kv.rs_cells} cell(s) = max(1, n_seq_max), F32 r "
+                     f"(conv_kernel - 1 inputs) and s states, {kv.state_per_sequence:,} bytes per sequence (exact)")
+        notes.append("compute buffer: not calibrated on a hybrid recurrent model (the fit covers attention-only "
+                     "architectures)")
+    return mem
 
 
 RUNTIME = Runtime(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
+from app.estimator import cache
 from app.estimator.gguf import rules as gguf
 from app.estimator.gguf.arch import GgufArch, is_swa_layer
 from app.estimator.memo import per_spec
@@ -157,23 +158,57 @@ class KvSplit:
     v: int
     cells_full: int  # cells of a full-attention layer, all streams
     cells_swa: int  # cells of a sliding-window layer (0 without SWA)
+    # --- per-layer cache model: llama_memory_recurrent (r and s states), apart from the KV cache ---
+    state_gpu: int = 0
+    state_host: int = 0
+    rs_cells: int = 0  # recurrent-state cells: max(1, n_seq_max)
+    state_per_sequence: int = 0
+
+
+# llama.cpp src/llama-model.cpp create_memory: a recurrent / hybrid model's llama_memory_recurrent gets
+# recurrent_type_r = recurrent_type_s = GGML_TYPE_F32 and rs_size = max(1, n_seq_max) cells; per layer
+# r = n_embd_r() = (ssm_d_conv - 1) x conv channels (LFM2: n_embd x (n_shortconv_l_cache - 1)) and
+# s = n_embd_s() = ssm_d_state x ssm_d_inner (src/llama-hparams.cpp), i.e. kernel - 1 conv inputs in F32.
+STATE_RULE = cache.StateRule(conv_bytes=F32, recurrent_bytes=F32, ssm_bytes=F32, conv_keeps_kernel=False,
+                             source="llama.cpp llama_memory_recurrent (F32 r and s)")
+
+
+def _layer_kv(layer: cache.LayerCache, c: LlamaContext, lm: LanguageModel) -> tuple[int, int]:
+    """Bytes per cell of one layer's K and V tensors (K = V and MLA latents: one tensor, in type_k)."""
+    if layer.kind == "mla":  # unchanged from before the per-layer model: n_embd_k_gqa = n_embd_v_gqa
+        width = lm.kv_heads * lm.head_dim
+        return _row(c.type_k, width), _row(c.type_v, width)
+    k = sum(_row(c.type_k, r.elements) for r in layer.rows if r.name != "v")
+    v = sum(_row(c.type_v, r.elements) for r in layer.rows if r.name == "v")
+    return k, v
 
 
 def kv_cache(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> KvSplit:
-    """K and V of every layer, on the device of its layer (offload_kqv, the default)."""
-    width = lm.kv_heads * lm.head_dim
+    """K and V of every layer that owns a cache, on the device of its layer (offload_kqv, the default); the
+    recurrent layers' r/s states likewise (llama_memory_hybrid = KV cache + llama_memory_recurrent)."""
     windowed = swa_layers(lm, arch)
-    gpu = host = k_all = v_all = 0
-    for il in range(lm.layers):
+    gpu = host = k_all = v_all = state_gpu = state_host = 0
+    rs_cells = max(1, c.n_parallel)
+    for layer in cache.layer_caches(lm):
+        il = layer.index
+        on_gpu = c.layer_on_gpu(il, lm.layers)
+        if layer.states:
+            st = layer.state_bytes(STATE_RULE) * rs_cells
+            state_gpu, state_host = (state_gpu + st, state_host) if on_gpu else (state_gpu, state_host + st)
+        if not layer.rows:
+            continue
         cells = kv_cells(lm, c, il in windowed)
-        k, v = _row(c.type_k, width) * cells, _row(c.type_v, width) * cells
+        k_row, v_row = _layer_kv(layer, c, lm)
+        k, v = k_row * cells, v_row * cells
         k_all, v_all = k_all + k, v_all + v
-        if c.layer_on_gpu(il, lm.layers):
+        if on_gpu:
             gpu += k + v
         else:
             host += k + v
+    per_seq = cache.state_bytes_per_sequence(lm, STATE_RULE)
     return KvSplit(gpu, host, k_all, v_all, kv_cells(lm, c, False),
-                   kv_cells(lm, c, True) if windowed else 0)
+                   kv_cells(lm, c, True) if windowed else 0, state_gpu, state_host,
+                   rs_cells if per_seq else 0, per_seq)
 
 
 def output_buffer(lm: LanguageModel, c: LlamaContext) -> int:

@@ -9,7 +9,7 @@ yet measured on a GPU.
 
 from __future__ import annotations
 
-from app.estimator.kv_cache import kv_bytes
+from app.estimator import cache
 from app.estimator.quantization import Format
 from app.estimator.runtimes.activations import SDPA, HfCode, compute_bytes, hf_prefill_bytes, vision_pass_bytes
 from app.estimator.runtimes.base import CUDA_CONTEXT_BYTES, MiB, Runtime, RuntimeInput, RuntimeMemory
@@ -56,10 +56,17 @@ def hf_code(spec: ModelSpec) -> HfCode:
 def prefill_kv_bytes(inp: RuntimeInput) -> int:
     """DynamicCache after the prefill: a sliding-window layer keeps a view of the whole prompt's K/V
     (DynamicSlidingWindowLayer slices the concatenated tensor), so every layer holds the full length
-    until the first decode step."""
-    lm = inp.spec.language_model
-    full = lm.model_copy(update={"sliding_window_layers": 0})
-    return inp.batch * kv_bytes(full, inp.kv, inp.sequence)
+    until the first decode step. Shared and recurrent layers hold no K/V (app.estimator.cache)."""
+    return inp.batch * cache.kv_bytes(inp.spec.language_model, inp.kv, inp.sequence, windows=False)
+
+
+def state_rule(compute: int) -> cache.StateRule:
+    """transformers 5.25 cache_utils.LinearAttentionLayer: conv_states keep the last conv_kernel_size inputs in
+    the compute dtype (update_conv_state); recurrent_states are the kernel's final state: float32 for Gated
+    DeltaNet (models/qwen3_5/modeling_qwen3_5.py torch_chunk_gated_delta_rule runs in float32) and for Mamba2
+    (models/nemotron_h/modeling_nemotron_h.py, A = -exp(A_log.float())); checked by the traces."""
+    return cache.StateRule(conv_bytes=compute, recurrent_bytes=4, ssm_bytes=4, conv_keeps_kernel=True,
+                           source="transformers cache_utils.LinearAttentionLayer")
 
 
 def _gpu_lines(inp: RuntimeInput, slack: int) -> list[str]:
@@ -103,7 +110,17 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
                      "(DynamicSlidingWindowLayer)")
     if vision:
         notes.append(f"vision encoder runs over {spec.vision.encoder_tokens:,} tokens per image before prefill")
-    return RuntimeMemory(inp.weights.total_bytes, kv, activations, overhead, inp.sequence, assumptions=notes)
+    mem = RuntimeMemory(inp.weights.total_bytes, kv, activations, overhead, inp.sequence, assumptions=notes)
+    mem.state_rule = rule = state_rule(e)
+    if cache.has_state(lm):
+        mem.state_per_sequence = cache.state_bytes_per_sequence(lm, rule)
+        mem.state = inp.batch * mem.state_per_sequence
+        notes.append(f"recurrent layers: conv state of conv_kernel inputs in {e}-byte elements, recurrent/SSM state "
+                     f"in float32: {mem.state_per_sequence:,} bytes per sequence, whatever the context "
+                     "(LinearAttentionLayer)")
+        notes.append("activations of the recurrent layers (Gated DeltaNet / Mamba2 / short-conv kernels) are not "
+                     "modelled yet: the activation figure follows the attention layers only")
+    return mem
 
 
 def _default_kv(spec: ModelSpec, fmt: Format) -> str:

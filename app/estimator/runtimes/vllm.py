@@ -169,7 +169,7 @@ def _memory(inp: RuntimeInput, f: VllmFlags, stages: list[Stage], d: VllmDetail,
         activations=tp * sum(s.activation for s in stages),
         overhead=tp * sum(d.cuda_context_bytes + s.non_torch + vllm_memory.graph_pool(f, s) for s in stages),
         kv_cache_tokens=kv_blocks * f.block_size, usable_fraction=f.gpu_memory_utilization,
-        required=inp.gpu_count * max(_need(f, s, asked) for s in stages),
+        required=inp.gpu_count * max(_need(f, s, asked) + inp.batch * s.state_bytes for s in stages),
         kv_capacity_tokens=d.kv_tokens, max_concurrency=d.max_concurrency,
         assumptions=_notes(f, stages[0]), vllm=d, fit_on=_fit_on(inp),
     )
@@ -182,6 +182,18 @@ def _memory(inp: RuntimeInput, f: VllmFlags, stages: list[Stage], d: VllmDetail,
             f"--gpu-memory-utilization={d.equivalent_gpu_memory_utilization:.4f} without CUDA graph memory "
             f"profiling; to keep the KV cache of a release before 0.21, --gpu-memory-utilization="
             f"{d.suggested_gpu_memory_utilization:.4f} (gpu_worker.py, 0.21+)")
+    mem.state_rule = vllm_memory.state_rule(inp.spec.language_model, f)
+    per_seq = tp * sum(s.state_bytes for s in stages)
+    if per_seq:
+        mem.state, mem.state_per_sequence = inp.batch * per_seq, per_seq
+        if d.kv_blocks is not None:  # the pool fills the budget: the batch's states take their share of it
+            mem.state = min(mem.state, mem.kv_cache)
+            mem.kv_cache -= mem.state
+        mem.assumptions.append(
+            f"recurrent states: {per_seq:,} bytes per sequence (conv state in {f.dtype}, SSM/GDN state in the "
+            "config's mamba_ssm_dtype), for the batch's sequences; vLLM keeps them in pages of the same pool as the "
+            "KV blocks. Its page-size unification and grouping of hybrid models (kv_cache_planning.py) are not "
+            "modelled yet: KV blocks here count the attention layers' bytes only")
     longest = inp.spec.language_model.max_context
     if f.max_model_len > longest:
         mem.warnings.append(f"max_model_len {f.max_model_len:,} exceeds the model's max_position_embeddings "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.estimator.kv_cache import kv_row_elements
+from app.estimator import cache
 from app.estimator.params import Tensor, model_tensors
 from app.estimator.quantization import COMPUTE_BYTES, Format
 from app.estimator.runtimes.activations import vision_pass_bytes
@@ -47,6 +47,7 @@ class Stage:
     block_bytes: int  # one KV block of block_size tokens over this stage's layers on one GPU
     graph_estimate: int = 0  # CUDA-graph estimate inside the budget (0.20+; 0 when not applied)
     graph_pool: int = 0  # the CUDA-graph pool once captured (0 with enforce_eager)
+    state_bytes: int = 0  # recurrent state of one sequence over this stage's layers on one GPU
 
     def non_kv(self) -> int:
         """Non-KV memory the estimate-based budget subtracts: weights, activation peak, non-torch, estimate."""
@@ -193,13 +194,37 @@ def stage_activation(spec: ModelSpec, f: VllmFlags, first: bool, last: bool) -> 
     return peak + buffers + moe_workspace(lm, f)
 
 
-def block_bytes(lm: LanguageModel, f: VllmFlags, layers: int) -> int:
-    """One KV block on one GPU: block_size tokens x K and V rows of this GPU's KV heads x layers.
-    KV heads split across TP ranks (replicated when fewer than TP); an MLA latent is not split."""
-    row = kv_row_elements(lm)
-    if lm.mla is None:
-        row = 2 * max(1, lm.kv_heads // f.tp) * lm.head_dim
-    return f.kv.bytes_for(row) * f.block_size * layers
+def block_bytes(lm: LanguageModel, f: VllmFlags, layers: int, first: int = 0) -> int:
+    """One KV block on one GPU: block_size tokens x the rows of layers first .. first + layers - 1 that own KV
+    (app.estimator.cache: K and V of this GPU's KV heads, split across TP ranks and replicated when fewer than
+    TP; an MLA latent or indexer key is not split). Recurrent layers hold no KV (their state: `state_bytes`).
+    Page-size unification of hybrid models (vllm kv_cache_planning.py) is not modelled here."""
+    per_token = 0
+    for layer in cache.layer_caches(lm)[first:first + layers]:
+        for r in layer.rows:
+            split = r.name in ("k", "v", "kv")
+            per_token += f.kv.bytes_for(max(1, r.heads // f.tp) * r.head_dim if split else r.elements)
+    return max(1, per_token * f.block_size)
+
+
+def state_rule(lm: LanguageModel, f: VllmFlags) -> cache.StateRule:
+    """vLLM MambaStateDtypeCalculator: conv state in the model dtype (--mamba-cache-dtype auto), SSM / GDN
+    state in --mamba-ssm-cache-dtype, whose auto takes the config's mamba_ssm_dtype (Qwen3.5) or
+    mamba_ssm_cache_dtype (Nemotron-H) (vllm/model_executor/models/config.py), else the model dtype; conv
+    state shape (conv_kernel - 1, channels) (vllm/model_executor/layers/mamba/mamba_utils.py)."""
+    state = cache.state_dtype_bytes(lm, f.compute_bytes)
+    return cache.StateRule(conv_bytes=f.compute_bytes, recurrent_bytes=state, ssm_bytes=state,
+                           source="vLLM MambaStateDtypeCalculator")
+
+
+def state_bytes(lm: LanguageModel, f: VllmFlags, layers: int, first: int = 0) -> int:
+    """Recurrent state of one sequence on one GPU over this stage's layers (heads / channels split by TP)."""
+    rule = state_rule(lm, f)
+    total = 0
+    for layer in cache.layer_caches(lm)[first:first + layers]:
+        for st in layer.states:
+            total += rule.bytes(st) // f.tp if st.heads % f.tp == 0 else rule.bytes(st)
+    return total
 
 
 def stages(spec: ModelSpec, fmt: Format, f: VllmFlags) -> list[Stage]:
@@ -210,7 +235,8 @@ def stages(spec: ModelSpec, fmt: Format, f: VllmFlags) -> list[Stage]:
         non_torch = f.profile.non_torch_bytes + by_size(NCCL_BYTES, f.tp)
         estimate = graph_estimate_bytes(n) if f.graph_estimate else 0
         pool = 0 if f.enforce_eager else estimate or graph_pool_bytes(n)
-        out.append(Stage(i, n, weights, replicated, activation, non_torch, block_bytes(lm, f, n), estimate, pool))
+        out.append(Stage(i, n, weights, replicated, activation, non_torch, block_bytes(lm, f, n, lo), estimate, pool,
+                         state_bytes(lm, f, n, lo)))
         lo += n
     return out
 

@@ -1,0 +1,30 @@
+"""The answer's cache section: KV and recurrent state apart, layer by layer (app.estimator.cache)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class CacheLayer(BaseModel):
+    """What one decoder layer caches, as the chosen runtime stores it."""
+
+    index: int
+    layer_type: str = Field(description="The spec's layer_types entry (full, sliding, chunked, linear_attention, "
+                                        "mamba2, short_conv, none).")
+    kind: str = Field(description="Cache kind: attention, mla, shared, gdn, mamba2, short_conv, none.")
+    kv_bytes_per_token: int = Field(description="KV bytes one cached position adds in this layer (0: no KV).")
+    span: int | None = Field(None, description="Positions kept per sequence when windowed or chunked.")
+    source: int | None = Field(None, description="Shared KV: the layer whose cache this one reads.")
+    state_bytes_per_sequence: int = Field(description="Recurrent state of this layer for one sequence.")
+
+
+class CacheReport(BaseModel):
+    """KV cache and recurrent state as two separate terms; they add up to the breakdown's kv_cache."""
+
+    kv_bytes: int = Field(description="KV cache of the whole batch as the runtime allocates it.")
+    state_bytes: int = Field(description="Recurrent state of the whole batch (0 without recurrent layers).")
+    kv_bytes_per_token: int = Field(description="KV bytes per cached position, all layers, one sequence.")
+    state_bytes_per_sequence: int = Field(description="Recurrent state of one sequence, all layers, whatever "
+                                                      "its length.")
+    state_rule: str = Field("", description="How the runtime stores states (dtypes, conv length), and its source.")
+    layers: list[CacheLayer]
