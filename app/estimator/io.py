@@ -53,6 +53,10 @@ class VramRequest(BaseModel):
     context: int = Field(1024, ge=1, le=MAX_CONTEXT, description="Text tokens per sequence (prompt + output).")
     batch: int = Field(1, ge=1, le=MAX_BATCH, description="Sequences processed together.")
     images: int = Field(0, ge=0, le=MAX_IMAGES, description="Images per sequence (vision models only).")
+    image_size: str | None = Field(
+        None, description="WIDTHxHEIGHT of each image in pixels, e.g. 1024x768, for vision towers whose image "
+                          "tokens depend on the image size (Qwen-VL, Pixtral); default: the model's stated default.",
+        examples=["1024x768"])
     kv_cache: str | None = Field(None, description="KV-cache element type; default: the runtime's default.")
     runtime: str | None = Field(
         None, description="transformers, llama.cpp or vllm; default: llama.cpp for GGUF, else transformers.")
@@ -228,6 +232,8 @@ class ResolvedRequest(BaseModel):
     # --- calculator page (issues 9, 12): llama.cpp's --mmproj as resolved ---
     mmproj: bool | None = Field(None, description="llama.cpp with a vision model: whether the projector file is "
                                 "loaded (--mmproj; default: images > 0); null for other runtimes and text models.")
+    image_size: str | None = Field(None, description="WIDTHxHEIGHT the image tokens were computed for "
+                                   "(dynamic-resolution vision towers only).")
 
 
 class Breakdown(BaseModel):

@@ -101,6 +101,12 @@ class LanguageModel(Sourced):
     stored_format: str | None = Field(
         None, description="Weight format slug the released checkpoint is stored in, when quantized "
                           "(from quantization_config); None: the dtype.")
+    # --- 2026 families: additive, defaults keep older specs unchanged ---
+    qk_norm_full: bool = Field(
+        False, description="q_norm/k_norm span all heads (heads x head_dim and kv_heads x head_dim wide: OLMo 3, "
+                           "MiniMax-M2) instead of one head_dim.")
+    generic: str | None = Field(
+        None, description="Set when no adapter checked this architecture: what the generic reader assumed.")
 
     @model_validator(mode="after")
     def _consistent(self) -> LanguageModel:
@@ -153,10 +159,27 @@ class VisionTower(Sourced):
         ge=0, description="Placeholder tokens in the text that the image embeddings replace."
     )
     max_images: int | None = Field(None, ge=1, description="Images one prompt may carry (None: context-bound).")
+    # --- dynamic resolution (Qwen-VL, Pixtral): additive, defaults keep fixed-size towers unchanged ---
+    resize: Literal["qwen2_vl", "pixtral"] | None = Field(
+        None, description="The processor's resize rule when image tokens depend on the image size: qwen2_vl "
+                          "(smart_resize to multiples of patch x merge within min/max pixels), pixtral (longest "
+                          "edge, then [IMG_BREAK] per row and [IMG_END]).")
+    merge_size: int = Field(1, ge=1, description="Patches merged per side into one embedding (spatial_merge_size).")
+    min_pixels: int | None = Field(None, ge=1, description="qwen2_vl: the processor's size.shortest_edge.")
+    max_pixels: int | None = Field(None, ge=1, description="qwen2_vl: the processor's size.longest_edge.")
+    longest_edge: int | None = Field(None, ge=1, description="pixtral: the processor's size.longest_edge.")
+    default_image: tuple[int, int] | None = Field(
+        None, description="(width, height) used when a request names no image_size.")
+    image: tuple[int, int] | None = Field(
+        None, description="(width, height) the embeddings_per_image and patches_per_image were computed for.")
+    patches_per_image: int | None = Field(
+        None, ge=1, description="ViT patches of one image at `image` (dynamic resolution).")
 
     @property
     def encoder_tokens(self) -> int:
         """Tokens the ViT attends over for one image (patches plus CLS)."""
+        if self.patches_per_image is not None:
+            return self.patches_per_image + int(self.cls_token)
         side = self.image_size // self.patch_size
         return side * side + int(self.cls_token)
 

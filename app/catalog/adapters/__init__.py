@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.catalog.adapters import dense, glm, moe, vision
+from app.catalog.adapters import dense, glm, moe, vision, vision_dynamic
 from app.catalog.adapters.common import Adapted
 from app.catalog.config import Cfg
 
@@ -43,4 +43,15 @@ ARCHITECTURES: dict[str, Architecture] = {a.model_type: a for a in [
     Architecture("glm4", glm.glm4, "GLM-4-0414", "Glm4ForCausalLM"),
     Architecture("chatglm", glm.chatglm, "GLM-4", None),
     Architecture("glm4v", vision.glm4v, "GLM-4.1V", "Glm4vForConditionalGeneration"),
+    # 2026 families (architectures-2026.md) that need no new cache kind
+    Architecture("olmo3", dense.olmo3, "OLMo 3", "Olmo3ForCausalLM"),
+    Architecture("glm4_moe", moe.glm4_moe, "GLM-4.5", "Glm4MoeForCausalLM"),
+    Architecture("ernie4_5_moe", moe.ernie4_5_moe, "ERNIE 4.5", "Ernie4_5_MoeForCausalLM"),
+    Architecture("minimax_m2", moe.minimax_m2, "MiniMax-M2", "MiniMaxM2ForCausalLM"),
+    Architecture("kimi_k2", moe.kimi_k2, "Kimi K2", None),  # remote code; DeepseekV3ForCausalLM's layout
+    Architecture("mistral3", vision_dynamic.mistral3, "Mistral 3", "Mistral3ForConditionalGeneration"),
+    Architecture("ministral3", vision_dynamic.ministral3, "Ministral 3", None),  # text or multimodal: see tests
+    Architecture("qwen2_5_vl", vision_dynamic.qwen2_5_vl, "Qwen2.5-VL", "Qwen2_5_VLForConditionalGeneration"),
+    Architecture("qwen3_vl", vision_dynamic.qwen3_vl, "Qwen3-VL", "Qwen3VLForConditionalGeneration"),
+    Architecture("qwen3_vl_moe", vision_dynamic.qwen3_vl_moe, "Qwen3-VL-MoE", "Qwen3VLMoeForConditionalGeneration"),
 ]}

@@ -1,0 +1,113 @@
+"""Image tokens of dynamic-resolution vision towers, from the image size a request gives.
+
+The rules mirror the transformers 5.25 processors (pure arithmetic, no transformers import):
+- qwen2_vl (Qwen2-VL, Qwen2.5-VL, Qwen3-VL): models/qwen2_vl/image_processing_qwen2_vl.py `smart_resize` rounds
+  height and width to multiples of patch_size x merge_size inside [min_pixels, max_pixels]; the ViT sees
+  (h / patch) x (w / patch) patches of one frame (a still image is repeated to temporal_patch_size frames,
+  grid_t = 1), and the processor expands <|image_pad|> to patches / merge_size^2 tokens.
+- pixtral (Mistral Small 3.x, Magistral, Devstral, Ministral 3): models/pixtral/image_processing_pixtral.py
+  `get_resize_output_image_size` scales the longest edge down to size.longest_edge (floor) and rounds each
+  side up to a multiple of patch_size x spatial_merge_size; models/pixtral/processing_pixtral.py then writes
+  one [IMG] per merged patch plus an [IMG_BREAK] after each row, the last replaced by [IMG_END].
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from app.estimator.errors import InvalidRequest
+from app.estimator.memo import per_spec
+from app.estimator.spec import ModelSpec, VisionTower
+
+MAX_SIDE = 1 << 15  # pixels per side a request may name (far above any camera: 32768)
+MAX_ASPECT = 200  # smart_resize raises ValueError above an aspect ratio of 200
+_SIZE = re.compile(r"^\s*(\d{1,6})\s*[xX×]\s*(\d{1,6})\s*$")
+
+
+def parse_image_size(value: str | None, field: str = "image_size") -> tuple[int, int] | None:
+    """'WIDTHxHEIGHT' -> (width, height); a 422 naming `field` for anything else."""
+    if value is None:
+        return None
+    match = _SIZE.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise InvalidRequest(field, f"{field}={str(value)[:40]!r} is not allowed; allowed: WIDTHxHEIGHT in pixels, "
+                                    f"e.g. 1024x768, each side 1 to {MAX_SIDE}")
+    width, height = int(match[1]), int(match[2])
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        raise InvalidRequest(field, f"{field}={value!r} is not allowed; allowed: each side 1 to {MAX_SIDE} pixels")
+    if max(width, height) / min(width, height) > MAX_ASPECT:
+        raise InvalidRequest(field, f"{field}={value!r} is not allowed; allowed: an aspect ratio up to {MAX_ASPECT} "
+                                    "(the Qwen-VL processor's smart_resize refuses more)")
+    return width, height
+
+
+def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """transformers models/qwen2_vl/image_processing_qwen2_vl.py smart_resize (5.25), line for line."""
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def pixtral_resize(height: int, width: int, longest_edge: int, patch: int) -> tuple[int, int]:
+    """transformers models/pixtral/image_processing_pixtral.py get_resize_output_image_size (5.25)."""
+    ratio = max(height / longest_edge, width / longest_edge)
+    if ratio > 1:
+        height, width = int(math.floor(height / ratio)), int(math.floor(width / ratio))
+    return ((height - 1) // patch + 1) * patch, ((width - 1) // patch + 1) * patch
+
+
+def image_grid(v: VisionTower, width: int, height: int) -> tuple[int, int, tuple[int, int]]:
+    """(ViT patches, prompt tokens, resized (width, height)) of one image of width x height."""
+    unit = v.patch_size * v.merge_size
+    if v.resize == "qwen2_vl":
+        assert v.min_pixels is not None and v.max_pixels is not None
+        h, w = smart_resize(height, width, unit, v.min_pixels, v.max_pixels)
+        patches = (h // v.patch_size) * (w // v.patch_size)
+        return patches, patches // (v.merge_size * v.merge_size), (w, h)
+    if v.resize == "pixtral":
+        assert v.longest_edge is not None
+        h, w = pixtral_resize(height, width, v.longest_edge, unit)
+        rows, cols = h // unit, w // unit
+        return (h // v.patch_size) * (w // v.patch_size), rows * (cols + 1), (w, h)
+    raise ValueError(f"no resize rule {v.resize!r}")
+
+
+@per_spec
+def sized(spec: ModelSpec, width: int, height: int) -> ModelSpec:
+    """`spec` with its dynamic-resolution tower's tokens computed for images of width x height."""
+    v = spec.vision
+    assert v is not None and v.resize is not None
+    patches, tokens, _ = image_grid(v, width, height)
+    vision = v.model_copy(update={"embeddings_per_image": tokens, "patches_per_image": patches,
+                                  "image": (width, height)})
+    return spec.model_copy(update={"vision": vision})
+
+
+def for_request(spec: ModelSpec, image_size: str | None) -> ModelSpec:
+    """The spec whose image tokens follow the request's image_size (or the tower's default_image)."""
+    asked = parse_image_size(image_size)
+    v = spec.vision
+    if v is None or v.resize is None:
+        return spec
+    width, height = asked or v.default_image or (v.image_size, v.image_size)
+    return sized(spec, width, height)
+
+
+def describe(v: VisionTower, asked: str | None) -> str:
+    """One line for the answer's assumptions: the image size, its resize, and the tokens it costs."""
+    assert v.image is not None
+    width, height = v.image
+    _, tokens, (w, h) = image_grid(v, width, height)
+    default = "" if asked else " (the default; set image_size=WIDTHxHEIGHT)"
+    rule = ("smart_resize" if v.resize == "qwen2_vl" else "longest-edge resize")
+    return (f"images: {width}x{height}{default} -> {rule} to {w}x{h} -> {v.patches_per_image:,} patches of "
+            f"{v.patch_size} px, {tokens:,} prompt tokens per image (transformers {v.resize} processor rules)")
