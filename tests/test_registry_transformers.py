@@ -42,6 +42,14 @@ CASES: dict[str, str | None] = {
     "glm": None,  # GlmConfig defaults: GLM-4-9B-Chat (THUDM/glm-4-9b-chat-hf)
     "glm4": None,  # Glm4Config defaults: GLM-4-9B-0414
     "glm4v": None,  # Glm4vConfig defaults: GLM-4.1V-9B-Thinking
+    "olmo3": "olmo-3.1-32b-instruct",
+    "glm4_moe": "glm-4.5-air",
+    "ernie4_5_moe": "ernie-4.5-21b-a3b-thinking",
+    "minimax_m2": "minimax-m2.5",
+    "mistral3": "devstral-small-2-24b-instruct-2512",
+    "qwen2_5_vl": "qwen2.5-vl-7b-instruct",
+    "qwen3_vl": "qwen3-vl-8b-instruct",
+    "qwen3_vl_moe": "qwen3-vl-30b-a3b-instruct",
 }
 
 

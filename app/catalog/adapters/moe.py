@@ -182,7 +182,6 @@ def glm4_moe(c: Cfg) -> Adapted:
     weights. The router's e_score_correction_bias is a buffer. The MTP layer(s) num_nextn_predict_layers
     are in the checkpoint but transformers' Glm4MoeForCausalLM does not build them: not counted, as there.
     """
-    c.with_class_defaults("Glm4MoeConfig", {"head_dim": 128})
     lm = decoder(c, tied_default=False)
     lm["qkv_bias"] = c.bool("qkv_bias", "attention_bias", False)
     lm["output_bias"] = False
