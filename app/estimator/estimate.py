@@ -141,8 +141,7 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
     resolved = ResolvedRequest(model=spec.slug, quantization=c.fmt.slug, context=req.context, batch=req.batch,
                                images=req.images, kv_cache=c.kv.slug, runtime=c.runtime.slug,
                                flash_attention=req.flash_attention, gpu=req.gpu, gpu_count=req.gpu_count,
-                               mmproj=_mmproj(spec, req, c.runtime.slug),  # calculator page (issues 9, 12)
-                               image_size=f"{v.image[0]}x{v.image[1]}" if v is not None and v.image else None)
+                               mmproj=_mmproj(spec, req, c.runtime.slug))  # calculator page (issues 9, 12)
     return VramEstimate(
         request=resolved, model_name=spec.name, quantization_label=c.fmt.label, runtime_label=c.runtime.label,
         breakdown=breakdown, total_bytes=total, detail=detail, assumptions=assumptions,

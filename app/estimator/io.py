@@ -232,8 +232,6 @@ class ResolvedRequest(BaseModel):
     # --- calculator page (issues 9, 12): llama.cpp's --mmproj as resolved ---
     mmproj: bool | None = Field(None, description="llama.cpp with a vision model: whether the projector file is "
                                 "loaded (--mmproj; default: images > 0); null for other runtimes and text models.")
-    image_size: str | None = Field(None, description="WIDTHxHEIGHT the image tokens were computed for "
-                                   "(dynamic-resolution vision towers only).")
 
 
 class Breakdown(BaseModel):
