@@ -129,6 +129,20 @@ def _transformers_functions(path: Path, names: set[str], namespace: dict) -> dic
     return namespace
 
 
+def _class_defaults(path: Path, name: str) -> dict:
+    """Arithmetic class attributes (size = {...}, patch_size = 14) of a class in a transformers source file."""
+    cls = next(n for n in ast.parse(path.read_text()).body if isinstance(n, ast.ClassDef) and n.name == name)
+    out = {}
+    for node in cls.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = eval(compile(ast.Expression(node.value), str(path), "eval"),  # noqa: S307
+                                               {"__builtins__": {}})
+            except NameError:
+                continue
+    return out
+
+
 @pytest.mark.parametrize("slug", ["qwen2.5-vl-7b-instruct", "qwen3-vl-8b-instruct"])
 @pytest.mark.parametrize(("width", "height"), SIZES)
 def test_qwen_image_tokens_equal_transformers_processor(slug: str, width: int, height: int):
@@ -141,6 +155,22 @@ def test_qwen_image_tokens_equal_transformers_processor(slug: str, width: int, h
     patches, tokens, _ = image_grid(v, width, height)
     assert patches == grid_h * grid_w
     assert tokens == grid_h * grid_w // v.merge_size ** 2  # Qwen2VLProcessor: image_grid_thw.prod() // merge**2
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_glm4v_image_tokens_equal_transformers_processor(width: int, height: int):
+    ns = _transformers_functions(MODELS / "glm4v" / "image_processing_glm4v.py", {"smart_resize"}, {"math": math})
+    v = spec_from_config(transformers.Glm4vConfig().to_dict()).vision
+    defaults = _class_defaults(MODELS / "glm4v" / "image_processing_glm4v.py", "Glm4vImageProcessor")
+    assert (v.min_pixels, v.max_pixels) == (defaults["size"]["shortest_edge"], defaults["size"]["longest_edge"])
+    assert (v.patch_size, v.merge_size, v.temporal_patch) == (defaults["patch_size"], defaults["merge_size"],
+                                                               defaults["temporal_patch_size"])
+    t = v.temporal_patch  # Glm4vImageProcessor.resize: num_frames = temporal_factor = temporal_patch_size
+    h, w = ns["smart_resize"](num_frames=t, height=height, width=width, temporal_factor=t,
+                              factor=v.patch_size * v.merge_size, min_pixels=v.min_pixels, max_pixels=v.max_pixels)
+    patches, tokens, _ = image_grid(v, width, height)
+    assert patches == (h // v.patch_size) * (w // v.patch_size)
+    assert tokens == patches // v.merge_size ** 2  # Glm4vProcessor: image_grid_thw.prod() // merge_length
 
 
 @pytest.mark.parametrize(("width", "height"), SIZES)

@@ -5,6 +5,9 @@ The rules mirror the transformers 5.25 processors (pure arithmetic, no transform
   height and width to multiples of patch_size x merge_size inside [min_pixels, max_pixels]; the ViT sees
   (h / patch) x (w / patch) patches of one frame (a still image is repeated to temporal_patch_size frames,
   grid_t = 1), and the processor expands <|image_pad|> to patches / merge_size^2 tokens.
+- glm4v (GLM-4.1V): models/glm4v/image_processing_glm4v.py `smart_resize` with num_frames = temporal_factor =
+  temporal_patch_size (a still image is two frames), sides first scaled up to at least one factor; tokens as
+  qwen2_vl (Glm4vProcessor: image_grid_thw.prod() // merge_size^2).
 - pixtral (Mistral Small 3.x, Magistral, Devstral, Ministral 3): models/pixtral/image_processing_pixtral.py
   `get_resize_output_image_size` scales the longest edge down to size.longest_edge (floor) and rounds each
   side up to a multiple of patch_size x spatial_merge_size; models/pixtral/processing_pixtral.py then writes
@@ -57,6 +60,27 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
     return h_bar, w_bar
 
 
+def glm4v_smart_resize(num_frames: int, height: int, width: int, temporal_factor: int, factor: int,
+                       min_pixels: int, max_pixels: int) -> tuple[int, int]:
+    """transformers models/glm4v/image_processing_glm4v.py smart_resize (5.25), line for line."""
+    if height < factor or width < factor:
+        scale = max(factor / height, factor / width)
+        height = int(height * scale)
+        width = int(width * scale)
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
+    t_bar = round(num_frames / temporal_factor) * temporal_factor
+    if t_bar * h_bar * w_bar > max_pixels:
+        beta = math.sqrt((num_frames * height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif t_bar * h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (num_frames * height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
 def pixtral_resize(height: int, width: int, longest_edge: int, patch: int) -> tuple[int, int]:
     """transformers models/pixtral/image_processing_pixtral.py get_resize_output_image_size (5.25)."""
     ratio = max(height / longest_edge, width / longest_edge)
@@ -68,9 +92,13 @@ def pixtral_resize(height: int, width: int, longest_edge: int, patch: int) -> tu
 def image_grid(v: VisionTower, width: int, height: int) -> tuple[int, int, tuple[int, int]]:
     """(ViT patches, prompt tokens, resized (width, height)) of one image of width x height."""
     unit = v.patch_size * v.merge_size
-    if v.resize == "qwen2_vl":
+    if v.resize in ("qwen2_vl", "glm4v"):
         assert v.min_pixels is not None and v.max_pixels is not None
-        h, w = smart_resize(height, width, unit, v.min_pixels, v.max_pixels)
+        if v.resize == "qwen2_vl":
+            h, w = smart_resize(height, width, unit, v.min_pixels, v.max_pixels)
+        else:
+            t = v.temporal_patch
+            h, w = glm4v_smart_resize(t, height, width, t, unit, v.min_pixels, v.max_pixels)
         patches = (h // v.patch_size) * (w // v.patch_size)
         return patches, patches // (v.merge_size * v.merge_size), (w, h)
     if v.resize == "pixtral":
@@ -108,6 +136,6 @@ def describe(v: VisionTower, asked: str | None) -> str:
     width, height = v.image
     _, tokens, (w, h) = image_grid(v, width, height)
     default = "" if asked else " (the default; set image_size=WIDTHxHEIGHT)"
-    rule = ("smart_resize" if v.resize == "qwen2_vl" else "longest-edge resize")
+    rule = "longest-edge resize" if v.resize == "pixtral" else "smart_resize"
     return (f"images: {width}x{height}{default} -> {rule} to {w}x{h} -> {v.patches_per_image:,} patches of "
             f"{v.patch_size} px, {tokens:,} prompt tokens per image (transformers {v.resize} processor rules)")
