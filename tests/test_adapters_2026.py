@@ -255,3 +255,14 @@ def test_known_unexpressible_types_are_refused_with_a_reason(model_type: str):
 def test_only_model_type_still_lists_supported_types():
     with pytest.raises(UnknownChoice):
         spec_from_config({"model_type": "acme"})
+
+
+def test_many_image_sizes_keep_the_caches_bounded():
+    from app.estimator import images
+    from app.estimator.params import model_tensors
+
+    spec = spec_from_config(_catalog("qwen2.5-vl-7b-instruct"))
+    copies = [images.sized(spec, 100 + i, 300) for i in range(images.SIZED_CACHE + 20)]
+    assert len(images._SIZED) <= images.SIZED_CACHE
+    assert model_tensors(copies[-1]) is model_tensors(spec)  # memoized as the base: same weights
+    assert copies[-1].vision.embeddings_per_image != copies[0].vision.embeddings_per_image

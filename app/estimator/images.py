@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import math
 import re
+from collections import OrderedDict
 
 from app.estimator.errors import InvalidRequest
-from app.estimator.memo import per_spec
+from app.estimator.memo import forget, same_weights
 from app.estimator.spec import ModelSpec, VisionTower
 
 MAX_SIDE = 1 << 15  # pixels per side a request may name (far above any camera: 32768)
 MAX_ASPECT = 200  # smart_resize raises ValueError above an aspect ratio of 200
+SIZED_CACHE = 256  # sized copies kept (LRU); the weight caches key them on their base spec
+_SIZED: OrderedDict[tuple[int, int, int], tuple[ModelSpec, ModelSpec]] = OrderedDict()
 _SIZE = re.compile(r"^\s*(\d{1,6})\s*[xX×]\s*(\d{1,6})\s*$")
 
 
@@ -109,15 +112,25 @@ def image_grid(v: VisionTower, width: int, height: int) -> tuple[int, int, tuple
     raise ValueError(f"no resize rule {v.resize!r}")
 
 
-@per_spec
 def sized(spec: ModelSpec, width: int, height: int) -> ModelSpec:
     """`spec` with its dynamic-resolution tower's tokens computed for images of width x height."""
+    key = (id(spec), width, height)
+    hit = _SIZED.get(key)
+    if hit is not None and hit[0] is spec:
+        _SIZED.move_to_end(key)
+        return hit[1]
     v = spec.vision
     assert v is not None and v.resize is not None
     patches, tokens, _ = image_grid(v, width, height)
     vision = v.model_copy(update={"embeddings_per_image": tokens, "patches_per_image": patches,
                                   "image": (width, height)})
-    return spec.model_copy(update={"vision": vision})
+    copy = spec.model_copy(update={"vision": vision})
+    same_weights(copy, spec)  # the tower's tensors do not depend on the image size
+    _SIZED[key] = (spec, copy)
+    if len(_SIZED) > SIZED_CACHE:
+        _, (_, old) = _SIZED.popitem(last=False)
+        forget(old)
+    return copy
 
 
 def for_request(spec: ModelSpec, image_size: str | None) -> ModelSpec:
