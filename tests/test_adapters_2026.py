@@ -266,3 +266,20 @@ def test_many_image_sizes_keep_the_caches_bounded():
     assert len(images._SIZED) <= images.SIZED_CACHE
     assert model_tensors(copies[-1]) is model_tensors(spec)  # memoized as the base: same weights
     assert copies[-1].vision.embeddings_per_image != copies[0].vision.embeddings_per_image
+
+
+@pytest.mark.parametrize("slug", sorted(p.name for p in CONFIGS.iterdir() if (p / "config.json").is_file()))
+def test_catalog_config_rewritten_by_transformers_5_reads_the_same(slug: str):
+    """Each committed config as transformers 5 would save it (`XConfig(**config).to_dict()`: dtype,
+    rope_parameters, num_local_experts, layer_types ...) gives the same spec, field for field."""
+    config = _catalog(slug)
+    model_type = config["model_type"]
+    if not ARCHITECTURES[model_type].transformers_class or model_type == "ministral3":
+        pytest.skip("no transformers configuration class of this model_type for this config")
+    v5 = transformers.AutoConfig.for_model(model_type, **{k: v for k, v in config.items()
+                                                          if k != "model_type"}).to_dict()
+    skip = {"source", "field_sources"}
+    ours, theirs = spec_from_config(config), spec_from_config(v5)
+    assert ours.language_model.model_dump(exclude=skip) == theirs.language_model.model_dump(exclude=skip)
+    if ours.vision is not None:
+        assert ours.vision.model_dump(exclude=skip) == theirs.vision.model_dump(exclude=skip)
