@@ -173,6 +173,36 @@ def test_glm4v_image_tokens_equal_transformers_processor(width: int, height: int
     assert tokens == patches // v.merge_size ** 2  # Glm4vProcessor: image_grid_thw.prod() // merge_length
 
 
+def _kimi_k25() -> dict:
+    return _catalog("kimi-k2.5")
+
+
+def test_kimi_k25_equals_transformers_class():
+    """transformers 5.25 Kimi_K25ForConditionalGeneration; the released text_config says model_type kimi_k2
+    (remote code), which transformers does not know: given to it as deepseek_v3 (its architectures)."""
+    config = _kimi_k25()
+    assert config["text_config"]["architectures"] == ["DeepseekV3ForCausalLM"]
+    text = dict(config["text_config"], model_type="deepseek_v3")
+    ours = count_parameters(spec_from_config(config))
+    assert ours.total == _count(config, "Kimi_K25ForConditionalGeneration", text_config=text)
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_kimi_k25_image_tokens_equal_transformers_processor(width: int, height: int):
+    path = MODELS / "kimi_k25" / "image_processing_kimi_k25.py"
+    ns = _transformers_functions(path, {"navit_resize"}, {"math": math})
+    defaults = _class_defaults(path, "Kimi_K25ImageProcessor")
+    v = spec_from_config(_kimi_k25()).vision
+    assert (v.patch_size, v.merge_size, v.max_patches) == (defaults["patch_size"], defaults["merge_size"],
+                                                           defaults["max_patches"])
+    side = defaults["size"]["max_height"]
+    _, (h, w) = ns["navit_resize"](height, width, patch_size=v.patch_size, merge_kernel_size=v.merge_size,
+                                   max_patches=v.max_patches, max_size_per_side=side)
+    patches, tokens, _ = image_grid(v, width, height)
+    assert patches == (h // v.patch_size) * (w // v.patch_size)  # get_number_of_image_patches
+    assert tokens == patches // v.merge_size ** 2
+
+
 @pytest.mark.parametrize(("width", "height"), SIZES)
 def test_pixtral_image_tokens_equal_transformers_processor(width: int, height: int):
     np = pytest.importorskip("numpy")

@@ -8,6 +8,9 @@ The rules mirror the transformers 5.25 processors (pure arithmetic, no transform
 - glm4v (GLM-4.1V): models/glm4v/image_processing_glm4v.py `smart_resize` with num_frames = temporal_factor =
   temporal_patch_size (a still image is two frames), sides first scaled up to at least one factor; tokens as
   qwen2_vl (Glm4vProcessor: image_grid_thw.prod() // merge_size^2).
+- kimi_k25 (Kimi K2.5): models/kimi_k25/image_processing_kimi_k25.py `navit_resize` scales down (never up) to
+  max_patches patches and size.max_height patches per side, then pads to multiples of patch x merge; tokens
+  = padded patches / merge^2 (Kimi_K25ImageProcessor.get_number_of_image_patches, temporal merge of 1 frame).
 - pixtral (Mistral Small 3.x, Magistral, Devstral, Ministral 3): models/pixtral/image_processing_pixtral.py
   `get_resize_output_image_size` scales the longest edge down to size.longest_edge (floor) and rounds each
   side up to a multiple of patch_size x spatial_merge_size; models/pixtral/processing_pixtral.py then writes
@@ -84,6 +87,22 @@ def glm4v_smart_resize(num_frames: int, height: int, width: int, temporal_factor
     return h_bar, w_bar
 
 
+def navit_resize(height: int, width: int, patch_size: int, merge_kernel_size: int, max_patches: int,
+                 max_size_per_side: int) -> tuple[int, int]:
+    """transformers models/kimi_k25/image_processing_kimi_k25.py navit_resize (5.25): the padded (h, w)."""
+    num_patches_h = max(1.0, height // patch_size)
+    num_patches_w = max(1.0, width // patch_size)
+    scale_for_total_patches = math.sqrt(max_patches / (num_patches_h * num_patches_w))
+    scale_for_height_patches = (max_size_per_side * patch_size) / height
+    scale_for_width_patches = (max_size_per_side * patch_size) / width
+    scale = min(1.0, scale_for_total_patches, scale_for_height_patches, scale_for_width_patches)
+    new_height, new_width = max(1, int(height * scale)), max(1, int(width * scale))
+    new_height = min(new_height, max_size_per_side * patch_size)
+    new_width = min(new_width, max_size_per_side * patch_size)
+    factor = merge_kernel_size * patch_size
+    return (factor - new_height % factor) % factor + new_height, (factor - new_width % factor) % factor + new_width
+
+
 def pixtral_resize(height: int, width: int, longest_edge: int, patch: int) -> tuple[int, int]:
     """transformers models/pixtral/image_processing_pixtral.py get_resize_output_image_size (5.25)."""
     ratio = max(height / longest_edge, width / longest_edge)
@@ -102,6 +121,11 @@ def image_grid(v: VisionTower, width: int, height: int) -> tuple[int, int, tuple
         else:
             t = v.temporal_patch
             h, w = glm4v_smart_resize(t, height, width, t, unit, v.min_pixels, v.max_pixels)
+        patches = (h // v.patch_size) * (w // v.patch_size)
+        return patches, patches // (v.merge_size * v.merge_size), (w, h)
+    if v.resize == "kimi_k25":
+        assert v.max_patches is not None and v.longest_edge is not None
+        h, w = navit_resize(height, width, v.patch_size, v.merge_size, v.max_patches, v.longest_edge // v.patch_size)
         patches = (h // v.patch_size) * (w // v.patch_size)
         return patches, patches // (v.merge_size * v.merge_size), (w, h)
     if v.resize == "pixtral":
@@ -149,6 +173,6 @@ def describe(v: VisionTower, asked: str | None) -> str:
     width, height = v.image
     _, tokens, (w, h) = image_grid(v, width, height)
     default = "" if asked else " (the default; set image_size=WIDTHxHEIGHT)"
-    rule = "longest-edge resize" if v.resize == "pixtral" else "smart_resize"
+    rule = {"pixtral": "longest-edge resize", "kimi_k25": "navit_resize"}.get(v.resize or "", "smart_resize")
     return (f"images: {width}x{height}{default} -> {rule} to {w}x{h} -> {v.patches_per_image:,} patches of "
             f"{v.patch_size} px, {tokens:,} prompt tokens per image (transformers {v.resize} processor rules)")

@@ -160,15 +160,17 @@ class VisionTower(Sourced):
     )
     max_images: int | None = Field(None, ge=1, description="Images one prompt may carry (None: context-bound).")
     # --- dynamic resolution (Qwen-VL, Pixtral): additive, defaults keep fixed-size towers unchanged ---
-    resize: Literal["qwen2_vl", "glm4v", "pixtral"] | None = Field(
+    resize: Literal["qwen2_vl", "glm4v", "pixtral", "kimi_k25"] | None = Field(
         None, description="The processor's resize rule when image tokens depend on the image size: qwen2_vl "
                           "(smart_resize to multiples of patch x merge within min/max pixels), glm4v (its "
                           "smart_resize over temporal_patch_size frames), pixtral (longest edge, then "
-                          "[IMG_BREAK] per row and [IMG_END]).")
+                          "[IMG_BREAK] per row and [IMG_END]), kimi_k25 (navit_resize to a patch budget).")
     merge_size: int = Field(1, ge=1, description="Patches merged per side into one embedding (spatial_merge_size).")
     min_pixels: int | None = Field(None, ge=1, description="qwen2_vl, glm4v: the processor's size.shortest_edge.")
     max_pixels: int | None = Field(None, ge=1, description="qwen2_vl, glm4v: the processor's size.longest_edge.")
-    longest_edge: int | None = Field(None, ge=1, description="pixtral: the processor's size.longest_edge.")
+    longest_edge: int | None = Field(None, ge=1, description="pixtral: the processor's size.longest_edge; kimi_k25: "
+                                     "size.max_height x patch_size (pixels per side).")
+    max_patches: int | None = Field(None, ge=1, description="kimi_k25: the processor's max_patches per image.")
     default_image: tuple[int, int] | None = Field(
         None, description="(width, height) used when a request names no image_size.")
     image: tuple[int, int] | None = Field(

@@ -49,6 +49,7 @@ ARCHITECTURES: dict[str, Architecture] = {a.model_type: a for a in [
     Architecture("ernie4_5_moe", moe.ernie4_5_moe, "ERNIE 4.5", "Ernie4_5_MoeForCausalLM"),
     Architecture("minimax_m2", moe.minimax_m2, "MiniMax-M2", "MiniMaxM2ForCausalLM"),
     Architecture("kimi_k2", moe.kimi_k2, "Kimi K2", None),  # remote code; DeepseekV3ForCausalLM's layout
+    Architecture("kimi_k25", vision_dynamic.kimi_k25, "Kimi K2.5", None),  # remote-code keys; see tests
     Architecture("mistral3", vision_dynamic.mistral3, "Mistral 3", "Mistral3ForConditionalGeneration"),
     Architecture("ministral3", vision_dynamic.ministral3, "Ministral 3", None),  # text or multimodal: see tests
     Architecture("qwen2_5_vl", vision_dynamic.qwen2_5_vl, "Qwen2.5-VL", "Qwen2_5_VLForConditionalGeneration"),

@@ -180,3 +180,54 @@ def ministral3(c: Cfg) -> Adapted:
     if isinstance(c.data.get("vision_config"), dict):
         return mistral3(c)
     return dense.mistral(c)
+
+
+# transformers 5.25 Kimi_K25ImageProcessor class defaults (models/kimi_k25/image_processing_kimi_k25.py):
+# size {"max_height": 512, "max_width": 512} patches per side, max_patches 16384, patch_size 14, merge_size 2
+KIMI_PROCESSOR = {"max_patches": 16384, "max_side_patches": 512}
+
+
+def kimi_k25(c: Cfg) -> Adapted:
+    """Kimi K2.5 (KimiK25ForConditionalGeneration; transformers 5.25 Kimi_K25ForConditionalGeneration): the
+    Kimi K2 text model (text_config, DeepseekV3 layout, read as deepseek_v3) + MoonViT + a patch-merging projector.
+
+    MoonViT (Kimi_K25VisionModel): Conv2d patch embedding with bias, a learned pos_emb_height x pos_emb_width
+    position grid (the temporal table is a buffer), LayerNorm blocks with biased q/k/v/proj and a GELU MLP,
+    final_layernorm. Kimi_K25MultimodalProjection: pre_norm LayerNorm(projection_hidden_size), in_proj
+    (h x m^2 square, biased), out_proj (-> text hidden, biased). The released config spells the tower's keys
+    vt_* (remote code configuration_kimi_k25.py); transformers' names are read when those are absent.
+    """
+    text = c.sub("text_config")
+    out = moe.kimi_k2(text)
+    out.lm["tied_embeddings"] = c.bool("tied_embeddings", "tie_word_embeddings", out.lm["tied_embeddings"])
+    v = c.sub("vision_config")
+    hidden = v.int("hidden", "vt_hidden_size", "hidden_size", default=1152)
+    kernel = v.raw("merge_kernel_size", [2, 2])
+    square = isinstance(kernel, list | tuple) and len(kernel) == 2 and kernel[0] == kernel[1]
+    if not square or kernel[0] not in range(1, 17):
+        raise InvalidConfigValue(v.prefix + "merge_kernel_size", kernel, "[m, m] with m from 1 to 16")
+    merge = int(kernel[0])
+    patch = v.int("patch_size", "patch_size", default=14, high=1024)
+    grid = v.int("position_embeddings", "init_pos_emb_height", "pos_emb_height", default=64, high=4096) * v.int(
+        "position_embeddings", "init_pos_emb_width", "pos_emb_width", default=64, high=4096)
+    proj_norm = c.int("projector", "projection_hidden_size", default=hidden)
+    wide = hidden * merge * merge
+    th = out.lm["hidden"]
+    rows = [("pre_norm.weight", (proj_norm,), "norm"), ("pre_norm.bias", (proj_norm,), "norm"),
+            ("in_proj.weight", (wide, wide), "linear"), ("in_proj.bias", (wide,), "bias"),
+            ("out_proj.weight", (th, wide), "linear"), ("out_proj.bias", (th,), "bias")]
+    vs: dict[str, Any] = dict(
+        layers=v.int("layers", "vt_num_hidden_layers", "num_hidden_layers", default=27, high=LIMITS["layers"]),
+        hidden=hidden, heads=v.int("heads", "vt_num_attention_heads", "num_attention_heads", default=16, high=hidden),
+        mlp=v.int("mlp", "vt_intermediate_size", "intermediate_size", default=4304), mlp_kind="gelu",
+        qkv_bias=True, linear_bias=True, norm="layernorm", patch_size=patch, in_channels=3, temporal_patch=1,
+        patch_bias=True, cls_token=False, position_embeddings=grid, extra_norms=1, merge_size=merge,
+        resize="kimi_k25", max_patches=KIMI_PROCESSOR["max_patches"],
+        longest_edge=KIMI_PROCESSOR["max_side_patches"] * patch, default_image=DEFAULT_IMAGE,
+        prompt_tokens_per_image=0, projector=_shapes(rows), image_size=(448 // patch) * patch, embeddings_per_image=1,
+    )
+    v.note("projector", "transformers Kimi_K25MultimodalProjection (pre_norm, in_proj, out_proj)")
+    v.note("resize", "transformers Kimi_K25ImageProcessor navit_resize with its class defaults (max_patches 16384, "
+                     "512 patches per side); the released processor's own limits were not available")
+    v.note("embeddings_per_image", "from the request's image_size: padded patches / merge^2")
+    return Adapted(out.lm, out.lm_sources, vs, v.sources)
