@@ -19,6 +19,7 @@ from app.catalog.cards import card_for
 from app.catalog.config import Cfg, UnsupportedArchitecture
 from app.catalog.stored import stored_format
 from app.estimator.errors import InvalidRequest
+from app.estimator.images import image_grid
 from app.estimator.spec import Card, LanguageModel, ModelSpec, VisionTower
 
 CACHE_SIZE = 256
@@ -80,6 +81,10 @@ def _build(config: dict[str, Any], repo: str | None, revision: str | None, url: 
     vision = None
     if adapted.vision is not None:
         vision = VisionTower(source=source, field_sources=adapted.vision_sources, **adapted.vision)
+        if vision.resize is not None and vision.default_image is not None:  # tokens of the stated default image
+            patches, tokens, _ = image_grid(vision, *vision.default_image)
+            vision = vision.model_copy(update={"embeddings_per_image": tokens, "patches_per_image": patches,
+                                               "image": vision.default_image})
     name = repo.rsplit("/", 1)[-1] if repo else f"{family} (config.json)"
     spec = ModelSpec(slug=_slug(repo, key), name=name, family=family, hf_repo=repo or "",
                      vendor=repo.split("/", 1)[0] if repo and "/" in repo else "", released="", license="",

@@ -164,6 +164,8 @@ def for_request(spec: ModelSpec, image_size: str | None) -> ModelSpec:
     if v is None or v.resize is None:
         return spec
     width, height = asked or v.default_image or (v.image_size, v.image_size)
+    if v.image == (width, height):
+        return spec  # already sized for it (the importer sizes every tower for its default image)
     return sized(spec, width, height)
 
 
