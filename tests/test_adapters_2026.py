@@ -313,3 +313,36 @@ def test_catalog_config_rewritten_by_transformers_5_reads_the_same(slug: str):
     assert ours.language_model.model_dump(exclude=skip) == theirs.language_model.model_dump(exclude=skip)
     if ours.vision is not None:
         assert ours.vision.model_dump(exclude=skip) == theirs.vision.model_dump(exclude=skip)
+
+
+def test_image_size_through_every_door(client):
+    """JSON body, query string, form and CLI option: the same answer, and the same 422 naming the field."""
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    state = {"model": "qwen2.5-vl-7b-instruct", "images": 1, "image_size": "1280x720"}
+    by_json = client.post("/api/vram", json=state).json()
+    by_query = client.get("/api/vram", params=state).json()
+    by_form = client.post("/api/vram", data={k: str(v) for k, v in state.items()}).json()
+    assert by_json == by_query == by_form
+    spec = spec_from_config(_catalog("qwen2.5-vl-7b-instruct"))
+    assert by_json["detail"]["image_positions"] == image_grid(spec.vision, 1280, 720)[1]
+    run = CliRunner().invoke(cli, ["estimate", "qwen2.5-vl-7b-instruct", "--images", "1", "--image-size",
+                                   "1280x720", "--json"], env={"COLUMNS": "200"})
+    assert run.exit_code == 0 and json.loads(run.stdout)["detail"] == by_json["detail"]
+    bad = {**state, "image_size": "wide"}
+    for r in (client.post("/api/vram", json=bad), client.get("/api/vram", params=bad),
+              client.post("/api/vram", data={k: str(v) for k, v in bad.items()})):
+        assert r.status_code == 422 and "image_size" in r.text
+    run = CliRunner().invoke(cli, ["estimate", "qwen2.5-vl-7b-instruct", "--image-size", "wide"])
+    assert run.exit_code == 2 and "image_size" in run.output
+
+
+def test_generic_answer_on_the_model_page(client):
+    config = _catalog("llama-3.1-8b-instruct") | {"model_type": "acme_llama_clone"}
+    r = client.post("/api/vram", json={"config": config})
+    assert r.status_code == 200
+    assert r.json()["warnings"][-1].startswith("generic: this architecture is not checked")
+    page = client.post("/api/vram", json={"config": config}, headers={"HX-Request": "true"})  # the page's fragment
+    assert page.status_code == 200 and "generic: this architecture is not checked" in page.text
