@@ -49,6 +49,14 @@ CASES: dict[str, str | None] = {
     "lfm2": None,  # Lfm2Config defaults: LiquidAI/LFM2-1.2B
     "lfm2_vl": "lfm2.5-vl-1.6b",
     "granitemoehybrid": None,  # GraniteMoeHybridConfig defaults (no Granite 4.0-H config.json was found)
+    "olmo3": "olmo-3.1-32b-instruct",
+    "glm4_moe": "glm-4.5-air",
+    "ernie4_5_moe": "ernie-4.5-21b-a3b-thinking",
+    "minimax_m2": "minimax-m2.5",
+    "mistral3": "devstral-small-2-24b-instruct-2512",
+    "qwen2_5_vl": "qwen2.5-vl-7b-instruct",
+    "qwen3_vl": "qwen3-vl-8b-instruct",
+    "qwen3_vl_moe": "qwen3-vl-30b-a3b-instruct",
 }
 
 

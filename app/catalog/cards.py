@@ -61,4 +61,6 @@ def card_for(spec: ModelSpec) -> Card:
     description = [f"{spec.name} is a {what} {modality} model of the {spec.family} family"
                    f"{' by ' + spec.vendor if spec.vendor else ''}, with {_billions(params.total)} parameters "
                    f"and a {_context(lm.max_context)}-token context as configured."]
+    if lm.generic:
+        description.append(lm.generic)
     return Card(source=CARD_SOURCE, fields=[CardField(label=k, value=v) for k, v in rows], description=description)

@@ -15,6 +15,20 @@ from app.estimator.errors import InvalidRequest, UnknownChoice
 LIMITS = {"layers": 1024, "experts": 4096, "width": 1 << 20, "vocab": 1 << 24, "context": 1 << 28}
 _MISSING = object()
 
+# Keys transformers renamed between 4.x and 5.x (configuration classes' attribute_map and the 5.0 renames):
+# either spelling reads alike, the one the adapter names first. transformers 5.25: Qwen3MoeConfig /
+# MixtralConfig / GptOssConfig attribute_map num_experts -> num_local_experts; PreTrainedConfig torch_dtype
+# -> dtype; Gemma3TextConfig sliding_window_pattern -> _sliding_window_pattern; rope_theta / rope_scaling ->
+# rope_parameters (read by helpers that look at both).
+ALIASES: dict[str, tuple[str, ...]] = {
+    "num_experts": ("num_local_experts",),
+    "num_local_experts": ("num_experts",),
+    "torch_dtype": ("dtype",),
+    "dtype": ("torch_dtype",),
+    "sliding_window_pattern": ("_sliding_window_pattern",),
+    "_sliding_window_pattern": ("sliding_window_pattern",),
+}
+
 
 class MissingConfigKey(InvalidRequest):
     """A key the architecture's adapter needs is absent."""
@@ -65,11 +79,23 @@ class Cfg:
             raise MissingConfigKey(self.prefix + key, self.model_type)
         return Cfg(value, self.model_type, f"{self.prefix}{key}.")
 
+    def spelling(self, key: str) -> str:
+        """`key`, or the other transformers spelling of it that this config uses (ALIASES)."""
+        if self.data.get(key) is None:
+            for alias in ALIASES.get(key, ()):
+                if self.data.get(alias) is not None:
+                    return alias
+        return key
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value under `key` or its other spelling (dict.get semantics)."""
+        return self.data.get(self.spelling(key), default)
+
     def has(self, key: str) -> bool:
-        return self.data.get(key) is not None
+        return self.get(key) is not None
 
     def raw(self, key: str, default: Any = _MISSING) -> Any:
-        value = self.data.get(key)
+        value = self.get(key)
         if value is None:
             if default is _MISSING:
                 raise MissingConfigKey(self.prefix + key, self.model_type)
@@ -81,7 +107,7 @@ class Cfg:
 
     def int(self, field: str, *keys: str, default: Any = _MISSING, low: int = 1, high: int = LIMITS["width"]) -> int:
         """The first present key of `keys` as an int in [low, high]; records `field`'s source."""
-        for key in keys:
+        for key in (self.spelling(k) for k in keys):
             if self.data.get(key) is not None:
                 value = self.data[key]
                 if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
@@ -100,6 +126,7 @@ class Cfg:
         return default
 
     def bool(self, field: str, key: str, default: bool) -> bool:
+        key = self.spelling(key)
         value = self.data.get(key)
         if value is None:
             self.sources.setdefault(field, f"{self.prefix}{key} absent: the {self.model_type} default")
@@ -110,6 +137,7 @@ class Cfg:
         return value
 
     def str(self, key: str, default: str | None = None) -> str | None:
+        key = self.spelling(key)
         value = self.data.get(key)
         if value is None:
             return default

@@ -14,11 +14,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.catalog.adapters import ARCHITECTURES
+from app.catalog.adapters import ARCHITECTURES, generic
 from app.catalog.cards import card_for
 from app.catalog.config import Cfg, UnsupportedArchitecture
 from app.catalog.stored import stored_format
 from app.estimator.errors import InvalidRequest
+from app.estimator.images import image_grid
 from app.estimator.spec import Card, LanguageModel, ModelSpec, VisionTower
 
 CACHE_SIZE = 256
@@ -62,10 +63,16 @@ def _invalid(exc: ValidationError) -> InvalidRequest:
 def _build(config: dict[str, Any], repo: str | None, revision: str | None, url: str | None,
            key: str | None) -> ModelSpec:
     model_type = config.get("model_type")
-    if not isinstance(model_type, str) or model_type not in ARCHITECTURES:
+    if not isinstance(model_type, str) or not model_type.strip():
         raise UnsupportedArchitecture(str(model_type)[:60], supported_types())
-    arch = ARCHITECTURES[model_type]
-    adapted = arch.adapt(Cfg(config, model_type))
+    arch = ARCHITECTURES.get(model_type)
+    if arch is None and not generic.readable(config):
+        generic.refuse(model_type)
+        raise UnsupportedArchitecture(model_type[:60], supported_types())
+    if arch is None:  # no adapter: the generic reader answers, marked unchecked, or refuses with the reason
+        adapted, family = generic.adapt(config, model_type[:60]), f"{model_type[:60]} (generic)"
+    else:
+        adapted, family = arch.adapt(Cfg(config, model_type)), arch.family
     source = _source(repo, revision, url)
     stored = stored_format(config)
     if stored is not None:
@@ -74,8 +81,12 @@ def _build(config: dict[str, Any], repo: str | None, revision: str | None, url: 
     vision = None
     if adapted.vision is not None:
         vision = VisionTower(source=source, field_sources=adapted.vision_sources, **adapted.vision)
-    name = repo.rsplit("/", 1)[-1] if repo else f"{arch.family} (config.json)"
-    spec = ModelSpec(slug=_slug(repo, key), name=name, family=arch.family, hf_repo=repo or "",
+        if vision.resize is not None and vision.default_image is not None:  # tokens of the stated default image
+            patches, tokens, _ = image_grid(vision, *vision.default_image)
+            vision = vision.model_copy(update={"embeddings_per_image": tokens, "patches_per_image": patches,
+                                               "image": vision.default_image})
+    name = repo.rsplit("/", 1)[-1] if repo else f"{family} (config.json)"
+    spec = ModelSpec(slug=_slug(repo, key), name=name, family=family, hf_repo=repo or "",
                      vendor=repo.split("/", 1)[0] if repo and "/" in repo else "", released="", license="",
                      modality="multimodal" if vision else "text", language_model=lm, vision=vision,
                      card=_PLACEHOLDER_CARD)

@@ -11,6 +11,8 @@ from app.estimator.cache_io import CacheLayer, CacheReport
 from app.estimator.commands import command_for
 from app.estimator.errors import OutOfRange, UnknownChoice
 from app.estimator.gpus import Gpu, fits
+from app.estimator.images import describe as describe_images
+from app.estimator.images import for_request as sized_for_images
 from app.estimator.kv_cache import KV_TYPES, KvType, image_positions, kv_bytes
 from app.estimator.params import count_active_parameters, count_parameters
 from app.estimator.quantization import FORMATS, Format, StoredWeights, stored_weights
@@ -79,6 +81,9 @@ def _warnings(spec: ModelSpec, req: VramRequest, sequence: int) -> list[str]:
     active = {"always": True, "context_exceeds": exceeded, "images": req.images > 0, "never": False}
     out += [f"Card says {d.field} {d.card}; released: {d.released}. {d.matters}".strip()
             for d in spec.discrepancies if active[d.warn_when]]
+    if lm.generic:
+        out.append("generic: this architecture is not checked (no adapter for it; read with transformers' "
+                   "standard keys, see the assumptions)")
     return out
 
 
@@ -98,6 +103,7 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
     Raises:
         InvalidRequest: a choice the model, format or runtime does not allow.
     """
+    spec = sized_for_images(spec, req.image_size)  # dynamic-resolution towers: tokens from the image size
     c = resolve(spec, req, gpus)
     weights = gguf.weights if gguf else stored_weights(spec, c.fmt.slug)
     positions = image_positions(spec, req.images)
@@ -129,6 +135,11 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
         _kv_line(lm, c.kv, detail.kv_bytes_per_token),
         *mem.assumptions,
     ]
+    v = spec.vision
+    if v is not None and v.image is not None:
+        assumptions.append(describe_images(v, req.image_size))
+    if lm.generic:
+        assumptions.append(lm.generic)
     resolved = ResolvedRequest(model=spec.slug, quantization=c.fmt.slug, context=req.context, batch=req.batch,
                                images=req.images, kv_cache=c.kv.slug, runtime=c.runtime.slug,
                                flash_attention=req.flash_attention, gpu=req.gpu, gpu_count=req.gpu_count,

@@ -8,6 +8,21 @@ from typing import Any, TypeVar
 
 R = TypeVar("R")
 
+# id(derived spec) -> (derived, base): a per-request copy whose weights equal its base's (a vision tower sized
+# for the request's image_size) is memoized as its base, so many image sizes cannot grow the caches below.
+_BASES: dict[int, tuple[Any, Any]] = {}
+
+
+def same_weights(derived: Any, base: Any) -> None:
+    """Memoize `derived` as `base` (every per_spec function depends on the weights only)."""
+    _BASES[id(derived)] = (derived, base)
+
+
+def forget(derived: Any) -> None:
+    hit = _BASES.get(id(derived))
+    if hit is not None and hit[0] is derived:
+        del _BASES[id(derived)]
+
 
 def per_spec(fn: Callable[..., R]) -> Callable[..., R]:
     """Cache `fn(spec, *keys)` per spec object; pydantic models holding lists are not hashable."""
@@ -15,6 +30,9 @@ def per_spec(fn: Callable[..., R]) -> Callable[..., R]:
 
     @wraps(fn)
     def wrapper(spec: Any, *keys: Hashable) -> R:
+        alias = _BASES.get(id(spec))
+        if alias is not None and alias[0] is spec:
+            spec = alias[1]
         key = (id(spec), keys)
         hit = store.get(key)
         if hit is not None and hit[0] is spec:

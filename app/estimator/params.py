@@ -77,9 +77,10 @@ def _attention(lm: LanguageModel, i: int) -> list[Tensor]:
     q, kv = lm.heads * lm.head_dim, lm.kv_heads * lm.head_dim
     out_bias = lm.linear_bias if lm.output_bias is None else lm.output_bias
     extra: list[Tensor] = []
-    if lm.qk_norm:  # per-head RMSNorm on q and k (Qwen3 q_norm/k_norm, Gemma 3)
-        extra += _norm(f"{p}.attn_q_norm", lm.head_dim, "rmsnorm", "language", i)
-        extra += _norm(f"{p}.attn_k_norm", lm.head_dim, "rmsnorm", "language", i)
+    if lm.qk_norm:  # per-head RMSNorm on q and k (Qwen3 q_norm/k_norm, Gemma 3); all heads: OLMo 3, MiniMax-M2
+        q_width, k_width = (q, kv) if lm.qk_norm_full else (lm.head_dim, lm.head_dim)
+        extra += _norm(f"{p}.attn_q_norm", q_width, "rmsnorm", "language", i)
+        extra += _norm(f"{p}.attn_k_norm", k_width, "rmsnorm", "language", i)
     if lm.attention_sinks:  # gpt-oss: one learned sink logit per query head
         extra.append(Tensor(f"{p}.attn_sinks.weight", (lm.heads,), "language", "norm", i))
     q_out = 2 * q if lm.attn_output_gate else q  # Qwen3-Next / Qwen3.5: q_proj also yields the output gate

@@ -56,6 +56,10 @@ class VramRequest(BaseModel):
     context: int = Field(1024, ge=1, le=MAX_CONTEXT, description="Text tokens per sequence (prompt + output).")
     batch: int = Field(1, ge=1, le=MAX_BATCH, description="Sequences processed together.")
     images: int = Field(0, ge=0, le=MAX_IMAGES, description="Images per sequence (vision models only).")
+    image_size: str | None = Field(
+        None, description="WIDTHxHEIGHT of each image in pixels, e.g. 1024x768, for vision towers whose image "
+                          "tokens depend on the image size (Qwen-VL, Pixtral); default: the model's stated default.",
+        examples=["1024x768"])
     kv_cache: str | None = Field(None, description="KV-cache element type; default: the runtime's default.")
     runtime: str | None = Field(
         None, description="transformers, llama.cpp or vllm; default: llama.cpp for GGUF, else transformers.")

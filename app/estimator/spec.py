@@ -231,6 +231,12 @@ class LanguageModel(Sourced):
         None, description="Per-layer FFN (dense, moe, none) when it is not the model-wide rule (Nemotron-H).")
     attn_output_gate: bool = Field(False, description="q_proj also yields a sigmoid output gate (Qwen3-Next).")
 
+    qk_norm_full: bool = Field(
+        False, description="q_norm/k_norm span all heads (heads x head_dim and kv_heads x head_dim wide: OLMo 3, "
+                           "MiniMax-M2) instead of one head_dim.")
+    generic: str | None = Field(
+        None, description="Set when no adapter checked this architecture: what the generic reader assumed.")
+
     @model_serializer(mode="wrap")
     def _serialize(self, handler):
         return _drop_defaults(handler(self), self, CACHE_MODEL_FIELDS)
@@ -296,10 +302,30 @@ class VisionTower(Sourced):
         ge=0, description="Placeholder tokens in the text that the image embeddings replace."
     )
     max_images: int | None = Field(None, ge=1, description="Images one prompt may carry (None: context-bound).")
+    # --- dynamic resolution (Qwen-VL, Pixtral): additive, defaults keep fixed-size towers unchanged ---
+    resize: Literal["qwen2_vl", "glm4v", "pixtral", "kimi_k25"] | None = Field(
+        None, description="The processor's resize rule when image tokens depend on the image size: qwen2_vl "
+                          "(smart_resize to multiples of patch x merge within min/max pixels), glm4v (its "
+                          "smart_resize over temporal_patch_size frames), pixtral (longest edge, then "
+                          "[IMG_BREAK] per row and [IMG_END]), kimi_k25 (navit_resize to a patch budget).")
+    merge_size: int = Field(1, ge=1, description="Patches merged per side into one embedding (spatial_merge_size).")
+    min_pixels: int | None = Field(None, ge=1, description="qwen2_vl, glm4v: the processor's size.shortest_edge.")
+    max_pixels: int | None = Field(None, ge=1, description="qwen2_vl, glm4v: the processor's size.longest_edge.")
+    longest_edge: int | None = Field(None, ge=1, description="pixtral: the processor's size.longest_edge; kimi_k25: "
+                                     "size.max_height x patch_size (pixels per side).")
+    max_patches: int | None = Field(None, ge=1, description="kimi_k25: the processor's max_patches per image.")
+    default_image: tuple[int, int] | None = Field(
+        None, description="(width, height) used when a request names no image_size.")
+    image: tuple[int, int] | None = Field(
+        None, description="(width, height) the embeddings_per_image and patches_per_image were computed for.")
+    patches_per_image: int | None = Field(
+        None, ge=1, description="ViT patches of one image at `image` (dynamic resolution).")
 
     @property
     def encoder_tokens(self) -> int:
         """Tokens the ViT attends over for one image (patches plus CLS)."""
+        if self.patches_per_image is not None:
+            return self.patches_per_image + int(self.cls_token)
         side = self.image_size // self.patch_size
         return side * side + int(self.cls_token)
 

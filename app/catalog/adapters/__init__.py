@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.catalog.adapters import dense, glm, hybrid, moe, vision
+from app.catalog.adapters import dense, glm, hybrid, moe, vision, vision_dynamic
 from app.catalog.adapters.common import Adapted
 from app.catalog.config import Cfg
 
@@ -50,4 +50,16 @@ ARCHITECTURES: dict[str, Architecture] = {a.model_type: a for a in [
     Architecture("lfm2", hybrid.lfm2, "LFM2", "Lfm2ForCausalLM"),
     Architecture("lfm2_vl", hybrid.lfm2_vl, "LFM2-VL", "Lfm2VlForConditionalGeneration"),
     Architecture("granitemoehybrid", hybrid.granitemoehybrid, "Granite 4.0-H", "GraniteMoeHybridForCausalLM"),
+    # 2026 families (architectures-2026.md) that need no new cache kind
+    Architecture("olmo3", dense.olmo3, "OLMo 3", "Olmo3ForCausalLM"),
+    Architecture("glm4_moe", moe.glm4_moe, "GLM-4.5", "Glm4MoeForCausalLM"),
+    Architecture("ernie4_5_moe", moe.ernie4_5_moe, "ERNIE 4.5", "Ernie4_5_MoeForCausalLM"),
+    Architecture("minimax_m2", moe.minimax_m2, "MiniMax-M2", "MiniMaxM2ForCausalLM"),
+    Architecture("kimi_k2", moe.kimi_k2, "Kimi K2", None),  # remote code; DeepseekV3ForCausalLM's layout
+    Architecture("kimi_k25", vision_dynamic.kimi_k25, "Kimi K2.5", None),  # remote-code keys; see tests
+    Architecture("mistral3", vision_dynamic.mistral3, "Mistral 3", "Mistral3ForConditionalGeneration"),
+    Architecture("ministral3", vision_dynamic.ministral3, "Ministral 3", None),  # text or multimodal: see tests
+    Architecture("qwen2_5_vl", vision_dynamic.qwen2_5_vl, "Qwen2.5-VL", "Qwen2_5_VLForConditionalGeneration"),
+    Architecture("qwen3_vl", vision_dynamic.qwen3_vl, "Qwen3-VL", "Qwen3VLForConditionalGeneration"),
+    Architecture("qwen3_vl_moe", vision_dynamic.qwen3_vl_moe, "Qwen3-VL-MoE", "Qwen3VLMoeForConditionalGeneration"),
 ]}

@@ -124,3 +124,18 @@ def phi3(c: Cfg) -> Adapted:
     c.note("fused_qkv", "transformers Phi3Attention (qkv_proj, one fused linear)")
     c.note("fused_gate_up", "transformers Phi3MLP (gate_up_proj, one [2 x intermediate_size] linear)")
     return _finish(c, lm, all_layers_window(c, lm["layers"]))
+
+
+def olmo3(c: Cfg) -> Adapted:
+    """Olmo3ForCausalLM: post-norms only (post_attention, post_feedforward) and q_norm/k_norm over all heads.
+
+    transformers models/olmo3/modeling_olmo3.py: Olmo3Attention q_norm = RMSNorm(heads x head_dim), k_norm =
+    RMSNorm(kv_heads x head_dim); the decoder layer has no input norm, so two norms per layer as Llama's.
+    """
+    lm = decoder(c, tied_default=False)
+    lm["qkv_bias"] = lm["output_bias"] = c.bool("qkv_bias", "attention_bias", False)
+    lm["qk_norm"] = lm["qk_norm_full"] = True
+    c.note("qk_norm", "transformers Olmo3Attention (q_norm, k_norm over all heads)")
+    c.note("norms_per_layer", "transformers Olmo3DecoderLayer (post_attention_layernorm, post_feedforward_layernorm)")
+    types = every_nth_full(c, lm["layers"], 4, "transformers Olmo3Config: layer i slides when (i + 1) % 4")
+    return _finish(c, lm, types)

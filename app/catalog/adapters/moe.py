@@ -58,8 +58,8 @@ def qwen2_moe(c: Cfg) -> Adapted:
     """Qwen2MoeForCausalLM: routed experts plus one shared expert of its own size, with a sigmoid gate."""
     lm = decoder(c, tied_default=False)
     _every_layer_sparse(c)
-    lm["qkv_bias"] = True
-    c.note("qkv_bias", "transformers Qwen2MoeAttention (q/k/v bias=True, o_proj bias=False)")
+    lm["qkv_bias"] = c.bool("qkv_bias", "qkv_bias", True)  # transformers 5 Qwen2MoeConfig.qkv_bias, default True
+    c.note("qkv_bias", c.sources["qkv_bias"] + "; transformers Qwen2MoeAttention (q/k/v bias=qkv_bias, o_proj none)")
     shared = c.int("moe", "shared_expert_intermediate_size", default=0, low=0)
     lm["moe"] = _moe(c, **_experts(c, "num_experts", "moe_intermediate_size"), shared_experts=int(shared > 0),
                      shared_expert_ffn=shared or None, shared_expert_gate=shared > 0)
@@ -83,6 +83,9 @@ _DEEPSEEK_DEFAULTS = {
     "deepseek_v3": {"q_lora_rank": 1536, "n_routed_experts": 256, "n_shared_experts": 1, "first_k_dense_replace": 3,
                     "num_experts_per_tok": 8},
 }
+# Moonshot's Kimi K2 (remote code configuration_deepseek.DeepseekV3Config, architectures DeepseekV3ForCausalLM)
+# reads with the same keys and defaults
+_DEEPSEEK_DEFAULTS["kimi_k2"] = _DEEPSEEK_DEFAULTS["deepseek_v3"]
 
 
 def _absent_or(c: Cfg, field: str, key: str, low: int = 0, high: int = LIMITS["width"]) -> int | None:
@@ -95,7 +98,7 @@ def _absent_or(c: Cfg, field: str, key: str, low: int = 0, high: int = LIMITS["w
 
 def _int(c: Cfg, field: str, key: str, low: int = 1, high: int = LIMITS["width"]) -> int:
     """c.int with the transformers class default for an absent DeepSeek key (if it has one)."""
-    defaults = _DEEPSEEK_DEFAULTS[c.model_type]
+    defaults = _DEEPSEEK_DEFAULTS.get(c.model_type, _DEEPSEEK_DEFAULTS["deepseek_v3"])
     if key in defaults:
         return c.int(field, key, default=defaults[key], low=low, high=high)
     return c.int(field, key, low=low, high=high)
@@ -158,3 +161,81 @@ def gpt_oss(c: Cfg) -> Adapted:
                   "GptOssTopKRouter (bias) and GptOssExperts (gate_up_proj_bias, down_proj_bias)")
     types = every_nth_full(c, lm["layers"], 2, "transformers GptOssConfig: layer i slides when (i + 1) % 2")
     return _finish(c, lm, types)
+
+
+def kimi_k2(c: Cfg) -> Adapted:
+    """Kimi K2 (model_type kimi_k2, remote code): its config names DeepseekV3ForCausalLM and its
+    configuration_deepseek.DeepseekV3Config, so it is read as deepseek_v3 (MLA, routed + shared experts)."""
+    out = deepseek_v3(c)
+    c.note("mla", c.sources["mla"] + "; kimi_k2 read as deepseek_v3 (its config's architectures: "
+                                     "DeepseekV3ForCausalLM, remote code configuration_deepseek.py)")
+    return out
+
+
+def _sparse_from(c: Cfg, layers: int, start_key: str, default: int) -> int:
+    return c.int("moe", start_key, default=default, low=0, high=layers)
+
+
+def glm4_moe(c: Cfg) -> Adapted:
+    """Glm4MoeForCausalLM (GLM-4.5 / 4.6 / 4.7): biased q/k/v (attention_bias), optional per-head q/k norms
+    (use_qk_norm), first_k_dense_replace dense layers, then routed + shared experts; partial rotary adds no
+    weights. The router's e_score_correction_bias is a buffer. The MTP layer(s) num_nextn_predict_layers
+    are in the checkpoint but transformers' Glm4MoeForCausalLM does not build them: not counted, as there.
+    """
+    lm = decoder(c, tied_default=False)
+    lm["qkv_bias"] = c.bool("qkv_bias", "attention_bias", False)
+    lm["output_bias"] = False
+    c.note("output_bias", "transformers Glm4MoeAttention (o_proj bias=False)")
+    lm["qk_norm"] = c.bool("qk_norm", "use_qk_norm", False)
+    defaults = {"n_routed_experts": 128, "n_shared_experts": 1, "first_k_dense_replace": 1, "num_experts_per_tok": 8}
+    experts = c.int("moe", "n_routed_experts", default=defaults["n_routed_experts"], low=2, high=LIMITS["experts"])
+    lm["moe"] = MoE(experts=experts, experts_per_token=c.int("moe", "num_experts_per_tok", default=8, high=experts),
+                    expert_ffn=c.int("moe", "moe_intermediate_size"),
+                    shared_experts=c.int("moe", "n_shared_experts", default=1, low=0),
+                    first_dense_layers=c.int("moe", "first_k_dense_replace", default=1, low=0, high=lm["layers"]))
+    c.note("moe", "config.json n_routed_experts, num_experts_per_tok, moe_intermediate_size, n_shared_experts, "
+                  "first_k_dense_replace (absent: transformers Glm4MoeConfig defaults); MTP layers not built")
+    return _finish(c, lm, no_window(c, lm["layers"]))
+
+
+def ernie4_5_moe(c: Cfg) -> Adapted:
+    """Ernie4_5_MoeForCausalLM: dense layers before moe_layer_start_index, then moe_num_experts routed experts
+    (top moe_k) + moe_num_shared_experts x moe_intermediate_size shared; biases on every linear by use_bias;
+    the router's e_score_correction_bias is a parameter (Ernie4_5_MoeStatics, one per expert)."""
+    lm = decoder(c, tied_default=True)
+    bias = c.bool("qkv_bias", "use_bias", False)
+    lm["qkv_bias"] = lm["linear_bias"] = bias
+    layers = lm["layers"]
+    interval = c.int("moe", "moe_layer_interval", default=1, high=layers)
+    end = c.raw("moe_layer_end_index", -1)
+    if interval != 1 or end not in (-1, layers - 1):
+        raise InvalidConfigValue(c.prefix + ("moe_layer_interval" if interval != 1 else "moe_layer_end_index"),
+                                 interval if interval != 1 else end, "every layer from moe_layer_start_index on "
+                                 "(moe_layer_interval 1, moe_layer_end_index -1)")
+    experts = c.int("moe", "moe_num_experts", low=2, high=LIMITS["experts"])
+    shared = c.int("moe", "moe_num_shared_experts", default=0, low=0)
+    lm["moe"] = MoE(experts=experts, experts_per_token=c.int("moe", "moe_k", high=experts),
+                    expert_ffn=c.int("moe", "moe_intermediate_size"), shared_experts=shared,
+                    first_dense_layers=_sparse_from(c, layers, "moe_layer_start_index", 1), router_bias=True)
+    c.note("moe", "config.json moe_num_experts, moe_k, moe_intermediate_size, moe_num_shared_experts, "
+                  "moe_layer_start_index; router_bias: Ernie4_5_MoeStatics e_score_correction_bias [1, experts]")
+    return _finish(c, lm, no_window(c, layers))
+
+
+def minimax_m2(c: Cfg) -> Adapted:
+    """MiniMaxM2ForCausalLM: full attention in every layer, q_norm/k_norm over all heads (use_qk_norm,
+    qk_norm_type per_layer), num_local_experts routed experts of intermediate_size, no shared expert; the
+    router's e_score_correction_bias (use_routing_bias) is a buffer; MTP modules are not built."""
+    c.with_class_defaults("MiniMaxM2Config", {"head_dim": 128})
+    lm = decoder(c, tied_default=False)
+    norm_type = c.str("qk_norm_type", "per_layer")
+    if norm_type != "per_layer":
+        raise InvalidConfigValue(c.prefix + "qk_norm_type", norm_type, "per_layer")
+    lm["qk_norm"] = lm["qk_norm_full"] = True  # built whatever use_qk_norm says
+    c.bool("qk_norm", "use_qk_norm", True)
+    c.note("qk_norm", "transformers MiniMaxM2Attention (q_norm: heads x head_dim, k_norm: kv_heads x head_dim)")
+    shared = c.int("moe", "shared_intermediate_size", default=0, low=0)
+    if shared:
+        raise InvalidConfigValue(c.prefix + "shared_intermediate_size", shared, "0 (MiniMax-M2 has no shared expert)")
+    lm["moe"] = _moe(c, **_experts(c, "num_local_experts", "intermediate_size"))
+    return _finish(c, lm, no_window(c, lm["layers"]))

@@ -70,8 +70,8 @@ def glm4v(c: Cfg) -> Adapted:
 
     transformers models/glm4v: Conv3d patch embedding (temporal_patch_size), RMSNorm blocks whose MLP
     width is out_hidden_size, post-conv and post norms, a 2x2 conv downsample into the text width, and a
-    merger (proj, LayerNorm, SwiGLU of intermediate_size). Image embeddings follow vision_config
-    image_size; the processor may resize larger images to more patches.
+    merger (proj, LayerNorm, SwiGLU of intermediate_size). Image tokens follow the request's image_size
+    through Glm4vImageProcessor's smart_resize (dynamic resolution).
     """
     text = c.sub("text_config")
     lm = decoder(text, tied_default=False)
@@ -102,7 +102,13 @@ def glm4v(c: Cfg) -> Adapted:
         cls_token=False, position_embeddings=side * side, extra_norms=2,
         projector=[TensorShape(name=n, shape=s, kind=k) for n, s, k in proj],
         embeddings_per_image=max(1, (side // merge) ** 2), prompt_tokens_per_image=1,
+        # dynamic resolution: transformers Glm4vImageProcessor's own defaults (size.shortest_edge 112 x 112,
+        # size.longest_edge 28 x 28 x 15000; models/glm4v/image_processing_glm4v.py, 5.25)
+        resize="glm4v", merge_size=merge, min_pixels=112 * 112, max_pixels=28 * 28 * 15000,
+        default_image=(1024, 768),
     )
     v.note("mlp", "config.json vision_config.out_hidden_size (Glm4vVisionMlp width)")
-    v.note("embeddings_per_image", "(image_size / patch_size / spatial_merge_size)^2")
+    v.note("embeddings_per_image", "from the request's image_size: Glm4vImageProcessor smart_resize, "
+                                   "patches / spatial_merge_size^2 (app/estimator/images.py)")
+    v.note("resize", "transformers Glm4vImageProcessor defaults (min 112x112, max 28x28x15000 pixels)")
     return Adapted(lm, text.sources, vs, v.sources)

@@ -1,0 +1,348 @@
+"""The 2026 families, transformers 5 key spellings, the generic reader and its refusals.
+
+Parameter counts: transformers 5.25's own classes built on the meta device. Image tokens: transformers'
+own image processors (Qwen2VLImageProcessor, PixtralImageProcessor) on real arrays of each size.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from app.catalog import SPECS_DIR
+from app.catalog.adapters import ARCHITECTURES
+from app.catalog.adapters.generic import REFUSED
+from app.catalog.importer import spec_from_config
+from app.estimator import VramRequest, count_parameters, estimate
+from app.estimator.errors import InvalidRequest, UnknownChoice
+from app.estimator.images import image_grid
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+CONFIGS = SPECS_DIR / "configs"
+SHARED = Path("/work/shared/configs-2026")
+
+
+def _catalog(slug: str) -> dict:
+    return json.loads((CONFIGS / slug / "config.json").read_text())
+
+
+def _count(config: dict, cls: str, model_type: str | None = None, **override) -> int:
+    kw = {k: v for k, v in config.items() if k != "model_type"} | override
+    cfg = transformers.AutoConfig.for_model(model_type or config["model_type"], **kw)
+    with torch.device("meta"):
+        model = getattr(transformers, cls)(cfg)
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("model_type", sorted(t for t, a in ARCHITECTURES.items() if a.transformers_class))
+def test_transformers_5_default_config_imports(model_type: str):
+    """`XConfig().to_dict()` as transformers 5.25 writes it (num_local_experts, dtype, rope_parameters, ...)."""
+    config = transformers.AutoConfig.for_model(model_type).to_dict()
+    if model_type == "deepseek_v2":  # DeepseekV2Config's default num_experts_per_tok is None: named, not guessed
+        with pytest.raises(InvalidRequest) as err:
+            spec_from_config(config)
+        assert err.value.field == "config.num_experts_per_tok"
+        return
+    spec = spec_from_config(config)
+    assert count_parameters(spec).total == _count(config, ARCHITECTURES[model_type].transformers_class)
+
+
+def test_qwen3_moe_transformers_5_spelling_reads_like_4():
+    v5 = transformers.Qwen3MoeConfig().to_dict()
+    assert "num_local_experts" in v5 and "num_experts" not in v5
+    v4 = {k: v for k, v in v5.items() if k != "num_local_experts"} | {"num_experts": v5["num_local_experts"]}
+    v4["torch_dtype"] = v4.pop("dtype")
+    assert count_parameters(spec_from_config(v5)).total == count_parameters(spec_from_config(v4)).total
+
+
+def test_ministral3_multimodal_equals_mistral3_class():
+    config = _catalog("ministral-3-3b-instruct-2512")
+    assert config["model_type"] == "ministral3" and "vision_config" in config
+    ours = count_parameters(spec_from_config(config)).total
+    assert ours == _count(config, "Mistral3ForConditionalGeneration", "mistral3")
+
+
+def test_ministral3_text_equals_ministral3_class():
+    config = transformers.AutoConfig.for_model("ministral3").to_dict()
+    assert count_parameters(spec_from_config(config)).total == _count(config, "Ministral3ForCausalLM")
+
+
+def test_kimi_k2_equals_deepseek_v3_class():
+    """kimi_k2 is remote code whose config names DeepseekV3ForCausalLM: transformers' class of that name."""
+    config = _catalog("kimi-k2-instruct")
+    assert config["architectures"] == ["DeepseekV3ForCausalLM"]
+    ours = count_parameters(spec_from_config(config)).total
+    assert ours == _count(config, "DeepseekV3ForCausalLM", "deepseek_v3")
+    assert round(ours / 1e12, 2) == 1.03  # Moonshot's card: "1 trillion total parameters"
+
+
+@pytest.mark.skipif(not (SHARED / "magistral-small-2509").is_dir(), reason="shared configs not present")
+def test_magistral_untied_unlike_transformers_5_default():
+    """No tie_word_embeddings anywhere in Magistral-Small-2509's config (written by transformers 4.56, which
+    took it from text_config's MistralConfig default: false). transformers 5's Mistral3Config defaults to
+    true; we keep the released lm_head and equal transformers when the flag is stated."""
+    config = json.loads((SHARED / "magistral-small-2509" / "config.json").read_text())
+    ours = count_parameters(spec_from_config(config)).total
+    assert ours == _count(config, "Mistral3ForConditionalGeneration", tie_word_embeddings=False)
+    text = config["text_config"]
+    assert ours - _count(config, "Mistral3ForConditionalGeneration") == text["vocab_size"] * text["hidden_size"]
+
+
+@pytest.mark.parametrize(("slug", "cls"), [("minimax-m2.7", "MiniMaxM2ForCausalLM"),
+                                           ("qwen3-vl-2b-instruct", "Qwen3VLForConditionalGeneration"),
+                                           ("qwen3-vl-235b-a22b-instruct", "Qwen3VLMoeForConditionalGeneration"),
+                                           ("glm-4.5-air", "Glm4MoeForCausalLM")])
+def test_more_sizes_equal_transformers(slug: str, cls: str):
+    config = _catalog(slug)
+    assert count_parameters(spec_from_config(config)).total == _count(config, cls)
+
+
+def test_olmo3_layer_types_equal_transformers():
+    config = _catalog("olmo-3.1-32b-instruct")
+    theirs = transformers.AutoConfig.for_model("olmo3", **{k: v for k, v in config.items()
+                                                           if k != "model_type"}).layer_types
+    assert spec_from_config(config).language_model.layer_types == tuple(
+        "sliding" if t == "sliding_attention" else "full" for t in theirs)
+
+
+SIZES = [(1024, 768), (640, 480), (1920, 1080), (4032, 3024), (300, 7000), (56, 56), (28, 200), (7000, 7000),
+         (1540, 1541), (13, 17)]
+MODELS = Path(transformers.__file__).parent / "models"
+
+
+def _transformers_functions(path: Path, names: set[str], namespace: dict) -> dict:
+    """Functions of a transformers 5.25 image-processor module, compiled from its own source file.
+
+    The modules import torchvision / PIL at the top (not installed here); the functions themselves are
+    plain arithmetic, so they are taken from the file as written and run unchanged.
+    """
+    tree = ast.parse(path.read_text())
+    body = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name in names]
+    assert {n.name for n in body} == names
+    exec(compile(ast.Module(body, []), str(path), "exec"), namespace)  # noqa: S102
+    return namespace
+
+
+def _class_defaults(path: Path, name: str) -> dict:
+    """Arithmetic class attributes (size = {...}, patch_size = 14) of a class in a transformers source file."""
+    cls = next(n for n in ast.parse(path.read_text()).body if isinstance(n, ast.ClassDef) and n.name == name)
+    out = {}
+    for node in cls.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = eval(compile(ast.Expression(node.value), str(path), "eval"),  # noqa: S307
+                                               {"__builtins__": {}})
+            except NameError:
+                continue
+    return out
+
+
+@pytest.mark.parametrize("slug", ["qwen2.5-vl-7b-instruct", "qwen3-vl-8b-instruct"])
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_qwen_image_tokens_equal_transformers_processor(slug: str, width: int, height: int):
+    ns = _transformers_functions(MODELS / "qwen2_vl" / "image_processing_qwen2_vl.py", {"smart_resize"},
+                                 {"math": math})
+    v = spec_from_config(_catalog(slug)).vision
+    h, w = ns["smart_resize"](height, width, factor=v.patch_size * v.merge_size, min_pixels=v.min_pixels,
+                              max_pixels=v.max_pixels)
+    grid_h, grid_w = h // v.patch_size, w // v.patch_size  # Qwen2VLImageProcessor: image_grid_thw = [1, h/p, w/p]
+    patches, tokens, _ = image_grid(v, width, height)
+    assert patches == grid_h * grid_w
+    assert tokens == grid_h * grid_w // v.merge_size ** 2  # Qwen2VLProcessor: image_grid_thw.prod() // merge**2
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_glm4v_image_tokens_equal_transformers_processor(width: int, height: int):
+    ns = _transformers_functions(MODELS / "glm4v" / "image_processing_glm4v.py", {"smart_resize"}, {"math": math})
+    v = spec_from_config(transformers.Glm4vConfig().to_dict()).vision
+    defaults = _class_defaults(MODELS / "glm4v" / "image_processing_glm4v.py", "Glm4vImageProcessor")
+    assert (v.min_pixels, v.max_pixels) == (defaults["size"]["shortest_edge"], defaults["size"]["longest_edge"])
+    assert (v.patch_size, v.merge_size, v.temporal_patch) == (defaults["patch_size"], defaults["merge_size"],
+                                                               defaults["temporal_patch_size"])
+    t = v.temporal_patch  # Glm4vImageProcessor.resize: num_frames = temporal_factor = temporal_patch_size
+    h, w = ns["smart_resize"](num_frames=t, height=height, width=width, temporal_factor=t,
+                              factor=v.patch_size * v.merge_size, min_pixels=v.min_pixels, max_pixels=v.max_pixels)
+    patches, tokens, _ = image_grid(v, width, height)
+    assert patches == (h // v.patch_size) * (w // v.patch_size)
+    assert tokens == patches // v.merge_size ** 2  # Glm4vProcessor: image_grid_thw.prod() // merge_length
+
+
+def _kimi_k25() -> dict:
+    return _catalog("kimi-k2.5")
+
+
+def test_kimi_k25_equals_transformers_class():
+    """transformers 5.25 Kimi_K25ForConditionalGeneration; the released text_config says model_type kimi_k2
+    (remote code), which transformers does not know: given to it as deepseek_v3 (its architectures)."""
+    config = _kimi_k25()
+    assert config["text_config"]["architectures"] == ["DeepseekV3ForCausalLM"]
+    text = dict(config["text_config"], model_type="deepseek_v3")
+    ours = count_parameters(spec_from_config(config))
+    assert ours.total == _count(config, "Kimi_K25ForConditionalGeneration", text_config=text)
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_kimi_k25_image_tokens_equal_transformers_processor(width: int, height: int):
+    path = MODELS / "kimi_k25" / "image_processing_kimi_k25.py"
+    ns = _transformers_functions(path, {"navit_resize"}, {"math": math})
+    defaults = _class_defaults(path, "Kimi_K25ImageProcessor")
+    v = spec_from_config(_kimi_k25()).vision
+    assert (v.patch_size, v.merge_size, v.max_patches) == (defaults["patch_size"], defaults["merge_size"],
+                                                           defaults["max_patches"])
+    side = defaults["size"]["max_height"]
+    _, (h, w) = ns["navit_resize"](height, width, patch_size=v.patch_size, merge_kernel_size=v.merge_size,
+                                   max_patches=v.max_patches, max_size_per_side=side)
+    patches, tokens, _ = image_grid(v, width, height)
+    assert patches == (h // v.patch_size) * (w // v.patch_size)  # get_number_of_image_patches
+    assert tokens == patches // v.merge_size ** 2
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_pixtral_image_tokens_equal_transformers_processor(width: int, height: int):
+    np = pytest.importorskip("numpy")
+    ns = _transformers_functions(MODELS / "pixtral" / "image_processing_pixtral.py",
+                                 {"get_resize_output_image_size", "_num_image_tokens"},
+                                 {"math": math, "ImageInput": object, "ChannelDimension": str,
+                                  "get_image_size": lambda image, fmt=None: image.shape[:2]})
+    v = spec_from_config(_catalog("devstral-small-2-24b-instruct-2512")).vision
+    unit = v.patch_size * v.merge_size  # PixtralProcessor passes patch_size x spatial_merge_size
+    h, w = ns["get_resize_output_image_size"](np.zeros((height, width, 3), dtype=np.uint8),
+                                              size=(v.longest_edge, v.longest_edge), patch_size=(unit, unit))
+    rows, cols = h // unit, w // unit  # processing_pixtral.py: [IMG] x cols + [IMG_BREAK] per row, last [IMG_END]
+    patches, tokens, _ = image_grid(v, width, height)
+    assert tokens == rows * (cols + 1)
+    assert patches == (h // v.patch_size) * (w // v.patch_size)
+
+
+def test_image_size_changes_kv_positions_and_is_stated():
+    spec = spec_from_config(_catalog("qwen3-vl-8b-instruct"))
+    a = estimate(spec, VramRequest(model=spec.slug, images=1, image_size="640x480"))
+    b = estimate(spec, VramRequest(model=spec.slug, images=1))
+    _, tokens, _ = image_grid(spec.vision, 640, 480)
+    assert a.detail.image_positions == tokens and any(x.startswith("images: 640x480 ") for x in a.assumptions)
+    assert any(x.startswith("images: 1024x768 (the default") for x in b.assumptions)
+    assert a.detail.image_positions < b.detail.image_positions
+
+
+@pytest.mark.parametrize("bad", ["1024", "0x10", "10x", "axb", "100000x100", "1x300"])
+def test_bad_image_size_is_a_422_naming_it(bad: str):
+    spec = spec_from_config(_catalog("qwen2.5-vl-7b-instruct"))
+    with pytest.raises(InvalidRequest) as err:
+        estimate(spec, VramRequest(model=spec.slug, images=1, image_size=bad))
+    assert err.value.field == "image_size"
+
+
+def test_generic_reader_equals_llama_and_says_so():
+    config = _catalog("llama-3.1-8b-instruct") | {"model_type": "acme_llama_clone"}
+    spec = spec_from_config(config)
+    assert spec.language_model.generic and "not checked" in spec.language_model.generic
+    assert count_parameters(spec).total == _count(_catalog("llama-3.1-8b-instruct"), "LlamaForCausalLM")
+    est = estimate(spec, VramRequest(model=spec.slug))
+    assert any(w.startswith("generic: this architecture is not checked") for w in est.warnings)
+    assert any("assumed" in a for a in est.assumptions)
+    assert any("not checked" in p for p in spec.card.description)
+
+
+def test_generic_moe_equals_mixtral():
+    config = _catalog("mixtral-8x7b-v0.1") | {"model_type": "acme_moe"}
+    spec = spec_from_config(config)
+    assert count_parameters(spec).total == _count(_catalog("mixtral-8x7b-v0.1"), "MixtralForCausalLM")
+
+
+@pytest.mark.parametrize(("key", "value"), [("kv_lora_rank", 512), ("vision_config", {"depth": 2}),
+                                            ("hybrid_override_pattern", "M*M*"), ("n_shared_experts", 1)])
+def test_generic_refuses_what_it_cannot_express(key: str, value):
+    config = _catalog("llama-3.1-8b-instruct") | {"model_type": "acme", key: value}
+    with pytest.raises(InvalidRequest) as err:
+        spec_from_config(config)
+    assert err.value.field == f"config.{key}"
+
+
+def test_generic_missing_key_is_named():
+    config = {k: v for k, v in _catalog("llama-3.1-8b-instruct").items() if k != "intermediate_size"}
+    with pytest.raises(InvalidRequest) as err:
+        spec_from_config(config | {"model_type": "acme"})
+    assert err.value.field == "config.intermediate_size"
+
+
+@pytest.mark.parametrize("model_type", ["deepseek_v4", "minimax_m3", "kimi_k3", "mimo_v2_flash", "step3p7",
+                                        "gemma3n"])
+def test_known_unexpressible_types_are_refused_with_a_reason(model_type: str):
+    if model_type in ARCHITECTURES:
+        pytest.skip("an adapter handles it now")
+    config = _catalog("llama-3.1-8b-instruct") | {"model_type": model_type}
+    with pytest.raises(InvalidRequest) as err:
+        spec_from_config(config)
+    assert err.value.field == "config.model_type" and REFUSED[model_type] in str(err.value)
+
+
+def test_only_model_type_still_lists_supported_types():
+    with pytest.raises(UnknownChoice):
+        spec_from_config({"model_type": "acme"})
+
+
+def test_many_image_sizes_keep_the_caches_bounded():
+    from app.estimator import images
+    from app.estimator.params import model_tensors
+
+    spec = spec_from_config(_catalog("qwen2.5-vl-7b-instruct"))
+    copies = [images.sized(spec, 100 + i, 300) for i in range(images.SIZED_CACHE + 20)]
+    assert len(images._SIZED) <= images.SIZED_CACHE
+    assert model_tensors(copies[-1]) is model_tensors(spec)  # memoized as the base: same weights
+    assert copies[-1].vision.embeddings_per_image != copies[0].vision.embeddings_per_image
+
+
+@pytest.mark.parametrize("slug", sorted(p.name for p in CONFIGS.iterdir() if (p / "config.json").is_file()))
+def test_catalog_config_rewritten_by_transformers_5_reads_the_same(slug: str):
+    """Each committed config as transformers 5 would save it (`XConfig(**config).to_dict()`: dtype,
+    rope_parameters, num_local_experts, layer_types ...) gives the same spec, field for field."""
+    config = _catalog(slug)
+    model_type = config["model_type"]
+    if not ARCHITECTURES[model_type].transformers_class or model_type == "ministral3":
+        pytest.skip("no transformers configuration class of this model_type for this config")
+    v5 = transformers.AutoConfig.for_model(model_type, **{k: v for k, v in config.items()
+                                                          if k != "model_type"}).to_dict()
+    skip = {"source", "field_sources"}
+    ours, theirs = spec_from_config(config), spec_from_config(v5)
+    assert ours.language_model.model_dump(exclude=skip) == theirs.language_model.model_dump(exclude=skip)
+    if ours.vision is not None:
+        assert ours.vision.model_dump(exclude=skip) == theirs.vision.model_dump(exclude=skip)
+
+
+def test_image_size_through_every_door(client):
+    """JSON body, query string, form and CLI option: the same answer, and the same 422 naming the field."""
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    state = {"model": "qwen2.5-vl-7b-instruct", "images": 1, "image_size": "1280x720"}
+    by_json = client.post("/api/vram", json=state).json()
+    by_query = client.get("/api/vram", params=state).json()
+    by_form = client.post("/api/vram", data={k: str(v) for k, v in state.items()}).json()
+    assert by_json == by_query == by_form
+    spec = spec_from_config(_catalog("qwen2.5-vl-7b-instruct"))
+    assert by_json["detail"]["image_positions"] == image_grid(spec.vision, 1280, 720)[1]
+    run = CliRunner().invoke(cli, ["estimate", "qwen2.5-vl-7b-instruct", "--images", "1", "--image-size",
+                                   "1280x720", "--json"], env={"COLUMNS": "200"})
+    assert run.exit_code == 0 and json.loads(run.stdout)["detail"] == by_json["detail"]
+    bad = {**state, "image_size": "wide"}
+    for r in (client.post("/api/vram", json=bad), client.get("/api/vram", params=bad),
+              client.post("/api/vram", data={k: str(v) for k, v in bad.items()})):
+        assert r.status_code == 422 and "image_size" in r.text
+    run = CliRunner().invoke(cli, ["estimate", "qwen2.5-vl-7b-instruct", "--image-size", "wide"])
+    assert run.exit_code == 2 and "image_size" in run.output
+
+
+def test_generic_answer_on_the_model_page(client):
+    config = _catalog("llama-3.1-8b-instruct") | {"model_type": "acme_llama_clone"}
+    r = client.post("/api/vram", json={"config": config})
+    assert r.status_code == 200
+    assert r.json()["warnings"][-1].startswith("generic: this architecture is not checked")
+    page = client.post("/api/vram", json={"config": config}, headers={"HX-Request": "true"})  # the page's fragment
+    assert page.status_code == 200 and "generic: this architecture is not checked" in page.text
