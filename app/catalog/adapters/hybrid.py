@@ -171,11 +171,18 @@ NEMOTRON_BLOCKS = {"M": ("mamba2", "none"), "E": ("none", "moe"), "-": ("none", 
 def nemotron_h(c: Cfg) -> Adapted:
     """NemotronHForCausalLM: one mixer per block (hybrid_override_pattern or layers_block_type): Mamba2 (M),
     MoE (E), relu2 MLP (-) or attention (*), each behind one RMSNorm."""
+    listed = c.data.get("layers_block_type") or c.data.get("layer_types")
+    if c.data.get("num_hidden_layers") is None and isinstance(listed, list) and listed:
+        # transformers 5 NemotronHConfig: num_hidden_layers is a property, len(layers_block_type); to_dict()
+        # writes only the list (configuration_nemotron_h.py)
+        c.data = {**c.data, "num_hidden_layers": len(listed)}
     lm = decoder(c, tied_default=False, head_dim_key="head_dim" if c.has("head_dim") else "attention_head_dim")
     layers = lm["layers"]
     pattern = c.data.get("hybrid_override_pattern")
     if pattern is None:
-        names = {"mamba": "M", "moe": "E", "mlp": "-", "attention": "*"}
+        # transformers 4 wrote mamba/attention; 5 writes linear_attention/full_attention (_list_to_pattern)
+        names = {"mamba": "M", "moe": "E", "mlp": "-", "attention": "*", "linear_attention": "M",
+                 "full_attention": "*"}
         raw = c.data.get("layers_block_type") or c.data.get("layer_types") or []
         pattern = "".join(names.get(x, "?") for x in raw)
         c.note("layer_types", f"config.json {c.prefix}layers_block_type")
