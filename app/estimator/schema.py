@@ -97,6 +97,19 @@ class VramRequest(BaseModel):
     embeddings: bool = Field(
         False, description="llama.cpp --embeddings: the output buffer also holds n_embd floats per sequence "
                            "(Ollama's runner turns it on).")
+    backend: str = Field(
+        "cuda", description="llama.cpp ggml backend: cuda, rocm, vulkan, metal, sycl or cpu (nothing offloaded). "
+                            "It sets the model buffer's padding, the host buffer type and the compute-buffer rules.")
+    free_memory: int | None = Field(
+        None, ge=0, le=1 << 50,
+        description="llama.cpp --fit: free memory of the device in bytes, as llama.cpp sees it at start; given, "
+                    "the answer also carries --fit's decisions (layers, MoE experts in host memory, context).")
+    fit_target: int = Field(
+        1024, ge=0, le=1 << 20, description="llama.cpp --fit-target: MiB --fit leaves free on the device "
+                                            "(default 1024).")
+    fit_ctx: int = Field(
+        4096, ge=0, le=MAX_CONTEXT, description="llama.cpp --fit-ctx: the smallest context --fit lowers n_ctx "
+                                                "to (default 4096); it lowers n_ctx only when n_ctx is 0.")
     mmproj: bool | None = Field(
         None, description="Vision models: whether the projector file is loaded. llama-server loads it only when "
                           "--mmproj is passed (or by default with -hf, which fetches it); default: loaded when "
@@ -281,6 +294,27 @@ class HostMemory(BaseModel):
     total_bytes: int
 
 
+class LlamaCppFit(BaseModel):
+    """What llama.cpp's --fit (common/fit.cpp common_params_fit_impl) decides for the free memory given."""
+
+    free: int = Field(description="Free device memory (bytes).")
+    target: int = Field(description="Memory --fit leaves free (--fit-target, bytes).")
+    status: Literal["unchanged", "context", "layers", "failed"] = Field(
+        description="unchanged: fits as asked; context: n_ctx lowered; layers: layers/experts moved to host; "
+                    "failed: even that does not fit (llama.cpp then loads as asked and may run out of memory).")
+    n_ctx: int = Field(description="The context --fit settles on (n_ctx).")
+    n_gpu_layers: int = Field(description="-ngl it sets (n_layer + 1 = all).")
+    n_cpu_moe_layers: list[int] = Field(default_factory=list,
+                                        description="Layers whose MoE expert tensors it keeps in host memory.")
+    overflow: str | None = Field(None, description="Part of one more layer kept on the device (UP, GATE, ATTN).")
+    overrides: list[str] = Field(default_factory=list, description="The -ot patterns (regex=CPU) it sets.")
+    projected: int = Field(description="Device memory projected for these settings (model + context + compute).")
+    fit_print: list[str] = Field(default_factory=list,
+                                 description="--fit-print lines: device, model, context, compute in MiB.")
+    command: str = Field("", description="A llama-server command that loads these settings without --fit.")
+    notes: list[str] = Field(default_factory=list)
+
+
 class LlamaCppReport(BaseModel):
     """The llama.cpp context as resolved from the flags, and the buffers it prints."""
 
@@ -297,6 +331,9 @@ class LlamaCppReport(BaseModel):
     mmproj: bool = Field(description="Whether the projector file is counted as loaded.")
     mmproj_bytes: int = Field(description="Weights of the projector file (F16), loaded or not.")
     buffers: list[LlamaCppBuffer]
+    backend: str = Field("cuda", description="The ggml backend the buffers are for.")
+    device: str = Field("CUDA0", description="The device as llama.cpp names it (CUDA0, ROCm0, MTL0, ...).")
+    fit: LlamaCppFit | None = Field(None, description="--fit's decisions for `free_memory` (when given).")
 
 
 class GgufTypeRow(BaseModel):
