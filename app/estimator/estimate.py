@@ -50,6 +50,9 @@ def _pick(field: str, value: str, allowed: Sequence[str], why: str = "") -> str:
 def resolve(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Choices:
     """Fill defaults and check every choice against the model, the format and the runtime."""
     default_fmt = vllm_flags.default_format(spec, req)  # vLLM --dtype; else spec.dtype_slug
+    stored = FORMATS.get(default_fmt)
+    if req.quantization is None and stored and stored.gguf_form and req.runtime not in (None, *stored.runtimes):
+        default_fmt = stored.gguf_form  # llama.cpp asked for an MXFP4 checkpoint: the GGUF it converts to
     fmt = FORMATS[_pick("quantization", req.quantization or default_fmt, list(FORMATS))]
     runtime_slug = _pick("runtime", req.runtime or fmt.runtimes[0], list(RUNTIMES))
     _pick("runtime", runtime_slug, fmt.runtimes, f"{fmt.label} runs on these runtimes")

@@ -115,6 +115,7 @@ class Format:
     linear_size: Callable[[Tensor], int] | None = None
     linear_label: str = ""
     quantizes: Callable[[Tensor], bool] = _decoder_linears
+    gguf_form: str = ""  # the GGUF file type this checkpoint format is converted to for llama.cpp, if any
 
     @property
     def is_gguf(self) -> bool:
@@ -168,7 +169,8 @@ FORMATS: dict[str, Format] = {f.slug: f for f in [
            "DeepSeek-V3 quantization_config (fp8, weight_block_size [128, 128]); vLLM fp8 block scales",
            ("vllm", _HF), linear_size=_fp8_block128, linear_label="FP8 e4m3 block128"),
     Format("mxfp4", "MXFP4 (experts)", "gpu", "OCP Microscaling spec v1.0 MXFP4; gpt-oss quantization_config "
-           "(experts only)", ("vllm", _HF), linear_size=_mxfp4, linear_label="MXFP4", quantizes=_expert_linears),
+           "(experts only)", ("vllm", _HF), linear_size=_mxfp4, linear_label="MXFP4", quantizes=_expert_linears,
+           gguf_form="mxfp4_moe"),  # convert_hf_to_gguf.py keeps the experts MXFP4 (GptOssModel.repack_mxfp4)
     *(_gguf(slug, ft.name) for slug, ft in gguf.FILE_TYPES.items()),
 ]}
 

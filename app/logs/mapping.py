@@ -35,6 +35,9 @@ VLLM_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32":
 KV_TYPES = {"f16": "f16", "f32": "f32", "bf16": "bf16", "q8_0": "q8_0", "q4_0": "q4_0", "q4_1": "q4_1",
             "iq4_nl": "iq4_nl", "q5_0": "q5_0", "q5_1": "q5_1"}
 _TRUE = {"1", "true", "enabled", "on", "True"}
+# ggml device names (ggml_backend_dev_name: CUDA0, ROCm0, MTL0, Vulkan0, SYCL0) -> the request's `backend`
+DEVICE_BACKENDS = {"CUDA": "cuda", "ROCm": "rocm", "MTL": "metal", "Metal": "metal", "Vulkan": "vulkan",
+                   "SYCL": "sycl"}
 # GGUF architectures whose released config this log's metadata can stand in for (qkv biases per family)
 LOG_ARCHITECTURES = {"llama": {"qkv_bias": False}, "qwen2": {"qkv_bias": True}, "mistral": {"qkv_bias": False}}
 
@@ -74,11 +77,23 @@ def llamacpp_request(log: ParsedLog) -> dict[str, Any]:
     for ours, theirs in (("cache_type_k", "type_k"), ("cache_type_v", "type_v")):
         if str(log.setting(theirs)) in KV_TYPES:
             req[ours] = KV_TYPES[str(log.setting(theirs))]
+    backend = _backend(log)
+    if backend:
+        req["backend"] = backend
     if log.setting("n_gpu_layers") is not None:
         req["n_gpu_layers"] = int(log.setting("n_gpu_layers"))
     elif log.figures and all(_on_host(f.device) for f in log.figures if f.device):
         req["n_gpu_layers"] = 0  # a CPU-only run: every buffer it printed is a host buffer
     return req
+
+
+def _backend(log: ParsedLog) -> str | None:
+    """The ggml backend the log's device names belong to (the first one named), or None."""
+    for f in log.figures:
+        m = re.match(r"[A-Za-z]+", f.device or "")
+        if m and m[0] in DEVICE_BACKENDS:
+            return DEVICE_BACKENDS[m[0]]
+    return None
 
 
 def _on_host(device: str) -> bool:
