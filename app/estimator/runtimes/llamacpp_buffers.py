@@ -138,17 +138,19 @@ def weights(tensors: tuple[TensorEntry, ...], c: LlamaContext, lm: LanguageModel
 
 def _weights_overridden(tensors: tuple[TensorEntry, ...], c: LlamaContext, lm: LanguageModel, align: int,
                         row_padding: int, to_host: Callable[[str], bool]) -> Weights:
-    """weights() with -ot overrides: tensor by tensor (llama-model-loader: a CPU override is mmapped too)."""
-    gpu, lo, hi = 0, None, 0
+    """weights() with -ot overrides, tensor by tensor. The host figure is the host tensors' sum, as --fit
+    measures it (common/fit.cpp loads with use_mmap false), not an mmap range: overridden experts interleave
+    with device tensors in the file."""
+    gpu = host = 0
     tied = not any(t.name == "output.weight" for t in tensors)
     for t in tensors:
         if _on_gpu(_key(t), c, lm.layers) and not to_host(t.name):
             gpu += cuda_alloc_size(t, align, row_padding)
         else:
-            lo, hi = (t.offset if lo is None else min(lo, t.offset)), max(hi, t.offset + t.nbytes)
+            host += t.nbytes
         if tied and t.name == "token_embd.weight" and c.output_on_gpu:
             gpu += cuda_alloc_size(t, align, row_padding)
-    return Weights(gpu, hi - (lo or 0), sum(t.nbytes for t in tensors))
+    return Weights(gpu, host, sum(t.nbytes for t in tensors))
 
 
 def swa_layers(lm: LanguageModel, arch: GgufArch | None) -> set[int]:
