@@ -68,7 +68,9 @@ def g13(catalog: Catalog) -> VramEstimate:
 
 def test_g12_metal_fit_print_every_figure(gemma3_4b: ModelSpec):
     """Printed: `MTL0 7401 814 517` and `host 1280 0 154`."""
-    b = _mib(g12(gemma3_4b))
+    e = g12(gemma3_4b)
+    assert e.llamacpp is not None and e.llamacpp.fit_print == ["MTL0 7401 814 517", "Host 1280 0 154"]
+    b = _mib(e)
     assert b["model", "gpu"] == 7401 and b["model", "host"] == 1280  # check (tied output duplicated onto MTL0)
     assert b["kv", "gpu"] + b["kv", "host"] == 814 and b["kv", "host"] == 0  # check
     assert _within(b["compute", "gpu"], 517) and b["compute", "gpu"] == 517  # F16 mask: source; peak rule: fit

@@ -333,6 +333,8 @@ class LlamaCppReport(BaseModel):
     buffers: list[LlamaCppBuffer]
     backend: str = Field("cuda", description="The ggml backend the buffers are for.")
     device: str = Field("CUDA0", description="The device as llama.cpp names it (CUDA0, ROCm0, MTL0, ...).")
+    fit_print: list[str] = Field(default_factory=list, description="These buffers as `llama-fit-params "
+                                 "--fit-print on` prints them: device, model, context, compute in MiB (truncated).")
     fit: LlamaCppFit | None = Field(None, description="--fit's decisions for `free_memory` (when given).")
 
 

@@ -60,6 +60,12 @@ def _device_bytes(inp: RuntimeInput, req: VramRequest, backend: Backend, n_ctx: 
     return w.gpu, kv.gpu, comp.gpu, w.gpu + kv.gpu + comp.gpu, w.host, kv.host, comp.host
 
 
+def _fit_print(backend: Backend, device: tuple[int, int, int], host: tuple[int, int, int]) -> list[str]:
+    """common_fit_print (common/fit.cpp): `<device> model context compute` per device, then `Host ...`, in MiB."""
+    rows = [(backend.device, device)] if backend.gpu else []
+    return [f"{name} {' '.join(str(x // MiB) for x in sizes)}" for name, sizes in [*rows, ("Host", host)]]
+
+
 def _fit(inp: RuntimeInput, req: VramRequest, backend: Backend) -> LlamaCppFit | None:
     """llama.cpp --fit for the free memory the request gives (one device)."""
     if req.free_memory is None or not backend.gpu:
@@ -73,8 +79,7 @@ def _fit(inp: RuntimeInput, req: VramRequest, backend: Backend) -> LlamaCppFit |
     model, context, compute, total, *host = _device_bytes(inp, req, backend, d.n_ctx, d.layers)
     ngl = d.layers.n_layer if d.layers else (lm.layers + 1 if req.n_gpu_layers is None else req.n_gpu_layers)
     overrides = d.layers.overrides(lm.layers) if d.layers else []
-    lines = [f"{backend.device} {model // MiB} {context // MiB} {compute // MiB}",
-             f"Host {host[0] // MiB} {host[1] // MiB} {host[2] // MiB}"]
+    lines = _fit_print(backend, (model, context, compute), (host[0], host[1], host[2]))
     parts = ["llama-server", "-m", f"{inp.spec.name}-{inp.fmt.slug.upper()}.gguf", "-c", str(d.n_ctx),
              "-ngl", str(ngl), "-fa", "on" if inp.flash_attention else "off", "-ub", str(req.n_ubatch)]
     for p in overrides:
@@ -141,6 +146,7 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
         kv_unified=c.kv_unified, n_gpu_layers=c.n_gpu_layers, output_on_gpu=c.output_on_gpu,
         cache_type_k=LLAMA_NAME[c.type_k.slug], cache_type_v=LLAMA_NAME[c.type_v.slug], mmproj=c.mmproj,
         mmproj_bytes=mmproj, buffers=buffers, backend=backend.name, device=backend.device,
+        fit_print=_fit_print(backend, (w.gpu, kv.gpu, comp.gpu), (w.host, kv.host, comp.host)),
         fit=_fit(inp, req, backend))
     notes = _notes(c, lm.layers, kv.cells_full, kv.cells_swa, backend)
     if spec.vision is not None:
