@@ -166,3 +166,17 @@ def test_unknown_backend_is_a_422_naming_the_field(client: TestClient):
     assert r.status_code == 422
     text = r.text
     assert "backend" in text and all(name in text for name in BACKENDS)
+
+
+def test_l2_vulkan_and_l4_style_backends_keep_the_2025_figures(catalog: Catalog):
+    """L2 (field-cases.md) was printed by a Vulkan build (b5781, RTX 4080): with backend vulkan the model, KV and
+    output buffers still match to the printed 0.01 MiB (Q4_0 rows of 4096 and 14336 need no padding; Vulkan's
+    alignment changes nothing here) and the compute buffers stay within 5% (the 2025 rules were fitted on L1-L4)."""
+    spec = catalog.model("llama-3.1-8b-instruct")
+    e = estimate(spec, VramRequest(model=spec.slug, quantization="q4_0", n_ctx=16384, n_batch=2048, n_ubatch=1024,
+                                   flash_attention=True, backend="vulkan"))
+    assert e.llamacpp is not None and e.llamacpp.device == "Vulkan0"
+    b = {(x.name, x.device): round(x.bytes / MiB, 2) for x in e.llamacpp.buffers}
+    assert b["model", "gpu"] == 4155.99 and b["model", "host"] == 281.81
+    assert b["kv", "gpu"] == 2048.00 and b["output", "host"] == 0.49
+    assert _within(b["compute", "gpu"], 613.01, 0.05) and _within(b["compute", "host"], 80.01, 0.05)
