@@ -21,7 +21,7 @@ from app.estimator.quantization import stored_weights
 from app.estimator.runtimes import llamacpp
 from app.estimator.runtimes.base import RuntimeInput
 from app.estimator.runtimes.llamacpp_backends import BACKENDS
-from app.estimator.runtimes.llamacpp_fit import OVERFLOW_PATTERNS, Layers
+from app.estimator.runtimes.llamacpp_fit import OVERFLOW_PATTERNS, Layers, _step, fit
 from app.estimator.schema import VramEstimate
 
 MiB, GiB = 1 << 20, 1 << 30
@@ -121,3 +121,29 @@ def test_moe_experts_to_host_fewest_layers(catalog: Catalog, free_gib: int):
 def test_gpt_oss_answers_on_llamacpp_without_naming_a_format(client):
     r = client.get("/api/vram", params={"model": "gpt-oss-120b", "runtime": "llama.cpp"})
     assert r.status_code == 200 and r.json()["request"]["quantization"] == "mxfp4_moe"
+
+
+@pytest.mark.parametrize("target_layers", [0.5, 1, 7.3, 20, 32.9, 33])
+def test_false_position_stops_at_the_last_layer_that_fits(target_layers: float):
+    """A synthetic dense model, 1 GiB base + 100 MiB per layer (33 = 32 layers + output): common_params_fit_impl's
+    loop must end on floor(target) layers whatever the interpolation steps were."""
+    per, base = 100 * MiB, GiB
+
+    def project(n_ctx: int, layers: Layers | None) -> int:
+        return base + per * (33 if layers is None else layers.n_layer)
+
+    free = base + int(target_layers * per) + MARGIN
+    d = fit(project, free, MARGIN, 8192, 131072, 4096, 32, moe=False, ngl_set=False)
+    if target_layers >= 33:
+        assert d.status == "unchanged" and d.layers is None
+        return
+    assert d.status == "layers" and d.layers is not None and d.layers.n_layer == int(target_layers)
+
+
+def test_step_is_computed_as_the_cpp_does():
+    """uint32_t step_size = int64_t(delta) * (target - mem) / (mem_high - mem): truncation toward zero, a negative
+    result wraps around in the uint32_t and the clamp then gives delta - 1."""
+    assert _step(10, 550, 500, 600) == 5
+    assert _step(10, 599, 500, 600) == 9  # 9.9 truncates to 9 = delta - 1
+    assert _step(10, 501, 500, 600) == 1  # 0.1 -> 0 -> at least 1
+    assert _step(10, 400, 500, 600) == 9  # -10 wraps to 2^32 - 10, clamped to delta - 1

@@ -90,12 +90,21 @@ def fit(project: Project, free: int, margin: int, n_ctx: int, n_ctx_train: int, 
         notes.append("n_gpu_layers already set by the user: --fit gives up and loads as asked")
         return FitDecision("failed", n_ctx or n_ctx_train, None, project(n_ctx, None), notes)
     layers, mem = _fill(project, n_ctx, target, hp_ngl, moe)
-    if moe and layers.n_layer > 0 and project(n_ctx, Layers(hp_ngl + 1, hp_ngl)) <= target:
+    # global_surplus_cpu_moe > 0: every layer offloaded with all expert tensors in host memory fits
+    if moe and layers.n_layer > 0 and project(n_ctx, Layers(hp_ngl + 1, hp_ngl + 1)) < target:
         layers, mem = _convert(project, n_ctx, target, hp_ngl, layers, mem)
     status = "layers" if mem <= target else "failed"
     notes.append(f"{layers.n_layer} layers on the device ({layers.n_part} with experts in host memory), "
                  f"{mem // MiB} MiB projected")
     return FitDecision(status, n_ctx or n_ctx_train, layers, mem, notes)
+
+
+def _step(delta: int, target: int, mem: int, mem_high: int) -> int:
+    """The false-position step as the C++ computes it: int64 division truncating toward zero, stored in a
+    uint32_t (a negative step wraps around), then clamped to [1, delta - 1]."""
+    num, den = delta * (target - mem), mem_high - mem
+    q = abs(num) // abs(den) * (1 if (num >= 0) == (den > 0) else -1) if den else 0
+    return min(max(q % (1 << 32), 1), delta - 1)
 
 
 def _fill(project: Project, n_ctx: int, target: int, hp_ngl: int, moe: bool) -> tuple[Layers, int]:
@@ -108,8 +117,7 @@ def _fill(project: Project, n_ctx: int, target: int, hp_ngl: int, moe: bool) -> 
         return high, mem_high
     delta = high.n_layer - low.n_layer
     while delta > 1:
-        step = int(delta * (target - mem) / (mem_high - mem)) if mem_high != mem else 1
-        step = min(max(step, 1), delta - 1)
+        step = _step(delta, target, mem, mem_high)
         n_part = low.n_part + ((step - 1 if low.n_part == 0 else step) if moe else 0)
         test = Layers(low.n_layer + step, n_part)
         mem_test = project(n_ctx, test)
@@ -130,8 +138,7 @@ def _convert(project: Project, n_ctx: int, target: int, hp_ngl: int, low: Layers
     else:
         delta = high.n_full - low.n_full
         while delta > 1:
-            step = int(delta * (target - mem) / (mem_high - mem)) if mem_high != mem else 1
-            step = min(max(step, 1), delta - 1)
+            step = _step(delta, target, mem, mem_high)
             test = Layers(low.n_layer, low.n_part - min(step, low.n_part))
             mem_test = project(n_ctx, test)
             if mem_test <= target:
