@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from fastapi.testclient import TestClient
@@ -31,7 +32,7 @@ from app.estimator.gguf.rules import FILE_TYPES, language_types
 from app.estimator.params import language_tensors
 from app.estimator.runtimes.llamacpp_backends import BACKENDS
 from app.estimator.runtimes.llamacpp_buffers import catalog_tensors
-from app.estimator.schema import VramEstimate
+from app.estimator.schema import LlamaBackend, VramEstimate
 
 MiB = 1 << 20
 CONFIGS = Path(__file__).parent / "fixtures" / "configs"
@@ -180,3 +181,7 @@ def test_l2_vulkan_and_l4_style_backends_keep_the_2025_figures(catalog: Catalog)
     assert b["model", "gpu"] == 4155.99 and b["model", "host"] == 281.81
     assert b["kv", "gpu"] == 2048.00 and b["output", "host"] == 0.49
     assert _within(b["compute", "gpu"], 613.01, 0.05) and _within(b["compute", "host"], 80.01, 0.05)
+
+
+def test_request_names_every_backend_of_the_registry():
+    assert set(get_args(LlamaBackend)) == set(BACKENDS)

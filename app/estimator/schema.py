@@ -16,6 +16,8 @@ MAX_LLAMA_SEQ = 256  # LLAMA_MAX_SEQ, src/llama-cparams.h
 MAX_LLAMA_LAYERS = 1024
 # llama.cpp's --cache-type-k/-v values (common/arg.cpp kv_cache_types)
 LlamaCacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
+# ggml backends llama.cpp is built with; the keys of runtimes/llamacpp_backends.BACKENDS (a test holds them equal)
+LlamaBackend = Literal["cuda", "rocm", "vulkan", "metal", "sycl", "cpu"]
 # --- vLLM flags: vllm serve's names ---
 MAX_VLLM_TOKENS = 1 << 20
 _VLLM_FIELDS = frozenset({"gpu_memory_utilization", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
@@ -97,7 +99,7 @@ class VramRequest(BaseModel):
     embeddings: bool = Field(
         False, description="llama.cpp --embeddings: the output buffer also holds n_embd floats per sequence "
                            "(Ollama's runner turns it on).")
-    backend: str = Field(
+    backend: LlamaBackend = Field(
         "cuda", description="llama.cpp ggml backend: cuda, rocm, vulkan, metal, sycl or cpu (nothing offloaded). "
                             "It sets the model buffer's padding, the host buffer type and the compute-buffer rules.")
     free_memory: int | None = Field(
