@@ -93,7 +93,8 @@ def _fit(inp: RuntimeInput, req: VramRequest, backend: Backend) -> LlamaCppFit |
                        command=" ".join(shlex.quote(x) for x in parts), notes=d.notes)
 
 
-def _notes(c: LlamaContext, lm_layers: int, kv_cells: int, swa_cells: int, backend: Backend) -> list[str]:
+def _notes(c: LlamaContext, lm_layers: int, kv_cells: int, swa_cells: int, backend: Backend,
+           lm_vocab: int) -> list[str]:
     layers = "all layers" if c.n_gpu_layers > lm_layers else f"{max(c.n_gpu_layers - 1, 0)} of {lm_layers} layers"
     out = "and the output layer " if c.output_on_gpu else ""
     notes = [
@@ -107,6 +108,9 @@ def _notes(c: LlamaContext, lm_layers: int, kv_cells: int, swa_cells: int, backe
         f"({backend.graph} rules, calibrated)",
         f"output buffer: logits for n_parallel sequences, in host RAM ({backend.host_buffer}; exact)",
         f"CUDA context {CUDA_CONTEXT_BYTES // MiB} MiB per GPU (assumed)",
+        "the compute buffer reserves logits for n_ubatch outputs, as llama.cpp did until PR 23861 (2026-05-29); "
+        "a llama-server with it reserves n_parallel outputs, up to "
+        f"{max(c.n_ubatch - c.n_parallel, 0) * lm_vocab * 4 / MiB:,.0f} MiB less",
     ]
     return notes
 
@@ -148,7 +152,7 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
         mmproj_bytes=mmproj, buffers=buffers, backend=backend.name, device=backend.device,
         fit_print=_fit_print(backend, (w.gpu, kv.gpu, comp.gpu), (w.host, kv.host, comp.host)),
         fit=_fit(inp, req, backend))
-    notes = _notes(c, lm.layers, kv.cells_full, kv.cells_swa, backend)
+    notes = _notes(c, lm.layers, kv.cells_full, kv.cells_swa, backend, lm.vocab)
     if spec.vision is not None:
         notes.append(f"vision projector (mmproj, F16, {mmproj / MiB:,.0f} MiB) "
                      + ("loaded on the GPU" if c.mmproj else "not loaded (llama-server loads it only with "

@@ -13,6 +13,13 @@ What differs between backends (ggml-org/llama.cpp; commits named per field):
   build_attn_inp_kq_mask: "flash attention requires an f16 mask", so the KQ mask input is F16 with FA)
   and the 2026 logs G12 (Metal) and G13 (ROCm).
 
+Releases matter as much as backends here: llama.cpp PR 23764 (merged 2026-05-27) made the KQ mask input F16
+under flash attention (before it, an F32 mask plus an F16 cast), and PR 23861 (2026-05-29) lets llama-server
+reserve logits for n_seq outputs instead of n_ubatch. G12 (2026-04-20) predates both, G13 (Ollama 0.30, June
+2026) has the first but still reserves n_ubatch outputs; every rule here reserves n_ubatch outputs, so for a
+llama-server build with PR 23861 our device compute buffer is high by up to n_vocab x (n_ubatch - n_seq) x 4 B
+(said in the answer's notes).
+
 Fitted, not derived (say so wherever they are used): `host_rows` and `host_copies` of rocm and metal were
 chosen so that G13's and G12's printed host compute buffers come out (G13: 281 MiB = F16 masks + 2 n_embd
 rows; G12: 154 MiB = 4 x (F16 masks + 1 n_embd row), reason not identified in the source); they are a fit
