@@ -185,3 +185,8 @@ def test_l2_vulkan_and_l4_style_backends_keep_the_2025_figures(catalog: Catalog)
 
 def test_request_names_every_backend_of_the_registry():
     assert set(get_args(LlamaBackend)) == set(BACKENDS)
+
+
+def test_mxfp4_moe_on_a_dense_model_is_a_422(client: TestClient):
+    r = client.get("/api/vram", params={"model": "llama-3.1-8b-instruct", "quantization": "mxfp4_moe"})
+    assert r.status_code == 422 and "quantization" in r.text and "expert" in r.text

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.estimator.commands import command_for
-from app.estimator.errors import OutOfRange, UnknownChoice
+from app.estimator.errors import InvalidRequest, OutOfRange, UnknownChoice
 from app.estimator.gpus import Gpu, fits
 from app.estimator.kv_cache import KV_TYPES, KvType, image_positions, kv_bytes
 from app.estimator.params import count_active_parameters, count_parameters
@@ -54,6 +54,9 @@ def resolve(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Choi
     if req.quantization is None and stored and stored.gguf_form and req.runtime not in (None, *stored.runtimes):
         default_fmt = stored.gguf_form  # llama.cpp asked for an MXFP4 checkpoint: the GGUF it converts to
     fmt = FORMATS[_pick("quantization", req.quantization or default_fmt, list(FORMATS))]
+    if fmt.moe_only and spec.language_model.moe is None:
+        raise InvalidRequest("quantization", f"{fmt.label} stores MoE expert tensors; {spec.name} has none "
+                                             "(use f16, q8_0 or another GGUF type)")
     runtime_slug = _pick("runtime", req.runtime or fmt.runtimes[0], list(RUNTIMES))
     _pick("runtime", runtime_slug, fmt.runtimes, f"{fmt.label} runs on these runtimes")
     runtime = RUNTIMES[runtime_slug]

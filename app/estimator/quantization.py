@@ -116,6 +116,7 @@ class Format:
     linear_label: str = ""
     quantizes: Callable[[Tensor], bool] = _decoder_linears
     gguf_form: str = ""  # the GGUF file type this checkpoint format is converted to for llama.cpp, if any
+    moe_only: bool = False  # a format of MoE expert tensors (MXFP4_MOE): meaningless for a dense model
 
     @property
     def is_gguf(self) -> bool:
@@ -129,8 +130,10 @@ _REF = "derived: bytes counted from the stored tensor layout"
 
 
 def _gguf(slug: str, label: str) -> Format:
-    return Format(slug, f"GGUF {label}", "gguf",
-                  "llama.cpp src/llama-quant.cpp (llama_tensor_get_type) + gguf GGML_QUANT_SIZES", ("llama.cpp",))
+    ft = gguf.FILE_TYPES[slug]
+    source = ("llama.cpp convert_hf_to_gguf.py (GptOssModel: MXFP4 experts) + gguf GGML_QUANT_SIZES" if ft.converted
+              else "llama.cpp src/llama-quant.cpp (llama_tensor_get_type) + gguf GGML_QUANT_SIZES")
+    return Format(slug, f"GGUF {label}", "gguf", source, ("llama.cpp",), moe_only=ft.converted)
 
 
 FORMATS: dict[str, Format] = {f.slug: f for f in [

@@ -100,18 +100,12 @@ class VramRequest(BaseModel):
         False, description="llama.cpp --embeddings: the output buffer also holds n_embd floats per sequence "
                            "(Ollama's runner turns it on).")
     backend: LlamaBackend = Field(
-        "cuda", description="llama.cpp ggml backend: cuda, rocm, vulkan, metal, sycl or cpu (nothing offloaded). "
-                            "It sets the model buffer's padding, the host buffer type and the compute-buffer rules.")
+        "cuda", description="llama.cpp ggml backend (cpu: nothing offloaded): padding, host buffer, compute rules.")
     free_memory: int | None = Field(
-        None, ge=0, le=1 << 50,
-        description="llama.cpp --fit: free memory of the device in bytes, as llama.cpp sees it at start; given, "
-                    "the answer also carries --fit's decisions (layers, MoE experts in host memory, context).")
-    fit_target: int = Field(
-        1024, ge=0, le=1 << 20, description="llama.cpp --fit-target: MiB --fit leaves free on the device "
-                                            "(default 1024).")
-    fit_ctx: int = Field(
-        4096, ge=0, le=MAX_CONTEXT, description="llama.cpp --fit-ctx: the smallest context --fit lowers n_ctx "
-                                                "to (default 4096); it lowers n_ctx only when n_ctx is 0.")
+        None, ge=0, le=1 << 50, description="llama.cpp --fit: free device memory in bytes; adds --fit's decisions.")
+    fit_target: int = Field(1024, ge=0, le=1 << 20, description="llama.cpp --fit-target: MiB left free.")
+    fit_ctx: int = Field(4096, ge=0, le=MAX_CONTEXT,
+                         description="llama.cpp --fit-ctx: lowest n_ctx --fit sets (only when n_ctx is 0).")
     mmproj: bool | None = Field(
         None, description="Vision models: whether the projector file is loaded. llama-server loads it only when "
                           "--mmproj is passed (or by default with -hf, which fetches it); default: loaded when "

@@ -108,8 +108,7 @@ def _notes(c: LlamaContext, lm_layers: int, kv_cells: int, swa_cells: int, backe
         f"({backend.graph} rules, calibrated)",
         f"output buffer: logits for n_parallel sequences, in host RAM ({backend.host_buffer}; exact)",
         f"CUDA context {CUDA_CONTEXT_BYTES // MiB} MiB per GPU (assumed)",
-        "the compute buffer reserves logits for n_ubatch outputs, as llama.cpp did until PR 23861 (2026-05-29); "
-        "a llama-server with it reserves n_parallel outputs, up to "
+        f"logits reserved for n_ubatch outputs; llama-server after PR 23861 reserves n_parallel: up to "
         f"{max(c.n_ubatch - c.n_parallel, 0) * lm_vocab * 4 / MiB:,.0f} MiB less",
     ]
     return notes
