@@ -74,6 +74,7 @@ def estimate(console: Console, e: VramEstimate) -> None:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     for a in e.assumptions:
         console.print(f"[dim]assumes: {a}[/]", highlight=False)
+    _llamacpp(console, e)
     if e.request.gpu:
         g = e.fits[0]
         count = f" x{g.count}" if g.count > 1 else ""
@@ -82,6 +83,21 @@ def estimate(console: Console, e: VramEstimate) -> None:
         console.print(f"{g.name}{count}: {verdict}.")
     fitting = [f"{f.name}{f' x{f.count}' if f.count > 1 else ''}" for f in e.fits if f.fits]
     console.print(f"Fits on: {', '.join(fitting) or 'none of the catalog GPUs'}.")
+
+
+def _llamacpp(console: Console, e: VramEstimate) -> None:
+    """llama.cpp: the buffers in --fit-print's form (to diff with `llama-fit-params --fit-print on`), and --fit."""
+    lc = e.llamacpp
+    if lc is None:
+        return
+    console.print(f"--fit-print form (device, model, context, compute; MiB): {' | '.join(lc.fit_print)}",
+                  highlight=False)
+    if lc.fit is not None:
+        f = lc.fit
+        console.print(f"--fit with {f.free // (1 << 20):,} MiB free: {f.status}; n_ctx {f.n_ctx:,}, -ngl "
+                      f"{f.n_gpu_layers}, experts of {len(f.n_cpu_moe_layers)} layers in host memory; "
+                      f"projected {f.projected // (1 << 20):,} MiB ({' | '.join(f.fit_print)})", highlight=False)
+        console.print(f"reproduce without --fit: {f.command}", highlight=False, soft_wrap=True)
 
 
 def fit(console: Console, model_name: str, target: Gpu, count: int, context: int,

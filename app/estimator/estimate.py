@@ -9,7 +9,7 @@ from typing import Any
 from app.estimator import cache
 from app.estimator.cache_io import CacheLayer, CacheReport
 from app.estimator.commands import command_for
-from app.estimator.errors import OutOfRange, UnknownChoice
+from app.estimator.errors import InvalidRequest, OutOfRange, UnknownChoice
 from app.estimator.gpus import Gpu, fits
 from app.estimator.images import describe as describe_images
 from app.estimator.images import for_request as sized_for_images
@@ -54,7 +54,13 @@ def _pick(field: str, value: str, allowed: Sequence[str], why: str = "") -> str:
 def resolve(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Choices:
     """Fill defaults and check every choice against the model, the format and the runtime."""
     default_fmt = vllm_flags.default_format(spec, req)  # vLLM --dtype; else spec.dtype_slug
+    stored = FORMATS.get(default_fmt)
+    if req.quantization is None and stored and stored.gguf_form and req.runtime not in (None, *stored.runtimes):
+        default_fmt = stored.gguf_form  # llama.cpp asked for an MXFP4 checkpoint: the GGUF it converts to
     fmt = FORMATS[_pick("quantization", req.quantization or default_fmt, list(FORMATS))]
+    if fmt.moe_only and spec.language_model.moe is None:
+        raise InvalidRequest("quantization", f"{fmt.label} stores MoE expert tensors; {spec.name} has none "
+                                             "(use f16, q8_0 or another GGUF type)")
     runtime_slug = _pick("runtime", req.runtime or fmt.runtimes[0], list(RUNTIMES))
     _pick("runtime", runtime_slug, fmt.runtimes, f"{fmt.label} runs on these runtimes")
     runtime = RUNTIMES[runtime_slug]

@@ -115,6 +115,8 @@ class Format:
     linear_size: Callable[[Tensor], int] | None = None
     linear_label: str = ""
     quantizes: Callable[[Tensor], bool] = _decoder_linears
+    gguf_form: str = ""  # the GGUF file type this checkpoint format is converted to for llama.cpp, if any
+    moe_only: bool = False  # a format of MoE expert tensors (MXFP4_MOE): meaningless for a dense model
 
     @property
     def is_gguf(self) -> bool:
@@ -128,8 +130,10 @@ _REF = "derived: bytes counted from the stored tensor layout"
 
 
 def _gguf(slug: str, label: str) -> Format:
-    return Format(slug, f"GGUF {label}", "gguf",
-                  "llama.cpp src/llama-quant.cpp (llama_tensor_get_type) + gguf GGML_QUANT_SIZES", ("llama.cpp",))
+    ft = gguf.FILE_TYPES[slug]
+    source = ("llama.cpp convert_hf_to_gguf.py (GptOssModel: MXFP4 experts) + gguf GGML_QUANT_SIZES" if ft.converted
+              else "llama.cpp src/llama-quant.cpp (llama_tensor_get_type) + gguf GGML_QUANT_SIZES")
+    return Format(slug, f"GGUF {label}", "gguf", source, ("llama.cpp",), moe_only=ft.converted)
 
 
 FORMATS: dict[str, Format] = {f.slug: f for f in [
@@ -168,7 +172,8 @@ FORMATS: dict[str, Format] = {f.slug: f for f in [
            "DeepSeek-V3 quantization_config (fp8, weight_block_size [128, 128]); vLLM fp8 block scales",
            ("vllm", _HF), linear_size=_fp8_block128, linear_label="FP8 e4m3 block128"),
     Format("mxfp4", "MXFP4 (experts)", "gpu", "OCP Microscaling spec v1.0 MXFP4; gpt-oss quantization_config "
-           "(experts only)", ("vllm", _HF), linear_size=_mxfp4, linear_label="MXFP4", quantizes=_expert_linears),
+           "(experts only)", ("vllm", _HF), linear_size=_mxfp4, linear_label="MXFP4", quantizes=_expert_linears,
+           gguf_form="mxfp4_moe"),  # convert_hf_to_gguf.py keeps the experts MXFP4 (GptOssModel.repack_mxfp4)
     *(_gguf(slug, ft.name) for slug, ft in gguf.FILE_TYPES.items()),
 ]}
 

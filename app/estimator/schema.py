@@ -18,6 +18,8 @@ MAX_LLAMA_SEQ = 256  # LLAMA_MAX_SEQ, src/llama-cparams.h
 MAX_LLAMA_LAYERS = 1024
 # llama.cpp's --cache-type-k/-v values (common/arg.cpp kv_cache_types)
 LlamaCacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
+# ggml backends llama.cpp is built with; the keys of runtimes/llamacpp_backends.BACKENDS (a test holds them equal)
+LlamaBackend = Literal["cuda", "rocm", "vulkan", "metal", "sycl", "cpu"]
 # --- vLLM flags: vllm serve's names ---
 MAX_VLLM_TOKENS = 1 << 20
 _VLLM_FIELDS = frozenset({"gpu_memory_utilization", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
@@ -104,6 +106,13 @@ class VramRequest(BaseModel):
     embeddings: bool = Field(
         False, description="llama.cpp --embeddings: the output buffer also holds n_embd floats per sequence "
                            "(Ollama's runner turns it on).")
+    backend: LlamaBackend = Field(
+        "cuda", description="llama.cpp ggml backend (cpu: nothing offloaded): padding, host buffer, compute rules.")
+    free_memory: int | None = Field(
+        None, ge=0, le=1 << 50, description="llama.cpp --fit: free device memory in bytes; adds --fit's decisions.")
+    fit_target: int = Field(1024, ge=0, le=1 << 20, description="llama.cpp --fit-target: MiB left free.")
+    fit_ctx: int = Field(4096, ge=0, le=MAX_CONTEXT,
+                         description="llama.cpp --fit-ctx: lowest n_ctx --fit sets (only when n_ctx is 0).")
     mmproj: bool | None = Field(
         None, description="Vision models: whether the projector file is loaded. llama-server loads it only when "
                           "--mmproj is passed (or by default with -hf, which fetches it); default: loaded when "
@@ -305,6 +314,27 @@ class HostMemory(BaseModel):
     state: int = Field(0, description="Recurrent states (RS buffer) of the layers not offloaded.")
 
 
+class LlamaCppFit(BaseModel):
+    """What llama.cpp's --fit (common/fit.cpp common_params_fit_impl) decides for the free memory given."""
+
+    free: int = Field(description="Free device memory (bytes).")
+    target: int = Field(description="Memory --fit leaves free (--fit-target, bytes).")
+    status: Literal["unchanged", "context", "layers", "failed"] = Field(
+        description="unchanged: fits as asked; context: n_ctx lowered; layers: layers/experts moved to host; "
+                    "failed: even that does not fit (llama.cpp then loads as asked and may run out of memory).")
+    n_ctx: int = Field(description="The context --fit settles on (n_ctx).")
+    n_gpu_layers: int = Field(description="-ngl it sets (n_layer + 1 = all).")
+    n_cpu_moe_layers: list[int] = Field(default_factory=list,
+                                        description="Layers whose MoE expert tensors it keeps in host memory.")
+    overflow: str | None = Field(None, description="Part of one more layer kept on the device (UP, GATE, ATTN).")
+    overrides: list[str] = Field(default_factory=list, description="The -ot patterns (regex=CPU) it sets.")
+    projected: int = Field(description="Device memory projected for these settings (model + context + compute).")
+    fit_print: list[str] = Field(default_factory=list,
+                                 description="--fit-print lines: device, model, context, compute in MiB.")
+    command: str = Field("", description="A llama-server command that loads these settings without --fit.")
+    notes: list[str] = Field(default_factory=list)
+
+
 class LlamaCppReport(BaseModel):
     """The llama.cpp context as resolved from the flags, and the buffers it prints."""
 
@@ -321,6 +351,11 @@ class LlamaCppReport(BaseModel):
     mmproj: bool = Field(description="Whether the projector file is counted as loaded.")
     mmproj_bytes: int = Field(description="Weights of the projector file (F16), loaded or not.")
     buffers: list[LlamaCppBuffer]
+    backend: str = Field("cuda", description="The ggml backend the buffers are for.")
+    device: str = Field("CUDA0", description="The device as llama.cpp names it (CUDA0, ROCm0, MTL0, ...).")
+    fit_print: list[str] = Field(default_factory=list, description="These buffers as `llama-fit-params "
+                                 "--fit-print on` prints them: device, model, context, compute in MiB (truncated).")
+    fit: LlamaCppFit | None = Field(None, description="--fit's decisions for `free_memory` (when given).")
 
 
 class GgufTypeRow(BaseModel):

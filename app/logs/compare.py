@@ -109,8 +109,8 @@ def _llamacpp_terms(log: ParsedLog, est: VramEstimate) -> list[TermRow | None]:
 
     def pick(kind: str, host: bool) -> list[Figure]:
         """The buffers of `kind` on the host or the GPUs; the exit breakdown table when none printed."""
-        alt = {"model_buffer": "mb_model", "compute_buffer": "mb_compute"}.get(kind, kind)
-        figs = log.all(kind) or log.all(alt)
+        alts = {"model_buffer": ("mb_model", "fit_model"), "compute_buffer": ("mb_compute", "fit_compute")}
+        figs = log.all(kind) or next((log.all(a) for a in alts.get(kind, ()) if log.all(a)), [])
         return [f for f in figs if _is_host(f.device) == host]
 
     def ours(name: str, device: str, fallback: int | None) -> int | None:
@@ -120,6 +120,9 @@ def _llamacpp_terms(log: ParsedLog, est: VramEstimate) -> list[TermRow | None]:
     first_compute = min((f.line for f in log.all("compute_buffer")), default=None)
     kv = [f for f in log.all("kv_total") if first_compute is None or f.line < first_compute][:2] \
         or log.all("kv_buffer")
+    if sum(f.bytes or 0 for f in log.all("kv_buffer")) > _sum(kv)[0] + _sum(kv)[1]:
+        kv = log.all("kv_buffer")  # an iSWA cache printed both buffers but only one size line
+    kv = kv or log.all("mb_context") or log.all("fit_context")  # the breakdown table, --fit-print
     if log.setting("meta.no_alloc") == 1:  # a dry run (llama-fit-params, no_alloc): buffers print as 0.00
         def both(name: str) -> int | None:
             return (buffers.get((name, "gpu"), 0) + buffers.get((name, "host"), 0)) or None
@@ -136,12 +139,18 @@ def _llamacpp_terms(log: ParsedLog, est: VramEstimate) -> list[TermRow | None]:
         _row("compute buffer in host RAM", pick("compute_buffer", True), ours("compute", "host", None)),
         _row("output buffer", log.all("output_buffer"), ours("output", "host", None)),
         _row("LoRA adapter", log.all("lora_buffer"), None),
+        _row("device memory --fit projects", log.all("fit_projected")[:1], _device_total(buffers)),
     ]
 
 
 def _kv_size(log: ParsedLog) -> list[Figure]:
     """The KV bytes vLLM settled on: 0.34's extended cache, else the ledger's, else the profiled budget."""
     return log.all("kv_extended") or log.all("kv_in_use") or log.all("kv_available")
+
+
+def _device_total(buffers: dict[tuple[str, str], int]) -> int | None:
+    """model + context + compute on the device: what --fit projects (common_params_fit_impl)."""
+    return sum(buffers.get((name, "gpu"), 0) for name in ("model", "kv", "compute")) or None
 
 
 def _vllm_terms(log: ParsedLog, est: VramEstimate) -> list[TermRow | None]:

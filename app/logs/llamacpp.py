@@ -143,14 +143,18 @@ def _ollama_command(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
             put(out, "cmd.lora", True, ln.no)
 
 
-@rule(r"llama_params_fit_impl:\s+- (\S+) \(.*\):\s+(\d+) total,\s+(\d+) used,\s+(\d+) (deficit|free)")
+# --fit's projections: llama_params_fit_impl (src/llama.cpp, late 2025) became common_params_fit_impl (common/fit.cpp)
+_FIT = r"(?:llama|common)_params_fit_impl:"
+
+
+@rule(_FIT + r"\s+- (\S+) \(.*\):\s+(\d+) total,\s+(\d+) used,\s+(-?\d+) (deficit|free)")
 def _fit_device(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "fit_total", m[2], "MiB", ln, m[1])
     add(out, "fit_used", m[3], "MiB", ln, m[1])
     add(out, f"fit_{m[5]}", m[4], "MiB", ln, m[1])
 
 
-@rule(r"llama_params_fit_impl: projected to use (\d+) MiB of device memory vs\. (\d+) MiB of free device memory")
+@rule(_FIT + r" projected to use (\d+) MiB of (?:device|host) memory vs\. (\d+) MiB of free (?:device|host) memory")
 def _fit_total(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "fit_projected", m[1], "MiB", ln)
     add(out, "fit_free", m[2], "MiB", ln)
@@ -173,7 +177,7 @@ _BREAKDOWN = r"memory_breakdown(?:_print)?:\s*\|?\s*- (\S+)"  # llama_/common_me
 
 
 @rule(_BREAKDOWN + r" \(.*?\)\s*:?\s*\|?\s*(\d+) = (\d+) \+ \(\s*(\d+) =\s*(\d+) \+\s*(\d+) \+\s*(\d+)\)"
-      r" \+\s*(\d+)")
+      r" \+\s*(-?\d+)")
 def _breakdown_device(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     keys = ("mb_total", "mb_free", "mb_self", "mb_model", "mb_context", "mb_compute", "mb_unaccounted")
     for key, v in zip(keys, m.groups()[1:], strict=True):
@@ -184,6 +188,13 @@ def _breakdown_device(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
 def _breakdown_host(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     for key, v in zip(("mb_self", "mb_model", "mb_context", "mb_compute"), m.groups()[1:], strict=True):
         add(out, key, v, "MiB", ln, m[1] if m[1] != "Host" else "host")
+
+
+@rule(r"handle_gptoss: detected Ollama-format gpt-oss GGUF")
+def _ollama_gptoss(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
+    """Ollama's gpt-oss blobs (file_type 4, MXFP4 experts); llama.cpp converts them at load (handle_gptoss)."""
+    put(out, "meta.arch", "gpt-oss", ln.no)
+    put(out, "ollama.file_type", "mxfp4_moe", ln.no)
 
 
 # Ollama's own engine (0.6+, "ollamarunner"): sizes in its human format ("11.5 GiB", "936.0 MiB", "0 B")

@@ -15,13 +15,18 @@ from app.logs.model import ParsedLog
 
 GGUF_FILE_TYPES = {0: "fp32", 1: "f16", 2: "q4_0", 7: "q8_0", 8: "q5_0", 10: "q2_k", 11: "q3_k_s", 12: "q3_k_m",
                    13: "q3_k_l", 14: "q4_k_s", 15: "q4_k_m", 16: "q5_k_s", 17: "q5_k_m", 18: "q6_k", 19: "iq2_xxs",
-                   23: "iq3_xxs", 25: "iq4_nl", 27: "iq3_m", 29: "iq2_m", 30: "iq4_xs", 31: "iq1_m"}
+                   23: "iq3_xxs", 25: "iq4_nl", 27: "iq3_m", 29: "iq2_m", 30: "iq4_xs", 31: "iq1_m",
+                   38: "mxfp4_moe",
+                   # Ollama's gpt-oss blobs: its fs/ggml FileTypeMXFP4 took llama.cpp's retired value 4
+                   # (LLAMA_FTYPE_MOSTLY_Q4_1_SOME_F16, no longer written); same tensors as MXFP4_MOE
+                   4: "mxfp4_moe"}
 GGUF_FTYPE_NAMES = {"F16": "f16", "Q4_0": "q4_0", "Q8_0": "q8_0", "Q5_0": "q5_0", "Q2_K - Medium": "q2_k",
                     "Q3_K - Small": "q3_k_s", "Q3_K - Medium": "q3_k_m", "Q3_K - Large": "q3_k_l",
                     "Q4_K - Small": "q4_k_s", "Q4_K - Medium": "q4_k_m", "Q5_K - Small": "q5_k_s",
                     "Q5_K - Medium": "q5_k_m", "Q6_K": "q6_k", "IQ4_XS - 4.25 bpw": "iq4_xs",
                     "IQ4_NL - 4.5 bpw": "iq4_nl", "IQ2_XXS - 2.0625 bpw": "iq2_xxs", "IQ3_XXS - 3.0625 bpw": "iq3_xxs",
-                    "IQ2_M - 2.7 bpw": "iq2_m", "IQ3_S mix - 3.66 bpw": "iq3_m", "IQ1_M - 1.75 bpw": "iq1_m"}
+                    "IQ2_M - 2.7 bpw": "iq2_m", "IQ3_S mix - 3.66 bpw": "iq3_m", "IQ1_M - 1.75 bpw": "iq1_m",
+                    "MXFP4 MoE": "mxfp4_moe"}
 VLLM_QUANT = {"fp8": "fp8", "gptq": "gptq-int4", "gptq_marlin": "gptq-int4", "awq": "awq-int4",
               "awq_marlin": "awq-int4", "bitsandbytes": "bnb-nf4-dq"}  # vLLM loads bnb 4-bit with double quant
 # compressed-tensors checkpoints name their scheme in the repository name (RedHatAI convention)
@@ -30,6 +35,9 @@ VLLM_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32":
 KV_TYPES = {"f16": "f16", "f32": "f32", "bf16": "bf16", "q8_0": "q8_0", "q4_0": "q4_0", "q4_1": "q4_1",
             "iq4_nl": "iq4_nl", "q5_0": "q5_0", "q5_1": "q5_1"}
 _TRUE = {"1", "true", "enabled", "on", "True"}
+# ggml device names (ggml_backend_dev_name: CUDA0, ROCm0, MTL0, Vulkan0, SYCL0) -> the request's `backend`
+DEVICE_BACKENDS = {"CUDA": "cuda", "ROCm": "rocm", "MTL": "metal", "Metal": "metal", "Vulkan": "vulkan",
+                   "SYCL": "sycl"}
 # GGUF architectures whose released config this log's metadata can stand in for (qkv biases per family)
 LOG_ARCHITECTURES = {"llama": {"qkv_bias": False}, "qwen2": {"qkv_bias": True}, "mistral": {"qkv_bias": False}}
 
@@ -69,11 +77,23 @@ def llamacpp_request(log: ParsedLog) -> dict[str, Any]:
     for ours, theirs in (("cache_type_k", "type_k"), ("cache_type_v", "type_v")):
         if str(log.setting(theirs)) in KV_TYPES:
             req[ours] = KV_TYPES[str(log.setting(theirs))]
+    backend = _backend(log)
+    if backend:
+        req["backend"] = backend
     if log.setting("n_gpu_layers") is not None:
         req["n_gpu_layers"] = int(log.setting("n_gpu_layers"))
     elif log.figures and all(_on_host(f.device) for f in log.figures if f.device):
         req["n_gpu_layers"] = 0  # a CPU-only run: every buffer it printed is a host buffer
     return req
+
+
+def _backend(log: ParsedLog) -> str | None:
+    """The ggml backend the log's device names belong to (the first one named), or None."""
+    for f in log.figures:
+        m = re.match(r"[A-Za-z]+", f.device or "")
+        if m and m[0] in DEVICE_BACKENDS:
+            return DEVICE_BACKENDS[m[0]]
+    return None
 
 
 def _on_host(device: str) -> bool:

@@ -160,8 +160,13 @@ LOG_CASES_DIR = SPECS_DIR.parent / "tests" / "fixtures" / "logs"
 class LogCase:
     name: str
     source: str
-    case: str | None  # field-case id (L1..L4, V1..V4) when the log is one
+    case: str | None  # field-case id (L1..L4, V1..V4, G12, G13) when the log is one
     report: LogReport
+
+    @property
+    def backend(self) -> str | None:
+        """The llama.cpp backend the log ran on (from its device names), or None."""
+        return (self.report.request or {}).get("backend")
 
 
 def log_cases(catalog: Catalog, root: Path = LOG_CASES_DIR) -> list[LogCase]:
@@ -169,8 +174,16 @@ def log_cases(catalog: Catalog, root: Path = LOG_CASES_DIR) -> list[LogCase]:
     cases = []
     for path in sorted(root.glob("*.log")) if root.is_dir() else []:
         side = json.loads(path.with_suffix(".source.json").read_text())
-        cases.append(LogCase(path.stem, side["source"], side.get("case"), check_log(path.read_text(), catalog)))
+        # the sidecar may name what the excerpt does not print (the model its source is about)
+        report = check_log(path.read_text(), catalog, side.get("overrides"))
+        cases.append(LogCase(path.stem, side["source"], side.get("case"), report))
     return cases
+
+
+def under_share_by_backend(cases: list[LogCase]) -> dict[str, tuple[int, int]]:
+    """under_share per llama.cpp backend (cases whose devices name one)."""
+    names = sorted({c.backend for c in cases if c.backend})
+    return {b: under_share([c for c in cases if c.backend == b]) for b in names}
 
 
 def under_share(cases: list[LogCase]) -> tuple[int, int]:

@@ -22,7 +22,14 @@ from app.estimator import KV_TYPES, RUNTIMES, InvalidRequest, UnknownModel, Vram
 from app.estimator.spec import ModelSpec
 from app.logs import check_log
 from app.logs.scrub import scrub
-from app.web.accuracy import accuracy_report, llamacpp_accuracy, log_cases, trace_report, under_share
+from app.web.accuracy import (
+    accuracy_report,
+    llamacpp_accuracy,
+    log_cases,
+    trace_report,
+    under_share,
+    under_share_by_backend,
+)
 from app.web.calc_form import runtime_controls
 from app.web.deps import get_catalog
 from app.web.logs_page import logs_context, read_log_body
@@ -123,7 +130,8 @@ def accuracy(request: Request, catalog: CatalogDep) -> Response:
     return _page(request, "accuracy.html", {"report": accuracy_report(catalog),
                                             "llamacpp": llamacpp_accuracy(catalog),  # the llama.cpp grid
                                             "traces": trace_report(catalog),  # traced transformers peaks
-                                            "log_cases": cases, "log_under": under_share(cases)})
+                                            "log_cases": cases, "log_under": under_share(cases),
+                                            "log_backends": under_share_by_backend(cases)})
 
 
 # --- log import page ---

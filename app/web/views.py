@@ -165,6 +165,8 @@ def vram_table(spec: ModelSpec, images: int) -> tuple[TableRow, ...]:
     """
     rows = []
     for f in FORMATS.values():
+        if f.moe_only and spec.language_model.moe is None:
+            continue  # MXFP4_MOE: a format of expert tensors
         ests = [estimate(spec, VramRequest(model=spec.slug, quantization=f.slug, context=c, images=images))
                 for c in TABLE_CONTEXTS]
         runtime = ests[0].request.runtime

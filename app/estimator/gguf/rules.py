@@ -3,7 +3,10 @@
 Block sizes come from the `gguf` package (`GGML_QUANT_SIZES`, the table llama.cpp's gguf-py ships).
 The per-tensor choice transcribes `llama_tensor_get_type_impl` and `tensor_type_fallback` from
 llama.cpp `src/llama-quant.cpp` (as vendored in llama-cpp-python 0.3.36). Omitted: the Falcon- and
-70B-specific branches and the IQ3_XS/IQ3_S/Q2_K_S/MXFP4 file types, which the catalog does not offer.
+70B-specific branches and the IQ3_XS/IQ3_S/Q2_K_S file types, which the catalog does not offer.
+MXFP4_MOE is the form gpt-oss GGUFs ship in (ggml-org's and Ollama's): not a llama-quantize output but
+convert_hf_to_gguf.py's GptOssModel, which repacks the checkpoint's MXFP4 experts as GGML_TYPE_MXFP4
+(`repack_mxfp4`) and writes every other tensor by its generic rules (`prepare_tensors`).
 Note that this llama.cpp treats a fused attn_qkv like attn_v (`category_is_attn_v`), so its own
 ATTENTION_QKV branch is unreachable; we follow the code, not the older README wording.
 """
@@ -33,6 +36,7 @@ class FileType:
     name: str
     default: T
     imatrix: bool  # whether files of this type are made with an importance matrix (required for IQ1-IQ3)
+    converted: bool = False  # written by convert_hf_to_gguf.py as the checkpoint stores it (MXFP4_MOE)
 
 
 FILE_TYPES: dict[str, FileType] = {
@@ -56,6 +60,8 @@ FILE_TYPES: dict[str, FileType] = {
     "iq2_m": FileType("IQ2_M", T.IQ2_S, True),
     "iq2_xxs": FileType("IQ2_XXS", T.IQ2_XXS, True),
     "iq1_m": FileType("IQ1_M", T.IQ1_M, True),
+    # LLAMA_FTYPE_MOSTLY_MXFP4_MOE = 38 (include/llama.h); default F16: --outtype f16 (bf16 has the same size)
+    "mxfp4_moe": FileType("MXFP4_MOE", T.F16, False, converted=True),
 }
 
 _LOW_BIT = {"IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ2_S", "IQ2_M", "IQ1_M"}
@@ -218,6 +224,19 @@ def _fallback(t: Tensor, new: T) -> T:
     return new if t.row % GGML_QUANT_SIZES[new][0] == 0 else T.F16
 
 
+def _converted_type(t: Tensor, ft: FileType) -> T:
+    """convert_hf_to_gguf.py for a checkpoint with MXFP4 experts (GptOssModel, ggml-org/llama.cpp
+    convert_hf_to_gguf.py at 5bc7a74): the 3-D expert matrices (ffn_{gate,up,down}_exps.weight) stay
+    MXFP4 (repack_mxfp4); 1-D tensors, `*_norm.weight`, ffn_gate_inp and any name not ending in
+    `.weight` (the expert and attention biases) are F32; the other matrices take --outtype."""
+    if len(t.shape) == 3 and t.name.endswith("_exps.weight"):
+        return T.MXFP4
+    if len(t.shape) <= 1 or t.name.endswith("_norm.weight") or "ffn_gate_inp" in t.name \
+            or not t.name.endswith(".weight"):
+        return T.F32
+    return ft.default
+
+
 def language_types(lm: LanguageModel, tensors: list[Tensor], ft: FileType) -> list[T]:
     """The GGML type llama-quantize gives each language-model tensor, from an F16/F32 source file.
 
@@ -229,6 +248,8 @@ def language_types(lm: LanguageModel, tensors: list[Tensor], ft: FileType) -> li
         n_gqa=lm.heads // lm.kv_heads,
         n_expert=lm.moe.experts if lm.moe else 1,
     )
+    if ft.converted:
+        return [_converted_type(t, ft) for t in tensors]
     quantized = GGML_QUANT_SIZES[ft.default][0] > 1
     out = []
     for t in tensors:

@@ -9,8 +9,13 @@ in llama-cpp-python 0.3.36); checked against real llama.cpp on this project's gr
 
 from __future__ import annotations
 
+import re
+import shlex
+
+from app.estimator.errors import UnknownChoice
 from app.estimator.gguf.arch import ARCHS, SLUG_ARCH, GgufArch
 from app.estimator.runtimes.base import CUDA_CONTEXT_BYTES, MiB, Runtime, RuntimeInput, RuntimeMemory
+from app.estimator.runtimes.llamacpp_backends import BACKENDS, Backend
 from app.estimator.runtimes.llamacpp_buffers import (
     STATE_RULE,
     catalog_tensors,
@@ -20,7 +25,8 @@ from app.estimator.runtimes.llamacpp_buffers import (
 )
 from app.estimator.runtimes.llamacpp_compute import compute_buffers, vision_buffer
 from app.estimator.runtimes.llamacpp_context import LLAMA_NAME, LlamaContext, resolve_context
-from app.estimator.schema import HostMemory, LlamaCppBuffer, LlamaCppReport, VramRequest
+from app.estimator.runtimes.llamacpp_fit import Layers, fit
+from app.estimator.schema import HostMemory, LlamaCppBuffer, LlamaCppFit, LlamaCppReport, VramRequest
 
 
 def _arch(inp: RuntimeInput) -> GgufArch | None:
@@ -28,7 +34,68 @@ def _arch(inp: RuntimeInput) -> GgufArch | None:
     return ARCHS.get(name) if name else None
 
 
-def _notes(c: LlamaContext, lm_layers: int, kv_cells: int, swa_cells: int) -> list[str]:
+def _backend(req: VramRequest) -> Backend:
+    if req.backend not in BACKENDS:
+        raise UnknownChoice("backend", req.backend, list(BACKENDS), "llama.cpp ggml backends")
+    return BACKENDS[req.backend]
+
+
+def _device_bytes(inp: RuntimeInput, req: VramRequest, backend: Backend, n_ctx: int,
+                  layers: Layers | None) -> tuple[int, ...]:
+    """(model, context, compute, total) on the device, then (model, context, compute) on the host, for --fit's
+    candidate: n_ctx and layers (None: as asked)."""
+    spec, lm = inp.spec, inp.spec.language_model
+    update: dict[str, object] = {"n_ctx": n_ctx}
+    to_host = None
+    if layers is not None:
+        update["n_gpu_layers"] = layers.n_layer
+        patterns = [re.compile(p) for p in layers.overrides(lm.layers)]
+        if patterns:
+            def to_host(name: str) -> bool:
+                return any(p.search(name) for p in patterns)
+    c = resolve_context(lm, req.model_copy(update=update), inp.sequence, inp.kv, inp.flash_attention, 0)
+    tensors = inp.gguf_tensors or catalog_tensors(spec, inp.fmt.slug)
+    w = weights(tensors, c, lm, backend.alignment, backend.row_padding, to_host)
+    kv = kv_cache(lm, c, _arch(inp))
+    comp = compute_buffers(lm, c, _arch(inp), backend)
+    return w.gpu, kv.gpu, comp.gpu, w.gpu + kv.gpu + comp.gpu, w.host, kv.host, comp.host
+
+
+def _fit_print(backend: Backend, device: tuple[int, int, int], host: tuple[int, int, int]) -> list[str]:
+    """common_fit_print (common/fit.cpp): `<device> model context compute` per device, then `Host ...`, in MiB."""
+    rows = [(backend.device, device)] if backend.gpu else []
+    return [f"{name} {' '.join(str(x // MiB) for x in sizes)}" for name, sizes in [*rows, ("Host", host)]]
+
+
+def _fit(inp: RuntimeInput, req: VramRequest, backend: Backend) -> LlamaCppFit | None:
+    """llama.cpp --fit for the free memory the request gives (one device)."""
+    if req.free_memory is None or not backend.gpu:
+        return None
+    lm = inp.spec.language_model
+    margin = req.fit_target * MiB
+    n_ctx = req.n_ctx if req.n_ctx is not None else resolve_context(
+        lm, req, inp.sequence, inp.kv, inp.flash_attention, 0).n_ctx
+    d = fit(lambda ctx, layers: _device_bytes(inp, req, backend, ctx, layers)[3], req.free_memory, margin, n_ctx,
+            lm.max_context, req.fit_ctx, lm.layers, lm.moe is not None, req.n_gpu_layers is not None)
+    model, context, compute, total, *host = _device_bytes(inp, req, backend, d.n_ctx, d.layers)
+    ngl = d.layers.n_layer if d.layers else (lm.layers + 1 if req.n_gpu_layers is None else req.n_gpu_layers)
+    overrides = d.layers.overrides(lm.layers) if d.layers else []
+    lines = _fit_print(backend, (model, context, compute), (host[0], host[1], host[2]))
+    parts = ["llama-server", "-m", f"{inp.spec.name}-{inp.fmt.slug.upper()}.gguf", "-c", str(d.n_ctx),
+             "-ngl", str(ngl), "-fa", "on" if inp.flash_attention else "off", "-ub", str(req.n_ubatch)]
+    for p in overrides:
+        parts += ["-ot", f"{p}=CPU"]
+    parts += ["--fit", "off"]
+    return LlamaCppFit(free=req.free_memory, target=margin, status=d.status, n_ctx=d.n_ctx, n_gpu_layers=ngl,
+                       n_cpu_moe_layers=sorted({int(m[1]) for p in overrides if (m := re.match(r"blk\\\.(\d+)", p))
+                                                and int(m[1]) < lm.layers}),
+                       overflow=d.layers.overflow if d.layers and d.layers.n_part and d.layers.overflow != "MOE"
+                       else None, overrides=overrides, projected=total, fit_print=lines,
+                       command=" ".join(shlex.quote(x) for x in parts), notes=d.notes)
+
+
+def _notes(c: LlamaContext, lm_layers: int, kv_cells: int, swa_cells: int, backend: Backend,
+           lm_vocab: int) -> list[str]:
     layers = "all layers" if c.n_gpu_layers > lm_layers else f"{max(c.n_gpu_layers - 1, 0)} of {lm_layers} layers"
     out = "and the output layer " if c.output_on_gpu else ""
     notes = [
@@ -38,9 +105,12 @@ def _notes(c: LlamaContext, lm_layers: int, kv_cells: int, swa_cells: int) -> li
         + (f", {swa_cells:,} per sliding-window layer" if swa_cells else "") + " (exact)",
         f"KV cache K {LLAMA_NAME[c.type_k.slug]}, V {LLAMA_NAME[c.type_v.slug]} (exact)",
         f"compute buffer for n_ubatch {c.n_ubatch} (n_batch {c.n_batch}), flash attention "
-        f"{'on' if c.flash_attention else 'off'}: CUDA figure modelled from llama.cpp's graph (calibrated)",
-        "output buffer: logits for n_parallel sequences, in host RAM (exact)",
+        f"{'on' if c.flash_attention else 'off'}: {backend.label} figure modelled from llama.cpp's graph "
+        f"({backend.graph} rules, calibrated)",
+        f"output buffer: logits for n_parallel sequences, in host RAM ({backend.host_buffer}; exact)",
         f"CUDA context {CUDA_CONTEXT_BYTES // MiB} MiB per GPU (assumed)",
+        f"logits reserved for n_ubatch outputs; llama-server after PR 23861 reserves n_parallel: up to "
+        f"{max(c.n_ubatch - c.n_parallel, 0) * lm_vocab * 4 / MiB:,.0f} MiB less",
     ]
     return notes
 
@@ -48,12 +118,15 @@ def _notes(c: LlamaContext, lm_layers: int, kv_cells: int, swa_cells: int) -> li
 def memory(inp: RuntimeInput) -> RuntimeMemory:
     spec, lm = inp.spec, inp.spec.language_model
     req = inp.request or VramRequest(model=spec.slug)
+    backend = _backend(req)
+    if not backend.gpu:
+        req = req.model_copy(update={"n_gpu_layers": 0})
     c = resolve_context(lm, req, inp.sequence, inp.kv, inp.flash_attention, inp.images)
     arch = _arch(inp)
     tensors = inp.gguf_tensors or catalog_tensors(spec, inp.fmt.slug)
-    w = weights(tensors, c, lm)
+    w = weights(tensors, c, lm, backend.alignment, backend.row_padding)
     kv = kv_cache(lm, c, arch)
-    comp = compute_buffers(lm, c, arch)
+    comp = compute_buffers(lm, c, arch, backend)
     out = output_buffer(lm, c)
     mmproj = inp.weights.vision_bytes if spec.vision is not None else 0
     vision = vision_buffer(inp) if c.mmproj and inp.images else 0
@@ -79,8 +152,10 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
         n_ctx=c.n_ctx, n_ctx_seq=c.n_ctx_seq, n_batch=c.n_batch, n_ubatch=c.n_ubatch, n_parallel=c.n_parallel,
         kv_unified=c.kv_unified, n_gpu_layers=c.n_gpu_layers, output_on_gpu=c.output_on_gpu,
         cache_type_k=LLAMA_NAME[c.type_k.slug], cache_type_v=LLAMA_NAME[c.type_v.slug], mmproj=c.mmproj,
-        mmproj_bytes=mmproj, buffers=buffers)
-    notes = _notes(c, lm.layers, kv.cells_full, kv.cells_swa)
+        mmproj_bytes=mmproj, buffers=buffers, backend=backend.name, device=backend.device,
+        fit_print=_fit_print(backend, (w.gpu, kv.gpu, comp.gpu), (w.host, kv.host, comp.host)),
+        fit=_fit(inp, req, backend))
+    notes = _notes(c, lm.layers, kv.cells_full, kv.cells_swa, backend, lm.vocab)
     if spec.vision is not None:
         notes.append(f"vision projector (mmproj, F16, {mmproj / MiB:,.0f} MiB) "
                      + ("loaded on the GPU" if c.mmproj else "not loaded (llama-server loads it only with "

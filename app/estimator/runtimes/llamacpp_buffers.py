@@ -17,6 +17,7 @@ Sources (build vendored in llama-cpp-python 0.3.36):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
@@ -51,13 +52,14 @@ class TensorEntry:
         return int(m.group(1)) if m else None
 
 
-def cuda_alloc_size(t: TensorEntry) -> int:
-    """ggml_backend_cuda_buffer_type_get_alloc_size, aligned as the buffer lays tensors out."""
+def cuda_alloc_size(t: TensorEntry, align: int = CUDA_ALIGN, row_padding: int = MATRIX_ROW_PADDING) -> int:
+    """ggml_backend_cuda_buffer_type_get_alloc_size, aligned as the buffer lays tensors out (other backends:
+    their alignment, and no row padding where row_padding is 0)."""
     size = t.nbytes
     block, block_bytes = GGML_QUANT_SIZES[t.ggml_type]
-    if block > 1 and t.row % MATRIX_ROW_PADDING:
-        size += block_bytes * (MATRIX_ROW_PADDING - t.row % MATRIX_ROW_PADDING) // block  # ggml_row_size
-    return pad(size, CUDA_ALIGN)
+    if row_padding and block > 1 and t.row % row_padding:
+        size += block_bytes * (row_padding - t.row % row_padding) // block  # ggml_row_size
+    return pad(size, align)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,7 @@ class _Group:
     hi: int  # end of the last byte
 
 
-_GROUPS: dict[int, tuple[tuple[TensorEntry, ...], dict[str | int, _Group]]] = {}
+_GROUPS: dict[tuple[int, int, int], tuple[tuple[TensorEntry, ...], dict[str | int, _Group]]] = {}
 
 
 def _key(t: TensorEntry) -> str | int:
@@ -89,19 +91,21 @@ def _key(t: TensorEntry) -> str | int:
     return "output" if t.layer is None else t.layer
 
 
-def _groups(tensors: tuple[TensorEntry, ...]) -> dict[str | int, _Group]:
-    """Per-group sums, computed once per tensor table (the table is cached per spec or per file)."""
-    hit = _GROUPS.get(id(tensors))
+def _groups(tensors: tuple[TensorEntry, ...], align: int = CUDA_ALIGN,
+            row_padding: int = MATRIX_ROW_PADDING) -> dict[str | int, _Group]:
+    """Per-group sums, computed once per tensor table and layout (the table is cached per spec or per file)."""
+    hit = _GROUPS.get((id(tensors), align, row_padding))
     if hit is not None and hit[0] is tensors:
         return hit[1]
     acc: dict[str | int, list[int]] = {}
     for t in tensors:
         g = acc.setdefault(_key(t), [0, t.offset, 0])
-        g[0], g[1], g[2] = g[0] + cuda_alloc_size(t), min(g[1], t.offset), max(g[2], t.offset + t.nbytes)
+        g[0], g[1], g[2] = (g[0] + cuda_alloc_size(t, align, row_padding), min(g[1], t.offset),
+                            max(g[2], t.offset + t.nbytes))
     out = {k: _Group(*v) for k, v in acc.items()}
     if len(_GROUPS) > 256:
         _GROUPS.clear()
-    _GROUPS[id(tensors)] = (tensors, out)  # holding the table keeps its id from being reused
+    _GROUPS[(id(tensors), align, row_padding)] = (tensors, out)  # holding the table keeps its id from reuse
     return out
 
 
@@ -113,9 +117,15 @@ def _on_gpu(key: str | int, c: LlamaContext, n_layer: int) -> bool:
     return c.layer_on_gpu(int(key), n_layer)
 
 
-def weights(tensors: tuple[TensorEntry, ...], c: LlamaContext, lm: LanguageModel) -> Weights:
-    """Model buffers: CUDA (every GPU tensor, padded) and the mmapped host range."""
-    groups = _groups(tensors)
+def weights(tensors: tuple[TensorEntry, ...], c: LlamaContext, lm: LanguageModel, align: int = CUDA_ALIGN,
+            row_padding: int = MATRIX_ROW_PADDING, to_host: Callable[[str], bool] | None = None) -> Weights:
+    """Model buffers: the device's (every GPU tensor, padded as its backend pads) and the mmapped host range.
+
+    `to_host`: tensors a --override-tensor (-ot) rule keeps in host memory although their layer is offloaded.
+    """
+    if to_host is not None:
+        return _weights_overridden(tensors, c, lm, align, row_padding, to_host)
+    groups = _groups(tensors, align, row_padding)
     gpu, lo, hi = 0, None, 0
     for key, g in groups.items():
         if _on_gpu(key, c, lm.layers):
@@ -125,6 +135,23 @@ def weights(tensors: tuple[TensorEntry, ...], c: LlamaContext, lm: LanguageModel
     if c.output_on_gpu and "output_weight" not in groups and "input" in groups:
         gpu += groups["input"].cuda  # tied: token_embd duplicated onto the output's device
     return Weights(gpu, hi - (lo or 0), sum(t.nbytes for t in tensors))
+
+
+def _weights_overridden(tensors: tuple[TensorEntry, ...], c: LlamaContext, lm: LanguageModel, align: int,
+                        row_padding: int, to_host: Callable[[str], bool]) -> Weights:
+    """weights() with -ot overrides, tensor by tensor. The host figure is the host tensors' sum, as --fit
+    measures it (common/fit.cpp loads with use_mmap false), not an mmap range: overridden experts interleave
+    with device tensors in the file."""
+    gpu = host = 0
+    tied = not any(t.name == "output.weight" for t in tensors)
+    for t in tensors:
+        if _on_gpu(_key(t), c, lm.layers) and not to_host(t.name):
+            gpu += cuda_alloc_size(t, align, row_padding)
+        else:
+            host += t.nbytes
+        if tied and t.name == "token_embd.weight" and c.output_on_gpu:
+            gpu += cuda_alloc_size(t, align, row_padding)
+    return Weights(gpu, host, sum(t.nbytes for t in tensors))
 
 
 def swa_layers(lm: LanguageModel, arch: GgufArch | None) -> set[int]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from app.estimator.gguf.arch import GgufArch
 from app.estimator.runtimes.activations import RESIDUAL_STREAMS
 from app.estimator.runtimes.base import RuntimeInput
+from app.estimator.runtimes.llamacpp_backends import BACKENDS, DEFAULT_BACKEND, Backend
 from app.estimator.runtimes.llamacpp_buffers import kv_cells, swa_layers
 from app.estimator.runtimes.llamacpp_context import LlamaContext
 from app.estimator.spec import LanguageModel
@@ -74,12 +75,41 @@ def _phases(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, backend: 
     return {"attention": attention, "output": output, "ffn": ffn}
 
 
-def compute_buffers(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> ComputeBuffers:
-    """Compute buffers in bytes for the resolved context (CUDA split graph, and the CPU-only figure)."""
+def _phases_2026(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, backend: Backend) -> dict[str, int]:
+    """The device's peak moments in the 2026 graph (llama-graph.cpp at 00395eb): the KQ mask is an F16 input with
+    flash attention (F32 without), copied into the device buffer unless the GPU reads host memory in place
+    (Metal); by the output moment the mask copies are freed, leaving the logits and one n_embd row (G12: 517 MiB
+    = 512.1 + 5.0; G13: 796 MiB = 785.5 + 11.25). Attention and FFN moments as the CUDA model's."""
+    ub, hidden = c.n_ubatch, lm.hidden
+    mask = 0 if backend.unified_memory else _mask_elements(lm, c, arch) * (2 if c.flash_attention else F32)
+    kq = 0 if c.flash_attention else c.n_ctx_seq * ub * lm.heads * F32
+    ffn_width = lm.moe.expert_ffn * lm.moe.experts_per_token if lm.moe else lm.ffn
+    attn_extra, out_extra = ((r * hidden for r in arch.compute_rows) if arch else (0, 0))
+    quantized = c.flash_attention and (c.type_k.block > 1 or c.type_v.block > 1)
+    attention = kq + mask + (4 * hidden + attn_extra) * ub * F32
+    output = lm.vocab * ub * F32 + ((1 + quantized) * hidden + out_extra) * ub * F32
+    ffn = (3 * ffn_width + 4 * hidden) * ub * F32 + mask
+    return {"attention": attention, "output": output, "ffn": ffn}
+
+
+def _host_2026(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, backend: Backend) -> int:
+    """Host compute buffer of the 2026 graph: the masks the CPU fills (F16 with FA) and the looked-up embeddings,
+    times the backend's input copies (host_rows and host_copies are fitted on G13/G12, see llamacpp_backends)."""
+    mask = _mask_elements(lm, c, arch) * (2 if c.flash_attention else F32)
+    return backend.host_copies * (mask + backend.host_rows * lm.hidden * c.n_ubatch * F32) \
+        + INPUT_INTS * c.n_ubatch * 4
+
+
+def compute_buffers(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None,
+                    backend: Backend | None = None) -> ComputeBuffers:
+    """Compute buffers in bytes for the resolved context (the backend's split graph, and the CPU-only figure)."""
+    backend = backend or BACKENDS[DEFAULT_BACKEND]
     ints = INPUT_INTS * c.n_ubatch * 4
     cpu = max(_phases(lm, c, arch, "cpu").values()) + ints
-    if c.n_gpu_layers == 0:
+    if c.n_gpu_layers == 0 or not backend.gpu:
         return ComputeBuffers(0, cpu, cpu)
+    if backend.graph == "2026":
+        return ComputeBuffers(max(_phases_2026(lm, c, arch, backend).values()), _host_2026(lm, c, arch, backend), cpu)
     gpu = max(_phases(lm, c, arch, "cuda").values())
     host = lm.hidden * c.n_ubatch * F32 + _mask_elements(lm, c, arch) * F32 + ints  # embeddings + F32 masks
     return ComputeBuffers(gpu=gpu, host=host, cpu=cpu)
