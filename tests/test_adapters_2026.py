@@ -25,7 +25,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 CONFIGS = SPECS_DIR / "configs"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "configs-2026"  # the steering repo's shared/, beside the clone
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "configs-2026"  # shared/ beside the clone
 
 
 def _catalog(slug: str) -> dict:
