@@ -23,6 +23,7 @@ import argparse
 import datetime as dt
 import gzip
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from app.catalog import SPECS_DIR
 GiB = 1 << 30
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("vllm_plan_worker.py")
+STUB = Path(__file__).with_name("vllm_stub")  # torchvision stand-in for the worker (see its docstring)
 OUT = SPECS_DIR / "vllm" / "plan.json"
 CONFIGS_2026 = Path("/work/shared/configs-2026")  # public copies; each folder's source.txt names its origin
 
@@ -104,8 +106,9 @@ def run(python: str, names: list[str] | None, extra: Path | None) -> dict:
         job = {"common": {"block_size": BLOCK_SIZE, "max_num_batched_tokens": MAX_NUM_BATCHED_TOKENS},
                "models": models}
         with tempfile.TemporaryFile("w+") as out:
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(STUB), os.environ.get("PYTHONPATH")]))}
             proc = subprocess.Popen([python, str(WORKER)], stdin=subprocess.PIPE, stdout=out,
-                                    stderr=subprocess.PIPE, text=True)
+                                    stderr=subprocess.PIPE, text=True, env=env)
             proc.stdin.write(json.dumps(job))
             proc.stdin.close()
             lines = []

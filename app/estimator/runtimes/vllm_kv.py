@@ -114,13 +114,31 @@ def layer_kv(lm: LanguageModel, kv: KvType, tp: int, windows: bool = True) -> li
             else LayerKv("full", per_token) for t in types]
 
 
-def _groups(layers: list[LayerKv]) -> list[tuple[LayerKv, int]]:
-    """(spec, layer count) of every KV cache group, as get_kv_cache_groups forms them."""
+def rules(version: str) -> PlanRelease | None:
+    """The planning rules of `version`, or None for releases before 0.19 (not transcribed)."""
+    try:
+        return release_for(version)
+    except InvalidRequest:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupShape:
+    """One KV cache group without its bytes: layer kind, window and how many layers share its block table."""
+
+    kind: str
+    window: int | None
+    layers: int
+
+
+def _shapes(layers: list[LayerKv]) -> tuple[GroupShape, ...]:
+    """The KV cache groups get_kv_cache_groups forms from these layers."""
     buckets: dict[LayerKv, int] = {}
     for layer in layers:
         buckets[layer] = buckets.get(layer, 0) + 1
     if len(buckets) == 1:
-        return list(buckets.items())
+        ((spec, n),) = buckets.items()
+        return (GroupShape(spec.kind, spec.window, n),)
     if len({b.bytes_per_token for b in buckets}) != 1:
         raise InvalidRequest("model", "layers with different KV bytes per token need vLLM's page-size "
                              "unification, which is not modelled here")
@@ -129,14 +147,42 @@ def _groups(layers: list[LayerKv]) -> list[tuple[LayerKv, int]]:
     out = []
     for spec, n in buckets.items():
         count = ceil(n / size)
-        out += [(spec, len(range(i, n, count))) for i in range(count)]
-    return out
+        out += [GroupShape(spec.kind, spec.window, len(range(i, n, count))) for i in range(count)]
+    return tuple(out)
 
 
-def _blocks_per_request(spec: LayerKv, block: int, max_model_len: int, in_flight: int) -> int:
-    if spec.kind == "sliding":
-        return ceil(min(spec.window - 1 + in_flight, max_model_len) / block) + 1
-    return ceil(max_model_len / block)
+def group_shapes(lm: LanguageModel, windows: bool = True) -> tuple[GroupShape, ...]:
+    """The model's KV cache groups (they do not depend on TP or the KV dtype: every layer's bytes scale alike)."""
+    return _shapes(layer_kv(lm, KV_TYPES["bf16"], 1, windows))
+
+
+def in_flight_tokens(rel: PlanRelease, max_num_batched_tokens: int, async_scheduling: bool = True) -> int:
+    """Tokens a sliding-window group reserves beyond its window (VllmConfig.max_in_flight_tokens)."""
+    if rel.in_flight == "async" and async_scheduling:
+        return 2 * max_num_batched_tokens  # max_concurrent_batches: pp + 1 (V2 runner) or 2 (V1 runner, pp 1)
+    return max_num_batched_tokens
+
+
+def blocks_per_request(g: GroupShape, block_size: int, max_model_len: int, in_flight: int) -> int:
+    """Blocks one max_model_len request holds in group `g` (max_memory_usage_bytes / page)."""
+    if g.kind == "sliding":
+        return ceil(min(g.window - 1 + in_flight, max_model_len) / block_size) + 1
+    return ceil(max_model_len / block_size)
+
+
+def capacity(rel: PlanRelease, shapes: tuple[GroupShape, ...], num_blocks: int, block_size: int,
+             max_model_len: int, in_flight: int) -> tuple[int, float]:
+    """(tokens, max concurrency) vLLM logs for `num_blocks` blocks ("GPU KV cache size", "Maximum concurrency")."""
+    per_group = [blocks_per_request(g, block_size, max_model_len, in_flight) for g in shapes]
+    if rel.concurrency == "sum_of_groups":
+        per_request = sum(per_group)
+    else:  # the widest group's layers x summed usage, over one page of that many layers (pages are equal)
+        widest = max(g.layers for g in shapes)
+        per_request = ceil(widest * sum(per_group) / widest)
+    concurrency = num_blocks / per_request
+    if rel.tokens == "per_group":
+        return num_blocks // len(shapes) * block_size, concurrency
+    return int(concurrency * max_model_len), concurrency
 
 
 def plan(lm: LanguageModel, kv: KvType, *, vllm_version: str, max_model_len: int, block_size: int,
@@ -144,28 +190,15 @@ def plan(lm: LanguageModel, kv: KvType, *, vllm_version: str, max_model_len: int
          async_scheduling: bool = True, windows: bool = True) -> KvPlan:
     """vLLM's KV cache plan on one GPU for `kv_budget_bytes` of KV memory (pipeline parallel size 1)."""
     rel = release_for(vllm_version)
-    in_flight = max_num_batched_tokens
-    if rel.in_flight == "async" and async_scheduling:
-        in_flight *= 2  # max_concurrent_batches: pp + 1 (V2 runner) or 2 (V1 runner, pp 1)
-    groups = []
-    for spec, n in _groups(layer_kv(lm, kv, tensor_parallel_size, windows)):
-        page = spec.bytes_per_token * block_size
-        groups.append(KvGroup(spec.kind, n, block_size, page, spec.window,
-                              _blocks_per_request(spec, block_size, max_model_len, in_flight)))
+    in_flight = in_flight_tokens(rel, max_num_batched_tokens, async_scheduling)
+    per_token = layer_kv(lm, kv, tensor_parallel_size, windows)[0].bytes_per_token
+    shapes = group_shapes(lm, windows)
+    groups = tuple(KvGroup(g.kind, g.layers, block_size, per_token * block_size, g.window,
+                           blocks_per_request(g, block_size, max_model_len, in_flight)) for g in shapes)
     bytes_per_block = max(g.layers * g.page_bytes for g in groups)
     num_blocks = max(0, kv_budget_bytes) // bytes_per_block
-    if rel.concurrency == "sum_of_groups":
-        per_request = sum(g.blocks_per_request for g in groups)
-    else:  # widest group's layers x summed usage over one block of that many layers' pages
-        widest = max(g.layers for g in groups)
-        usage = widest * sum(g.blocks_per_request * g.page_bytes for g in groups)
-        per_request = ceil(usage / (groups[0].page_bytes * widest))
-    concurrency = num_blocks / per_request
-    if rel.tokens == "per_group":
-        tokens = num_blocks // len(groups) * min(g.block_size for g in groups)
-    else:
-        tokens = int(concurrency * max_model_len)
-    return KvPlan(rel.name, tuple(groups), bytes_per_block, num_blocks, tokens, concurrency)
+    tokens, concurrency = capacity(rel, shapes, num_blocks, block_size, max_model_len, in_flight)
+    return KvPlan(rel.name, groups, bytes_per_block, num_blocks, tokens, concurrency)
 
 
 def plan_for(spec: ModelSpec, *, vllm_version: str, max_model_len: int, kv_budget_bytes: int, block_size: int = 16,

@@ -175,7 +175,11 @@ def stage_activation(spec: ModelSpec, f: VllmFlags, first: bool, last: bool) -> 
 
 def block_bytes(lm: LanguageModel, f: VllmFlags, layers: int) -> int:
     """One KV block on one GPU: block_size tokens x K and V rows of this GPU's KV heads x layers.
-    KV heads split across TP ranks (replicated when fewer than TP); an MLA latent is not split."""
+    KV heads split across TP ranks (replicated when fewer than TP); an MLA latent is not split.
+    With KV cache groups (sliding-window models) one block id spans one page in every layer of one group,
+    so a block is the widest group's layers (vllm/v1/core/kv_cache_utils.py get_kv_cache_config_from_groups)."""
+    if f.kv_groups is not None:
+        layers = max(g.layers for g in f.kv_groups)
     row = kv_row_elements(lm)
     if lm.mla is None:
         row = 2 * max(1, lm.kv_heads // f.tp) * lm.head_dim
