@@ -204,12 +204,25 @@ def _with_tp(specs: dict, vc, tp: int) -> dict:
     return out, heads
 
 
+def _kv_cache_config(vc, specs: dict, kv_bytes: int):
+    """vLLM's KVCacheConfig for one worker: 0.33+ groups first in v1/core/kv_cache_planning.py (the engine
+    core's order, v1/engine/core.py), earlier releases inside v1/core/kv_cache_utils.get_kv_cache_configs."""
+    try:
+        from vllm.v1.core.kv_cache_planning import get_global_kv_cache_groups, get_kv_cache_configs
+    except ImportError:
+        from vllm.v1.core.kv_cache_utils import get_kv_cache_configs
+
+        return get_kv_cache_configs(vc, [dict(specs)], [kv_bytes])[0]
+    groups = get_global_kv_cache_groups(vc, [dict(specs)])
+    return get_kv_cache_configs(vc, [dict(specs)], [kv_bytes], groups)[0]
+
+
 def _plan(vc, specs: dict, max_model_len: int, kv_bytes: int) -> dict:
-    from vllm.v1.core.kv_cache_utils import get_kv_cache_capacity, get_kv_cache_configs
+    from vllm.v1.core.kv_cache_utils import get_kv_cache_capacity
 
     vc.model_config.max_model_len = max_model_len
     vc.scheduler_config.max_model_len = max_model_len
-    cfg = get_kv_cache_configs(vc, [dict(specs)], [kv_bytes])[0]
+    cfg = _kv_cache_config(vc, specs, kv_bytes)
     tokens, concurrency = get_kv_cache_capacity(vc, cfg)
     groups = []
     for g in cfg.kv_cache_groups:
@@ -267,8 +280,18 @@ def run_model(job: dict, common: dict) -> dict:
     return out
 
 
+def _skip_cpu_platform_check() -> None:
+    """0.34's CPU platform refuses to configure without triton-cpu ("vLLM on x86 CPUs requires Triton");
+    planning needs none of what it sets (the GPU-relevant values are set by _vllm_config anyway)."""
+    from vllm.platforms.cpu import CpuPlatform
+
+    CpuPlatform.check_and_update_config = classmethod(lambda cls, vllm_config: None)
+
+
 def main() -> int:
     job = json.load(sys.stdin)
+    if job["common"].get("skip_cpu_platform_check"):
+        _skip_cpu_platform_check()
     t0 = time.time()
     import torch
     import transformers
