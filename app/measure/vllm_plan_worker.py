@@ -281,10 +281,15 @@ def run_model(job: dict, common: dict) -> dict:
 
 
 def _skip_cpu_platform_check() -> None:
-    """0.34's CPU platform refuses to configure without triton-cpu ("vLLM on x86 CPUs requires Triton");
-    planning needs none of what it sets (the GPU-relevant values are set by _vllm_config anyway)."""
+    """Other releases' Python files on the CPU build: 0.34's CPU platform refuses to configure without
+    triton-cpu ("vLLM on x86 CPUs requires Triton"), and 0.19 finds no platform (it looks for "cpu" in its
+    own version string). Planning needs none of what the check sets (_vllm_config sets the GPU-relevant
+    values), so the CPU platform is named directly and its check skipped."""
+    import vllm.platforms
     from vllm.platforms.cpu import CpuPlatform
 
+    if vllm.platforms._current_platform is None:
+        vllm.platforms._current_platform = CpuPlatform()
     CpuPlatform.check_and_update_config = classmethod(lambda cls, vllm_config: None)
 
 
