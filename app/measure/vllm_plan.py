@@ -36,7 +36,7 @@ from app.catalog import SPECS_DIR
 GiB = 1 << 30
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("vllm_plan_worker.py")
-STUB = Path(__file__).with_name("vllm_stub")  # torchvision stand-in for the worker (see its docstring)
+STUB = ROOT / "scripts" / "vllm_stub"  # torchvision stand-in for the worker (see its docstring); a checkout only
 OUT = SPECS_DIR / "vllm" / "plan.json"
 CONFIGS_2026 = Path("/work/shared/configs-2026")  # public copies; each folder's source.txt names its origin
 
