@@ -12,6 +12,7 @@ from app.estimator.kv_cache import KV_TYPES
 from app.estimator.params import count_parameters
 from app.estimator.quantization import FORMATS, GROUP_LABELS
 from app.estimator.runtimes import RUNTIMES
+from app.estimator.runtimes.vllm_kv import plan_for as vllm_kv_plan
 from app.estimator.schema import Breakdown, GpuFit, VramEstimate, VramRequest, WeightsReport
 from app.estimator.spec import ModelSpec
 
@@ -35,5 +36,6 @@ __all__ = [
     "command_for",
     "count_parameters",
     "estimate",
+    "vllm_kv_plan",
     "weights_report",
 ]

@@ -17,6 +17,11 @@ if __name__ == "__main__" and sys.argv[1:2] == ["llamacpp-grid"]:
     from app.measure.llamacpp_grid import main as _llamacpp_main
 
     raise SystemExit(_llamacpp_main(sys.argv[2:]))
+# --- vLLM planning table: torch-free here, the vLLM virtualenv runs the worker ---
+if __name__ == "__main__" and sys.argv[1:2] == ["vllm-plan"]:
+    from app.measure.vllm_plan import main as _vllm_plan_main
+
+    raise SystemExit(_vllm_plan_main(sys.argv[2:]))
 
 import argparse
 import datetime as dt

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from math import ceil
 
 from app.estimator.quantization import Format
-from app.estimator.runtimes import vllm_advice, vllm_flags, vllm_memory, vllm_profiles
+from app.estimator.runtimes import vllm_advice, vllm_flags, vllm_kv, vllm_memory, vllm_profiles
 from app.estimator.runtimes.base import Runtime, RuntimeInput, RuntimeMemory
 from app.estimator.runtimes.vllm_flags import VllmFlags
 from app.estimator.runtimes.vllm_memory import Stage
@@ -89,12 +89,16 @@ def _detail(f: VllmFlags, s: Stage, stages: list[Stage], total: int | None, sequ
     requested = verdict.requested if verdict is not None else None
     budget = vllm_advice.budgets(f, [s], total)[0] if total is not None else None
     blocks = verdict.blocks if verdict is not None else None
-    tokens = blocks * f.block_size if blocks is not None else None
+    tokens = concurrency = None
+    if blocks is not None and f.kv_groups is not None:  # vLLM's own capacity formula of the release
+        tokens, concurrency = vllm_kv.capacity(f.kv_release, f.kv_groups, blocks, f.block_size, sequence, f.in_flight)
+        concurrency = round(concurrency, 2)
+    elif blocks is not None:
+        tokens, concurrency = blocks * f.block_size, round(blocks / ceil(sequence / f.block_size), 2)
     context, graphs = vllm_memory.cuda_context(f), vllm_memory.graph_pool(f, s)
     process = None
     if blocks is not None:
         process = context + s.weights + s.activation + s.non_torch + blocks * s.block_bytes + graphs
-    per_seq = ceil(sequence / f.block_size)
     equivalent, suggested = _equivalent(f, s, total)
     return VllmDetail(
         version=f.profile.name, gpu_memory_utilization=f.gpu_memory_utilization, max_model_len=f.max_model_len,
@@ -103,7 +107,7 @@ def _detail(f: VllmFlags, s: Stage, stages: list[Stage], total: int | None, sequ
         pipeline_parallel_size=f.pp, enforce_eager=f.enforce_eager, gpu_total_bytes=total,
         weights_bytes=s.weights, weights_replicated_bytes=s.replicated, activation_peak_bytes=s.activation,
         non_torch_bytes=s.non_torch, requested_bytes=requested, kv_budget_bytes=budget, kv_block_bytes=s.block_bytes,
-        kv_blocks=blocks, kv_tokens=tokens, max_concurrency=round(blocks / per_seq, 2) if blocks is not None else None,
+        kv_blocks=blocks, kv_tokens=tokens, max_concurrency=concurrency,
         cuda_graph_bytes=graphs, cuda_context_bytes=context, process_bytes=process,
         cuda_graph_estimate_bytes=s.graph_estimate, equivalent_gpu_memory_utilization=equivalent,
         suggested_gpu_memory_utilization=suggested, extensible_kv_cache=f.extensible,
@@ -121,8 +125,20 @@ def _stage(f: VllmFlags, s: Stage, total: int | None) -> VllmStage:
                      kv_blocks=max(0, budget) // s.block_bytes if budget is not None else None)
 
 
-def _need(f: VllmFlags, s: Stage, tokens: int) -> int:
-    return s.non_kv() + ceil(tokens / f.block_size) * s.block_bytes
+def _grouped(f: VllmFlags) -> bool:
+    """More than one KV cache group (sliding-window models): blocks are counted per group."""
+    return f.kv_groups is not None and len(f.kv_groups) > 1
+
+
+def _blocks(f: VllmFlags, sequence: int, batch: int) -> int:
+    """Block ids `batch` sequences of `sequence` tokens hold."""
+    if _grouped(f):
+        return batch * vllm_advice.blocks_per_sequence(f, sequence)
+    return ceil(batch * sequence / f.block_size)
+
+
+def _need(f: VllmFlags, s: Stage, sequence: int, batch: int) -> int:
+    return s.non_kv() + _blocks(f, sequence, batch) * s.block_bytes
 
 
 def _fit_on(inp: RuntimeInput) -> Callable[[int, str], tuple[bool, int]]:
@@ -162,14 +178,18 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
 def _memory(inp: RuntimeInput, f: VllmFlags, stages: list[Stage], d: VllmDetail,
             verdict: vllm_advice.Verdict | None) -> RuntimeMemory:
     tp, asked = f.tp, inp.batch * inp.sequence
-    kv_blocks = d.kv_blocks if d.kv_blocks is not None else ceil(asked / f.block_size)
+    kv_blocks = d.kv_blocks if d.kv_blocks is not None else _blocks(f, inp.sequence, inp.batch)
+    kv_tokens = kv_blocks * f.block_size
+    if _grouped(f):  # a block id is one page in one group's layers, not block_size tokens of every layer
+        kv_tokens = d.kv_tokens if d.kv_tokens is not None else asked
     mem = RuntimeMemory(
         weights=tp * sum(s.weights for s in stages),
         kv_cache=tp * sum(kv_blocks * s.block_bytes for s in stages),
         activations=tp * sum(s.activation for s in stages),
         overhead=tp * sum(d.cuda_context_bytes + s.non_torch + vllm_memory.graph_pool(f, s) for s in stages),
-        kv_cache_tokens=kv_blocks * f.block_size, usable_fraction=f.gpu_memory_utilization,
-        required=inp.gpu_count * max(_need(f, s, asked) + inp.batch * s.state_bytes for s in stages),
+        kv_cache_tokens=kv_tokens, usable_fraction=f.gpu_memory_utilization,
+        required=inp.gpu_count * max(_need(f, s, inp.sequence, inp.batch) + inp.batch * s.state_bytes
+                                     for s in stages),
         kv_capacity_tokens=d.kv_tokens, max_concurrency=d.max_concurrency,
         assumptions=_notes(f, stages[0]), vllm=d, fit_on=_fit_on(inp),
     )

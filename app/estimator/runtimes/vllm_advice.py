@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from math import ceil
 
 from app.estimator.kv_cache import KV_TYPES
+from app.estimator.runtimes import vllm_kv
 from app.estimator.runtimes.vllm_flags import VllmFlags, tp_allowed
 from app.estimator.runtimes.vllm_memory import Stage, cuda_context
 from app.estimator.schema import VllmFix
@@ -35,8 +36,12 @@ class Verdict:
     headroom: int = 0  # per GPU: KV budget beyond one max_model_len sequence when it starts, else -shortfall
 
 
-def blocks_per_sequence(f: VllmFlags) -> int:
-    return ceil(f.max_model_len / f.block_size)
+def blocks_per_sequence(f: VllmFlags, tokens: int | None = None) -> int:
+    """Block ids one sequence of `tokens` (default max_model_len) holds, summed over the KV cache groups."""
+    tokens = f.max_model_len if tokens is None else tokens
+    if f.kv_groups is None:
+        return ceil(tokens / f.block_size)
+    return sum(vllm_kv.blocks_per_request(g, f.block_size, tokens, f.in_flight) for g in f.kv_groups)
 
 
 def requested_bytes(f: VllmFlags, total: int) -> int:

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from app.estimator.errors import InvalidRequest, UnknownChoice
 from app.estimator.kv_cache import KV_TYPES, KvType
 from app.estimator.quantization import Format
+from app.estimator.runtimes import vllm_kv
 from app.estimator.runtimes.vllm_profiles import (
     EXTENSIBLE_UTILIZATION,
+    NEWEST,
     VllmProfile,
     batch_defaults,
     profile_for,
@@ -86,6 +88,14 @@ class VllmFlags:
     method: str | None
     graph_estimate: bool = False  # the CUDA-graph estimate is subtracted inside the budget
     extensible: bool = False  # 0.34's extensible KV cache (sized after warmup)
+    # KV cache groups as vLLM forms them (vllm_kv), with the release's planning rules; None: one group of
+    # all layers (pipeline parallelism, or releases before 0.19 whose planning code is not transcribed).
+    kv_release: vllm_kv.PlanRelease | None = None
+    kv_groups: tuple[vllm_kv.GroupShape, ...] | None = None
+
+    @property
+    def in_flight(self) -> int:
+        return vllm_kv.in_flight_tokens(self.kv_release, self.max_num_batched_tokens) if self.kv_release else 0
 
 
 def tp_allowed(lm: LanguageModel, tp: int) -> bool:
@@ -168,10 +178,15 @@ def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence
     kv_name = "fp8" if kv.slug == "fp8" else DTYPE_NAMES.get(kv.slug, kv.slug)
     if req.kv_cache_dtype != "auto":
         kv_name = req.kv_cache_dtype
+    release = vllm_kv.rules(req.vllm_version or NEWEST) if pp == 1 else None
+    groups = None
+    if release is not None and vllm_kv.groups_modelled(spec.language_model):
+        groups = vllm_kv.group_shapes(spec.language_model, spec.family not in vllm_kv.FULL_ATTENTION_FAMILIES)
     return VllmFlags(
         profile=profile, gpu_memory_utilization=util, max_model_len=max_model_len,
         max_num_seqs=req.max_num_seqs or seqs, max_num_batched_tokens=req.max_num_batched_tokens or tokens,
         block_size=req.block_size, kv=KV_TYPES[kv.slug], kv_name=kv_name, dtype=dtype,
         compute_bytes=4 if dtype == "float32" else 2, tp=tp, pp=pp, enforce_eager=req.enforce_eager,
         method=VLLM_METHODS[fmt.slug], graph_estimate=graph_estimate, extensible=extensible,
+        kv_release=release, kv_groups=groups,
     )

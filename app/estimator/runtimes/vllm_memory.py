@@ -198,13 +198,18 @@ def block_bytes(lm: LanguageModel, f: VllmFlags, layers: int, first: int = 0) ->
     """One KV block on one GPU: block_size tokens x the rows of layers first .. first + layers - 1 that own KV
     (app.estimator.cache: K and V of this GPU's KV heads, split across TP ranks and replicated when fewer than
     TP; an MLA latent or indexer key is not split). Recurrent layers hold no KV (their state: `state_bytes`).
-    Page-size unification of hybrid models (vllm kv_cache_planning.py) is not modelled here."""
-    per_token = 0
+    With KV cache groups (full/sliding models, vllm_kv) one block id spans one page in every layer of one
+    group, so a block is the widest group's layers (vllm/v1/core/kv_cache_utils.py
+    get_kv_cache_config_from_groups). Page-size unification of hybrid models is not modelled here."""
+    per_layer = []
     for layer in cache.layer_caches(lm)[first:first + layers]:
-        for r in layer.rows:
-            split = r.name in ("k", "v", "kv")
-            per_token += f.kv.bytes_for(max(1, r.heads // f.tp) * r.head_dim if split else r.elements)
-    return max(1, per_token * f.block_size)
+        row = sum(f.kv.bytes_for(max(1, r.heads // f.tp) * r.head_dim if r.name in ("k", "v", "kv") else r.elements)
+                  for r in layer.rows)
+        if row:
+            per_layer.append(row)
+    if f.kv_groups is not None and per_layer:
+        return max(per_layer) * f.block_size * max(g.layers for g in f.kv_groups)
+    return max(1, sum(per_layer) * f.block_size)
 
 
 def state_rule(lm: LanguageModel, f: VllmFlags) -> cache.StateRule:
