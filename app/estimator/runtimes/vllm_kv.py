@@ -98,8 +98,9 @@ class KvPlan:
 # Families whose vLLM class runs every layer as full attention although config.json sets sliding_window:
 # vLLM's Llama code slides only the layers that config `layer_types` marks "sliding_attention"
 # (vllm 0.32.0 model_executor/models/llama.py:185-204) and Phi3ForCausalLM is LlamaForCausalLM
-# (model_executor/models/phi3.py); Phi-3.5's config has no layer_types.
-FULL_ATTENTION_FAMILIES = frozenset({"Phi-3.5"})
+# (model_executor/models/phi3.py); Phi-3.5's and Phi-4-mini's configs (model_type phi3, sliding_window on
+# every layer) have no layer_types.
+FULL_ATTENTION_FAMILIES = frozenset({"Phi-3.5", "Phi-4"})
 
 
 def groups_modelled(lm: LanguageModel) -> bool:
