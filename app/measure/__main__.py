@@ -116,6 +116,11 @@ def main(argv: list[str] | None = None) -> None:
 
         trace_main(argv[1:])
         return
+    if argv[:1] in (["trace-remote"], ["trace-attention"]):
+        from app.measure.trace_variants import main as variants_main
+
+        variants_main(argv[1:], argv[0])
+        return
     # --- end trace subcommand ---
     p = argparse.ArgumentParser(prog="python -m app.measure", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -87,9 +87,11 @@ class HfCode:
     expert_units: int = 4
     fp32_routing: bool = False
     rotary_tables: int = 1  # (cos, sin) pairs the model computes once per forward (Gemma 3: global + local)
+    math: bool = False  # SDPA held to torch's math kernel (attention.py): fp32 scores, quadratic
 
 
 SDPA = HfCode()
+EAGER = HfCode(eager=True)  # transformers' eager_attention_forward (models/llama/modeling_llama.py)
 
 
 def hf_resident_per_token(lm: LanguageModel, element_bytes: int, code: HfCode = SDPA) -> int:
