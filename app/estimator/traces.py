@@ -134,5 +134,13 @@ def compare_trace(spec: ModelSpec, row: TracedRow) -> TraceComparison:
     return TraceComparison(row, e.breakdown.weights, e.breakdown.kv_cache, e.breakdown.activations)
 
 
+def kernel_corrected_peak(spec: ModelSpec, row: TracedRow, attn_implementation: str) -> int:
+    """The traced peak as it would be with another attention kernel: a CPU trace that ran one kernel (SDPA's
+    math fallback, say) corrected by the difference the kernel makes in our estimate (its score matrix and
+    softmax copies against the fused kernel's output and logsumexp), everything else as traced."""
+    other = row.model_copy(update={"attn_implementation": attn_implementation})
+    return row.peak_bytes + compare_trace(spec, other).estimated_peak - compare_trace(spec, row).estimated_peak
+
+
 def load_traces(root: Path) -> list[TraceFile]:
     return [TraceFile.model_validate_json(p.read_bytes()) for p in sorted(root.glob("*.json"))]

@@ -42,15 +42,6 @@ KERNELS: dict[str, Kernel] = {k.slug: k for k in (
            "flash_attn.flash_attn_func: output and an fp32 logsumexp per head and token"),
 )}
 
-# Per head and token pair of torch's math kernel on 16-bit inputs, beside the inputs: the fp32 scores and
-# _safe_softmax's fp32 output (8 bytes); per token pair once (not per head): the bool causal mask and its fp32
-# additive copy (5 bytes); per token and query head: the fp32 up-cast query and its scaled copy, fp32 output
-# (12 bytes per element of head_dim); per token and KV head: fp32 key (and its scaled transposed copy) and
-# value (12 bytes per element). Held to model_specs/traces/attention/ (tests/test_attention_kernels.py).
-MATH_PAIR_BYTES_PER_HEAD = 8
-MATH_PAIR_BYTES = 5
-
-
 def resolve(requested: str | None, eager_family: bool) -> str:
     """The attention implementation transformers 5.25 runs on a CUDA GPU when none is requested."""
     if requested is not None:
