@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 from app.estimator.errors import InvalidRequest, UnknownChoice
 from app.estimator.kv_cache import image_positions, kv_bytes
+from app.estimator.params import model_tensors
+from app.estimator.quantization import COMPUTE_BYTES
 from app.estimator.runtimes.activations import compute_bytes
 from app.estimator.runtimes.base import CUDA_CONTEXT_BYTES, RuntimeInput, RuntimeMemory
 from app.estimator.spec import ModelSpec
@@ -51,6 +53,14 @@ class RemoteCode:
     attn_implementations: tuple[str, ...]  # what the file offers
     default_attn: str  # what from_pretrained gives it (transformers 4.4x: _supports_sdpa -> "sdpa")
     card_default: bool  # the card's snippet loads it with trust_remote_code=True
+    # bitsandbytes (load_in_4bit / load_in_8bit) leaves 16-bit only what transformers' get_keys_to_not_convert
+    # names: tied weights, the module of the model's last parameter and get_output_embeddings() (transformers
+    # 5.25 quantizers/base.py; 4.4x integrations/bitsandbytes.py: tied weights and the last parameter). These
+    # files define no get_output_embeddings; the last parameter (the class built on the meta device by
+    # app.measure.remote_code) is transformer.output_layer.weight for glm-4-9b-chat, but
+    # transformer.vision.conv.bias for glm-4v-9b, whose tower is built last: there the output layer is
+    # quantized too (and, as natively, every Linear of the vision tower).
+    bnb_quantizes_output: bool = False
 
 
 # slug -> the remote code its card runs
@@ -63,7 +73,8 @@ REMOTE_CODE: dict[str, RemoteCode] = {
         "THUDM/glm-4v-9b modeling_chatglm.py + visual.py",
         "public copies XuRui314/GLM4v-Finetune@513b75de modeling_chatglm.py and huggingface/optimum-habana@1d8504c6 "
         "visual.py (model_specs/traces/remote/glm-4v-9b.json)",
-        "qkv_view", ("sdpa",), "sdpa", True),  # CoreAttention calls torch SDPA itself (torch >= 2)
+        "qkv_view", ("sdpa",), "sdpa", True,  # CoreAttention calls torch SDPA itself (torch >= 2)
+        bnb_quantizes_output=True),
 }
 
 
@@ -146,6 +157,16 @@ def phases(spec: ModelSpec, e: int, batch: int, positions: int, images: int, att
     return Phases(mlp, attention, decode, vision)
 
 
+def _weights(inp: RuntimeInput, rc: RemoteCode) -> tuple[int, int]:
+    """Weights as this code loads them, and the bytes bitsandbytes saves on the output layer (0 if kept)."""
+    fmt = inp.fmt
+    if not (rc.bnb_quantizes_output and fmt.slug.startswith("bnb-") and fmt.linear_size is not None):
+        return inp.weights.total_bytes, 0
+    out = next(t for t in model_tensors(inp.spec) if t.kind == "output")
+    saved = out.numel * COMPUTE_BYTES - fmt.linear_size(out)
+    return inp.weights.total_bytes - saved, saved
+
+
 def memory(inp: RuntimeInput, requested_attn: str | None,
            gpu_lines: Callable[[RuntimeInput, int], list[str]]) -> RuntimeMemory:
     spec = inp.spec
@@ -155,6 +176,7 @@ def memory(inp: RuntimeInput, requested_attn: str | None,
         raise UnknownChoice("attn_implementation", attn, list(rc.attn_implementations),
                             f"{rc.name} (trust_remote_code=true) offers these")
     e = compute_bytes(inp.fmt)
+    weights, quantized_output = _weights(inp, rc)
     kv = kv_prefill_bytes(spec, e, inp.batch, inp.sequence)
     p = phases(spec, e, inp.batch, inp.sequence, inp.images, attn)
     from app.estimator.runtimes.transformers import CUBLAS_WORKSPACE_BYTES
@@ -180,10 +202,15 @@ def memory(inp: RuntimeInput, requested_attn: str | None,
     else:
         notes.append("KV cache: one tensor cat-grown over the layers at the prefill (old and new copies coexist "
                      "at each layer), then split into per-layer views")
+    if quantized_output:
+        notes.append(f"bitsandbytes with this code quantizes the output layer too ({quantized_output:,} bytes "
+                     "less than with it in 16-bit): transformers keeps 16-bit only the module of the model's last "
+                     "parameter (transformer.vision.conv) and get_output_embeddings(), which the file does not "
+                     "define")
     if attn == "flash_attention_2":
         notes.append("flash_attention_2: modelled as a fused kernel (output + fp32 logsumexp), not traced here "
                      "(flash-attn has no CPU kernel)")
     # the breakdown's KV is K and V themselves; what the cache's views keep of the fused QKV output until the
     # first decode step is counted with the prefill's temporaries
-    return RuntimeMemory(inp.weights.total_bytes, compact, p.peak + kv - compact, overhead, inp.sequence,
+    return RuntimeMemory(weights, compact, p.peak + kv - compact, overhead, inp.sequence,
                          assumptions=notes)
