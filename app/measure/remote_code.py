@@ -26,6 +26,7 @@ import importlib
 import sys
 import time
 import types
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,7 +244,9 @@ def prepare(slug: str, code_dir: Path) -> types.ModuleType:
     sys.modules.update(stubs)
     torch.jit._state.disable()
     try:
-        modeling = importlib.import_module(f"{package}.modeling_chatglm")
+        with warnings.catch_warnings():  # torch 2.13 deprecates the file's @torch.jit.script
+            warnings.simplefilter("ignore", DeprecationWarning)
+            modeling = importlib.import_module(f"{package}.modeling_chatglm")
     finally:
         torch.jit._state.enable()
         for n, m in saved.items():
