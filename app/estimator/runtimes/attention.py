@@ -14,8 +14,9 @@ Default (what runs on a CUDA GPU, not what a CPU trace ran):
   logsumexp per head and token, no [tokens x tokens] scores. The CPU trace dispatches
   _scaled_dot_product_flash_attention_for_cpu, which allocates the same (model_specs/traces/).
 - sdpa_math (torch 2.13 _scaled_dot_product_attention_math, held to model_specs/traces/attention/): bf16/fp16
-  inputs are up-cast to fp32 (allowFP16BF16ReductionMathSDP is off by default), the fp32 scores, a bool causal
-  mask [tokens, tokens] and its fp32 additive copy, _safe_softmax's fp32 output: quadratic.
+  inputs are up-cast to fp32 (allowFP16BF16ReductionMathSDP is off by default), the fp32 scores and
+  _safe_softmax's fp32 output per head, the causal mask as an fp32 additive [tokens, tokens]: quadratic
+  (activations.hf_math_attention_phase).
 """
 
 from __future__ import annotations
