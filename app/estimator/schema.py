@@ -72,6 +72,16 @@ class VramRequest(BaseModel):
     trace: bool = Field(False, description="transformers only: also trace the model's real code on fake tensors "
                         "(needs torch and transformers in the server's environment; seconds to a minute) and "
                         "answer the traced allocated peak beside the formula.")
+    # --- transformers: which modeling code and which attention kernel ---
+    trust_remote_code: bool | None = Field(
+        None, description="transformers: run the model repository's own modeling code, as from_pretrained("
+        "trust_remote_code=True) does; default: what the model card's snippet runs (THUDM/glm-4v-9b and "
+        "THUDM/glm-4-9b-chat: their remote code).")
+    attn_implementation: Literal["sdpa", "sdpa_math", "eager", "flash_attention_2"] | None = Field(
+        None, description="transformers: attention kernel. sdpa: torch SDPA with a fused kernel (flash or "
+        "memory-efficient: no score matrix); sdpa_math: SDPA's math kernel (scores materialized); eager: the "
+        "model's own matmul + softmax; flash_attention_2: the flash-attn package. Default: what transformers "
+        "picks on a CUDA GPU for the model and dtype.")
     # --- llama.cpp flags ---
     # Names and defaults are llama.cpp's (common/common.h, common/arg.cpp, tools/server/server.cpp of the
     # build vendored in llama-cpp-python 0.3.36). `context` stays the per-sequence context; llama-server's

@@ -39,6 +39,9 @@ class TracedRow(BaseModel):
     quantization: str = Field(description="Weight format slug (bf16, fp16, fp32).")
     context: int = Field(description="Prompt tokens per sequence (one more token is then decoded).")
     batch: int
+    images: int = Field(0, description="Images per sequence (their positions come on top of `context`).")
+    code: str = Field("native", description="native: transformers' own class; remote: the model repository's "
+                      "modeling code (trust_remote_code=True).")
     architecture: str = Field(description="transformers class that was traced.")
     attn_implementation: str = Field(description="Attention implementation the class defaults to.")
     attention_kernels: list[str] = Field(description="Attention ops the trace dispatched (aten names).")
@@ -56,7 +59,9 @@ class TracedRow(BaseModel):
 
     @property
     def label(self) -> str:
-        return f"{self.model} {self.quantization} ctx {self.context:,} x{self.batch}"
+        extra = (f" img {self.images}" if self.images else "") + (f" {self.code}/{self.attn_implementation}"
+                                                                   if self.code != "native" else "")
+        return f"{self.model} {self.quantization} ctx {self.context:,} x{self.batch}{extra}"
 
 
 class NotTraced(BaseModel):
@@ -69,12 +74,26 @@ class NotTraced(BaseModel):
     reason: str
 
 
+class RemoteSource(BaseModel):
+    """One remote-code file traced: the public copy (never committed here) and what it copies."""
+
+    file: str = Field(description="File name the modeling code imports it by.")
+    upstream: str = Field(description="The Hugging Face repository file it copies.")
+    repository: str = Field(description="GitHub repository of the copy traced.")
+    path: str
+    commit: str
+    sha256: str
+    notes: str = Field("", description="Local edits of the copy, and whether the traced path runs them.")
+
+
 class TraceFile(BaseModel):
     format: str = TRACE_FORMAT
     model: str
     environment: TraceEnvironment
     rows: list[TracedRow]
     not_traced: list[NotTraced] = Field(default_factory=list)
+    sources: list[RemoteSource] = Field(default_factory=list, description="Remote code: the files traced.")
+    shims: list[str] = Field(default_factory=list, description="Remote code: what the tracer changed to run it.")
 
 
 @dataclass(frozen=True)
@@ -109,8 +128,18 @@ class TraceComparison:
 def compare_trace(spec: ModelSpec, row: TracedRow) -> TraceComparison:
     """The transformers runtime's estimate for the traced prompt length and batch."""
     e = estimate(spec, VramRequest(model=row.model, quantization=row.quantization, context=row.context,
-                                   batch=row.batch, runtime="transformers"))
+                                   batch=row.batch, images=row.images, runtime="transformers",
+                                   trust_remote_code=row.code == "remote",
+                                   attn_implementation=row.attn_implementation))
     return TraceComparison(row, e.breakdown.weights, e.breakdown.kv_cache, e.breakdown.activations)
+
+
+def kernel_corrected_peak(spec: ModelSpec, row: TracedRow, attn_implementation: str) -> int:
+    """The traced peak as it would be with another attention kernel: a CPU trace that ran one kernel (SDPA's
+    math fallback, say) corrected by the difference the kernel makes in our estimate (its score matrix and
+    softmax copies against the fused kernel's output and logsumexp), everything else as traced."""
+    other = row.model_copy(update={"attn_implementation": attn_implementation})
+    return row.peak_bytes + compare_trace(spec, other).estimated_peak - compare_trace(spec, row).estimated_peak
 
 
 def load_traces(root: Path) -> list[TraceFile]:

@@ -125,6 +125,11 @@ def main(argv: list[str] | None = None) -> None:
         from app.measure.cache_trace import main as cache_trace_main
 
         raise SystemExit(cache_trace_main(argv[1:]))
+    if argv[:1] in (["trace-remote"], ["trace-attention"]):
+        from app.measure.trace_variants import main as variants_main
+
+        variants_main(argv[1:], argv[0])
+        return
     # --- end trace subcommand ---
     p = argparse.ArgumentParser(prog="python -m app.measure", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -18,6 +18,7 @@ allocates what CUDA's flash kernel allocates (the output and an fp32 logsumexp);
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -97,16 +98,18 @@ def config_for(spec: ModelSpec, configs_dir: Path = CONFIGS_DIR) -> transformers
         raise Untraceable(f"{spec.hf_repo}: {exc}") from None
 
 
-def build_fake(config: transformers.PretrainedConfig, dtype: str) -> torch.nn.Module:
-    """The class `from_config` picks, with its default attention implementation, on fake tensors.
-    Call inside the FakeTensorMode that will run it."""
+def build_fake(config: transformers.PretrainedConfig, dtype: str,
+               attn_implementation: str | None = None) -> torch.nn.Module:
+    """The class `from_config` picks, with its default attention implementation (or the one named), on fake
+    tensors. Call inside the FakeTensorMode that will run it."""
     import transformers.initialization as init
 
     autos = (transformers.AutoModelForCausalLM, transformers.AutoModelForImageTextToText)
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     for auto in autos:
         if type(config) in auto._model_mapping:
             with init.no_init_weights():
-                model = auto.from_config(config, dtype=DTYPES[dtype])
+                model = auto.from_config(config, dtype=DTYPES[dtype], **extra)
             model.tie_weights()  # post_init ties them, but no_init_weights skips that with the init
             return model.eval()
     raise Untraceable(f"no generative transformers class for {type(config).__name__}")
@@ -228,8 +231,9 @@ def generate_two_steps(model: torch.nn.Module, batch: int, context: int, tracker
 
 
 def trace_row(model: torch.nn.Module, slug: str, dtype: str, context: int, batch: int,
-              tracker_class: type[MemTracker] = PeakTracker) -> TracedRow:
-    """One traced row; call inside the FakeTensorMode that built `model`."""
+              tracker_class: type[MemTracker] = PeakTracker, attn_label: str | None = None) -> TracedRow:
+    """One traced row; call inside the FakeTensorMode that built `model` (`attn_label`: what to record as
+    the attention implementation, when not the config's own)."""
     t0 = time.perf_counter()
     tracker = tracker_class()
     tracker.track_external(model)
@@ -240,11 +244,32 @@ def trace_row(model: torch.nn.Module, slug: str, dtype: str, context: int, batch
     peak = _total(tracker.get_tracker_snapshot("peak"))
     return TracedRow(
         model=slug, quantization=dtype, context=context, batch=batch, architecture=type(model).__name__,
-        attn_implementation=model.config._attn_implementation, attention_kernels=sorted(ops.seen),
+        attn_implementation=attn_label or model.config._attn_implementation, attention_kernels=sorted(ops.seen),
         parameters_bytes=params, kv_cache_bytes=steps.kv_cache_bytes, peak_bytes=peak,
         prefill_peak_bytes=steps.prefill_peak, peak_phase="decode" if peak > steps.prefill_peak else "prefill",
         seconds=round(time.perf_counter() - t0, 2),
     )
+
+
+def trace_attention(spec: ModelSpec, contexts: list[int], batches: list[int], attn_implementation: str,
+                    dtype: str = "bf16", configs_dir: Path = CONFIGS_DIR, on_row=None) -> list[TracedRow]:
+    """The native class with the attention implementation named: eager, sdpa, or sdpa_math (SDPA held to
+    torch's math kernel with torch.nn.attention.sdpa_kernel(SDPBackend.MATH), the kernel SDPA falls back
+    to where no fused kernel takes the inputs)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    config = config_for(spec, configs_dir)
+    impl = "sdpa" if attn_implementation == "sdpa_math" else attn_implementation
+    kernel = sdpa_kernel(SDPBackend.MATH) if attn_implementation == "sdpa_math" else contextlib.nullcontext()
+    rows = []
+    with FakeTensorMode(), kernel:
+        model = build_fake(config, dtype, impl)
+        for context in contexts:
+            for batch in batches:
+                rows.append(trace_row(model, spec.slug, dtype, context, batch, attn_label=attn_implementation))
+                if on_row:
+                    on_row(rows[-1])
+    return rows
 
 
 # SDPA's math fallback (aten._safe_softmax + bmm): on this CPU the flash kernel refused the shapes (e.g. a

@@ -66,6 +66,10 @@ MOE_ROUTING_BYTES = 3 * 4 + 4 * 8
 # Scalar and tiny tensors (mask fill values, soft-cap constants; the rotary inv_freq buffers beside the
 # weights): under 1 KiB in every trace. Counted so that exact rows do not land a few bytes low.
 SMALL_TENSORS_BYTES = 4 << 10
+# torch's math SDPA kernel (torch 2.13 _scaled_dot_product_attention_math): fp32 scores and _safe_softmax's fp32
+# output per head and token pair; the causal mask as an fp32 additive [tokens, tokens] (held to the traces)
+MATH_PAIR_BYTES_PER_HEAD = 2 * 4
+MATH_MASK_BYTES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +91,11 @@ class HfCode:
     expert_units: int = 4
     fp32_routing: bool = False
     rotary_tables: int = 1  # (cos, sin) pairs the model computes once per forward (Gemma 3: global + local)
+    math: bool = False  # SDPA held to torch's math kernel (attention.py): fp32 scores, quadratic
 
 
 SDPA = HfCode()
+EAGER = HfCode(eager=True)  # transformers' eager_attention_forward (models/llama/modeling_llama.py)
 
 
 def hf_resident_per_token(lm: LanguageModel, element_bytes: int, code: HfCode = SDPA) -> int:
@@ -141,6 +147,8 @@ def hf_attention_phase(lm: LanguageModel, e: int, batch: int, tokens: int, code:
     """
     q = lm.heads * lm.head_dim
     n = batch * tokens
+    if code.math:
+        return hf_math_attention_phase(lm, e, batch, tokens)
     if not code.eager:
         # SDPA turns a boolean mask into an additive one in the compute dtype for the call
         converted = batch * tokens * tokens * e if _sdpa_sliding_mask(lm, tokens, code) else 0
@@ -148,6 +156,18 @@ def hf_attention_phase(lm: LanguageModel, e: int, batch: int, tokens: int, code:
     expanded = 2 * q if lm.kv_heads < lm.heads else 0
     scores = _score_elements(lm, batch, tokens) * (code.score_compute * e + code.score_fp32 * 4)
     return n * e * (lm.hidden + q + expanded) + scores
+
+
+def hf_math_attention_phase(lm: LanguageModel, e: int, batch: int, tokens: int) -> int:
+    """SDPA held to torch's math kernel (attention.py): beside the normed input and the rotated queries, fp32
+    copies of Q and the scaled Q, of K and V and (GQA, enable_gqa) K and V repeated to every query head; per
+    head and token pair the fp32 scores and _safe_softmax's fp32 output; per token pair (not per sequence)
+    the fp32 additive causal mask. Held to model_specs/traces/attention/ (tests/test_attention_kernels.py)."""
+    q, kv = lm.heads * lm.head_dim, lm.kv_heads * lm.head_dim
+    expanded = 2 * q if lm.kv_heads < lm.heads else 0
+    fp32 = 4 * (2 * q + 2 * kv + expanded)
+    pairs = batch * tokens * tokens * MATH_PAIR_BYTES_PER_HEAD * lm.heads + MATH_MASK_BYTES * tokens * tokens
+    return batch * tokens * (e * (lm.hidden + q) + fp32) + pairs
 
 
 def hf_attention_masks(lm: LanguageModel, e: int, batch: int, tokens: int, code: HfCode) -> int:

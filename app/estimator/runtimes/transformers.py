@@ -9,9 +9,13 @@ yet measured on a GPU.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from app.estimator import cache
 from app.estimator.quantization import Format
-from app.estimator.runtimes.activations import SDPA, HfCode, compute_bytes, hf_prefill_bytes, vision_pass_bytes
+from app.estimator.runtimes import attention as kernels
+from app.estimator.runtimes import remote_code
+from app.estimator.runtimes.activations import EAGER, SDPA, HfCode, compute_bytes, hf_prefill_bytes, vision_pass_bytes
 from app.estimator.runtimes.base import CUDA_CONTEXT_BYTES, MiB, Runtime, RuntimeInput, RuntimeMemory
 from app.estimator.spec import ModelSpec
 
@@ -47,10 +51,13 @@ def eager_reason(spec: ModelSpec) -> str | None:
     return EAGER_ATTENTION[spec.family][0] if spec.family in EAGER_ATTENTION else None
 
 
-def hf_code(spec: ModelSpec) -> HfCode:
-    if spec.family in EAGER_ATTENTION:
-        return EAGER_ATTENTION[spec.family][1]
-    return SDPA_CODE.get(spec.family, SDPA)
+def hf_code(spec: ModelSpec, attn: str | None = None) -> HfCode:
+    """What the modeling file allocates with the attention implementation `attn` (default: the class's)."""
+    attn = kernels.resolve(attn, spec.family in EAGER_ATTENTION)
+    if attn == "eager":
+        return EAGER_ATTENTION[spec.family][1] if spec.family in EAGER_ATTENTION else EAGER
+    code = SDPA_CODE.get(spec.family, SDPA)
+    return replace(code, math=True) if attn == "sdpa_math" else code
 
 
 def prefill_kv_bytes(inp: RuntimeInput) -> int:
@@ -81,10 +88,17 @@ def _gpu_lines(inp: RuntimeInput, slack: int) -> list[str]:
 
 
 def memory(inp: RuntimeInput) -> RuntimeMemory:
+    req = inp.request
+    requested = req.attn_implementation if req else None
+    if remote_code.runs_remote(inp.spec, req.trust_remote_code if req else None):
+        return remote_code.memory(inp, requested, _gpu_lines)
     lm, spec = inp.spec.language_model, inp.spec
     e = compute_bytes(inp.fmt)
-    eager = eager_reason(spec)
-    text = hf_prefill_bytes(lm, e, inp.batch, inp.sequence, hf_code(spec))
+    attn = kernels.resolve(requested, spec.family in EAGER_ATTENTION)
+    eager = eager_reason(spec) if attn == "eager" else None
+    if attn == "eager" and eager is None:
+        eager = "attn_implementation=eager requested (transformers' eager_attention_forward)"
+    text = hf_prefill_bytes(lm, e, inp.batch, inp.sequence, hf_code(spec, attn))
     vision = 0
     if spec.vision is not None and inp.images:
         vision = vision_pass_bytes(spec.vision, inp.batch * inp.images, e)
@@ -94,6 +108,11 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     overhead = inp.gpu_count * (CUDA_CONTEXT_BYTES + CUBLAS_WORKSPACE_BYTES) + slack
     attention = (f"eager attention: {eager}; its [batch, heads, tokens, tokens] scores make memory grow with "
                  "the square of the length" if eager else "SDPA attention (flash kernel, linear in length)")
+    if attn == "sdpa_math":
+        attention = ("SDPA held to its math kernel (attn_implementation=sdpa_math): fp32 [batch, heads, tokens, "
+                     "tokens] scores, quadratic in length")
+    elif attn == "flash_attention_2":
+        attention = "flash_attention_2 (flash-attn: no score matrix, linear in length; not traced here)"
     notes = [
         f"transformers: every tensor on the GPU, DynamicCache, {attention}",
         "peak at the prefill of the whole prompt, in the last layer; generate() keeps logits of the last "
@@ -102,7 +121,8 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
         "torch MemTracker)",
         *_gpu_lines(inp, slack),
     ]
-    if not eager and 0 < lm.sliding_window_layers < lm.layers and inp.sequence > (lm.sliding_window or 0):
+    sliding = 0 < lm.sliding_window_layers < lm.layers and inp.sequence > (lm.sliding_window or 0)
+    if attn in ("sdpa", "sdpa_math") and sliding:
         notes.append("SDPA gets an explicit [tokens x tokens] mask for the sliding-window layers (and a copy "
                      "in the compute dtype during the call): that part grows with the square of the length")
     if lm.sliding_window_layers:
