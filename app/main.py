@@ -13,6 +13,7 @@ from app.estimator import InvalidRequest, UnknownModel
 from app.hub import HubUnavailable
 from app.resources import data_dir
 from app.web import api, handlers, pages
+from app.web.limits import BodyLimit
 
 STATIC = data_dir("static")
 
@@ -35,6 +36,7 @@ def create_app(specs_dir: Path = SPECS_DIR) -> FastAPI:
     app.add_exception_handler(HubUnavailable, handlers.hub_unavailable)
     app.add_exception_handler(RequestValidationError, handlers.invalid_input)
     pages.install(app)  # an HTML 404 for people, the JSON 404 under /api
+    app.add_middleware(BodyLimit)  # every request body counted against its path's cap (413)
     return app
 
 

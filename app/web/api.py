@@ -26,7 +26,7 @@ from app.estimator import (
     weights_report,
 )
 from app.estimator.gguf.estimate import estimate_gguf
-from app.estimator.gguf.reader import MAX_HEADER_BYTES
+from app.estimator.gguf.reader import MAX_HEADER_BYTES, MAX_PARTS
 from app.estimator.memo import per_spec
 from app.estimator.params import count_active_parameters
 from app.estimator.schema import WeightsRequest
@@ -108,6 +108,8 @@ async def _form_fields(request: Request) -> dict[str, str]:
         async with request.form() as form:
             items = form.multi_items()
     except StarletteHTTPException as exc:  # Starlette's answer to a malformed multipart body
+        if exc.status_code in (413, 415):  # the body cap (app/web/limits.py): answered as it is
+            raise
         raise RequestValidationError([{"type": "value_error", "loc": ("body",), "input": None,
                                        "msg": f"malformed form body: {exc.detail}"}]) from exc
     files = [k for k, v in items if not isinstance(v, str)]
@@ -201,7 +203,7 @@ async def logs(request: Request, catalog: CatalogDep) -> LogReport:
     """Parse a llama.cpp/Ollama or vLLM startup log, estimate the same settings, compare term by term.
     Nothing is stored; paths, host names and addresses are scrubbed from everything returned."""
     text, overrides = await read_log_body(request)
-    return check_log(text, catalog, overrides)
+    return await run_in_threadpool(check_log, text, catalog, overrides)  # CPU: off the event loop
 
 
 health = APIRouter(tags=["health"])
@@ -239,23 +241,35 @@ def _gguf_request(fields: dict[str, Any]) -> VramRequest:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
 
 
-async def _gguf_form(request: Request) -> tuple[list[tuple[str, bytes]], VramRequest]:
+async def _gguf_form(request: Request) -> tuple[list[tuple[str, bytes]], str | None, VramRequest]:
+    """(uploaded parts, or a Hub reference to fetch, and the knobs); the body is capped by app/web/limits.py,
+    so all parts together are at most one header's cap."""
     parts: list[tuple[str, bytes]] = []
     fields: dict[str, Any] = {}
-    async with request.form(max_files=64, max_fields=64) as form:
-        for key, value in form.multi_items():
-            if key == "file" and not isinstance(value, str):
-                parts.append((value.filename or "upload.gguf", await value.read(MAX_HEADER_BYTES + 1)))
-            elif isinstance(value, str) and value != "":
-                fields[key] = value
+    try:
+        async with request.form(max_files=MAX_PARTS, max_fields=64) as form:
+            for key, value in form.multi_items():
+                if key == "file" and not isinstance(value, str):
+                    parts.append(((value.filename or "upload.gguf")[:200], await value.read(MAX_HEADER_BYTES + 1)))
+                elif isinstance(value, str) and value != "":
+                    fields[key] = value
+    except StarletteHTTPException as exc:
+        if exc.status_code in (413, 415):
+            raise
+        raise RequestValidationError([{"type": "value_error", "loc": ("body",), "input": None,
+                                       "msg": f"malformed form body: {str(exc.detail)[:200]}"}]) from exc
     ref = fields.pop("hf", None)
     params = _gguf_request(fields)
-    return (_hub_parts(ref) if ref and not parts else parts), params
+    return parts, (ref if ref and not parts else None), params
 
 
-def _gguf_answer(parts: list[tuple[str, bytes]], params: VramRequest, catalog: Catalog,
-                 request: Request | None = None) -> Response:
-    est = estimate_gguf(parts, params, catalog.gpus)
+def _gguf_estimate(parts: list[tuple[str, bytes]], ref: str | None, params: VramRequest,
+                   catalog: Catalog) -> VramEstimate:
+    """Fetch (a Hub reference) and parse: blocking and CPU work, run in the thread pool."""
+    return estimate_gguf(_hub_parts(ref) if ref else parts, params, catalog.gpus)
+
+
+def _gguf_answer(est: VramEstimate, request: Request | None = None) -> Response:
     if request is not None and is_htmx(request):  # the calculator page: the breakdown partial
         return TEMPLATES.TemplateResponse(request, "partials/breakdown.html", breakdown_context(est),
                                           headers={"Vary": "HX-Request"})
@@ -268,8 +282,9 @@ async def gguf_post(request: Request, catalog: CatalogDep) -> Response:
     """Send the header bytes of a .gguf as `file` (each part of a split file as another `file`), or a Hub
     file as `hf` (`owner/name:file.gguf` or its URL), and the llama.cpp knobs as form fields. Weights are the
     file's tensors to the byte; KV and compute follow its architecture keys."""
-    parts, params = await _gguf_form(request)
-    return _gguf_answer(parts, params, catalog, request)
+    parts, ref, params = await _gguf_form(request)
+    est = await run_in_threadpool(_gguf_estimate, parts, ref, params, catalog)  # Hub fetch + parse: off the loop
+    return _gguf_answer(est, request)
 
 
 @router.get("/gguf", response_model=VramEstimate, responses=_GGUF_ERRORS,
@@ -278,4 +293,4 @@ def gguf_get(request: Request, catalog: CatalogDep,
              hf: Annotated[str, Query(description="owner/name:file.gguf or a Hub file URL.")]) -> Response:
     """The same estimate for a Hub GGUF, knobs as query parameters (only its header is fetched)."""
     fields = {k: v for k, v in request.query_params.items() if k != "hf" and v != ""}
-    return _gguf_answer(_hub_parts(hf), _gguf_request(fields), catalog)
+    return _gguf_answer(_gguf_estimate([], hf, _gguf_request(fields), catalog))
