@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 
-from app.catalog import SPECS_DIR, load_catalog
+from app.catalog import SPECS_DIR, CatalogError, load_catalog
 from app.estimator import InvalidRequest, UnknownModel
 from app.hub import HubUnavailable
 from app.resources import data_dir
@@ -40,4 +41,12 @@ def create_app(specs_dir: Path = SPECS_DIR) -> FastAPI:
     return app
 
 
-app = create_app()
+# uvicorn's exit code for a worker that failed before serving (uvicorn/config.py STARTUP_FAILURE, 0.55.0): its
+# --workers supervisor stops instead of restarting it, so a bad catalog ends the server whatever the count.
+STARTUP_FAILURE = 3
+
+try:
+    app = create_app()
+except CatalogError as exc:
+    print(f"vram-calculator: cannot start: the model catalog does not load: {exc}", file=sys.stderr, flush=True)
+    raise SystemExit(STARTUP_FAILURE) from None

@@ -75,8 +75,8 @@ def _context(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
 
 @rule(r"offloaded (\d++)/(\d++) layers to GPU")
 def _offload(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    put(out, "n_gpu_layers", int(m[1]), ln.no)
-    put(out, "n_layer_total", int(m[2]), ln.no)
+    put(out, "n_gpu_layers", num(m[1]), ln.no)
+    put(out, "n_layer_total", num(m[2]), ln.no)
 
 
 _model_buffer = buffer_rule(
@@ -96,13 +96,13 @@ def _kv_total(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     put(out, "type_k", m[5], ln.no)
     put(out, "type_v", m[7], ln.no)
     if m[2]:
-        put(out, "kv_cells", int(m[2]), ln.no)
-        put(out, "kv_layers", int(m[3]), ln.no)
+        put(out, "kv_cells", num(m[2]), ln.no)
+        put(out, "kv_layers", num(m[3]), ln.no)
 
 
 @rule(r"kv_size = (\d++), offload = \d++, type_k = '(\w++)', type_v = '(\w++)', n_layer = (\d++)")
 def _kv_init(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    put(out, "kv_cells", int(m[1]), ln.no)
+    put(out, "kv_cells", num(m[1]), ln.no)
     put(out, "type_k", m[2], ln.no)
     put(out, "type_v", m[3], ln.no)
 
@@ -123,10 +123,10 @@ def _device_free(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
 
 @rule(r"(?:build[:=] ?|version: )(\d++) \((\w++)\)|build = (\d++)")
 def _build(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    put(out, "build", int(m[1] or m[3]), ln.no)
+    put(out, "build", num(m[1] or m[3]), ln.no)
 
 
-@rule(r"Listening on .{0,512}?\(version (\d++\.\d++\.\d++)")
+@rule(r"Listening on \S{1,256}+ \(version (\d++\.\d++\.\d++)")  # the address: no spaces
 def _ollama(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     put(out, "ollama_version", m[1], ln.no)
 

@@ -53,7 +53,10 @@ def run(rules: Iterable[Rule], src: Iterable[Line], out: ParsedLog) -> int:
         for r in rules:
             m = r.pattern.search(ln.text)
             if m:
-                r.handle(m, ln, out)
+                try:
+                    r.handle(m, ln, out)
+                except (ValueError, ArithmeticError):  # "1.2.3", 5,000 digits: the line's number is unreadable
+                    out.notes.append(f"line {ln.no}: a number is not readable")
                 matched = True
         hits += matched
         out.lines = max(out.lines, ln.no)

@@ -71,12 +71,12 @@ def _config(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
 
 @rule(r"Using max model len (\d++)")
 def _max_len(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    put(out, "max_model_len", int(m[1]), ln.no)
+    put(out, "max_model_len", num(m[1]), ln.no)
 
 
 @rule(r"max_num_batched_tokens=(\d++)")
 def _batched(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    put(out, "max_num_batched_tokens", int(m[1]), ln.no)
+    put(out, "max_num_batched_tokens", num(m[1]), ln.no)
 
 
 @rule(r"(?:Model loading took|Loading model weights took) " + _GIB)

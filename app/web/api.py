@@ -33,8 +33,10 @@ from app.estimator.schema import WeightsRequest
 from app.estimator.spec import ModelSpec
 from app.hub import HubUnavailable, fetch_gguf_header
 from app.logs import MAX_LOG_BYTES, LogReport, check_log
+from app.logs.rules import MAX_LINE
 from app.problems import problem
 from app.web.deps import get_catalog
+from app.web.limits import BODY_LIMITS
 from app.web.logs_page import read_log_body
 from app.web.rendering import TEMPLATES, is_htmx, represent_estimate
 from app.web.trace_option import with_trace  # imports torch only when asked
@@ -189,16 +191,28 @@ def gpus(catalog: CatalogDep) -> list[Gpu]:
 
 
 # --- log import: a runtime's startup log beside our estimate ---
-_LOG_BODY = {"requestBody": {"required": True, "content": {
-    "text/plain": {"schema": {"type": "string", "maxLength": MAX_LOG_BYTES}},
-    "application/json": {"schema": {"type": "object", "required": ["log"], "properties": {
-        "log": {"type": "string"}, "model": {"type": "string"}, "quantization": {"type": "string"}}}},
-}}}
+_LOG_BODY = {"requestBody": {
+    "required": True,
+    "description": f"The log as text, JSON or a form field `log`; at most {MAX_LOG_BYTES:,} bytes of log and "
+                   f"{BODY_LIMITS['/api/logs']:,} bytes of body (413 past either). Lines longer than "
+                   f"{MAX_LINE:,} characters are read up to that length.",
+    "content": {
+        "text/plain": {"schema": {"type": "string", "maxLength": MAX_LOG_BYTES}},
+        "application/json": {"schema": {"type": "object", "required": ["log"], "properties": {
+            "log": {"type": "string", "maxLength": MAX_LOG_BYTES}, "model": {"type": "string"},
+            "quantization": {"type": "string"}, "vllm_version": {"type": "string"}}}},
+        "application/x-www-form-urlencoded": {"schema": {"type": "object", "required": ["log"], "properties": {
+            "log": {"type": "string", "maxLength": MAX_LOG_BYTES}, "model": {"type": "string"},
+            "quantization": {"type": "string"}, "vllm_version": {"type": "string"}}}},
+    }}}
 
 
 @router.post("/logs", response_model=LogReport, openapi_extra=_LOG_BODY,
              summary="Compare a startup log with our estimate",
-             responses={413: {"description": "Log longer than 2 MiB."}, 422: {"description": "No log in the body."}})
+             responses={413: {"description": f"Log longer than 2 MiB, or a body over {BODY_LIMITS['/api/logs']:,} "
+                                             "bytes (counted as it arrives, chunked bodies included)."},
+                        415: {"description": "A body sent with a Content-Encoding (gzip, ...): send it uncompressed."},
+                        422: {"description": "No log in the body, or a JSON body that is not valid JSON."}})
 async def logs(request: Request, catalog: CatalogDep) -> LogReport:
     """Parse a llama.cpp/Ollama or vLLM startup log, estimate the same settings, compare term by term.
     Nothing is stored; paths, host names and addresses are scrubbed from everything returned."""
@@ -215,15 +229,27 @@ def healthz(catalog: CatalogDep) -> dict[str, Any]:
 
 
 # --- llama.cpp: a GGUF file's header, uploaded or fetched from the Hub ---
-_GGUF_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object",
-    "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
-                            "description": "The first bytes (header) of each part of the GGUF file."},
-                   "hf": {"type": "string", "description": "Instead of file: owner/name:file.gguf or a Hub URL."},
-                   **{k: v for k, v in VramRequest.model_json_schema()["properties"].items() if k != "model"}},
-}}}}}
+_GGUF_BODY = {"requestBody": {
+    "required": True,
+    "description": f"Multipart: `file` once per part of the GGUF (its header: the first bytes, up to "
+                   f"{MAX_HEADER_BYTES:,} bytes each; at most {MAX_PARTS} parts), or `hf`; the whole body at "
+                   f"most {BODY_LIMITS['/api/gguf']:,} bytes (413 past it, counted as it arrives).",
+    "content": {"multipart/form-data": {"schema": {
+        "type": "object",
+        "properties": {"file": {"type": "array", "maxItems": MAX_PARTS,
+                                "items": {"type": "string", "format": "binary",  # 3.0 and Swagger UI
+                                          "contentMediaType": "application/octet-stream"},  # OpenAPI 3.1
+                                "description": "The first bytes (header) of each part of the GGUF file."},
+                       "hf": {"type": "string",
+                              "description": "Instead of file: owner/name:file.gguf or a Hub URL."},
+                       **{k: v for k, v in VramRequest.model_json_schema()["properties"].items() if k != "model"}},
+    }}}}}
 _GGUF_ERRORS: dict[int | str, dict[str, Any]] = {
-    **_ERRORS, 503: {"description": "The Hugging Face Hub could not be reached (hf only)."}}
+    **_ERRORS,
+    413: {"description": f"A body over {BODY_LIMITS['/api/gguf']:,} bytes (all parts together)."},
+    415: {"description": "A body sent with a Content-Encoding (gzip, ...): send it uncompressed."},
+    503: {"description": "The Hugging Face Hub could not be reached, did not answer in time, or this server is "
+                         "already fetching as many files as it allows (hf only); retry later."}}
 
 
 def _hub_parts(ref: str) -> list[tuple[str, bytes]]:

@@ -173,7 +173,7 @@ def language_model(h: GgufHeader, source: str) -> dict[str, Any]:
 
     names = {t.name for t in h.tensors}
     width = LIMITS["width"]
-    layers, hidden = _int(h, "block_count", LIMITS["layers"]), _int(h, "embedding_length", width)
+    layers, hidden = _int(h, "block_count", LIMITS["layers"], low=1), _int(h, "embedding_length", width, low=1)
     heads = _int(h, "attention.head_count", width // 8, 0)
     if not (layers and hidden and heads):
         raise InvalidRequest("file", f"architecture {h.arch!r}: the header lacks {h.arch}.block_count, "
