@@ -141,8 +141,11 @@ async def logs_submit(request: Request, catalog: CatalogDep) -> Response:
     except HTTPException as exc:
         return _page(request, "logs.html", logs_context(catalog, None, "", {}), error=str(exc.detail))
     report = await run_in_threadpool(check_log, text, catalog, overrides)  # CPU: off the event loop
-    shown = await run_in_threadpool(scrub, text)
-    return _page(request, "logs.html", logs_context(catalog, report, shown, overrides))
+
+    def render() -> Response:  # scrubbing and rendering up to 2 MiB of text: CPU, off the event loop too
+        return _page(request, "logs.html", logs_context(catalog, report, scrub(text), overrides))
+
+    return await run_in_threadpool(render)
 
 
 @router.get("/docs")
