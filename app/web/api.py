@@ -224,7 +224,7 @@ health = APIRouter(tags=["health"])
 
 
 @health.get("/healthz", summary="Liveness")
-def healthz(catalog: CatalogDep) -> dict[str, Any]:
+async def healthz(catalog: CatalogDep) -> dict[str, Any]:  # no blocking work: answered on the loop, no thread hop
     return {"status": "ok", "models": len(catalog.models)}
 
 
