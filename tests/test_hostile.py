@@ -387,6 +387,8 @@ def live(serve_module: FakeHub) -> tuple[str, FakeHub]:
     finally:
         proc.terminate()
         proc.wait(10)
+        if proc.stderr:
+            proc.stderr.close()
 
 
 @pytest.fixture(scope="module")
