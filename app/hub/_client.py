@@ -7,8 +7,8 @@ Web-free and synchronous (httpx). Safety rules, all enforced here:
   any other host is refused before it is contacted. `HF_TOKEN`, if set, is sent to the Hub only.
 - Repo ids, revisions and file names are checked against the Hub's own rules before any request.
 - 5 s timeouts (connect, read, and the whole body; `VRAM_HUB_TIMEOUT` overrides), and one deadline for the
-  whole fetch, response headers and redirects included (a watchdog shuts the fetch's sockets at it, so a
-  Hub that drips its headers cannot hold a thread); a size cap on every body, counted in raw bytes
+  whole fetch, response headers and redirects included, one timeout past the body's (a watchdog shuts the
+  fetch's sockets at it, so a Hub that drips its headers cannot hold a thread); a size cap on every body, counted in raw bytes
   (declared length checked first, then the stream is cut at the cap). Bodies are asked for and accepted
   only in identity encoding: an encoded reply (gzip, ...) is an error, never decoded.
 - At most MAX_CONCURRENT fetches at once in this process; one more is a 503 (HubUnavailable) at once.
@@ -51,7 +51,7 @@ HUB_URL = "https://huggingface.co"
 TIMEOUT_S = 5.0
 MAX_REDIRECTS = 5
 MAX_CONCURRENT = 8  # Hub fetches at once per process; the thread pool (anyio: 40 threads) keeps the rest
-DEADLINE_GRACE = 0.25  # s past the body deadline before the watchdog cuts the sockets (the body check speaks first)
+DEADLINE_GRACE = 0.25  # s past its deadline before the watchdog cuts the sockets (the body check speaks first)
 CONFIG_CAP = 4 << 20  # config.json: the largest released ones are a few hundred KB
 INDEX_CAP = 32 << 20  # model.safetensors.index.json: DeepSeek-V3's (~92k tensors) is under 10 MB
 # The Hub serves LFS/Xet files from these hosts (302 from /resolve/): huggingface_hub's downloads and
@@ -255,10 +255,11 @@ def _get(settings: HubSettings, repo: str, revision: str, filename: str, cap: in
     if byte_range:
         headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
     allowed = settings.timeout * (4 if byte_range else 1)
-    deadline = time.monotonic() + allowed
-    watchdog = _Watchdog(allowed + DEADLINE_GRACE)
+    watchdog = _Watchdog(allowed + settings.timeout + DEADLINE_GRACE)  # body deadline + a timeout for headers
     try:
-        with watchdog, httpx.Client(timeout=settings.timeout, follow_redirects=False, trust_env=False) as client:
+        # the client first (building its TLS context takes a while on a busy machine), then the clocks
+        with httpx.Client(timeout=settings.timeout, follow_redirects=False, trust_env=False) as client, watchdog:
+            deadline = time.monotonic() + allowed
             for _ in range(MAX_REDIRECTS + 1):
                 hub = _check_target(settings, url)
                 auth = {"Authorization": f"Bearer {settings.token}"} if hub and settings.token else {}
@@ -276,7 +277,8 @@ def _get(settings: HubSettings, repo: str, revision: str, filename: str, cap: in
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         if watchdog.fired:
             raise HubUnavailable(f"the Hugging Face Hub did not answer within {settings.timeout:g} s for {what}: "
-                                 f"the whole fetch took over its time limit of {allowed:g} s") from exc
+                                 f"the whole fetch took over its time limit of {allowed + settings.timeout:g} s"
+                                 ) from exc
         if isinstance(exc, httpx.TimeoutException):
             raise HubUnavailable(f"the Hugging Face Hub did not answer within {settings.timeout:g} s "
                                  f"for {what} ({type(exc).__name__})") from exc

@@ -98,7 +98,8 @@ async def _body(request: Request) -> VramRequest:
     try:
         if request.headers.get("content-type", "").startswith(_FORMS):
             return VramRequest.model_validate(await _form_fields(request))
-        return VramRequest.model_validate_json(await request.body() or b"null", strict=True)
+        body = await request.body() or b"null"  # at most 4 MiB (app/web/limits.py); parsed off the event loop
+        return await run_in_threadpool(lambda: VramRequest.model_validate_json(body, strict=True))
     except ValidationError as exc:
         raise RequestValidationError(problem(exc, "body").detail) from exc
 
