@@ -9,8 +9,8 @@ Web-free and synchronous (httpx). Safety rules, all enforced here:
 - 5 s timeouts (connect, read, and the whole body; `VRAM_HUB_TIMEOUT` overrides), and one deadline for the
   whole fetch, response headers and redirects included, one timeout past the body's (a watchdog shuts the
   fetch's sockets at it, so a Hub that drips its headers cannot hold a thread); a size cap on every body,
-  counted in raw bytes (declared length checked first, then the stream is cut at the cap). Bodies are asked for and accepted
-  only in identity encoding: an encoded reply (gzip, ...) is an error, never decoded.
+  counted in raw bytes (declared length checked first, then the stream is cut at the cap). Bodies are asked
+  for and accepted only in identity encoding: an encoded reply (gzip, ...) is an error, never decoded.
 - At most MAX_CONCURRENT fetches at once in this process; one more is a 503 (HubUnavailable) at once.
 - Answers are kept in an LRU cache keyed by (hub, repo, revision, file); a branch name such as `main`
   is therefore resolved once per process.
