@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 
-from app.catalog import SPECS_DIR, load_catalog
+from app.catalog import SPECS_DIR, CatalogError, load_catalog
 from app.estimator import InvalidRequest, UnknownModel
 from app.hub import HubUnavailable
 from app.resources import data_dir
 from app.web import api, handlers, pages
+from app.web.limits import BodyLimit
 
 STATIC = data_dir("static")
 
@@ -35,7 +37,16 @@ def create_app(specs_dir: Path = SPECS_DIR) -> FastAPI:
     app.add_exception_handler(HubUnavailable, handlers.hub_unavailable)
     app.add_exception_handler(RequestValidationError, handlers.invalid_input)
     pages.install(app)  # an HTML 404 for people, the JSON 404 under /api
+    app.add_middleware(BodyLimit)  # every request body counted against its path's cap (413)
     return app
 
 
-app = create_app()
+# uvicorn's exit code for a worker that failed before serving (uvicorn/config.py STARTUP_FAILURE, 0.55.0): its
+# --workers supervisor stops instead of restarting it, so a bad catalog ends the server whatever the count.
+STARTUP_FAILURE = 3
+
+try:
+    app = create_app()
+except CatalogError as exc:
+    print(f"vram-calculator: cannot start: the model catalog does not load: {exc}", file=sys.stderr, flush=True)
+    raise SystemExit(STARTUP_FAILURE) from None

@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from app.estimator.errors import InvalidRequest, UnknownChoice
+from app.estimator.limits import LIMITS  # the same bounds hold a GGUF header and a pasted log
 
-# Upper bounds that keep a hostile config from making the per-tensor counter loop for ever; each is far
-# above any released model (DeepSeek-V3: 61 layers, 256 experts; Gemma 3: 262,144 vocab).
-LIMITS = {"layers": 1024, "experts": 4096, "width": 1 << 20, "vocab": 1 << 24, "context": 1 << 28}
+__all__ = ["LIMITS", "Cfg", "InvalidConfigValue", "MissingConfigKey", "UnsupportedArchitecture"]
 _MISSING = object()
 
 # Keys transformers renamed between 4.x and 5.x (configuration classes' attribute_map and the 5.0 renames):

@@ -4,6 +4,7 @@ No web imports: the GPU measurement harness loads the catalog too (app.web.deps 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -30,6 +31,8 @@ class GpuCatalog(BaseModel):
 def _load(path: Path, model: type[M]) -> M:
     try:
         return model.model_validate_json(path.read_bytes())
+    except OSError as exc:  # unreadable (permissions), missing, or a folder where a file should be
+        raise CatalogError(f"{path}: cannot be read: {exc.strerror or exc}") from exc
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(file)'}: {e['msg']}" for e in exc.errors())
         raise CatalogError(f"{path}: {problems}") from exc
@@ -81,7 +84,12 @@ class Catalog:
 
 def load_catalog(root: Path = SPECS_DIR) -> Catalog:
     models = {}
-    for path in sorted((root / "models").glob("*.json")):
+    folder = root / "models"
+    try:
+        names = sorted(p for p in os.listdir(folder) if p.endswith(".json"))  # glob() hides a permission error
+    except OSError as exc:
+        raise CatalogError(f"{folder}: the model specs folder cannot be read: {exc.strerror or exc}") from exc
+    for path in (folder / name for name in names):
         spec = _load(path, ModelSpec)
         if spec.slug != path.stem:
             raise CatalogError(f"{path}: slug: {spec.slug!r} does not match the file name")

@@ -6,8 +6,12 @@ Web-free and synchronous (httpx). Safety rules, all enforced here:
   or, over https only, to the Hub's file CDNs in `CDN_HOSTS` (LFS and Xet files are served from there);
   any other host is refused before it is contacted. `HF_TOKEN`, if set, is sent to the Hub only.
 - Repo ids, revisions and file names are checked against the Hub's own rules before any request.
-- 5 s timeouts (connect, read, and the whole body; `VRAM_HUB_TIMEOUT` overrides), a size cap on every
-  body (declared length checked first, then the stream is cut at the cap).
+- 5 s timeouts (connect, read, and the whole body; `VRAM_HUB_TIMEOUT` overrides), and one deadline for the
+  whole fetch, response headers and redirects included, one timeout past the body's (a watchdog shuts the
+  fetch's sockets at it, so a Hub that drips its headers cannot hold a thread); a size cap on every body,
+  counted in raw bytes (declared length checked first, then the stream is cut at the cap). Bodies are asked
+  for and accepted only in identity encoding: an encoded reply (gzip, ...) is an error, never decoded.
+- At most MAX_CONCURRENT fetches at once in this process; one more is a 503 (HubUnavailable) at once.
 - Answers are kept in an LRU cache keyed by (hub, repo, revision, file); a branch name such as `main`
   is therefore resolved once per process.
 - `VRAM_OFFLINE=1` turns fetching off: nothing is requested, and ids not in the catalog are unknown (404).
@@ -19,6 +23,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -44,6 +50,8 @@ __all__ = ["COMMIT", "HubConfig", "HubSettings", "fetch_config", "file_url", "ht
 HUB_URL = "https://huggingface.co"
 TIMEOUT_S = 5.0
 MAX_REDIRECTS = 5
+MAX_CONCURRENT = 8  # Hub fetches at once per process; the thread pool (anyio: 40 threads) keeps the rest
+DEADLINE_GRACE = 0.25  # s past its deadline before the watchdog cuts the sockets (the body check speaks first)
 CONFIG_CAP = 4 << 20  # config.json: the largest released ones are a few hundred KB
 INDEX_CAP = 32 << 20  # model.safetensors.index.json: DeepSeek-V3's (~92k tensors) is under 10 MB
 # The Hub serves LFS/Xet files from these hosts (302 from /resolve/): huggingface_hub's downloads and
@@ -150,12 +158,19 @@ def _raise_for_status(r: httpx.Response, repo: str, filename: str, field: str) -
 
 
 def _read(r: httpx.Response, cap: int, deadline: float, what: str, field: str, cut: bool) -> bytes:
-    """The body, at most `cap` bytes: over it, cut there (`cut`) or HubBadFile; past `deadline`, 503."""
+    """The body, at most `cap` raw bytes: over it, cut there (`cut`) or HubBadFile; past `deadline`, 503.
+
+    Read raw (httpx's iter_raw): a reply in any Content-Encoding but identity is refused before a byte
+    of it is read, so a compressed bomb is never inflated."""
+    encoding = r.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise HubUnavailable(f"the Hugging Face Hub sent {what} with Content-Encoding {encoding[:40]!r}; "
+                             "only identity (uncompressed) bodies are read")
     declared = r.headers.get("Content-Length", "")
     if not cut and declared.isdigit() and int(declared) > cap:
         raise HubBadFile(field, f"{what} is {int(declared):,} bytes, over the {cap:,}-byte cap")
     buf = bytearray()
-    for chunk in r.iter_bytes():
+    for chunk in r.iter_raw():
         buf += chunk
         if len(buf) >= cap and cut:
             return bytes(buf[:cap])
@@ -175,22 +190,81 @@ def _sizes(r: httpx.Response) -> tuple[int | None, int]:
     return (int(length) if r.status_code == 200 and length.isdigit() else None), 0
 
 
+class _Watchdog:
+    """Shuts every socket a fetch opened once its deadline passes: httpx's timeouts are per read, so a server
+    that sends a byte of its headers every few seconds would otherwise hold the fetch for ever. The sockets
+    come from httpcore's `trace` extension (connection.connect_tcp.complete)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.fired, self._socks, self._lock = False, [], threading.Lock()
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event != "connection.connect_tcp.complete" or info.get("return_value") is None:
+            return
+        sock = info["return_value"].get_extra_info("socket")
+        with self._lock:
+            self._socks.append(sock)
+            if self.fired:
+                self._shut(sock)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            for sock in self._socks:
+                self._shut(sock)
+
+    @staticmethod
+    def _shut(sock: socket.socket | None) -> None:
+        try:
+            if sock is not None:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv in the fetching thread
+        except OSError:
+            pass
+
+
+_SLOTS = threading.BoundedSemaphore(MAX_CONCURRENT)
+
+
 def http_get(settings: HubSettings, repo: str, revision: str, filename: str, *, cap: int, field: str = "model",
              byte_range: tuple[int, int] | None = None) -> Fetched:
     """GET one repo file (or the inclusive `byte_range` of it) under the safety rules above."""
     if settings.offline:
         raise HubDisabled(repo)
+    if not _SLOTS.acquire(blocking=False):
+        raise HubUnavailable(f"this server is already fetching {MAX_CONCURRENT} files from the Hugging Face Hub; "
+                             "try again in a few seconds")
+    try:
+        return _get(settings, repo, revision, filename, cap, field, byte_range)
+    finally:
+        _SLOTS.release()
+
+
+def _get(settings: HubSettings, repo: str, revision: str, filename: str, cap: int, field: str,
+         byte_range: tuple[int, int] | None) -> Fetched:
     url, commit, what = file_url(settings, repo, revision, filename), None, f"{repo}/{filename}"
     headers = {"User-Agent": "vram-calculator", "Accept-Encoding": "identity"}
     if byte_range:
         headers["Range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
-    deadline = time.monotonic() + settings.timeout * (4 if byte_range else 1)
+    allowed = settings.timeout * (4 if byte_range else 1)
+    watchdog = _Watchdog(allowed + settings.timeout + DEADLINE_GRACE)  # body deadline + a timeout for headers
     try:
-        with httpx.Client(timeout=settings.timeout, follow_redirects=False, trust_env=False) as client:
+        # the client first (building its TLS context takes a while on a busy machine), then the clocks
+        with httpx.Client(timeout=settings.timeout, follow_redirects=False, trust_env=False) as client, watchdog:
+            deadline = time.monotonic() + allowed
             for _ in range(MAX_REDIRECTS + 1):
                 hub = _check_target(settings, url)
                 auth = {"Authorization": f"Bearer {settings.token}"} if hub and settings.token else {}
-                with client.stream("GET", url, headers={**headers, **auth}) as r:
+                with client.stream("GET", url, headers={**headers, **auth},
+                                   extensions={"trace": watchdog.trace}) as r:
                     commit = commit or r.headers.get("X-Repo-Commit")
                     if r.is_redirect and "Location" in r.headers:
                         url = urljoin(url, r.headers["Location"])
@@ -200,10 +274,14 @@ def http_get(settings: HubSettings, repo: str, revision: str, filename: str, *, 
                     _raise_for_status(r, repo, filename, field)
                     body = _read(r, cap, deadline, what, field, cut=byte_range is not None)
                     return Fetched(body, commit, url, r.status_code, *_sizes(r))
-    except httpx.TimeoutException as exc:
-        raise HubUnavailable(f"the Hugging Face Hub did not answer within {settings.timeout:g} s "
-                             f"for {what} ({type(exc).__name__})") from exc
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        if watchdog.fired:
+            raise HubUnavailable(f"the Hugging Face Hub did not answer within {settings.timeout:g} s for {what}: "
+                                 f"the whole fetch took over its time limit of {allowed + settings.timeout:g} s"
+                                 ) from exc
+        if isinstance(exc, httpx.TimeoutException):
+            raise HubUnavailable(f"the Hugging Face Hub did not answer within {settings.timeout:g} s "
+                                 f"for {what} ({type(exc).__name__})") from exc
         raise HubUnavailable(f"could not reach the Hugging Face Hub for {what}: {exc or type(exc).__name__}") from exc
     raise HubUnavailable(f"the Hugging Face Hub redirected more than {MAX_REDIRECTS} times for {what}")
 

@@ -208,8 +208,12 @@ def check_log(text: str, catalog: Any, overrides: dict[str, Any] | None = None) 
     report.runtime_versions, warning = version_warning(log)
     if warning and not (overrides or {}).get("vllm_version"):
         report.warnings.append(warning)
-    spec, report.model_source = find_model(log, catalog.models)
-    req = {**_REQUESTS[log.runtime](log), "quantization": quantization(log), **(overrides or {})}
+    try:  # a log's numbers are user input: "n_ctx = abc" or a 0 head count is a warning, never a crash
+        spec, report.model_source = find_model(log, catalog.models)
+        req = {**_REQUESTS[log.runtime](log), "quantization": quantization(log), **(overrides or {})}
+    except (ValueError, TypeError, ArithmeticError) as exc:  # pydantic's ValidationError is a ValueError
+        report.warnings.append(f"no estimate: a setting the log prints is not readable ({str(exc)[:200]})")
+        return report
     if warning and log.version and "vllm_version" in req and not (overrides or {}).get("vllm_version"):
         del req["vllm_version"]  # a release we do not model: compare with our default one (warned above)
     if "model" in req and req["model"] in catalog.models:

@@ -15,7 +15,7 @@ import re
 from app.logs.model import ParsedLog
 from app.logs.rules import Line, Rule, add, lines, num, put, rule, run
 
-_SIZE = r"=\s*(-?[\d.]+) (MiB)"
+_SIZE = r"=\s*+(-?[\d.]++) (MiB)"
 
 
 def buffer_rule(pattern: str, name: str) -> Rule:
@@ -33,11 +33,16 @@ _META_KEYS = {"arch", "n_ctx_train", "n_embd", "n_layer", "n_head", "n_head_kv",
 _CTX_KEYS = {"n_seq_max", "n_ctx", "n_ctx_per_seq", "n_ctx_seq", "n_batch", "n_ubatch", "flash_attn",
              "kv_unified", "causal_attn", "type_k", "type_v"}
 _CTX = r"(?:llama_new_context_with_model|llama_init_from_model|llama_context)"
+# Every pattern runs in time linear in the line: possessive repeats (`++`, `*+`) where what follows cannot
+# be in the repeat, bounded gaps (`.{0,512}?`) where it can, no two unbounded repeats side by side
+# (tests/test_hostile_logs.py times each rule on adversarial lines).
+_OLLAMA_MEMORY = re.compile(r'(?<![\w.])memory\.([\w.]++)="([\d.]++) (GiB|MiB|B)"')
+_FLAG = re.compile(r"(?<![\w-])(--[\w-]++)(?: ([^-\s]\S*+))?")
 _KV = (r"(?:llama_kv_cache_init|llama_kv_cache_unified|llama_kv_cache|llama_new_context_with_model"
        r"|llama_init_from_model)")
 
 
-@rule(r"llama_model_loader: - kv\s+\d+:\s+(\S+)\s+\S+\s+= (.*)$")
+@rule(r"llama_model_loader: - kv\s{1,16}\d{1,9}:\s{1,64}(\S{1,256})\s{1,64}\S{1,128}\s{1,64}= (.*)$")
 def _gguf_kv(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     key = m[1]
     short = key if key.startswith("general.") else key.split(".", 1)[-1]
@@ -46,7 +51,7 @@ def _gguf_kv(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
         put(out, f"gguf.{short}", num(value) if re.fullmatch(r"-?\d+", value) else value, ln.no)
 
 
-@rule(r"(?:llm_load_print_meta|print_info): ([\w. ]+?)\s*= (.+)$")
+@rule(r"(?:llm_load_print_meta|print_info): ([\w. ]{1,128}?)\s{0,64}= (.+)$")
 def _meta(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     key, value = m[1].strip(), m[2].strip()
     if key not in _META_KEYS:
@@ -55,35 +60,35 @@ def _meta(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     put(out, f"meta.{key}", num(value) if re.fullmatch(r"-?\d+", value) else value, ln.no)
 
 
-@rule(r"(?:llm_load_print_meta|print_info): (?:model|file) size\s*= ([\d.]+) (GiB|MiB) \(([\d.]+) BPW\)")
+@rule(r"(?:llm_load_print_meta|print_info): (?:model|file) size\s*+= ([\d.]++) (GiB|MiB) \(([\d.]++) BPW\)")
 def _model_size(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "file_size", m[1], m[2], ln)
     put(out, "meta.bpw", float(m[3]), ln.no)
 
 
-@rule(_CTX + r": (\w+)\s*= (\S+)\s*$")
+@rule(_CTX + r": (\w++)\s*+= (\S++)\s*+$")
 def _context(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     if m[1] in _CTX_KEYS:
         v = m[2]
         put(out, m[1], num(v) if re.fullmatch(r"-?\d+", v) else v, ln.no)
 
 
-@rule(r"offloaded (\d+)/(\d+) layers to GPU")
+@rule(r"offloaded (\d++)/(\d++) layers to GPU")
 def _offload(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    put(out, "n_gpu_layers", int(m[1]), ln.no)
-    put(out, "n_layer_total", int(m[2]), ln.no)
+    put(out, "n_gpu_layers", num(m[1]), ln.no)
+    put(out, "n_layer_total", num(m[2]), ln.no)
 
 
 _model_buffer = buffer_rule(
-    r"(?:llm_load_tensors|load_tensors|print_backend_buffers_info):\s+(\S+) (?:model )?buffer size " + _SIZE,
+    r"(?:llm_load_tensors|load_tensors|print_backend_buffers_info):\s++(\S++) (?:model )?buffer size " + _SIZE,
     "model_buffer")
 
 
-_kv_buffer = buffer_rule(r":\s+(\S+) KV buffer size " + _SIZE, "kv_buffer")
+_kv_buffer = buffer_rule(r":\s++(\S++) KV buffer size " + _SIZE, "kv_buffer")
 
 
-@rule(_KV + r": (?:KV self size|size)\s*=\s*([\d.]+) MiB(?: \(\s*(\d+) cells,\s*(\d+) layers,\s*(?:\d+/)?(\d+) seqs\))?"
-      r", K \((\w+)\):\s*([\d.]+) MiB, V \((\w+)\):\s*([\d.]+) MiB")
+@rule(_KV + r": (?:KV self size|size)\s*+=\s*+([\d.]++) MiB(?: \(\s*+(\d++) cells,\s*+(\d++) layers,\s*+"
+      r"(?:\d++/)?(\d++) seqs\))?, K \((\w++)\):\s*+([\d.]++) MiB, V \((\w++)\):\s*+([\d.]++) MiB")
 def _kv_total(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "kv_total", m[1], "MiB", ln)
     add(out, "kv_k", m[6], "MiB", ln)
@@ -91,52 +96,52 @@ def _kv_total(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     put(out, "type_k", m[5], ln.no)
     put(out, "type_v", m[7], ln.no)
     if m[2]:
-        put(out, "kv_cells", int(m[2]), ln.no)
-        put(out, "kv_layers", int(m[3]), ln.no)
+        put(out, "kv_cells", num(m[2]), ln.no)
+        put(out, "kv_layers", num(m[3]), ln.no)
 
 
-@rule(r"kv_size = (\d+), offload = \d+, type_k = '(\w+)', type_v = '(\w+)', n_layer = (\d+)")
+@rule(r"kv_size = (\d++), offload = \d++, type_k = '(\w++)', type_v = '(\w++)', n_layer = (\d++)")
 def _kv_init(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    put(out, "kv_cells", int(m[1]), ln.no)
+    put(out, "kv_cells", num(m[1]), ln.no)
     put(out, "type_k", m[2], ln.no)
     put(out, "type_v", m[3], ln.no)
 
 
-_output_buffer = buffer_rule(r":\s+(\S+)\s+output buffer size " + _SIZE, "output_buffer")
+_output_buffer = buffer_rule(r":\s++(\S++)\s++output buffer size " + _SIZE, "output_buffer")
 
 
-_compute_buffer = buffer_rule(r":\s+(\S+) compute buffer size " + _SIZE, "compute_buffer")
+_compute_buffer = buffer_rule(r":\s++(\S++) compute buffer size " + _SIZE, "compute_buffer")
 
 
-_lora_buffer = buffer_rule(r":\s+(\S+) LoRA buffer size " + _SIZE, "lora_buffer")
+_lora_buffer = buffer_rule(r":\s++(\S++) LoRA buffer size " + _SIZE, "lora_buffer")
 
 
-@rule(r"using device (\S+) \(.*\) - (\d+) MiB free")
+@rule(r"using device (\S++) \(.{0,512}?\) - (\d++) MiB free")
 def _device_free(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "device_free", m[2], "MiB", ln, m[1])
 
 
-@rule(r"(?:build[:=] ?|version: )(\d+) \((\w+)\)|build = (\d+)")
+@rule(r"(?:build[:=] ?|version: )(\d++) \((\w++)\)|build = (\d++)")
 def _build(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    put(out, "build", int(m[1] or m[3]), ln.no)
+    put(out, "build", num(m[1] or m[3]), ln.no)
 
 
-@rule(r"Listening on .*\(version (\d+\.\d+\.\d+)")
+@rule(r"Listening on \S{1,256}+ \(version (\d++\.\d++\.\d++)")  # the address: no spaces
 def _ollama(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     put(out, "ollama_version", m[1], ln.no)
 
 
-@rule(r'msg="offload to \w+".*')
+@rule(r'msg="offload to \w++".*')
 def _ollama_estimate(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    for k, v, unit in re.findall(r'memory\.([\w.]+)="([\d.]+) (GiB|MiB|B)"', m[0]):
+    for k, v, unit in _OLLAMA_MEMORY.findall(m[0]):
         add(out, f"ollama.{k}", v, unit, ln)
 
 
-@rule(r"runner --model \S+ (.*)")
+@rule(r"runner --model \S++ (.*)")
 def _ollama_command(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     flags = {"--ctx-size": "n_ctx", "--batch-size": "n_batch", "--n-gpu-layers": "n_gpu_layers",
              "--parallel": "n_seq_max", "--flash-attn": "flash_attn", "--kv-cache-type": "type_k"}
-    for flag, value in re.findall(r"(--[\w-]+)(?: ([^-\s]\S*))?", m[1]):
+    for flag, value in _FLAG.findall(m[1]):
         if flag in flags:
             put(out, "cmd." + flags[flag], num(value) if value.isdigit() else (value or "on"), ln.no)
         if flag == "--lora":
@@ -147,20 +152,20 @@ def _ollama_command(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
 _FIT = r"(?:llama|common)_params_fit_impl:"
 
 
-@rule(_FIT + r"\s+- (\S+) \(.*\):\s+(\d+) total,\s+(\d+) used,\s+(-?\d+) (deficit|free)")
+@rule(_FIT + r"\s++- (\S++) \(.{0,512}?\):\s++(\d++) total,\s++(\d++) used,\s++(-?\d++) (deficit|free)")
 def _fit_device(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "fit_total", m[2], "MiB", ln, m[1])
     add(out, "fit_used", m[3], "MiB", ln, m[1])
     add(out, f"fit_{m[5]}", m[4], "MiB", ln, m[1])
 
 
-@rule(_FIT + r" projected to use (\d+) MiB of (?:device|host) memory vs\. (\d+) MiB of free (?:device|host) memory")
+@rule(_FIT + r" projected to use (\d++) MiB of (?:device|host) memory vs\. (\d++) MiB of free (?:device|host) memory")
 def _fit_total(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "fit_projected", m[1], "MiB", ln)
     add(out, "fit_free", m[2], "MiB", ln)
 
 
-@rule(r"^(\w+) (\d+) (\d+) (\d+)\s*$")
+@rule(r"^(\w++) (\d++) (\d++) (\d++)\s*+$")
 def _fit_print(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     if "fit_print" not in out.settings:  # only after the header line below
         return
@@ -173,18 +178,19 @@ def _fit_print_header(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     put(out, "fit_print", True, ln.no)
 
 
-_BREAKDOWN = r"memory_breakdown(?:_print)?:\s*\|?\s*- (\S+)"  # llama_/common_memory_breakdown_print rows
+_BREAKDOWN = r"memory_breakdown(?:_print)?:\s*+(?:\|\s*+)?- (\S++)"  # llama_/common_memory_breakdown_print rows
 
 
-@rule(_BREAKDOWN + r" \(.*?\)\s*:?\s*\|?\s*(\d+) = (\d+) \+ \(\s*(\d+) =\s*(\d+) \+\s*(\d+) \+\s*(\d+)\)"
-      r" \+\s*(-?\d+)")
+@rule(_BREAKDOWN + r" \(.{0,512}?\)\s*+:?\s*+(?:\|\s*+)?(\d++) = (\d++) \+ \(\s*+(\d++) =\s*+(\d++) \+\s*+(\d++)"
+      r" \+\s*+(\d++)\) \+\s*+(-?\d++)")
 def _breakdown_device(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     keys = ("mb_total", "mb_free", "mb_self", "mb_model", "mb_context", "mb_compute", "mb_unaccounted")
     for key, v in zip(keys, m.groups()[1:], strict=True):
         add(out, key, v, "MiB", ln, m[1])
 
 
-@rule(_BREAKDOWN + r"(?: \(.*?\))?\s*:?\s*\|?\s*(?:\d+\s+)?(\d+) =\s*(\d+) \+\s*(\d+) \+\s*(\d+)\s*\|?\s*$")
+@rule(_BREAKDOWN + r"(?: \(.{0,512}?\))?\s*+:?\s*+(?:\|\s*+)?(?:\d++\s++)?(\d++) =\s*+(\d++) \+\s*+(\d++) \+\s*+"
+      r"(\d++)\s*+(?:\|\s*+)?$")
 def _breakdown_host(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     for key, v in zip(("mb_self", "mb_model", "mb_context", "mb_compute"), m.groups()[1:], strict=True):
         add(out, key, v, "MiB", ln, m[1] if m[1] != "Host" else "host")
@@ -198,17 +204,17 @@ def _ollama_gptoss(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
 
 
 # Ollama's own engine (0.6+, "ollamarunner"): sizes in its human format ("11.5 GiB", "936.0 MiB", "0 B")
-_OLLAMA_SIZE = r'size="([\d.]+) (GiB|MiB|KiB|B)"'
+_OLLAMA_SIZE = r'size="([\d.]++) (GiB|MiB|KiB|B)"'
 
 
-_ollama_weights = buffer_rule(r'msg="model weights" (?:buffer|device)=(\S+) ' + _OLLAMA_SIZE, "model_buffer")
+_ollama_weights = buffer_rule(r'msg="model weights" (?:buffer|device)=(\S++) ' + _OLLAMA_SIZE, "model_buffer")
 
 
-_ollama_kv = buffer_rule(r'msg="kv cache" device=(\S+) ' + _OLLAMA_SIZE, "kv_buffer")
+_ollama_kv = buffer_rule(r'msg="kv cache" device=(\S++) ' + _OLLAMA_SIZE, "kv_buffer")
 
 
 _ollama_compute = buffer_rule(
-    r'msg="compute graph" (?:backend|device)=(\S+) (?:buffer_type=\S+ )?' + _OLLAMA_SIZE, "compute_buffer")
+    r'msg="compute graph" (?:backend|device)=(\S++) (?:buffer_type=\S++ )?' + _OLLAMA_SIZE, "compute_buffer")
 
 
 @rule(r'msg="total memory" ' + _OLLAMA_SIZE)
@@ -216,7 +222,7 @@ def _ollama_total(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "ollama.total", m[1], m[2], ln)
 
 
-@rule(r'architecture=(\w+) file_type=(\w+)')
+@rule(r'architecture=(\w++) file_type=(\w++)')
 def _ollama_model(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     put(out, "meta.arch", m[1], ln.no)
     put(out, "ollama.file_type", m[2], ln.no)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from app.estimator.limits import LIMITS
 from app.estimator.spec import Card, LanguageModel, ModelSpec
 from app.logs.model import ParsedLog
 
@@ -172,6 +173,9 @@ def spec_from_metadata(log: ParsedLog) -> ModelSpec | None:
     if arch not in LOG_ARCHITECTURES or shape is None:
         return None
     layers, hidden, heads, kv_heads, ffn, vocab = shape
+    highs = (LIMITS["layers"], LIMITS["width"], LIMITS["width"], LIMITS["width"], LIMITS["width"], LIMITS["vocab"])
+    if not all(1 <= v <= high for v, high in zip(shape, highs, strict=True)):
+        return None  # the config importer's bounds: a log is user input too
     lm = LanguageModel(
         source="the pasted log's GGUF metadata (print_info / llm_load_print_meta)", layers=layers, hidden=hidden,
         heads=heads, kv_heads=kv_heads, head_dim=int(log.setting("meta.n_embd_head_k", hidden // heads)), ffn=ffn,

@@ -12,6 +12,9 @@ from app.logs.scrub import scrub, strip_prefix
 # Prefixes some tools put before llama.cpp's own text: llama-server router "[34353] ", the timestamped
 # log format "0.00.196.882 I " (common/log.cpp), a vLLM process tag is handled by the vLLM parser.
 _PREFIX = re.compile(r"^(?:\[\d+\] )?(?:\d+\.\d\d\.\d\d\d\.\d\d\d [IWEDT] )?")
+# Longest line read: every line a runtime prints is far shorter (vLLM's "non-default args", the longest in
+# tests/fixtures/logs, is 3.5k characters); a longer one is cut here, so each rule's work per line is bounded.
+MAX_LINE = 8192
 
 
 @dataclass
@@ -38,7 +41,7 @@ def rule(pattern: str) -> Callable[[Handler], Rule]:
 
 def lines(text: str) -> Iterable[Line]:
     for no, raw in enumerate(text.splitlines(), start=1):
-        yield Line(no, _PREFIX.sub("", strip_prefix(raw), count=1))
+        yield Line(no, _PREFIX.sub("", strip_prefix(raw[:MAX_LINE]), count=1))
 
 
 def run(rules: Iterable[Rule], src: Iterable[Line], out: ParsedLog) -> int:
@@ -50,7 +53,10 @@ def run(rules: Iterable[Rule], src: Iterable[Line], out: ParsedLog) -> int:
         for r in rules:
             m = r.pattern.search(ln.text)
             if m:
-                r.handle(m, ln, out)
+                try:
+                    r.handle(m, ln, out)
+                except (ValueError, ArithmeticError):  # "1.2.3", 5,000 digits: the line's number is unreadable
+                    out.notes.append(f"line {ln.no}: a number is not readable")
                 matched = True
         hits += matched
         out.lines = max(out.lines, ln.no)
@@ -69,7 +75,10 @@ def clean(value: Scalar) -> Scalar:
 
 def num(text: str) -> int | float:
     t = text.replace(",", "")
-    return int(t) if re.fullmatch(r"-?\d+", t) else float(t)
+    return int(t) if _INT.fullmatch(t) else float(t)
+
+
+_INT = re.compile(r"-?\d{1,30}")  # a count or a size; longer digit runs are not numbers a runtime prints
 
 
 def add(out: ParsedLog, key: str, printed: str, unit: str, line: Line, device: str | None = None) -> None:

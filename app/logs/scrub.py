@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 
 _JOURNAL = re.compile(r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ [\w.\-/]+(?:\[\d+\])?: ")
-_PATH = re.compile(r"(?:(?<![\w.:/])|(?<=file://))(?:[A-Za-z]:\\|\\\\|/)(?:[^\s'\"(),:;\\/]+[\\/])+(?=[^\s'\"(),;\\/])")
+_PATH = re.compile(r"(?:(?<![\w.:/])|(?<=file://))(?:[A-Za-z]:\\|\\\\|/)(?:[^\s'\"(),:;\\/]++[\\/])+(?=[^\s'\"(),;\\/])")
 _IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{1,4}(?![\w:])")
-_USER_AT = re.compile(r"\b[\w.\-]+@[\w\-]+(?:\.[\w\-]+)*\b")
+# starts only where a run of name characters starts (`\b` alone let it retry from inside each run: quadratic)
+_USER_AT = re.compile(r"(?<![\w.\-])([.\-]*+)\b[\w.\-]++@[\w\-]+(?:\.[\w\-]+)*\b")
 _TILDE = re.compile(r"(?<![\w.])~[A-Za-z][\w.\-]*")
 
 
@@ -26,5 +27,5 @@ def scrub(text: str) -> str:
     text = _PATH.sub("…/", text)
     text = _IPV4.sub("<ip>", text)
     text = _IPV6.sub("<ip>", text)
-    text = _USER_AT.sub("<user>@<host>", text)
+    text = _USER_AT.sub(r"\1<user>@<host>", text)
     return _TILDE.sub("~<user>", text)

@@ -26,7 +26,12 @@ _ARGS = ("model", "max_model_len", "gpu_memory_utilization", "tensor_parallel_si
 _CONFIG = {"model": "model", "dtype": "dtype", "max_seq_len": "max_model_len", "quantization": "quantization",
            "tensor_parallel_size": "tensor_parallel_size", "pipeline_parallel_size": "pipeline_parallel_size",
            "kv_cache_dtype": "kv_cache_dtype", "enforce_eager": "enforce_eager"}
-_GIB = r"(-?[\d.]+) ?(GiB|GB)"
+_GIB = r"(-?[\d.]++) ?(GiB|GB)"
+# Linear in the line: a key starts at a word boundary (no retry from inside a word), repeats are possessive
+# where what follows cannot be in them (tests/test_hostile_logs.py times each rule on adversarial lines).
+_KEY_VALUE = re.compile(r"\b(\w++)=('[^']*+'|[^,\s]++)")
+_KEY_GIB = re.compile(r"\b(\w++)=(-?[\d.]++)(GiB)")
+_UTIL = re.compile(r"gpu_memory_utilization=([\d.]++)$")
 
 
 def _value(v: object) -> str | int | float | bool:
@@ -39,12 +44,15 @@ def _version(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     put(out, "engine", "V1" if "V1 LLM engine" in ln.text else "V0", ln.no) if "engine (v" in ln.text else None
 
 
-@rule(r"non-default args: (\{.*\})")
+@rule(r"non-default args: (\{.*+)")
 def _args(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
+    text = m[1][:m[1].rfind("}") + 1]  # to the last "}" (a regex ".*\}" backtracks once per later start)
     try:
-        args = ast.literal_eval(m[1])
-    except (ValueError, SyntaxError):
+        args = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):  # 1+1+...: a deep tree
         out.notes.append(f"line {ln.no}: non-default args not readable")
+        return
+    if not isinstance(args, dict):
         return
     for k in _ARGS:
         if k in args:
@@ -53,23 +61,23 @@ def _args(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
 
 @rule(r"with config: (.*)")
 def _config(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    for k, v in re.findall(r"(\w+)=('[^']*'|[^,\s]+)", m[1]):
+    for k, v in _KEY_VALUE.findall(m[1]):
         if k in _CONFIG:
             v = v.strip("'").removeprefix("torch.")
             if v == "None":
                 continue
-            put(out, _CONFIG[k], num(v) if re.fullmatch(r"\d+", v) else {"True": True, "False": False}.get(v, v),
+            put(out, _CONFIG[k], num(v) if re.fullmatch(r"\d{1,30}", v) else {"True": True, "False": False}.get(v, v),
                 ln.no)
 
 
-@rule(r"Using max model len (\d+)")
+@rule(r"Using max model len (\d++)")
 def _max_len(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    put(out, "max_model_len", int(m[1]), ln.no)
+    put(out, "max_model_len", num(m[1]), ln.no)
 
 
-@rule(r"max_num_batched_tokens=(\d+)")
+@rule(r"max_num_batched_tokens=(\d++)")
 def _batched(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    put(out, "max_num_batched_tokens", int(m[1]), ln.no)
+    put(out, "max_num_batched_tokens", num(m[1]), ln.no)
 
 
 @rule(r"(?:Model loading took|Loading model weights took) " + _GIB)
@@ -91,7 +99,7 @@ def _profile_v0(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
         add(out, key, m[2 * i + 1], m[2 * i + 2], ln)
 
 
-@rule(r"total_gpu_memory \(" + _GIB + r"\) x gpu_memory_utilization \(([\d.]+)\) = " + _GIB)
+@rule(r"total_gpu_memory \(" + _GIB + r"\) x gpu_memory_utilization \(([\d.]++)\) = " + _GIB)
 def _budget_v0(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "gpu_total", m[1], m[2], ln)
     put(out, "gpu_memory_utilization", float(m[3]), ln.no)
@@ -108,24 +116,24 @@ def _kv_available(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "kv_available", m[1], m[2], ln)
 
 
-@rule(r"(?:GPU|CPU|XPU)(?: \+ host)? KV cache size: ([\d,]+) tokens")
+@rule(r"(?:GPU|CPU|XPU)(?: \+ host)? KV cache size: ([\d,]++) tokens")
 def _kv_tokens(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "kv_tokens", m[1], "tokens", ln)
 
 
-@rule(r"Maximum concurrency for ([\d,]+) tokens per request: ([\d.]+)x")
+@rule(r"Maximum concurrency for ([\d,]++) tokens per request: ([\d.]++)x")
 def _concurrency(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     put(out, "concurrency_tokens", num(m[1]), ln.no)
     add(out, "max_concurrency", m[2], "x", ln)
 
 
-@rule(r"# (?:GPU|cuda) blocks: (\d+), # CPU blocks: (\d+)")
+@rule(r"# (?:GPU|cuda) blocks: (\d++), # CPU blocks: (\d++)")
 def _blocks(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "gpu_blocks", m[1], "blocks", ln)
     add(out, "cpu_blocks", m[2], "blocks", ln)
 
 
-@rule(r"Graph capturing finished in \d+ secs?, took " + _GIB)
+@rule(r"Graph capturing finished in \d++ secs?, took " + _GIB)
 def _graphs(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "cuda_graph", m[1], m[2], ln)
 
@@ -193,12 +201,12 @@ _TABLE = {"total_gpu_memory": "gpu_total", "the current vLLM instance can use": 
           "PyTorch activation peak memory": "activation_peak", "available_kv_cache_memory": "kv_available"}
 
 
-@rule(r"\] (" + "|".join(_TABLE) + r")\s+(-?[\d.]+)(GiB)\s*$")
+@rule(r"\] (" + "|".join(_TABLE) + r")\s++(-?[\d.]++)(GiB)\s*+$")
 def _profile_table(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, _TABLE[m[1]], m[2], m[3], ln)
 
 
-@rule(r"\] gpu_memory_utilization\s+([\d.]+)\s*$")
+@rule(r"\] gpu_memory_utilization\s++([\d.]++)\s*+$")
 def _table_utilization(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     put(out, "gpu_memory_utilization", float(m[1]), ln.no)
 
@@ -211,12 +219,12 @@ _ONE_LINE = {"total_gpu_memory": "gpu_total", "initial_memory_usage": "initial_u
 
 @rule(r"Memory profiling results: (.*)")
 def _profile_one_line(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
-    for k, v, unit in re.findall(r"(\w+)=(-?[\d.]+)(GiB)", m[1]):
+    for k, v, unit in _KEY_GIB.findall(m[1]):
         if k in _ONE_LINE:
             add(out, _ONE_LINE[k], v, unit, ln)
-    util = re.search(r"gpu_memory_utilization=([\d.]+?)\.?$", m[1])
-    if util:
-        put(out, "gpu_memory_utilization", float(util[1]), ln.no)
+    util = _UTIL.search(m[1])
+    if util and util[1].removesuffix("."):
+        put(out, "gpu_memory_utilization", float(util[1].removesuffix(".")), ln.no)
 
 
 RULES: tuple[Rule, ...] = tuple(v for v in list(globals().values()) if isinstance(v, Rule))

@@ -26,15 +26,17 @@ from app.estimator import (
     weights_report,
 )
 from app.estimator.gguf.estimate import estimate_gguf
-from app.estimator.gguf.reader import MAX_HEADER_BYTES
+from app.estimator.gguf.reader import MAX_HEADER_BYTES, MAX_PARTS
 from app.estimator.memo import per_spec
 from app.estimator.params import count_active_parameters
 from app.estimator.schema import WeightsRequest
 from app.estimator.spec import ModelSpec
 from app.hub import HubUnavailable, fetch_gguf_header
 from app.logs import MAX_LOG_BYTES, LogReport, check_log
+from app.logs.rules import MAX_LINE
 from app.problems import problem
 from app.web.deps import get_catalog
+from app.web.limits import BODY_LIMITS
 from app.web.logs_page import read_log_body
 from app.web.rendering import TEMPLATES, is_htmx, represent_estimate
 from app.web.trace_option import with_trace  # imports torch only when asked
@@ -96,7 +98,8 @@ async def _body(request: Request) -> VramRequest:
     try:
         if request.headers.get("content-type", "").startswith(_FORMS):
             return VramRequest.model_validate(await _form_fields(request))
-        return VramRequest.model_validate_json(await request.body() or b"null", strict=True)
+        body = await request.body() or b"null"  # at most 4 MiB (app/web/limits.py); parsed off the event loop
+        return await run_in_threadpool(lambda: VramRequest.model_validate_json(body, strict=True))
     except ValidationError as exc:
         raise RequestValidationError(problem(exc, "body").detail) from exc
 
@@ -108,6 +111,8 @@ async def _form_fields(request: Request) -> dict[str, str]:
         async with request.form() as form:
             items = form.multi_items()
     except StarletteHTTPException as exc:  # Starlette's answer to a malformed multipart body
+        if exc.status_code in (413, 415):  # the body cap (app/web/limits.py): answered as it is
+            raise
         raise RequestValidationError([{"type": "value_error", "loc": ("body",), "input": None,
                                        "msg": f"malformed form body: {exc.detail}"}]) from exc
     files = [k for k, v in items if not isinstance(v, str)]
@@ -187,41 +192,65 @@ def gpus(catalog: CatalogDep) -> list[Gpu]:
 
 
 # --- log import: a runtime's startup log beside our estimate ---
-_LOG_BODY = {"requestBody": {"required": True, "content": {
-    "text/plain": {"schema": {"type": "string", "maxLength": MAX_LOG_BYTES}},
-    "application/json": {"schema": {"type": "object", "required": ["log"], "properties": {
-        "log": {"type": "string"}, "model": {"type": "string"}, "quantization": {"type": "string"}}}},
-}}}
+_LOG_BODY = {"requestBody": {
+    "required": True,
+    "description": f"The log as text, JSON or a form field `log`; at most {MAX_LOG_BYTES:,} bytes of log and "
+                   f"{BODY_LIMITS['/api/logs']:,} bytes of body (413 past either). Lines longer than "
+                   f"{MAX_LINE:,} characters are read up to that length.",
+    "content": {
+        "text/plain": {"schema": {"type": "string", "maxLength": MAX_LOG_BYTES}},
+        "application/json": {"schema": {"type": "object", "required": ["log"], "properties": {
+            "log": {"type": "string", "maxLength": MAX_LOG_BYTES}, "model": {"type": "string"},
+            "quantization": {"type": "string"}, "vllm_version": {"type": "string"}}}},
+        "application/x-www-form-urlencoded": {"schema": {"type": "object", "required": ["log"], "properties": {
+            "log": {"type": "string", "maxLength": MAX_LOG_BYTES}, "model": {"type": "string"},
+            "quantization": {"type": "string"}, "vllm_version": {"type": "string"}}}},
+    }}}
 
 
 @router.post("/logs", response_model=LogReport, openapi_extra=_LOG_BODY,
              summary="Compare a startup log with our estimate",
-             responses={413: {"description": "Log longer than 2 MiB."}, 422: {"description": "No log in the body."}})
+             responses={413: {"description": f"Log longer than 2 MiB, or a body over {BODY_LIMITS['/api/logs']:,} "
+                                             "bytes (counted as it arrives, chunked bodies included)."},
+                        415: {"description": "A body sent with a Content-Encoding (gzip, ...): send it uncompressed."},
+                        422: {"description": "No log in the body, or a JSON body that is not valid JSON."}})
 async def logs(request: Request, catalog: CatalogDep) -> LogReport:
     """Parse a llama.cpp/Ollama or vLLM startup log, estimate the same settings, compare term by term.
     Nothing is stored; paths, host names and addresses are scrubbed from everything returned."""
     text, overrides = await read_log_body(request)
-    return check_log(text, catalog, overrides)
+    return await run_in_threadpool(check_log, text, catalog, overrides)  # CPU: off the event loop
 
 
 health = APIRouter(tags=["health"])
 
 
 @health.get("/healthz", summary="Liveness")
-def healthz(catalog: CatalogDep) -> dict[str, Any]:
+async def healthz(catalog: CatalogDep) -> dict[str, Any]:  # no blocking work: answered on the loop, no thread hop
     return {"status": "ok", "models": len(catalog.models)}
 
 
 # --- llama.cpp: a GGUF file's header, uploaded or fetched from the Hub ---
-_GGUF_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object",
-    "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
-                            "description": "The first bytes (header) of each part of the GGUF file."},
-                   "hf": {"type": "string", "description": "Instead of file: owner/name:file.gguf or a Hub URL."},
-                   **{k: v for k, v in VramRequest.model_json_schema()["properties"].items() if k != "model"}},
-}}}}}
+_GGUF_BODY = {"requestBody": {
+    "required": True,
+    "description": f"Multipart: `file` once per part of the GGUF (its header: the first bytes, up to "
+                   f"{MAX_HEADER_BYTES:,} bytes each; at most {MAX_PARTS} parts), or `hf`; the whole body at "
+                   f"most {BODY_LIMITS['/api/gguf']:,} bytes (413 past it, counted as it arrives).",
+    "content": {"multipart/form-data": {"schema": {
+        "type": "object",
+        "properties": {"file": {"type": "array", "maxItems": MAX_PARTS,
+                                "items": {"type": "string", "format": "binary",  # 3.0 and Swagger UI
+                                          "contentMediaType": "application/octet-stream"},  # OpenAPI 3.1
+                                "description": "The first bytes (header) of each part of the GGUF file."},
+                       "hf": {"type": "string",
+                              "description": "Instead of file: owner/name:file.gguf or a Hub URL."},
+                       **{k: v for k, v in VramRequest.model_json_schema()["properties"].items() if k != "model"}},
+    }}}}}
 _GGUF_ERRORS: dict[int | str, dict[str, Any]] = {
-    **_ERRORS, 503: {"description": "The Hugging Face Hub could not be reached (hf only)."}}
+    **_ERRORS,
+    413: {"description": f"A body over {BODY_LIMITS['/api/gguf']:,} bytes (all parts together)."},
+    415: {"description": "A body sent with a Content-Encoding (gzip, ...): send it uncompressed."},
+    503: {"description": "The Hugging Face Hub could not be reached, did not answer in time, or this server is "
+                         "already fetching as many files as it allows (hf only); retry later."}}
 
 
 def _hub_parts(ref: str) -> list[tuple[str, bytes]]:
@@ -239,23 +268,35 @@ def _gguf_request(fields: dict[str, Any]) -> VramRequest:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from exc
 
 
-async def _gguf_form(request: Request) -> tuple[list[tuple[str, bytes]], VramRequest]:
+async def _gguf_form(request: Request) -> tuple[list[tuple[str, bytes]], str | None, VramRequest]:
+    """(uploaded parts, or a Hub reference to fetch, and the knobs); the body is capped by app/web/limits.py,
+    so all parts together are at most one header's cap."""
     parts: list[tuple[str, bytes]] = []
     fields: dict[str, Any] = {}
-    async with request.form(max_files=64, max_fields=64) as form:
-        for key, value in form.multi_items():
-            if key == "file" and not isinstance(value, str):
-                parts.append((value.filename or "upload.gguf", await value.read(MAX_HEADER_BYTES + 1)))
-            elif isinstance(value, str) and value != "":
-                fields[key] = value
+    try:
+        async with request.form(max_files=MAX_PARTS, max_fields=64) as form:
+            for key, value in form.multi_items():
+                if key == "file" and not isinstance(value, str):
+                    parts.append(((value.filename or "upload.gguf")[:200], await value.read(MAX_HEADER_BYTES + 1)))
+                elif isinstance(value, str) and value != "":
+                    fields[key] = value
+    except StarletteHTTPException as exc:
+        if exc.status_code in (413, 415):
+            raise
+        raise RequestValidationError([{"type": "value_error", "loc": ("body",), "input": None,
+                                       "msg": f"malformed form body: {str(exc.detail)[:200]}"}]) from exc
     ref = fields.pop("hf", None)
     params = _gguf_request(fields)
-    return (_hub_parts(ref) if ref and not parts else parts), params
+    return parts, (ref if ref and not parts else None), params
 
 
-def _gguf_answer(parts: list[tuple[str, bytes]], params: VramRequest, catalog: Catalog,
-                 request: Request | None = None) -> Response:
-    est = estimate_gguf(parts, params, catalog.gpus)
+def _gguf_estimate(parts: list[tuple[str, bytes]], ref: str | None, params: VramRequest,
+                   catalog: Catalog) -> VramEstimate:
+    """Fetch (a Hub reference) and parse: blocking and CPU work, run in the thread pool."""
+    return estimate_gguf(_hub_parts(ref) if ref else parts, params, catalog.gpus)
+
+
+def _gguf_answer(est: VramEstimate, request: Request | None = None) -> Response:
     if request is not None and is_htmx(request):  # the calculator page: the breakdown partial
         return TEMPLATES.TemplateResponse(request, "partials/breakdown.html", breakdown_context(est),
                                           headers={"Vary": "HX-Request"})
@@ -268,8 +309,9 @@ async def gguf_post(request: Request, catalog: CatalogDep) -> Response:
     """Send the header bytes of a .gguf as `file` (each part of a split file as another `file`), or a Hub
     file as `hf` (`owner/name:file.gguf` or its URL), and the llama.cpp knobs as form fields. Weights are the
     file's tensors to the byte; KV and compute follow its architecture keys."""
-    parts, params = await _gguf_form(request)
-    return _gguf_answer(parts, params, catalog, request)
+    parts, ref, params = await _gguf_form(request)
+    est = await run_in_threadpool(_gguf_estimate, parts, ref, params, catalog)  # Hub fetch + parse: off the loop
+    return _gguf_answer(est, request)
 
 
 @router.get("/gguf", response_model=VramEstimate, responses=_GGUF_ERRORS,
@@ -278,4 +320,4 @@ def gguf_get(request: Request, catalog: CatalogDep,
              hf: Annotated[str, Query(description="owner/name:file.gguf or a Hub file URL.")]) -> Response:
     """The same estimate for a Hub GGUF, knobs as query parameters (only its header is fetched)."""
     fields = {k: v for k, v in request.query_params.items() if k != "hf" and v != ""}
-    return _gguf_answer(_hub_parts(hf), _gguf_request(fields), catalog)
+    return _gguf_answer(_gguf_estimate([], hf, _gguf_request(fields), catalog))

@@ -31,9 +31,32 @@ def _finite(value: Any) -> Any:
     return value
 
 
+ECHO = 200  # characters of a bad value a 422 echoes back; more items than this of a list or object are cut
+
+
+def _short(value: Any, depth: int = 0) -> Any:
+    """What a 422 echoes of a bad input: a short prefix of a long string, bytes as text, a few items of a
+    container, a number too long to print as its digit count (Python refuses int -> str past 4,300 digits)."""
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value[:ECHO]).decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value if len(value) <= ECHO else value[:ECHO] + "..."
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 600:
+        return f"an integer of {value.bit_length()} bits"
+    if isinstance(value, dict):
+        if depth > 2:
+            return "{...}"
+        return {str(k)[:ECHO]: _short(v, depth + 1) for k, v in list(value.items())[:ECHO // 10]}
+    if isinstance(value, list | tuple):
+        return "[...]" if depth > 2 else [_short(v, depth + 1) for v in list(value)[:ECHO // 10]]
+    return value
+
+
 async def invalid_input(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's own 422 body, made safe for inputs such as 1e400 or NaN (which json.dumps refuses)."""
-    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+    """FastAPI's own 422 body, made safe for inputs such as 1e400 or NaN (which json.dumps refuses), and
+    short: each echoed input cut to a prefix (a 200 MiB string is not sent back)."""
+    errors = [{k: _short(v) if k in ("input", "ctx", "loc") else v for k, v in e.items()} for e in exc.errors()[:50]]
+    return JSONResponse({"detail": _finite(jsonable_encoder(errors))}, status_code=422)
 
 
 # gated/missing/bad Hub files map through UnknownModel (404) and InvalidRequest (422); this is the 503

@@ -14,6 +14,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -147,8 +148,12 @@ async def logs_submit(request: Request, catalog: CatalogDep) -> Response:
         text, overrides = await read_log_body(request)
     except HTTPException as exc:
         return _page(request, "logs.html", logs_context(catalog, None, "", {}), error=str(exc.detail))
-    report = check_log(text, catalog, overrides)
-    return _page(request, "logs.html", logs_context(catalog, report, scrub(text), overrides))
+    report = await run_in_threadpool(check_log, text, catalog, overrides)  # CPU: off the event loop
+
+    def render() -> Response:  # scrubbing and rendering up to 2 MiB of text: CPU, off the event loop too
+        return _page(request, "logs.html", logs_context(catalog, report, scrub(text), overrides))
+
+    return await run_in_threadpool(render)
 
 
 @router.get("/docs")

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from gguf import LlamaFileType
 from gguf.constants import GGML_QUANT_SIZES
+from pydantic import ValidationError
 
 from app.estimator.errors import InvalidRequest
 from app.estimator.estimate import GgufWeights, estimate
@@ -55,11 +56,17 @@ def _slug(filename: str) -> str:
 def spec_from_header(h: GgufHeader, filename: str) -> ModelSpec:
     """A ModelSpec for the file (language model only: an mmproj is a separate file)."""
     source = f"GGUF header of {filename}"
-    lm = LanguageModel.model_validate(language_model(h, source))
-    name = str(h.metadata.get("general.name") or filename)
+    try:
+        lm = LanguageModel.model_validate(language_model(h, source))
+    except ValidationError as exc:  # keys each in range, yet together not a model (kv heads over heads, ...)
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidRequest("file", f"the GGUF header's {h.arch} keys do not describe a model: {where}: "
+                             f"{first['msg'][:200]}") from None
+    name = str(h.metadata.get("general.name") or filename)[:200]  # echoed back: a short prefix at most
     card = Card(source=source, fields=[], description=[f"Read from the GGUF header of {filename}."])
     return ModelSpec(slug=_slug(filename), name=name, family=h.arch, hf_repo=filename, released="unknown",
-                     license=str(h.metadata.get("general.license") or "unknown"), modality="text",
+                     license=str(h.metadata.get("general.license") or "unknown")[:200], modality="text",
                      language_model=lm, card=card)
 
 
@@ -78,7 +85,7 @@ def estimate_gguf(parts: Sequence[tuple[str, bytes]], req: VramRequest, gpus: Se
     if not parts:
         raise InvalidRequest("file", "no file: send the first bytes (header) of a .gguf file")
     h = merge_parts([read_header(data, name) for name, data in parts])
-    filename = parts[0][0]
+    filename = parts[0][0][:200]
     spec = spec_from_header(h, filename)
     ft = _file_type(h)
     stored = _stored(h.tensors)
@@ -88,7 +95,8 @@ def estimate_gguf(parts: Sequence[tuple[str, bytes]], req: VramRequest, gpus: Se
     mix = type_mix(h.tensors)
     label = "GGUF file " + ", ".join(f"{ty} x{n}" for ty, n, _ in mix)
     report = GgufFileReport(
-        filename=filename, architecture=h.arch, name=h.metadata.get("general.name"), file_type=ft,
+        filename=filename, architecture=h.arch[:200], name=spec.name if h.metadata.get("general.name") else None,
+        file_type=ft,
         parts=len(parts), tensors=len(h.tensors), tensor_bytes=stored.total_bytes,
         parameters=stored.file_elements, header_bytes=h.header_bytes,
         type_mix=[GgufTypeRow(type=ty, tensors=n, bytes=b) for ty, n, b in mix])
