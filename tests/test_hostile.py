@@ -313,7 +313,7 @@ def test_dripped_headers_hit_the_whole_fetch_deadline(fake: FakeHub):
     fake.special[("acme/drip", "config.json")] = _drip_headers
     with Clock() as c, pytest.raises(HubUnavailable, match="time limit"):
         fetch_config("acme/drip")
-    assert c.seconds < 3, c.seconds  # VRAM_HUB_TIMEOUT 0.5 s; was 122 s at the default 5 s
+    assert c.seconds < 7, c.seconds  # the fixture's VRAM_HUB_TIMEOUT 2.5 s: a 5 s whole-fetch limit; was 122 s
 
 
 def test_fetches_past_the_bound_are_503_at_once(fake: FakeHub):
@@ -333,7 +333,7 @@ def test_fetches_past_the_bound_are_503_at_once(fake: FakeHub):
         for t in threads:
             t.join(10)
     busy = [e for e in errors if "already fetching" in e]
-    assert len(errors) == len(threads) and len(busy) >= 4 and c.seconds < 5, (len(busy), errors[:3], c.seconds)
+    assert len(errors) == len(threads) and len(busy) >= 4 and c.seconds < 8, (len(busy), errors[:3], c.seconds)
 
 
 def test_an_encoded_reply_is_refused_not_inflated(fake: FakeHub):
