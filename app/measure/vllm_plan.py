@@ -63,7 +63,9 @@ def sources(catalog_dir: Path, extra: Path | None) -> list[tuple[str, str, Path]
     """(name, origin, config.json): the catalog's configs, then the 2026 public copies."""
     found = [(p.parent.name, "catalog", p) for p in sorted((catalog_dir / "configs").glob("*/config.json"))]
     if extra is not None and extra.is_dir():
-        found += [(p.parent.name, "configs-2026", p) for p in sorted(extra.glob("*/config.json"))]
+        listed = {name for name, _, _ in found}  # a catalog config is that copy: run it once, as the catalog's
+        found += [(p.parent.name, "configs-2026", p) for p in sorted(extra.glob("*/config.json"))
+                  if p.parent.name not in listed]
     return found
 
 
