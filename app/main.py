@@ -35,7 +35,21 @@ def create_app(specs_dir: Path = SPECS_DIR) -> FastAPI:
     app.add_exception_handler(HubUnavailable, handlers.hub_unavailable)
     app.add_exception_handler(RequestValidationError, handlers.invalid_input)
     pages.install(app)  # an HTML 404 for people, the JSON 404 under /api
+    _openapi_with(app, api.request_schemas())
     return app
+
+
+def _openapi_with(app: FastAPI, schemas: dict) -> None:
+    """/openapi.json also defines the schemas the hand-written request bodies refer to."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            doc = generate()
+            doc.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 app = create_app()

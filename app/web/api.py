@@ -54,23 +54,49 @@ _VRAM_RESPONSES: dict[int | str, dict[str, Any]] = {
           "content": {"text/html": {"schema": {"type": "string"}}}},
     **_ERRORS,
 }
-_SCHEMA_REF = {"$ref": "#/components/schemas/VramRequest"}
+# --- the request's OpenAPI: the GET's query parameters and the POST's bodies, each from VramRequest itself ---
+_REQUEST_SCHEMA = VramRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+_EXAMPLE = VramRequest.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
+_TEXT_CONFIG = {"type": "string", "description": "config.json as JSON text (a form carries text only). Give this "
+                "or `model`.", "contentMediaType": "application/json"}
+
+
+def _without_defaults(schema: dict[str, Any]) -> dict[str, Any]:
+    """A field's schema without its `default`: Swagger UI's "Try it out" would otherwise send every default
+    as if the user had typed it; the server fills the defaults itself."""
+    return {k: v for k, v in schema.items() if k not in ("default", "examples", "title")}
+
+
+_QUERY_PARAMETERS = [  # `config` is a JSON object: POST only
+    {"name": name, "in": "query", "required": False, "description": schema.get("description", ""),
+     "schema": _without_defaults(schema)}
+    for name, schema in _REQUEST_SCHEMA["properties"].items() if name != "config"]
+_FORM_SCHEMA = {**_REQUEST_SCHEMA, "properties": {
+    name: _TEXT_CONFIG if name == "config" else _without_defaults(schema)
+    for name, schema in _REQUEST_SCHEMA["properties"].items()}}
 _POST_BODY = {"requestBody": {
     "required": True,
     "description": "JSON is strict: integers must be JSON integers, booleans JSON booleans, strings JSON strings "
                    "(`true` is not 1; `8192.0` and `\"8192\"` are not integers). Form bodies, urlencoded or "
-                   "multipart, carry strings parsed like query parameters (`8192`, `true`). Query parameters on "
-                   "a POST are a 422.",
+                   "multipart, carry strings parsed like query parameters (`8192`, `true`; `config` as JSON "
+                   "text). Query parameters on a POST are a 422.",
     "content": {
-        "application/json": {"schema": _SCHEMA_REF},
-        "application/x-www-form-urlencoded": {"schema": _SCHEMA_REF},
-        "multipart/form-data": {"schema": _SCHEMA_REF},
+        "application/json": {"schema": {"$ref": "#/components/schemas/VramRequest"}, "example": _EXAMPLE},
+        "application/x-www-form-urlencoded": {"schema": _FORM_SCHEMA},
+        "multipart/form-data": {"schema": _FORM_SCHEMA},
     }}}
 
 
-@router.get("/vram", response_model=VramEstimate, responses=_VRAM_RESPONSES, summary="Estimate GPU memory")
-def vram_get(request: Request, params: Annotated[VramRequest, Query()], catalog: CatalogDep) -> Response:
+def request_schemas() -> dict[str, Any]:
+    """The components the POST body names (app.main adds them to /openapi.json)."""
+    return {"VramRequest": _REQUEST_SCHEMA}
+
+
+@router.get("/vram", response_model=VramEstimate, responses=_VRAM_RESPONSES, summary="Estimate GPU memory",
+            openapi_extra={"parameters": _QUERY_PARAMETERS})
+def vram_get(request: Request, catalog: CatalogDep) -> Response:
     """GPU memory needed to run a catalog model; the same fields as POST, as query parameters."""
+    params = _query(request)
     est = hub.estimate_for(catalog, params)  # hub: unknown repo ids
     if params.trace:  # transformers' real code on fake tensors, beside the formula
         est = with_trace(hub.spec_for(catalog, params.model, params.config)[0], est)
@@ -79,6 +105,14 @@ def vram_get(request: Request, params: Annotated[VramRequest, Query()], catalog:
 
 # --- input parsing: strict JSON, lax form and query strings, no unread query parameters ---
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _query(request: Request) -> VramRequest:
+    """The query string as a VramRequest (text parsed leniently, as a form); a bad field is a 422 naming it."""
+    try:
+        return VramRequest.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise RequestValidationError(problem(exc, "query").detail) from exc
 
 
 async def _body(request: Request) -> VramRequest:
