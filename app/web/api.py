@@ -100,7 +100,7 @@ def vram_get(request: Request, catalog: CatalogDep) -> Response:
     est = hub.estimate_for(catalog, params)  # hub: unknown repo ids
     if params.trace:  # transformers' real code on fake tensors, beside the formula
         est = with_trace(hub.spec_for(catalog, params.model, params.config)[0], est)
-    return represent_estimate(request, est)
+    return represent_estimate(request, est, params)
 
 
 # --- input parsing: strict JSON, lax form and query strings, no unread query parameters ---
@@ -160,7 +160,7 @@ async def vram_post(request: Request, catalog: CatalogDep) -> Response:
     if params.trace:  # seconds of CPU: off the event loop
         spec = (await run_in_threadpool(hub.spec_for, catalog, params.model, params.config))[0]
         answer = await run_in_threadpool(with_trace, spec, answer)
-    return represent_estimate(request, answer)
+    return represent_estimate(request, answer, params)
 
 
 @router.get("/weights", response_model=WeightsReport, responses=_ERRORS, summary="Checkpoint size in a format")

@@ -18,12 +18,13 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.catalog import Catalog
-from app.estimator import KV_TYPES, RUNTIMES, InvalidRequest, UnknownModel, VramEstimate, VramRequest, estimate
+from app.estimator import KV_TYPES, RUNTIMES, InvalidRequest, UnknownModel, VramEstimate
 from app.estimator.spec import ModelSpec
 from app.logs import check_log
 from app.logs.scrub import scrub
 from app.web.accuracy import accuracy_report, llamacpp_accuracy, log_cases, trace_report, under_share
 from app.web.calc_form import runtime_controls
+from app.web.calc_page import DEFAULT_MODEL, CalcState, NotFound, calc_state, find_spec
 from app.web.deps import get_catalog
 from app.web.logs_page import logs_context, read_log_body
 from app.web.rendering import TEMPLATES, is_htmx
@@ -43,10 +44,11 @@ def _reason(exc: ValidationError | InvalidRequest) -> tuple[str, str]:
 
 
 def _page(request: Request, name: str, context: dict, est: VramEstimate | None = None,
-          error: tuple[str, str] | None = None) -> Response:
+          error: tuple[str, str] | list[tuple[str, str]] | str | None = None) -> Response:
     headers = {"Vary": "HX-Request"}
     if est is not None:  # the JSON twin of this page state
-        headers["Link"] = f'<{api_url(est.request)}>; rel="alternate"; type="application/json"'
+        link = context.get("api_url") or api_url(est.request)
+        headers["Link"] = f'<{link}>; rel="alternate"; type="application/json"'
     return TEMPLATES.TemplateResponse(request, name, {**context, "error": error},
                                       status_code=422 if error else 200, headers=headers)
 
@@ -99,22 +101,31 @@ def _card_update(request: Request, spec: ModelSpec, catalog: Catalog) -> Respons
 
 @router.get("/calculator")
 def calculator(request: Request, catalog: CatalogDep) -> Response:
-    slug = request.query_params.get("model") or "glm-4v-9b"
-    spec = catalog.lookup(slug) or catalog.model("glm-4v-9b")
-    query = {k: v for k, v in request.query_params.items() if v != ""}  # blank = the field's default
-    data = {**query, "model": spec.slug}
-    try:
-        est, error = estimate(spec, VramRequest.model_validate(data), catalog.gpus), None
-    except (ValidationError, InvalidRequest) as exc:
-        est, error = estimate(spec, VramRequest(model=spec.slug), catalog.gpus), _reason(exc)
-    if catalog.lookup(slug) is None:
-        error = ("model", f"{slug!r} is not in the catalog; showing {spec.name}. The API fetches a Hugging Face "
-                          f"repo id from the Hub: /api/vram?{urlencode({'model': slug})}")
-    context = {"spec": spec, "models": list(catalog.models.values()), "gpus": catalog.gpus,
+    name = (request.query_params.get("model") or DEFAULT_MODEL).strip()
+    found = find_spec(catalog, name)  # the catalog's, else the Hub's, else "not found" with close matches
+    if isinstance(found, NotFound):
+        if is_htmx(request):
+            raise HTTPException(404, found.reason)
+        return TEMPLATES.TemplateResponse(request, "not_found.html", {"missing": found, "error": None},
+                                          status_code=404, headers={"Vary": "HX-Request"})
+    state = calc_state(catalog, found, name, request.query_params)
+    if is_htmx(request):  # the form's own update: the breakdown, and the URL of the whole state
+        return _calc_update(request, state)
+    context = {"spec": found, "model_name": name, "models": list(catalog.models.values()), "gpus": catalog.gpus,
                "groups": format_groups(), "runtimes": list(RUNTIMES.values()), "kv_types": kv_options(KV_TYPES),
-               "runtime_controls": runtime_controls(), "query": query,
-               **breakdown_context(est)}
-    return _page(request, "calculator.html", context, est, error)
+               "runtime_controls": runtime_controls(), "query": request.query_params, "typed_memory": state.gpu_memory,
+               **breakdown_context(state.estimate, gpu_memory=state.gpu_memory, params=state.params)}
+    return _page(request, "calculator.html", context, state.estimate, state.errors or None)
+
+
+def _calc_update(request: Request, state: CalcState) -> Response:
+    """The breakdown for the calculator's HTMX request; bad fields are a 422 naming each (JSON)."""
+    if state.errors:
+        raise RequestValidationError([{"type": "value_error", "loc": ("query", f), "msg": m,
+                                       "input": request.query_params.get(f)} for f, m in state.errors])
+    context = breakdown_context(state.estimate, oob=True, gpu_memory=state.gpu_memory, params=state.params)
+    headers = {"Vary": "HX-Request", "HX-Replace-Url": context["calculator_url"]}
+    return TEMPLATES.TemplateResponse(request, "partials/breakdown.html", context, headers=headers)
 
 
 @router.get("/accuracy")

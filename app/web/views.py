@@ -17,7 +17,7 @@ from app.estimator.memo import per_spec
 from app.estimator.solve import ContextFit, fit_table, target_gpu
 from app.estimator.spec import ModelSpec
 from app.web.charts import Chart, context_slider, memory_chart, stacked_bar
-from app.web.urls import CARD_FIELDS, api_url, calculator_url, card_url
+from app.web.urls import CARD_FIELDS, api_url, calculator_url, card_url, flags
 
 TABLE_CONTEXTS = (1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 TABLE_COLUMNS = [(c, f"{c // 1024}K") for c in TABLE_CONTEXTS]
@@ -134,12 +134,16 @@ def vllm_note(est: VramEstimate) -> VllmNote | None:
                     d.kv_capacity_tokens // d.kv_cache_tokens)
 
 
-def breakdown_context(est: VramEstimate, oob: bool = False, gpu_memory: float | None = None) -> dict:
+def breakdown_context(est: VramEstimate, oob: bool = False, gpu_memory: float | None = None,
+                      params: VramRequest | None = None) -> dict:
     """The breakdown partial's whole context: the estimate plus presentation extras (the bar's
-    geometry, the weights row's parts, the vLLM note, the state's URLs, whether to echo the label)."""
+    geometry, the weights row's parts, the vLLM note, the state's URLs, whether to echo the label).
+    `params`, the request as given, puts its runtime flags into the URLs (the whole state)."""
     parts, left_out = weights_parts(est)
-    return {"estimate": est, "bar": stacked_bar(est.breakdown), "api_url": api_url(est.request),
-            "calculator_url": calculator_url(est.request), "card_url": card_url(est.request, gpu_memory),
+    given = flags(params)
+    return {"estimate": est, "bar": stacked_bar(est.breakdown), "api_url": api_url(est.request, given),
+            "calculator_url": calculator_url(est.request, given, gpu_memory),
+            "card_url": card_url(est.request, gpu_memory),
             "weight_parts": parts, "weights_left_out": left_out, "vllm": vllm_note(est), "oob": oob}
 
 
