@@ -76,3 +76,40 @@ def test_bad_url_fields_are_each_named_and_the_good_ones_kept(client: TestClient
     assert "batch 2" in r.text  # the valid field is kept
     ok = client.get("/calculator", params={"model": "llama-3.1-8b", "batch": "2"}, headers=HTML)
     assert ok.status_code == 200 and 'class="error"' not in ok.text
+
+
+# --- one verdict: every element of the breakdown reads the answer's own decision ---
+GLM_2X4090 = {"model": "glm-4v-9b", "quantization": "bf16", "context": "32768", "gpu": "rtx-4090",
+              "gpu_count": "2", "gpu_memory_utilization": "0.95", "runtime": "vllm"}
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", unescape(re.sub(r"<[^>]+>", " ", html)))
+
+
+def test_one_verdict_when_vllm_does_not_start(client: TestClient):
+    api = client.get("/api/vram", params=GLM_2X4090).json()
+    assert api["vllm"]["starts"] is False  # the decision this page must show everywhere
+    for html in (client.get("/calculator", params=GLM_2X4090, headers=HTML).text,
+                 client.post("/api/vram", data=GLM_2X4090, headers=HX).text):
+        breakdown = _text(re.search(r'<section id="breakdown".*?</section>', html, re.S).group(0))
+        assert "fits, with" not in breakdown and "vLLM claims" not in breakdown
+        assert "vLLM does not start" in breakdown and "Does not start: short by" in breakdown
+        assert 'class="verdict no"' in html
+        assert "KV budget of 0 tokens" not in breakdown  # the KV row says why there is none
+        assert "not reached: startup fails first" in breakdown
+        assert "Fits on" not in breakdown  # no GPU list built from the total, which vLLM does not decide by
+    starts = client.get("/calculator", params={**GLM_2X4090, "gpu_memory_utilization": "0.85"}, headers=HTML)
+    assert client.get("/api/vram", params={**GLM_2X4090, "gpu_memory_utilization": "0.85"}).json()["vllm"]["starts"]
+    assert 'class="verdict yes"' in starts.text and "Does not start" not in starts.text
+
+
+def test_largest_context_counts_image_positions(client: TestClient):
+    """GLM-4V-9B's config allows 8,192 positions (seq_length 8192); one image takes some of them."""
+    api = client.get("/api/vram", params={"model": "glm-4v-9b", "images": "1", "context": "1"}).json()
+    positions = api["detail"]["image_positions"]
+    assert positions > 0
+    card = client.get("/models/glm-4v-9b", params={"images": "1", "gpu": "h100-80gb"}, headers=HTML).text
+    cells = re.findall(r'<td class="fit-col">([\d,]+) <small>\(model max\)</small></td>', card)
+    assert cells and {int(c.replace(",", "")) for c in cells} == {8192 - positions}
+    assert "8,192 <small>(model max)" not in card

@@ -488,6 +488,19 @@ class VramEstimate(BaseModel):
     runtime_versions: str | None = Field(None, description="Runtime releases this estimate's model describes.")
     gguf_file: GgufFileReport | None = Field(None, description="POST /api/gguf: the uploaded file's header.")
 
+    def runs(self) -> bool | None:
+        """The one verdict for the requested GPU, which every view shows: vLLM's own startup decision
+        (`vllm.starts`) when vLLM was modelled on a GPU, else whether the total fits it; None without a GPU."""
+        if self.vllm is not None and self.vllm.starts is not None:
+            return self.vllm.starts
+        return self.fits[0].fits if self.request.gpu and self.fits else None
+
+    def margin_bytes(self) -> int | None:
+        """Bytes to spare (>= 0) or missing (< 0) behind `runs()`: vLLM's shortfall when it does not start."""
+        if self.vllm is not None and self.vllm.starts is False:
+            return -self.vllm.shortfall_bytes
+        return self.fits[0].headroom_bytes if self.request.gpu and self.fits else None
+
 
 class WeightGroup(BaseModel):
     """Tensors of one name pattern stored as one type: a row of the weights table."""

@@ -134,6 +134,24 @@ def vllm_note(est: VramEstimate) -> VllmNote | None:
                     d.kv_capacity_tokens // d.kv_cache_tokens)
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """The one verdict every element of the breakdown shows, read from the answer (`runs()`)."""
+
+    ok: bool
+    gpu: str  # "NVIDIA GeForce RTX 4090 x2"
+    margin_bytes: int  # to spare (>= 0) or missing (< 0)
+    vllm: bool  # vLLM's startup decision (else: the total against the GPU's memory)
+
+
+def verdict(est: VramEstimate) -> Verdict | None:
+    runs, margin = est.runs(), est.margin_bytes()
+    if runs is None or margin is None:
+        return None
+    g = est.fits[0]
+    return Verdict(runs, g.name + (f" x{g.count}" if g.count > 1 else ""), margin, est.vllm is not None)
+
+
 def breakdown_context(est: VramEstimate, oob: bool = False, gpu_memory: float | None = None,
                       params: VramRequest | None = None) -> dict:
     """The breakdown partial's whole context: the estimate plus presentation extras (the bar's
@@ -144,7 +162,8 @@ def breakdown_context(est: VramEstimate, oob: bool = False, gpu_memory: float | 
     return {"estimate": est, "bar": stacked_bar(est.breakdown), "api_url": api_url(est.request, given),
             "calculator_url": calculator_url(est.request, given, gpu_memory),
             "card_url": card_url(est.request, gpu_memory),
-            "weight_parts": parts, "weights_left_out": left_out, "vllm": vllm_note(est), "oob": oob}
+            "weight_parts": parts, "weights_left_out": left_out, "vllm": vllm_note(est), "oob": oob,
+            "verdict": verdict(est)}
 
 
 @dataclass(frozen=True)
