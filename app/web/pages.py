@@ -156,12 +156,16 @@ async def logs_submit(request: Request, catalog: CatalogDep) -> Response:
 
 @router.get("/docs")
 def docs() -> Response:
-    """Swagger UI from our own static files, so /docs works without internet."""
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="VRAM calculator API",
-                               swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
-                               swagger_css_url=f"{SWAGGER}/swagger-ui.css",
-                               swagger_favicon_url="/static/favicon.svg",
-                               swagger_ui_parameters={"validatorUrl": None})
+    """Swagger UI from our own static files, so /docs works without internet; a link back home on top."""
+    ui = get_swagger_ui_html(openapi_url="/openapi.json", title="VRAM calculator API",
+                             swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+                             swagger_css_url=f"{SWAGGER}/swagger-ui.css",
+                             swagger_favicon_url="/static/favicon.svg",
+                             swagger_ui_parameters={"validatorUrl": None})
+    html = bytes(ui.body).decode().replace("<body>", '<body>\n<p class="docs-home" style="margin:.5rem 1rem;'
+                                           'font:15px system-ui,sans-serif"><a href="/">&larr; VRAM calculator '
+                                           'home</a> · <a href="/calculator">Calculator</a></p>', 1)
+    return HTMLResponse(html)
 
 
 def _wants_html(request: Request) -> bool:
