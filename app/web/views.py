@@ -153,7 +153,7 @@ def verdict(est: VramEstimate) -> Verdict | None:
 
 
 def breakdown_context(est: VramEstimate, oob: bool = False, gpu_memory: float | None = None,
-                      params: VramRequest | None = None) -> dict:
+                      params: VramRequest | None = None, mini: bool = True) -> dict:
     """The breakdown partial's whole context: the estimate plus presentation extras (the bar's
     geometry, the weights row's parts, the vLLM note, the state's URLs, whether to echo the label).
     `params`, the request as given, puts its runtime flags into the URLs (the whole state)."""
@@ -163,7 +163,7 @@ def breakdown_context(est: VramEstimate, oob: bool = False, gpu_memory: float | 
             "calculator_url": calculator_url(est.request, given, gpu_memory),
             "card_url": card_url(est.request, gpu_memory),
             "weight_parts": parts, "weights_left_out": left_out, "vllm": vllm_note(est), "oob": oob,
-            "verdict": verdict(est)}
+            "verdict": verdict(est), "mini": mini}  # mini: the phone's total bar (the calculator's long form)
 
 
 @dataclass(frozen=True)
@@ -286,7 +286,7 @@ def card_context(spec: ModelSpec, catalog: Catalog, state: CardState) -> dict:
         "table_key": f"{est.request.images}/{state.gpu.slug if state.gpu else ''}/"
                      f"{state.gpu.memory_bytes if state.gpu else ''}",
         "chart": chart_for(table),
-        **breakdown_context(est, gpu_memory=state.gpu_memory),
+        **breakdown_context(est, gpu_memory=state.gpu_memory, mini=False),
     }
 
 
