@@ -33,7 +33,8 @@
 
   function describe(err) {
     var allowed = err.ctx && err.ctx.allowed;
-    return err.msg + (Array.isArray(allowed) ? " (allowed: " + allowed.join(", ") + ")" : "") + ".";
+    var msg = String(err.msg).replace(/\d{5,}/g, fmt);  // 10000000 -> 10,000,000
+    return msg + (Array.isArray(allowed) ? " (allowed: " + allowed.join(", ") + ")" : "") + ".";
   }
 
   function showErrors(form, xhr, own) {  // own: {loc part: slot id} for errors of a side form (config, file)
@@ -50,6 +51,8 @@
       slot.textContent = (slot.textContent ? slot.textContent + " " : "") + (slot.id === "err-form" ? field + ": " : "") + describe(err);
     });
     setStale(true, "Not updated: the numbers below are for the last valid input. Fix the marked field.");
+    var shown = document.getElementById("breakdown"), label = document.getElementById("context-size");
+    if (shown && label) label.textContent = fmt(shown.dataset.state.split("/")[1]);  // the numbers' own context
   }
 
   function syncChoices(form) {  // calculator: a format runs on some runtimes; a runtime has some KV types
@@ -110,6 +113,8 @@
     if (e.detail.successful) {
       clearErrors(form);
       setStale(false);
+      var banner = document.getElementById("error-banner");  // the page's banner for the fields now fixed
+      if (banner) banner.remove();
     } else if (e.detail.xhr.status >= 400) {
       showErrors(form, e.detail.xhr);
     } else return;

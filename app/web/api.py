@@ -67,11 +67,20 @@ def _without_defaults(schema: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in schema.items() if k not in ("default", "examples", "title")}
 
 
-_QUERY_PARAMETERS = [  # `config` is a JSON object: POST only
-    {"name": name, "in": "query", "required": False, "description": schema.get("description", ""),
-     "schema": _without_defaults(schema)}
+_QUERY_PARAMETERS = [  # `config` is a JSON object: POST only, so a GET names `model`
+    {"name": name, "in": "query", "required": name == "model", "description": schema.get("description", ""),
+     "schema": {"type": "string", "minLength": 1} if name == "model" else _without_defaults(schema)}
     for name, schema in _REQUEST_SCHEMA["properties"].items() if name != "config"]
-_FORM_SCHEMA = {**_REQUEST_SCHEMA, "properties": {
+
+
+def _one_of_model_or_config(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Exactly one of `model` and `config` (null counts as absent), as the request model checks it."""
+    return [{"required": ["model"], "properties": {"model": {"type": "string"}, "config": {"type": "null"}}},
+            {"required": ["config"], "properties": {"config": config, "model": {"type": "null"}}}]
+
+
+_REQUEST_SCHEMA["oneOf"] = _one_of_model_or_config({"type": "object"})
+_FORM_SCHEMA = {**_REQUEST_SCHEMA, "oneOf": _one_of_model_or_config({"type": "string"}), "properties": {
     name: _TEXT_CONFIG if name == "config" else _without_defaults(schema)
     for name, schema in _REQUEST_SCHEMA["properties"].items()}}
 _POST_BODY = {"requestBody": {
@@ -163,10 +172,14 @@ async def vram_post(request: Request, catalog: CatalogDep) -> Response:
     return represent_estimate(request, answer, params)
 
 
+_FORMAT_SLUGS = {"enum": list(FORMATS)}  # the formats /api/quantizations lists
+
+
 @router.get("/weights", response_model=WeightsReport, responses=_ERRORS, summary="Checkpoint size in a format")
 def weights(catalog: CatalogDep,
             model: Annotated[str, Query(description="Catalog slug or Hugging Face repo id.")],
-            quantization: Annotated[str | None, Query(description="Format slug.")] = None) -> WeightsReport:
+            quantization: Annotated[str | None, Query(description="Format slug.",
+                                                      json_schema_extra=_FORMAT_SLUGS)] = None) -> WeightsReport:
     """Every tensor as the format stores it: total bytes, bits per weight, and per-group rows."""
     return weights_report(hub.spec_for(catalog, model, None)[0], quantization or None)  # hub
 
@@ -221,10 +234,11 @@ def gpus(catalog: CatalogDep) -> list[Gpu]:
 
 
 # --- log import: a runtime's startup log beside our estimate ---
+_LOG_TEXT = {"type": "string", "maxLength": MAX_LOG_BYTES, "pattern": r"\S"}  # not blank
 _LOG_BODY = {"requestBody": {"required": True, "content": {
-    "text/plain": {"schema": {"type": "string", "maxLength": MAX_LOG_BYTES}},
+    "text/plain": {"schema": _LOG_TEXT},
     "application/json": {"schema": {"type": "object", "required": ["log"], "properties": {
-        "log": {"type": "string"}, "model": {"type": "string"}, "quantization": {"type": "string"}}}},
+        "log": _LOG_TEXT, "model": {"type": "string"}, "quantization": {"type": "string"}}}},
 }}}
 
 
@@ -247,11 +261,14 @@ def healthz(catalog: CatalogDep) -> dict[str, Any]:
 
 
 # --- llama.cpp: a GGUF file's header, uploaded or fetched from the Hub ---
+_HF_FILE = r"^(https://huggingface\.co/\S+\.gguf|[\w.-]+/[\w.-]+:\S+\.gguf)$"  # what app.hub's names accept
 _GGUF_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object",
-    "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
+    "anyOf": [{"required": ["file"]}, {"required": ["hf"]}],
+    "properties": {"file": {"type": "array", "minItems": 1, "items": {"type": "string", "format": "binary"},
                             "description": "The first bytes (header) of each part of the GGUF file."},
-                   "hf": {"type": "string", "description": "Instead of file: owner/name:file.gguf or a Hub URL."},
+                   "hf": {"type": "string", "pattern": _HF_FILE,
+                          "description": "Instead of file: owner/name:file.gguf or a Hub URL."},
                    **{k: v for k, v in VramRequest.model_json_schema()["properties"].items() if k != "model"}},
 }}}}}
 _GGUF_ERRORS: dict[int | str, dict[str, Any]] = {
@@ -309,7 +326,8 @@ async def gguf_post(request: Request, catalog: CatalogDep) -> Response:
 @router.get("/gguf", response_model=VramEstimate, responses=_GGUF_ERRORS,
             summary="Estimate llama.cpp memory for a GGUF file on the Hugging Face Hub")
 def gguf_get(request: Request, catalog: CatalogDep,
-             hf: Annotated[str, Query(description="owner/name:file.gguf or a Hub file URL.")]) -> Response:
+             hf: Annotated[str, Query(description="owner/name:file.gguf or a Hub file URL.",
+                                      json_schema_extra={"pattern": _HF_FILE})]) -> Response:
     """The same estimate for a Hub GGUF, knobs as query parameters (only its header is fetched)."""
     fields = {k: v for k, v in request.query_params.items() if k != "hf" and v != ""}
     return _gguf_answer(_hub_parts(hf), _gguf_request(fields), catalog)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -22,6 +23,7 @@ from app.hub import HubError
 from app.web.views import GIB, GPU_MEMORY_GIB
 
 DEFAULT_MODEL = "glm-4v-9b"
+T = TypeVar("T")
 PAGE_ONLY = ("gpu_memory",)  # page fields that are not API fields: a memory size typed instead of a GPU
 
 
@@ -84,7 +86,26 @@ def find_spec(catalog: Catalog, name: str) -> ModelSpec | NotFound:
 def _bad_fields(exc: ValidationError | InvalidRequest) -> list[tuple[str, str]]:
     if isinstance(exc, InvalidRequest):
         return [(exc.field, exc.message)]
-    return [(str(e["loc"][0]) if e["loc"] else "form", e["msg"]) for e in exc.errors()]
+    return [(str(e["loc"][0]) if e["loc"] else "form", _thousands(e["msg"])) for e in exc.errors()]
+
+
+def lenient(build: Callable[[Mapping[str, str]], T], query: Mapping[str, str]) -> tuple[T, list[tuple[str, str]]]:
+    """build(query), dropping each field it refuses and naming it, until the rest is accepted."""
+    data, errors = dict(query), []
+    for _ in range(len(data) + 1):
+        try:
+            return build(data), errors
+        except (ValidationError, InvalidRequest) as exc:
+            bad = _bad_fields(exc)
+            errors += bad
+            dropped = {f for f, _ in bad} & set(data)
+            data = {k: v for k, v in data.items() if k not in dropped} if dropped else {}
+    return build({}), errors
+
+
+def _thousands(message: str) -> str:
+    """Limits as people read them: 10000000 -> 10,000,000."""
+    return re.sub(r"\d{5,}", lambda m: f"{int(m.group()):,}", message)
 
 
 def _typed_memory(raw: str) -> float:

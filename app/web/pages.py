@@ -4,6 +4,8 @@ requests with the breakdown plus out-of-band table and chart: one request per ch
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -24,7 +26,7 @@ from app.logs import check_log
 from app.logs.scrub import scrub
 from app.web.accuracy import accuracy_report, llamacpp_accuracy, log_cases, trace_report, under_share
 from app.web.calc_form import runtime_controls
-from app.web.calc_page import DEFAULT_MODEL, CalcState, NotFound, calc_state, find_spec
+from app.web.calc_page import DEFAULT_MODEL, CalcState, NotFound, calc_state, find_spec, lenient
 from app.web.deps import get_catalog
 from app.web.logs_page import logs_context, read_log_body
 from app.web.rendering import TEMPLATES, is_htmx
@@ -79,11 +81,8 @@ def card(slug: str, request: Request, catalog: CatalogDep) -> Response:
     spec = catalog.model(slug)
     if is_htmx(request):
         return _card_update(request, spec, catalog)
-    try:
-        state, error = card_state(spec, catalog, request.query_params), None
-    except (ValidationError, InvalidRequest) as exc:
-        state, error = card_state(spec, catalog, {}), _reason(exc)
-    return _page(request, "card.html", card_context(spec, catalog, state), state.estimate, error)
+    state, errors = lenient(lambda q: card_state(spec, catalog, q), request.query_params)  # bad fields named
+    return _page(request, "card.html", card_context(spec, catalog, state), state.estimate, errors or None)
 
 
 def _card_update(request: Request, spec: ModelSpec, catalog: Catalog) -> Response:
@@ -173,7 +172,55 @@ def _wants_html(request: Request) -> bool:
 
 
 def _html_404(request: Request, detail: str) -> Response:
+    """For people: the page links the models; the JSON pointer of the API's message is left out."""
+    detail = detail.split("; the catalog is at /api/")[0]
     return TEMPLATES.TemplateResponse(request, "404.html", {"detail": detail, "error": None}, status_code=404)
+
+
+class HeadAsGet:
+    """HEAD answers wherever GET does (FastAPI routes list GET only): the GET's status and headers, no body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def headers_only(message: dict) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
+class AllowEveryMethod:
+    """A 405's Allow header names every method /openapi.json documents for the path (GET and POST of
+    /api/vram are two routes, and Starlette's 405 names only the first)."""
+
+    def __init__(self, app: ASGIApp, openapi: Callable[[], dict]) -> None:
+        self.app, self.openapi = app, openapi
+
+    def _methods(self, path: str) -> list[str]:
+        for template, ops in self.openapi().get("paths", {}).items():
+            if re.fullmatch(re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template)), path):
+                return sorted(m.upper() for m in ops if m in ("get", "post", "put", "patch", "delete"))
+        return []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def allow(message: dict) -> None:
+            methods = self._methods(scope["path"]) if message["type"] == "http.response.start" \
+                and message["status"] == 405 else []
+            if methods:
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+                message = {**message, "headers": [*headers, (b"allow", ", ".join(methods).encode())]}
+            await send(message)
+
+        await self.app(scope, receive, allow)
 
 
 class StaticGzip:
@@ -208,3 +255,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(UnknownModel, unknown_model)
     app.add_exception_handler(HTTPException, http_error)
     app.add_middleware(StaticGzip)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(AllowEveryMethod, openapi=app.openapi)
