@@ -229,7 +229,9 @@ class VramRequest(BaseModel):
 class WeightsRequest(BaseModel):
     """POST /api/weights: a catalog model or an inline config.json, and a weight format."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [  # exactly one; null = absent
+        {"required": ["model"], "properties": {"model": {"type": "string"}, "config": {"type": "null"}}},
+        {"required": ["config"], "properties": {"config": {"type": "object"}, "model": {"type": "null"}}}]})
 
     model: str | None = Field(None, description="Catalog slug or Hugging Face repo id. Give this or `config`.")
     config: dict[str, Any] | None = Field(None, description="A config.json object. Give this or `model`.")

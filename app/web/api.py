@@ -29,7 +29,7 @@ from app.estimator.gguf.estimate import estimate_gguf
 from app.estimator.gguf.reader import MAX_HEADER_BYTES
 from app.estimator.memo import per_spec
 from app.estimator.params import count_active_parameters
-from app.estimator.schema import WeightsRequest
+from app.estimator.schema import _VLLM_FIELDS, WeightsRequest
 from app.estimator.spec import ModelSpec
 from app.hub import HubUnavailable, fetch_gguf_header
 from app.logs import MAX_LOG_BYTES, LogReport, check_log
@@ -67,9 +67,18 @@ def _without_defaults(schema: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in schema.items() if k not in ("default", "examples", "title")}
 
 
+_BLANK_IS_DEFAULT = {*_VLLM_FIELDS, "quantization", "kv_cache", "runtime", "gpu"}  # VramRequest's validators
+
+
+def _text_field(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A field as a query string or form carries it: a blank value means the default where the model says so."""
+    schema = _without_defaults(schema)
+    return {"anyOf": [schema, {"type": "string", "maxLength": 0}]} if name in _BLANK_IS_DEFAULT else schema
+
+
 _QUERY_PARAMETERS = [  # `config` is a JSON object: POST only, so a GET names `model`
     {"name": name, "in": "query", "required": name == "model", "description": schema.get("description", ""),
-     "schema": {"type": "string", "minLength": 1} if name == "model" else _without_defaults(schema)}
+     "schema": {"type": "string", "minLength": 1} if name == "model" else _text_field(name, schema)}
     for name, schema in _REQUEST_SCHEMA["properties"].items() if name != "config"]
 
 
@@ -81,7 +90,7 @@ def _one_of_model_or_config(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 _REQUEST_SCHEMA["oneOf"] = _one_of_model_or_config({"type": "object"})
 _FORM_SCHEMA = {**_REQUEST_SCHEMA, "oneOf": _one_of_model_or_config({"type": "string"}), "properties": {
-    name: _TEXT_CONFIG if name == "config" else _without_defaults(schema)
+    name: _TEXT_CONFIG if name == "config" else _text_field(name, schema)
     for name, schema in _REQUEST_SCHEMA["properties"].items()}}
 _POST_BODY = {"requestBody": {
     "required": True,
@@ -261,7 +270,8 @@ def healthz(catalog: CatalogDep) -> dict[str, Any]:
 
 
 # --- llama.cpp: a GGUF file's header, uploaded or fetched from the Hub ---
-_HF_FILE = r"^(https://huggingface\.co/\S+\.gguf|[\w.-]+/[\w.-]+:\S+\.gguf)$"  # what app.hub's names accept
+# a Hub file as app.hub's names take it: owner/name:file.gguf, or its resolve/blob URL
+_HF_FILE = r"^(https://huggingface\.co/[\w.-]+/[\w.-]+/(resolve|blob)/[^/\s]+/\S+\.gguf|[\w.-]+/[\w.-]+:\S+\.gguf)$"
 _GGUF_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object",
     "anyOf": [{"required": ["file"]}, {"required": ["hf"]}],

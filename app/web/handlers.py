@@ -21,9 +21,12 @@ async def estimator_error(request: Request, exc: EstimatorError) -> JSONResponse
 
 
 def _finite(value: Any) -> Any:
-    """JSON has no NaN or Infinity: a 422 that echoes such an input echoes it as text."""
+    """JSON has no NaN or Infinity, nor bytes that are not UTF-8: a 422 that echoes such an input echoes it
+    as text."""
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -33,7 +36,7 @@ def _finite(value: Any) -> Any:
 
 async def invalid_input(request: Request, exc: RequestValidationError) -> JSONResponse:
     """FastAPI's own 422 body, made safe for inputs such as 1e400 or NaN (which json.dumps refuses)."""
-    return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+    return JSONResponse({"detail": jsonable_encoder(_finite(list(exc.errors())))}, status_code=422)
 
 
 # gated/missing/bad Hub files map through UnknownModel (404) and InvalidRequest (422); this is the 503

@@ -39,6 +39,9 @@ async def read_log_body(request: Request) -> tuple[str, dict[str, Any]]:
         data = dict(parse_qsl(data, keep_blank_values=True))
     if isinstance(data, dict):
         text = data.get("log")
+        odd = [k for k in _OVERRIDES if data.get(k) is not None and not isinstance(data[k], str)]
+        if odd:
+            raise HTTPException(422, f"{odd[0]}: a string (a catalog slug, a format slug or a release)")
         overrides = {k: data[k] for k in _OVERRIDES if isinstance(data.get(k), str) and data[k]}
     else:
         text, overrides = data, {}
