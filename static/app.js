@@ -55,23 +55,7 @@
     if (shown && label) label.textContent = fmt(shown.dataset.state.split("/")[1]);  // the numbers' own context
   }
 
-  function syncChoices(form) {  // calculator: a format runs on some runtimes; a runtime has some KV types
-    var q = form.elements.quantization, rt = form.elements.runtime, kv = form.elements.kv_cache;
-    if (!q || !rt || !q.selectedOptions.length) return;
-    var allowed = q.selectedOptions[0].dataset.runtimes.split(" "), note = "";
-    Array.prototype.forEach.call(rt.options, function (o) { o.disabled = o.value !== "" && allowed.indexOf(o.value) < 0; });
-    if (rt.selectedOptions[0].disabled) {
-      rt.value = "";
-      note = q.selectedOptions[0].text + " runs on " + allowed.join(" or ") + ": runtime switched to " + allowed[0] + ".";
-    }
-    var runtime = rt.value || allowed[0];
-    if (kv) {
-      Array.prototype.forEach.call(kv.options, function (o) { o.disabled = o.value !== "" && o.dataset.runtimes.split(" ").indexOf(runtime) < 0; });
-      if (kv.selectedOptions[0].disabled) { kv.value = ""; note += " KV cache set to " + runtime + "'s default."; }
-    }
-    var slot = document.getElementById("note-runtime");
-    if (slot && note) slot.textContent = note;
-  }
+  function syncChoices(form) { if (window.vramSyncChoices) window.vramSyncChoices(form); }  // calc.js
 
   function init() {
     document.querySelectorAll("input[type=range][data-stops]").forEach(slider);

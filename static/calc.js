@@ -71,6 +71,34 @@
     }, function () { status.textContent = "The server did not answer."; });
   }
 
+  window.vramSyncChoices = function (form) {  // a format runs on some runtimes; a runtime has some KV types
+    var q = form.elements.quantization, rt = form.elements.runtime, kv = form.elements.kv_cache;
+    if (!q || !rt || !q.selectedOptions.length) return;
+    var allowed = q.selectedOptions[0].dataset.runtimes.split(" "), note = "";
+    Array.prototype.forEach.call(rt.options, function (o) {
+      if (o.value === "") return;
+      o.dataset.label = o.dataset.label || o.textContent;
+      o.disabled = allowed.indexOf(o.value) < 0;
+      o.textContent = o.dataset.label + (o.disabled ? " (does not load " + q.selectedOptions[0].text + ")" : "");
+    });
+    if (rt.selectedOptions[0].disabled) {
+      rt.value = "";
+      note = q.selectedOptions[0].text + " runs on " + allowed.join(" or ") + ": runtime switched to " + allowed[0] + ".";
+    }
+    var runtime = rt.value || allowed[0];
+    if (kv) {  // a refused choice stays listed, disabled, and says why
+      Array.prototype.forEach.call(kv.options, function (o) {
+        if (o.value === "") return;
+        o.dataset.label = o.dataset.label || o.textContent;
+        o.disabled = o.dataset.runtimes.split(" ").indexOf(runtime) < 0;
+        o.textContent = o.dataset.label + (o.disabled ? " (not on " + runtime + ")" : "");
+      });
+      if (kv.selectedOptions[0].disabled) { kv.value = ""; note += " KV cache set to " + runtime + "'s default."; }
+    }
+    var slot = document.getElementById("note-runtime");
+    if (slot && note) slot.textContent = note;
+  };
+
   window.vramOwnInputs = function (form, helpers) {
     ui = helpers;
     var file = document.getElementById("gguf-file"), go = document.getElementById("config-go");

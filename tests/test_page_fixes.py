@@ -89,3 +89,13 @@ def test_cli_check_prints_gib_on_both_sides_and_models_fits_80_columns():
     lines = models.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80
     assert any("llama-3.1-8b " in line and "8.03B" in line for line in lines)  # one row per model, not wrapped
+
+
+def test_one_kv_cache_control_per_runtime(client: TestClient):
+    html = client.get("/calculator", params={"model": "llama-3.1-8b", "runtime": "vllm", "gpu": "h100-80gb",
+                                             "kv_cache": "fp8"}, headers=HTML).text
+    assert 'name="kv_cache"' in html and 'name="kv_cache_dtype"' not in html
+    assert '<option value="fp8" data-runtimes="vllm" selected>' in html
+    api = client.get("/api/vram", params={"model": "llama-3.1-8b", "runtime": "vllm", "gpu": "h100-80gb",
+                                          "kv_cache_dtype": "fp8"}).json()
+    assert api["vllm"]["kv_cache_dtype"].startswith("fp8") and api["request"]["kv_cache"] == "fp8"

@@ -145,3 +145,13 @@ def test_docs_execute_both_vram_operations(server: str, page, artifacts: Path):
     assert status.inner_text().strip() == "200", block.locator(".live-responses-table").inner_text()
     page.screenshot(path=str(artifacts / f"docs-{page.size_name}.png"), full_page=False)
     assert page.locator('a[href="/"]').count() >= 1  # a way back home
+
+
+def test_a_disabled_choice_says_why(server: str, page):
+    page.goto(f"{server}/calculator?model=llama-3.1-8b&quantization=q4_k_m")
+    refused = page.locator("#runtime option[value=vllm]")
+    assert refused.is_disabled() and "does not load" in refused.inner_text()
+    page.select_option("#runtime", "llama.cpp")
+    kv = page.locator("#kv_cache option[value=fp8]")
+    assert kv.is_disabled() and "not on llama.cpp" in kv.inner_text()
+    assert page.locator("#kv_cache_dtype").count() == 0  # one KV control: vLLM's --kv-cache-dtype is this select
