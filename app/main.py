@@ -38,7 +38,21 @@ def create_app(specs_dir: Path = SPECS_DIR) -> FastAPI:
     app.add_exception_handler(RequestValidationError, handlers.invalid_input)
     pages.install(app)  # an HTML 404 for people, the JSON 404 under /api
     app.add_middleware(BodyLimit)  # every request body counted against its path's cap (413)
+    _openapi_with(app, api.request_schemas())
     return app
+
+
+def _openapi_with(app: FastAPI, schemas: dict) -> None:
+    """/openapi.json also defines the schemas the hand-written request bodies refer to."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            doc = generate()
+            doc.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 # uvicorn's exit code for a worker that failed before serving (uvicorn/config.py STARTUP_FAILURE, 0.55.0): its

@@ -33,7 +33,8 @@
 
   function describe(err) {
     var allowed = err.ctx && err.ctx.allowed;
-    return err.msg + (Array.isArray(allowed) ? " (allowed: " + allowed.join(", ") + ")" : "") + ".";
+    var msg = String(err.msg).replace(/\d{5,}/g, fmt);  // 10000000 -> 10,000,000
+    return msg + (Array.isArray(allowed) ? " (allowed: " + allowed.join(", ") + ")" : "") + ".";
   }
 
   function showErrors(form, xhr, own) {  // own: {loc part: slot id} for errors of a side form (config, file)
@@ -50,25 +51,11 @@
       slot.textContent = (slot.textContent ? slot.textContent + " " : "") + (slot.id === "err-form" ? field + ": " : "") + describe(err);
     });
     setStale(true, "Not updated: the numbers below are for the last valid input. Fix the marked field.");
+    var shown = document.getElementById("breakdown"), label = document.getElementById("context-size");
+    if (shown && label) label.textContent = fmt(shown.dataset.state.split("/")[1]);  // the numbers' own context
   }
 
-  function syncChoices(form) {  // calculator: a format runs on some runtimes; a runtime has some KV types
-    var q = form.elements.quantization, rt = form.elements.runtime, kv = form.elements.kv_cache;
-    if (!q || !rt || !q.selectedOptions.length) return;
-    var allowed = q.selectedOptions[0].dataset.runtimes.split(" "), note = "";
-    Array.prototype.forEach.call(rt.options, function (o) { o.disabled = o.value !== "" && allowed.indexOf(o.value) < 0; });
-    if (rt.selectedOptions[0].disabled) {
-      rt.value = "";
-      note = q.selectedOptions[0].text + " runs on " + allowed.join(" or ") + ": runtime switched to " + allowed[0] + ".";
-    }
-    var runtime = rt.value || allowed[0];
-    if (kv) {
-      Array.prototype.forEach.call(kv.options, function (o) { o.disabled = o.value !== "" && o.dataset.runtimes.split(" ").indexOf(runtime) < 0; });
-      if (kv.selectedOptions[0].disabled) { kv.value = ""; note += " KV cache set to " + runtime + "'s default."; }
-    }
-    var slot = document.getElementById("note-runtime");
-    if (slot && note) slot.textContent = note;
-  }
+  function syncChoices(form) { if (window.vramSyncChoices) window.vramSyncChoices(form); }  // calc.js
 
   function init() {
     document.querySelectorAll("input[type=range][data-stops]").forEach(slider);
@@ -110,6 +97,8 @@
     if (e.detail.successful) {
       clearErrors(form);
       setStale(false);
+      var banner = document.getElementById("error-banner");  // the page's banner for the fields now fixed
+      if (banner) banner.remove();
     } else if (e.detail.xhr.status >= 400) {
       showErrors(form, e.detail.xhr);
     } else return;

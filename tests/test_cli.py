@@ -362,7 +362,7 @@ def test_check_json_is_the_logs_apis_json(client: TestClient, name: str):
 
 def test_check_prints_each_term_and_what_is_missing(tmp_path: Path):
     table = vram("check", str(LOGS / "l1_ollama_0.5.4_llama31_8b_q4km.log"))
-    assert table.exit_code == 0 and "KV cache" in table.stdout and "1024.00" in table.stdout
+    assert table.exit_code == 0 and "KV cache" in table.stdout and "1.00 GiB" in table.stdout  # printed 1024.00 MiB
     unknown = tmp_path / "unknown.log"
     unknown.write_text("hello\nnot a runtime log\n")
     result = vram("check", str(unknown))

@@ -365,11 +365,13 @@ def test_slider_stops_include_any_released_maximum():
 
 # --- calculator: runtime options, your GGUF file, a pasted config.json (issues 9, 10) ---
 def test_runtime_option_controls_are_generated_from_the_request_model(client: TestClient):
-    from app.web.calc_form import BLOCKS
+    from app.web.calc_form import BLOCKS, SHARED
     html = client.get("/calculator").text
     names = list(VramRequest.model_fields)
     for first, last in BLOCKS.values():
         for name in names[names.index(first):names.index(last) + 1]:
+            if name in SHARED:  # one control for one meaning: kv_cache_dtype is the KV-cache select
+                continue
             field = VramRequest.model_fields[name]
             assert re.search(rf'<label for="{name}">{name}</label>\s*<(input|select) [^>]*id="{name}" name="{name}"',
                              html), name

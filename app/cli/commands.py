@@ -121,9 +121,10 @@ cli.command("fit", epilog=EPILOG)(fit_command)
 @cli.command("models")
 def models() -> None:
     """The model catalog (slugs for MODEL)."""
-    rows = [(s.slug, s.name, count_parameters(s).total, s.language_model.max_context, s.modality)
-            for s in load_catalog().models.values()]
-    show.listing(OUT, "Models", ("slug", "name", "parameters", "max context", "modality"), rows)
+    rows = [(s.slug, f"{count_parameters(s).total / 1e9:,.2f}B", f"{s.language_model.max_context:,}", s.modality)
+            for s in load_catalog().models.values()]  # fits an 80-column terminal; names: /api/models
+    show.listing(OUT, "Models", ("slug", "parameters", "max context", "modality"), rows,
+                 right=("parameters", "max context"))
 
 
 @cli.command("gpus")
@@ -159,13 +160,23 @@ def check(
     if as_json:
         print(report.model_dump_json())
         return
-    rows = [(t.term, t.printed, "-" if t.estimated is None else f"{t.estimated:,.0f} {t.unit}",
+    rows = [(t.term, _amount(t.measured, t.unit), _amount(t.estimated, t.unit),
              "-" if t.error is None else f"{t.error:+.2%}", "UNSAFE" if t.unsafe else "") for t in report.terms]
     title = f"{report.log.runtime or 'unrecognised log'}: model {report.model or '?'} ({report.model_source or '-'})"
-    show.listing(OUT, title, ("term", "printed", "our estimate", "error", ""), rows)
+    show.listing(OUT, title, ("term", "log", "our estimate", "error", ""), rows, right=("log", "our estimate"))
+    OUT.print("[dim]log: the printed figure (MiB or GiB as the runtime prints it) in GiB; --json has every line[/]")
     missing = [f"not in the log: {', '.join(report.log.missing)}"] if report.log.missing else []
     for line in missing + report.warnings:
         ERR.print(f"[yellow]note:[/] {escape(line)}")
+
+
+def _amount(value: float | None, unit: str) -> str:
+    """A log figure or our estimate in the same words on both sides: bytes as GiB (2^30), else the unit."""
+    if value is None:
+        return "-"
+    if unit == "bytes":
+        return f"{gib(int(value))} GiB"
+    return f"{value:,.0f} {unit}" if value == int(value) else f"{value:,.2f} {unit}"
 
 
 def main() -> None:

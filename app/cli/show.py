@@ -75,12 +75,16 @@ def estimate(console: Console, e: VramEstimate) -> None:
     for a in e.assumptions:
         console.print(f"[dim]assumes: {a}[/]", highlight=False)
     _llamacpp(console, e)
+    runs, margin = e.runs(), e.margin_bytes() or 0  # the answer's one verdict (vLLM: whether it starts)
     if e.request.gpu:
         g = e.fits[0]
         count = f" x{g.count}" if g.count > 1 else ""
-        verdict = (f"[green]fits[/], {gib(g.headroom_bytes)} GiB to spare" if g.fits
-                   else f"[red]does not fit[/]: {gib(-g.headroom_bytes)} GiB short")
+        fails = "does not start" if e.vllm is not None else "does not fit"
+        verdict = (f"[green]fits[/], {gib(margin)} GiB to spare" if runs
+                   else f"[red]{fails}[/]: {gib(-margin)} GiB short")
         console.print(f"{g.name}{count}: {verdict}.")
+    if e.vllm is not None:  # whether vLLM starts depends on each GPU's free memory, decided per GPU
+        return
     fitting = [f"{f.name}{f' x{f.count}' if f.count > 1 else ''}" for f in e.fits if f.fits]
     console.print(f"Fits on: {', '.join(fitting) or 'none of the catalog GPUs'}.")
 

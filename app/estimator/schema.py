@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+import re
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -34,6 +36,30 @@ def _product(a: object, b: object) -> object:
         return int(str(a)) * int(str(b))
     except ValueError:
         return a
+
+
+def _int_choices(annotation: object) -> bool:
+    """Whether a field's type is a Literal of integers (optionally `| None`)."""
+    args = [a for a in get_args(annotation) if a is not type(None)] if get_origin(annotation) is not Literal \
+        else [annotation]
+    return any(get_origin(a) is Literal and all(type(c) is int for c in get_args(a)) for a in args)
+
+
+def _choice_from_text(name: str, value: object) -> object:
+    """A Literal of ints never parses text, even in lax mode; a text door's "32" becomes 32 for such fields."""
+    field = VramRequest.model_fields.get(name)
+    if field is not None and isinstance(value, str) and _int_choices(field.annotation) \
+            and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        return int(value)
+    return value
+
+
+def _json_object(text: str) -> object:
+    """config.json text from a form: its object, or the text itself (then reported as not an object)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 class VramRequest(BaseModel):
@@ -178,11 +204,16 @@ class VramRequest(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _vllm_parallel(cls, data: object) -> object:
-        """Blank or null vLLM fields mean their default; fill gpu_count from tensor/pipeline parallel sizes."""
+    def _vllm_parallel(cls, data: object, info: ValidationInfo) -> object:
+        """Blank or null vLLM fields mean their default; fill gpu_count from tensor/pipeline parallel sizes.
+        Text doors (query string, form, CLI; python mode) carry integers of a choice as text: "32" -> 32."""
         if not isinstance(data, dict):
             return data
         data = {k: v for k, v in data.items() if not (k in _VLLM_FIELDS and (v is None or v == ""))}
+        if info.mode == "python":
+            data = {k: _choice_from_text(k, v) for k, v in data.items()}
+            if isinstance(data.get("config"), str):  # a form carries config.json as JSON text
+                data["config"] = _json_object(data["config"])
         given = {k for k in ("gpu_count", "tensor_parallel_size", "pipeline_parallel_size") if k in data}
         if "tensor_parallel_size" in given and "gpu_count" not in given:
             data["gpu_count"] = _product(data["tensor_parallel_size"], data.get("pipeline_parallel_size", 1))
@@ -232,7 +263,9 @@ class VramRequest(BaseModel):
 class WeightsRequest(BaseModel):
     """POST /api/weights: a catalog model or an inline config.json, and a weight format."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [  # exactly one; null = absent
+        {"required": ["model"], "properties": {"model": {"type": "string"}, "config": {"type": "null"}}},
+        {"required": ["config"], "properties": {"config": {"type": "object"}, "model": {"type": "null"}}}]})
 
     model: str | None = Field(None, description="Catalog slug or Hugging Face repo id. Give this or `config`.")
     config: dict[str, Any] | None = Field(None, description="A config.json object. Give this or `model`.")
@@ -543,6 +576,19 @@ class VramEstimate(BaseModel):
     # --- per-layer cache model ---
     cache: CacheReport | None = Field(None, description="The cache per layer: KV (grows with tokens) and recurrent "
                                                         "state (grows with sequences), apart.")
+
+    def runs(self) -> bool | None:
+        """The one verdict for the requested GPU, which every view shows: vLLM's own startup decision
+        (`vllm.starts`) when vLLM was modelled on a GPU, else whether the total fits it; None without a GPU."""
+        if self.vllm is not None and self.vllm.starts is not None:
+            return self.vllm.starts
+        return self.fits[0].fits if self.request.gpu and self.fits else None
+
+    def margin_bytes(self) -> int | None:
+        """Bytes to spare (>= 0) or missing (< 0) behind `runs()`: vLLM's shortfall when it does not start."""
+        if self.vllm is not None and self.vllm.starts is False:
+            return -self.vllm.shortfall_bytes
+        return self.fits[0].headroom_bytes if self.request.gpu and self.fits else None
 
 
 class WeightGroup(BaseModel):

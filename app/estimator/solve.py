@@ -40,8 +40,15 @@ def target_gpu(memory_bytes: int, usable_fraction: float = 1.0) -> Gpu:
 
 
 def _verdict(spec: ModelSpec, req: VramRequest, gpu: Gpu) -> tuple[bool, int]:
-    fit = estimate(spec, req.model_copy(update={"gpu": gpu.slug}), [gpu]).fits[0]
-    return fit.fits, fit.headroom_bytes
+    est = estimate(spec, req.model_copy(update={"gpu": gpu.slug}), [gpu])
+    return bool(est.runs()), est.margin_bytes() or 0  # the answer's one verdict (vLLM: whether it starts)
+
+
+def text_ceiling(spec: ModelSpec, req: VramRequest) -> int:
+    """The most text tokens a sequence may hold: the model's positions less the request's image positions
+    (GLM-4V-9B with one image: 8,192 less its image positions, not 8,192)."""
+    images = estimate(spec, req.model_copy(update={"context": 1, "gpu": None})).detail.image_positions
+    return max(1, spec.language_model.max_context - images)
 
 
 def largest_context(spec: ModelSpec, req: VramRequest, gpu: Gpu, ceiling: int | None = None) -> int | None:
@@ -84,7 +91,7 @@ def fit_table(spec: ModelSpec, req: VramRequest, gpu: Gpu, formats: Sequence[str
             runtime = estimate(spec, r.model_copy(update={"gpu": None})).request.runtime
         except InvalidRequest:
             continue
-        ceiling = spec.language_model.max_context
+        ceiling = text_ceiling(spec, r)
         best = largest_context(spec, r, gpu, ceiling)
         rows.append(ContextFit(quantization=slug, runtime=runtime, fits=ok, headroom_bytes=headroom,
                                max_context=best, capped=best == ceiling))

@@ -190,6 +190,12 @@ def _gpu_for(log: ParsedLog, gpus: list[Any]) -> str | None:
     return min(near, key=lambda g: abs(g.cuda_total - total.bytes)).slug if near else None
 
 
+def _shape(spec) -> tuple:
+    """What the log's metadata can tell apart: the language model's layer count and widths."""
+    lm = spec.language_model
+    return (lm.layers, lm.hidden, lm.kv_heads, lm.vocab)
+
+
 def check_log(text: str, catalog: Any, overrides: dict[str, Any] | None = None) -> LogReport:
     """Parse `text`, estimate the same settings with `catalog`'s model, and compare term by term.
 
@@ -217,7 +223,12 @@ def check_log(text: str, catalog: Any, overrides: dict[str, Any] | None = None) 
     if warning and log.version and "vllm_version" in req and not (overrides or {}).get("vllm_version"):
         del req["vllm_version"]  # a release we do not model: compare with our default one (warned above)
     if "model" in req and req["model"] in catalog.models:
+        found, why = spec, report.model_source
         spec, report.model_source = catalog.models[req["model"]], "named by the user"
+        if found is not None and found.slug != spec.slug and _shape(found) != _shape(spec):
+            report.warnings.append(f"the model you named ({spec.name}) disagrees with the log's own metadata, "
+                                   f"which matches {found.name} ({why}): the estimate is for {spec.name}, so the "
+                                   "comparison may not describe this log")
     if log.runtime == "vllm" and req["quantization"] is None and spec is not None and not log.setting("quantization"):
         req["quantization"] = spec.dtype_slug  # --dtype auto, no quantization: the checkpoint's dtype
     if log.runtime == "vllm" and "gpu" not in req:

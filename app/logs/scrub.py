@@ -11,7 +11,9 @@ import re
 _JOURNAL = re.compile(r"^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ [\w.\-/]+(?:\[\d+\])?: ")
 _PATH = re.compile(r"(?:(?<![\w.:/])|(?<=file://))(?:[A-Za-z]:\\|\\\\|/)(?:[^\s'\"(),:;\\/]++[\\/])+(?=[^\s'\"(),;\\/])")
 _IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
-_IPV6 = re.compile(r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{1,4}(?![\w:])")
+# an IPv6 address has 8 groups, or fewer with "::"; "16:39:28" (a log's clock) is neither
+_IPV6 = re.compile(r"(?<![\w:])(?:(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}"
+                   r"|(?=[0-9a-fA-F:]*::)(?:[0-9a-fA-F]{1,4})?(?::[0-9a-fA-F]{0,4}){2,7})(?![\w:])")
 # starts only where a run of name characters starts (`\b` alone let it retry from inside each run: quadratic)
 _USER_AT = re.compile(r"(?<![\w.\-])([.\-]*+)\b[\w.\-]++@[\w\-]+(?:\.[\w\-]+)*\b")
 _TILDE = re.compile(r"(?<![\w.])~[A-Za-z][\w.\-]*")

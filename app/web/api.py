@@ -29,7 +29,7 @@ from app.estimator.gguf.estimate import estimate_gguf
 from app.estimator.gguf.reader import MAX_HEADER_BYTES, MAX_PARTS
 from app.estimator.memo import per_spec
 from app.estimator.params import count_active_parameters
-from app.estimator.schema import WeightsRequest
+from app.estimator.schema import _VLLM_FIELDS, WeightsRequest
 from app.estimator.spec import ModelSpec
 from app.hub import HubUnavailable, fetch_gguf_header
 from app.logs import MAX_LOG_BYTES, LogReport, check_log
@@ -56,31 +56,83 @@ _VRAM_RESPONSES: dict[int | str, dict[str, Any]] = {
           "content": {"text/html": {"schema": {"type": "string"}}}},
     **_ERRORS,
 }
-_SCHEMA_REF = {"$ref": "#/components/schemas/VramRequest"}
+# --- the request's OpenAPI: the GET's query parameters and the POST's bodies, each from VramRequest itself ---
+_REQUEST_SCHEMA = VramRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+_EXAMPLE = VramRequest.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
+_TEXT_CONFIG = {"type": "string", "description": "config.json as JSON text (a form carries text only). Give this "
+                "or `model`.", "contentMediaType": "application/json"}
+
+
+def _without_defaults(schema: dict[str, Any]) -> dict[str, Any]:
+    """A field's schema without its `default`: Swagger UI's "Try it out" would otherwise send every default
+    as if the user had typed it; the server fills the defaults itself."""
+    return {k: v for k, v in schema.items() if k not in ("default", "examples", "title")}
+
+
+_BLANK_IS_DEFAULT = {*_VLLM_FIELDS, "quantization", "kv_cache", "runtime", "gpu"}  # VramRequest's validators
+
+
+def _text_field(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A field as a query string or form carries it: a blank value means the default where the model says so."""
+    schema = _without_defaults(schema)
+    return {"anyOf": [schema, {"type": "string", "maxLength": 0}]} if name in _BLANK_IS_DEFAULT else schema
+
+
+_QUERY_PARAMETERS = [  # `config` is a JSON object: POST only, so a GET names `model`
+    {"name": name, "in": "query", "required": name == "model", "description": schema.get("description", ""),
+     "schema": {"type": "string", "minLength": 1} if name == "model" else _text_field(name, schema)}
+    for name, schema in _REQUEST_SCHEMA["properties"].items() if name != "config"]
+
+
+def _one_of_model_or_config(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Exactly one of `model` and `config` (null counts as absent), as the request model checks it."""
+    return [{"required": ["model"], "properties": {"model": {"type": "string"}, "config": {"type": "null"}}},
+            {"required": ["config"], "properties": {"config": config, "model": {"type": "null"}}}]
+
+
+_REQUEST_SCHEMA["oneOf"] = _one_of_model_or_config({"type": "object"})
+_FORM_SCHEMA = {**_REQUEST_SCHEMA, "oneOf": _one_of_model_or_config({"type": "string"}), "properties": {
+    name: _TEXT_CONFIG if name == "config" else _text_field(name, schema)
+    for name, schema in _REQUEST_SCHEMA["properties"].items()}}
 _POST_BODY = {"requestBody": {
     "required": True,
     "description": "JSON is strict: integers must be JSON integers, booleans JSON booleans, strings JSON strings "
                    "(`true` is not 1; `8192.0` and `\"8192\"` are not integers). Form bodies, urlencoded or "
-                   "multipart, carry strings parsed like query parameters (`8192`, `true`). Query parameters on "
-                   "a POST are a 422.",
+                   "multipart, carry strings parsed like query parameters (`8192`, `true`; `config` as JSON "
+                   "text). Query parameters on a POST are a 422.",
     "content": {
-        "application/json": {"schema": _SCHEMA_REF},
-        "application/x-www-form-urlencoded": {"schema": _SCHEMA_REF},
-        "multipart/form-data": {"schema": _SCHEMA_REF},
+        "application/json": {"schema": {"$ref": "#/components/schemas/VramRequest"}, "example": _EXAMPLE},
+        "application/x-www-form-urlencoded": {"schema": _FORM_SCHEMA},
+        "multipart/form-data": {"schema": _FORM_SCHEMA},
     }}}
 
 
-@router.get("/vram", response_model=VramEstimate, responses=_VRAM_RESPONSES, summary="Estimate GPU memory")
-def vram_get(request: Request, params: Annotated[VramRequest, Query()], catalog: CatalogDep) -> Response:
+def request_schemas() -> dict[str, Any]:
+    """The components the POST body names (app.main adds them to /openapi.json)."""
+    return {"VramRequest": _REQUEST_SCHEMA}
+
+
+@router.get("/vram", response_model=VramEstimate, responses=_VRAM_RESPONSES, summary="Estimate GPU memory",
+            openapi_extra={"parameters": _QUERY_PARAMETERS})
+def vram_get(request: Request, catalog: CatalogDep) -> Response:
     """GPU memory needed to run a catalog model; the same fields as POST, as query parameters."""
+    params = _query(request)
     est = hub.estimate_for(catalog, params)  # hub: unknown repo ids
     if params.trace:  # transformers' real code on fake tensors, beside the formula
         est = with_trace(hub.spec_for(catalog, params.model, params.config)[0], est)
-    return represent_estimate(request, est)
+    return represent_estimate(request, est, params)
 
 
 # --- input parsing: strict JSON, lax form and query strings, no unread query parameters ---
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _query(request: Request) -> VramRequest:
+    """The query string as a VramRequest (text parsed leniently, as a form); a bad field is a 422 naming it."""
+    try:
+        return VramRequest.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise RequestValidationError(problem(exc, "query").detail) from exc
 
 
 async def _body(request: Request) -> VramRequest:
@@ -131,13 +183,17 @@ async def vram_post(request: Request, catalog: CatalogDep) -> Response:
     if params.trace:  # seconds of CPU: off the event loop
         spec = (await run_in_threadpool(hub.spec_for, catalog, params.model, params.config))[0]
         answer = await run_in_threadpool(with_trace, spec, answer)
-    return represent_estimate(request, answer)
+    return represent_estimate(request, answer, params)
+
+
+_FORMAT_SLUGS = {"enum": list(FORMATS)}  # the formats /api/quantizations lists
 
 
 @router.get("/weights", response_model=WeightsReport, responses=_ERRORS, summary="Checkpoint size in a format")
 def weights(catalog: CatalogDep,
             model: Annotated[str, Query(description="Catalog slug or Hugging Face repo id.")],
-            quantization: Annotated[str | None, Query(description="Format slug.")] = None) -> WeightsReport:
+            quantization: Annotated[str | None, Query(description="Format slug.",
+                                                      json_schema_extra=_FORMAT_SLUGS)] = None) -> WeightsReport:
     """Every tensor as the format stores it: total bytes, bits per weight, and per-group rows."""
     return weights_report(hub.spec_for(catalog, model, None)[0], quantization or None)  # hub
 
@@ -192,19 +248,19 @@ def gpus(catalog: CatalogDep) -> list[Gpu]:
 
 
 # --- log import: a runtime's startup log beside our estimate ---
+_LOG_TEXT = {"type": "string", "maxLength": MAX_LOG_BYTES, "pattern": r"\S"}  # not blank
+_LOG_FIELDS = {"type": "object", "required": ["log"], "properties": {
+    "log": _LOG_TEXT, "model": {"type": "string"}, "quantization": {"type": "string"},
+    "vllm_version": {"type": "string"}}}
 _LOG_BODY = {"requestBody": {
     "required": True,
     "description": f"The log as text, JSON or a form field `log`; at most {MAX_LOG_BYTES:,} bytes of log and "
                    f"{BODY_LIMITS['/api/logs']:,} bytes of body (413 past either). Lines longer than "
                    f"{MAX_LINE:,} characters are read up to that length.",
     "content": {
-        "text/plain": {"schema": {"type": "string", "maxLength": MAX_LOG_BYTES}},
-        "application/json": {"schema": {"type": "object", "required": ["log"], "properties": {
-            "log": {"type": "string", "maxLength": MAX_LOG_BYTES}, "model": {"type": "string"},
-            "quantization": {"type": "string"}, "vllm_version": {"type": "string"}}}},
-        "application/x-www-form-urlencoded": {"schema": {"type": "object", "required": ["log"], "properties": {
-            "log": {"type": "string", "maxLength": MAX_LOG_BYTES}, "model": {"type": "string"},
-            "quantization": {"type": "string"}, "vllm_version": {"type": "string"}}}},
+        "text/plain": {"schema": _LOG_TEXT},
+        "application/json": {"schema": _LOG_FIELDS},
+        "application/x-www-form-urlencoded": {"schema": _LOG_FIELDS},
     }}}
 
 
@@ -230,6 +286,8 @@ async def healthz(catalog: CatalogDep) -> dict[str, Any]:  # no blocking work: a
 
 
 # --- llama.cpp: a GGUF file's header, uploaded or fetched from the Hub ---
+# a Hub file as app.hub's names take it: owner/name:file.gguf, or its resolve/blob URL
+_HF_FILE = r"^(https://huggingface\.co/[\w.-]+/[\w.-]+/(resolve|blob)/[^/\s]+/\S+\.gguf|[\w.-]+/[\w.-]+:\S+\.gguf)$"
 _GGUF_BODY = {"requestBody": {
     "required": True,
     "description": f"Multipart: `file` once per part of the GGUF (its header: the first bytes, up to "
@@ -237,11 +295,12 @@ _GGUF_BODY = {"requestBody": {
                    f"most {BODY_LIMITS['/api/gguf']:,} bytes (413 past it, counted as it arrives).",
     "content": {"multipart/form-data": {"schema": {
         "type": "object",
-        "properties": {"file": {"type": "array", "maxItems": MAX_PARTS,
+        "anyOf": [{"required": ["file"]}, {"required": ["hf"]}],
+        "properties": {"file": {"type": "array", "minItems": 1, "maxItems": MAX_PARTS,
                                 "items": {"type": "string", "format": "binary",  # 3.0 and Swagger UI
                                           "contentMediaType": "application/octet-stream"},  # OpenAPI 3.1
                                 "description": "The first bytes (header) of each part of the GGUF file."},
-                       "hf": {"type": "string",
+                       "hf": {"type": "string", "pattern": _HF_FILE,
                               "description": "Instead of file: owner/name:file.gguf or a Hub URL."},
                        **{k: v for k, v in VramRequest.model_json_schema()["properties"].items() if k != "model"}},
     }}}}}
@@ -317,7 +376,8 @@ async def gguf_post(request: Request, catalog: CatalogDep) -> Response:
 @router.get("/gguf", response_model=VramEstimate, responses=_GGUF_ERRORS,
             summary="Estimate llama.cpp memory for a GGUF file on the Hugging Face Hub")
 def gguf_get(request: Request, catalog: CatalogDep,
-             hf: Annotated[str, Query(description="owner/name:file.gguf or a Hub file URL.")]) -> Response:
+             hf: Annotated[str, Query(description="owner/name:file.gguf or a Hub file URL.",
+                                      json_schema_extra={"pattern": _HF_FILE})]) -> Response:
     """The same estimate for a Hub GGUF, knobs as query parameters (only its header is fetched)."""
     fields = {k: v for k, v in request.query_params.items() if k != "hf" and v != ""}
     return _gguf_answer(_gguf_estimate([], hf, _gguf_request(fields), catalog))

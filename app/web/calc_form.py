@@ -15,6 +15,9 @@ from app.estimator import VramRequest
 
 # The blocks of VramRequest the two fieldsets show: first and last field of each marked block.
 BLOCKS = {"llama.cpp": ("n_ctx", "mmproj"), "vllm": ("gpu_memory_utilization", "vllm_version")}
+# Flags the page leaves to one shared control, so two controls can never disagree: vLLM's --kv-cache-dtype
+# is the "KV-cache precision" select (fp8 there is kv_cache_dtype=fp8; the API takes either).
+SHARED = {"kv_cache_dtype": "kv_cache"}
 
 
 @dataclass(frozen=True)
@@ -76,5 +79,5 @@ def runtime_controls() -> dict[str, tuple[Control, ...]]:
     """{runtime: its controls in VramRequest's field order}."""
     names = list(VramRequest.model_fields)
     return {rt: tuple(control(n, VramRequest.model_fields[n])
-                      for n in names[names.index(first):names.index(last) + 1])
+                      for n in names[names.index(first):names.index(last) + 1] if n not in SHARED)
             for rt, (first, last) in BLOCKS.items()}

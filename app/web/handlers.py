@@ -21,9 +21,12 @@ async def estimator_error(request: Request, exc: EstimatorError) -> JSONResponse
 
 
 def _finite(value: Any) -> Any:
-    """JSON has no NaN or Infinity: a 422 that echoes such an input echoes it as text."""
+    """JSON has no NaN or Infinity, nor bytes that are not UTF-8: a 422 that echoes such an input echoes it
+    as text."""
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

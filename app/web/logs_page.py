@@ -38,10 +38,15 @@ def _log_fields(raw: bytes, kind: str) -> tuple[str, dict[str, Any]]:
             data = json.loads(raw.decode("utf-8") if raw else "null")
         except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
             raise HTTPException(422, "body: invalid JSON; send {\"log\": \"...\"}") from exc
+        if not isinstance(data, dict):  # JSON carries an object; bare text goes as text/plain
+            raise HTTPException(422, "body: send a JSON object {\"log\": \"...\"}, or the log as text/plain")
     elif kind.startswith("application/x-www-form-urlencoded"):
         data = dict(parse_qsl(data, keep_blank_values=True))
     if isinstance(data, dict):
         text = data.get("log")
+        odd = [k for k in _OVERRIDES if data.get(k) is not None and not isinstance(data[k], str)]
+        if odd:
+            raise HTTPException(422, f"{odd[0]}: a string (a catalog slug, a format slug or a release)")
         overrides = {k: data[k] for k in _OVERRIDES if isinstance(data.get(k), str) and data[k]}
     else:
         text, overrides = data, {}
@@ -68,4 +73,4 @@ def logs_context(catalog: Any, report: LogReport | None, text: str, chosen: dict
         href = "data:application/json;charset=utf-8," + quote(json.dumps(test_case(report), indent=1))
     return {"report": report, "text": text, "models": list(catalog.models.values()), "formats": list(FORMATS.values()),
             "chosen": chosen.get("model", ""), "chosen_quant": chosen.get("quantization", ""),
-            "chosen_version": chosen.get("vllm_version", ""), "test_case_href": href}
+            "chosen_version": chosen.get("vllm_version", ""), "test_case_href": href, "max_log_bytes": MAX_LOG_BYTES}

@@ -4,6 +4,8 @@ requests with the breakdown plus out-of-band table and chart: one request per ch
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -19,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.catalog import Catalog
-from app.estimator import KV_TYPES, RUNTIMES, InvalidRequest, UnknownModel, VramEstimate, VramRequest, estimate
+from app.estimator import KV_TYPES, RUNTIMES, InvalidRequest, UnknownModel, VramEstimate
 from app.estimator.spec import ModelSpec
 from app.logs import check_log
 from app.logs.scrub import scrub
@@ -32,6 +34,7 @@ from app.web.accuracy import (
     under_share_by_backend,
 )
 from app.web.calc_form import runtime_controls
+from app.web.calc_page import DEFAULT_MODEL, CalcState, NotFound, calc_state, find_spec, lenient
 from app.web.deps import get_catalog
 from app.web.logs_page import logs_context, read_log_body
 from app.web.rendering import TEMPLATES, is_htmx
@@ -51,10 +54,11 @@ def _reason(exc: ValidationError | InvalidRequest) -> tuple[str, str]:
 
 
 def _page(request: Request, name: str, context: dict, est: VramEstimate | None = None,
-          error: tuple[str, str] | None = None) -> Response:
+          error: tuple[str, str] | list[tuple[str, str]] | str | None = None) -> Response:
     headers = {"Vary": "HX-Request"}
     if est is not None:  # the JSON twin of this page state
-        headers["Link"] = f'<{api_url(est.request)}>; rel="alternate"; type="application/json"'
+        link = context.get("api_url") or api_url(est.request)
+        headers["Link"] = f'<{link}>; rel="alternate"; type="application/json"'
     return TEMPLATES.TemplateResponse(request, name, {**context, "error": error},
                                       status_code=422 if error else 200, headers=headers)
 
@@ -85,11 +89,8 @@ def card(slug: str, request: Request, catalog: CatalogDep) -> Response:
     spec = catalog.model(slug)
     if is_htmx(request):
         return _card_update(request, spec, catalog)
-    try:
-        state, error = card_state(spec, catalog, request.query_params), None
-    except (ValidationError, InvalidRequest) as exc:
-        state, error = card_state(spec, catalog, {}), _reason(exc)
-    return _page(request, "card.html", card_context(spec, catalog, state), state.estimate, error)
+    state, errors = lenient(lambda q: card_state(spec, catalog, q), request.query_params)  # bad fields named
+    return _page(request, "card.html", card_context(spec, catalog, state), state.estimate, errors or None)
 
 
 def _card_update(request: Request, spec: ModelSpec, catalog: Catalog) -> Response:
@@ -107,22 +108,31 @@ def _card_update(request: Request, spec: ModelSpec, catalog: Catalog) -> Respons
 
 @router.get("/calculator")
 def calculator(request: Request, catalog: CatalogDep) -> Response:
-    slug = request.query_params.get("model") or "glm-4v-9b"
-    spec = catalog.lookup(slug) or catalog.model("glm-4v-9b")
-    query = {k: v for k, v in request.query_params.items() if v != ""}  # blank = the field's default
-    data = {**query, "model": spec.slug}
-    try:
-        est, error = estimate(spec, VramRequest.model_validate(data), catalog.gpus), None
-    except (ValidationError, InvalidRequest) as exc:
-        est, error = estimate(spec, VramRequest(model=spec.slug), catalog.gpus), _reason(exc)
-    if catalog.lookup(slug) is None:
-        error = ("model", f"{slug!r} is not in the catalog; showing {spec.name}. The API fetches a Hugging Face "
-                          f"repo id from the Hub: /api/vram?{urlencode({'model': slug})}")
-    context = {"spec": spec, "models": list(catalog.models.values()), "gpus": catalog.gpus,
+    name = (request.query_params.get("model") or DEFAULT_MODEL).strip()
+    found = find_spec(catalog, name)  # the catalog's, else the Hub's, else "not found" with close matches
+    if isinstance(found, NotFound):
+        if is_htmx(request):
+            raise HTTPException(404, found.reason)
+        return TEMPLATES.TemplateResponse(request, "not_found.html", {"missing": found, "error": None},
+                                          status_code=404, headers={"Vary": "HX-Request"})
+    state = calc_state(catalog, found, name, request.query_params)
+    if is_htmx(request):  # the form's own update: the breakdown, and the URL of the whole state
+        return _calc_update(request, state)
+    context = {"spec": found, "model_name": name, "models": list(catalog.models.values()), "gpus": catalog.gpus,
                "groups": format_groups(), "runtimes": list(RUNTIMES.values()), "kv_types": kv_options(KV_TYPES),
-               "runtime_controls": runtime_controls(), "query": query,
-               **breakdown_context(est)}
-    return _page(request, "calculator.html", context, est, error)
+               "runtime_controls": runtime_controls(), "query": request.query_params, "typed_memory": state.gpu_memory,
+               **breakdown_context(state.estimate, gpu_memory=state.gpu_memory, params=state.params)}
+    return _page(request, "calculator.html", context, state.estimate, state.errors or None)
+
+
+def _calc_update(request: Request, state: CalcState) -> Response:
+    """The breakdown for the calculator's HTMX request; bad fields are a 422 naming each (JSON)."""
+    if state.errors:
+        raise RequestValidationError([{"type": "value_error", "loc": ("query", f), "msg": m,
+                                       "input": request.query_params.get(f)} for f, m in state.errors])
+    context = breakdown_context(state.estimate, oob=True, gpu_memory=state.gpu_memory, params=state.params)
+    headers = {"Vary": "HX-Request", "HX-Replace-Url": context["calculator_url"]}
+    return TEMPLATES.TemplateResponse(request, "partials/breakdown.html", context, headers=headers)
 
 
 @router.get("/accuracy")
@@ -158,12 +168,16 @@ async def logs_submit(request: Request, catalog: CatalogDep) -> Response:
 
 @router.get("/docs")
 def docs() -> Response:
-    """Swagger UI from our own static files, so /docs works without internet."""
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="VRAM calculator API",
-                               swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
-                               swagger_css_url=f"{SWAGGER}/swagger-ui.css",
-                               swagger_favicon_url="/static/favicon.svg",
-                               swagger_ui_parameters={"validatorUrl": None})
+    """Swagger UI from our own static files, so /docs works without internet; a link back home on top."""
+    ui = get_swagger_ui_html(openapi_url="/openapi.json", title="VRAM calculator API",
+                             swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+                             swagger_css_url=f"{SWAGGER}/swagger-ui.css",
+                             swagger_favicon_url="/static/favicon.svg",
+                             swagger_ui_parameters={"validatorUrl": None})
+    html = bytes(ui.body).decode().replace("<body>", '<body>\n<p class="docs-home" style="margin:.5rem 1rem;'
+                                           'font:15px system-ui,sans-serif"><a href="/">&larr; VRAM calculator '
+                                           'home</a> · <a href="/calculator">Calculator</a></p>', 1)
+    return HTMLResponse(html)
 
 
 def _wants_html(request: Request) -> bool:
@@ -171,7 +185,55 @@ def _wants_html(request: Request) -> bool:
 
 
 def _html_404(request: Request, detail: str) -> Response:
+    """For people: the page links the models; the JSON pointer of the API's message is left out."""
+    detail = detail.split("; the catalog is at /api/")[0]
     return TEMPLATES.TemplateResponse(request, "404.html", {"detail": detail, "error": None}, status_code=404)
+
+
+class HeadAsGet:
+    """HEAD answers wherever GET does (FastAPI routes list GET only): the GET's status and headers, no body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            return await self.app(scope, receive, send)
+
+        async def headers_only(message: dict) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
+class AllowEveryMethod:
+    """A 405's Allow header names every method /openapi.json documents for the path (GET and POST of
+    /api/vram are two routes, and Starlette's 405 names only the first)."""
+
+    def __init__(self, app: ASGIApp, openapi: Callable[[], dict]) -> None:
+        self.app, self.openapi = app, openapi
+
+    def _methods(self, path: str) -> list[str]:
+        for template, ops in self.openapi().get("paths", {}).items():
+            if re.fullmatch(re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template)), path):
+                return sorted(m.upper() for m in ops if m in ("get", "post", "put", "patch", "delete"))
+        return []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def allow(message: dict) -> None:
+            methods = self._methods(scope["path"]) if message["type"] == "http.response.start" \
+                and message["status"] == 405 else []
+            if methods:
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+                message = {**message, "headers": [*headers, (b"allow", ", ".join(methods).encode())]}
+            await send(message)
+
+        await self.app(scope, receive, allow)
 
 
 class StaticGzip:
@@ -206,3 +268,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(UnknownModel, unknown_model)
     app.add_exception_handler(HTTPException, http_error)
     app.add_middleware(StaticGzip)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(AllowEveryMethod, openapi=app.openapi)

@@ -9,10 +9,10 @@ from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
-from app.estimator import VramEstimate
+from app.estimator import VramEstimate, VramRequest
 from app.resources import data_dir
 from app.units import gib
-from app.web.urls import page_url
+from app.web.urls import flags, page_url
 from app.web.views import breakdown_context
 
 TEMPLATES = Jinja2Templates(directory=data_dir("templates"))
@@ -51,12 +51,14 @@ def is_htmx(request: Request) -> bool:
             and request.headers.get("HX-History-Restore-Request") != "true")
 
 
-def represent_estimate(request: Request, est: VramEstimate) -> Response:
-    """JSON for API clients; the breakdown partial for HTMX, with the page URL of this state."""
+def represent_estimate(request: Request, est: VramEstimate, params: VramRequest | None = None) -> Response:
+    """JSON for API clients; the breakdown partial for HTMX, with the page URL of this state (`params`, the
+    request as given, adds its runtime flags to that URL)."""
     headers = {"Vary": "HX-Request"}
     if not is_htmx(request):
         return Response(est.model_dump_json(), media_type="application/json", headers=headers)
-    page = page_url(request.headers.get("HX-Current-URL"), est.request)
+    page = page_url(request.headers.get("HX-Current-URL"), est.request, flags(params))
     headers["HX-Replace-Url"] = page
-    return TEMPLATES.TemplateResponse(request, "partials/breakdown.html", breakdown_context(est, oob=True),
+    return TEMPLATES.TemplateResponse(request, "partials/breakdown.html",
+                                      breakdown_context(est, oob=True, params=params),
                                       headers=headers)

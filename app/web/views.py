@@ -17,7 +17,7 @@ from app.estimator.memo import per_spec
 from app.estimator.solve import ContextFit, fit_table, target_gpu
 from app.estimator.spec import ModelSpec
 from app.web.charts import Chart, context_slider, memory_chart, stacked_bar
-from app.web.urls import CARD_FIELDS, api_url, calculator_url, card_url
+from app.web.urls import CARD_FIELDS, api_url, calculator_url, card_url, flags
 
 TABLE_CONTEXTS = (1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 TABLE_COLUMNS = [(c, f"{c // 1024}K") for c in TABLE_CONTEXTS]
@@ -134,13 +134,36 @@ def vllm_note(est: VramEstimate) -> VllmNote | None:
                     d.kv_capacity_tokens // d.kv_cache_tokens)
 
 
-def breakdown_context(est: VramEstimate, oob: bool = False, gpu_memory: float | None = None) -> dict:
+@dataclass(frozen=True)
+class Verdict:
+    """The one verdict every element of the breakdown shows, read from the answer (`runs()`)."""
+
+    ok: bool
+    gpu: str  # "NVIDIA GeForce RTX 4090 x2"
+    margin_bytes: int  # to spare (>= 0) or missing (< 0)
+    vllm: bool  # vLLM's startup decision (else: the total against the GPU's memory)
+
+
+def verdict(est: VramEstimate) -> Verdict | None:
+    runs, margin = est.runs(), est.margin_bytes()
+    if runs is None or margin is None:
+        return None
+    g = est.fits[0]
+    return Verdict(runs, g.name + (f" x{g.count}" if g.count > 1 else ""), margin, est.vllm is not None)
+
+
+def breakdown_context(est: VramEstimate, oob: bool = False, gpu_memory: float | None = None,
+                      params: VramRequest | None = None, mini: bool = True) -> dict:
     """The breakdown partial's whole context: the estimate plus presentation extras (the bar's
-    geometry, the weights row's parts, the vLLM note, the state's URLs, whether to echo the label)."""
+    geometry, the weights row's parts, the vLLM note, the state's URLs, whether to echo the label).
+    `params`, the request as given, puts its runtime flags into the URLs (the whole state)."""
     parts, left_out = weights_parts(est)
-    return {"estimate": est, "bar": stacked_bar(est.breakdown), "api_url": api_url(est.request),
-            "calculator_url": calculator_url(est.request), "card_url": card_url(est.request, gpu_memory),
-            "weight_parts": parts, "weights_left_out": left_out, "vllm": vllm_note(est), "oob": oob}
+    given = flags(params)
+    return {"estimate": est, "bar": stacked_bar(est.breakdown), "api_url": api_url(est.request, given),
+            "calculator_url": calculator_url(est.request, given, gpu_memory),
+            "card_url": card_url(est.request, gpu_memory),
+            "weight_parts": parts, "weights_left_out": left_out, "vllm": vllm_note(est), "oob": oob,
+            "verdict": verdict(est), "mini": mini}  # mini: the phone's total bar (the calculator's long form)
 
 
 @dataclass(frozen=True)
@@ -265,7 +288,7 @@ def card_context(spec: ModelSpec, catalog: Catalog, state: CardState) -> dict:
         "table_key": f"{est.request.images}/{state.gpu.slug if state.gpu else ''}/"
                      f"{state.gpu.memory_bytes if state.gpu else ''}",
         "chart": chart_for(table),
-        **breakdown_context(est, gpu_memory=state.gpu_memory),
+        **breakdown_context(est, gpu_memory=state.gpu_memory, mini=False),
     }
 
 
