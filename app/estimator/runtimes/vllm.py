@@ -240,8 +240,8 @@ def _memory(inp: RuntimeInput, f: VllmFlags, stages: list[Stage], d: VllmDetail,
         mem.assumptions.append(
             f"recurrent states: {per_seq:,} bytes per sequence (conv state in {f.dtype}, SSM/GDN state in the "
             "config's mamba_ssm_dtype), for the batch's sequences; vLLM keeps them in pages of the same pool as the "
-            "KV blocks. Its page-size unification and grouping of hybrid models (kv_cache_planning.py) are not "
-            "modelled yet: KV blocks here count the attention layers' bytes only")
+            "KV blocks. Its page-size unification and grouping of hybrid models (kv_cache_planning.py) are "
+            "modelled for one pipeline stage only: KV blocks here count the attention layers' bytes only")
     longest = inp.spec.language_model.max_context
     if f.max_model_len > longest:
         mem.warnings.append(f"max_model_len {f.max_model_len:,} exceeds the model's max_position_embeddings "
