@@ -5,6 +5,12 @@ tests/test_vllm_plan.py):
 * per-layer specs (vllm/model_executor/layers/attention/attention.py get_kv_cache_spec): full attention,
   sliding window, MLA (one latent of kv_lora_rank + qk_rope_head_dim, not split by TP); KV heads per rank
   max(1, kv_heads // TP) (vllm/config/model.py get_num_kv_heads);
+* recurrent layers (Gated DeltaNet, Mamba2, short conv: vLLM's MambaSpec) hold their state of one sequence
+  in one page; for such hybrids vLLM raises the attention block until one attention page holds that state and
+  pads the state page to the attention page (hybrid_block_size, unify); a request holds 2 (+1 prefill
+  checkpoint for Mamba2) state pages per layer in mamba_cache_mode "align". vLLM's "GPU KV cache size: N
+  tokens" (int(concurrency x max_model_len)) does not count them, its block count and concurrency do;
+* page-size unification (unify): a smaller attention page is raised to the largest by a block-size multiple;
 * groups (vllm/v1/core/kv_cache_utils.py get_kv_cache_groups): one group when every layer has the same spec;
   otherwise the layers of each spec are split into groups of `group_size` layers (the fewest layers of any
   spec, or the most when most < 1.5 x fewest), layers[i::n] to group i (_get_kv_cache_groups_uniform_page_size);
@@ -12,6 +18,7 @@ tests/test_vllm_plan.py):
   (get_kv_cache_config_from_groups);
 * blocks one max_model_len request holds per group (vllm/v1/kv_cache_interface.py max_memory_usage_bytes):
   full cdiv(max_model_len, block); sliding cdiv(min(window - 1 + in-flight tokens, max_model_len), block) + 1;
+  chunked local cdiv(min(chunk + in-flight tokens, max_model_len), block); Mamba a fixed count;
 * concurrency and tokens per release (RELEASES).
 """
 
