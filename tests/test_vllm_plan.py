@@ -22,9 +22,10 @@ from app.catalog import SPECS_DIR, load_catalog
 from app.estimator import vllm_kv_plan
 
 TABLES = {p.name: json.loads(p.read_text()) for p in sorted((SPECS_DIR / "vllm").glob("plan*.json"))}
-# Spec kinds our plan models today; hybrids (Mamba/GDN, chunked local) come with the per-layer cache branch.
-SUPPORTED = {"FullAttentionSpec", "SlidingWindowSpec", "MLAAttentionSpec"}
-KIND = {"FullAttentionSpec": "full", "SlidingWindowSpec": "sliding", "MLAAttentionSpec": "mla"}
+# Spec kinds our plan models: attention (full, sliding, chunked local), MLA, and Mamba (GDN, Mamba2, short conv).
+SUPPORTED = {"FullAttentionSpec", "SlidingWindowSpec", "ChunkedLocalAttentionSpec", "MLAAttentionSpec", "MambaSpec"}
+KIND = {"FullAttentionSpec": "full", "SlidingWindowSpec": "sliding", "ChunkedLocalAttentionSpec": "chunked",
+        "MLAAttentionSpec": "mla", "MambaSpec": "mamba"}
 MIN_COMPARED = 250  # rows compared to the token today (catalog models x settings); never vacuous
 
 
@@ -45,8 +46,6 @@ def _why_not(model: dict, slugs: set[str]) -> str | None:
     unsupported = _kinds(model) - SUPPORTED
     if unsupported:
         return f"{model['name']}: KV spec kinds {sorted(unsupported)} are not modelled by vllm_kv yet"
-    if any(len({k["spec"]["bytes_per_token"] for k in specs}) > 1 for specs in model["layer_specs"].values()):
-        return f"{model['name']}: layers with different KV bytes per token (page-size unification) not modelled"
     return None
 
 
@@ -55,17 +54,31 @@ def catalog():
     return load_catalog()
 
 
-def _ours(table: dict, spec, row: dict):
+def ssm_dtype(model: dict) -> str:
+    """The SSM / GDN state dtype vLLM's MambaSpec holds in the table ("auto" without one). The table's worker
+    (app/measure/vllm_plan_worker.py _vllm_config) puts back the mamba_ssm_cache_dtype it read before
+    VllmConfig() ran the model's config hook, so its Qwen3.5 and Nemotron-H specs hold bfloat16 where the
+    hook (vllm 0.32.0 model_executor/models/config.py:717-732, :856-866) gives float32 on a GPU: the rows are
+    compared with that dtype passed as --mamba-ssm-cache-dtype."""
+    for specs in model.get("layer_specs", {}).values():
+        for k in specs:
+            if k["spec"]["type"] == "MambaSpec" and len(k["spec"]["dtypes"]) > 1:
+                return k["spec"]["dtypes"][-1]
+    return "auto"
+
+
+def _ours(table: dict, spec, row: dict, model: dict):
     return vllm_kv_plan(spec, vllm_version=table["versions"]["vllm"], max_model_len=row["max_model_len"],
                         kv_budget_bytes=row["kv_bytes"], block_size=table["inputs"]["block_size"],
                         kv_cache_dtype=row["kv_cache_dtype"], tensor_parallel_size=row["tp"],
-                        max_num_batched_tokens=table["inputs"]["max_num_batched_tokens"])
+                        max_num_batched_tokens=table["inputs"]["max_num_batched_tokens"],
+                        mamba_ssm_cache_dtype=ssm_dtype(model))
 
 
 def _mismatches(table: dict, spec, model: dict) -> list[str]:
     bad = []
     for row in _rows(model):
-        ours = _ours(table, spec, row)
+        ours = _ours(table, spec, row, model)
         label = f"{model['name']} L={row['max_model_len']} kv={row['kv_bytes'] >> 30}GiB {row['kv_cache_dtype']} " \
                 f"tp={row['tp']}"
         got = (ours.num_blocks, ours.tokens, ours.max_concurrency)
@@ -94,6 +107,7 @@ def test_plan_matches_vllm(table: str, name: str, catalog):
 @pytest.mark.parametrize("table", list(TABLES))
 def test_bytes_per_token_per_layer_match_vllm(table: str, catalog):
     """Every layer's KV bytes per token (TP 1) equal the page vLLM's own layer spec has, layer by layer."""
+    from app.estimator.cache import DTYPE_BYTES
     from app.estimator.kv_cache import KV_TYPES
     from app.estimator.runtimes.vllm_kv import FULL_ATTENTION_FAMILIES, layer_kv
 
@@ -103,15 +117,68 @@ def test_bytes_per_token_per_layer_match_vllm(table: str, catalog):
             continue
         spec = catalog.model(model["name"])
         for dtype, kinds in model["layer_specs"].items():
+            ssm = ssm_dtype(model)
             ours = layer_kv(spec.language_model, KV_TYPES["fp8" if dtype == "fp8" else "bf16"], 1,
-                            windows=spec.family not in FULL_ATTENTION_FAMILIES)
-            theirs = [None] * sum(len(k["layers"]) for k in kinds)
-            for k in kinds:
-                for i in k["layers"]:
-                    theirs[i] = (KIND[k["spec"]["type"]], k["spec"]["bytes_per_token"], k["spec"].get("sliding_window"))
-            assert [(x.kind, x.bytes_per_token, x.window) for x in ours] == theirs, (model["name"], dtype)
+                            windows=spec.family not in FULL_ATTENTION_FAMILIES,
+                            ssm_bytes=None if ssm == "auto" else DTYPE_BYTES[ssm])
+            theirs = [x for _, x in sorted((i, _layer(k["spec"])) for k in kinds for i in k["layers"])]
+            got = [(x.kind, x.bytes_per_token, x.window, x.state_bytes) for x in ours]
+            assert got == theirs, (model["name"], dtype)
             compared += len(theirs)
     assert compared >= 1000, compared
+
+
+def _layer(spec: dict) -> tuple:
+    """(kind, bytes per token, window or chunk, state bytes) of one vLLM layer spec."""
+    kind = KIND[spec["type"]]
+    if kind == "mamba":
+        return kind, 0, None, spec["state_bytes"]
+    return kind, spec["bytes_per_token"], spec.get("sliding_window") or spec.get("attention_chunk_size"), 0
+
+
+def _table_layers(model: dict, dtype: str) -> list:
+    """vLLM's own per-layer specs as our LayerKv, in layer order (the Mamba2 checkpoint block from the spec)."""
+    from app.estimator.runtimes.vllm_kv import LayerKv
+
+    out = []
+    for _, spec in sorted((i, k["spec"]) for k in model["layer_specs"][dtype] for i in k["layers"]):
+        kind, per_token, window, state = _layer(spec)
+        out.append(LayerKv(kind, per_token, window, state, spec.get("num_prefill_checkpoint_blocks", 0)))
+    return out
+
+
+@pytest.mark.parametrize("table", list(TABLES))
+def test_planning_rules_on_vllms_own_layer_specs(table: str):
+    """Every row of every table model (catalog or not: Gemma 4, MiMo, Llama 4, Qwen3.6 NVFP4 too), planned from
+    vLLM's own per-layer specs (TP 1): alignment of hybrid blocks, page-size unification, groups, blocks,
+    tokens and concurrency equal vLLM's."""
+    from app.estimator.runtimes.vllm_kv import ALIGN_STATE_BLOCKS, plan_layers
+
+    t, bad, compared = TABLES[table], [], 0
+    for model in t["models"]:
+        for row in _rows(model):
+            if row["tp"] != 1:
+                continue
+            dtype = "fp8" if row["kv_cache_dtype"].startswith("fp8") else "auto"
+            layers = _table_layers(model, dtype)
+            if any(x.kind == "mamba" for x in layers):  # the checkpoint block vLLM's spec names (MambaSpec field)
+                mamba = next(k["spec"] for k in model["layer_specs"][dtype] if k["spec"]["type"] == "MambaSpec")
+                want = mamba["max_memory_usage_bytes"] // mamba["page_size_bytes"] - ALIGN_STATE_BLOCKS
+                layers = [x if x.kind != "mamba" else type(x)(x.kind, 0, None, x.state_bytes, want) for x in layers]
+            ours = plan_layers(layers, vllm_version=t["versions"]["vllm"], max_model_len=row["max_model_len"],
+                               block_size=t["inputs"]["block_size"], kv_budget_bytes=row["kv_bytes"],
+                               max_num_batched_tokens=t["inputs"]["max_num_batched_tokens"])
+            got = (ours.num_blocks, ours.tokens, ours.max_concurrency, ours.block_size)
+            want_row = (row["num_blocks"], row["tokens"], row["max_concurrency"], model["block_size"][dtype])
+            groups = sorted((g.kind, g.layers, g.block_size, g.page_bytes, g.blocks_per_request) for g in ours.groups)
+            vgroups = sorted((KIND[g["type"]], g["layers"], g["block_size"], g["layer_page_size_bytes"],
+                              g["blocks_per_request"]) for g in row["groups"])
+            if got != want_row or groups != vgroups:
+                bad.append(f"{model['name']} {row['max_model_len']} {row['kv_cache_dtype']}: {got} {groups} != "
+                           f"{want_row} {vgroups}")
+            compared += 1
+    assert bad == []
+    assert compared >= 250, compared
 
 
 @pytest.mark.parametrize("table", list(TABLES))

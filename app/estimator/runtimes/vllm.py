@@ -137,6 +137,16 @@ def _blocks(f: VllmFlags, sequence: int, batch: int) -> int:
     return ceil(batch * sequence / f.block_size)
 
 
+def _state_blocks(f: VllmFlags) -> int:
+    """Block ids one request's Mamba/GDN state takes over all state groups (0: no state groups planned)."""
+    return sum(g.state_blocks for g in f.kv_groups or () if g.kind == "mamba")
+
+
+def _state_outside_blocks(f: VllmFlags, s: Stage) -> int:
+    """Recurrent state of one sequence not already counted as blocks of the planned state groups."""
+    return 0 if _state_blocks(f) else s.state_bytes
+
+
 def _need(f: VllmFlags, s: Stage, sequence: int, batch: int) -> int:
     return s.non_kv() + _blocks(f, sequence, batch) * s.block_bytes
 
@@ -188,7 +198,7 @@ def _memory(inp: RuntimeInput, f: VllmFlags, stages: list[Stage], d: VllmDetail,
         activations=tp * sum(s.activation for s in stages),
         overhead=tp * sum(d.cuda_context_bytes + s.non_torch + vllm_memory.graph_pool(f, s) for s in stages),
         kv_cache_tokens=kv_tokens, usable_fraction=f.gpu_memory_utilization,
-        required=inp.gpu_count * max(_need(f, s, inp.sequence, inp.batch) + inp.batch * s.state_bytes
+        required=inp.gpu_count * max(_need(f, s, inp.sequence, inp.batch) + inp.batch * _state_outside_blocks(f, s)
                                      for s in stages),
         kv_capacity_tokens=d.kv_tokens, max_concurrency=d.max_concurrency,
         assumptions=_notes(f, stages[0]), vllm=d, fit_on=_fit_on(inp),
@@ -203,8 +213,26 @@ def _memory(inp: RuntimeInput, f: VllmFlags, stages: list[Stage], d: VllmDetail,
             f"profiling; to keep the KV cache of a release before 0.21, --gpu-memory-utilization="
             f"{d.suggested_gpu_memory_utilization:.4f} (gpu_worker.py, 0.21+)")
     mem.state_rule = vllm_memory.state_rule(inp.spec.language_model, f)
+    state_blocks = _state_blocks(f)
     per_seq = tp * sum(s.state_bytes for s in stages)
-    if per_seq:
+    if per_seq and state_blocks:  # vLLM's plan: Mamba/GDN groups hold pages of the one pool
+        real = per_seq
+        per_seq = tp * state_blocks * stages[0].block_bytes
+        mem.state, mem.state_per_sequence = inp.batch * per_seq, per_seq
+        if d.kv_blocks is not None:
+            mem.state = min(mem.state, mem.kv_cache)
+            mem.kv_cache -= mem.state
+        groups = [g for g in f.kv_groups if g.kind == "mamba"]
+        mem.assumptions.append(
+            f"recurrent states: vLLM keeps each Mamba/GDN layer's state ({real:,} bytes per sequence over all of "
+            f"them, conv state in {f.dtype}, SSM/GDN state in mamba_ssm_cache_dtype) in a page padded to the "
+            f"attention page: attention blocks raised to {f.block_size} tokens so one attention page holds a state "
+            "(platforms/interface.py _align_hybrid_block_size); "
+            f"{len(groups)} state groups of up to {max(g.layers for g in groups)} layers, {groups[0].state_blocks} "
+            f"blocks each per request (mamba_cache_mode align: 2 + prefill checkpoint blocks), {per_seq:,} bytes of "
+            "pool per sequence. Those blocks count in the block total and in the concurrency, but not in vLLM's "
+            "\"GPU KV cache size: N tokens\", which is int(concurrency x max_model_len)")
+    elif per_seq:
         mem.state, mem.state_per_sequence = inp.batch * per_seq, per_seq
         if d.kv_blocks is not None:  # the pool fills the budget: the batch's states take their share of it
             mem.state = min(mem.state, mem.kv_cache)
@@ -212,8 +240,8 @@ def _memory(inp: RuntimeInput, f: VllmFlags, stages: list[Stage], d: VllmDetail,
         mem.assumptions.append(
             f"recurrent states: {per_seq:,} bytes per sequence (conv state in {f.dtype}, SSM/GDN state in the "
             "config's mamba_ssm_dtype), for the batch's sequences; vLLM keeps them in pages of the same pool as the "
-            "KV blocks. Its page-size unification and grouping of hybrid models (kv_cache_planning.py) are not "
-            "modelled yet: KV blocks here count the attention layers' bytes only")
+            "KV blocks. Its page-size unification and grouping of hybrid models (kv_cache_planning.py) are "
+            "modelled for one pipeline stage only: KV blocks here count the attention layers' bytes only")
     longest = inp.spec.language_model.max_context
     if f.max_model_len > longest:
         mem.warnings.append(f"max_model_len {f.max_model_len:,} exceeds the model's max_position_embeddings "

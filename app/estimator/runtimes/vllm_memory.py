@@ -200,7 +200,8 @@ def block_bytes(lm: LanguageModel, f: VllmFlags, layers: int, first: int = 0) ->
     TP; an MLA latent or indexer key is not split). Recurrent layers hold no KV (their state: `state_bytes`).
     With KV cache groups (full/sliding models, vllm_kv) one block id spans one page in every layer of one
     group, so a block is the widest group's layers (vllm/v1/core/kv_cache_utils.py
-    get_kv_cache_config_from_groups). Page-size unification of hybrid models is not modelled here."""
+    get_kv_cache_config_from_groups); for Mamba/GDN hybrids f.block_size is the raised attention block, whose
+    page every state page is padded to (vllm_kv.unify), so the widest page x the widest group is the block."""
     per_layer = []
     for layer in cache.layer_caches(lm)[first:first + layers]:
         row = sum(f.kv.bytes_for(max(1, r.heads // f.tp) * r.head_dim if r.name in ("k", "v", "kv") else r.elements)
