@@ -99,6 +99,15 @@ def _vllm_config(model_dir: str, max_model_len: int, block_size: int, cache_dtyp
     # Undo the CPU platform's choices (vllm/platforms/cpu.py check_and_update_config).
     vc.cache_config.block_size = block_size
     vc.cache_config.mamba_ssm_cache_dtype = ssm_dtype
+    # ... then the model's own state-dtype rule, which ran while the CPU platform's float32 stood and so kept
+    # it: Qwen3.5 takes the config's mamba_ssm_dtype, Nemotron-H its mamba_ssm_cache_dtype or float32
+    # (vllm/model_executor/models/config.py:717-732 and :856-866 in 0.32.0; both touch only this field).
+    from vllm.model_executor.models import config as hooks
+
+    hook = hooks.MODELS_CONFIG_MAP.get(vc.model_config.architecture)
+    if hook is not None and issubclass(hook, (hooks.NemotronHForCausalLMConfig,
+                                              hooks.Qwen3_5ForConditionalGenerationConfig)):
+        hook.verify_and_update_config(vc)
     vc.scheduler_config.async_scheduling = True
     # FlashAttention's layout on CUDA (legacy name NHD); the engine core resolves it before planning
     # (vllm/v1/attention/backends/utils.py resolve_kv_cache_layout).
