@@ -115,7 +115,7 @@ def test_a_model_not_in_the_catalog(server: str, page, artifacts: Path):
     assert "Llama-3.1-8B" in page.inner_text("#close-matches")
     assert not page.query_selector("#breakdown") and "GLM-4V-9B" not in page.inner_text("main")
     page.screenshot(path=str(artifacts / f"not-found-{page.size_name}.png"), full_page=True)
-    page.goto(f"{server}/calculator?model=mistralai/Mistral-7B-Instruct-v0.3")
+    page.goto(f"{server}/calculator?model=example-org/Not-In-The-Catalog-7B")  # a repo id the catalog lacks
     assert "Hugging Face Hub" in page.inner_text("#not-found-reason")
     assert not page.query_selector("#breakdown")
 
