@@ -14,6 +14,7 @@ from app.estimator.gpus import Gpu, fits
 from app.estimator.images import describe as describe_images
 from app.estimator.images import for_request as sized_for_images
 from app.estimator.kv_cache import KV_TYPES, KvType, image_positions, kv_bytes
+from app.estimator.memo import per_spec
 from app.estimator.params import count_active_parameters, count_parameters
 from app.estimator.quantization import FORMATS, Format, StoredWeights, stored_weights
 from app.estimator.runtimes import RUNTIMES, Runtime, RuntimeInput, vllm_flags
@@ -164,13 +165,18 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
 def cache_report(lm, kv: KvType, mem) -> CacheReport:
     """KV and recurrent state apart, per layer, in the runtime's state rule."""
     rule = mem.state_rule
-    layers = [CacheLayer(index=x.index, layer_type=x.layer_type, kind=x.kind,
-                         kv_bytes_per_token=x.kv_bytes_per_token(kv), span=x.span if x.rows else None, source=x.source,
-                         state_bytes_per_sequence=x.state_bytes(rule) if rule is not None else 0)
-              for x in cache.layer_caches(lm)]
     return CacheReport(kv_bytes=mem.kv_cache, state_bytes=mem.state, kv_bytes_per_token=kv_bytes(lm, kv, 1),
                        state_bytes_per_sequence=mem.state_per_sequence,
-                       state_rule=rule.source if rule is not None else "", layers=layers)
+                       state_rule=rule.source if rule is not None else "", layers=_cache_layers(lm, kv, rule))
+
+
+@per_spec
+def _cache_layers(lm, kv: KvType, rule) -> tuple[CacheLayer, ...]:
+    """The per-layer rows of the cache report, built once per model, KV type and state rule (frozen models)."""
+    return tuple(CacheLayer(index=x.index, layer_type=x.layer_type, kind=x.kind,
+                            kv_bytes_per_token=x.kv_bytes_per_token(kv), span=x.span if x.rows else None,
+                            source=x.source, state_bytes_per_sequence=x.state_bytes(rule) if rule is not None else 0)
+                 for x in cache.layer_caches(lm))
 
 
 def _kv_line(lm, kv: KvType, per_token: int) -> str:

@@ -22,6 +22,7 @@ from math import ceil
 
 from app.estimator.errors import InvalidRequest
 from app.estimator.kv_cache import KV_TYPES, KvType
+from app.estimator.memo import per_spec
 from app.estimator.spec import LanguageModel, ModelSpec
 
 
@@ -160,6 +161,7 @@ def _shapes(layers: list[LayerKv]) -> tuple[GroupShape, ...]:
     return tuple(out)
 
 
+@per_spec
 def group_shapes(lm: LanguageModel, windows: bool = True) -> tuple[GroupShape, ...]:
     """The model's KV cache groups (they do not depend on TP or the KV dtype: every layer's bytes scale alike)."""
     return _shapes(layer_kv(lm, KV_TYPES["bf16"], 1, windows))
