@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
-
 from app.estimator import cache
+from app.estimator.gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 from app.estimator.spec import LanguageModel, ModelSpec
 
 

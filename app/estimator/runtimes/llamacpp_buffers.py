@@ -20,11 +20,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.estimator.gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
-
 from app.estimator import cache
 from app.estimator.gguf import rules as gguf
 from app.estimator.gguf.arch import GgufArch, is_swa_layer
+from app.estimator.gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 from app.estimator.memo import per_spec
 from app.estimator.params import language_tensors
 from app.estimator.runtimes.llamacpp_context import N_CTX_PAD, LlamaContext, pad
