@@ -10,6 +10,7 @@ Calibrated parts (vllm_profiles.py): the sampler's bytes per logit, non-torch an
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache as cache_by_size
 
 from app.estimator import cache
 from app.estimator.memo import per_spec
@@ -270,7 +271,12 @@ def stages(spec: ModelSpec, fmt: Format, f: VllmFlags) -> list[Stage]:
 
 
 def cuda_context(f: VllmFlags) -> int:
-    return by_size(CUDA_CONTEXT_BYTES, f.tp * f.pp)
+    return _cuda_context(f.tp * f.pp)
+
+
+@cache_by_size
+def _cuda_context(gpus: int) -> int:  # asked once per GPU of every fit list: looked up once per size
+    return by_size(CUDA_CONTEXT_BYTES, gpus)
 
 
 def graph_pool(f: VllmFlags, stage: Stage) -> int:
