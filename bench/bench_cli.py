@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench import results_file
+
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = {
     "python -c pass": [sys.executable, "-c", "pass"],
@@ -47,13 +49,9 @@ def run(runs: int = 9) -> dict[str, dict[str, float]]:
     return {k: {"median_s": statistics.median(v), "best_s": min(v)} for k, v in times.items()}
 
 
-def _load() -> str:
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
-
-
-def main(runs: int = 9) -> dict:
-    print(f"load average before: {_load()}")
+def main(runs: int = 9, out: Path | None = None) -> dict:
+    before = results_file.load_average()
+    print(f"load average before: {before}")
     r = run(runs)
     base = r["python -c pass"]
     for name, x in r.items():
@@ -63,11 +61,14 @@ def main(runs: int = 9) -> dict:
     vram = r[next(k for k in COMMANDS if k.startswith("vram estimate glm"))]
     print(f"vram estimate: median {vram['median_s']:.3f} s; target < {TARGET_S} s: "
           f"{'met' if vram['median_s'] < TARGET_S else 'MISSED'}; baseline python -c pass {base['median_s']:.3f} s")
-    print(f"load average after: {_load()}")
+    print(f"load average after: {results_file.load_average()}")
+    results_file.write("cli", {"target_s": TARGET_S, "runs": runs, "commands": r}, out, before)
     return r
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=9)
-    main(p.parse_args().runs)
+    p.add_argument("--out", type=Path, default=None, help="folder for the results file (default bench/results)")
+    a = p.parse_args()
+    main(a.runs, a.out)

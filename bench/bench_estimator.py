@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 
 from app.catalog import load_catalog
 from app.estimator import VramRequest, estimate
+from bench import results_file
 
 # The original 24 GLM-4V-9B states (figures before the llama.cpp and vLLM models are comparable with "glm-4v")
 GLM_STATES = [dict(model="glm-4v-9b", quantization=q, context=c, images=i, gpu="rtx-4090")
@@ -76,20 +78,17 @@ def run(rounds: int = 7, n: int = 500, groups: dict[str, list[dict]] | None = No
     return {name: _group(catalog, states, rounds, n) for name, states in (groups or STATES).items()}
 
 
-def load() -> str:
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
-
-
-def main(rounds: int = 7, n: int = 500) -> dict[str, dict]:
-    print(f"load average before: {load()}")
+def main(rounds: int = 7, n: int = 500, out: Path | None = None) -> dict[str, dict]:
+    before = results_file.load_average()
+    print(f"load average before: {before}")
     results = run(rounds, n)
     for name, r in results.items():
         print(f"estimate() {name}: median {r['estimate_us_median']:.1f} us (best {r['estimate_us_best']:.1f} us), "
               f"{r['estimates_per_s']:,.0f} estimates/s; baseline VramRequest validation "
               f"{r['baseline_request_validation_us']:.1f} us; target < {TARGET_US} us: "
               f"{'met' if r['estimate_us_median'] < TARGET_US else 'MISSED'}")
-    print(f"load average after: {load()}")
+    print(f"load average after: {results_file.load_average()}")
+    results_file.write("estimator", {"target_us": TARGET_US, "rounds": rounds, "n": n, "groups": results}, out, before)
     return results
 
 
@@ -99,5 +98,6 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("-n", type=int, default=500, help="estimates per round")
+    p.add_argument("--out", type=Path, default=None, help="folder for the results file (default bench/results)")
     a = p.parse_args()
-    main(a.rounds, a.n)
+    main(a.rounds, a.n, a.out)
