@@ -24,6 +24,9 @@ class KvType:
     block_bytes: int  # bytes per block
     source: str
 
+    def __hash__(self) -> int:  # the slug names the type (the caches of estimate() key on it, per request)
+        return hash(self.slug)
+
     def bytes_for(self, elements: int) -> int:
         """Bytes of `elements` values stored in this type (whole blocks, as ggml_row_size)."""
         return -(-elements // self.block) * self.block_bytes
