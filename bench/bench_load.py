@@ -70,8 +70,14 @@ async def _drive(port: int, rate: float, seconds: float, connections: int) -> di
                 if item is None:
                     return
                 due, kind, raw = item
-                writer.write(raw)
-                status = await _read_response(reader)
+                try:
+                    writer.write(raw)
+                    status = await _read_response(reader)
+                except (asyncio.IncompleteReadError, ConnectionError):  # the server closed it: count, reconnect
+                    errors[f"{kind} closed"] = errors.get(f"{kind} closed", 0) + 1
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    continue
                 lat[kind].append(time.perf_counter() - due)
                 if status != EXPECTED.get(kind, 200):
                     errors[f"{kind} {status}"] = errors.get(f"{kind} {status}", 0) + 1
@@ -89,13 +95,19 @@ async def _drive(port: int, rate: float, seconds: float, connections: int) -> di
         queue.put_nowait((due, kind, raw))
     for _ in workers:
         queue.put_nowait(None)
-    await asyncio.wait_for(asyncio.gather(*workers), timeout=seconds + 10)
+    done, pending = await asyncio.wait(workers, timeout=seconds + 10)  # the hard stop
+    for w in pending:
+        w.cancel()
+    for w in done:
+        w.result()
     elapsed = time.perf_counter() - start
     every = sorted(x for v in lat.values() for x in v)
 
     def pct(xs: list[float], q: float) -> float:
         return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1e3, 2) if xs else float("nan")
 
+    if len(every) + sum(errors.values()) < total:
+        errors["unanswered at the hard stop"] = total - len(every) - sum(errors.values())
     return {"offered_rate": rate, "seconds": seconds, "sent": total, "answered": len(every),
             "achieved_rate": round(len(every) / elapsed, 1), "errors": errors,
             "p50_ms": pct(every, 0.50), "p99_ms": pct(every, 0.99), "max_ms": pct(every, 1.0),
