@@ -13,5 +13,7 @@ out="bench/results/$(date -u +%Y%m%dT%H%M%SZ).txt"
   echo "\$ python3 -m bench.bench_api"; python3 -m bench.bench_api
   echo "\$ python3 -m bench.bench_pages"; python3 -m bench.bench_pages
   echo "\$ python3 -m bench.bench_import"; python3 -m bench.bench_import  # catalog (issue 8)
+  echo "\$ python3 -m bench.bench_cli"; python3 -m bench.bench_cli
+  echo "\$ python3 -m bench.bench_load"; python3 -m bench.bench_load
 } 2>&1 | tee "$out"
 echo "saved $out"

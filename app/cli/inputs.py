@@ -18,10 +18,7 @@ from app import hub
 from app.catalog import Catalog
 from app.cli.options import WHERE, request_data
 from app.estimator import FORMATS, Gpu, ModelSpec, UnknownChoice, VramEstimate, VramRequest
-from app.estimator.gguf.estimate import estimate_gguf
-from app.estimator.gguf.reader import MAX_HEADER_BYTES
 from app.estimator.solve import target_gpu
-from app.hub import fetch_gguf_header
 from app.problems import Problem, Refused, invalid_field
 from app.units import parse_size
 
@@ -78,6 +75,9 @@ def gguf_parts(path: Path, cap: int) -> list[tuple[str, bytes]]:
 
 
 def _estimate_gguf(path: Path, req: VramRequest, gpus: list[Gpu]) -> VramEstimate:
+    from app.estimator.gguf.estimate import estimate_gguf  # numpy and gguf's reader only for a GGUF file
+    from app.estimator.gguf.reader import MAX_HEADER_BYTES
+
     return estimate_gguf(gguf_parts(path, MAX_HEADER_BYTES), req, gpus)  # the header lies within the cap
 
 
@@ -105,7 +105,9 @@ def estimate_for(catalog: Catalog, model: str, req: VramRequest) -> VramEstimate
     """The API's answer: `app.hub.estimate_for` (catalog, Hub, config.json), or for a .gguf
     file the GGUF header reader, as /api/gguf."""
     if _hub_gguf(model):
-        parts = [(h.filename, h.header) for h in fetch_gguf_header(model, field="model")]
+        from app.estimator.gguf.estimate import estimate_gguf
+
+        parts = [(h.filename, h.header) for h in hub.fetch_gguf_header(model, field="model")]
         return estimate_gguf(parts, req, catalog.gpus)
     path = _model_file(model)
     if path is not None and path.suffix.lower() == ".gguf":

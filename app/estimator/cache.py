@@ -208,21 +208,31 @@ def layer_caches(lm: LanguageModel) -> tuple[LayerCache, ...]:
 
 
 # --- totals --------------------------------------------------------------------------------------------
+@per_spec
 def kv_bytes_per_token(lm: LanguageModel, kv) -> int:
     """KV bytes one position adds over all layers that own a cache (one sequence)."""
     return sum(layer.kv_bytes_per_token(kv) for layer in layer_caches(lm))
 
 
+@per_spec
+def _spans(lm: LanguageModel, kv, windows: bool) -> tuple[tuple[int, int | None], ...]:
+    """(bytes per position, span) summed over the layers sharing a span: computed once per model and KV type,
+    so a request costs one term per distinct window, not one per layer."""
+    acc: dict[int | None, int] = {}
+    for layer in layer_caches(lm):
+        if layer.rows:
+            span = layer.span if windows else None
+            acc[span] = acc.get(span, 0) + layer.kv_bytes_per_token(kv)
+    return tuple((b, span) for span, b in acc.items())
+
+
 def kv_bytes(lm: LanguageModel, kv, tokens: int, *, windows: bool = True) -> int:
     """KV bytes of one `tokens`-long sequence; `windows=False`: sliding/chunked layers hold every position
     (transformers right after the prefill)."""
-    total = 0
-    for layer in layer_caches(lm):
-        kept = layer.positions(tokens) if windows else (tokens if layer.rows else 0)
-        total += layer.kv_bytes_per_token(kv) * kept
-    return total
+    return sum(b * (tokens if span is None else min(tokens, span)) for b, span in _spans(lm, kv, windows))
 
 
+@per_spec
 def state_bytes_per_sequence(lm: LanguageModel, rule: StateRule) -> int:
     """Recurrent-state bytes one sequence holds over all layers, whatever its length."""
     return sum(layer.state_bytes(rule) for layer in layer_caches(lm))
@@ -241,6 +251,7 @@ def cache_totals(lm: LanguageModel, kv, rule: StateRule, tokens: int, sequences:
                        sequences * state_bytes_per_sequence(lm, rule))
 
 
+@per_spec
 def has_state(lm: LanguageModel) -> bool:
     return any(layer.states for layer in layer_caches(lm))
 
@@ -250,6 +261,7 @@ def state_dtype_bytes(lm: LanguageModel, fallback: int) -> int:
     return DTYPE_BYTES[lm.state_dtype] if lm.state_dtype else fallback
 
 
+@per_spec
 def describe(lm: LanguageModel) -> str:
     """One line for people: how many layers of each kind, and their per-token / per-sequence parts."""
     counts: dict[str, int] = {}

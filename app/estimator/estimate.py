@@ -14,6 +14,7 @@ from app.estimator.gpus import Gpu, fits
 from app.estimator.images import describe as describe_images
 from app.estimator.images import for_request as sized_for_images
 from app.estimator.kv_cache import KV_TYPES, KvType, image_positions, kv_bytes
+from app.estimator.memo import per_spec
 from app.estimator.params import count_active_parameters, count_parameters
 from app.estimator.quantization import FORMATS, Format, StoredWeights, stored_weights
 from app.estimator.runtimes import RUNTIMES, Runtime, RuntimeInput, vllm_flags
@@ -164,24 +165,34 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
 def cache_report(lm, kv: KvType, mem) -> CacheReport:
     """KV and recurrent state apart, per layer, in the runtime's state rule."""
     rule = mem.state_rule
-    layers = [CacheLayer(index=x.index, layer_type=x.layer_type, kind=x.kind,
-                         kv_bytes_per_token=x.kv_bytes_per_token(kv), span=x.span if x.rows else None, source=x.source,
-                         state_bytes_per_sequence=x.state_bytes(rule) if rule is not None else 0)
-              for x in cache.layer_caches(lm)]
     return CacheReport(kv_bytes=mem.kv_cache, state_bytes=mem.state, kv_bytes_per_token=kv_bytes(lm, kv, 1),
                        state_bytes_per_sequence=mem.state_per_sequence,
-                       state_rule=rule.source if rule is not None else "", layers=layers)
+                       state_rule=rule.source if rule is not None else "", layers=_cache_layers(lm, kv, rule))
+
+
+@per_spec
+def _cache_layers(lm, kv: KvType, rule) -> tuple[CacheLayer, ...]:
+    """The per-layer rows of the cache report, built once per model, KV type and state rule (frozen models)."""
+    return tuple(CacheLayer(index=x.index, layer_type=x.layer_type, kind=x.kind,
+                            kv_bytes_per_token=x.kv_bytes_per_token(kv), span=x.span if x.rows else None,
+                            source=x.source, state_bytes_per_sequence=x.state_bytes(rule) if rule is not None else 0)
+                 for x in cache.layer_caches(lm))
 
 
 def _kv_line(lm, kv: KvType, per_token: int) -> str:
     """The KV assumption: uniform models as layers x heads x dim; per-layer models by layer kind."""
-    layers = cache.layer_caches(lm)
-    uniform = all(x.kind == "attention" for x in layers) and not lm.kv_geometry and lm.v_head_dim is None
-    if uniform or lm.mla is not None and all(x.kind == "mla" for x in layers):
+    kinds = _layer_kinds(lm)
+    uniform = kinds == {"attention"} and not lm.kv_geometry and lm.v_head_dim is None
+    if uniform or lm.mla is not None and kinds == {"mla"}:
         return (f"KV cache {kv.label}: {per_token:,} bytes per position "
                 f"({lm.layers} layers x {lm.kv_heads} KV heads x {lm.head_dim} head dim x K and V)")
     return (f"KV cache {kv.label}: {per_token:,} bytes per position over the layers that keep KV; layers: "
             f"{cache.describe(lm)} (recurrent layers keep a fixed-size state per sequence, not KV)")
+
+
+@per_spec
+def _layer_kinds(lm) -> frozenset[str]:
+    return frozenset(x.kind for x in cache.layer_caches(lm))
 
 
 def weights_report(spec: ModelSpec, quantization: str | None = None) -> WeightsReport:

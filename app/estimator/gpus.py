@@ -41,8 +41,7 @@ def fits(total_for: int, fraction: float, gpus: Sequence[Gpu], count: int, first
 
     `decide`: the runtime's own decision (vLLM: does it start) on `count` GPUs of the total CUDA reports;
     its headroom is per GPU. Without it: `total_for` against `fraction` of the usable memory."""
-    ordered = sorted(gpus, key=lambda g: g.memory_bytes)
-    ordered.sort(key=lambda g: g.slug != first)
+    ordered = _ordered(tuple(gpus), first)
     rows = []
     for g in ordered:
         if decide is not None and g.kind == "apple" and g.slug != first:
@@ -56,3 +55,21 @@ def fits(total_for: int, fraction: float, gpus: Sequence[Gpu], count: int, first
         rows.append({"gpu": g.slug, "name": g.name, "count": count, "memory_bytes": g.memory_bytes * count,
                      "headroom_bytes": headroom, "fits": ok})
     return _FITS.validate_python(rows)  # one validation call for the whole list keeps estimate() fast
+
+
+_ORDERS: dict[tuple[tuple[int, ...], str | None], tuple[tuple[Gpu, ...], list[Gpu]]] = {}
+
+
+def _ordered(gpus: tuple[Gpu, ...], first: str | None) -> list[Gpu]:
+    """The requested GPU first, then smallest memory first; sorted once per GPU list (the catalog's lives as long
+    as the process; GPUs are frozen models)."""
+    key = (tuple(map(id, gpus)), first)
+    hit = _ORDERS.get(key)
+    if hit is not None:  # the entry holds those GPUs, so their ids cannot have been reused
+        return hit[1]
+    ordered = sorted(gpus, key=lambda g: g.memory_bytes)
+    ordered.sort(key=lambda g: g.slug != first)
+    if len(_ORDERS) > 256:
+        _ORDERS.clear()
+    _ORDERS[key] = (gpus, ordered)  # holding the GPUs keeps their ids from being reused
+    return ordered

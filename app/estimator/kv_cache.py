@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
-
 from app.estimator import cache
+from app.estimator.gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 from app.estimator.spec import LanguageModel, ModelSpec
 
 
@@ -24,6 +23,9 @@ class KvType:
     block: int  # elements per block
     block_bytes: int  # bytes per block
     source: str
+
+    def __hash__(self) -> int:  # the slug names the type (the caches of estimate() key on it, per request)
+        return hash(self.slug)
 
     def bytes_for(self, elements: int) -> int:
         """Bytes of `elements` values stored in this type (whole blocks, as ggml_row_size)."""

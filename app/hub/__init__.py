@@ -12,7 +12,6 @@
 Web-free and synchronous (httpx); imports the estimator and the catalog, nothing of the web or the CLI.
 """
 
-from app.hub._client import HubConfig, HubSettings, fetch_config
 from app.hub._errors import (
     HubBadFile,
     HubBadInput,
@@ -23,8 +22,23 @@ from app.hub._errors import (
     HubRefused,
     HubUnavailable,
 )
-from app.hub._gguf import GgufHeader, fetch_gguf_header
 from app.hub._models import estimate_for, spec_for
+
+# httpx (the client) and gguf + numpy (headers) load on first use, not with the door: `vram estimate` on a
+# catalog model starts without them
+_LAZY = {"HubConfig": "_client", "HubSettings": "_client", "fetch_config": "_client", "GgufHeader": "_gguf",
+         "fetch_gguf_header": "_gguf"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"app.hub.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'app.hub' has no attribute {name!r}")
+
 
 __all__ = [
     "GgufHeader",

@@ -9,13 +9,15 @@ With fetching off (VRAM_OFFLINE=1) such ids are unknown models (404).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.catalog import Catalog
 from app.catalog.importer import spec_from_config
 from app.estimator import InvalidRequest, ModelSpec, VramEstimate, VramRequest, estimate, weights_report
 from app.estimator.schema import HubSource
-from app.hub._client import HubConfig, fetch_config
+
+if TYPE_CHECKING:
+    from app.hub._client import HubConfig
 
 
 def _hub_source(got: HubConfig, spec: ModelSpec) -> HubSource:
@@ -30,6 +32,8 @@ def spec_for(catalog: Catalog, model: str | None, config: dict[str, Any] | None)
     """The spec a request names, and its Hub source when it was fetched (None otherwise)."""
     if config is not None or model is None or "/" not in model or catalog.lookup(model) is not None:
         return catalog.spec_for(model, config), None
+    from app.hub._client import fetch_config  # httpx only when a repo id leaves the catalog (a fast `vram` start)
+
     got = fetch_config(model.strip())
     try:
         spec = spec_from_config(got.config, repo=got.repo, revision=got.revision, source_url=got.source_url)

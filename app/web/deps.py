@@ -7,5 +7,5 @@ from fastapi import Request
 from app.catalog import Catalog
 
 
-def get_catalog(request: Request) -> Catalog:
+async def get_catalog(request: Request) -> Catalog:  # async: no threadpool hop per request
     return request.app.state.catalog

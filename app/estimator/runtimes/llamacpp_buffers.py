@@ -20,11 +20,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
-
 from app.estimator import cache
 from app.estimator.gguf import rules as gguf
 from app.estimator.gguf.arch import GgufArch, is_swa_layer
+from app.estimator.gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 from app.estimator.memo import per_spec
 from app.estimator.params import language_tensors
 from app.estimator.runtimes.llamacpp_context import N_CTX_PAD, LlamaContext, pad
@@ -78,7 +77,17 @@ class _Group:
     hi: int  # end of the last byte
 
 
-_GROUPS: dict[tuple[int, int, int], tuple[tuple[TensorEntry, ...], dict[str | int, _Group]]] = {}
+class _Groups(dict):
+    """Group sums of one tensor table and layout, with the Weights of each placement already asked for."""
+
+    tensor_bytes: int = 0
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.placed: dict[tuple[int, int, bool], Weights] = {}
+
+
+_GROUPS: dict[tuple[int, int, int], tuple[tuple[TensorEntry, ...], _Groups]] = {}
 
 
 def _key(t: TensorEntry) -> str | int:
@@ -92,7 +101,7 @@ def _key(t: TensorEntry) -> str | int:
 
 
 def _groups(tensors: tuple[TensorEntry, ...], align: int = CUDA_ALIGN,
-            row_padding: int = MATRIX_ROW_PADDING) -> dict[str | int, _Group]:
+            row_padding: int = MATRIX_ROW_PADDING) -> _Groups:
     """Per-group sums, computed once per tensor table and layout (the table is cached per spec or per file)."""
     hit = _GROUPS.get((id(tensors), align, row_padding))
     if hit is not None and hit[0] is tensors:
@@ -102,7 +111,8 @@ def _groups(tensors: tuple[TensorEntry, ...], align: int = CUDA_ALIGN,
         g = acc.setdefault(_key(t), [0, t.offset, 0])
         g[0], g[1], g[2] = (g[0] + cuda_alloc_size(t, align, row_padding), min(g[1], t.offset),
                             max(g[2], t.offset + t.nbytes))
-    out = {k: _Group(*v) for k, v in acc.items()}
+    out = _Groups({k: _Group(*v) for k, v in acc.items()})
+    out.tensor_bytes = sum(t.nbytes for t in tensors)
     if len(_GROUPS) > 256:
         _GROUPS.clear()
     _GROUPS[(id(tensors), align, row_padding)] = (tensors, out)  # holding the table keeps its id from reuse
@@ -126,6 +136,11 @@ def weights(tensors: tuple[TensorEntry, ...], c: LlamaContext, lm: LanguageModel
     if to_host is not None:
         return _weights_overridden(tensors, c, lm, align, row_padding, to_host)
     groups = _groups(tensors, align, row_padding)
+    # which groups sit on the device depends on the first offloaded layer and the output layer only
+    placement = (lm.layers, max(lm.layers + 1 - c.n_gpu_layers, -1), c.output_on_gpu)
+    hit = groups.placed.get(placement)
+    if hit is not None:
+        return hit
     gpu, lo, hi = 0, None, 0
     for key, g in groups.items():
         if _on_gpu(key, c, lm.layers):
@@ -134,7 +149,8 @@ def weights(tensors: tuple[TensorEntry, ...], c: LlamaContext, lm: LanguageModel
             lo, hi = (g.lo if lo is None else min(lo, g.lo)), max(hi, g.hi)
     if c.output_on_gpu and "output_weight" not in groups and "input" in groups:
         gpu += groups["input"].cuda  # tied: token_embd duplicated onto the output's device
-    return Weights(gpu, hi - (lo or 0), sum(t.nbytes for t in tensors))
+    out = groups.placed[placement] = Weights(gpu, hi - (lo or 0), groups.tensor_bytes)
+    return out
 
 
 def _weights_overridden(tensors: tuple[TensorEntry, ...], c: LlamaContext, lm: LanguageModel, align: int,
@@ -154,14 +170,15 @@ def _weights_overridden(tensors: tuple[TensorEntry, ...], c: LlamaContext, lm: L
     return Weights(gpu, host, sum(t.nbytes for t in tensors))
 
 
-def swa_layers(lm: LanguageModel, arch: GgufArch | None) -> set[int]:
+@per_spec
+def swa_layers(lm: LanguageModel, arch: GgufArch | None) -> frozenset[int]:
     """Layers llama.cpp treats as sliding-window: the spec's layer_types, the architecture's pattern, else the
-    first N (only the count matters then, except for partial offload)."""
+    first N (only the count matters then, except for partial offload). Computed once per model and arch."""
     if lm.layer_types is not None:
-        return {il for il, kind in enumerate(lm.layer_types) if kind == "sliding"}
+        return frozenset(il for il, kind in enumerate(lm.layer_types) if kind == "sliding")
     if arch is not None and arch.swa_pattern:
-        return {il for il in range(lm.layers) if is_swa_layer(arch, il)}
-    return set(range(lm.sliding_window_layers))
+        return frozenset(il for il in range(lm.layers) if is_swa_layer(arch, il))
+    return frozenset(range(lm.sliding_window_layers))
 
 
 def kv_cells(lm: LanguageModel, c: LlamaContext, swa: bool) -> int:
@@ -210,32 +227,71 @@ def _layer_kv(layer: cache.LayerCache, c: LlamaContext, lm: LanguageModel) -> tu
     return k, v
 
 
+@dataclass(frozen=True, slots=True)
+class _KvTable:
+    """Per-layer bytes of one model in one (type_k, type_v), as prefix sums over layer index: a request's split
+    between host and device is then a few subtractions, whatever the layer count."""
+
+    k_full: tuple[int, ...]  # K bytes per cell of layers 0 .. i-1 that keep every position
+    v_full: tuple[int, ...]
+    k_swa: tuple[int, ...]  # the same over sliding-window layers
+    v_swa: tuple[int, ...]
+    state: tuple[int, ...]  # recurrent r + s bytes of one cell
+    windowed: bool  # any sliding-window layer
+
+
+@dataclass(frozen=True, slots=True)
+class _Types:
+    """The KV types _layer_kv reads from a LlamaContext."""
+
+    type_k: object
+    type_v: object
+
+
+@per_spec
+def _kv_table(lm: LanguageModel, arch: GgufArch | None, type_k, type_v) -> _KvTable:
+    windowed = swa_layers(lm, arch)
+    c = _Types(type_k, type_v)
+    acc = [[0] for _ in range(5)]
+    by_index = {layer.index: layer for layer in cache.layer_caches(lm)}
+    for il in range(lm.layers):
+        k = v = kw = vw = st = 0
+        layer = by_index.get(il)
+        if layer is not None:
+            if layer.states:
+                st = layer.state_bytes(STATE_RULE)
+            if layer.rows:
+                k_row, v_row = _layer_kv(layer, c, lm)
+                if il in windowed:
+                    kw, vw = k_row, v_row
+                else:
+                    k, v = k_row, v_row
+        for column, x in zip(acc, (k, v, kw, vw, st), strict=True):
+            column.append(column[-1] + x)
+    return _KvTable(*(tuple(column) for column in acc), windowed=bool(windowed))
+
+
 def kv_cache(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> KvSplit:
     """K and V of every layer that owns a cache, on the device of its layer (offload_kqv, the default); the
     recurrent layers' r/s states likewise (llama_memory_hybrid = KV cache + llama_memory_recurrent)."""
-    windowed = swa_layers(lm, arch)
-    gpu = host = k_all = v_all = state_gpu = state_host = 0
+    t = _kv_table(lm, arch, c.type_k, c.type_v)
+    n = lm.layers
+    first_gpu = min(max(n + 1 - c.n_gpu_layers, 0), n)  # layer_on_gpu: il >= n_layer + 1 - n_gpu_layers
     rs_cells = max(1, c.n_parallel)
-    for layer in cache.layer_caches(lm):
-        il = layer.index
-        on_gpu = c.layer_on_gpu(il, lm.layers)
-        if layer.states:
-            st = layer.state_bytes(STATE_RULE) * rs_cells
-            state_gpu, state_host = (state_gpu + st, state_host) if on_gpu else (state_gpu, state_host + st)
-        if not layer.rows:
-            continue
-        cells = kv_cells(lm, c, il in windowed)
-        k_row, v_row = _layer_kv(layer, c, lm)
-        k, v = k_row * cells, v_row * cells
-        k_all, v_all = k_all + k, v_all + v
-        if on_gpu:
-            gpu += k + v
-        else:
-            host += k + v
+    full, swa = kv_cells(lm, c, False), kv_cells(lm, c, True)
+
+    def split(column: tuple[int, ...]) -> tuple[int, int]:  # (device, host)
+        return column[n] - column[first_gpu], column[first_gpu]
+
+    (kf_gpu, kf_host), (vf_gpu, vf_host) = split(t.k_full), split(t.v_full)
+    (ks_gpu, ks_host), (vs_gpu, vs_host) = split(t.k_swa), split(t.v_swa)
+    st_gpu, st_host = split(t.state)
+    gpu = (kf_gpu + vf_gpu) * full + (ks_gpu + vs_gpu) * swa
+    host = (kf_host + vf_host) * full + (ks_host + vs_host) * swa
+    k_all, v_all = t.k_full[n] * full + t.k_swa[n] * swa, t.v_full[n] * full + t.v_swa[n] * swa
     per_seq = cache.state_bytes_per_sequence(lm, STATE_RULE)
-    return KvSplit(gpu, host, k_all, v_all, kv_cells(lm, c, False),
-                   kv_cells(lm, c, True) if windowed else 0, state_gpu, state_host,
-                   rs_cells if per_seq else 0, per_seq)
+    return KvSplit(gpu, host, k_all, v_all, full, swa if t.windowed else 0, st_gpu * rs_cells,
+                   st_host * rs_cells, rs_cells if per_seq else 0, per_seq)
 
 
 def output_buffer(lm: LanguageModel, c: LlamaContext) -> int:

@@ -151,18 +151,20 @@ def _need(f: VllmFlags, s: Stage, sequence: int, batch: int) -> int:
     return s.non_kv() + _blocks(f, sequence, batch) * s.block_bytes
 
 
-def _fit_on(inp: RuntimeInput) -> Callable[[int, str], tuple[bool, int]]:
-    """The verdict on any GPU of the catalog: (starts, headroom per GPU), flags resolved for that GPU."""
-    cache: dict[tuple, list[Stage]] = {}
+def _fit_on(inp: RuntimeInput, asked: VllmFlags) -> Callable[[int, str], tuple[bool, int]]:
+    """The verdict on any GPU of the catalog: (starts, headroom per GPU), flags resolved for that GPU (from the
+    asked GPU's: only the batch defaults differ), stages computed once per distinct flags."""
+    cache: dict[tuple[int, int], tuple[VllmFlags, list[Stage]]] = {}
+    req = inp.request or VramRequest(model=inp.spec.slug, runtime="vllm", gpu_count=inp.gpu_count)
 
     def fit(gpu_bytes: int, slug: str) -> tuple[bool, int]:
         per_gpu = gpu_bytes // inp.gpu_count
-        req = inp.request or VramRequest(model=inp.spec.slug, runtime="vllm", gpu_count=inp.gpu_count)
-        f = vllm_flags.resolve(inp.spec, inp.fmt, inp.kv, req, inp.sequence, per_gpu, slug)
-        key = (f.max_num_seqs, f.max_num_batched_tokens)
-        if key not in cache:
-            cache[key] = vllm_memory.stages(inp.spec, inp.fmt, f)
-        v = vllm_advice.verdict(f, cache[key], per_gpu)
+        batch = vllm_flags.batch_for(asked, req, per_gpu, slug)
+        hit = cache.get(batch)
+        if hit is None:
+            f = vllm_flags.for_gpu(asked, batch)
+            hit = cache[batch] = f, vllm_memory.stages(inp.spec, inp.fmt, f)
+        v = vllm_advice.verdict(hit[0], hit[1], per_gpu)
         return v.starts, v.headroom
 
     return fit
@@ -201,7 +203,7 @@ def _memory(inp: RuntimeInput, f: VllmFlags, stages: list[Stage], d: VllmDetail,
         required=inp.gpu_count * max(_need(f, s, inp.sequence, inp.batch) + inp.batch * _state_outside_blocks(f, s)
                                      for s in stages),
         kv_capacity_tokens=d.kv_tokens, max_concurrency=d.max_concurrency,
-        assumptions=_notes(f, stages[0]), vllm=d, fit_on=_fit_on(inp),
+        assumptions=_notes(f, stages[0]), vllm=d, fit_on=_fit_on(inp, f),
     )
     warning = vllm_profiles.version_warning(inp.request.vllm_version if inp.request else None)
     if warning:

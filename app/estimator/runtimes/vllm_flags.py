@@ -5,7 +5,7 @@ Names and defaults: vllm/engine/arg_utils.py and vllm/config/{cache,model,parall
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from app.estimator.errors import InvalidRequest, UnknownChoice
 from app.estimator.kv_cache import KV_TYPES, KvType
@@ -192,3 +192,17 @@ def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence
         method=VLLM_METHODS[fmt.slug], graph_estimate=graph_estimate, extensible=extensible,
         kv_release=release, kv_groups=groups,
     )
+
+
+def batch_for(f: VllmFlags, req: VramRequest, gpu_bytes: int | None, gpu_slug: str | None) -> tuple[int, int]:
+    """(max_num_seqs, max_num_batched_tokens) `resolve` picks for this request on another GPU."""
+    seqs, tokens = batch_defaults(f.profile, gpu_bytes, "a100" in (gpu_slug or ""), f.max_model_len)
+    return req.max_num_seqs or seqs, req.max_num_batched_tokens or tokens
+
+
+def for_gpu(f: VllmFlags, batch: tuple[int, int]) -> VllmFlags:
+    """`resolve(...)` of the same request on another GPU, from its answer `f` and that GPU's `batch_for`: only the
+    batch defaults depend on the GPU (tests/test_estimate_cache.py holds this equal to `resolve` on every GPU)."""
+    if batch == (f.max_num_seqs, f.max_num_batched_tokens):
+        return f
+    return replace(f, max_num_seqs=batch[0], max_num_batched_tokens=batch[1])

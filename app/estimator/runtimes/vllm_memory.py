@@ -10,10 +10,12 @@ Calibrated parts (vllm_profiles.py): the sampler's bytes per logit, non-torch an
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache as cache_by_size
 
 from app.estimator import cache
+from app.estimator.memo import per_spec
 from app.estimator.params import Tensor, model_tensors
-from app.estimator.quantization import COMPUTE_BYTES, Format
+from app.estimator.quantization import COMPUTE_BYTES, FORMATS, Format
 from app.estimator.runtimes.activations import vision_pass_bytes
 from app.estimator.runtimes.vllm_flags import VllmFlags, padded_vocab
 from app.estimator.runtimes.vllm_profiles import (
@@ -117,16 +119,28 @@ def rope_cache_bytes(lm: LanguageModel, compute_bytes: int) -> int:
 
 
 def stage_weights(spec: ModelSpec, fmt: Format, f: VllmFlags, lo: int, hi: int) -> tuple[int, int]:
+    if FORMATS.get(fmt.slug) is fmt:  # a registry format: walk the tensors once per spec and layout
+        return _stage_weights(spec, fmt.slug, f.compute_bytes, f.tp, lo, hi)
+    return _walk_stage_weights(spec, fmt, f.compute_bytes, f.tp, lo, hi)
+
+
+@per_spec
+def _stage_weights(spec: ModelSpec, fmt: str, compute_bytes: int, tp: int, lo: int, hi: int) -> tuple[int, int]:
+    return _walk_stage_weights(spec, FORMATS[fmt], compute_bytes, tp, lo, hi)
+
+
+def _walk_stage_weights(spec: ModelSpec, fmt: Format, compute_bytes: int, tp: int, lo: int,
+                        hi: int) -> tuple[int, int]:
     first, last = lo == 0, hi == spec.language_model.layers
-    total = replicated = rope_cache_bytes(spec.language_model, f.compute_bytes)
+    total = replicated = rope_cache_bytes(spec.language_model, compute_bytes)
     for t in model_tensors(spec):
         if t.gguf_only or not _on_stage(t, lo, hi, first, last):
             continue
-        size, rep = _share(spec, fmt, t, f.tp)
+        size, rep = _share(spec, fmt, t, tp)
         total, replicated = total + size, replicated + rep
     if last and not first and spec.language_model.tied_embeddings:  # the last stage keeps its own lm_head
         emb = next(t for t in model_tensors(spec) if t.kind == "embedding" and t.part == "language")
-        total += _share(spec, fmt, emb, f.tp)[0]
+        total += _share(spec, fmt, emb, tp)[0]
     return total, replicated
 
 
@@ -202,15 +216,21 @@ def block_bytes(lm: LanguageModel, f: VllmFlags, layers: int, first: int = 0) ->
     group, so a block is the widest group's layers (vllm/v1/core/kv_cache_utils.py
     get_kv_cache_config_from_groups); for Mamba/GDN hybrids f.block_size is the raised attention block, whose
     page every state page is padded to (vllm_kv.unify), so the widest page x the widest group is the block."""
+    widest = max(g.layers for g in f.kv_groups) if f.kv_groups is not None else None
+    return _block_bytes(lm, f.kv, f.tp, f.block_size, widest, layers, first)
+
+
+@per_spec
+def _block_bytes(lm: LanguageModel, kv, tp: int, block_size: int, widest: int | None, layers: int, first: int) -> int:
     per_layer = []
     for layer in cache.layer_caches(lm)[first:first + layers]:
-        row = sum(f.kv.bytes_for(max(1, r.heads // f.tp) * r.head_dim if r.name in ("k", "v", "kv") else r.elements)
+        row = sum(kv.bytes_for(max(1, r.heads // tp) * r.head_dim if r.name in ("k", "v", "kv") else r.elements)
                   for r in layer.rows)
         if row:
             per_layer.append(row)
-    if f.kv_groups is not None and per_layer:
-        return max(per_layer) * f.block_size * max(g.layers for g in f.kv_groups)
-    return max(1, sum(per_layer) * f.block_size)
+    if widest is not None and per_layer:
+        return max(per_layer) * block_size * widest
+    return max(1, sum(per_layer) * block_size)
 
 
 def state_rule(lm: LanguageModel, f: VllmFlags) -> cache.StateRule:
@@ -225,11 +245,15 @@ def state_rule(lm: LanguageModel, f: VllmFlags) -> cache.StateRule:
 
 def state_bytes(lm: LanguageModel, f: VllmFlags, layers: int, first: int = 0) -> int:
     """Recurrent state of one sequence on one GPU over this stage's layers (heads / channels split by TP)."""
-    rule = state_rule(lm, f)
+    return _state_bytes(lm, state_rule(lm, f), f.tp, layers, first)
+
+
+@per_spec
+def _state_bytes(lm: LanguageModel, rule: cache.StateRule, tp: int, layers: int, first: int) -> int:
     total = 0
     for layer in cache.layer_caches(lm)[first:first + layers]:
         for st in layer.states:
-            total += rule.bytes(st) // f.tp if st.heads % f.tp == 0 else rule.bytes(st)
+            total += rule.bytes(st) // tp if st.heads % tp == 0 else rule.bytes(st)
     return total
 
 
@@ -248,7 +272,12 @@ def stages(spec: ModelSpec, fmt: Format, f: VllmFlags) -> list[Stage]:
 
 
 def cuda_context(f: VllmFlags) -> int:
-    return by_size(CUDA_CONTEXT_BYTES, f.tp * f.pp)
+    return _cuda_context(f.tp * f.pp)
+
+
+@cache_by_size
+def _cuda_context(gpus: int) -> int:  # asked once per GPU of every fit list: looked up once per size
+    return by_size(CUDA_CONTEXT_BYTES, gpus)
 
 
 def graph_pool(f: VllmFlags, stage: Stage) -> int:

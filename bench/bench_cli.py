@@ -1,0 +1,74 @@
+"""Cold start of the `vram` command beside `python -c pass` (the interpreter alone), in interleaved runs of
+fresh processes, because these machines are shared and noisy.
+
+    python -m bench.bench_cli [--runs 9]
+
+Each round runs every command once, in turn; medians and bests over the rounds. Target: `vram estimate` on a
+catalog model under 0.3 s cold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import results_file
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMANDS = {
+    "python -c pass": [sys.executable, "-c", "pass"],
+    "import app.estimator": [sys.executable, "-c", "import app.estimator"],
+    "vram estimate glm-4v-9b --quantization q4_k_m --context 8192 --json":
+        [sys.executable, "-m", "app.cli", "estimate", "glm-4v-9b", "--quantization", "q4_k_m", "--context", "8192",
+         "--json"],
+    "vram estimate llama-3.1-8b --runtime vllm (table)":
+        [sys.executable, "-m", "app.cli", "estimate", "llama-3.1-8b", "--runtime", "vllm", "--gpu", "rtx-4090"],
+}
+TARGET_S = 0.3
+
+
+def _once(argv: list[str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(argv, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+                   env={**os.environ, "VRAM_OFFLINE": "1"})
+    return time.perf_counter() - t
+
+
+def run(runs: int = 9) -> dict[str, dict[str, float]]:
+    times: dict[str, list[float]] = {k: [] for k in COMMANDS}
+    for argv in COMMANDS.values():  # warm the OS file cache once (the figures are "cold" for Python only)
+        _once(argv)
+    for _ in range(runs):
+        for name, argv in COMMANDS.items():
+            times[name].append(_once(argv))
+    return {k: {"median_s": statistics.median(v), "best_s": min(v)} for k, v in times.items()}
+
+
+def main(runs: int = 9, out: Path | None = None) -> dict:
+    before = results_file.load_average()
+    print(f"load average before: {before}")
+    r = run(runs)
+    base = r["python -c pass"]
+    for name, x in r.items():
+        extra = "" if name == "python -c pass" else (
+            f" ({x['median_s'] - base['median_s']:+.3f} s over the interpreter)")
+        print(f"{name}: median {x['median_s']:.3f} s (best {x['best_s']:.3f} s){extra}")
+    vram = r[next(k for k in COMMANDS if k.startswith("vram estimate glm"))]
+    print(f"vram estimate: median {vram['median_s']:.3f} s; target < {TARGET_S} s: "
+          f"{'met' if vram['median_s'] < TARGET_S else 'MISSED'}; baseline python -c pass {base['median_s']:.3f} s")
+    print(f"load average after: {results_file.load_average()}")
+    results_file.write("cli", {"target_s": TARGET_S, "runs": runs, "commands": r}, out, before)
+    return r
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--runs", type=int, default=9)
+    p.add_argument("--out", type=Path, default=None, help="folder for the results file (default bench/results)")
+    a = p.parse_args()
+    main(a.runs, a.out)

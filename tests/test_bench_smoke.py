@@ -1,0 +1,32 @@
+"""The benchmarks run as smoke only (they complete and write their results file); the figures are not asserted
+here: timings on shared CI machines mean nothing (bench/README.md has the measured ones)."""
+
+from __future__ import annotations
+
+import json
+
+from bench import bench_cli, bench_estimator, bench_load
+
+
+def _written(folder, name: str) -> dict:
+    (path,) = folder.glob(f"*-{name}.json")
+    return json.loads(path.read_text())
+
+
+def test_bench_estimator_completes_and_writes(tmp_path):
+    bench_estimator.main(rounds=1, n=2, out=tmp_path)
+    record = _written(tmp_path, "estimator")
+    assert set(record["figures"]["groups"]) == set(bench_estimator.STATES)
+    assert all(g["baseline_request_validation_us"] > 0 for g in record["figures"]["groups"].values())
+
+
+def test_bench_cli_completes_and_writes(tmp_path):
+    bench_cli.main(runs=1, out=tmp_path)
+    assert set(_written(tmp_path, "cli")["figures"]["commands"]) == set(bench_cli.COMMANDS)
+
+
+def test_bench_load_completes_and_writes(tmp_path):
+    bench_load.main(rate=20, seconds=1, connections=2, out=tmp_path)
+    figures = _written(tmp_path, "load")["figures"]
+    assert figures["answered"] == figures["sent"] == 20
+    assert figures["errors"] == {}

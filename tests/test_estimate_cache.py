@@ -1,0 +1,75 @@
+"""The per-spec caches that keep estimate() fast answer exactly what a cold computation answers.
+
+A warm spec (its caches filled by every request before) is compared with a deep copy of it, whose caches are
+empty (memo.per_spec keys on the object), request by request, field by field."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from app.catalog import Catalog
+from app.estimator import VramRequest, estimate
+from app.estimator.kv_cache import KV_TYPES
+from app.estimator.quantization import FORMATS
+from app.estimator.runtimes import vllm_flags
+
+# (model, runtime, quantization): a dense vision model, a hybrid (Gated DeltaNet + full attention), an MoE, a
+# sliding-window model; every runtime
+CASES = [
+    ("glm-4v-9b", "transformers", "bf16"), ("glm-4v-9b", "llama.cpp", "q4_k_m"), ("glm-4v-9b", "vllm", "awq-int4"),
+    ("qwen3.5-27b", "transformers", "bf16"), ("qwen3.5-27b", "llama.cpp", "q4_k_m"), ("qwen3.5-27b", "vllm", "bf16"),
+    ("qwen3-30b-a3b", "transformers", "bf16"), ("qwen3-30b-a3b", "llama.cpp", "q8_0"),
+    ("qwen3-30b-a3b", "vllm", "fp8"), ("gemma-2-9b-it", "llama.cpp", "q4_k_m"), ("gemma-2-9b-it", "vllm", "bf16"),
+    ("gemma-3-27b-it", "transformers", "bf16"), ("gemma-3-27b-it", "llama.cpp", "q4_k_m"),
+    ("nemotron-3-nano-30b-a3b", "llama.cpp", "q4_k_m"), ("nemotron-3-nano-30b-a3b", "vllm", "bf16"),
+]
+KNOBS = {
+    "transformers": [{}, {"batch": 3, "context": 70000}],
+    "llama.cpp": [{}, {"n_gpu_layers": 7}, {"n_gpu_layers": 0, "n_parallel": 2}, {"cache_type_k": "q8_0"},
+                  {"n_gpu_layers": 12, "context": 131072, "kv_unified": True, "n_parallel": 4}],
+    "vllm": [{}, {"gpu_count": 2}, {"gpu_count": 4, "pipeline_parallel_size": 2}, {"kv_cache_dtype": "fp8"},
+             {"max_num_seqs": 64, "gpu": "a100-80gb"}],
+}
+
+
+def _requests(model: str, runtime: str, quantization: str) -> list[VramRequest]:
+    out = []
+    for knobs, context, gpu in itertools.product(KNOBS[runtime], (4096, 32768), ("rtx-4090", "h100-80gb", None)):
+        fields = {"model": model, "runtime": runtime, "quantization": quantization, "context": context, "gpu": gpu,
+                  **knobs}
+        out.append(VramRequest(**fields))
+    return out
+
+
+@pytest.mark.parametrize(("model", "runtime", "quantization"), CASES)
+def test_warm_caches_answer_as_cold_ones(catalog: Catalog, model: str, runtime: str, quantization: str):
+    spec = catalog.model(model)
+    answered = 0
+    for req in _requests(model, runtime, quantization):
+        try:
+            warm = estimate(spec, req, catalog.gpus)
+        except ValueError as e:  # a combination the model refuses: the cold copy must refuse it alike
+            with pytest.raises(type(e)):
+                estimate(spec.model_copy(deep=True), req, catalog.gpus)
+            continue
+        cold = estimate(spec.model_copy(deep=True), req, catalog.gpus)
+        assert warm.model_dump() == cold.model_dump(), req
+        answered += 1
+    assert answered >= 8
+
+
+@pytest.mark.parametrize("model", ["llama-3.1-8b", "qwen3.5-27b", "gemma-2-9b-it"])
+def test_vllm_flags_for_another_gpu_equal_resolve(catalog: Catalog, model: str):
+    """fits() on every GPU reuses the asked GPU's flags with that GPU's batch defaults: the same flags resolve
+    answers there."""
+    spec = catalog.model(model)
+    fmt, kv = FORMATS["bf16"], KV_TYPES["bf16"]
+    for knobs in ({}, {"max_num_seqs": 8}, {"gpu_count": 2}, {"vllm_version": "0.7.0"}):
+        req = VramRequest(model=model, runtime="vllm", context=8192, **knobs)
+        asked = vllm_flags.resolve(spec, fmt, kv, req, 8192, 24 << 30, "rtx-4090")
+        for g in catalog.gpus:
+            per_gpu = g.cuda_total
+            expected = vllm_flags.resolve(spec, fmt, kv, req, 8192, per_gpu, g.slug)
+            assert vllm_flags.for_gpu(asked, vllm_flags.batch_for(asked, req, per_gpu, g.slug)) == expected
