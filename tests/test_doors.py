@@ -28,12 +28,15 @@ BASE: dict[str, Any] = {"model": MODEL}
 CHOSEN: dict[str, Any] = {"quantization": "q8_0", "kv_cache": "fp32", "runtime": "vllm", "gpu": "h100-80gb",
                           "vllm_version": "0.18.0", "gpu_memory_utilization": 0.5, "n_ctx": 4096,
                           "n_gpu_layers": 10, "max_model_len": 4096, "max_num_seqs": 64,
-                          "max_num_batched_tokens": 4096}
+                          "max_num_batched_tokens": 4096, "image_size": "640x480"}
 SKIP = {"model", "config", "trace"}  # the model itself (config: tests/test_api_config.py); trace needs torch
 PARTNERS: dict[str, dict[str, Any]] = {  # fields read only when the runtime they belong to runs
     **{f: {"runtime": "llama.cpp", "quantization": "q4_k_m"} for f in
        ("n_ctx", "n_batch", "n_ubatch", "n_parallel", "kv_unified", "n_gpu_layers", "cache_type_k",
         "cache_type_v", "embeddings", "mmproj", "flash_attention")},
+    # the seed card's remote code runs SDPA only: the kernel choice is for transformers' own classes
+    "attn_implementation": {"runtime": "transformers", "model": "llama-3.1-8b"},
+    "image_size": {"model": "glm-4.1v-9b-thinking", "images": 1},  # a dynamic-resolution tower
 }
 VLLM = {"runtime": "vllm", "gpu": "h100-80gb"}
 
@@ -95,7 +98,7 @@ def test_every_field_through_every_door(client: TestClient, name: str):
     assert form.status_code == 200, f"form {name}={text[name]}: {form.text}"
     multipart = client.post("/api/vram", files={k: (None, v) for k, v in text.items()})
     assert multipart.status_code == 200, f"multipart {name}={text[name]}: {multipart.text}"
-    argv = ["estimate", MODEL, "--json"]
+    argv = ["estimate", data["model"], "--json"]
     for k, v in data.items():
         if k == "model":
             continue

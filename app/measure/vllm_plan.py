@@ -140,10 +140,15 @@ def main(argv: list[str]) -> int:
                    "the worker's path (pip install --no-deps --target DIR vllm==0.34.0); the CPU build's compiled "
                    "parts stay, and its platform check is skipped")
     p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--update", action="store_true", help="with --only: replace or add these models' rows in the "
+                   "existing --out table (same vLLM, torch and transformers versions), recording the run under "
+                   "`updates`; the rest of the table stays as its own command wrote it")
     args = p.parse_args(argv)
     started = dt.datetime.now(dt.UTC)
     result = run(args.python, args.only, args.configs_2026, args.vllm_path)
     log = result.pop("log")
+    if args.update and args.out.exists():
+        return _update(args.out, argv, started, result, log)
     table = {
         "about": "vLLM's own KV-cache planning (get_kv_cache_configs, get_kv_cache_capacity) on each model's real "
                  "per-layer KV cache specs, with GPU-equivalent inputs; written by the command below, never by hand.",
@@ -162,6 +167,26 @@ def main(argv: list[str]) -> int:
     rows = sum(len(m["settings"]) for m in result["models"])
     failed = [m["name"] for m in result["models"] if not m["settings"]]
     print(f"{args.out}: {len(result['models'])} models, {rows} rows; no specs for: {', '.join(failed) or 'none'}")
+    return 0
+
+
+def _update(out: Path, argv: list[str], started: dt.datetime, result: dict, log: str) -> int:
+    table = json.loads(out.read_text())
+    if table["versions"] != result["versions"]:
+        raise SystemExit(f"{out} was written with {table['versions']}, this run has {result['versions']}: "
+                         "regenerate the whole table instead")
+    fresh = {m["name"]: m for m in result["models"]}
+    table["models"] = [fresh.pop(m["name"], m) for m in table["models"]] + list(fresh.values())
+    table.setdefault("updates", []).append({
+        "command": "python -m app.measure vllm-plan " + shlex.join(argv),
+        "date": started.isoformat(timespec="seconds"), "seconds": result["seconds"],
+        "models": [m["name"] for m in result["models"]]})
+    out.write_text(json.dumps(table, indent=1) + "\n")
+    with gzip.open(out.with_suffix(".log.gz"), "rt") as f:
+        old_log = f.read()
+    with gzip.open(out.with_suffix(".log.gz"), "wt") as f:
+        f.write(old_log + "\n# --update " + started.isoformat(timespec="seconds") + "\n" + log)
+    print(f"{out}: {len(result['models'])} models updated, {len(table['models'])} in the table")
     return 0
 
 
