@@ -350,3 +350,63 @@ def test_generic_answer_on_the_model_page(client):
     assert r.json()["warnings"][-1].startswith("generic: this architecture is not checked")
     page = client.post("/api/vram", json={"config": config}, headers={"HX-Request": "true"})  # the page's fragment
     assert page.status_code == 200 and "generic: this architecture is not checked" in page.text
+
+
+# --- Gemma 4: per-layer KV geometry, KV sharing, per-layer embeddings, MoE beside the MLP, vision -------------
+def _gemma4_text_count(**kw) -> tuple[int, int]:
+    """(ours, transformers 5.25 Gemma4ForCausalLM) for Gemma4TextConfig(**kw), read from the config as given and
+    as transformers 5 writes it back (per_layer_config)."""
+    theirs = _count({"model_type": "gemma4_text", **kw}, "Gemma4ForCausalLM")
+    written = transformers.AutoConfig.for_model("gemma4_text", **kw).to_dict()
+    ours = count_parameters(spec_from_config({"model_type": "gemma4_text", **kw})).total
+    assert count_parameters(spec_from_config(written)).total == ours
+    return ours, theirs
+
+
+@pytest.mark.parametrize("kw", [
+    {"num_kv_shared_layers": 10},  # E2B/E4B style: the last 10 layers read earlier caches, no k/v projections
+    {"num_kv_shared_layers": 20, "attention_k_eq_v": True, "num_global_key_value_heads": 1,
+     "hidden_size_per_layer_input": 0},
+    {"global_head_dim": 384},
+    {"enable_moe_block": True, "num_experts": 8, "top_k_experts": 2, "moe_intermediate_size": 256},
+])
+def test_gemma4_text_variants_equal_transformers(kw: dict):
+    ours, theirs = _gemma4_text_count(**kw)
+    assert ours == theirs
+
+
+@pytest.mark.skipif(not (SHARED / "gemma-4-31b-it-nvfp4").is_dir(), reason="shared configs not present")
+def test_gemma4_31b_architecture_equals_transformers_and_nvfp4_is_refused():
+    """nvidia/Gemma-4-31B-IT-NVFP4 carries google/gemma-4-31B-it's architecture keys; its modelopt NVFP4
+    quantization_config is refused (not a format this calculator reads), so the count is of the keys alone."""
+    config = json.loads((SHARED / "gemma-4-31b-it-nvfp4" / "config.json").read_text())
+    with pytest.raises(UnknownChoice):
+        spec_from_config(config)
+    config.pop("quantization_config")
+    spec = spec_from_config(config)
+    assert count_parameters(spec).total == _count(config, "Gemma4ForConditionalGeneration")
+    full = spec.language_model.kv_geometry["full"]
+    assert (full.kv_heads, full.head_dim, full.v_from_k) == (4, 512, True)
+
+
+def test_gemma4_default_vision_tower_equals_transformers():
+    config = {"model_type": "gemma4", "text_config": {}, "vision_config": {}}
+    spec = spec_from_config(config)
+    assert spec.vision is not None
+    assert count_parameters(spec).total == _count(config, "Gemma4ForConditionalGeneration")
+
+
+def test_gemma4_kv_shared_layers_own_no_cache():
+    """Which layers share: transformers' Gemma4TextConfig.kv_sharing_modes ('reuse' layers own no cache)."""
+    from app.estimator.cache import layer_caches
+
+    kw = {"num_kv_shared_layers": 10}
+    modes = transformers.AutoConfig.for_model("gemma4_text", **kw).kv_sharing_modes
+    lm = spec_from_config({"model_type": "gemma4_text", **kw}).language_model
+    assert [x.kind == "shared" for x in layer_caches(lm)] == [m == "reuse" for m in modes]
+
+
+def test_gemma4_audio_tower_is_refused():
+    with pytest.raises(InvalidRequest) as err:
+        spec_from_config({"model_type": "gemma4", "text_config": {}, "audio_config": {}})
+    assert err.value.field == "config.audio_config"

@@ -57,6 +57,8 @@ CASES: dict[str, str | None] = {
     "qwen2_5_vl": "qwen2.5-vl-7b-instruct",
     "qwen3_vl": "qwen3-vl-8b-instruct",
     "qwen3_vl_moe": "qwen3-vl-30b-a3b-instruct",
+    "gemma4": "gemma-4-26b-a4b",
+    "gemma4_text": None,  # Gemma4TextConfig defaults: per-layer embeddings (E2B-style), K and V full layers
 }
 
 

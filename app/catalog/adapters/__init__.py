@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.catalog.adapters import dense, glm, hybrid, moe, vision, vision_dynamic
+from app.catalog.adapters import dense, gemma4, glm, hybrid, moe, vision, vision_dynamic
 from app.catalog.adapters.common import Adapted
 from app.catalog.config import Cfg
 
@@ -62,4 +62,7 @@ ARCHITECTURES: dict[str, Architecture] = {a.model_type: a for a in [
     Architecture("qwen2_5_vl", vision_dynamic.qwen2_5_vl, "Qwen2.5-VL", "Qwen2_5_VLForConditionalGeneration"),
     Architecture("qwen3_vl", vision_dynamic.qwen3_vl, "Qwen3-VL", "Qwen3VLForConditionalGeneration"),
     Architecture("qwen3_vl_moe", vision_dynamic.qwen3_vl_moe, "Qwen3-VL-MoE", "Qwen3VLMoeForConditionalGeneration"),
+    # 2026 families with per-layer cache kinds (architectures-2026.md)
+    Architecture("gemma4", gemma4.gemma4, "Gemma 4", "Gemma4ForConditionalGeneration"),
+    Architecture("gemma4_text", gemma4.gemma4_text, "Gemma 4", "Gemma4ForCausalLM"),
 ]}
