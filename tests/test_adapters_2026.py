@@ -410,3 +410,28 @@ def test_gemma4_audio_tower_is_refused():
     with pytest.raises(InvalidRequest) as err:
         spec_from_config({"model_type": "gemma4", "text_config": {}, "audio_config": {}})
     assert err.value.field == "config.audio_config"
+
+
+# --- Llama 4: chunked attention, interleaved MoE with a shared expert, vision tower -------------------------
+@pytest.mark.skipif(not (SHARED / "llama-4-maverick-17b-128e-instruct").is_dir(), reason="shared configs not present")
+def test_llama4_maverick_text_equals_transformers():
+    """The public Maverick copy is trimmed to text_config (no vision_config): its decoder against
+    Llama4ForCausalLM. MoE every 2nd layer (interleave_moe_layer_step 2), dense layers intermediate_size_mlp."""
+    config = json.loads((SHARED / "llama-4-maverick-17b-128e-instruct" / "config.json").read_text())["text_config"]
+    spec = spec_from_config(config)
+    assert count_parameters(spec).total == _count(config, "Llama4ForCausalLM")
+    theirs = transformers.AutoConfig.for_model("llama4_text", **{k: v for k, v in config.items()
+                                                                 if k != "model_type"})
+    lm = spec.language_model
+    assert [i for i, f in enumerate(lm.layer_ffn) if f == "moe"] == theirs.moe_layers
+
+
+@pytest.mark.parametrize("kw", [{"moe_layers": [0, 5, 9], "num_hidden_layers": 10},
+                                {"no_rope_layers": [1, 0] * 24, "interleave_moe_layer_step": 3},
+                                {"attention_chunk_size": None}])
+def test_llama4_text_variants_equal_transformers(kw: dict):
+    config = {"model_type": "llama4_text", **kw}
+    spec = spec_from_config(config)
+    assert count_parameters(spec).total == _count(config, "Llama4ForCausalLM")
+    theirs = transformers.AutoConfig.for_model("llama4_text", **kw).layer_types
+    assert spec.language_model.layer_types == tuple(t.replace("_attention", "") for t in theirs)

@@ -59,6 +59,8 @@ CASES: dict[str, str | None] = {
     "qwen3_vl_moe": "qwen3-vl-30b-a3b-instruct",
     "gemma4": "gemma-4-26b-a4b",
     "gemma4_text": None,  # Gemma4TextConfig defaults: per-layer embeddings (E2B-style), K and V full layers
+    "llama4": "llama-4-scout-17b-16e-instruct",
+    "llama4_text": None,  # Llama4TextConfig defaults: Scout's text dimensions
 }
 
 

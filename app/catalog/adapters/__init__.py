@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.catalog.adapters import dense, gemma4, glm, hybrid, moe, vision, vision_dynamic
+from app.catalog.adapters import dense, gemma4, glm, hybrid, llama4, moe, vision, vision_dynamic
 from app.catalog.adapters.common import Adapted
 from app.catalog.config import Cfg
 
@@ -65,4 +65,6 @@ ARCHITECTURES: dict[str, Architecture] = {a.model_type: a for a in [
     # 2026 families with per-layer cache kinds (architectures-2026.md)
     Architecture("gemma4", gemma4.gemma4, "Gemma 4", "Gemma4ForConditionalGeneration"),
     Architecture("gemma4_text", gemma4.gemma4_text, "Gemma 4", "Gemma4ForCausalLM"),
+    Architecture("llama4", llama4.llama4, "Llama 4", "Llama4ForConditionalGeneration"),
+    Architecture("llama4_text", llama4.llama4_text, "Llama 4", "Llama4ForCausalLM"),
 ]}

@@ -30,8 +30,6 @@ REFUSED: dict[str, str] = {
     "step3p5": "per-layer KV geometry (sliding and full layers) and MTP layers",
     "step3p7": "per-layer KV geometry (sliding and full layers) and MTP layers",
     "gemma3n": "per-layer embeddings, AltUp/LAuReL weights and cross-layer KV sharing",
-    "llama4": "chunked local attention on 3 of 4 layers and interleaved MoE layers, and a vision tower",
-    "llama4_text": "chunked local attention on 3 of 4 layers and interleaved MoE layers",
     "qwen3_5": "Gated DeltaNet recurrent layers (fixed-size state, no KV)",
     "qwen3_5_moe": "Gated DeltaNet recurrent layers (fixed-size state, no KV)",
     "qwen3_next": "Gated DeltaNet recurrent layers (fixed-size state, no KV)",
