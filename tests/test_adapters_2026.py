@@ -435,3 +435,24 @@ def test_llama4_text_variants_equal_transformers(kw: dict):
     assert count_parameters(spec).total == _count(config, "Llama4ForCausalLM")
     theirs = transformers.AutoConfig.for_model("llama4_text", **kw).layer_types
     assert spec.language_model.layer_types == tuple(t.replace("_attention", "") for t in theirs)
+
+
+# --- DeepSeek-V3.2: MLA + the DSA indexer (weights and a per-token key cache in every layer) --------------
+def test_deepseek_v32_indexer_weights_and_keys_follow_transformers():
+    """Indexer parameters: transformers' DeepseekV32Indexer modules on the meta device, layer 0; its cached key
+    is one index_head_dim head per token (DynamicIndexedLayer.indexer_keys [batch, seq, index_head_dim])."""
+    from app.estimator.cache import layer_caches
+
+    config = _catalog("deepseek-v3.2")
+    cfg = transformers.AutoConfig.for_model("deepseek_v32", **{k: v for k, v in config.items()
+                                                               if k not in ("model_type", "quantization_config")})
+    with torch.device("meta"):
+        indexer = transformers.models.deepseek_v32.modeling_deepseek_v32.DeepseekV32Indexer(cfg, 0)
+    theirs = sum(p.numel() for p in indexer.parameters())
+    spec = spec_from_config(config)
+    from app.estimator.params import model_tensors
+
+    ours = sum(t.numel for t in model_tensors(spec) if t.layer == 0 and ".indexer." in t.name)
+    assert ours == theirs
+    index_rows = [r for r in layer_caches(spec.language_model)[0].rows if r.name == "index"]
+    assert [r.elements for r in index_rows] == [cfg.index_head_dim]

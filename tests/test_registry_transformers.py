@@ -61,6 +61,7 @@ CASES: dict[str, str | None] = {
     "gemma4_text": None,  # Gemma4TextConfig defaults: per-layer embeddings (E2B-style), K and V full layers
     "llama4": "llama-4-scout-17b-16e-instruct",
     "llama4_text": None,  # Llama4TextConfig defaults: Scout's text dimensions
+    "deepseek_v32": "deepseek-v3.2",
 }
 
 

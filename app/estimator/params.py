@@ -66,6 +66,12 @@ def _attention(lm: LanguageModel, i: int) -> list[Tensor]:
             q += _linear(f"{p}.attn_q_b", lm.heads * qk, m.q_lora_rank, False, "language", i)
         else:
             q = _linear(f"{p}.attn_q", lm.heads * qk, h, False, "language", i)
+        if lm.indexer is not None:  # DSA lightning indexer (transformers DeepseekV32Indexer)
+            x = lm.indexer
+            q += _linear(f"{p}.indexer.attn_q_b", x.heads * x.head_dim, m.q_lora_rank, False, "language", i)
+            q += _linear(f"{p}.indexer.attn_k", x.head_dim, h, False, "language", i)
+            q += _norm(f"{p}.indexer.k_norm", x.head_dim, "layernorm", "language", i)
+            q += _linear(f"{p}.indexer.proj", x.heads, h, False, "language", i)
         return [
             *q,
             *_linear(f"{p}.attn_kv_a_mqa", m.kv_lora_rank + m.qk_rope_head_dim, h, False, "language", i),

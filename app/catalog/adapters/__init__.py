@@ -67,4 +67,5 @@ ARCHITECTURES: dict[str, Architecture] = {a.model_type: a for a in [
     Architecture("gemma4_text", gemma4.gemma4_text, "Gemma 4", "Gemma4ForCausalLM"),
     Architecture("llama4", llama4.llama4, "Llama 4", "Llama4ForConditionalGeneration"),
     Architecture("llama4_text", llama4.llama4_text, "Llama 4", "Llama4ForCausalLM"),
+    Architecture("deepseek_v32", moe.deepseek_v32, "DeepSeek-V3.2", "DeepseekV32ForCausalLM"),
 ]}
