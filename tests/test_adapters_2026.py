@@ -456,3 +456,29 @@ def test_deepseek_v32_indexer_weights_and_keys_follow_transformers():
     assert ours == theirs
     index_rows = [r for r in layer_caches(spec.language_model)[0].rows if r.name == "index"]
     assert [r.elements for r in index_rows] == [cfg.index_head_dim]
+
+
+# --- GLM-5 (glm_moe_dsa): the indexer only on "full" layers; GLM-4.7-Flash (glm4_moe_lite) --------------------
+@pytest.mark.parametrize("kw", [{"index_topk_freq": 4, "index_skip_topk_offset": 3},
+                                {"index_topk_pattern": "FFSS" * 19 + "FS"}, {}])
+def test_glm_moe_dsa_indexer_layers_equal_transformers(kw: dict):
+    """Which layers run their own indexer: GlmMoeDsaConfig.indexer_types as transformers resolves it; the
+    parameter count of GlmMoeDsaForCausalLM (shared layers build no indexer)."""
+    base = {k: v for k, v in transformers.GlmMoeDsaConfig().to_dict().items() if k != "indexer_types"}
+    config = {**base, **kw}
+    theirs = transformers.AutoConfig.for_model("glm_moe_dsa", **kw).indexer_types
+    spec = spec_from_config(config)
+    assert spec.language_model.indexer.shared_layers == tuple(i for i, t in enumerate(theirs) if t == "shared")
+    assert count_parameters(spec).total == _count(config, "GlmMoeDsaForCausalLM")
+
+
+@pytest.mark.parametrize("slug", ["glm-5", "glm-5.2"])
+def test_glm5_catalog_equals_transformers(slug: str):
+    config = _catalog(slug)
+    assert count_parameters(spec_from_config(config)).total == _count(config, "GlmMoeDsaForCausalLM")
+
+
+@pytest.mark.parametrize("kw", [{"mlp_layer_types": ["dense"] * 3 + ["sparse"] * 44}, {"q_lora_rank": 1024}])
+def test_glm4_moe_lite_variants_equal_transformers(kw: dict):
+    config = {**transformers.Glm4MoeLiteConfig().to_dict(), **kw}
+    assert count_parameters(spec_from_config(config)).total == _count(config, "Glm4MoeLiteForCausalLM")

@@ -62,6 +62,8 @@ CASES: dict[str, str | None] = {
     "llama4": "llama-4-scout-17b-16e-instruct",
     "llama4_text": None,  # Llama4TextConfig defaults: Scout's text dimensions
     "deepseek_v32": "deepseek-v3.2",
+    "glm4_moe_lite": None,  # Glm4MoeLiteConfig defaults: GLM-4.7-Flash's dimensions (no config.json was found)
+    "glm_moe_dsa": "glm-5.2",
 }
 
 

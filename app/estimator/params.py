@@ -66,7 +66,7 @@ def _attention(lm: LanguageModel, i: int) -> list[Tensor]:
             q += _linear(f"{p}.attn_q_b", lm.heads * qk, m.q_lora_rank, False, "language", i)
         else:
             q = _linear(f"{p}.attn_q", lm.heads * qk, h, False, "language", i)
-        if lm.indexer is not None:  # DSA lightning indexer (transformers DeepseekV32Indexer)
+        if lm.indexer is not None and i not in lm.indexer.shared_layers:  # DSA indexer (DeepseekV32Indexer)
             x = lm.indexer
             q += _linear(f"{p}.indexer.attn_q_b", x.heads * x.head_dim, m.q_lora_rank, False, "language", i)
             q += _linear(f"{p}.indexer.attn_k", x.head_dim, h, False, "language", i)

@@ -113,6 +113,13 @@ class Indexer(BaseModel):
     heads: int = Field(ge=1, description="index_n_heads (query side; the cached key is one head).")
     head_dim: int = Field(ge=1, description="index_head_dim: elements of the cached key per token.")
     top_k: int = Field(ge=1, description="index_topk: positions selected (does not shrink the stored cache).")
+    shared_layers: tuple[int, ...] = Field(
+        (), description="Layers that reuse an earlier layer's top-k: no indexer weights, no indexer keys cached "
+                        "(GLM-5 indexer_types 'shared').")
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler):
+        return _drop_defaults(handler(self), self, ("shared_layers",))
 
 
 class LinearAttention(BaseModel):

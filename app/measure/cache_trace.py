@@ -27,10 +27,10 @@ from app.estimator.traces import TraceEnvironment
 CACHE_TRACE_FORMAT = "vram-cache-traces/1"
 # One committed config per cache family: Gated DeltaNet dense and MoE, Qwen3-Next, Mamba2 + attention (MoE
 # and dense Nemotron-H), short conv (LFM2), per-layer KV geometry (Gemma 4 full layers), chunked
-# attention (Llama 4), MLA latent + indexer keys (DeepSeek-V3.2).
+# attention (Llama 4), MLA latent + indexer keys (DeepSeek-V3.2; GLM-5.2 with shared-indexer layers).
 TABLE_MODELS = ("qwen3.5-27b", "qwen3.6-35b-a3b", "qwen3-next-80b-a3b-instruct", "nemotron-3-nano-30b-a3b",
                 "nemotron-h-56b-base-8k", "lfm2.5-vl-1.6b", "gemma-4-26b-a4b",
-                "llama-4-scout-17b-16e-instruct", "deepseek-v3.2")
+                "llama-4-scout-17b-16e-instruct", "deepseek-v3.2", "glm-5.2")
 CONTEXT = 1000  # prompt tokens: not a multiple of the GDN chunk (64) nor of any window
 BATCH = 2
 

@@ -88,6 +88,11 @@ _DEEPSEEK_DEFAULTS = {
 _DEEPSEEK_DEFAULTS["kimi_k2"] = _DEEPSEEK_DEFAULTS["deepseek_v3"]
 # transformers models/deepseek_v32/configuration_deepseek_v32.py: the same defaults as DeepseekV3Config
 _DEEPSEEK_DEFAULTS["deepseek_v32"] = _DEEPSEEK_DEFAULTS["deepseek_v3"]
+# transformers models/glm4_moe_lite and glm_moe_dsa configuration classes (5.25)
+_DEEPSEEK_DEFAULTS["glm4_moe_lite"] = {"q_lora_rank": 768, "n_routed_experts": 64, "n_shared_experts": 1,
+                                       "first_k_dense_replace": 1, "num_experts_per_tok": 4}
+_DEEPSEEK_DEFAULTS["glm_moe_dsa"] = {"q_lora_rank": 2048, "n_routed_experts": 256, "n_shared_experts": 1,
+                                     "first_k_dense_replace": 3, "num_experts_per_tok": 8}
 
 
 def _absent_or(c: Cfg, field: str, key: str, low: int = 0, high: int = LIMITS["width"]) -> int | None:
