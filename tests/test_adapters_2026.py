@@ -482,3 +482,24 @@ def test_glm5_catalog_equals_transformers(slug: str):
 def test_glm4_moe_lite_variants_equal_transformers(kw: dict):
     config = {**transformers.Glm4MoeLiteConfig().to_dict(), **kw}
     assert count_parameters(spec_from_config(config)).total == _count(config, "Glm4MoeLiteForCausalLM")
+
+
+# --- MiMo-V2-Flash: sliding layers with twice the KV heads, K and V head dims apart, sinks on sliding layers --
+def test_mimo_v2_flash_layers_and_window_follow_transformers():
+    config = _catalog("mimo-v2-flash")
+    theirs = transformers.AutoConfig.for_model("mimo_v2_flash", **{k: v for k, v in config.items()
+                                                                   if k not in ("model_type", "quantization_config")})
+    lm = spec_from_config(config).language_model
+    assert lm.layer_types == tuple(t.replace("_attention", "") for t in theirs.layer_types)
+    assert lm.sliding_window == theirs.sliding_window  # sliding_window_size + 1
+    assert lm.layer_ffn == tuple("moe" if t == "sparse" else "dense" for t in theirs.mlp_layer_types)
+    swa = lm.kv_geometry["sliding"]
+    assert (swa.kv_heads, swa.head_dim, swa.v_head_dim) == (2 * theirs.num_key_value_heads, theirs.head_dim,
+                                                          theirs.v_head_dim)
+
+
+@pytest.mark.parametrize("kw", [{"num_hidden_layers": 8, "num_key_value_heads": 8}, {"v_head_dim": 96}])
+def test_mimo_v2_flash_variants_equal_transformers(kw: dict):
+    config = {**transformers.MiMoV2FlashConfig().to_dict(), **kw}
+    config.pop("layer_types"), config.pop("mlp_layer_types")
+    assert count_parameters(spec_from_config(config)).total == _count(config, "MiMoV2FlashForCausalLM")

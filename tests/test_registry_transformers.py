@@ -64,6 +64,7 @@ CASES: dict[str, str | None] = {
     "deepseek_v32": "deepseek-v3.2",
     "glm4_moe_lite": None,  # Glm4MoeLiteConfig defaults: GLM-4.7-Flash's dimensions (no config.json was found)
     "glm_moe_dsa": "glm-5.2",
+    "mimo_v2_flash": "mimo-v2-flash",
 }
 
 

@@ -87,7 +87,8 @@ def _attention(lm: LanguageModel, i: int) -> list[Tensor]:
     no_v = geometry is not None and (geometry.k_eq_v or geometry.v_from_k)  # values from the key projection
     # Gemma 4 num_kv_shared_layers: the last layers read another layer's cache and build no k/v projections
     shared = i >= lm.layers - lm.kv_shared_layers
-    q, kv = lm.heads * head_dim, kv_heads * head_dim
+    v_dim = (geometry.v_head_dim if geometry is not None else None) or lm.v_head_dim or head_dim  # MiMo: 128
+    q, kv, v = lm.heads * head_dim, kv_heads * head_dim, kv_heads * v_dim
     out_bias = lm.linear_bias if lm.output_bias is None else lm.output_bias
     extra: list[Tensor] = []
     if lm.qk_norm:  # per-head RMSNorm on q and k (Qwen3 q_norm/k_norm, Gemma 3); all heads: OLMo 3, MiniMax-M2
@@ -95,7 +96,9 @@ def _attention(lm: LanguageModel, i: int) -> list[Tensor]:
         extra += _norm(f"{p}.attn_q_norm", q_width, "rmsnorm", "language", i)
         if not shared:
             extra += _norm(f"{p}.attn_k_norm", k_width, "rmsnorm", "language", i)
-    if lm.attention_sinks:  # gpt-oss: one learned sink logit per query head
+    sinks = lm.attention_sinks and (lm.sink_layer_type is None or lm.layer_types is None
+                                    or lm.layer_types[i] == lm.sink_layer_type)
+    if sinks:  # gpt-oss: one learned sink logit per query head (MiMo-V2-Flash: sliding layers only)
         extra.append(Tensor(f"{p}.attn_sinks.weight", (lm.heads,), "language", "norm", i))
     q_out = 2 * q if lm.attn_output_gate else q  # Qwen3-Next / Qwen3.5: q_proj also yields the output gate
     if lm.fused_qkv:
@@ -105,8 +108,8 @@ def _attention(lm: LanguageModel, i: int) -> list[Tensor]:
         if not shared:
             qkv += _linear(f"{p}.attn_k", kv, h, lm.qkv_bias, "language", i)
             if not no_v:
-                qkv += _linear(f"{p}.attn_v", kv, h, lm.qkv_bias, "language", i)
-    return [*qkv, *extra, *_linear(f"{p}.attn_output", h, q, out_bias, "language", i)]
+                qkv += _linear(f"{p}.attn_v", v, h, lm.qkv_bias, "language", i)
+    return [*qkv, *extra, *_linear(f"{p}.attn_output", h, lm.heads * v_dim, out_bias, "language", i)]
 
 
 def _dense_ffn(prefix: str, hidden: int, ffn: int, kind: str, fused: bool, bias: bool,

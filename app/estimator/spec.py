@@ -189,7 +189,7 @@ FfnType = Literal["dense", "moe", "none"]
 # LanguageModel fields of the per-layer cache model (additive: older specs load and serialize unchanged)
 CACHE_MODEL_FIELDS = ("v_head_dim", "kv_geometry", "attention_chunk_size", "kv_shared_layers", "indexer",
                       "linear_attention", "mamba", "short_conv", "state_dtype", "layer_ffn", "attn_output_gate",
-                      "per_layer_input", "per_layer_vocab")
+                      "per_layer_input", "per_layer_vocab", "sink_layer_type")
 
 
 class LanguageModel(Sourced):
@@ -251,6 +251,8 @@ class LanguageModel(Sourced):
                                                       "(Gemma 4 hidden_size_per_layer_input); 0: none.")
     per_layer_vocab: int | None = Field(None, ge=1, description="Rows of the per-layer embedding table "
                                                                "(vocab_size_per_layer_input).")
+    sink_layer_type: Literal["full", "sliding", "chunked"] | None = Field(
+        None, description="attention_sinks only on layers of this type (MiMo-V2-Flash: sliding); None: every layer.")
 
     qk_norm_full: bool = Field(
         False, description="q_norm/k_norm span all heads (heads x head_dim and kv_heads x head_dim wide: OLMo 3, "

@@ -23,7 +23,6 @@ REFUSED: dict[str, str] = {
     "minimax_m3_vl": "MSA sparse attention with an index-key cache, and a vision tower",
     "kimi_k3": "Kimi Delta Attention recurrent layers beside MLA layers",
     "kimi_linear": "Kimi Delta Attention recurrent layers beside MLA layers",
-    "mimo_v2_flash": "per-layer KV geometry (SWA and full layers with different KV heads, K and V head dims)",
     "step3p5": "per-layer KV geometry (sliding and full layers) and MTP layers",
     "step3p7": "per-layer KV geometry (sliding and full layers) and MTP layers",
     "gemma3n": "per-layer embeddings, AltUp/LAuReL weights and cross-layer KV sharing",
