@@ -356,9 +356,11 @@ def test_generic_answer_on_the_model_page(client):
 def _gemma4_text_count(**kw) -> tuple[int, int]:
     """(ours, transformers 5.25 Gemma4ForCausalLM) for Gemma4TextConfig(**kw), read from the config as given and
     as transformers 5 writes it back (per_layer_config)."""
-    theirs = _count({"model_type": "gemma4_text", **kw}, "Gemma4ForCausalLM")
-    written = transformers.AutoConfig.for_model("gemma4_text", **kw).to_dict()
-    ours = count_parameters(spec_from_config({"model_type": "gemma4_text", **kw})).total
+    base = {k: v for k, v in transformers.Gemma4TextConfig().to_dict().items()
+            if k not in ("layer_types", "per_layer_config")}
+    theirs = _count({**base, **kw}, "Gemma4ForCausalLM")
+    written = transformers.Gemma4TextConfig(**{k: v for k, v in {**base, **kw}.items() if k != "model_type"}).to_dict()
+    ours = count_parameters(spec_from_config({**base, **kw})).total
     assert count_parameters(spec_from_config(written)).total == ours
     return ours, theirs
 
@@ -390,7 +392,7 @@ def test_gemma4_31b_architecture_equals_transformers_and_nvfp4_is_refused():
 
 
 def test_gemma4_default_vision_tower_equals_transformers():
-    config = {"model_type": "gemma4", "text_config": {}, "vision_config": {}}
+    config = transformers.Gemma4Config(vision_config={}).to_dict()
     spec = spec_from_config(config)
     assert spec.vision is not None
     assert count_parameters(spec).total == _count(config, "Gemma4ForConditionalGeneration")
@@ -400,15 +402,15 @@ def test_gemma4_kv_shared_layers_own_no_cache():
     """Which layers share: transformers' Gemma4TextConfig.kv_sharing_modes ('reuse' layers own no cache)."""
     from app.estimator.cache import layer_caches
 
-    kw = {"num_kv_shared_layers": 10}
-    modes = transformers.AutoConfig.for_model("gemma4_text", **kw).kv_sharing_modes
-    lm = spec_from_config({"model_type": "gemma4_text", **kw}).language_model
+    cfg = transformers.Gemma4TextConfig(num_kv_shared_layers=10)
+    modes = cfg.kv_sharing_modes
+    lm = spec_from_config(cfg.to_dict()).language_model
     assert [x.kind == "shared" for x in layer_caches(lm)] == [m == "reuse" for m in modes]
 
 
 def test_gemma4_audio_tower_is_refused():
     with pytest.raises(InvalidRequest) as err:
-        spec_from_config({"model_type": "gemma4", "text_config": {}, "audio_config": {}})
+        spec_from_config({**transformers.Gemma4Config().to_dict(), "audio_config": {}})
     assert err.value.field == "config.audio_config"
 
 
@@ -430,10 +432,13 @@ def test_llama4_maverick_text_equals_transformers():
                                 {"no_rope_layers": [1, 0] * 24, "interleave_moe_layer_step": 3},
                                 {"attention_chunk_size": None}])
 def test_llama4_text_variants_equal_transformers(kw: dict):
-    config = {"model_type": "llama4_text", **kw}
+    base = {k: v for k, v in transformers.Llama4TextConfig().to_dict().items()
+            if k not in ("layer_types", "no_rope_layers", "moe_layers")}
+    config = {**base, **kw}
     spec = spec_from_config(config)
     assert count_parameters(spec).total == _count(config, "Llama4ForCausalLM")
-    theirs = transformers.AutoConfig.for_model("llama4_text", **kw).layer_types
+    theirs = transformers.AutoConfig.for_model("llama4_text", **{k: v for k, v in config.items()
+                                                                 if k != "model_type"}).layer_types
     assert spec.language_model.layer_types == tuple(t.replace("_attention", "") for t in theirs)
 
 

@@ -17,9 +17,10 @@ from app.catalog.adapters.common import Adapted, decoder, dtype, window
 from app.catalog.config import LIMITS, Cfg, InvalidConfigValue
 from app.estimator.spec import KvGeometry, MoE, TensorShape
 
-# transformers models/gemma4/configuration_gemma4.py Gemma4TextConfig defaults (5.25)
+# transformers models/gemma4/configuration_gemma4.py Gemma4TextConfig defaults (5.25); num_hidden_layers is left
+# out on purpose: a config that names none is refused (422), not read as the default model
 GEMMA4_TEXT_DEFAULTS = {"vocab_size": 262_144, "hidden_size": 2304, "intermediate_size": 9216,
-                        "num_hidden_layers": 30, "num_attention_heads": 8, "num_key_value_heads": 4,
+                        "num_attention_heads": 8, "num_key_value_heads": 4,
                         "head_dim": 256, "max_position_embeddings": 131_072, "sliding_window": 512,
                         "global_head_dim": 512, "hidden_size_per_layer_input": 256,
                         "vocab_size_per_layer_input": 262_144}

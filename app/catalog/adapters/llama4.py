@@ -15,9 +15,10 @@ from app.catalog.adapters.common import Adapted, decoder, dtype, window
 from app.catalog.config import LIMITS, Cfg, InvalidConfigValue
 from app.estimator.spec import MoE, TensorShape
 
-# transformers models/llama4/configuration_llama4.py Llama4TextConfig / Llama4VisionConfig defaults (5.25)
+# transformers models/llama4/configuration_llama4.py Llama4TextConfig / Llama4VisionConfig defaults (5.25);
+# num_hidden_layers is left out on purpose: a config that names none is refused (422), not read as the default
 LLAMA4_TEXT_DEFAULTS = {"vocab_size": 202_048, "hidden_size": 5120, "intermediate_size": 8192,
-                        "num_hidden_layers": 48, "num_attention_heads": 40, "num_key_value_heads": 8,
+                        "num_attention_heads": 40, "num_key_value_heads": 8,
                         "head_dim": 128, "max_position_embeddings": 4096 * 32, "num_local_experts": 16,
                         "num_experts_per_tok": 1, "intermediate_size_mlp": 16384}
 LLAMA4_VISION_DEFAULTS = {"hidden_size": 768, "num_hidden_layers": 34, "num_attention_heads": 16,
