@@ -350,3 +350,161 @@ def test_generic_answer_on_the_model_page(client):
     assert r.json()["warnings"][-1].startswith("generic: this architecture is not checked")
     page = client.post("/api/vram", json={"config": config}, headers={"HX-Request": "true"})  # the page's fragment
     assert page.status_code == 200 and "generic: this architecture is not checked" in page.text
+
+
+# --- Gemma 4: per-layer KV geometry, KV sharing, per-layer embeddings, MoE beside the MLP, vision -------------
+def _gemma4_text_count(**kw) -> tuple[int, int]:
+    """(ours, transformers 5.25 Gemma4ForCausalLM) for Gemma4TextConfig(**kw), read from the config as given and
+    as transformers 5 writes it back (per_layer_config)."""
+    base = {k: v for k, v in transformers.Gemma4TextConfig().to_dict().items()
+            if k not in ("layer_types", "per_layer_config")}
+    theirs = _count({**base, **kw}, "Gemma4ForCausalLM")
+    written = transformers.Gemma4TextConfig(**{k: v for k, v in {**base, **kw}.items() if k != "model_type"}).to_dict()
+    ours = count_parameters(spec_from_config({**base, **kw})).total
+    assert count_parameters(spec_from_config(written)).total == ours
+    return ours, theirs
+
+
+@pytest.mark.parametrize("kw", [
+    {"num_kv_shared_layers": 10},  # E2B/E4B style: the last 10 layers read earlier caches, no k/v projections
+    {"num_kv_shared_layers": 20, "attention_k_eq_v": True, "num_global_key_value_heads": 1,
+     "hidden_size_per_layer_input": 0},
+    {"global_head_dim": 384},
+    {"enable_moe_block": True, "num_experts": 8, "top_k_experts": 2, "moe_intermediate_size": 256},
+])
+def test_gemma4_text_variants_equal_transformers(kw: dict):
+    ours, theirs = _gemma4_text_count(**kw)
+    assert ours == theirs
+
+
+@pytest.mark.skipif(not (SHARED / "gemma-4-31b-it-nvfp4").is_dir(), reason="shared configs not present")
+def test_gemma4_31b_architecture_equals_transformers_and_nvfp4_is_refused():
+    """nvidia/Gemma-4-31B-IT-NVFP4 carries google/gemma-4-31B-it's architecture keys; its modelopt NVFP4
+    quantization_config is refused (not a format this calculator reads), so the count is of the keys alone."""
+    config = json.loads((SHARED / "gemma-4-31b-it-nvfp4" / "config.json").read_text())
+    with pytest.raises(UnknownChoice):
+        spec_from_config(config)
+    config.pop("quantization_config")
+    spec = spec_from_config(config)
+    assert count_parameters(spec).total == _count(config, "Gemma4ForConditionalGeneration")
+    full = spec.language_model.kv_geometry["full"]
+    assert (full.kv_heads, full.head_dim, full.v_from_k) == (4, 512, True)
+
+
+def test_gemma4_default_vision_tower_equals_transformers():
+    config = transformers.Gemma4Config(vision_config={}).to_dict()
+    spec = spec_from_config(config)
+    assert spec.vision is not None
+    assert count_parameters(spec).total == _count(config, "Gemma4ForConditionalGeneration")
+
+
+def test_gemma4_kv_shared_layers_own_no_cache():
+    """Which layers share: transformers' Gemma4TextConfig.kv_sharing_modes ('reuse' layers own no cache)."""
+    from app.estimator.cache import layer_caches
+
+    cfg = transformers.Gemma4TextConfig(num_kv_shared_layers=10)
+    modes = cfg.kv_sharing_modes
+    lm = spec_from_config(cfg.to_dict()).language_model
+    assert [x.kind == "shared" for x in layer_caches(lm)] == [m == "reuse" for m in modes]
+
+
+def test_gemma4_audio_tower_is_refused():
+    with pytest.raises(InvalidRequest) as err:
+        spec_from_config({**transformers.Gemma4Config().to_dict(), "audio_config": {}})
+    assert err.value.field == "config.audio_config"
+
+
+# --- Llama 4: chunked attention, interleaved MoE with a shared expert, vision tower -------------------------
+@pytest.mark.skipif(not (SHARED / "llama-4-maverick-17b-128e-instruct").is_dir(), reason="shared configs not present")
+def test_llama4_maverick_text_equals_transformers():
+    """The public Maverick copy is trimmed to text_config (no vision_config): its decoder against
+    Llama4ForCausalLM. MoE every 2nd layer (interleave_moe_layer_step 2), dense layers intermediate_size_mlp."""
+    config = json.loads((SHARED / "llama-4-maverick-17b-128e-instruct" / "config.json").read_text())["text_config"]
+    spec = spec_from_config(config)
+    assert count_parameters(spec).total == _count(config, "Llama4ForCausalLM")
+    theirs = transformers.AutoConfig.for_model("llama4_text", **{k: v for k, v in config.items()
+                                                                 if k != "model_type"})
+    lm = spec.language_model
+    assert [i for i, f in enumerate(lm.layer_ffn) if f == "moe"] == theirs.moe_layers
+
+
+@pytest.mark.parametrize("kw", [{"moe_layers": [0, 5, 9], "num_hidden_layers": 10},
+                                {"no_rope_layers": [1, 0] * 24, "interleave_moe_layer_step": 3},
+                                {"attention_chunk_size": None}])
+def test_llama4_text_variants_equal_transformers(kw: dict):
+    base = {k: v for k, v in transformers.Llama4TextConfig().to_dict().items()
+            if k not in ("layer_types", "no_rope_layers", "moe_layers")}
+    config = {**base, **kw}
+    spec = spec_from_config(config)
+    assert count_parameters(spec).total == _count(config, "Llama4ForCausalLM")
+    theirs = transformers.AutoConfig.for_model("llama4_text", **{k: v for k, v in config.items()
+                                                                 if k != "model_type"}).layer_types
+    assert spec.language_model.layer_types == tuple(t.replace("_attention", "") for t in theirs)
+
+
+# --- DeepSeek-V3.2: MLA + the DSA indexer (weights and a per-token key cache in every layer) --------------
+def test_deepseek_v32_indexer_weights_and_keys_follow_transformers():
+    """Indexer parameters: transformers' DeepseekV32Indexer modules on the meta device, layer 0; its cached key
+    is one index_head_dim head per token (DynamicIndexedLayer.indexer_keys [batch, seq, index_head_dim])."""
+    from app.estimator.cache import layer_caches
+
+    config = _catalog("deepseek-v3.2")
+    cfg = transformers.AutoConfig.for_model("deepseek_v32", **{k: v for k, v in config.items()
+                                                               if k not in ("model_type", "quantization_config")})
+    with torch.device("meta"):
+        indexer = transformers.models.deepseek_v32.modeling_deepseek_v32.DeepseekV32Indexer(cfg, 0)
+    theirs = sum(p.numel() for p in indexer.parameters())
+    spec = spec_from_config(config)
+    from app.estimator.params import model_tensors
+
+    ours = sum(t.numel for t in model_tensors(spec) if t.layer == 0 and ".indexer." in t.name)
+    assert ours == theirs
+    index_rows = [r for r in layer_caches(spec.language_model)[0].rows if r.name == "index"]
+    assert [r.elements for r in index_rows] == [cfg.index_head_dim]
+
+
+# --- GLM-5 (glm_moe_dsa): the indexer only on "full" layers; GLM-4.7-Flash (glm4_moe_lite) --------------------
+@pytest.mark.parametrize("kw", [{"index_topk_freq": 4, "index_skip_topk_offset": 3},
+                                {"index_topk_pattern": "FFSS" * 19 + "FS"}, {}])
+def test_glm_moe_dsa_indexer_layers_equal_transformers(kw: dict):
+    """Which layers run their own indexer: GlmMoeDsaConfig.indexer_types as transformers resolves it; the
+    parameter count of GlmMoeDsaForCausalLM (shared layers build no indexer)."""
+    base = {k: v for k, v in transformers.GlmMoeDsaConfig().to_dict().items() if k != "indexer_types"}
+    config = {**base, **kw}
+    theirs = transformers.AutoConfig.for_model("glm_moe_dsa", **kw).indexer_types
+    spec = spec_from_config(config)
+    assert spec.language_model.indexer.shared_layers == tuple(i for i, t in enumerate(theirs) if t == "shared")
+    assert count_parameters(spec).total == _count(config, "GlmMoeDsaForCausalLM")
+
+
+@pytest.mark.parametrize("slug", ["glm-5", "glm-5.2"])
+def test_glm5_catalog_equals_transformers(slug: str):
+    config = _catalog(slug)
+    assert count_parameters(spec_from_config(config)).total == _count(config, "GlmMoeDsaForCausalLM")
+
+
+@pytest.mark.parametrize("kw", [{"mlp_layer_types": ["dense"] * 3 + ["sparse"] * 44}, {"q_lora_rank": 1024}])
+def test_glm4_moe_lite_variants_equal_transformers(kw: dict):
+    config = {**transformers.Glm4MoeLiteConfig().to_dict(), **kw}
+    assert count_parameters(spec_from_config(config)).total == _count(config, "Glm4MoeLiteForCausalLM")
+
+
+# --- MiMo-V2-Flash: sliding layers with twice the KV heads, K and V head dims apart, sinks on sliding layers --
+def test_mimo_v2_flash_layers_and_window_follow_transformers():
+    config = _catalog("mimo-v2-flash")
+    theirs = transformers.AutoConfig.for_model("mimo_v2_flash", **{k: v for k, v in config.items()
+                                                                   if k not in ("model_type", "quantization_config")})
+    lm = spec_from_config(config).language_model
+    assert lm.layer_types == tuple(t.replace("_attention", "") for t in theirs.layer_types)
+    assert lm.sliding_window == theirs.sliding_window  # sliding_window_size + 1
+    assert lm.layer_ffn == tuple("moe" if t == "sparse" else "dense" for t in theirs.mlp_layer_types)
+    swa = lm.kv_geometry["sliding"]
+    assert (swa.kv_heads, swa.head_dim, swa.v_head_dim) == (2 * theirs.num_key_value_heads, theirs.head_dim,
+                                                          theirs.v_head_dim)
+
+
+@pytest.mark.parametrize("kw", [{"num_hidden_layers": 8, "num_key_value_heads": 8}, {"v_head_dim": 96}])
+def test_mimo_v2_flash_variants_equal_transformers(kw: dict):
+    config = {**transformers.MiMoV2FlashConfig().to_dict(), **kw}
+    config.pop("layer_types"), config.pop("mlp_layer_types")
+    assert count_parameters(spec_from_config(config)).total == _count(config, "MiMoV2FlashForCausalLM")

@@ -111,8 +111,8 @@ def test_older_specs_keep_one_uniform_row(catalog: Catalog):
     """Every spec without per-layer fields: each layer that caches holds kv_row_elements, as before."""
     for spec in catalog.models.values():
         lm: LanguageModel = spec.language_model
-        if lm.layer_types is not None and set(lm.layer_types) - {"full", "sliding"}:
-            continue
+        if lm.layer_types is not None and set(lm.layer_types) - {"full", "sliding"} or lm.kv_geometry or lm.indexer:
+            continue  # per-layer kinds, per-layer-type KV geometry (Gemma 4), indexer keys: not one uniform row
         assert {x.row_elements for x in layer_caches(lm)} == {kv_row_elements(lm)}, spec.slug
 
 

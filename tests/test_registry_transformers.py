@@ -57,6 +57,14 @@ CASES: dict[str, str | None] = {
     "qwen2_5_vl": "qwen2.5-vl-7b-instruct",
     "qwen3_vl": "qwen3-vl-8b-instruct",
     "qwen3_vl_moe": "qwen3-vl-30b-a3b-instruct",
+    "gemma4": "gemma-4-26b-a4b",
+    "gemma4_text": None,  # Gemma4TextConfig defaults: per-layer embeddings (E2B-style), K and V full layers
+    "llama4": "llama-4-scout-17b-16e-instruct",
+    "llama4_text": None,  # Llama4TextConfig defaults: Scout's text dimensions
+    "deepseek_v32": "deepseek-v3.2",
+    "glm4_moe_lite": None,  # Glm4MoeLiteConfig defaults: GLM-4.7-Flash's dimensions (no config.json was found)
+    "glm_moe_dsa": "glm-5.2",
+    "mimo_v2_flash": "mimo-v2-flash",
 }
 
 

@@ -142,7 +142,8 @@ def _span(lm: LanguageModel, layer_type: str) -> int | None:
 
 
 def _attention(lm: LanguageModel, i: int, layer_type: str) -> LayerCache:
-    index = (Row("index", lm.indexer.head_dim),) if lm.indexer is not None else ()
+    x = lm.indexer
+    index = (Row("index", x.head_dim),) if x is not None and i not in x.shared_layers else ()
     if lm.mla is not None:
         latent = Row("latent", lm.mla.kv_lora_rank + lm.mla.qk_rope_head_dim)
         return LayerCache(i, layer_type, "mla", (latent, *index), _span(lm, layer_type))

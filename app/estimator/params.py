@@ -66,6 +66,12 @@ def _attention(lm: LanguageModel, i: int) -> list[Tensor]:
             q += _linear(f"{p}.attn_q_b", lm.heads * qk, m.q_lora_rank, False, "language", i)
         else:
             q = _linear(f"{p}.attn_q", lm.heads * qk, h, False, "language", i)
+        if lm.indexer is not None and i not in lm.indexer.shared_layers:  # DSA indexer (DeepseekV32Indexer)
+            x = lm.indexer
+            q += _linear(f"{p}.indexer.attn_q_b", x.heads * x.head_dim, m.q_lora_rank, False, "language", i)
+            q += _linear(f"{p}.indexer.attn_k", x.head_dim, h, False, "language", i)
+            q += _norm(f"{p}.indexer.k_norm", x.head_dim, "layernorm", "language", i)
+            q += _linear(f"{p}.indexer.proj", x.heads, h, False, "language", i)
         return [
             *q,
             *_linear(f"{p}.attn_kv_a_mqa", m.kv_lora_rank + m.qk_rope_head_dim, h, False, "language", i),
@@ -74,25 +80,36 @@ def _attention(lm: LanguageModel, i: int) -> list[Tensor]:
                      False, "language", i),
             *_linear(f"{p}.attn_output", h, lm.heads * m.v_head_dim, lm.linear_bias, "language", i),
         ]
-    q, kv = lm.heads * lm.head_dim, lm.kv_heads * lm.head_dim
+    # per-layer-type geometry (Gemma 4 full layers: global_head_dim, num_global_key_value_heads, K = V)
+    geometry = lm.kv_geometry.get(lm.layer_types[i]) if lm.layer_types is not None else None  # type: ignore[call-overload]
+    head_dim = geometry.head_dim if geometry is not None else lm.head_dim
+    kv_heads = geometry.kv_heads if geometry is not None else lm.kv_heads
+    no_v = geometry is not None and (geometry.k_eq_v or geometry.v_from_k)  # values from the key projection
+    # Gemma 4 num_kv_shared_layers: the last layers read another layer's cache and build no k/v projections
+    shared = i >= lm.layers - lm.kv_shared_layers
+    v_dim = (geometry.v_head_dim if geometry is not None else None) or lm.v_head_dim or head_dim  # MiMo: 128
+    q, kv, v = lm.heads * head_dim, kv_heads * head_dim, kv_heads * v_dim
     out_bias = lm.linear_bias if lm.output_bias is None else lm.output_bias
     extra: list[Tensor] = []
     if lm.qk_norm:  # per-head RMSNorm on q and k (Qwen3 q_norm/k_norm, Gemma 3); all heads: OLMo 3, MiniMax-M2
-        q_width, k_width = (q, kv) if lm.qk_norm_full else (lm.head_dim, lm.head_dim)
+        q_width, k_width = (q, kv) if lm.qk_norm_full else (head_dim, head_dim)
         extra += _norm(f"{p}.attn_q_norm", q_width, "rmsnorm", "language", i)
-        extra += _norm(f"{p}.attn_k_norm", k_width, "rmsnorm", "language", i)
-    if lm.attention_sinks:  # gpt-oss: one learned sink logit per query head
+        if not shared:
+            extra += _norm(f"{p}.attn_k_norm", k_width, "rmsnorm", "language", i)
+    sinks = lm.attention_sinks and (lm.sink_layer_type is None or lm.layer_types is None
+                                    or lm.layer_types[i] == lm.sink_layer_type)
+    if sinks:  # gpt-oss: one learned sink logit per query head (MiMo-V2-Flash: sliding layers only)
         extra.append(Tensor(f"{p}.attn_sinks.weight", (lm.heads,), "language", "norm", i))
     q_out = 2 * q if lm.attn_output_gate else q  # Qwen3-Next / Qwen3.5: q_proj also yields the output gate
     if lm.fused_qkv:
         qkv = _linear(f"{p}.attn_qkv", q + 2 * kv, h, lm.qkv_bias, "language", i)
     else:
-        qkv = [
-            *_linear(f"{p}.attn_q", q_out, h, lm.qkv_bias, "language", i),
-            *_linear(f"{p}.attn_k", kv, h, lm.qkv_bias, "language", i),
-            *_linear(f"{p}.attn_v", kv, h, lm.qkv_bias, "language", i),
-        ]
-    return [*qkv, *extra, *_linear(f"{p}.attn_output", h, q, out_bias, "language", i)]
+        qkv = _linear(f"{p}.attn_q", q_out, h, lm.qkv_bias, "language", i)
+        if not shared:
+            qkv += _linear(f"{p}.attn_k", kv, h, lm.qkv_bias, "language", i)
+            if not no_v:
+                qkv += _linear(f"{p}.attn_v", v, h, lm.qkv_bias, "language", i)
+    return [*qkv, *extra, *_linear(f"{p}.attn_output", h, lm.heads * v_dim, out_bias, "language", i)]
 
 
 def _dense_ffn(prefix: str, hidden: int, ffn: int, kind: str, fused: bool, bias: bool,
@@ -123,6 +140,9 @@ def _ffn(lm: LanguageModel, i: int) -> list[Tensor]:
     tensors = [Tensor(f"{p}.ffn_gate_inp.weight", (e, h), "language", "router", i)]
     if moe.router_bias:
         tensors.append(Tensor(f"{p}.ffn_gate_inp.bias", (e,), "language", "bias", i))
+    if moe.router_scales:  # Gemma 4 Gemma4TextRouter: scale [hidden], per_expert_scale [experts]
+        tensors.append(Tensor(f"{p}.ffn_gate_inp.scale", (h,), "language", "norm", i))
+        tensors.append(Tensor(f"{p}.ffn_gate_inp.expert_scale", (e,), "language", "norm", i))
     d = moe.latent_size or h  # Nemotron 3 Super: experts run in a latent behind two projections
     if moe.latent_size:
         tensors += _linear(f"{p}.ffn_latent_in", d, h, lm.linear_bias, "language", i)
@@ -146,7 +166,16 @@ def language_tensors(lm: LanguageModel) -> list[Tensor]:
     tensors = [Tensor("token_embd.weight", (lm.vocab, lm.hidden), "language", "embedding")]
     if lm.gguf_rope_freqs:
         tensors.append(Tensor("rope_freqs.weight", (lm.gguf_rope_freqs,), "language", "norm", gguf_only=True))
-    extra_norms = ("post_attention_norm", "post_ffw_norm")[: lm.norms_per_layer - 2]
+    ple = lm.per_layer_input
+    if ple:  # Gemma 4 per-layer embeddings: one packed table and a projection into it (Gemma4TextModel)
+        width = lm.layers * ple
+        tensors.append(Tensor("per_layer_token_embd.weight", (lm.per_layer_vocab or lm.vocab, width), "language",
+                              "embedding"))
+        tensors += _linear("per_layer_model_proj", width, lm.hidden, False, "language", None)
+        tensors += _norm("per_layer_proj_norm", ple, lm.norm, "language", None)
+    # Gemma 2/3: post_attention, post_ffw; Gemma 4 MoE layers add post_ffw_1, post_ffw_2, pre_ffw_2
+    extra_norms = ("post_attention_norm", "post_ffw_norm", "post_ffw_norm_1", "post_ffw_norm_2",
+                   "pre_ffw_norm_2")[: lm.norms_per_layer - 2]
     from app.estimator.params_mixers import MIXERS  # per-layer token mixers beside attention
 
     types = lm.layer_types or ("full",) * lm.layers
@@ -159,6 +188,10 @@ def language_tensors(lm: LanguageModel) -> list[Tensor]:
         if layer_ffn(lm, i) != "none":
             tensors += _norm(f"blk.{i}.ffn_norm", lm.hidden, lm.norm, "language", i)
             tensors += _ffn(lm, i)
+        if ple:  # Gemma4TextDecoderLayer per_layer_input_gate, per_layer_projection, post_per_layer_input_norm
+            tensors += _linear(f"blk.{i}.inp_gate", ple, lm.hidden, False, "language", i)
+            tensors += _linear(f"blk.{i}.proj", lm.hidden, ple, False, "language", i)
+            tensors += _norm(f"blk.{i}.post_norm", lm.hidden, lm.norm, "language", i)
     tensors += _norm("output_norm", lm.hidden, lm.norm, "language", None)
     if not lm.tied_embeddings:
         tensors.append(Tensor("output.weight", (lm.vocab, lm.hidden), "language", "output"))
@@ -181,6 +214,11 @@ def vision_tensors(v: VisionTower) -> list[Tensor]:
         tensors += _linear(f"{p}.attn_qkv", 3 * v.hidden, v.hidden, v.qkv_bias, "vision", i)
         tensors += _linear(f"{p}.attn_out", v.hidden, v.hidden, v.linear_bias, "vision", i)
         tensors += _norm(f"{p}.ln2", v.hidden, v.norm, "vision", i)
+        for k in range(v.block_norms - 2):  # Gemma 4 vision: post_attention and post_feedforward norms too
+            tensors += _norm(f"{p}.ln{k + 3}", v.hidden, v.norm, "vision", i)
+        if v.qk_norm:
+            tensors += _norm(f"{p}.attn_q_norm", v.hidden // v.heads, v.norm, "vision", i)
+            tensors += _norm(f"{p}.attn_k_norm", v.hidden // v.heads, v.norm, "vision", i)
         tensors += _dense_ffn(p, v.hidden, v.mlp, v.mlp_kind, False, v.linear_bias, "vision", i)
     for k in range(v.extra_norms):
         tensors += _norm(f"v.extra_norm.{k}", v.hidden, v.norm, "vision", None)

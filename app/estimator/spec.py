@@ -66,10 +66,12 @@ class MoE(BaseModel):
     latent_size: int | None = Field(None, ge=1, description="Routed experts work in a latent of this width, "
                                                             "behind hidden -> latent -> hidden projections "
                                                             "(Nemotron 3 Super moe_latent_size).")
+    router_scales: bool = Field(False, description="The router carries a scale [hidden] and a per_expert_scale "
+                                                   "[experts] (Gemma 4 Gemma4TextRouter).")
 
     @model_serializer(mode="wrap")
     def _serialize(self, handler):
-        return _drop_defaults(handler(self), self, ("gated", "latent_size"))
+        return _drop_defaults(handler(self), self, ("gated", "latent_size", "router_scales"))
 
 
 class MLA(BaseModel):
@@ -94,6 +96,13 @@ class KvGeometry(BaseModel):
     head_dim: int = Field(ge=1, description="Key head dim of these layers.")
     v_head_dim: int | None = Field(None, ge=1, description="Value head dim when it differs from head_dim.")
     k_eq_v: bool = Field(False, description="Keys double as values: one tensor stored, not two.")
+    v_from_k: bool = Field(False, description="No v_proj: values are computed from the key projection (Gemma 4 "
+                                              "attention_k_eq_v). Weights only: transformers' cache still "
+                                              "holds K and V apart (V is v_norm(k), K is rope(k_norm(k))).")
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler):
+        return _drop_defaults(handler(self), self, ("v_from_k",))
 
 
 class Indexer(BaseModel):
@@ -104,6 +113,13 @@ class Indexer(BaseModel):
     heads: int = Field(ge=1, description="index_n_heads (query side; the cached key is one head).")
     head_dim: int = Field(ge=1, description="index_head_dim: elements of the cached key per token.")
     top_k: int = Field(ge=1, description="index_topk: positions selected (does not shrink the stored cache).")
+    shared_layers: tuple[int, ...] = Field(
+        (), description="Layers that reuse an earlier layer's top-k: no indexer weights, no indexer keys cached "
+                        "(GLM-5 indexer_types 'shared').")
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler):
+        return _drop_defaults(handler(self), self, ("shared_layers",))
 
 
 class LinearAttention(BaseModel):
@@ -172,7 +188,8 @@ FfnType = Literal["dense", "moe", "none"]
 
 # LanguageModel fields of the per-layer cache model (additive: older specs load and serialize unchanged)
 CACHE_MODEL_FIELDS = ("v_head_dim", "kv_geometry", "attention_chunk_size", "kv_shared_layers", "indexer",
-                      "linear_attention", "mamba", "short_conv", "state_dtype", "layer_ffn", "attn_output_gate")
+                      "linear_attention", "mamba", "short_conv", "state_dtype", "layer_ffn", "attn_output_gate",
+                      "per_layer_input", "per_layer_vocab", "sink_layer_type")
 
 
 class LanguageModel(Sourced):
@@ -230,6 +247,12 @@ class LanguageModel(Sourced):
     layer_ffn: tuple[FfnType, ...] | None = Field(
         None, description="Per-layer FFN (dense, moe, none) when it is not the model-wide rule (Nemotron-H).")
     attn_output_gate: bool = Field(False, description="q_proj also yields a sigmoid output gate (Qwen3-Next).")
+    per_layer_input: int = Field(0, ge=0, description="Per-layer embeddings (PLE) width per layer "
+                                                      "(Gemma 4 hidden_size_per_layer_input); 0: none.")
+    per_layer_vocab: int | None = Field(None, ge=1, description="Rows of the per-layer embedding table "
+                                                               "(vocab_size_per_layer_input).")
+    sink_layer_type: Literal["full", "sliding", "chunked"] | None = Field(
+        None, description="attention_sinks only on layers of this type (MiMo-V2-Flash: sliding); None: every layer.")
 
     qk_norm_full: bool = Field(
         False, description="q_norm/k_norm span all heads (heads x head_dim and kv_heads x head_dim wide: OLMo 3, "
@@ -320,6 +343,13 @@ class VisionTower(Sourced):
         None, description="(width, height) the embeddings_per_image and patches_per_image were computed for.")
     patches_per_image: int | None = Field(
         None, ge=1, description="ViT patches of one image at `image` (dynamic resolution).")
+    # --- additive: defaults keep older spec files byte-identical ---
+    block_norms: int = Field(2, ge=2, description="Norms of width `hidden` in one block (Gemma 4 vision: 4).")
+    qk_norm: bool = Field(False, description="Per-head q_norm and k_norm (head_dim wide) in every block.")
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler):
+        return _drop_defaults(handler(self), self, ("block_norms", "qk_norm"))
 
     @property
     def encoder_tokens(self) -> int:

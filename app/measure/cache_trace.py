@@ -26,9 +26,11 @@ from app.estimator.traces import TraceEnvironment
 
 CACHE_TRACE_FORMAT = "vram-cache-traces/1"
 # One committed config per cache family: Gated DeltaNet dense and MoE, Qwen3-Next, Mamba2 + attention (MoE
-# and dense Nemotron-H), short conv (LFM2).
+# and dense Nemotron-H), short conv (LFM2), per-layer KV geometry (Gemma 4 full layers), chunked
+# attention (Llama 4), MLA latent + indexer keys (DeepSeek-V3.2; GLM-5.2 with shared-indexer layers).
 TABLE_MODELS = ("qwen3.5-27b", "qwen3.6-35b-a3b", "qwen3-next-80b-a3b-instruct", "nemotron-3-nano-30b-a3b",
-                "nemotron-h-56b-base-8k", "lfm2.5-vl-1.6b")
+                "nemotron-h-56b-base-8k", "lfm2.5-vl-1.6b", "gemma-4-26b-a4b",
+                "llama-4-scout-17b-16e-instruct", "deepseek-v3.2", "glm-5.2")
 CONTEXT = 1000  # prompt tokens: not a multiple of the GDN chunk (64) nor of any window
 BATCH = 2
 
@@ -36,7 +38,7 @@ BATCH = 2
 class LayerBytes(BaseModel):
     index: int
     cache_class: str = Field(description="transformers cache layer class of this layer.")
-    kv_bytes: int = Field(description="Distinct storages of keys and values.")
+    kv_bytes: int = Field(description="Distinct storages of keys and values (and DSA indexer keys).")
     conv_bytes: int = Field(description="Distinct storages of conv_states.")
     recurrent_bytes: int = Field(description="Distinct storages of recurrent_states.")
 
@@ -82,7 +84,8 @@ def layer_bytes(cache) -> list[LayerBytes]:
     """Per cache layer: K/V storages and the linear-attention layer's conv / recurrent state storages."""
     out = []
     for i, layer in enumerate(cache.layers):
-        kv = _storages((getattr(layer, "keys", None), getattr(layer, "values", None)))
+        kv = _storages((getattr(layer, "keys", None), getattr(layer, "values", None),
+                        getattr(layer, "indexer_keys", None)))  # DynamicIndexedLayer (DSA indexer keys)
         conv = _storages((getattr(layer, "conv_states", None) or {}).values())
         rec = _storages((getattr(layer, "recurrent_states", None) or {}).values())
         out.append(LayerBytes(index=i, cache_class=type(layer).__name__, kv_bytes=sum(kv.values()),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.catalog.adapters import dense, glm, hybrid, moe, vision, vision_dynamic
+from app.catalog.adapters import dense, gemma4, glm, glm_mla, hybrid, llama4, mimo, moe, vision, vision_dynamic
 from app.catalog.adapters.common import Adapted
 from app.catalog.config import Cfg
 
@@ -62,4 +62,13 @@ ARCHITECTURES: dict[str, Architecture] = {a.model_type: a for a in [
     Architecture("qwen2_5_vl", vision_dynamic.qwen2_5_vl, "Qwen2.5-VL", "Qwen2_5_VLForConditionalGeneration"),
     Architecture("qwen3_vl", vision_dynamic.qwen3_vl, "Qwen3-VL", "Qwen3VLForConditionalGeneration"),
     Architecture("qwen3_vl_moe", vision_dynamic.qwen3_vl_moe, "Qwen3-VL-MoE", "Qwen3VLMoeForConditionalGeneration"),
+    # 2026 families with per-layer cache kinds (architectures-2026.md)
+    Architecture("gemma4", gemma4.gemma4, "Gemma 4", "Gemma4ForConditionalGeneration"),
+    Architecture("gemma4_text", gemma4.gemma4_text, "Gemma 4", "Gemma4ForCausalLM"),
+    Architecture("llama4", llama4.llama4, "Llama 4", "Llama4ForConditionalGeneration"),
+    Architecture("llama4_text", llama4.llama4_text, "Llama 4", "Llama4ForCausalLM"),
+    Architecture("deepseek_v32", moe.deepseek_v32, "DeepSeek-V3.2", "DeepseekV32ForCausalLM"),
+    Architecture("glm4_moe_lite", glm_mla.glm4_moe_lite, "GLM-4.7-Flash", "Glm4MoeLiteForCausalLM"),
+    Architecture("glm_moe_dsa", glm_mla.glm_moe_dsa, "GLM-5", "GlmMoeDsaForCausalLM"),
+    Architecture("mimo_v2_flash", mimo.mimo_v2_flash, "MiMo-V2-Flash", "MiMoV2FlashForCausalLM"),
 ]}

@@ -15,7 +15,7 @@ from app.catalog.adapters.common import (
     window,
 )
 from app.catalog.config import LIMITS, Cfg, InvalidConfigValue
-from app.estimator.spec import MLA, MoE
+from app.estimator.spec import MLA, Indexer, MoE
 
 
 def _experts(c: Cfg, experts_key: str, ffn_key: str) -> dict[str, Any]:
@@ -86,6 +86,13 @@ _DEEPSEEK_DEFAULTS = {
 # Moonshot's Kimi K2 (remote code configuration_deepseek.DeepseekV3Config, architectures DeepseekV3ForCausalLM)
 # reads with the same keys and defaults
 _DEEPSEEK_DEFAULTS["kimi_k2"] = _DEEPSEEK_DEFAULTS["deepseek_v3"]
+# transformers models/deepseek_v32/configuration_deepseek_v32.py: the same defaults as DeepseekV3Config
+_DEEPSEEK_DEFAULTS["deepseek_v32"] = _DEEPSEEK_DEFAULTS["deepseek_v3"]
+# transformers models/glm4_moe_lite and glm_moe_dsa configuration classes (5.25)
+_DEEPSEEK_DEFAULTS["glm4_moe_lite"] = {"q_lora_rank": 768, "n_routed_experts": 64, "n_shared_experts": 1,
+                                       "first_k_dense_replace": 1, "num_experts_per_tok": 4}
+_DEEPSEEK_DEFAULTS["glm_moe_dsa"] = {"q_lora_rank": 2048, "n_routed_experts": 256, "n_shared_experts": 1,
+                                     "first_k_dense_replace": 3, "num_experts_per_tok": 8}
 
 
 def _absent_or(c: Cfg, field: str, key: str, low: int = 0, high: int = LIMITS["width"]) -> int | None:
@@ -161,6 +168,22 @@ def gpt_oss(c: Cfg) -> Adapted:
                   "GptOssTopKRouter (bias) and GptOssExperts (gate_up_proj_bias, down_proj_bias)")
     types = every_nth_full(c, lm["layers"], 2, "transformers GptOssConfig: layer i slides when (i + 1) % 2")
     return _finish(c, lm, types)
+
+
+def deepseek_v32(c: Cfg) -> Adapted:
+    """DeepseekV32ForCausalLM (DeepSeek-V3.2): V3's layout plus the DSA lightning indexer in every layer
+    (transformers DeepseekV32Indexer: wq_b [index_n_heads x index_head_dim, q_lora_rank], wk [index_head_dim,
+    hidden], k_norm LayerNorm(index_head_dim), weights_proj [index_n_heads, hidden]); its cache keeps one
+    index_head_dim key per token per layer (DynamicIndexedLayer.indexer_keys, single head)."""
+    lm = _deepseek(c)
+    if not lm["mla"].q_lora_rank:
+        raise InvalidConfigValue(c.prefix + "q_lora_rank", 0, "at least 1 (the indexer's wq_b reads the q latent)")
+    lm["indexer"] = Indexer(heads=c.int("indexer", "index_n_heads", default=64),
+                            head_dim=c.int("indexer", "index_head_dim", default=128),
+                            top_k=c.int("indexer", "index_topk", default=2048, high=LIMITS["context"]))
+    c.note("indexer", "config.json index_n_heads, index_head_dim, index_topk (absent: transformers "
+                      "DeepseekV32Config defaults 64, 128, 2048)")
+    return _finish(c, lm, no_window(c, lm["layers"]))
 
 
 def kimi_k2(c: Cfg) -> Adapted:
