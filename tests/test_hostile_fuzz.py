@@ -63,22 +63,23 @@ def test_gguf_mutation_fuzz_is_answered_fast():
     seeds = _seeds()
     slow: list[tuple[float, int]] = []
     outcomes = {"ok": 0, "422": 0}
-    started = time.perf_counter()
+    # CPU time of this thread, not wall time: the bound is on the work done, whatever else the machine runs
+    started = time.thread_time()
     for case in range(1500):
         data = _mutate(rng.choice(seeds), rng)
-        t = time.perf_counter()
+        t = time.thread_time()
         try:
             estimate_gguf([("fuzz.gguf", data)], VramRequest(model="x"))
             outcomes["ok"] += 1
         except InvalidRequest as exc:
             assert exc.field == "file" or exc.field, exc
             outcomes["422"] += 1
-        dt = time.perf_counter() - t
+        dt = time.thread_time() - t
         if dt > 2:  # the attacker's fuzz found 55 cases over 2 s
             slow.append((dt, case))
     assert not slow, slow
     assert outcomes["ok"] > 50 and outcomes["422"] > 500, outcomes  # the fuzz reaches both ends
-    assert time.perf_counter() - started < 40
+    assert time.thread_time() - started < 40
 
 
 def test_gguf_mutants_over_http_are_200_or_422(client: TestClient):
