@@ -109,7 +109,7 @@ def test_bytes_per_token_per_layer_match_vllm(table: str, catalog):
     """Every layer's KV bytes per token (TP 1) equal the page vLLM's own layer spec has, layer by layer."""
     from app.estimator.cache import DTYPE_BYTES
     from app.estimator.kv_cache import KV_TYPES
-    from app.estimator.runtimes.vllm_kv import FULL_ATTENTION_FAMILIES, layer_kv
+    from app.estimator.runtimes.vllm_kv import FULL_ATTENTION_FAMILIES, layer_kv, window_offset
 
     compared = 0
     for model in TABLES[table]["models"]:
@@ -120,7 +120,8 @@ def test_bytes_per_token_per_layer_match_vllm(table: str, catalog):
             ssm = ssm_dtype(model)
             ours = layer_kv(spec.language_model, KV_TYPES["fp8" if dtype == "fp8" else "bf16"], 1,
                             windows=spec.family not in FULL_ATTENTION_FAMILIES,
-                            ssm_bytes=None if ssm == "auto" else DTYPE_BYTES[ssm])
+                            ssm_bytes=None if ssm == "auto" else DTYPE_BYTES[ssm],
+                            window_offset=window_offset(spec))
             theirs = [x for _, x in sorted((i, _layer(k["spec"])) for k in kinds for i in k["layers"])]
             got = [(x.kind, x.bytes_per_token, x.window, x.state_bytes) for x in ours]
             assert got == theirs, (model["name"], dtype)

@@ -183,7 +183,7 @@ def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence
     if release is not None and vllm_kv.groups_modelled(spec.language_model):
         block_size, groups = vllm_kv.runtime_groups(
             spec.language_model, KV_TYPES[kv.slug], tp, spec.family not in vllm_kv.FULL_ATTENTION_FAMILIES,
-            req.block_size, 4 if dtype == "float32" else 2)
+            req.block_size, 4 if dtype == "float32" else 2, vllm_kv.window_offset(spec))
     return VllmFlags(
         profile=profile, gpu_memory_utilization=util, max_model_len=max_model_len,
         max_num_seqs=req.max_num_seqs or seqs, max_num_batched_tokens=req.max_num_batched_tokens or tokens,

@@ -114,6 +114,15 @@ class KvPlan:
 # (model_executor/models/phi3.py); Phi-3.5's and Phi-4-mini's configs (model_type phi3, sliding_window on
 # every layer) have no layer_types.
 FULL_ATTENTION_FAMILIES = frozenset({"Phi-3.5", "Phi-4"})
+# Families whose sliding window vLLM takes from another key than transformers: vLLM's MiMo-V2-Flash layers
+# slide over config sliding_window (128: vLLM 0.32.0's own layer specs, model_specs/vllm/plan.json), while
+# transformers' MiMoV2FlashConfig attends sliding_window_size + 1 positions (the spec's window).
+WINDOW_OFFSET = {"MiMo-V2-Flash": -1}
+
+
+def window_offset(spec: ModelSpec) -> int:
+    """What vLLM's sliding window adds to the spec's (transformers') window for this model."""
+    return WINDOW_OFFSET.get(spec.family, 0)
 
 # FlashAttention's smallest kernel block: get_supported_kernel_block_sizes -> [MultipleOf(16)]
 # (vllm 0.32.0 v1/attention/backends/flash_attn.py:365).
@@ -152,7 +161,7 @@ def _vllm_state_rule(lm: LanguageModel, compute_bytes: int, ssm_bytes: int | Non
 
 
 def layer_kv(lm: LanguageModel, kv: KvType, tp: int, windows: bool = True, compute_bytes: int = 2,
-             ssm_bytes: int | None = None) -> list[LayerKv]:
+             ssm_bytes: int | None = None, window_offset: int = 0) -> list[LayerKv]:
     """Every decoder layer's spec, in layer order (`windows` False: vLLM ignores the sliding windows); layers
     without a cache (no token mixer) are left out, as vLLM gives them no spec."""
     rule = _vllm_state_rule(lm, compute_bytes, ssm_bytes)
@@ -166,7 +175,8 @@ def layer_kv(lm: LanguageModel, kv: KvType, tp: int, windows: bool = True, compu
             per_token = sum(kv.bytes_for(max(1, r.heads // tp) * r.head_dim) * (2 if r.name == "kv" else 1)
                             for r in c.rows if r.name in ("k", "v", "kv"))
             kind = c.layer_type if windows or c.layer_type == "chunked" else "full"
-            out.append(LayerKv(kind, per_token, c.span if kind != "full" else None))
+            span = None if kind == "full" else c.span + (window_offset if kind == "sliding" else 0)
+            out.append(LayerKv(kind, per_token, span))
         elif c.states:
             state = sum(rule.bytes(st) // tp if st.heads % tp == 0 else rule.bytes(st) for st in c.states)
             out.append(LayerKv("mamba", 0, None, state, CHECKPOINT_BLOCKS[c.kind]))
@@ -271,10 +281,10 @@ def group_shapes(lm: LanguageModel, windows: bool = True, block_size: int = 16, 
 
 
 def runtime_groups(lm: LanguageModel, kv: KvType, tp: int, windows: bool, block_size: int,
-                   compute_bytes: int) -> tuple[int, tuple[GroupShape, ...]]:
+                   compute_bytes: int, window_offset: int = 0) -> tuple[int, tuple[GroupShape, ...]]:
     """(the block size vLLM runs with, its KV cache groups) for the vLLM runtime: --block-size raised for
     Mamba/GDN hybrids ("Setting attention block size to %d tokens", platforms/interface.py:1093-1098)."""
-    u = unify(layer_kv(lm, kv, tp, windows, compute_bytes), block_size)
+    u = unify(layer_kv(lm, kv, tp, windows, compute_bytes, window_offset=window_offset), block_size)
     return u.block_size, _shapes([x for x, _ in u.layers], [s for _, s in u.layers])
 
 
@@ -319,9 +329,9 @@ def capacity(rel: PlanRelease, shapes: tuple[GroupShape, ...], num_blocks: int, 
 def plan(lm: LanguageModel, kv: KvType, *, vllm_version: str, max_model_len: int, block_size: int,
          tensor_parallel_size: int, kv_budget_bytes: int, max_num_batched_tokens: int,
          async_scheduling: bool = True, windows: bool = True, compute_bytes: int = 2,
-         ssm_bytes: int | None = None) -> KvPlan:
+         ssm_bytes: int | None = None, window_offset: int = 0) -> KvPlan:
     """vLLM's KV cache plan on one GPU for `kv_budget_bytes` of KV memory (pipeline parallel size 1)."""
-    layers = layer_kv(lm, kv, tensor_parallel_size, windows, compute_bytes, ssm_bytes)
+    layers = layer_kv(lm, kv, tensor_parallel_size, windows, compute_bytes, ssm_bytes, window_offset)
     return plan_layers(layers, vllm_version=vllm_version, max_model_len=max_model_len, block_size=block_size,
                        kv_budget_bytes=kv_budget_bytes, max_num_batched_tokens=max_num_batched_tokens,
                        async_scheduling=async_scheduling)
@@ -358,5 +368,5 @@ def plan_for(spec: ModelSpec, *, vllm_version: str, max_model_len: int, kv_budge
     return plan(spec.language_model, kv, vllm_version=vllm_version, max_model_len=max_model_len,
                 block_size=block_size, tensor_parallel_size=tensor_parallel_size, kv_budget_bytes=kv_budget_bytes,
                 max_num_batched_tokens=max_num_batched_tokens, windows=spec.family not in FULL_ATTENTION_FAMILIES,
-                compute_bytes=compute.bytes_for(1),
+                compute_bytes=compute.bytes_for(1), window_offset=window_offset(spec),
                 ssm_bytes=None if mamba_ssm_cache_dtype == "auto" else cache.DTYPE_BYTES[mamba_ssm_cache_dtype])
