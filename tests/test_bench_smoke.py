@@ -4,6 +4,7 @@ here: timings on shared CI machines mean nothing (bench/README.md has the measur
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 from bench import bench_cli, bench_estimator, bench_load
 
@@ -26,7 +27,10 @@ def test_bench_cli_completes_and_writes(tmp_path):
 
 
 def test_bench_load_completes_and_writes(tmp_path):
-    bench_load.main(rate=20, seconds=1, connections=2, out=tmp_path)
+    # in a thread of its own: the browser tests' Playwright keeps an event loop running in this one, and
+    # bench_load drives its client with asyncio.run
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(bench_load.main, rate=20, seconds=1, connections=2, out=tmp_path).result()
     figures = _written(tmp_path, "load")["figures"]
     assert figures["answered"] == figures["sent"] == 20
     assert figures["errors"] == {}
