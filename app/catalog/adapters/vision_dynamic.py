@@ -103,25 +103,25 @@ def _qwen3_tower(c: Cfg, model_type: str, text_hidden: int) -> tuple[dict[str, A
     return _finish_tower(v, vs, _shapes(rows)), v
 
 
+def _qwen3_vl(c: Cfg, decoder, model_type: str) -> Adapted:
+    text = c.sub("text_config")
+    out = decoder(text)
+    out.lm["tied_embeddings"] = c.bool("tied_embeddings", "tie_word_embeddings", out.lm["tied_embeddings"])
+    vs, v = _qwen3_tower(c, model_type, out.lm["hidden"])
+    return Adapted(out.lm, out.lm_sources, vs, v.sources)
+
+
 def qwen3_vl(c: Cfg) -> Adapted:
     """Qwen3VLForConditionalGeneration: Qwen3 decoder (q/k norms) + ViT with LayerNorm, biased qkv/proj and
     GELU MLP, a biased Conv3d patch embedding, a learned num_position_embeddings table, the merger and the
     deepstack mergers."""
-    text = c.sub("text_config")
-    out = dense.qwen3(text)
-    out.lm["tied_embeddings"] = c.bool("tied_embeddings", "tie_word_embeddings", out.lm["tied_embeddings"])
-    vs, v = _qwen3_tower(c, "qwen3_vl", out.lm["hidden"])
-    return Adapted(out.lm, out.lm_sources, vs, v.sources)
+    return _qwen3_vl(c, dense.qwen3, "qwen3_vl")
 
 
 def qwen3_vl_moe(c: Cfg) -> Adapted:
     """Qwen3VLMoeForConditionalGeneration: Qwen3-MoE decoder (num_experts routed, no shared expert) + the
     Qwen3-VL tower."""
-    text = c.sub("text_config")
-    out = moe.qwen3_moe(text)
-    out.lm["tied_embeddings"] = c.bool("tied_embeddings", "tie_word_embeddings", out.lm["tied_embeddings"])
-    vs, v = _qwen3_tower(c, "qwen3_vl_moe", out.lm["hidden"])
-    return Adapted(out.lm, out.lm_sources, vs, v.sources)
+    return _qwen3_vl(c, moe.qwen3_moe, "qwen3_vl_moe")
 
 
 def mistral3(c: Cfg) -> Adapted:
