@@ -65,7 +65,20 @@ CASES: dict[str, str | None] = {
     "glm4_moe_lite": None,  # Glm4MoeLiteConfig defaults: GLM-4.7-Flash's dimensions (no config.json was found)
     "glm_moe_dsa": "glm-5.2",
     "mimo_v2_flash": "mimo-v2-flash",
+    "step3p7": "step-3.7-flash",  # aiconfigurator's flattened copy: its text keys given as text_config (below)
 }
+
+# model_types whose catalog copy keeps the text model's keys at the top level (aiconfigurator's flattened
+# Step-3.7-Flash config.json): transformers' Step3p7Config reads text keys only under text_config, so they are
+# handed to it there (as given at the top level it would ignore them and build its defaults)
+FLATTENED_TEXT = {"step3p7"}
+
+
+def transformers_kwargs(config: dict) -> dict:
+    kw = {k: v for k, v in config.items() if k != "model_type"}
+    if config["model_type"] in FLATTENED_TEXT and "text_config" not in config:
+        return {"text_config": kw}
+    return kw
 
 
 def _config(model_type: str) -> dict:
@@ -79,8 +92,7 @@ def _config(model_type: str) -> dict:
 
 def _transformers_count(config: dict) -> int:
     arch = ARCHITECTURES[config["model_type"]]
-    cfg = transformers.AutoConfig.for_model(config["model_type"], **{k: v for k, v in config.items()
-                                                                      if k != "model_type"})
+    cfg = transformers.AutoConfig.for_model(config["model_type"], **transformers_kwargs(config))
     with torch.device("meta"):
         model = getattr(transformers, arch.transformers_class)(cfg)
     return sum(p.numel() for p in model.parameters())

@@ -53,7 +53,17 @@ def _per_layer_list(c: Cfg, key: str, layers: int, mtp: int) -> list | None:
         return None
     if not isinstance(raw, list) or len(raw) not in {layers, layers + mtp}:
         raise InvalidConfigValue(c.prefix + key, raw, f"{layers} entries (or {layers + mtp} with the MTP layers)")
+    return raw
+
+
+def _split(c: Cfg, key: str, raw: list, layers: int) -> list:
+    """The decoder's share of a per-layer list; the source says when MTP entries were split off."""
+    c.note(_FIELD[key], f"config.json {c.prefix}{key}" + (" (its MTP entries split off, as transformers "
+                                                          "Step3p7TextConfig does)" if len(raw) > layers else ""))
     return raw[:layers]
+
+
+_FIELD = {"layer_types": "layer_types", "mlp_layer_types": "layer_ffn"}
 
 
 def _layer_types(c: Cfg, layers: int, mtp: int) -> list[str]:
@@ -63,9 +73,7 @@ def _layer_types(c: Cfg, layers: int, mtp: int) -> list[str]:
         return ["full"] * layers
     if any(k not in _KINDS for k in raw):
         raise InvalidConfigValue(c.prefix + "layer_types", raw, "full_attention / sliding_attention entries")
-    c.note("layer_types", f"config.json {c.prefix}layer_types" + (" (MTP entries split off as transformers "
-                                                                  "Step3p7TextConfig does)" if mtp else ""))
-    return [_KINDS[k] for k in raw]
+    return [_KINDS[k] for k in _split(c, "layer_types", raw, layers)]
 
 
 def _layer_ffn(c: Cfg, layers: int, mtp: int) -> tuple[str, ...]:
@@ -74,8 +82,7 @@ def _layer_ffn(c: Cfg, layers: int, mtp: int) -> tuple[str, ...]:
     if raw is not None:
         if set(raw) - {"dense", "sparse"}:
             raise InvalidConfigValue(c.prefix + "mlp_layer_types", raw, "dense / sparse entries")
-        c.note("layer_ffn", f"config.json {c.prefix}mlp_layer_types")
-        return tuple("moe" if k == "sparse" else "dense" for k in raw)
+        return tuple("moe" if k == "sparse" else "dense" for k in _split(c, "mlp_layer_types", raw, layers))
     enum = c.data.get("moe_layers_enum")
     if enum is not None:
         items = enum.split(",") if isinstance(enum, str) else enum
@@ -89,7 +96,9 @@ def _layer_ffn(c: Cfg, layers: int, mtp: int) -> tuple[str, ...]:
         c.note("layer_ffn", "transformers Step3p7TextConfig: layers 0-2 dense, the rest MoE (no moe_layers_enum)")
         # first_k_dense_replace is not read by transformers or vLLM: accepted only when it says the same
         first = c.data.get("first_k_dense_replace")
-        if first is not None and first != FIRST_MOE_LAYER:
+        if first == FIRST_MOE_LAYER:
+            c.note("layer_ffn", c.sources["layer_ffn"] + f"; config.json {c.prefix}first_k_dense_replace agrees")
+        elif first is not None:
             raise InvalidConfigValue(c.prefix + "first_k_dense_replace", first,
                                      f"{FIRST_MOE_LAYER} (transformers and vLLM ignore it and build layers 3.. as MoE;"
                                      " name the MoE layers in mlp_layer_types or moe_layers_enum)")
@@ -214,8 +223,7 @@ def step3p7(c: Cfg) -> Adapted:
                                                       "Step3p7TextConfig's)")
     if isinstance(c.data.get("vision_config"), dict):
         v = c.sub("vision_config")
-    else:
+    else:  # transformers Step3p7Config builds Step3p7VisionConfig's defaults (each field's source says so)
         v = Cfg({}, c.model_type, "vision_config.")
-        v.note("layers", "vision_config absent: transformers Step3p7Config builds Step3p7VisionConfig's defaults")
     vs = _vision(v, lm["hidden"], c.bool("projector", "projector_bias", False))
     return Adapted(lm, text.sources, vs, v.sources)
