@@ -68,17 +68,15 @@ CASES: dict[str, str | None] = {
     "step3p7": "step-3.7-flash",  # aiconfigurator's flattened copy: its text keys given as text_config (below)
 }
 
-# model_types whose catalog copy keeps the text model's keys at the top level (aiconfigurator's flattened
-# Step-3.7-Flash config.json): transformers' Step3p7Config reads text keys only under text_config, so they are
-# handed to it there (as given at the top level it would ignore them and build its defaults)
-FLATTENED_TEXT = {"step3p7"}
 
 
 def transformers_kwargs(config: dict) -> dict:
-    kw = {k: v for k, v in config.items() if k != "model_type"}
-    if config["model_type"] in FLATTENED_TEXT and "text_config" not in config:
-        return {"text_config": kw}
-    return kw
+    """The config's keys as transformers' configuration class takes them: a catalog copy that keeps the text
+    model's keys at the top level (aiconfigurator's flattened Step-3.7-Flash) hands them over as text_config,
+    where Step3p7Config reads them (given at the top level it would ignore them and build its defaults)."""
+    from app.measure.trace import config_kwargs
+
+    return config_kwargs(config)
 
 
 def _config(model_type: str) -> dict:
