@@ -647,3 +647,25 @@ def test_step37_image_tokens_equal_transformers_processor(width: int, height: in
     assert tokens == len(re.findall(r"<[a-z_]+>", repl)) and "".join(re.findall(r"<[a-z_]+>", repl)) == repl
     vit = image_processor.vision_patch_size
     assert patches == (size // vit) ** 2 + crops * (crop // vit) ** 2
+
+
+def test_step37_mtp_layers_are_named_not_counted_and_llamacpp_says_so(catalog):
+    """num_nextn_predict_layers: kept as mtp_layers (transformers' Step3p7ForConditionalGeneration does not build
+    them: the counts above equal it without them); llama.cpp's converter (Step35Model) writes them into the GGUF
+    unless --no-mtp, which the llama.cpp answer says. llama.cpp's sliding layers are the config's
+    sliding_attention layers, as Step35Model writes its sliding_window_pattern."""
+    from app.estimator.runtimes.llamacpp_buffers import swa_layers
+
+    config = _step37()
+    spec = catalog.model("step-3.7-flash")
+    assert spec.language_model.mtp_layers == config["num_nextn_predict_layers"] == 3
+    assert spec_from_config(_step37_released()).language_model.mtp_layers == 3
+    e = estimate(spec, VramRequest(model=spec.slug, runtime="llama.cpp", quantization="q4_k_m", context=32768),
+                 catalog.gpus)
+    said = "llama.cpp: convert_hf_to_gguf.py writes the checkpoint's 3 MTP layers"
+    assert any(w.startswith(said) for w in e.warnings)
+    assert swa_layers(spec.language_model, None) == {i for i, t in enumerate(config["layer_types"])
+                                                     if t == "sliding_attention"}
+    for runtime in ("transformers", "vllm"):
+        e = estimate(spec, VramRequest(model=spec.slug, runtime=runtime, context=32768), catalog.gpus)
+        assert not any("MTP" in w for w in e.warnings)

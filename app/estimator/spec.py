@@ -192,7 +192,7 @@ FfnType = Literal["dense", "moe", "none"]
 # LanguageModel fields of the per-layer cache model (additive: older specs load and serialize unchanged)
 CACHE_MODEL_FIELDS = ("v_head_dim", "kv_geometry", "attention_chunk_size", "kv_shared_layers", "indexer",
                       "linear_attention", "mamba", "short_conv", "state_dtype", "layer_ffn", "attn_output_gate",
-                      "per_layer_input", "per_layer_vocab", "sink_layer_type", "attn_head_gate")
+                      "per_layer_input", "per_layer_vocab", "sink_layer_type", "attn_head_gate", "mtp_layers")
 
 
 class LanguageModel(Sourced):
@@ -252,6 +252,9 @@ class LanguageModel(Sourced):
     attn_output_gate: bool = Field(False, description="q_proj also yields a sigmoid output gate (Qwen3-Next).")
     attn_head_gate: bool = Field(False, description="g_proj: hidden -> one sigmoid gate per query head on the "
                                                     "attention output, no bias (Step-3.5 / Step-3.7).")
+    mtp_layers: int = Field(0, ge=0, description="Multi-token-prediction layers the checkpoint stores after the "
+                                                 "decoder (num_nextn_predict_layers): not counted in the weights "
+                                                 "(the runtimes' plain model classes skip them).")
     per_layer_input: int = Field(0, ge=0, description="Per-layer embeddings (PLE) width per layer "
                                                       "(Gemma 4 hidden_size_per_layer_input); 0: none.")
     per_layer_vocab: int | None = Field(None, ge=1, description="Rows of the per-layer embedding table "

@@ -133,8 +133,7 @@ def _text(c: Cfg, root: Cfg) -> dict[str, Any]:
     c.with_class_defaults("Step3p7TextConfig", TEXT_DEFAULTS)
     lm = decoder(c, tied_default=False)
     layers = lm["layers"]
-    mtp = c.int("layers", "num_nextn_predict_layers", default=0, low=0, high=LIMITS["layers"])
-    c.note("layers", f"config.json {c.prefix}num_hidden_layers")
+    mtp = c.int("mtp_layers", "num_nextn_predict_layers", default=0, low=0, high=LIMITS["layers"])
     lm["qkv_bias"] = lm["output_bias"] = c.bool("qkv_bias", "attention_bias", False)
     lm["linear_bias"] = c.bool("linear_bias", "mlp_bias", False)
     lm["qk_norm"] = lm["attn_head_gate"] = True
@@ -163,10 +162,11 @@ def _text(c: Cfg, root: Cfg) -> dict[str, Any]:
     c.note("moe", "config.json n_routed_experts (moe_num_experts / num_experts), num_experts_per_tok, "
                   "moe_intermediate_size, share_expert_dim (transformers Step3p7SparseMoeBlock: one shared expert; "
                   "the router's e_score_correction_bias is a buffer)")
+    lm["mtp_layers"] = mtp
     if mtp:
-        c.note("layers", c.sources["layers"] + f"; num_nextn_predict_layers: {mtp} MTP layers in the checkpoint, "
-                                               "not built by transformers Step3p7ForConditionalGeneration nor "
-                                               "loaded by vLLM without speculative decoding (not counted)")
+        c.note("mtp_layers", f"config.json {c.prefix}num_nextn_predict_layers: stored after the decoder, not built "
+                             "by transformers Step3p7ForConditionalGeneration nor loaded by vLLM without speculative "
+                             "decoding (not counted)")
     window(c, lm, types)
     lm["dtype"] = dtype(c, root)
     return lm
