@@ -85,3 +85,10 @@ def test_a_chosen_expert_format_stays_selectable(client: TestClient):
     keeps it selected and enabled: a disabled option would drop out of the form's next request."""
     html = client.get("/models/glm-4v-9b", params={"quantization": "mxfp4"}).text
     assert _options(html)["mxfp4"] == '<option value="mxfp4" selected>MXFP4 (experts)</option>'
+
+
+def test_card_update_carries_the_context_label(client: TestClient):
+    """The label is swapped in with the numbers it names (and only then)."""
+    update = client.get("/models/glm-4v-9b", params={"context": "5000"}, headers={"HX-Request": "true"}).text
+    assert '<output id="context-size" for="context" hx-swap-oob="true">5,000</output>' in update
+    assert 'data-state="bf16/5000/0"' in update
