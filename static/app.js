@@ -9,10 +9,15 @@
   function slider(range) {
     var stops = range.dataset.stops.split(",");
     var box = document.getElementById(range.dataset.for);
-    var out = document.getElementById(range.dataset.label);
-    var show = function (v) { out.textContent = fmt(v); range.setAttribute("aria-valuetext", fmt(v) + " tokens"); };
-    range.addEventListener("input", function () { box.value = stops[range.value]; show(box.value); });
-    box.addEventListener("input", function () {
+    var show = function (v) { range.setAttribute("aria-valuetext", fmt(v) + " tokens"); };
+    range.addEventListener("input", function () {  // the label (the numbers' context, swapped in with them)
+      var out = document.getElementById(range.dataset.label);  // follows a drag, marked pending until then
+      box.value = stops[range.value];
+      out.textContent = fmt(box.value);
+      out.classList.add("pending");
+      show(box.value);
+    });
+    box.addEventListener("input", function () {  // typing moves the slider; the label waits for the numbers
       if (!/^[0-9]+$/.test(box.value)) return;
       var i = stops.findIndex(function (s) { return Number(s) >= Number(box.value); });
       range.value = i < 0 ? stops.length - 1 : i;
@@ -21,6 +26,7 @@
   }
 
   function setStale(on, why) {
+    if (on) relabel();
     document.querySelectorAll("[data-result]").forEach(function (el) { el.classList.toggle("stale", on); });
     var note = document.getElementById("stale-note");
     if (note) { note.hidden = !on; note.textContent = on ? why : ""; }
@@ -51,8 +57,11 @@
       slot.textContent = (slot.textContent ? slot.textContent + " " : "") + (slot.id === "err-form" ? field + ": " : "") + describe(err);
     });
     setStale(true, "Not updated: the numbers below are for the last valid input. Fix the marked field.");
+  }
+
+  function relabel() {  // the context label back to the numbers' own context
     var shown = document.getElementById("breakdown"), label = document.getElementById("context-size");
-    if (shown && label) label.textContent = fmt(shown.dataset.state.split("/")[1]);  // the numbers' own context
+    if (shown && label) { label.textContent = fmt(shown.dataset.state.split("/")[1]); label.classList.remove("pending"); }
   }
 
   function syncChoices(form) { if (window.vramSyncChoices) window.vramSyncChoices(form); }  // calc.js

@@ -122,6 +122,13 @@ class Format:
     def is_gguf(self) -> bool:
         return self.group == "gguf"
 
+    @property
+    def experts_only(self) -> bool:
+        """A format of MoE expert tensors alone: refused for a dense model (MXFP4_MOE), or one that leaves a
+        dense model as it is (MXFP4: transformers 5.25.0 integrations/mxfp4.py replace_with_mxfp4_linear swaps
+        only GptOssMLP experts; vLLM 0.34.0 quantization/mxfp4.py gives linears UnquantizedLinearMethod)."""
+        return self.moe_only or self.quantizes is _expert_linears
+
 
 _HF = "transformers"
 _FLOAT = ("transformers", "vllm")

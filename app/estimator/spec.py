@@ -384,6 +384,16 @@ class CardField(BaseModel):
     value: str
 
 
+class CardRanking(BaseModel):
+    """A card's ranking block as published (heading, note and ranks word for word)."""
+
+    model_config = _STRICT
+
+    heading: str
+    note: str
+    ranks: list[CardField]
+
+
 class Card(BaseModel):
     """The model card exactly as published (what people read), never used for arithmetic."""
 
@@ -392,7 +402,9 @@ class Card(BaseModel):
     source: str = Field(description="Where this card text comes from.")
     fields: list[CardField]
     description: list[str] = Field(description="Our own summary paragraphs.")
-    ranking_note: str = "No evaluation benchmarks available."
+    family_heading: str = Field("", description="The card's own heading over its sibling models, word for word; "
+                                                "empty: the page writes one.")
+    ranking: CardRanking | None = Field(None, description="The card's ranking block, when it has one.")
 
 
 class Discrepancy(BaseModel):

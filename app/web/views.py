@@ -54,13 +54,21 @@ class Option:
     slug: str
     label: str
     runtimes: str = ""  # space-separated runtimes that accept it (for disabling refused choices)
+    why: str = ""  # why it is listed disabled ("" when it is a choice)
 
 
-def format_groups() -> dict[str, list[Option]]:
-    """The quantization dropdown: every format of the API under its group label."""
+def inert(spec: ModelSpec, slug: str) -> bool:
+    """A format that changes nothing for this model: one of MoE expert tensors, and the model has none."""
+    return FORMATS[slug].experts_only and spec.language_model.moe is None
+
+
+def format_groups(spec: ModelSpec, runtimes: bool = True) -> dict[str, list[Option]]:
+    """The quantization dropdown: every format of the API under its group label; those that change nothing
+    for `spec` say so. `runtimes=False` leaves out which runtimes load each (the card has no runtime control)."""
     groups: dict[str, list[Option]] = {label: [] for label in GROUP_LABELS.values()}
     for f in FORMATS.values():
-        groups[GROUP_LABELS[f.group]].append(Option(f.slug, f.label, " ".join(f.runtimes)))
+        groups[GROUP_LABELS[f.group]].append(Option(f.slug, f.label, " ".join(f.runtimes) if runtimes else "",
+                                                    "no MoE experts in this model" if inert(spec, f.slug) else ""))
     return groups
 
 
@@ -188,8 +196,8 @@ def vram_table(spec: ModelSpec, images: int) -> tuple[TableRow, ...]:
     """
     rows = []
     for f in FORMATS.values():
-        if f.moe_only and spec.language_model.moe is None:
-            continue  # MXFP4_MOE: a format of expert tensors
+        if inert(spec, f.slug):
+            continue  # MXFP4, MXFP4_MOE: formats of expert tensors
         ests = [estimate(spec, VramRequest(model=spec.slug, quantization=f.slug, context=c, images=images))
                 for c in TABLE_CONTEXTS]
         runtime = ests[0].request.runtime
@@ -230,12 +238,15 @@ def released_values(spec: ModelSpec) -> dict[str, tuple[str, str]]:
 
 
 def related_models(spec: ModelSpec, catalog: Catalog) -> tuple[str, list[ModelSpec]]:
-    """The heading and the models of the same vendor (when the catalog names one) or family."""
+    """The heading (the card's own when it has one) and the models of the same vendor (when the catalog
+    names one) or family."""
     vendor = getattr(spec, "vendor", None)
     if vendor:
-        return f"More models from {vendor}", [m for m in catalog.models.values()
-                                              if getattr(m, "vendor", None) == vendor]
-    return f"The {spec.family} family", [m for m in catalog.models.values() if m.family == spec.family]
+        heading, models = f"More models from {vendor}", [m for m in catalog.models.values()
+                                                         if getattr(m, "vendor", None) == vendor]
+    else:
+        heading, models = f"The {spec.family} family", [m for m in catalog.models.values() if m.family == spec.family]
+    return spec.card.family_heading or heading, models
 
 
 @dataclass(frozen=True)
@@ -278,7 +289,7 @@ def card_context(spec: ModelSpec, catalog: Catalog, state: CardState) -> dict:
     return {
         "spec": spec, "gpus": catalog.gpus, "gpu": state.gpu, "gpu_memory": state.gpu_memory,
         "family_heading": family_heading, "family": family,
-        "groups": format_groups(),
+        "groups": format_groups(spec, runtimes=False),
         "slider": context_slider(spec.language_model.max_context, est.request.context),
         "contexts": TABLE_COLUMNS,
         "released": released_values(spec),
