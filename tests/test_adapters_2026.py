@@ -20,6 +20,7 @@ from app.catalog.importer import spec_from_config
 from app.estimator import VramRequest, count_parameters, estimate
 from app.estimator.errors import InvalidRequest, UnknownChoice
 from app.estimator.images import image_grid
+from tests.test_registry_transformers import transformers_kwargs
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -310,8 +311,7 @@ def test_catalog_config_rewritten_by_transformers_5_reads_the_same(slug: str):
     model_type = config["model_type"]
     if not ARCHITECTURES[model_type].transformers_class or model_type == "ministral3":
         pytest.skip("no transformers configuration class of this model_type for this config")
-    v5 = transformers.AutoConfig.for_model(model_type, **{k: v for k, v in config.items()
-                                                          if k != "model_type"}).to_dict()
+    v5 = transformers.AutoConfig.for_model(model_type, **transformers_kwargs(config)).to_dict()
     skip = {"source", "field_sources"}
     ours, theirs = spec_from_config(config), spec_from_config(v5)
     assert ours.language_model.model_dump(exclude=skip) == theirs.language_model.model_dump(exclude=skip)
@@ -508,3 +508,164 @@ def test_mimo_v2_flash_variants_equal_transformers(kw: dict):
     config = {**transformers.MiMoV2FlashConfig().to_dict(), **kw}
     config.pop("layer_types"), config.pop("mlp_layer_types")
     assert count_parameters(spec_from_config(config)).total == _count(config, "MiMoV2FlashForCausalLM")
+
+
+# --- Step-3.7-Flash: per-head output gate, sliding layers' own query heads, dense-then-MoE, StepFun's vision tower --
+def _step37() -> dict:
+    return _catalog("step-3.7-flash")
+
+
+def _step37_released() -> dict:
+    """The nested layout aiconfigurator's tests describe for the published checkpoint (text_config with
+    attention_other_setting, layer_types padded with the 3 MTP layers, moe_layers_enum), built from the
+    catalog copy's own values; the vision tower in the remote-code spellings (width / layers / heads)."""
+    flat = _step37()
+    text = {k: v for k, v in flat.items() if k not in ("architectures", "first_k_dense_replace", "num_experts")}
+    text |= {"model_type": "step3p5", "layer_types": flat["layer_types"] + ["full_attention"] * 3,
+             "moe_layers_enum": ",".join(str(i) for i in range(3, 48)), "moe_num_experts": flat["num_experts"],
+             "attention_other_setting": {"num_attention_heads": 96, "num_attention_groups": 8, "head_dim": 128}}
+    return {"model_type": "step3p7", "architectures": ["Step3p7ForConditionalGeneration"], "text_config": text,
+            "vision_config": {"width": 1536, "layers": 47, "heads": 16, "image_size": 728, "patch_size": 14}}
+
+
+def test_step37_flat_copy_reads_as_transformers_text_config():
+    """The catalog copy's top-level keys, given to transformers as text_config: the same layers, experts, MoE
+    layers and window as we read, and the same parameter count (vision tower: Step3p7VisionConfig defaults)."""
+    config = _step37()
+    theirs = transformers.AutoConfig.for_model("step3p7", **transformers_kwargs(config)).text_config
+    spec = spec_from_config(config)
+    lm = spec.language_model
+    assert theirs.n_routed_experts == lm.moe.experts == config["num_experts"]
+    assert lm.layer_ffn == tuple("moe" if t == "sparse" else "dense" for t in theirs.mlp_layer_types)
+    assert lm.layer_types == tuple(t.replace("_attention", "") for t in theirs.layer_types)
+    assert (lm.sliding_window, lm.vocab) == (theirs.sliding_window, theirs.vocab_size)
+    assert {theirs.per_layer_config[i].num_attention_heads for i in range(45)} == {lm.heads}
+    assert count_parameters(spec).total == _count(config, "Step3p7ForConditionalGeneration",
+                                                  **transformers_kwargs(config))
+
+
+def test_step37_released_layout_equals_transformers():
+    """96 query heads on sliding layers (per_layer_config), MTP entries split off, MoE layers from
+    moe_layers_enum: Step3p7ForConditionalGeneration's count, from the config and as transformers 5 writes it."""
+    config = _step37_released()
+    cfg = transformers.AutoConfig.for_model("step3p7", text_config=dict(config["text_config"]),
+                                            vision_config=dict(config["vision_config"]))
+    with torch.device("meta"):
+        model = transformers.Step3p7ForConditionalGeneration(cfg)
+    theirs = sum(p.numel() for p in model.parameters())
+    spec = spec_from_config(config)
+    assert count_parameters(spec).total == theirs
+    assert count_parameters(spec_from_config(cfg.to_dict())).total == theirs
+    swa = spec.language_model.kv_geometry["sliding"]
+    assert (swa.heads, swa.kv_heads, swa.head_dim) == (cfg.text_config.per_layer_config[1].num_attention_heads,
+                                                       cfg.text_config.num_key_value_heads, cfg.text_config.head_dim)
+    assert spec.language_model.layer_types == tuple(t.replace("_attention", "") for t in cfg.text_config.layer_types)
+
+
+@pytest.mark.parametrize("kw", [{"num_sliding_attention_heads": 32}, {"attention_bias": True},
+                                {"mlp_layer_types": ["dense"] * 5 + ["sparse"] * 40},
+                                {"num_hidden_layers": 6, "layer_types": None, "vocab_size": 1000}])
+def test_step37_text_variants_equal_transformers(kw: dict):
+    text = {k: v for k, v in _step37().items() if k != "model_type"} | kw
+    text = {k: v for k, v in text.items() if v is not None}
+    config = {"model_type": "step3p7", "text_config": text, "projector_bias": True}
+    assert count_parameters(spec_from_config(config)).total == _count(config, "Step3p7ForConditionalGeneration")
+
+
+@pytest.mark.parametrize(("key", "value"), [("first_k_dense_replace", 5), ("num_experts", 128),
+                                            ("n_shared_experts", 2),
+                                            ("attention_other_setting", {"num_attention_heads": 96, "head_dim": 64})])
+def test_step37_refuses_what_transformers_would_build_differently(key: str, value):
+    """Keys transformers' Step3p7TextConfig ignores (first_k_dense_replace, num_experts, n_shared_experts, the
+    KV part of attention_other_setting): a value other than what it builds is a 422 naming the key."""
+    with pytest.raises(InvalidRequest) as err:
+        spec_from_config(_step37() | {key: value})
+    assert err.value.field.startswith(f"config.{key}")
+
+
+def _step37_processor() -> tuple[object, type]:
+    """transformers 5.25's Step3p7ImageProcessor._plan_patches (and _is_extreme_aspect) on a class holding the
+    image processor's own class defaults, and Step3p7Processor compiled from processing_step3p7.py with a
+    stand-in ProcessorMixin (the real one wants a tokenizer and torchvision, neither installed here)."""
+    path = MODELS / "step3p7" / "image_processing_step3p7.py"
+    defaults = _class_defaults(path, "Step3p7ImageProcessor")
+    cls = next(n for n in ast.parse(path.read_text()).body
+               if isinstance(n, ast.ClassDef) and n.name == "Step3p7ImageProcessor")
+    methods = [n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name in ("_is_extreme_aspect",
+                                                                                  "_plan_patches")]
+    for node in cls.body:  # annotated class attributes (patch_size: int = 504, max_image_size, ...)
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(node.value,
+                                                                                               ast.Constant):
+            defaults[node.target.id] = node.value.value
+    plan = ast.ClassDef("Plan", [], [], methods, [], type_params=[])
+    ns: dict = {}
+    exec(compile(ast.fix_missing_locations(ast.Module([plan], [])), str(path), "exec"), ns)  # noqa: S102
+    image_processor = type("ImageProcessor", (ns["Plan"],), defaults)()
+
+    class ProcessorMixin:  # noqa: B903 - the stand-in takes what Step3p7Processor.__init__ passes on
+        def __init__(self, image_processor, tokenizer=None, chat_template=None, **kwargs):
+            self.image_processor = image_processor
+
+    path = MODELS / "step3p7" / "processing_step3p7.py"
+    tree = ast.parse(path.read_text())
+    body = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+    for node in body:
+        node.decorator_list = []
+    ns = {"ProcessorMixin": ProcessorMixin, "MultiModalData": dict}
+    exec(compile(ast.Module(body, []), str(path), "exec"), ns)  # noqa: S102
+    return image_processor, ns["Step3p7Processor"]
+
+
+def test_step37_processor_class_defaults_are_ours():
+    """The values our tower and images.py take: Step3p7ImageProcessor's and Step3p7Processor's own."""
+    image_processor, processor_cls = _step37_processor()
+    v = spec_from_config(_step37()).vision
+    processor = processor_cls(image_processor)
+    assert (v.image_size, v.crop_size, v.longest_edge) == (image_processor.size["height"], image_processor.patch_size,
+                                                           image_processor.max_image_size)
+    assert v.patch_size * v.merge_size == image_processor.vision_patch_size * image_processor.downsampler_stride
+    assert (processor.num_image_feature_size, processor.num_patch_feature_size) == (169, 81)
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_step37_image_tokens_equal_transformers_processor(width: int, height: int):
+    """Positions one image takes: Step3p7Processor.replace_image_token's string for the crops _plan_patches
+    makes (the newline mask as Step3p7ImageProcessor._preprocess builds it), each marker and <im_patch> one
+    token; ViT patches: the global view plus each crop, patch_size apart."""
+    import re
+
+    image_processor, processor_cls = _step37_processor()
+    processor = processor_cls(image_processor)
+    size, crop = image_processor.size["height"], image_processor.patch_size
+    *_, cols, rows, _ = image_processor._plan_patches(width, height, size, crop)
+    crops = cols * rows
+    # image_processing_step3p7.py _preprocess: "Newline after the last patch in each row except the final row"
+    mask = [col == cols - 1 and row < rows - 1 for row in range(rows) for col in range(cols)]
+    repl = processor.replace_image_token({"num_local_patches": [crops], "patch_newline_masks": [mask]}, 0)
+    v = spec_from_config(_step37()).vision
+    patches, tokens, _ = image_grid(v, width, height)
+    assert tokens == len(re.findall(r"<[a-z_]+>", repl)) and "".join(re.findall(r"<[a-z_]+>", repl)) == repl
+    vit = image_processor.vision_patch_size
+    assert patches == (size // vit) ** 2 + crops * (crop // vit) ** 2
+
+
+def test_step37_mtp_layers_are_named_not_counted_and_llamacpp_says_so(catalog):
+    """num_nextn_predict_layers: kept as mtp_layers (transformers' Step3p7ForConditionalGeneration does not build
+    them: the counts above equal it without them); llama.cpp's converter (Step35Model) writes them into the GGUF
+    unless --no-mtp, which the llama.cpp answer says. llama.cpp's sliding layers are the config's
+    sliding_attention layers, as Step35Model writes its sliding_window_pattern."""
+    from app.estimator.runtimes.llamacpp_buffers import swa_layers
+
+    config = _step37()
+    spec = catalog.model("step-3.7-flash")
+    assert spec.language_model.mtp_layers == config["num_nextn_predict_layers"] == 3
+    assert spec_from_config(_step37_released()).language_model.mtp_layers == 3
+    e = estimate(spec, VramRequest(model=spec.slug, runtime="llama.cpp", quantization="q4_k_m", context=32768),
+                 catalog.gpus)
+    said = "llama.cpp: convert_hf_to_gguf.py writes the checkpoint's 3 MTP layers"
+    assert any(w.startswith(said) for w in e.warnings)
+    assert swa_layers(spec.language_model, None) == {i for i, t in enumerate(config["layer_types"])
+                                                     if t == "sliding_attention"}
+    for runtime in ("transformers", "vllm"):
+        e = estimate(spec, VramRequest(model=spec.slug, runtime=runtime, context=32768), catalog.gpus)
+        assert not any("MTP" in w for w in e.warnings)

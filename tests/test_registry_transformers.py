@@ -65,7 +65,18 @@ CASES: dict[str, str | None] = {
     "glm4_moe_lite": None,  # Glm4MoeLiteConfig defaults: GLM-4.7-Flash's dimensions (no config.json was found)
     "glm_moe_dsa": "glm-5.2",
     "mimo_v2_flash": "mimo-v2-flash",
+    "step3p7": "step-3.7-flash",  # aiconfigurator's flattened copy: its text keys given as text_config (below)
 }
+
+
+
+def transformers_kwargs(config: dict) -> dict:
+    """The config's keys as transformers' configuration class takes them: a catalog copy that keeps the text
+    model's keys at the top level (aiconfigurator's flattened Step-3.7-Flash) hands them over as text_config,
+    where Step3p7Config reads them (given at the top level it would ignore them and build its defaults)."""
+    from app.measure.trace import config_kwargs
+
+    return config_kwargs(config)
 
 
 def _config(model_type: str) -> dict:
@@ -79,8 +90,7 @@ def _config(model_type: str) -> dict:
 
 def _transformers_count(config: dict) -> int:
     arch = ARCHITECTURES[config["model_type"]]
-    cfg = transformers.AutoConfig.for_model(config["model_type"], **{k: v for k, v in config.items()
-                                                                      if k != "model_type"})
+    cfg = transformers.AutoConfig.for_model(config["model_type"], **transformers_kwargs(config))
     with torch.device("meta"):
         model = getattr(transformers, arch.transformers_class)(cfg)
     return sum(p.numel() for p in model.parameters())

@@ -15,6 +15,12 @@ The rules mirror the transformers 5.25 processors (pure arithmetic, no transform
   `get_resize_output_image_size` scales the longest edge down to size.longest_edge (floor) and rounds each
   side up to a multiple of patch_size x spatial_merge_size; models/pixtral/processing_pixtral.py then writes
   one [IMG] per merged patch plus an [IMG_BREAK] after each row, the last replaced by [IMG_END].
+- step3p7 (Step-3.7-Flash): models/step3p7/image_processing_step3p7.py `_plan_patches` keeps a global view
+  resized to size (728 x 728) and cuts the image into local crops (resized to patch_size 504) by an
+  aspect-dependent window; models/step3p7/processing_step3p7.py `replace_image_token` writes per crop
+  <patch_start> + (504 / (14 x 4))^2 <im_patch> + <patch_end> (+ <patch_newline> after each row but the last),
+  then <im_start> + (728 / 56)^2 <im_patch> + <im_end>. Each marker is one position, as vLLM's Step3VLProcessor
+  counts them (num_patches x (patch features + 2) + image features + 2 + newlines).
 """
 
 from __future__ import annotations
@@ -111,6 +117,28 @@ def pixtral_resize(height: int, width: int, longest_edge: int, patch: int) -> tu
     return ((height - 1) // patch + 1) * patch, ((width - 1) // patch + 1) * patch
 
 
+def step3p7_plan(width: int, height: int, image_size: int, crop: int, max_image_size: int) -> tuple[int, int, int]:
+    """transformers models/step3p7/image_processing_step3p7.py Step3p7ImageProcessor._plan_patches (5.25):
+    (window, crops along the width, crops along the height); window 0: no local crops."""
+    if min(width, height) < 32 and max(width / height, height / width) > 4:  # _is_extreme_aspect: squared
+        width = height = max(width, height)
+    if max(height, width) > max_image_size:
+        scale = max_image_size / max(height, width)
+        width, height = int(width * scale), int(height * scale)
+    short_side, long_side = min(height, width), max(height, width)
+    if long_side <= image_size:
+        window = short_side if long_side / short_side > 1.5 else 0
+    elif long_side / short_side > 4:
+        window = min(short_side, crop)
+    else:
+        window = crop
+    if window == 0:
+        return 0, 0, 0
+    crop_w, crop_h = (window * (dim // window + (dim % window > 0.2 * window)) if dim >= window else dim
+                      for dim in (width, height))
+    return window, max(1, crop_w // window), max(1, crop_h // window)
+
+
 def image_grid(v: VisionTower, width: int, height: int) -> tuple[int, int, tuple[int, int]]:
     """(ViT patches, prompt tokens, resized (width, height)) of one image of width x height."""
     unit = v.patch_size * v.merge_size
@@ -133,6 +161,15 @@ def image_grid(v: VisionTower, width: int, height: int) -> tuple[int, int, tuple
         h, w = pixtral_resize(height, width, v.longest_edge, unit)
         rows, cols = h // unit, w // unit
         return (h // v.patch_size) * (w // v.patch_size), rows * (cols + 1), (w, h)
+    if v.resize == "step3p7":
+        assert v.crop_size is not None and v.longest_edge is not None
+        _, cols, rows = step3p7_plan(width, height, v.image_size, v.crop_size, v.longest_edge)
+        crops = cols * rows
+        per_global, per_crop = (v.image_size // unit) ** 2, (v.crop_size // unit) ** 2
+        newlines = rows - 1 if crops else 0
+        tokens = crops * (per_crop + 2) + per_global + 2 + newlines
+        patches = (v.image_size // v.patch_size) ** 2 + crops * (v.crop_size // v.patch_size) ** 2
+        return patches, tokens, (v.image_size, v.image_size)
     raise ValueError(f"no resize rule {v.resize!r}")
 
 

@@ -88,7 +88,8 @@ def _attention(lm: LanguageModel, i: int) -> list[Tensor]:
     # Gemma 4 num_kv_shared_layers: the last layers read another layer's cache and build no k/v projections
     shared = i >= lm.layers - lm.kv_shared_layers
     v_dim = (geometry.v_head_dim if geometry is not None else None) or lm.v_head_dim or head_dim  # MiMo: 128
-    q, kv, v = lm.heads * head_dim, kv_heads * head_dim, kv_heads * v_dim
+    heads = (geometry.heads if geometry is not None else None) or lm.heads  # Step-3.7 sliding layers: their own
+    q, kv, v = heads * head_dim, kv_heads * head_dim, kv_heads * v_dim
     out_bias = lm.linear_bias if lm.output_bias is None else lm.output_bias
     extra: list[Tensor] = []
     if lm.qk_norm:  # per-head RMSNorm on q and k (Qwen3 q_norm/k_norm, Gemma 3); all heads: OLMo 3, MiniMax-M2
@@ -99,7 +100,9 @@ def _attention(lm: LanguageModel, i: int) -> list[Tensor]:
     sinks = lm.attention_sinks and (lm.sink_layer_type is None or lm.layer_types is None
                                     or lm.layer_types[i] == lm.sink_layer_type)
     if sinks:  # gpt-oss: one learned sink logit per query head (MiMo-V2-Flash: sliding layers only)
-        extra.append(Tensor(f"{p}.attn_sinks.weight", (lm.heads,), "language", "norm", i))
+        extra.append(Tensor(f"{p}.attn_sinks.weight", (heads,), "language", "norm", i))
+    if lm.attn_head_gate:  # Step3p7Attention g_proj: Linear(hidden, heads, bias=False), a sigmoid gate per head
+        extra += _linear(f"{p}.attn_gate", heads, h, False, "language", i)
     q_out = 2 * q if lm.attn_output_gate else q  # Qwen3-Next / Qwen3.5: q_proj also yields the output gate
     if lm.fused_qkv:
         qkv = _linear(f"{p}.attn_qkv", q + 2 * kv, h, lm.qkv_bias, "language", i)
@@ -109,7 +112,7 @@ def _attention(lm: LanguageModel, i: int) -> list[Tensor]:
             qkv += _linear(f"{p}.attn_k", kv, h, lm.qkv_bias, "language", i)
             if not no_v:
                 qkv += _linear(f"{p}.attn_v", v, h, lm.qkv_bias, "language", i)
-    return [*qkv, *extra, *_linear(f"{p}.attn_output", h, lm.heads * v_dim, out_bias, "language", i)]
+    return [*qkv, *extra, *_linear(f"{p}.attn_output", h, heads * v_dim, out_bias, "language", i)]
 
 
 def _dense_ffn(prefix: str, hidden: int, ffn: int, kind: str, fused: bool, bias: bool,
@@ -216,6 +219,9 @@ def vision_tensors(v: VisionTower) -> list[Tensor]:
         tensors += _norm(f"{p}.ln2", v.hidden, v.norm, "vision", i)
         for k in range(v.block_norms - 2):  # Gemma 4 vision: post_attention and post_feedforward norms too
             tensors += _norm(f"{p}.ln{k + 3}", v.hidden, v.norm, "vision", i)
+        if v.layer_scales:  # Step3p7VisionEncoderLayer lambda_1 / lambda_2: per-channel scales of both branches
+            tensors += [Tensor(f"{p}.ls1", (v.hidden,), "vision", "norm", i),
+                        Tensor(f"{p}.ls2", (v.hidden,), "vision", "norm", i)]
         if v.qk_norm:
             tensors += _norm(f"{p}.attn_q_norm", v.hidden // v.heads, v.norm, "vision", i)
             tensors += _norm(f"{p}.attn_k_norm", v.hidden // v.heads, v.norm, "vision", i)

@@ -99,10 +99,13 @@ class KvGeometry(BaseModel):
     v_from_k: bool = Field(False, description="No v_proj: values are computed from the key projection (Gemma 4 "
                                               "attention_k_eq_v). Weights only: transformers' cache still "
                                               "holds K and V apart (V is v_norm(k), K is rope(k_norm(k))).")
+    heads: int | None = Field(None, ge=1, description="Query heads of these layers when they differ from "
+                                                      "num_attention_heads (Step-3.7 sliding layers: "
+                                                      "attention_other_setting). Weights only: the cache is KV.")
 
     @model_serializer(mode="wrap")
     def _serialize(self, handler):
-        return _drop_defaults(handler(self), self, ("v_from_k",))
+        return _drop_defaults(handler(self), self, ("v_from_k", "heads"))
 
 
 class Indexer(BaseModel):
@@ -189,7 +192,7 @@ FfnType = Literal["dense", "moe", "none"]
 # LanguageModel fields of the per-layer cache model (additive: older specs load and serialize unchanged)
 CACHE_MODEL_FIELDS = ("v_head_dim", "kv_geometry", "attention_chunk_size", "kv_shared_layers", "indexer",
                       "linear_attention", "mamba", "short_conv", "state_dtype", "layer_ffn", "attn_output_gate",
-                      "per_layer_input", "per_layer_vocab", "sink_layer_type")
+                      "per_layer_input", "per_layer_vocab", "sink_layer_type", "attn_head_gate", "mtp_layers")
 
 
 class LanguageModel(Sourced):
@@ -247,6 +250,11 @@ class LanguageModel(Sourced):
     layer_ffn: tuple[FfnType, ...] | None = Field(
         None, description="Per-layer FFN (dense, moe, none) when it is not the model-wide rule (Nemotron-H).")
     attn_output_gate: bool = Field(False, description="q_proj also yields a sigmoid output gate (Qwen3-Next).")
+    attn_head_gate: bool = Field(False, description="g_proj: hidden -> one sigmoid gate per query head on the "
+                                                    "attention output, no bias (Step-3.5 / Step-3.7).")
+    mtp_layers: int = Field(0, ge=0, description="Multi-token-prediction layers the checkpoint stores after the "
+                                                 "decoder (num_nextn_predict_layers): not counted in the weights "
+                                                 "(the runtimes' plain model classes skip them).")
     per_layer_input: int = Field(0, ge=0, description="Per-layer embeddings (PLE) width per layer "
                                                       "(Gemma 4 hidden_size_per_layer_input); 0: none.")
     per_layer_vocab: int | None = Field(None, ge=1, description="Rows of the per-layer embedding table "
@@ -326,16 +334,17 @@ class VisionTower(Sourced):
     )
     max_images: int | None = Field(None, ge=1, description="Images one prompt may carry (None: context-bound).")
     # --- dynamic resolution (Qwen-VL, Pixtral): additive, defaults keep fixed-size towers unchanged ---
-    resize: Literal["qwen2_vl", "glm4v", "pixtral", "kimi_k25"] | None = Field(
+    resize: Literal["qwen2_vl", "glm4v", "pixtral", "kimi_k25", "step3p7"] | None = Field(
         None, description="The processor's resize rule when image tokens depend on the image size: qwen2_vl "
                           "(smart_resize to multiples of patch x merge within min/max pixels), glm4v (its "
                           "smart_resize over temporal_patch_size frames), pixtral (longest edge, then "
-                          "[IMG_BREAK] per row and [IMG_END]), kimi_k25 (navit_resize to a patch budget).")
+                          "[IMG_BREAK] per row and [IMG_END]), kimi_k25 (navit_resize to a patch budget), step3p7 "
+                          "(a global image_size view plus crop_size local crops, each framed by start/end tokens).")
     merge_size: int = Field(1, ge=1, description="Patches merged per side into one embedding (spatial_merge_size).")
     min_pixels: int | None = Field(None, ge=1, description="qwen2_vl, glm4v: the processor's size.shortest_edge.")
     max_pixels: int | None = Field(None, ge=1, description="qwen2_vl, glm4v: the processor's size.longest_edge.")
     longest_edge: int | None = Field(None, ge=1, description="pixtral: the processor's size.longest_edge; kimi_k25: "
-                                     "size.max_height x patch_size (pixels per side).")
+                                     "size.max_height x patch_size (pixels per side); step3p7: max_image_size.")
     max_patches: int | None = Field(None, ge=1, description="kimi_k25: the processor's max_patches per image.")
     default_image: tuple[int, int] | None = Field(
         None, description="(width, height) used when a request names no image_size.")
@@ -346,10 +355,14 @@ class VisionTower(Sourced):
     # --- additive: defaults keep older spec files byte-identical ---
     block_norms: int = Field(2, ge=2, description="Norms of width `hidden` in one block (Gemma 4 vision: 4).")
     qk_norm: bool = Field(False, description="Per-head q_norm and k_norm (head_dim wide) in every block.")
+    layer_scales: bool = Field(False, description="Two learned per-channel scales [hidden] per block (layer "
+                                                  "scale: Step-3.7's lambda_1 / lambda_2).")
+    crop_size: int | None = Field(None, ge=1, description="step3p7: side of one local crop in pixels (the image "
+                                                          "processor's patch_size).")
 
     @model_serializer(mode="wrap")
     def _serialize(self, handler):
-        return _drop_defaults(handler(self), self, ("block_norms", "qk_norm"))
+        return _drop_defaults(handler(self), self, ("block_norms", "qk_norm", "layer_scales", "crop_size"))
 
     @property
     def encoder_tokens(self) -> int:

@@ -6,7 +6,7 @@ values (attention), conv_states and recurrent_states (transformers cache_utils.L
 DeltaNet, Mamba2, short conv). No formula of ours is involved; tests hold app.estimator.cache to these bytes.
 
     python -m app.measure cache-trace qwen3.5-27b qwen3-next-80b-a3b-instruct --context 1000 --batch 2
-    python -m app.measure cache-trace --all      # regenerate model_specs/traces/cache/
+    python -m app.measure cache-trace --all      # regenerate model_specs/traces/cache/ (TABLE_SETTINGS' own sizes)
 
 Writes model_specs/traces/cache/<slug>.json.
 """
@@ -33,6 +33,10 @@ TABLE_MODELS = ("qwen3.5-27b", "qwen3.6-35b-a3b", "qwen3-next-80b-a3b-instruct",
                 "llama-4-scout-17b-16e-instruct", "deepseek-v3.2", "glm-5.2")
 CONTEXT = 1000  # prompt tokens: not a multiple of the GDN chunk (64) nor of any window
 BATCH = 2
+# Table models traced at their own (context, batch): Step-3.7-Flash (sliding window 512, full per-layer
+# geometry, the whole 45-layer config on fake tensors) at 32K for one sequence, far past its window
+TABLE_SETTINGS = {"step-3.7-flash": (32_768, 1)}
+TABLE_MODELS += tuple(TABLE_SETTINGS)
 
 
 class LayerBytes(BaseModel):
@@ -143,7 +147,9 @@ def main(argv: list[str]) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     command = "python -m app.measure cache-trace " + shlex.join(argv)
     for slug in models:
-        row = trace_cache(slug, args.context, args.batch)
+        context, batch = TABLE_SETTINGS.get(slug, (args.context, args.batch)) if args.all else (args.context,
+                                                                                                   args.batch)
+        row = trace_cache(slug, context, batch)
         f = CacheTraceFile(model=slug, environment=environment(command), rows=[row])
         (out_dir / f"{slug}.json").write_text(json.dumps(f.model_dump(), indent=1) + "\n")
         print(f"{slug}: {row.architecture} KV {row.kv_bytes:,} B, state {row.state_bytes:,} B "

@@ -52,6 +52,17 @@ NATIVE_PORT = {
     "glm-4-9b-chat-1m": "GlmForCausalLM",
 }
 ATTENTION_OPS = ("scaled_dot_product", "flash_attention", "efficient_attention", "_softmax", "bmm")
+# model_type -> the nested key a committed copy's top-level keys belong under, for copies that flatten the text
+# model to the top (aiconfigurator's Step-3.7-Flash config.json): transformers' Step3p7Config reads text keys only
+# under text_config and would otherwise build its defaults
+FLATTENED_TEXT = {"step3p7": "text_config"}
+
+
+def config_kwargs(data: dict) -> dict:
+    """A committed config.json's keys (model_type left out) as its transformers configuration class takes them."""
+    kw = {k: v for k, v in data.items() if k != "model_type"}
+    nest = FLATTENED_TEXT.get(data.get("model_type"))  # type: ignore[arg-type]
+    return {nest: kw} if nest is not None and nest not in data else kw
 
 
 class Untraceable(Exception):
@@ -79,11 +90,11 @@ def config_for(spec: ModelSpec, configs_dir: Path = CONFIGS_DIR) -> transformers
         import json
 
         data = json.loads(path.read_text())
-        model_type = data.pop("model_type", None)
+        model_type = data.get("model_type")
         if model_type not in transformers.CONFIG_MAPPING:
             raise Untraceable(f"{spec.hf_repo}: model_type {model_type!r} is remote code, not in transformers "
                               f"{transformers.__version__}")
-        return transformers.AutoConfig.for_model(model_type, **data)
+        return transformers.AutoConfig.for_model(model_type, **config_kwargs(data))
     if spec.vision is not None:
         if "Glm4vForConditionalGeneration" not in spec.language_model.source:
             raise Untraceable(f"{spec.hf_repo}: no native transformers class is mapped for this vision model")

@@ -79,7 +79,33 @@ TEXT_ARCHITECTURES = {
 }
 
 
+# A copy that keeps the text model's keys at the top level (aiconfigurator's flattened Step-3.7-Flash): vLLM's
+# text-only class and the text model_type it registers (Step3p7ForConditionalGeneration's language model is
+# Step3p5ForCausalLM on the step3p5 text_config, vllm/model_executor/models/step3p7.py)
+FLATTENED_TEXT_ARCHITECTURES = {"step3p7": ("step3p5", "Step3p5ForCausalLM")}
+# What vLLM's Step3p5 reads from the remote-code config the released checkpoint ships, and the flattened copy
+# spells the transformers way or leaves out (vllm/model_executor/models/step3p5.py, 0.32 and 0.34):
+# - the same values under the remote-code names vLLM 0.32's own Step3p5Config reads (vllm/transformers_utils/
+#   configs/step3p5.py: num_attention_groups, max_seq_len, moe_num_experts, moe_top_k; absent, it falls back to
+#   8 KV groups, 4096 positions, 16 experts, top-4); 0.34 reads transformers' Step3p7TextConfig, whose
+#   attribute_map takes the same names to num_key_value_heads, n_routed_experts and num_experts_per_tok;
+# - two MoE flags vLLM's FusedMoEBlock requires (`assert self.need_fp32_gate`; renormalize=norm_expert_weight,
+#   true as transformers' Step3p7TopKRouter renormalizes the top-k weights). Neither touches a KV spec.
+REMOTE_CODE_SPELLINGS = {"step3p7": {"num_attention_groups": "num_key_value_heads",
+                                     "max_seq_len": "max_position_embeddings", "moe_num_experts": "num_experts",
+                                     "moe_top_k": "num_experts_per_tok"}}
+REMOTE_CODE_FLAGS = {"step3p7": {"need_fp32_gate": True, "norm_expert_weight": True}}
+
+
 def _text_only(cfg: dict) -> dict:
+    model_type = cfg.get("model_type")
+    flat = FLATTENED_TEXT_ARCHITECTURES.get(model_type)  # type: ignore[arg-type]
+    if flat is not None and "text_config" not in cfg:
+        out = {**cfg, "model_type": flat[0], "architectures": [flat[1]]}
+        for key, source in REMOTE_CODE_SPELLINGS.get(model_type, {}).items():  # type: ignore[arg-type]
+            if key not in out and source in cfg:
+                out[key] = cfg[source]
+        return {**REMOTE_CODE_FLAGS.get(model_type, {}), **out}  # type: ignore[arg-type]
     text = cfg.get("text_config")
     if not isinstance(text, dict) or text.get("model_type") not in TEXT_ARCHITECTURES:
         return cfg

@@ -23,8 +23,8 @@ REFUSED: dict[str, str] = {
     "minimax_m3_vl": "MSA sparse attention with an index-key cache, and a vision tower",
     "kimi_k3": "Kimi Delta Attention recurrent layers beside MLA layers",
     "kimi_linear": "Kimi Delta Attention recurrent layers beside MLA layers",
-    "step3p5": "per-layer KV geometry (sliding and full layers) and MTP layers",
-    "step3p7": "per-layer KV geometry (sliding and full layers) and MTP layers",
+    "step3p5": "sliding layers with their own query heads and MTP layers (Step-3.7's decoder alone: no "
+               "transformers class; model_type step3p7 is read)",
     "gemma3n": "per-layer embeddings, AltUp/LAuReL weights and cross-layer KV sharing",
     "qwen3_5": "Gated DeltaNet recurrent layers (fixed-size state, no KV)",
     "qwen3_5_moe": "Gated DeltaNet recurrent layers (fixed-size state, no KV)",

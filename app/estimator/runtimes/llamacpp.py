@@ -163,6 +163,14 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     overhead = inp.gpu_count * CUDA_CONTEXT_BYTES if c.n_gpu_layers else 0
     mem = RuntimeMemory(gpu_weights, kv.gpu, comp.gpu + vision, overhead, c.n_ctx_seq,
                         weights_host=w.host, assumptions=notes, host=host, llamacpp=report)
+    if lm.mtp_layers and inp.gguf_tensors is None:
+        # convert_hf_to_gguf.py Step35Model (llama-cpp-python 0.3.36's vendored llama.cpp, conversion/step3.py):
+        # block_count += num_nextn_predict_layers unless --no-mtp; the main context caches trunk layers only
+        # (src/llama-model.cpp create_memory: filter il < n_layer() when n_layer_nextn > 0)
+        mem.warnings.append(f"llama.cpp: convert_hf_to_gguf.py writes the checkpoint's {lm.mtp_layers} MTP layers "
+                            "into the GGUF unless run with --no-mtp; these weights are the decoder's "
+                            f"{lm.layers} layers only (a GGUF with the MTP layers is larger; its KV cache is not: "
+                            "llama.cpp caches no MTP layer in the main context)")
     mem.state_rule = STATE_RULE
     if kv.rs_cells:
         mem.state, mem.state_per_sequence = kv.state_gpu, kv.state_per_sequence
