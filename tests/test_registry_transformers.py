@@ -65,6 +65,7 @@ CASES: dict[str, str | None] = {
     "glm4_moe_lite": None,  # Glm4MoeLiteConfig defaults: GLM-4.7-Flash's dimensions (no config.json was found)
     "glm_moe_dsa": "glm-5.2",
     "mimo_v2_flash": "mimo-v2-flash",
+    "deepseek_v4": "deepseek-v4-flash",  # deepseek-v4-pro: test_every_catalog_config_equals_transformers
 }
 
 
