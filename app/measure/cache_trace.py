@@ -35,6 +35,9 @@ TABLE_MODELS = ("qwen3.5-27b", "qwen3.6-35b-a3b", "qwen3-next-80b-a3b-instruct",
                 "llama-4-scout-17b-16e-instruct", "deepseek-v3.2", "glm-5.2", "deepseek-v4-flash")
 CONTEXT = 1000  # prompt tokens: not a multiple of the GDN chunk (64) nor of any window
 BATCH = 2
+# --all: models traced at more (context, batch) pairs than the default one. DeepSeek-V4-Flash: 1000 (not a multiple
+# of its compress rates, so the buffers hold a remainder) and 32K (a multiple of both), 1 and 2 sequences.
+TABLE_ROWS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {"deepseek-v4-flash": ((1000, 32768), (1, 2))}
 
 
 class LayerBytes(BaseModel):
@@ -158,7 +161,9 @@ def main(argv: list[str]) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     command = "python -m app.measure cache-trace " + shlex.join(argv)
     for slug in models:
-        rows = [trace_cache(slug, context, batch) for context in args.context for batch in args.batch]
+        contexts, batches = TABLE_ROWS.get(slug, (args.context, args.batch)) if args.all else (args.context,
+                                                                                                args.batch)
+        rows = [trace_cache(slug, context, batch) for context in contexts for batch in batches]
         f = CacheTraceFile(model=slug, environment=environment(command), rows=rows)
         (out_dir / f"{slug}.json").write_text(json.dumps(f.model_dump(), indent=1) + "\n")
         for row in rows:
