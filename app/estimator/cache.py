@@ -317,6 +317,6 @@ def describe(lm: LanguageModel) -> str:
     """One line for people: how many layers of each kind, and their per-token / per-sequence parts."""
     counts: dict[str, int] = {}
     for layer in layer_caches(lm):
-        key = layer.kind if layer.kind != "attention" else f"{layer.layer_type} attention"
+        key = f"{layer.layer_type} attention" if layer.kind in ("attention", "compressed") else layer.kind
         counts[key] = counts.get(key, 0) + 1
     return ", ".join(f"{n} {k}" for k, n in counts.items())

@@ -35,6 +35,11 @@ EAGER_ATTENTION: dict[str, tuple[str, HfCode]] = {
     # experts: gate_up + bias, clamped gate and up, gate x sigmoid, (up + 1) x glu
     "gpt-oss": ("transformers' GptOss defaults to eager attention (learned attention sinks)",
                 HfCode(eager=True, score_compute=3, score_fp32=0, expert_units=9)),
+    # models/deepseek_v4/modeling_deepseek_v4.py: _supports_sdpa / _supports_flash_attn / _supports_flex_attn
+    # False; eager_attention_forward as gpt-oss's ([scores | sink], max-shifted, softmax in the compute dtype), a
+    # "main" and a "compress" rotary table per forward. Not traced: the peak of this family is not held to a trace.
+    "DeepSeek-V4": ("transformers' DeepseekV4 ships eager attention only (per-head sinks, head_dim 512)",
+                    HfCode(eager=True, score_compute=3, score_fp32=0, rotary_tables=2)),
 }
 
 
@@ -159,8 +164,10 @@ COMPRESSED_NOTES = [
     "DynamicSlidingWindowLayer); CSA / HCA layers add one compressed entry per compress rate positions (CSA: and "
     "an indexer key); after the prefill the compressor buffers still hold every prompt position's kv_proj and "
     "gate_proj outputs (slices of them) until the first decoded token",
-    "DeepSeek-V4 activations: the compressors, indexer and hyper-connection streams are not modelled yet; the "
-    "activation figure follows the attention layers only",
+    "DeepSeek-V4's transformers peak is not traced here yet: the activation figure is the eager-attention "
+    "estimate of the attention layers only (not the compressors, the indexer, the compressed entries in the "
+    "score matrix or the hyper-connection streams); the KV and compressor figures are traced "
+    "(model_specs/traces/cache/deepseek-v4-flash.json)",
 ]
 
 
