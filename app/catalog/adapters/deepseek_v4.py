@@ -18,11 +18,10 @@ from app.catalog.adapters.common import Adapted, dtype
 from app.catalog.config import LIMITS, Cfg, InvalidConfigValue
 from app.estimator.spec import CompressedAttention, MoE
 
-# DeepseekV4Config's class defaults (configuration_deepseek_v4.py, transformers 5.25)
-DEFAULTS = {"vocab_size": 129280, "hidden_size": 4096, "moe_intermediate_size": 2048, "num_hidden_layers": 43,
-            "num_attention_heads": 64, "head_dim": 512, "q_lora_rank": 1024, "num_experts_per_tok": 6,
-            "n_routed_experts": 256, "max_position_embeddings": 1048576, "sliding_window": 128, "o_groups": 8,
-            "o_lora_rank": 1024, "index_n_heads": 64, "index_head_dim": 128, "index_topk": 512, "hc_mult": 4}
+# DeepseekV4Config's class defaults (configuration_deepseek_v4.py, transformers 5.25) for the V4-specific keys; the
+# decoder's sizes (layers, widths, vocabulary, experts) must be in the config, as in every other adapter
+DEFAULTS = {"head_dim": 512, "q_lora_rank": 1024, "sliding_window": 128, "o_groups": 8, "o_lora_rank": 1024,
+            "index_n_heads": 64, "index_head_dim": 128, "index_topk": 512, "hc_mult": 4}
 # configuration_deepseek_v4.py DEEPSEEK_V4_LAYER_TYPES and _COMPRESS_RATIO_TO_LAYER_TYPE -> our layer types
 LAYER_TYPES = {"sliding_attention": "sliding", "compressed_sparse_attention": "compressed_sparse",
                "heavily_compressed_attention": "heavily_compressed"}
