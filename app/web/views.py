@@ -190,6 +190,8 @@ def vram_table(spec: ModelSpec, images: int) -> tuple[TableRow, ...]:
     for f in FORMATS.values():
         if f.moe_only and spec.language_model.moe is None:
             continue  # MXFP4_MOE: a format of expert tensors
+        if all(spec.family in RUNTIMES[r].unsupported for r in f.runtimes):
+            continue  # no runtime of this format runs the family (DeepSeek-V4: no GGUF architecture)
         ests = [estimate(spec, VramRequest(model=spec.slug, quantization=f.slug, context=c, images=images))
                 for c in TABLE_CONTEXTS]
         runtime = ests[0].request.runtime
