@@ -669,3 +669,88 @@ def test_step37_mtp_layers_are_named_not_counted_and_llamacpp_says_so(catalog):
     for runtime in ("transformers", "vllm"):
         e = estimate(spec, VramRequest(model=spec.slug, runtime=runtime, context=32768), catalog.gpus)
         assert not any("MTP" in w for w in e.warnings)
+
+
+# --- DeepSeek-V4: sliding / CSA / HCA layers, compressors + indexer, hyper-connections --------------------------
+def _v4_config(slug: str = "deepseek-v4-flash", **override) -> dict:
+    return {k: v for k, v in _catalog(slug).items() if k != "quantization_config"} | override
+
+
+@pytest.mark.parametrize("slug", ["deepseek-v4-flash", "deepseek-v4-pro"])
+def test_deepseek_v4_layers_follow_transformers(slug: str):
+    """compress_ratios (0 / 4 / 128, one more entry than layers: the MTP layer) as DeepseekV4Config resolves
+    them into layer_types; every layer keeps the sliding_window."""
+    config = _catalog(slug)
+    theirs = transformers.AutoConfig.for_model("deepseek_v4", **{k: v for k, v in config.items()
+                                                                 if k not in ("model_type", "quantization_config")})
+    lm = spec_from_config(config).language_model
+    names = {"sliding_attention": "sliding", "compressed_sparse_attention": "compressed_sparse",
+             "heavily_compressed_attention": "heavily_compressed"}
+    assert lm.layer_types == tuple(names[t] for t in theirs.layer_types)
+    assert lm.compressed_attention.compress_rates == {names[k]: v for k, v in theirs.compress_rates.items()}
+    assert lm.sliding_window == theirs.sliding_window and lm.hyper_connections == theirs.hc_mult
+
+
+@pytest.mark.parametrize("kw", [
+    {"num_hidden_layers": 6},  # compress_ratios cut to the first 6 entries
+    {"num_hidden_layers": 5, "compress_rate_csa": 8, "compress_rate_hca": 64},  # legacy rate keys
+    {"num_hidden_layers": 3, "compress_ratios": None,
+     "layer_types": ["heavily_compressed_attention", "sliding_attention", "compressed_sparse_attention"]},
+    {"num_hidden_layers": 4, "o_groups": 4, "hc_mult": 2, "index_n_heads": 16, "q_lora_rank": 512},
+])
+def test_deepseek_v4_variants_equal_transformers(kw: dict):
+    config = {k: v for k, v in _v4_config(**kw).items() if v is not None}
+    assert count_parameters(spec_from_config(config)).total == _count(config, "DeepseekV4ForCausalLM")
+
+
+def test_deepseek_v4_compressor_and_indexer_weights_equal_transformers():
+    """Per layer: transformers' compressor (and CSA's DeepseekV4Indexer) modules on the meta device against our
+    compressor / indexer tensors; layers 0-1 sliding (none), 2 CSA, 3 HCA."""
+    from app.estimator.params import model_tensors
+
+    config = _v4_config(num_hidden_layers=4)
+    cfg = transformers.AutoConfig.for_model("deepseek_v4", **{k: v for k, v in config.items() if k != "model_type"})
+    with torch.device("meta"):
+        model = transformers.DeepseekV4ForCausalLM(cfg)
+    ours = model_tensors(spec_from_config(config))
+    for i, layer in enumerate(model.model.layers):
+        compressor = layer.self_attn.compressor
+        theirs = sum(p.numel() for p in compressor.parameters()) if compressor is not None else 0
+        mine = [t for t in ours if t.layer == i and ("compressor" in t.name or ".indexer." in t.name)]
+        assert sum(t.numel for t in mine) == theirs, i
+        hc = sum(p.numel() for p in (*layer.attn_hc.parameters(), *layer.ffn_hc.parameters()))
+        assert sum(t.numel for t in ours if t.layer == i and ".hc_" in t.name) == hc
+
+
+@pytest.mark.parametrize(("override", "field"), [
+    ({"compress_ratios": [0, 8, 4]}, "config.compress_ratios"),
+    ({"num_key_value_heads": 2}, "config.num_key_value_heads"),
+    ({"o_groups": 7}, "config.o_groups"),
+    ({"compress_ratios": [0, 4]}, "config.compress_ratios"),  # fewer entries than num_hidden_layers
+])
+def test_deepseek_v4_bad_config_is_a_422_naming_the_key(override: dict, field: str):
+    with pytest.raises(InvalidRequest) as err:
+        spec_from_config(_v4_config(num_hidden_layers=3, **override))
+    assert err.value.field == field
+
+
+@pytest.mark.parametrize(("runtime", "quantization", "field", "why"), [
+    ("llama.cpp", "q4_k_m", "runtime", "llama.cpp has no DeepSeek-V4 architecture"),
+    (None, "q4_k_m", "quantization", "llama.cpp has no DeepSeek-V4 architecture"),
+    ("vllm", None, "runtime", "its cache is not modelled here yet"),
+    ("vllm", "fp8-block128", "runtime", "its cache is not modelled here yet"),
+])
+def test_deepseek_v4_runtimes_without_a_model_refuse(catalog, runtime, quantization, field: str, why: str):
+    spec = catalog.model("deepseek-v4-flash")
+    with pytest.raises(InvalidRequest) as err:
+        estimate(spec, VramRequest(model=spec.slug, runtime=runtime, quantization=quantization, context=32768),
+                 catalog.gpus)
+    assert err.value.field == field and why in str(err.value)
+
+
+def test_deepseek_v4_default_answers_with_transformers(catalog):
+    """The release's FP8 format lists vLLM first; vLLM refuses DeepSeek-V4, so the default is transformers."""
+    spec = catalog.model("deepseek-v4-pro")
+    e = estimate(spec, VramRequest(model=spec.slug, context=32768), catalog.gpus)
+    assert (e.request.runtime, e.request.quantization) == ("transformers", "fp8-block128")
+    assert e.breakdown.kv_cache == e.cache.kv_bytes + e.cache.state_bytes > 0

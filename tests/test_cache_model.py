@@ -33,7 +33,22 @@ def _trace(path: Path) -> CacheTraceFile:
 def test_every_recurrent_family_is_traced():
     traced = {p.stem for p in TRACES}
     assert {"qwen3.5-27b", "qwen3.6-35b-a3b", "qwen3-next-80b-a3b-instruct", "nemotron-3-nano-30b-a3b",
-            "lfm2.5-vl-1.6b"} <= traced
+            "lfm2.5-vl-1.6b", "deepseek-v4-flash"} <= traced
+
+
+def _layer_row(layer, kv_type, rule, context: int, batch: int) -> tuple[int, int, int, int, int]:
+    """(kv, conv, recurrent, compressed, compressor) bytes of one layer as transformers holds it right after the
+    prefill (every prompt position, app.estimator.cache Row.positions with windows=False), for `batch` sequences."""
+    def rows(keep) -> int:
+        return sum(kv_type.bytes_for(r.elements) * r.positions(context, layer.span, False)
+                   for r in layer.rows if keep(r)) * batch
+
+    def states(*names) -> int:
+        return sum(rule.bytes(s) for s in layer.states if s.name in names) * batch
+
+    return (rows(lambda r: r.every == 1 and not r.prefill_only), states("conv"), states("recurrent", "ssm"),
+            rows(lambda r: r.every > 1),  # DeepSeek-V4 compressed entries and indexer keys
+            rows(lambda r: r.prefill_only) + states("overlap_kv", "overlap_gate"))  # its compressor's buffers
 
 
 @pytest.mark.parametrize("path", TRACES, ids=lambda p: p.stem)
@@ -43,18 +58,19 @@ def test_per_layer_kv_and_state_equal_transformers_cache(path: Path, catalog: Ca
     lm = spec.language_model
     for row in trace.rows:
         rule = state_rule(2 if row.quantization in ("bf16", "fp16") else 4)
+        kv_type = KV_TYPES[row.quantization]
         ours = layer_caches(lm)
         assert len(ours) == len(row.layers)
         for layer, traced in zip(ours, row.layers, strict=True):
-            kv = layer.kv_bytes_per_token(KV_TYPES[row.quantization]) * row.context * row.batch
-            conv = sum(rule.bytes(s) for s in layer.states if s.name == "conv") * row.batch
-            recurrent = sum(rule.bytes(s) for s in layer.states if s.name != "conv") * row.batch
-            assert (kv, conv, recurrent) == (traced.kv_bytes, traced.conv_bytes, traced.recurrent_bytes), (
-                layer.index, traced.cache_class)
+            ours_row = _layer_row(layer, kv_type, rule, row.context, row.batch)
+            assert ours_row == (traced.kv_bytes, traced.conv_bytes, traced.recurrent_bytes, traced.compressed_bytes,
+                                traced.compressor_bytes), (layer.index, traced.cache_class)
         e = estimate(spec, VramRequest(model=spec.slug, runtime="transformers", context=row.context,
                                        batch=row.batch, quantization=row.quantization), catalog.gpus)
-        assert (e.cache.kv_bytes, e.cache.state_bytes) == (row.kv_bytes, row.state_bytes)
-        assert e.breakdown.kv_cache == row.kv_bytes + row.state_bytes
+        overlap = sum(layer.state_bytes(rule) for layer in ours if layer.kind == "compressed") * row.batch
+        assert e.cache.state_bytes == row.state_bytes + overlap
+        assert e.cache.kv_bytes + e.cache.state_bytes == row.kv_bytes + row.state_bytes + row.compressed_bytes
+        assert e.breakdown.kv_cache == row.kv_bytes + row.state_bytes + row.compressed_bytes
 
 
 def _gguf_ssm(config: dict) -> dict[str, int]:

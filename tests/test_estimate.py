@@ -55,8 +55,13 @@ def test_bad_choices_name_the_field_and_the_valid_values(glm4v, kw: dict, field:
 
 
 def test_more_context_never_needs_less_memory(catalog: Catalog):
+    from app.estimator import RUNTIMES
+    from app.estimator.quantization import FORMATS
+
     for spec in catalog.models.values():
         for q in ("bf16", "q4_k_m", "awq-int4"):
+            if all(spec.family in RUNTIMES[r].unsupported for r in FORMATS[q].runtimes):
+                continue  # no runtime of this format runs the family (DeepSeek-V4 in GGUF): a 422, tested apart
             totals = [estimate(spec, VramRequest(model=spec.slug, quantization=q, context=c)).total_bytes
                       for c in (1024, 8192, 65536)]
             assert totals == sorted(totals), (spec.slug, q, totals)

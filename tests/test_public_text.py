@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.catalog import Catalog
+from app.estimator import RUNTIMES
 
 INTERNAL = re.compile(r"shared/reference|\.md s\d|issue \d|\(issue|/work/|BRIEF")
 
@@ -28,9 +29,9 @@ def test_the_pattern_catches_what_it_should() -> None:
     assert not leaks("huggingface.co/THUDM/glm-4v-9b config.json; vLLM vllm/v1/worker/gpu_worker.py")
 
 
-def _get(client: TestClient, url: str, **params: object) -> str:
+def _get(client: TestClient, url: str, status: int = 200, **params: object) -> str:
     r = client.get(url, params=params)
-    assert r.status_code == 200, (url, params, r.text[:300])
+    assert r.status_code == status, (url, params, r.text[:300])
     return r.text
 
 
@@ -44,7 +45,8 @@ def _crawl(client: TestClient, catalog: Catalog) -> dict[str, str]:
         out[f"/models/{slug}"] = _get(client, f"/models/{slug}")
         out[f"/api/weights {slug}"] = _get(client, "/api/weights", model=slug)
         for runtime in formats.get(spec.default_format, ["transformers"]):
-            out[f"/api/vram {slug} {runtime}"] = _get(client, "/api/vram", model=slug, runtime=runtime)
+            status = 422 if spec.family in RUNTIMES[runtime].unsupported else 200  # the refusal is read too
+            out[f"/api/vram {slug} {runtime}"] = _get(client, "/api/vram", status, model=slug, runtime=runtime)
     out["/api/vram llama.cpp q4_k_m"] = _get(client, "/api/vram", model="llama-3.1-8b",
                                              runtime="llama.cpp", quantization="q4_k_m")
     out["/api/vram vllm h100"] = _get(client, "/api/vram", model="llama-3.1-8b", runtime="vllm",

@@ -66,6 +66,7 @@ CASES: dict[str, str | None] = {
     "glm_moe_dsa": "glm-5.2",
     "mimo_v2_flash": "mimo-v2-flash",
     "step3p7": "step-3.7-flash",  # aiconfigurator's flattened copy: its text keys given as text_config (below)
+    "deepseek_v4": "deepseek-v4-flash",  # deepseek-v4-pro: test_every_catalog_config_equals_transformers
 }
 
 

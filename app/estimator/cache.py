@@ -25,17 +25,30 @@ from app.estimator.spec import LanguageModel
 
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
 
-RowName = Literal["k", "v", "kv", "latent", "index"]
-StateName = Literal["conv", "recurrent", "ssm"]
+RowName = Literal["k", "v", "kv", "latent", "index", "compressed", "buffer"]
+StateName = Literal["conv", "recurrent", "ssm", "overlap_kv", "overlap_gate"]
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
     """One row every cached position adds in one layer, stored in the KV type the user picks."""
 
-    name: RowName  # k, v, kv (K = V stored once), latent (MLA: kv_lora_rank + qk_rope_head_dim), index
+    name: RowName  # k, v, kv (K = V stored once), latent (MLA: kv_lora_rank + qk_rope_head_dim), index,
+    # compressed (DeepSeek-V4 compressed entry), buffer (DeepSeek-V4 compressor input kept after the prefill)
     elements: int
     heads: int = 1  # heads the row spans (tensor parallelism splits them; an MLA latent / index key is 1)
+    every: int = 1  # one row per `every` positions (DeepSeek-V4 compressed entries: the compress rate)
+    prefill_only: bool = False  # held for every prompt position until the first decode step, then dropped
+
+    def positions(self, tokens: int, span: int | None, windows: bool) -> int:
+        """Rows kept for a `tokens`-long sequence: a compressed row one per `every` positions (whatever the
+        window), a prefill-only row every position after the prefill (`windows=False`) and none after, others
+        every position or the layer's window / chunk (`span`, with `windows`)."""
+        if self.every > 1:
+            return tokens // self.every
+        if self.prefill_only:
+            return 0 if windows else tokens
+        return tokens if span is None or not windows else min(tokens, span)
 
     @property
     def head_dim(self) -> int:
@@ -69,6 +82,11 @@ class StateRule:
     ssm_bytes: int  # Mamba2 SSM state
     conv_keeps_kernel: bool = False  # transformers keeps `kernel` inputs, llama.cpp and vLLM kernel - 1
     source: str = ""
+    # DeepSeek-V4 CSA compressor overlap (the last closed window's Ca half): kv and gate scores. Only the
+    # transformers runtime answers for DeepSeek-V4 (llama.cpp and vLLM refuse it: runtimes/base.py), so the
+    # others leave these at 0.
+    overlap_kv_bytes: int = 0
+    overlap_gate_bytes: int = 0
 
     def elements(self, s: State) -> int:
         if s.name == "conv":
@@ -76,7 +94,8 @@ class StateRule:
         return s.elements_per_step
 
     def bytes(self, s: State) -> int:
-        size = {"conv": self.conv_bytes, "recurrent": self.recurrent_bytes, "ssm": self.ssm_bytes}[s.name]
+        size = {"conv": self.conv_bytes, "recurrent": self.recurrent_bytes, "ssm": self.ssm_bytes,
+                "overlap_kv": self.overlap_kv_bytes, "overlap_gate": self.overlap_gate_bytes}[s.name]
         return self.elements(s) * size
 
 
@@ -103,8 +122,13 @@ class LayerCache:
         return tokens if self.span is None else min(tokens, self.span)
 
     def kv_bytes_per_token(self, kv) -> int:
-        """Bytes one cached position adds (each row quantized on its own, as llama.cpp stores K and V)."""
-        return sum(kv.bytes_for(r.elements) for r in self.rows)
+        """Bytes one cached position adds (each row quantized on its own, as llama.cpp stores K and V); rows kept
+        once per several positions (compressed) or only until the first decode step (buffer) are not in it."""
+        return sum(kv.bytes_for(r.elements) for r in self.rows if r.every == 1 and not r.prefill_only)
+
+    def kv_bytes(self, kv, tokens: int, *, windows: bool = True) -> int:
+        """Bytes of every row this layer keeps for one `tokens`-long sequence (see Row.positions)."""
+        return sum(kv.bytes_for(r.elements) * r.positions(tokens, self.span, windows) for r in self.rows)
 
     def state_bytes(self, rule: StateRule) -> int:
         return sum(rule.bytes(s) for s in self.states)
@@ -125,6 +149,8 @@ CACHE_KINDS: dict[str, CacheKind] = {k.name: k for k in [
     CacheKind("gdn", "Gated DeltaNet recurrent state + causal-conv state per sequence", False, True),
     CacheKind("mamba2", "Mamba2 SSM state + causal-conv state per sequence", False, True),
     CacheKind("short_conv", "short-convolution state per sequence", False, True),
+    CacheKind("compressed", "a window of K = V rows, one compressed entry per compress rate positions (CSA: and "
+                            "indexer keys), the compressor's pending inputs", True, True),
     CacheKind("none", "nothing (a block without a token mixer)", False, False),
 ]}
 
@@ -176,6 +202,28 @@ def _short_conv(lm: LanguageModel, i: int, layer_type: str) -> LayerCache:
     return LayerCache(i, layer_type, "short_conv", states=(State("conv", (lm.hidden,), c.conv_kernel, lm.hidden),))
 
 
+def _compressed(lm: LanguageModel, i: int, layer_type: str) -> LayerCache:
+    """transformers 5.25 DeepseekV4HCACache / DeepseekV4CSACache (models/deepseek_v4/modeling_deepseek_v4.py):
+    - keys: the sliding window of K = V rows (values is the same tensor), head_dim wide;
+    - compressed_kv: one head_dim entry per compress rate positions (CSA: and one index_head_dim indexer key);
+    - buffer_kv / buffer_gate: the compressor's kv_proj and gate_proj outputs (CSA: 2 x head_dim each, and the
+      indexer's 2 x index_head_dim; HCA: head_dim). After the prefill the buffer is a slice of the whole
+      prompt's projections, so their storage holds every prompt position until the next forward;
+    - CSA overlap_kv / overlap_gate: the last closed window's first half (compress rate x head_dim, and the
+      indexer's x index_head_dim), kv in the compute dtype, the gate (+ float32 position_bias) in float32."""
+    a = lm.compressed_attention
+    assert a is not None
+    rate, d = a.compress_rates[layer_type], lm.head_dim  # type: ignore[index]
+    sparse = layer_type == "compressed_sparse"
+    width = (2 * d + 2 * a.index_head_dim) if sparse else d  # kv_proj (= gate_proj) outputs per position
+    rows = [Row("kv", d), Row("compressed", d, every=rate), Row("buffer", 2 * width, prefill_only=True)]
+    states: tuple[State, ...] = ()
+    if sparse:
+        rows.insert(2, Row("index", a.index_head_dim, every=rate))
+        states = tuple(State(name, (rate, x)) for x in (d, a.index_head_dim) for name in ("overlap_kv", "overlap_gate"))
+    return LayerCache(i, layer_type, "compressed", tuple(rows), lm.sliding_window, states=states)
+
+
 def _none(lm: LanguageModel, i: int, layer_type: str) -> LayerCache:
     return LayerCache(i, layer_type, "none")
 
@@ -183,6 +231,7 @@ def _none(lm: LanguageModel, i: int, layer_type: str) -> LayerCache:
 LAYER_BUILDERS: dict[str, Callable[[LanguageModel, int, str], LayerCache]] = {
     "full": _attention, "sliding": _attention, "chunked": _attention,
     "linear_attention": _gdn, "mamba2": _mamba2, "short_conv": _short_conv, "none": _none,
+    "compressed_sparse": _compressed, "heavily_compressed": _compressed,
 }
 
 
@@ -216,21 +265,22 @@ def kv_bytes_per_token(lm: LanguageModel, kv) -> int:
 
 
 @per_spec
-def _spans(lm: LanguageModel, kv, windows: bool) -> tuple[tuple[int, int | None], ...]:
-    """(bytes per position, span) summed over the layers sharing a span: computed once per model and KV type,
-    so a request costs one term per distinct window, not one per layer."""
-    acc: dict[int | None, int] = {}
+def _spans(lm: LanguageModel, kv) -> tuple[tuple[int, Row, int | None], ...]:
+    """(bytes per row, a row of that kind, span) summed over the layers sharing a span and a row rule: computed
+    once per model and KV type, so a request costs one term per distinct window / rate, not one per layer."""
+    acc: dict[tuple[int | None, int, bool], tuple[int, Row]] = {}
     for layer in layer_caches(lm):
-        if layer.rows:
-            span = layer.span if windows else None
-            acc[span] = acc.get(span, 0) + layer.kv_bytes_per_token(kv)
-    return tuple((b, span) for span, b in acc.items())
+        for r in layer.rows:
+            key = (layer.span, r.every, r.prefill_only)
+            b, _ = acc.get(key, (0, r))
+            acc[key] = (b + kv.bytes_for(r.elements), r)
+    return tuple((b, r, span) for (span, _, _), (b, r) in acc.items())
 
 
 def kv_bytes(lm: LanguageModel, kv, tokens: int, *, windows: bool = True) -> int:
     """KV bytes of one `tokens`-long sequence; `windows=False`: sliding/chunked layers hold every position
-    (transformers right after the prefill)."""
-    return sum(b * (tokens if span is None else min(tokens, span)) for b, span in _spans(lm, kv, windows))
+    (transformers right after the prefill), and prefill-only rows (DeepSeek-V4 compressor buffers) count."""
+    return sum(b * r.positions(tokens, span, windows) for b, r, span in _spans(lm, kv))
 
 
 @per_spec
@@ -267,6 +317,6 @@ def describe(lm: LanguageModel) -> str:
     """One line for people: how many layers of each kind, and their per-token / per-sequence parts."""
     counts: dict[str, int] = {}
     for layer in layer_caches(lm):
-        key = layer.kind if layer.kind != "attention" else f"{layer.layer_type} attention"
+        key = f"{layer.layer_type} attention" if layer.kind in ("attention", "compressed") else layer.kind
         counts[key] = counts.get(key, 0) + 1
     return ", ".join(f"{n} {k}" for k, n in counts.items())

@@ -62,9 +62,16 @@ def resolve(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Choi
     if fmt.moe_only and spec.language_model.moe is None:
         raise InvalidRequest("quantization", f"{fmt.label} stores MoE expert tensors; {spec.name} has none "
                                              "(use f16, q8_0 or another GGUF type)")
-    runtime_slug = _pick("runtime", req.runtime or fmt.runtimes[0], list(RUNTIMES))
+    runs = [r for r in fmt.runtimes if spec.family not in RUNTIMES[r].unsupported]  # the format's default first
+    runtime_slug = _pick("runtime", req.runtime or (runs or fmt.runtimes)[0], list(RUNTIMES))
     _pick("runtime", runtime_slug, fmt.runtimes, f"{fmt.label} runs on these runtimes")
     runtime = RUNTIMES[runtime_slug]
+    why = runtime.unsupported.get(spec.family)
+    if why is not None:
+        allowed = ", ".join(runs) or "none for this format"
+        field = "runtime" if req.runtime else "quantization"  # the runtime a format's default named
+        raise InvalidRequest(field, f"runtime {runtime_slug} cannot answer for {spec.name}: {why} "
+                                    f"(allowed for {fmt.label}: {allowed})")
     kv_asked = vllm_flags.kv_override(req, runtime_slug) or req.kv_cache  # vLLM --kv-cache-dtype
     kv = _pick("kv_cache", kv_asked or runtime.default_kv(spec, fmt), runtime.kv_types,
                f"{runtime.label} supports these KV-cache types")

@@ -179,13 +179,15 @@ def language_tensors(lm: LanguageModel) -> list[Tensor]:
     # Gemma 2/3: post_attention, post_ffw; Gemma 4 MoE layers add post_ffw_1, post_ffw_2, pre_ffw_2
     extra_norms = ("post_attention_norm", "post_ffw_norm", "post_ffw_norm_1", "post_ffw_norm_2",
                    "pre_ffw_norm_2")[: lm.norms_per_layer - 2]
-    from app.estimator.params_mixers import MIXERS  # per-layer token mixers beside attention
+    from app.estimator.params_mixers import MIXERS, compressed_attention, hyper_connection, layer_hyper_connections
 
     types = lm.layer_types or ("full",) * lm.layers
+    # DeepSeek-V4: its sliding layers run DeepseekV4Attention too (without a compressor)
+    attention = compressed_attention if lm.compressed_attention is not None else _attention
     for i in range(lm.layers):
         if types[i] != "none":  # a block without a token mixer (Nemotron-H MLP / MoE blocks) has no attn_norm
             tensors += _norm(f"blk.{i}.attn_norm", lm.hidden, lm.norm, "language", i)
-            tensors += MIXERS[types[i]](lm, i) if types[i] in MIXERS else _attention(lm, i)
+            tensors += MIXERS[types[i]](lm, i) if types[i] in MIXERS else attention(lm, i)
         for name in extra_norms:
             tensors += _norm(f"blk.{i}.{name}", lm.hidden, lm.norm, "language", i)
         if layer_ffn(lm, i) != "none":
@@ -195,6 +197,10 @@ def language_tensors(lm: LanguageModel) -> list[Tensor]:
             tensors += _linear(f"blk.{i}.inp_gate", ple, lm.hidden, False, "language", i)
             tensors += _linear(f"blk.{i}.proj", lm.hidden, ple, False, "language", i)
             tensors += _norm(f"blk.{i}.post_norm", lm.hidden, lm.norm, "language", i)
+        if lm.hyper_connections:  # DeepSeek-V4 mHC: a mixer before attention and one before the FFN
+            tensors += layer_hyper_connections(lm, i)
+    if lm.hyper_connections:  # DeepseekV4HyperHead collapses the streams before the final norm
+        tensors += hyper_connection(lm, "output_hc", None, lm.hyper_connections, 1)
     tensors += _norm("output_norm", lm.hidden, lm.norm, "language", None)
     if not lm.tied_embeddings:
         tensors.append(Tensor("output.weight", (lm.vocab, lm.hidden), "language", "output"))

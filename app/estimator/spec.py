@@ -184,7 +184,27 @@ class ShortConv(BaseModel):
     bias: bool = Field(False, description="conv_bias: in_proj, conv and out_proj biases.")
 
 
-LayerType = Literal["full", "sliding", "chunked", "linear_attention", "mamba2", "short_conv", "none"]
+class CompressedAttention(BaseModel):
+    """DeepSeek-V4 attention (transformers models/deepseek_v4, 5.25): one shared K = V head (MQA) of head_dim over
+    a sliding window on every layer; compressed_sparse (CSA) and heavily_compressed (HCA) layers add a compressor
+    that emits one compressed entry per compress rate positions (CSA also a lightning indexer with its own
+    compressed keys); q through a q_lora_rank latent, a grouped low-rank output projection."""
+
+    model_config = _STRICT
+
+    q_lora_rank: int = Field(ge=1, description="q_lora_rank (q_a_proj -> q_a_norm -> q_b_proj).")
+    o_groups: int = Field(ge=1, description="o_groups: head groups of the grouped output projection.")
+    o_lora_rank: int = Field(ge=1, description="o_lora_rank: per-group width of the grouped output projection.")
+    compress_rates: dict[Literal["compressed_sparse", "heavily_compressed"], int] = Field(
+        description="compress_rates: source positions per compressed entry, per compressed layer type.")
+    index_heads: int = Field(ge=1, description="index_n_heads (indexer query heads, CSA layers).")
+    index_head_dim: int = Field(ge=1, description="index_head_dim (indexer compressed key width, CSA layers).")
+    index_top_k: int = Field(ge=1, description="index_topk: compressed entries a query attends (does not shrink "
+                                                "the cache).")
+
+
+LayerType = Literal["full", "sliding", "chunked", "linear_attention", "mamba2", "short_conv", "compressed_sparse",
+                    "heavily_compressed", "none"]
 LAYER_TYPES: tuple[str, ...] = get_args(LayerType)
 FfnType = Literal["dense", "moe", "none"]
 
@@ -192,7 +212,8 @@ FfnType = Literal["dense", "moe", "none"]
 # LanguageModel fields of the per-layer cache model (additive: older specs load and serialize unchanged)
 CACHE_MODEL_FIELDS = ("v_head_dim", "kv_geometry", "attention_chunk_size", "kv_shared_layers", "indexer",
                       "linear_attention", "mamba", "short_conv", "state_dtype", "layer_ffn", "attn_output_gate",
-                      "per_layer_input", "per_layer_vocab", "sink_layer_type", "attn_head_gate", "mtp_layers")
+                      "per_layer_input", "per_layer_vocab", "sink_layer_type", "attn_head_gate", "mtp_layers",
+                      "compressed_attention", "hyper_connections")
 
 
 class LanguageModel(Sourced):
@@ -262,6 +283,10 @@ class LanguageModel(Sourced):
     sink_layer_type: Literal["full", "sliding", "chunked"] | None = Field(
         None, description="attention_sinks only on layers of this type (MiMo-V2-Flash: sliding); None: every layer.")
 
+    compressed_attention: CompressedAttention | None = Field(
+        None, description="DeepSeek-V4 attention on every layer (sliding, compressed_sparse, heavily_compressed).")
+    hyper_connections: int = Field(0, ge=0, description="hc_mult: residual streams of manifold-constrained "
+                                                        "hyper-connections (DeepSeek-V4); 0: a plain residual.")
     qk_norm_full: bool = Field(
         False, description="q_norm/k_norm span all heads (heads x head_dim and kv_heads x head_dim wide: OLMo 3, "
                            "MiniMax-M2) instead of one head_dim.")
@@ -287,7 +312,9 @@ class LanguageModel(Sourced):
                 raise ValueError("layer_types' sliding count must equal sliding_window_layers")
             needs = {"chunked": ("attention_chunk_size", self.attention_chunk_size),
                      "linear_attention": ("linear_attention", self.linear_attention),
-                     "mamba2": ("mamba", self.mamba), "short_conv": ("short_conv", self.short_conv)}
+                     "mamba2": ("mamba", self.mamba), "short_conv": ("short_conv", self.short_conv),
+                     "compressed_sparse": ("compressed_attention", self.compressed_attention),
+                     "heavily_compressed": ("compressed_attention", self.compressed_attention)}
             for kind, (name, value) in needs.items():
                 if kind in self.layer_types and value is None:
                     raise ValueError(f"layer_types names {kind} layers: {name} is required")

@@ -6,7 +6,8 @@ values (attention), conv_states and recurrent_states (transformers cache_utils.L
 DeltaNet, Mamba2, short conv). No formula of ours is involved; tests hold app.estimator.cache to these bytes.
 
     python -m app.measure cache-trace qwen3.5-27b qwen3-next-80b-a3b-instruct --context 1000 --batch 2
-    python -m app.measure cache-trace --all      # regenerate model_specs/traces/cache/ (TABLE_SETTINGS' own sizes)
+    python -m app.measure cache-trace --all      # regenerate model_specs/traces/cache/ (TABLE_ROWS' own sizes)
+    python -m app.measure cache-trace deepseek-v4-flash --context 1000 32768 --batch 1 2   # one row per pair
 
 Writes model_specs/traces/cache/<slug>.json.
 """
@@ -27,16 +28,20 @@ from app.estimator.traces import TraceEnvironment
 CACHE_TRACE_FORMAT = "vram-cache-traces/1"
 # One committed config per cache family: Gated DeltaNet dense and MoE, Qwen3-Next, Mamba2 + attention (MoE
 # and dense Nemotron-H), short conv (LFM2), per-layer KV geometry (Gemma 4 full layers), chunked
-# attention (Llama 4), MLA latent + indexer keys (DeepSeek-V3.2; GLM-5.2 with shared-indexer layers).
+# attention (Llama 4), MLA latent + indexer keys (DeepSeek-V3.2; GLM-5.2 with shared-indexer layers), sliding
+# + compressed (CSA, HCA) caches with compressor state (DeepSeek-V4-Flash).
 TABLE_MODELS = ("qwen3.5-27b", "qwen3.6-35b-a3b", "qwen3-next-80b-a3b-instruct", "nemotron-3-nano-30b-a3b",
                 "nemotron-h-56b-base-8k", "lfm2.5-vl-1.6b", "gemma-4-26b-a4b",
-                "llama-4-scout-17b-16e-instruct", "deepseek-v3.2", "glm-5.2")
+                "llama-4-scout-17b-16e-instruct", "deepseek-v3.2", "glm-5.2", "deepseek-v4-flash")
 CONTEXT = 1000  # prompt tokens: not a multiple of the GDN chunk (64) nor of any window
 BATCH = 2
-# Table models traced at their own (context, batch): Step-3.7-Flash (sliding window 512, full per-layer
-# geometry, the whole 45-layer config on fake tensors) at 32K for one sequence, far past its window
-TABLE_SETTINGS = {"step-3.7-flash": (32_768, 1)}
-TABLE_MODELS += tuple(TABLE_SETTINGS)
+# --all: models traced at their own (context, batch) pairs instead of the default one. Step-3.7-Flash (sliding
+# window 512, full per-layer geometry, the whole 45-layer config on fake tensors): 32K for one sequence, far
+# past its window. DeepSeek-V4-Flash: 1000 (not a multiple of its compress rates, so the buffers hold a
+# remainder) and 32K (a multiple of both), 1 and 2 sequences.
+TABLE_ROWS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {"step-3.7-flash": ((32_768,), (1,)),
+                                                                  "deepseek-v4-flash": ((1000, 32768), (1, 2))}
+TABLE_MODELS += ("step-3.7-flash",)
 
 
 class LayerBytes(BaseModel):
@@ -45,6 +50,10 @@ class LayerBytes(BaseModel):
     kv_bytes: int = Field(description="Distinct storages of keys and values (and DSA indexer keys).")
     conv_bytes: int = Field(description="Distinct storages of conv_states.")
     recurrent_bytes: int = Field(description="Distinct storages of recurrent_states.")
+    compressed_bytes: int = Field(0, description="Distinct storages of compressed_kv (DeepSeek-V4 CSA / HCA "
+                                                 "compressed entries and CSA indexer keys).")
+    compressor_bytes: int = Field(0, description="Distinct storages of the DeepSeek-V4 compressor's buffer_kv, "
+                                                 "buffer_gate, overlap_kv and overlap_gate.")
 
 
 class CacheTraceRow(BaseModel):
@@ -63,6 +72,10 @@ class CacheTraceRow(BaseModel):
     @property
     def state_bytes(self) -> int:
         return sum(x.conv_bytes + x.recurrent_bytes for x in self.layers)
+
+    @property
+    def compressed_bytes(self) -> int:
+        return sum(x.compressed_bytes + x.compressor_bytes for x in self.layers)
 
 
 class CacheTraceFile(BaseModel):
@@ -92,8 +105,13 @@ def layer_bytes(cache) -> list[LayerBytes]:
                         getattr(layer, "indexer_keys", None)))  # DynamicIndexedLayer (DSA indexer keys)
         conv = _storages((getattr(layer, "conv_states", None) or {}).values())
         rec = _storages((getattr(layer, "recurrent_states", None) or {}).values())
+        # DeepseekV4HCACache / DeepseekV4CSACache: dicts keyed "compressor" (and "indexer")
+        compressed = _storages((getattr(layer, "compressed_kv", None) or {}).values())
+        compressor = _storages(t for name in ("buffer_kv", "buffer_gate", "overlap_kv", "overlap_gate")
+                               for t in (getattr(layer, name, None) or {}).values())
         out.append(LayerBytes(index=i, cache_class=type(layer).__name__, kv_bytes=sum(kv.values()),
-                              conv_bytes=sum(conv.values()), recurrent_bytes=sum(rec.values())))
+                              conv_bytes=sum(conv.values()), recurrent_bytes=sum(rec.values()),
+                              compressed_bytes=sum(compressed.values()), compressor_bytes=sum(compressor.values())))
     return out
 
 
@@ -139,19 +157,20 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m app.measure cache-trace")
     p.add_argument("models", nargs="*")
     p.add_argument("--all", action="store_true", help="regenerate model_specs/traces/cache/ for TABLE_MODELS")
-    p.add_argument("--context", type=int, default=CONTEXT)
-    p.add_argument("--batch", type=int, default=BATCH)
+    p.add_argument("--context", type=int, nargs="+", default=[CONTEXT], help="prompt lengths (one row each)")
+    p.add_argument("--batch", type=int, nargs="+", default=[BATCH], help="batch sizes (one row each)")
     args = p.parse_args(argv)
     models = list(TABLE_MODELS) if args.all else args.models
     out_dir = Path(TRACES_DIR) / "cache"
     out_dir.mkdir(parents=True, exist_ok=True)
     command = "python -m app.measure cache-trace " + shlex.join(argv)
     for slug in models:
-        context, batch = TABLE_SETTINGS.get(slug, (args.context, args.batch)) if args.all else (args.context,
-                                                                                                   args.batch)
-        row = trace_cache(slug, context, batch)
-        f = CacheTraceFile(model=slug, environment=environment(command), rows=[row])
+        contexts, batches = TABLE_ROWS.get(slug, (args.context, args.batch)) if args.all else (args.context,
+                                                                                                args.batch)
+        rows = [trace_cache(slug, context, batch) for context in contexts for batch in batches]
+        f = CacheTraceFile(model=slug, environment=environment(command), rows=rows)
         (out_dir / f"{slug}.json").write_text(json.dumps(f.model_dump(), indent=1) + "\n")
-        print(f"{slug}: {row.architecture} KV {row.kv_bytes:,} B, state {row.state_bytes:,} B "
-              f"({row.seconds} s)", file=sys.stderr)
+        for row in rows:
+            print(f"{slug} {row.context} x {row.batch}: {row.architecture} KV {row.kv_bytes:,} B, state "
+                  f"{row.state_bytes:,} B, compressed {row.compressed_bytes:,} B ({row.seconds} s)", file=sys.stderr)
     return 0

@@ -51,6 +51,12 @@ NATIVE_PORT = {
     "glm-4-9b-chat": "GlmForCausalLM",
     "glm-4-9b-chat-1m": "GlmForCausalLM",
 }
+# Config classes whose model casts modules with `.to(dtype)` inside __init__ (DeepseekV4: its norms, hyper-connections
+# and compressor biases `.to(dtype=torch.float32)`, modeling_deepseek_v4.py). Under FakeTensorMode
+# nn.Module._apply must swap a fake parameter (torch.utils.swap_tensors), which fails on a parameter the fake
+# mode's MetaConverter memo holds a weakref to ("Cannot swap t1 because it has weakref associated with it",
+# torch 2.13). These are built on the meta device and then given fake tensors of the same shapes and dtypes.
+BUILD_ON_META = {"DeepseekV4Config"}
 ATTENTION_OPS = ("scaled_dot_product", "flash_attention", "efficient_attention", "_softmax", "bmm")
 # model_type -> the nested key a committed copy's top-level keys belong under, for copies that flatten the text
 # model to the top (aiconfigurator's Step-3.7-Flash config.json): transformers' Step3p7Config reads text keys only
@@ -119,11 +125,33 @@ def build_fake(config: transformers.PretrainedConfig, dtype: str,
     extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     for auto in autos:
         if type(config) in auto._model_mapping:
+            if type(config).__name__ in BUILD_ON_META:
+                from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+                with unset_fake_temporarily(), torch.device("meta"), init.no_init_weights():
+                    model = auto.from_config(config, dtype=DTYPES[dtype], **extra)
+                _fake_tensors(model)
+                return model.eval()
             with init.no_init_weights():
                 model = auto.from_config(config, dtype=DTYPES[dtype], **extra)
             model.tie_weights()  # post_init ties them, but no_init_weights skips that with the init
             return model.eval()
     raise Untraceable(f"no generative transformers class for {type(config).__name__}")
+
+
+def _fake_tensors(model: torch.nn.Module) -> None:
+    """Give every parameter and buffer of a meta-device model a fake (CPU) tensor of its shape and dtype, in
+    place (the module dicts, no swap); a tensor shared by two modules stays shared. Call in FakeTensorMode."""
+    made: dict[int, torch.Tensor] = {}
+    for module in model.modules():
+        for table, wrap in ((module._parameters, True), (module._buffers, False)):
+            for name, t in table.items():
+                if t is None:
+                    continue
+                if id(t) not in made:
+                    fake = torch.empty(t.shape, dtype=t.dtype)
+                    made[id(t)] = torch.nn.Parameter(fake, requires_grad=t.requires_grad) if wrap else fake
+                table[name] = made[id(t)]
 
 
 class _OpLog(TorchDispatchMode):

@@ -198,6 +198,8 @@ def vram_table(spec: ModelSpec, images: int) -> tuple[TableRow, ...]:
     for f in FORMATS.values():
         if inert(spec, f.slug):
             continue  # MXFP4, MXFP4_MOE: formats of expert tensors
+        if all(spec.family in RUNTIMES[r].unsupported for r in f.runtimes):
+            continue  # no runtime of this format runs the family (DeepSeek-V4: no GGUF architecture)
         ests = [estimate(spec, VramRequest(model=spec.slug, quantization=f.slug, context=c, images=images))
                 for c in TABLE_CONTEXTS]
         runtime = ests[0].request.runtime

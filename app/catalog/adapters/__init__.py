@@ -10,7 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from app.catalog.adapters import dense, gemma4, glm, glm_mla, hybrid, llama4, mimo, moe, step3p7, vision, vision_dynamic
+from app.catalog.adapters import (
+    deepseek_v4,
+    dense,
+    gemma4,
+    glm,
+    glm_mla,
+    hybrid,
+    llama4,
+    mimo,
+    moe,
+    step3p7,
+    vision,
+    vision_dynamic,
+)
 from app.catalog.adapters.common import Adapted
 from app.catalog.config import Cfg
 
@@ -72,4 +85,5 @@ ARCHITECTURES: dict[str, Architecture] = {a.model_type: a for a in [
     Architecture("glm_moe_dsa", glm_mla.glm_moe_dsa, "GLM-5", "GlmMoeDsaForCausalLM"),
     Architecture("mimo_v2_flash", mimo.mimo_v2_flash, "MiMo-V2-Flash", "MiMoV2FlashForCausalLM"),
     Architecture("step3p7", step3p7.step3p7, "Step-3.7", "Step3p7ForConditionalGeneration"),
+    Architecture("deepseek_v4", deepseek_v4.deepseek_v4, "DeepSeek-V4", "DeepseekV4ForCausalLM"),
 ]}

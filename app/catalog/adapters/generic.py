@@ -18,7 +18,6 @@ from app.estimator.spec import MoE
 
 # model_type -> why the generic reader must not answer (architectures-2026.md, "What each needs")
 REFUSED: dict[str, str] = {
-    "deepseek_v4": "per-layer compress_ratios (sliding-window, CSA and HCA caches), hyper-connections",
     "minimax_m3": "MSA sparse attention with an index-key cache on most layers",
     "minimax_m3_vl": "MSA sparse attention with an index-key cache, and a vision tower",
     "kimi_k3": "Kimi Delta Attention recurrent layers beside MLA layers",

@@ -76,3 +76,5 @@ class Runtime:
     versions_max: str = ""  # ... and highest, for comparing a log's version
     release_ranges: tuple[str, ...] = ()  # release ranges the model describes (vLLM: one profile each)
     cuda_total: bool = False  # sizes itself from the total CUDA reports (Gpu.cuda_total), not the driver's
+    # model families this runtime cannot run (or whose cache is not modelled for it) -> why: a 422, never a guess
+    unsupported: dict[str, str] = field(default_factory=dict)

@@ -188,4 +188,10 @@ RUNTIME = Runtime(
     kv_types=("fp16", "bf16", "fp32", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"),
     default_kv=lambda spec, fmt: "fp16",
     memory=memory,
+    unsupported={
+        # gguf 0.19.0 (llama.cpp's gguf-py, constants.py MODEL_ARCH): deepseek, deepseek2, deepseek2-ocr only
+        "DeepSeek-V4": "llama.cpp has no DeepSeek-V4 architecture (gguf-py 0.19.0 MODEL_ARCH lists deepseek, "
+                       "deepseek2 and deepseek2-ocr only): convert_hf_to_gguf.py cannot write a GGUF of it and "
+                       "llama.cpp cannot load one",
+    },
 )

@@ -35,6 +35,11 @@ EAGER_ATTENTION: dict[str, tuple[str, HfCode]] = {
     # experts: gate_up + bias, clamped gate and up, gate x sigmoid, (up + 1) x glu
     "gpt-oss": ("transformers' GptOss defaults to eager attention (learned attention sinks)",
                 HfCode(eager=True, score_compute=3, score_fp32=0, expert_units=9)),
+    # models/deepseek_v4/modeling_deepseek_v4.py: _supports_sdpa / _supports_flash_attn / _supports_flex_attn
+    # False; eager_attention_forward as gpt-oss's ([scores | sink], max-shifted, softmax in the compute dtype), a
+    # "main" and a "compress" rotary table per forward. Not traced: the peak of this family is not held to a trace.
+    "DeepSeek-V4": ("transformers' DeepseekV4 ships eager attention only (per-head sinks, head_dim 512)",
+                    HfCode(eager=True, score_compute=3, score_fp32=0, rotary_tables=2)),
 }
 
 
@@ -71,9 +76,12 @@ def state_rule(compute: int) -> cache.StateRule:
     """transformers 5.25 cache_utils.LinearAttentionLayer: conv_states keep the last conv_kernel_size inputs in
     the compute dtype (update_conv_state); recurrent_states are the kernel's final state: float32 for Gated
     DeltaNet (models/qwen3_5/modeling_qwen3_5.py torch_chunk_gated_delta_rule runs in float32) and for Mamba2
-    (models/nemotron_h/modeling_nemotron_h.py, A = -exp(A_log.float())); checked by the traces."""
+    (models/nemotron_h/modeling_nemotron_h.py, A = -exp(A_log.float())); DeepSeek-V4's CSA overlap: kv in the
+    compute dtype, the gate float32 (chunk_gate + the float32 position_bias, models/deepseek_v4
+    DeepseekV4CSACompressor); checked by the traces."""
     return cache.StateRule(conv_bytes=compute, recurrent_bytes=4, ssm_bytes=4, conv_keeps_kernel=True,
-                           source="transformers cache_utils.LinearAttentionLayer")
+                           overlap_kv_bytes=compute, overlap_gate_bytes=4,
+                           source="transformers cache_utils.LinearAttentionLayer, models/deepseek_v4 CSA cache")
 
 
 def _gpu_lines(inp: RuntimeInput, slack: int) -> list[str]:
@@ -135,12 +143,32 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     if cache.has_state(lm):
         mem.state_per_sequence = cache.state_bytes_per_sequence(lm, rule)
         mem.state = inp.batch * mem.state_per_sequence
-        notes.append(f"recurrent layers: conv state of conv_kernel inputs in {e}-byte elements, recurrent/SSM state "
-                     f"in float32: {mem.state_per_sequence:,} bytes per sequence, whatever the context "
-                     "(LinearAttentionLayer)")
-        notes.append("activations of the recurrent layers (Gated DeltaNet / Mamba2 / short-conv kernels) are not "
-                     "modelled yet: the activation figure follows the attention layers only")
+        for kind in sorted({x.kind for x in cache.layer_caches(lm) if x.states}):
+            notes += [n.format(e=e, state=mem.state_per_sequence) for n in STATE_NOTES.get(kind, STATE_NOTES[""])]
+    if any(x.kind == "compressed" for x in cache.layer_caches(lm)):
+        notes += COMPRESSED_NOTES
     return mem
+
+
+# What the cache report's per-sequence state is, per layer kind that keeps one
+STATE_NOTES: dict[str, tuple[str, ...]] = {
+    "": ("recurrent layers: conv state of conv_kernel inputs in {e}-byte elements, recurrent/SSM state in float32: "
+         "{state:,} bytes per sequence, whatever the context (LinearAttentionLayer)",
+         "activations of the recurrent layers (Gated DeltaNet / Mamba2 / short-conv kernels) are not modelled yet: "
+         "the activation figure follows the attention layers only"),
+    "compressed": ("DeepSeek-V4 CSA layers keep the last closed window's overlap half (kv in {e}-byte elements, "
+                   "gate in float32): {state:,} bytes per sequence (DeepseekV4CSACache)",),
+}
+COMPRESSED_NOTES = [
+    "DeepSeek-V4: every layer keeps a sliding window of K = V rows (sliding-only layers store K and V apart, "
+    "DynamicSlidingWindowLayer); CSA / HCA layers add one compressed entry per compress rate positions (CSA: and "
+    "an indexer key); after the prefill the compressor buffers still hold every prompt position's kv_proj and "
+    "gate_proj outputs (slices of them) until the first decoded token",
+    "DeepSeek-V4's transformers peak is not traced here yet: the activation figure is the eager-attention "
+    "estimate of the attention layers only (not the compressors, the indexer, the compressed entries in the "
+    "score matrix or the hyper-connection streams); the KV and compressor figures are traced "
+    "(model_specs/traces/cache/deepseek-v4-flash.json)",
+]
 
 
 def _default_kv(spec: ModelSpec, fmt: Format) -> str:

@@ -274,4 +274,13 @@ RUNTIME = Runtime(
     memory=memory,
     release_ranges=tuple(p.name for p in PROFILES),
     cuda_total=True,
+    unsupported={
+        # vllm 0.32.0 and 0.34.0: model_executor/models/registry.py DeepseekV4ForCausalLM ->
+        # vllm/models/deepseek_v4 (attention.py DeepseekV4SWACache, MLAAttentionSpec with tokens_per_state,
+        # DeepseekV4IndexerCache; compressor.py CompressorStateCache, SlidingWindowMLASpec)
+        "DeepSeek-V4": "vLLM runs DeepSeek-V4 (vllm/models/deepseek_v4, 0.32 and 0.34), but its cache is not "
+                       "modelled here yet: a separate sliding-window cache, compressed MLA pages holding one "
+                       "entry per compress rate tokens (fp8_ds_mla rows of 584 bytes), an indexer cache and "
+                       "float32 compressor-state pages; use runtime=transformers",
+    },
 )
