@@ -89,7 +89,7 @@ class VllmFlags:
     graph_estimate: bool = False  # the CUDA-graph estimate is subtracted inside the budget
     extensible: bool = False  # 0.34's extensible KV cache (sized after warmup)
     # KV cache groups as vLLM forms them (vllm_kv), with the release's planning rules; None: one group of
-    # all layers (pipeline parallelism, or releases before 0.19 whose planning code is not transcribed).
+    # all layers (pipeline parallelism, or releases whose planning code is not transcribed: vllm_kv.RELEASES).
     kv_release: vllm_kv.PlanRelease | None = None
     kv_groups: tuple[vllm_kv.GroupShape, ...] | None = None
 
