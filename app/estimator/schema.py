@@ -174,8 +174,9 @@ class VramRequest(BaseModel):
         None, ge=1, le=MAX_VLLM_TOKENS, description="vLLM --max-num-batched-tokens: tokens per step; the "
         "profiling forward pass runs this many. Default: vLLM's for the version and GPU (0.19 serve on >= 70 "
         "GiB: 8192).")
-    block_size: Literal[1, 8, 16, 32, 64, 128, 256] = Field(
-        16, description="vLLM --block-size: tokens per KV-cache block (vllm/config/cache.py BlockSize).")
+    block_size: Literal[1, 8, 16, 32, 64, 128, 256] | None = Field(
+        None, description="vLLM --block-size: tokens per KV-cache block (vllm/config/cache.py BlockSize). Default: "
+        "the release's on CUDA with FlashAttention: 16 up to 0.33, 64 in 0.34 (CacheConfig.DEFAULT_BLOCK_SIZE).")
     kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = Field(
         "auto", description="vLLM --kv-cache-dtype: auto follows the model dtype (float32 included); fp8 "
         "variants store 1 byte per element. Same meaning as `kv_cache` (fp8 = fp8); when both are given "

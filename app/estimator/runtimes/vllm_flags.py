@@ -179,11 +179,11 @@ def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence
     if req.kv_cache_dtype != "auto":
         kv_name = req.kv_cache_dtype
     release = vllm_kv.rules(req.vllm_version or NEWEST) if pp == 1 else None
-    groups, block_size = None, req.block_size
+    groups, block_size = None, req.block_size or profile.default_block_size
     if release is not None and vllm_kv.groups_modelled(spec.language_model):
         block_size, groups = vllm_kv.runtime_groups(
             spec.language_model, KV_TYPES[kv.slug], tp, spec.family not in vllm_kv.FULL_ATTENTION_FAMILIES,
-            req.block_size, 4 if dtype == "float32" else 2, vllm_kv.window_offset(spec))
+            block_size, 4 if dtype == "float32" else 2, vllm_kv.window_offset(spec))
     return VllmFlags(
         profile=profile, gpu_memory_utilization=util, max_model_len=max_model_len,
         max_num_seqs=req.max_num_seqs or seqs, max_num_batched_tokens=req.max_num_batched_tokens or tokens,
