@@ -92,6 +92,8 @@ class VllmFlags:
     # all layers (pipeline parallelism, or releases whose planning code is not transcribed: vllm_kv.RELEASES).
     kv_release: vllm_kv.PlanRelease | None = None
     kv_groups: tuple[vllm_kv.GroupShape, ...] | None = None
+    dp: int = 1  # --data-parallel-size: engine replicas (each with its own KV cache)
+    ep: bool = False  # --enable-expert-parallel: whole experts per rank over TP x DP ranks
 
     @property
     def in_flight(self) -> int:
@@ -167,8 +169,8 @@ def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence
     profile = profile_for(req.vllm_version)
     graph_estimate, extensible, util = _switches(profile, req)
     dtype = _compute_dtype(spec, fmt, req)
-    pp = req.pipeline_parallel_size
-    tp = req.tensor_parallel_size or req.gpu_count // pp
+    pp, dp = req.pipeline_parallel_size, req.data_parallel_size
+    tp = req.tensor_parallel_size or req.gpu_count // (pp * dp)
     _check_parallel(spec, tp, pp)
     max_model_len = req.max_model_len or sequence
     if max_model_len < sequence:
@@ -190,7 +192,7 @@ def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence
         block_size=block_size, kv=KV_TYPES[kv.slug], kv_name=kv_name, dtype=dtype,
         compute_bytes=4 if dtype == "float32" else 2, tp=tp, pp=pp, enforce_eager=req.enforce_eager,
         method=VLLM_METHODS[fmt.slug], graph_estimate=graph_estimate, extensible=extensible,
-        kv_release=release, kv_groups=groups,
+        kv_release=release, kv_groups=groups, dp=dp, ep=req.enable_expert_parallel,
     )
 
 
