@@ -11,7 +11,7 @@ app/measure/vllm_plan_worker.py with a JSON job on stdin and reads one JSON docu
 builds vLLM's model class on the meta device (no weights, no width shrinking needed), takes every
 layer's KV cache spec from vLLM (vllm/v1/worker/gpu/attn_utils.py get_kv_cache_spec) and calls
 get_kv_cache_configs + get_kv_cache_capacity (vllm/v1/core/kv_cache_utils.py) with GPU-equivalent
-inputs (block_size 16, async scheduling, max_num_batched_tokens 8192: vLLM's default on GPUs of
+inputs (block_size 16 or --block-size, async scheduling, max_num_batched_tokens 8192: vLLM's default on GPUs of
 >= 70 GiB, vllm/engine/arg_utils.py); see the worker's docstring.
 
 The vLLM virtualenv (outside the repo; never committed):
