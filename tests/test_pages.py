@@ -449,3 +449,54 @@ def test_logs_page_states_a_vllm_estimate_in_the_logs_units(client: TestClient):
     text = sorted((Path(__file__).parent / "fixtures" / "logs").glob("v1*.log"))[0].read_text()
     html = client.post("/logs", data={"log": text}).text
     assert "14.99 GiB" in html and " MiB</td>" not in html and ".0 tokens" not in html
+
+
+# --- vLLM's KV plan beside vLLM's own planning code, and the 2026 field logs ---
+def _plan_rows(table: dict, catalog_slugs: set[str]) -> dict[str, int]:
+    """Rows of each catalog model vLLM planned (read from the committed table, not through the page's code)."""
+    return {m["name"]: sum("error" not in s for s in m["settings"]) for m in table["models"]
+            if m["name"] in catalog_slugs and any("error" not in s for s in m["settings"])}
+
+
+def test_accuracy_page_shows_the_vllm_plan_tables(client: TestClient, catalog):
+    html = client.get("/accuracy").text
+    section = html.split('id="vllm-plan"')[1].split("</section>")[0]
+    for name in ("plan.json", "plan-0.34.json"):
+        table = json.loads((SPECS_DIR / "vllm" / name).read_text())
+        rows = _plan_rows(table, set(catalog.models))
+        total = sum(rows.values())
+        assert total >= 250
+        # every compared row equals vLLM's to the token (tests/test_vllm_plan.py asserts each row)
+        assert (f"vLLM {table['versions']['vllm']} (block {table['inputs']['block_size']}): <strong>{total} of "
+                f"{total}</strong> rows equal, 0 over, 0 under") in section
+    row = section.split('<th scope="row">qwen3-8b</th>')[1].split("</tr>")[0]
+    old = _plan_rows(json.loads((SPECS_DIR / "vllm" / "plan.json").read_text()), {"qwen3-8b"})["qwen3-8b"]
+    assert row.startswith(f"<td>{old}</td><td>{old}</td><td>0</td><td>0</td>")
+    assert "not in the catalog" in section and "vLLM gave no plan on CPU" in section
+
+
+def test_accuracy_page_counts_a_row_that_differs(tmp_path: Path):
+    """Rendering only: a copy of the table with one row's tokens moved by one, in a temporary folder."""
+    specs = tmp_path / "specs"
+    shutil.copytree(SPECS_DIR, specs)
+    path = specs / "vllm" / "plan.json"
+    table = json.loads(path.read_text())
+    model = next(m for m in table["models"] if m["name"] == "qwen3-8b")
+    model["settings"][0]["tokens"] += 1  # vLLM one token more: ours is under
+    model["settings"][1]["tokens"] -= 1  # one token fewer: ours is over
+    path.write_text(json.dumps(table))
+    section = TestClient(create_app(specs)).get("/accuracy").text.split('id="vllm-plan"')[1].split("</section>")[0]
+    n = sum("error" not in s for s in model["settings"])
+    row = section.split('<th scope="row">qwen3-8b</th>')[1].split("</tr>")[0]
+    assert row.startswith(f"<td>{n}</td><td>{n - 2}</td><td>1</td><td>1</td>")
+
+
+def test_accuracy_page_gives_the_share_of_2026_field_cases_under(client: TestClient, catalog):
+    """The 2026 field cases (G..) whose sidecar names a catalog model are compared: G02, G10, G13 today."""
+    named = [p for p in (Path(__file__).parent / "fixtures" / "logs").glob("g*.source.json")
+             if json.loads(p.read_text()).get("case", "").startswith("G")
+             and json.loads(p.read_text()).get("overrides", {}).get("model") in catalog.models]
+    assert len(named) >= 3
+    html = client.get("/accuracy").text
+    assert re.search(r"The 2026 field cases: we are under \(at least one term on the unsafe side\) on <strong>\d+ of "
+                     rf"{len(named)}</strong> cases compared \(\d+%\)", html)

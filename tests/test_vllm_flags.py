@@ -11,11 +11,27 @@ STATE = {"model": "llama-3.1-8b", "runtime": "vllm", "context": 8192, "gpu": "h1
 
 
 def test_defaults_are_vllms():
-    """vLLM's documented defaults: --gpu-memory-utilization 0.9, --block-size 16, --kv-cache-dtype auto,
-    --dtype auto, --pipeline-parallel-size 1, CUDA graphs on (vllm/engine/arg_utils.py)."""
+    """vLLM's documented defaults: --gpu-memory-utilization 0.9, --kv-cache-dtype auto, --dtype auto,
+    --pipeline-parallel-size 1, CUDA graphs on (vllm/engine/arg_utils.py); --block-size unset: the release's."""
     r = VramRequest(model="x")
-    assert (r.gpu_memory_utilization, r.block_size, r.kv_cache_dtype, r.dtype) == (0.9, 16, "auto", "auto")
+    assert (r.gpu_memory_utilization, r.block_size, r.kv_cache_dtype, r.dtype) == (0.9, None, "auto", "auto")
     assert (r.pipeline_parallel_size, r.enforce_eager, r.gpu_count) == (1, False, 1)
+
+
+@pytest.mark.parametrize(("version", "block"), [("0.11.0", 16), ("0.19.0", 16), ("0.32.0", 16), ("0.33.0", 16),
+                                                ("0.34.0", 64), (None, 64)])
+def test_default_block_size_per_release(catalog, version: str | None, block: int):
+    """vLLM's CacheConfig.DEFAULT_BLOCK_SIZE, read in each wheel: 0.11.0 platforms/cuda.py:126-127 (16), 0.19.0
+    config/cache.py:34 (16), 0.32.0 :72 (16), 0.33.0 :185 (16), 0.34.0 :185 (64; FlashAttention keeps it,
+    platforms/interface.py:781-791). An explicit --block-size wins."""
+    from app.estimator import estimate
+
+    req = {"model": "llama-3.1-8b", "runtime": "vllm", "context": 8192, "gpu": "h100-80gb", "vllm_version": version}
+    d = estimate(catalog.model("llama-3.1-8b"), VramRequest(**req), catalog.gpus).vllm
+    assert d.block_size == block
+    assert d.kv_block_bytes == block * 32 * 2 * 8 * 128 * 2  # 32 layers x K,V x 8 KV heads x 128 x bf16
+    given = estimate(catalog.model("llama-3.1-8b"), VramRequest(**req, block_size=32), catalog.gpus).vllm
+    assert given.block_size == 32
 
 
 @pytest.mark.parametrize(("given", "gpu_count", "tp"), [

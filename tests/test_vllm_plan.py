@@ -197,7 +197,17 @@ def test_tables_name_their_provenance():
     for t in TABLES.values():
         assert t["versions"]["torch"] and t["versions"]["transformers"]
         assert t["command"].startswith("python -m app.measure vllm-plan") and t["date"]
-        assert t["inputs"]["block_size"] == 16 and t["inputs"]["async_scheduling"] is True
+        assert t["inputs"]["async_scheduling"] is True
+
+
+def test_tables_run_with_the_release_default_block_size():
+    """Each table is vLLM's plan at its release's default --block-size on CUDA (0.32.0: 16; 0.34.0: 64,
+    config/cache.py:185 DEFAULT_BLOCK_SIZE), the block our answer uses when none is given."""
+    from app.estimator.runtimes.vllm_profiles import profile_for
+
+    for t in TABLES.values():
+        assert t["inputs"]["block_size"] == profile_for(t["versions"]["vllm"]).default_block_size
+        assert f"--block-size {t['inputs']['block_size']}" in t["command"] or t["inputs"]["block_size"] == 16
 
 
 def _vllm_python() -> str | None:

@@ -66,6 +66,8 @@ def _vllm_serve(req: ResolvedRequest, spec: ModelSpec, extra: Any, repo: str | N
         ("--gpu-memory-utilization", v.gpu_memory_utilization if v else None),
         ("--tensor-parallel-size", v.tensor_parallel_size if v else req.gpu_count),
         ("--pipeline-parallel-size", v.pipeline_parallel_size if v and v.pipeline_parallel_size > 1 else None),
+        ("--data-parallel-size", v.data_parallel_size if v and v.data_parallel_size > 1 else None),
+        ("--enable-expert-parallel", bool(v and v.enable_expert_parallel)),
         ("--kv-cache-dtype", kv), ("--max-num-seqs", v.max_num_seqs if v else None),
         ("--max-num-batched-tokens", v.max_num_batched_tokens if v else None),
         ("--block-size", v.block_size if v else None),

@@ -27,7 +27,7 @@ MAX_VLLM_TOKENS = 1 << 20
 _VLLM_FIELDS = frozenset({"gpu_memory_utilization", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
                           "block_size", "kv_cache_dtype", "tensor_parallel_size", "pipeline_parallel_size",
                           "enforce_eager", "dtype", "vllm_version", "memory_profiler_estimate_cudagraphs",
-                          "enable_extensible_kv_cache"})
+                          "enable_extensible_kv_cache", "data_parallel_size", "enable_expert_parallel"})
 
 
 def _product(a: object, b: object) -> object:
@@ -156,7 +156,8 @@ class VramRequest(BaseModel):
 
     # --- vLLM flags ---
     # vLLM's own names and defaults (vllm/engine/arg_utils.py, vllm/config/cache.py). They apply when
-    # runtime is vllm; other runtimes ignore them. `gpu_count` = tensor_parallel_size x pipeline_parallel_size.
+    # runtime is vllm; other runtimes ignore them. `gpu_count` = tensor_parallel_size x pipeline_parallel_size x
+    # data_parallel_size.
     gpu_memory_utilization: float = Field(
         0.9, gt=0, le=1, description="vLLM --gpu-memory-utilization: share of each GPU's total memory (as "
         "torch.cuda.mem_get_info reports it) for weights, activation peak, non-torch memory, the CUDA-graph "
@@ -174,18 +175,27 @@ class VramRequest(BaseModel):
         None, ge=1, le=MAX_VLLM_TOKENS, description="vLLM --max-num-batched-tokens: tokens per step; the "
         "profiling forward pass runs this many. Default: vLLM's for the version and GPU (0.19 serve on >= 70 "
         "GiB: 8192).")
-    block_size: Literal[1, 8, 16, 32, 64, 128, 256] = Field(
-        16, description="vLLM --block-size: tokens per KV-cache block (vllm/config/cache.py BlockSize).")
+    block_size: Literal[1, 8, 16, 32, 64, 128, 256] | None = Field(
+        None, description="vLLM --block-size: tokens per KV-cache block (vllm/config/cache.py BlockSize). Default: "
+        "the release's on CUDA with FlashAttention: 16 up to 0.33, 64 in 0.34 (CacheConfig.DEFAULT_BLOCK_SIZE).")
     kv_cache_dtype: Literal["auto", "fp8", "fp8_e4m3", "fp8_e5m2"] = Field(
         "auto", description="vLLM --kv-cache-dtype: auto follows the model dtype (float32 included); fp8 "
         "variants store 1 byte per element. Same meaning as `kv_cache` (fp8 = fp8); when both are given "
         "they must agree.")
+    data_parallel_size: int = Field(
+        1, ge=1, le=MAX_GPUS, description="vLLM --data-parallel-size: engine replicas, each on tensor_parallel_size "
+        "x pipeline_parallel_size GPUs with its own KV cache; attention, dense layers and embeddings are copied per "
+        "replica, MoE experts are split across all tensor x data parallel ranks (FusedMoEParallelConfig). Requests "
+        "spread over the replicas.")
+    enable_expert_parallel: bool = Field(
+        False, description="vLLM --enable-expert-parallel: MoE layers place whole experts on each of the tensor x "
+        "data parallel ranks (experts / (TP x DP) per GPU) instead of a slice of every expert.")
     pipeline_parallel_size: int = Field(
         1, ge=1, le=MAX_GPUS, description="vLLM --pipeline-parallel-size: stages the layers are split across.")
     tensor_parallel_size: int | None = Field(
         None, ge=1, le=MAX_GPUS, description="vLLM --tensor-parallel-size: GPUs each layer is split across "
         "(linears and KV heads split; embeddings vocab-parallel; norms replicated). Default: gpu_count / "
-        "pipeline_parallel_size.")
+        "(pipeline_parallel_size x data_parallel_size).")
     enforce_eager: bool = Field(False, description="vLLM --enforce-eager: no CUDA graphs (no graph pool).")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="vLLM --dtype: compute dtype of weights, activations and (with kv_cache_dtype "
@@ -214,11 +224,11 @@ class VramRequest(BaseModel):
             data = {k: _choice_from_text(k, v) for k, v in data.items()}
             if isinstance(data.get("config"), str):  # a form carries config.json as JSON text
                 data["config"] = _json_object(data["config"])
-        given = {k for k in ("gpu_count", "tensor_parallel_size", "pipeline_parallel_size") if k in data}
-        if "tensor_parallel_size" in given and "gpu_count" not in given:
-            data["gpu_count"] = _product(data["tensor_parallel_size"], data.get("pipeline_parallel_size", 1))
-        elif "pipeline_parallel_size" in given and "gpu_count" not in given:
-            data["gpu_count"] = data["pipeline_parallel_size"]
+        given = {k for k in ("gpu_count", "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size")
+                 if k in data}
+        if given and "gpu_count" not in given:
+            count = _product(data.get("pipeline_parallel_size", 1), data.get("data_parallel_size", 1))
+            data["gpu_count"] = _product(data.get("tensor_parallel_size", 1), count)
         return data
 
     @field_validator("max_model_len")
@@ -233,16 +243,26 @@ class VramRequest(BaseModel):
     @classmethod
     def _splits_gpus(cls, v: int | None, info: ValidationInfo) -> int | None:
         count = info.data.get("gpu_count")
-        if v is not None and count is not None and v * info.data.get("pipeline_parallel_size", 1) != count:
-            raise ValueError(f"tensor_parallel_size x pipeline_parallel_size must equal gpu_count ({count})")
+        others = info.data.get("pipeline_parallel_size", 1) * info.data.get("data_parallel_size", 1)
+        if v is not None and count is not None and v * others != count:
+            raise ValueError("tensor_parallel_size x pipeline_parallel_size x data_parallel_size must equal "
+                             f"gpu_count ({count})")
         return v
 
     @field_validator("pipeline_parallel_size")
     @classmethod
     def _divides_gpus(cls, v: int, info: ValidationInfo) -> int:
         count = info.data.get("gpu_count")
+        if count is not None and count % (v * info.data.get("data_parallel_size", 1)):
+            raise ValueError(f"pipeline_parallel_size {v} x data_parallel_size must divide gpu_count ({count})")
+        return v
+
+    @field_validator("data_parallel_size")
+    @classmethod
+    def _dp_divides_gpus(cls, v: int, info: ValidationInfo) -> int:
+        count = info.data.get("gpu_count")
         if count is not None and count % v:
-            raise ValueError(f"pipeline_parallel_size {v} must divide gpu_count ({count})")
+            raise ValueError(f"data_parallel_size {v} must divide gpu_count ({count})")
         return v
     # --- end vLLM flags ---
 
@@ -490,6 +510,9 @@ class VllmDetail(BaseModel):
     quantization: str | None = Field(description="vLLM's quantization method name, or None for 16/32-bit.")
     tensor_parallel_size: int = Field(description="GPUs each layer is split across.")
     pipeline_parallel_size: int = Field(description="Stages the layers are split across.")
+    data_parallel_size: int = Field(1, description="Engine replicas; every figure here is one GPU of one replica.")
+    enable_expert_parallel: bool = Field(False, description="Whole MoE experts per GPU over the tensor x data "
+                                         "parallel ranks.")
     enforce_eager: bool = Field(description="No CUDA graphs when true.")
     gpu_total_bytes: int | None = Field(description="One GPU's total as torch.cuda.mem_get_info reports it.")
     weights_bytes: int = Field(description="Weights on one GPU: its share of the split linears and "

@@ -133,6 +133,11 @@ def _blocks(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "cpu_blocks", m[2], "blocks", ln)
 
 
+@rule(r"num_gpu_blocks is: (\d++)")  # v1 "vllm cache_config_info with initialization after num_gpu_blocks is: %d"
+def _num_gpu_blocks(m: re.Match[str], ln: Line, out: ParsedLog) -> None:  # (vllm 0.11.0 v1/metrics/loggers.py:147)
+    add(out, "gpu_blocks", m[1], "blocks", ln)
+
+
 @rule(r"Graph capturing finished in \d++ secs?, took " + _GIB)
 def _graphs(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
     add(out, "cuda_graph", m[1], m[2], ln)

@@ -2,7 +2,8 @@
 
     python -m app.measure vllm-plan --python /work/vllm-venv/bin/python      # writes model_specs/vllm/plan.json
     python -m app.measure vllm-plan --python ... --only qwen3-8b gemma-3-1b-it --out /tmp/plan.json
-    python -m app.measure vllm-plan --python ... --vllm-path /work/vllm034 --out model_specs/vllm/plan-0.34.json
+    python -m app.measure vllm-plan --python ... --vllm-path /work/vllm034 --block-size 64 \
+        --out model_specs/vllm/plan-0.34.json      # 0.34's default block (vllm_profiles.VllmProfile.default_block_size)
 
 How: this command (our venv, no vLLM needed) writes each model's config.json, without its
 quantization_config, into a temporary folder, then spawns the vLLM virtualenv's python on
@@ -10,7 +11,7 @@ app/measure/vllm_plan_worker.py with a JSON job on stdin and reads one JSON docu
 builds vLLM's model class on the meta device (no weights, no width shrinking needed), takes every
 layer's KV cache spec from vLLM (vllm/v1/worker/gpu/attn_utils.py get_kv_cache_spec) and calls
 get_kv_cache_configs + get_kv_cache_capacity (vllm/v1/core/kv_cache_utils.py) with GPU-equivalent
-inputs (block_size 16, async scheduling, max_num_batched_tokens 8192: vLLM's default on GPUs of
+inputs (block_size 16 or --block-size, async scheduling, max_num_batched_tokens 8192: vLLM's default on GPUs of
 >= 70 GiB, vllm/engine/arg_utils.py); see the worker's docstring.
 
 The vLLM virtualenv (outside the repo; never committed):
@@ -40,7 +41,9 @@ STUB = ROOT / "scripts" / "vllm_stub"  # torchvision stand-in for the worker (se
 OUT = SPECS_DIR / "vllm" / "plan.json"
 CONFIGS_2026 = Path("/work/shared/configs-2026")  # public copies; each folder's source.txt names its origin
 
-BLOCK_SIZE = 16  # FlashAttention / FlashAttention-MLA on an H100 (kernel blocks MultipleOf(16))
+# FlashAttention / FlashAttention-MLA on an H100 (kernel blocks MultipleOf(16)) at vLLM's default --block-size up to
+# 0.33 (16); 0.34's default is 64 (--block-size 64 for its table; vllm_profiles.VllmProfile.default_block_size)
+BLOCK_SIZE = 16
 MAX_NUM_BATCHED_TOKENS = 8192  # vllm/engine/arg_utils.py default for GPUs of >= 70 GiB (not A100)
 MAX_MODEL_LENS = (8192, 32768)
 KV_BYTES = (4 * GiB, 20 * GiB)
@@ -124,7 +127,8 @@ def _prepare(cfg_path: Path, folder: Path) -> None:
     (folder / "config.json").write_text(json.dumps(cfg))
 
 
-def run(python: str, names: list[str] | None, extra: Path | None, vllm_path: Path | None = None) -> dict:
+def run(python: str, names: list[str] | None, extra: Path | None, vllm_path: Path | None = None,
+        block_size: int = BLOCK_SIZE) -> dict:
     picked = [s for s in sources(SPECS_DIR, extra) if names is None or s[0] in names]
     with tempfile.TemporaryDirectory() as tmp:
         models = []
@@ -132,7 +136,7 @@ def run(python: str, names: list[str] | None, extra: Path | None, vllm_path: Pat
             folder = Path(tmp) / f"{origin}--{name}"
             _prepare(path, folder)
             models.append({"name": name, "origin": origin, "dir": str(folder), "settings": _settings(name)})
-        job = {"common": {"block_size": BLOCK_SIZE, "max_num_batched_tokens": MAX_NUM_BATCHED_TOKENS,
+        job = {"common": {"block_size": block_size, "max_num_batched_tokens": MAX_NUM_BATCHED_TOKENS,
                           "skip_cpu_platform_check": vllm_path is not None}, "models": models}
         with tempfile.TemporaryFile("w+") as out:
             path = [str(vllm_path) if vllm_path else None, str(STUB), os.environ.get("PYTHONPATH")]
@@ -165,23 +169,25 @@ def main(argv: list[str]) -> int:
     p.add_argument("--vllm-path", type=Path, help="a folder of another release's vLLM Python files, put first on "
                    "the worker's path (pip install --no-deps --target DIR vllm==0.34.0); the CPU build's compiled "
                    "parts stay, and its platform check is skipped")
+    p.add_argument("--block-size", type=int, default=BLOCK_SIZE, help="vLLM --block-size the plan runs with "
+                   "(default 16: vLLM's default up to 0.33; 0.34's is 64)")
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--update", action="store_true", help="with --only: replace or add these models' rows in the "
                    "existing --out table (same vLLM, torch and transformers versions), recording the run under "
                    "`updates`; the rest of the table stays as its own command wrote it")
     args = p.parse_args(argv)
     started = dt.datetime.now(dt.UTC)
-    result = run(args.python, args.only, args.configs_2026, args.vllm_path)
+    result = run(args.python, args.only, args.configs_2026, args.vllm_path, args.block_size)
     log = result.pop("log")
     if args.update and args.out.exists():
-        return _update(args.out, argv, started, result, log)
+        return _update(args.out, argv, started, result, log, args.block_size)
     table = {
         "about": "vLLM's own KV-cache planning (get_kv_cache_configs, get_kv_cache_capacity) on each model's real "
                  "per-layer KV cache specs, with GPU-equivalent inputs; written by the command below, never by hand.",
         "command": "python -m app.measure vllm-plan " + shlex.join(argv),
         "date": started.isoformat(timespec="seconds"),
         "versions": result["versions"],
-        "inputs": {"block_size": BLOCK_SIZE, "max_num_batched_tokens": MAX_NUM_BATCHED_TOKENS,
+        "inputs": {"block_size": args.block_size, "max_num_batched_tokens": MAX_NUM_BATCHED_TOKENS,
                    "async_scheduling": True, "kv_cache_layout": "NHD", "device_equivalent": "CUDA, FlashAttention"},
         "seconds": result["seconds"],
         "models": result["models"],
@@ -196,8 +202,11 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _update(out: Path, argv: list[str], started: dt.datetime, result: dict, log: str) -> int:
+def _update(out: Path, argv: list[str], started: dt.datetime, result: dict, log: str, block_size: int) -> int:
     table = json.loads(out.read_text())
+    if table["inputs"]["block_size"] != block_size:
+        raise SystemExit(f"{out} was written with block_size {table['inputs']['block_size']}, this run has "
+                         f"{block_size}: regenerate the whole table instead")
     if table["versions"] != result["versions"]:
         raise SystemExit(f"{out} was written with {table['versions']}, this run has {result['versions']}: "
                          "regenerate the whole table instead")

@@ -6,7 +6,8 @@ Imports only the standard library, torch and vllm (never our app): `python -m ap
 it with a JSON job on stdin and reads one JSON document back from stdout (logs go to stderr).
 
 GPU-equivalent inputs (the CPU platform's own choices are undone):
-* block_size as asked (16: FlashAttention and FlashAttention-MLA on an H100 take MultipleOf(16),
+* block_size as asked (16, vLLM's default up to 0.33; 64, 0.34's: FlashAttention and FlashAttention-MLA on an H100
+  take MultipleOf(16), so either stays as given,
   vllm/v1/attention/backends/flash_attn.py, mla/flashattn_mla.py get_supported_kernel_block_sizes);
 * async_scheduling on (max_in_flight_tokens = 2 x max_num_batched_tokens), max_num_batched_tokens as asked;
 * mamba_ssm_cache_dtype as the model/config resolves it on a GPU (the CPU platform forces float32);

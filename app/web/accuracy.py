@@ -12,6 +12,7 @@ from app.estimator.llamacpp_check import check_grid, grid_specs, load_grid
 from app.estimator.measurements import Comparison, MeasurementFile, card_naive_total, compare, summary
 from app.estimator.runtimes.transformers import eager_reason  # traced peaks
 from app.estimator.traces import TraceComparison, TraceFile, compare_trace, load_traces
+from app.estimator.vllm_plan_check import PlanModel, PlanTable, compare_tables
 from app.logs import LogReport, check_log
 
 MEASUREMENTS_DIR = SPECS_DIR / "measurements"
@@ -150,6 +151,32 @@ def _llamacpp_accuracy(catalog: Catalog) -> LlamaCppAccuracy:
                             grid.get("machine", {}))
 
 
+# --- vLLM's KV-cache plan: model_specs/vllm/plan*.json (vLLM's own planning functions) beside ours ---
+@dataclass(frozen=True)
+class PlanAccuracy:
+    tables: list[PlanTable]  # oldest release first
+    rows: list[tuple[str, list[PlanModel | None]]]  # model -> its summary per table (None: not compared there)
+    not_compared: dict[str, str]  # model -> why, over all tables (a model compared in one table is not listed)
+
+
+_PLANS: dict[tuple[int, tuple[float, ...]], PlanAccuracy] = {}
+
+
+def vllm_plan_accuracy(catalog: Catalog) -> PlanAccuracy:
+    """The committed tables compared once per catalog and table files (about a thousand plans, a fraction of a
+    second)."""
+    root = catalog.root / "vllm"
+    key = (id(catalog), tuple(p.stat().st_mtime for p in sorted(root.glob("plan*.json"))))
+    if key not in _PLANS:
+        tables = sorted(compare_tables(root, catalog.models),
+                        key=lambda t: tuple(int(x) for x in t.version.split(".")))
+        names = sorted({m.name for t in tables for m in t.models})
+        rows = [(n, [next((m for m in t.models if m.name == n), None) for t in tables]) for n in names]
+        why = {n: w for t in tables for n, w in t.not_compared.items() if n not in names}
+        _PLANS[key] = PlanAccuracy(tables, rows, dict(sorted(why.items())))
+    return _PLANS[key]
+
+
 # --- field logs ---
 # Public startup logs committed as test fixtures (each with a .source.json naming its URL), parsed and
 # compared with our estimate for the same settings every time the page is built.
@@ -178,6 +205,20 @@ def log_cases(catalog: Catalog, root: Path = LOG_CASES_DIR) -> list[LogCase]:
         report = check_log(path.read_text(), catalog, side.get("overrides"))
         cases.append(LogCase(path.stem, side["source"], side.get("case"), report))
     return cases
+
+
+# Field cases of shared/reference/field-cases-2026.md are numbered G01, G02, ...
+FIELD_CASES_2026 = "G"
+
+
+def cases_under(cases: list[LogCase]) -> tuple[int, int]:
+    """(cases with at least one term on the unsafe side, cases with at least one term compared)."""
+    compared = [c for c in cases if any(t.unsafe is not None for t in c.report.terms)]
+    return sum(any(t.unsafe for t in c.report.terms) for c in compared), len(compared)
+
+
+def field_2026(cases: list[LogCase]) -> list[LogCase]:
+    return [c for c in cases if (c.case or "").startswith(FIELD_CASES_2026)]
 
 
 def under_share_by_backend(cases: list[LogCase]) -> dict[str, tuple[int, int]]:

@@ -27,11 +27,14 @@ from app.logs import check_log
 from app.logs.scrub import scrub
 from app.web.accuracy import (
     accuracy_report,
+    cases_under,
+    field_2026,
     llamacpp_accuracy,
     log_cases,
     trace_report,
     under_share,
     under_share_by_backend,
+    vllm_plan_accuracy,
 )
 from app.web.calc_form import runtime_controls
 from app.web.calc_page import DEFAULT_MODEL, CalcState, NotFound, calc_state, find_spec, lenient
@@ -142,7 +145,9 @@ def accuracy(request: Request, catalog: CatalogDep) -> Response:
                                             "llamacpp": llamacpp_accuracy(catalog),  # the llama.cpp grid
                                             "traces": trace_report(catalog),  # traced transformers peaks
                                             "log_cases": cases, "log_under": under_share(cases),
-                                            "log_backends": under_share_by_backend(cases)})
+                                            "log_backends": under_share_by_backend(cases),
+                                            "log_2026_under": cases_under(field_2026(cases)),
+                                            "vllm_plan": vllm_plan_accuracy(catalog)})
 
 
 # --- log import page ---

@@ -51,10 +51,16 @@ def _notes(f: VllmFlags, s: Stage) -> list[str]:
         f"profiling pass: {f.max_num_batched_tokens:,} batched tokens, sampler over {f.max_num_seqs:,} sequences "
         f"({p.sampler_source})",
         f"non-torch {s.non_torch / GiB:.2f} GiB per GPU ({p.non_torch_source}; NCCL with tensor parallelism)",
-        f"per GPU: tensor parallel {f.tp} x pipeline parallel {f.pp}; linears and KV heads split, embeddings "
-        f"vocab-parallel, norms and rotary cache replicated ({s.replicated / GiB:.3f} GiB)",
+        f"per GPU: tensor parallel {f.tp} x pipeline parallel {f.pp}; linears and KV heads split (KV heads "
+        f"replicated when fewer than TP), embeddings vocab-parallel, norms, router, row-parallel biases and rotary "
+        f"cache replicated ({s.replicated / GiB:.3f} GiB)",
         f"non-KV memory measured as {NON_KV_MEASURES[p.non_kv_measure]}",
     ]
+    if f.dp > 1 or f.ep:
+        moe = (f"whole experts, experts / {f.tp * f.dp} per GPU (--enable-expert-parallel)" if f.ep and f.tp * f.dp > 1
+               else f"every expert's intermediate size split over {f.tp * f.dp} GPUs (tensor x data parallel)")
+        notes.append(f"data parallel {f.dp}: {f.dp} engines of {f.tp * f.pp} GPUs, each with its own KV cache and its "
+                     f"share of the requests; MoE layers: {moe} (FusedMoEParallelConfig.make)")
     if f.enforce_eager:
         notes.append("enforce_eager: no CUDA graphs; the CUDA context sits above the budget")
     elif f.graph_estimate:
@@ -104,7 +110,8 @@ def _detail(f: VllmFlags, s: Stage, stages: list[Stage], total: int | None, sequ
         version=f.profile.name, gpu_memory_utilization=f.gpu_memory_utilization, max_model_len=f.max_model_len,
         max_num_seqs=f.max_num_seqs, max_num_batched_tokens=f.max_num_batched_tokens, block_size=f.block_size,
         dtype=f.dtype, kv_cache_dtype=f.kv_name, quantization=f.method, tensor_parallel_size=f.tp,
-        pipeline_parallel_size=f.pp, enforce_eager=f.enforce_eager, gpu_total_bytes=total,
+        pipeline_parallel_size=f.pp, data_parallel_size=f.dp, enable_expert_parallel=f.ep,
+        enforce_eager=f.enforce_eager, gpu_total_bytes=total,
         weights_bytes=s.weights, weights_replicated_bytes=s.replicated, activation_peak_bytes=s.activation,
         non_torch_bytes=s.non_torch, requested_bytes=requested, kv_budget_bytes=budget, kv_block_bytes=s.block_bytes,
         kv_blocks=blocks, kv_tokens=tokens, max_concurrency=concurrency,
@@ -189,20 +196,24 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
 
 def _memory(inp: RuntimeInput, f: VllmFlags, stages: list[Stage], d: VllmDetail,
             verdict: vllm_advice.Verdict | None) -> RuntimeMemory:
-    tp, asked = f.tp, inp.batch * inp.sequence
-    kv_blocks = d.kv_blocks if d.kv_blocks is not None else _blocks(f, inp.sequence, inp.batch)
-    kv_tokens = kv_blocks * f.block_size
+    # every figure of `d` is one GPU of one engine; data parallel engines each hold their own copy and take an
+    # equal share of the sequences
+    tp, ranks, asked = f.tp, f.tp * f.dp, inp.batch * inp.sequence
+    batch = ceil(inp.batch / f.dp)
+    kv_blocks = d.kv_blocks if d.kv_blocks is not None else _blocks(f, inp.sequence, batch)
+    kv_tokens = f.dp * kv_blocks * f.block_size
     if _grouped(f):  # a block id is one page in one group's layers, not block_size tokens of every layer
-        kv_tokens = d.kv_tokens if d.kv_tokens is not None else asked
+        kv_tokens = f.dp * d.kv_tokens if d.kv_tokens is not None else asked
     mem = RuntimeMemory(
-        weights=tp * sum(s.weights for s in stages),
-        kv_cache=tp * sum(kv_blocks * s.block_bytes for s in stages),
-        activations=tp * sum(s.activation for s in stages),
-        overhead=tp * sum(d.cuda_context_bytes + s.non_torch + vllm_memory.graph_pool(f, s) for s in stages),
+        weights=ranks * sum(s.weights for s in stages),
+        kv_cache=ranks * sum(kv_blocks * s.block_bytes for s in stages),
+        activations=ranks * sum(s.activation for s in stages),
+        overhead=ranks * sum(d.cuda_context_bytes + s.non_torch + vllm_memory.graph_pool(f, s) for s in stages),
         kv_cache_tokens=kv_tokens, usable_fraction=f.gpu_memory_utilization,
-        required=inp.gpu_count * max(_need(f, s, inp.sequence, inp.batch) + inp.batch * _state_outside_blocks(f, s)
+        required=inp.gpu_count * max(_need(f, s, inp.sequence, batch) + batch * _state_outside_blocks(f, s)
                                      for s in stages),
-        kv_capacity_tokens=d.kv_tokens, max_concurrency=d.max_concurrency,
+        kv_capacity_tokens=f.dp * d.kv_tokens if d.kv_tokens is not None else None,
+        max_concurrency=round(f.dp * d.max_concurrency, 2) if d.max_concurrency is not None else None,
         assumptions=_notes(f, stages[0]), vllm=d, fit_on=_fit_on(inp, f),
     )
     warning = vllm_profiles.version_warning(inp.request.vllm_version if inp.request else None)

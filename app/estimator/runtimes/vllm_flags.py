@@ -89,9 +89,11 @@ class VllmFlags:
     graph_estimate: bool = False  # the CUDA-graph estimate is subtracted inside the budget
     extensible: bool = False  # 0.34's extensible KV cache (sized after warmup)
     # KV cache groups as vLLM forms them (vllm_kv), with the release's planning rules; None: one group of
-    # all layers (pipeline parallelism, or releases before 0.19 whose planning code is not transcribed).
+    # all layers (pipeline parallelism, or releases whose planning code is not transcribed: vllm_kv.RELEASES).
     kv_release: vllm_kv.PlanRelease | None = None
     kv_groups: tuple[vllm_kv.GroupShape, ...] | None = None
+    dp: int = 1  # --data-parallel-size: engine replicas (each with its own KV cache)
+    ep: bool = False  # --enable-expert-parallel: whole experts per rank over TP x DP ranks
 
     @property
     def in_flight(self) -> int:
@@ -167,8 +169,8 @@ def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence
     profile = profile_for(req.vllm_version)
     graph_estimate, extensible, util = _switches(profile, req)
     dtype = _compute_dtype(spec, fmt, req)
-    pp = req.pipeline_parallel_size
-    tp = req.tensor_parallel_size or req.gpu_count // pp
+    pp, dp = req.pipeline_parallel_size, req.data_parallel_size
+    tp = req.tensor_parallel_size or req.gpu_count // (pp * dp)
     _check_parallel(spec, tp, pp)
     max_model_len = req.max_model_len or sequence
     if max_model_len < sequence:
@@ -179,18 +181,18 @@ def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence
     if req.kv_cache_dtype != "auto":
         kv_name = req.kv_cache_dtype
     release = vllm_kv.rules(req.vllm_version or NEWEST) if pp == 1 else None
-    groups, block_size = None, req.block_size
+    groups, block_size = None, req.block_size or profile.default_block_size
     if release is not None and vllm_kv.groups_modelled(spec.language_model):
         block_size, groups = vllm_kv.runtime_groups(
             spec.language_model, KV_TYPES[kv.slug], tp, spec.family not in vllm_kv.FULL_ATTENTION_FAMILIES,
-            req.block_size, 4 if dtype == "float32" else 2, vllm_kv.window_offset(spec))
+            block_size, 4 if dtype == "float32" else 2, vllm_kv.window_offset(spec))
     return VllmFlags(
         profile=profile, gpu_memory_utilization=util, max_model_len=max_model_len,
         max_num_seqs=req.max_num_seqs or seqs, max_num_batched_tokens=req.max_num_batched_tokens or tokens,
         block_size=block_size, kv=KV_TYPES[kv.slug], kv_name=kv_name, dtype=dtype,
         compute_bytes=4 if dtype == "float32" else 2, tp=tp, pp=pp, enforce_eager=req.enforce_eager,
         method=VLLM_METHODS[fmt.slug], graph_estimate=graph_estimate, extensible=extensible,
-        kv_release=release, kv_groups=groups,
+        kv_release=release, kv_groups=groups, dp=dp, ep=req.enable_expert_parallel,
     )
 
 

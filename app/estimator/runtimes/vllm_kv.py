@@ -47,6 +47,10 @@ class PlanRelease:
 
 
 RELEASES: tuple[PlanRelease, ...] = (
+    # 0.11.0: the 0.19 formulas already (checked in the 0.11.0 wheel); 0.12-0.18 are not transcribed
+    PlanRelease("0.11", (0, 11), (0, 12), "per_group", "batched", "widest_group",
+                "vllm 0.11.0 v1/core/kv_cache_utils.py:780-797 (concurrency), :824 (num_blocks = available // "
+                "page // layers), :1080-1091 (tokens); v1/kv_cache_interface.py:196-214 (sliding window)"),
     PlanRelease("0.19-0.20", (0, 19), (0, 21), "per_group", "batched", "widest_group",
                 "vllm 0.19.0 v1/core/kv_cache_utils.py:802-820 (concurrency), :1297-1305 (tokens); "
                 "v1/kv_cache_interface.py:256-270 (sliding window)"),
@@ -70,8 +74,9 @@ def release_for(version: str) -> PlanRelease:
     for r in RELEASES:
         if r.first <= (major, minor) < r.next:
             return r
-    raise InvalidRequest("vllm_version", f"vllm_version {version} has no KV planning rules here; allowed: "
-                         f"{RELEASES[0].name.split('-')[0]}.0 to {RELEASES[-1].name.split('-')[1]}.x")
+    allowed = ", ".join(f"{r.name}.x" if r.next == (r.first[0], r.first[1] + 1) else
+                        f"{r.first[0]}.{r.first[1]}.0 to {r.next[0]}.{r.next[1] - 1}.x" for r in RELEASES)
+    raise InvalidRequest("vllm_version", f"vllm_version {version} has no KV planning rules here; allowed: {allowed}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from app.estimator.runtimes.vllm_profiles import (
     graph_estimate_bytes,
     graph_pool_bytes,
 )
+from app.estimator.runtimes.vllm_shards import Placement, rank_shape, replicated
 from app.estimator.spec import LanguageModel, ModelSpec
 
 # Hidden-size streams alive at a decoder layer's MLP peak: residual, layer input, normed input and the
@@ -101,14 +102,24 @@ def _on_stage(t: Tensor, lo: int, hi: int, first: bool, last: bool) -> bool:
     return first  # token embedding, vision tower and projector
 
 
-def _share(spec: ModelSpec, fmt: Format, t: Tensor, tp: int) -> tuple[int, int]:
-    """(bytes on one GPU, of which replicated) for tensor `t` under tensor parallelism `tp`."""
+def _share(spec: ModelSpec, fmt: Format, t: Tensor, p: Placement) -> tuple[int, int]:
+    """(bytes on one GPU, of which replicated) for tensor `t` on rank 0 of placement `p` (vllm_shards: the shape
+    vLLM's layer creates there; tensors no rule names: linears and biases split evenly by TP, the rest whole)."""
+    shape = rank_shape(spec.language_model, t, p, fmt.slug)
+    if shape is not None:
+        size = _tensor_bytes(spec, fmt, Tensor(t.name, shape, t.part, t.kind, t.layer))
+        return size, size if replicated(t) else 0
     size = _tensor_bytes(spec, fmt, t)
     if t.kind in ("embedding", "output") and t.part == "language":
-        return _vocab_share(size, t.shape[0], tp), 0
+        return _vocab_share(size, t.shape[0], p.tp), 0
     if t.kind in ("linear", "bias"):
-        return -(-size // tp), 0
+        return -(-size // p.tp), 0
     return size, size
+
+
+# Families whose rotary cache vLLM keeps in float32 whatever the model dtype: gpt-oss (vllm 0.34.0
+# model_executor/models/gpt_oss.py:111-114 get_rope(..., dtype=torch.float32); the table's cos_sin_cache buffer).
+ROPE_CACHE_FP32_FAMILIES = frozenset({"gpt-oss"})
 
 
 def rope_cache_bytes(lm: LanguageModel, compute_bytes: int) -> int:
@@ -118,29 +129,46 @@ def rope_cache_bytes(lm: LanguageModel, compute_bytes: int) -> int:
     return lm.max_context * rot * compute_bytes
 
 
+def spec_rope_cache_bytes(spec: ModelSpec, compute_bytes: int) -> int:
+    return rope_cache_bytes(spec.language_model, 4 if spec.family in ROPE_CACHE_FP32_FAMILIES else compute_bytes)
+
+
 def stage_weights(spec: ModelSpec, fmt: Format, f: VllmFlags, lo: int, hi: int) -> tuple[int, int]:
+    p = Placement(f.tp, f.dp, f.ep)
     if FORMATS.get(fmt.slug) is fmt:  # a registry format: walk the tensors once per spec and layout
-        return _stage_weights(spec, fmt.slug, f.compute_bytes, f.tp, lo, hi)
-    return _walk_stage_weights(spec, fmt, f.compute_bytes, f.tp, lo, hi)
+        return _stage_weights(spec, fmt.slug, f.compute_bytes, p, lo, hi)
+    return _walk_stage_weights(spec, fmt, f.compute_bytes, p, lo, hi)
 
 
 @per_spec
-def _stage_weights(spec: ModelSpec, fmt: str, compute_bytes: int, tp: int, lo: int, hi: int) -> tuple[int, int]:
-    return _walk_stage_weights(spec, FORMATS[fmt], compute_bytes, tp, lo, hi)
+def _stage_weights(spec: ModelSpec, fmt: str, compute_bytes: int, p: Placement, lo: int, hi: int) -> tuple[int, int]:
+    return _walk_stage_weights(spec, FORMATS[fmt], compute_bytes, p, lo, hi)
 
 
-def _walk_stage_weights(spec: ModelSpec, fmt: Format, compute_bytes: int, tp: int, lo: int,
+def rank_parameter_bytes(spec: ModelSpec, fmt: Format, p: Placement, lo: int = 0, hi: int | None = None) -> int:
+    """Parameter bytes on rank 0 of placement `p` for layers lo .. hi (no rotary cache: a buffer)."""
+    hi = spec.language_model.layers if hi is None else hi
+    first, last = lo == 0, hi == spec.language_model.layers
+    total = sum(_share(spec, fmt, t, p)[0] for t in model_tensors(spec)
+                if not t.gguf_only and _on_stage(t, lo, hi, first, last))
+    if last and not first and spec.language_model.tied_embeddings:  # the last stage keeps its own lm_head
+        emb = next(t for t in model_tensors(spec) if t.kind == "embedding" and t.part == "language")
+        total += _share(spec, fmt, emb, p)[0]
+    return total
+
+
+def _walk_stage_weights(spec: ModelSpec, fmt: Format, compute_bytes: int, p: Placement, lo: int,
                         hi: int) -> tuple[int, int]:
     first, last = lo == 0, hi == spec.language_model.layers
-    total = replicated = rope_cache_bytes(spec.language_model, compute_bytes)
+    total = replicated = spec_rope_cache_bytes(spec, compute_bytes)
     for t in model_tensors(spec):
         if t.gguf_only or not _on_stage(t, lo, hi, first, last):
             continue
-        size, rep = _share(spec, fmt, t, tp)
+        size, rep = _share(spec, fmt, t, p)
         total, replicated = total + size, replicated + rep
     if last and not first and spec.language_model.tied_embeddings:  # the last stage keeps its own lm_head
         emb = next(t for t in model_tensors(spec) if t.kind == "embedding" and t.part == "language")
-        total += _share(spec, fmt, emb, tp)[0]
+        total += _share(spec, fmt, emb, p)[0]
     return total, replicated
 
 

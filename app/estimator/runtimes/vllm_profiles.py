@@ -56,6 +56,12 @@ class VllmProfile:
     graph_estimate_source: str = "no CUDA-graph estimate before 0.19: the graph pool sits above the budget"
     non_kv_measure: str = "torch peak"  # "torch peak" (< 0.27) or "mem_get_info" (0.27+): see NON_KV_MEASURES
     extensible_kv_cache: bool = False  # 0.34: KV sized after warmup from measured free memory (CUDA/ROCm default)
+    # --block-size when not given, on CUDA with FlashAttention (kernel blocks MultipleOf(16), which takes the default
+    # as it is: vllm 0.34.0 v1/attention/backends/flash_attn.py:357-379, v1/attention/backend.py:158-166)
+    default_block_size: int = 16
+    default_block_size_source: str = ("16: vllm 0.11.0 platforms/cuda.py:126-127 (block_size None -> 16); 0.19.0 "
+                                      "config/cache.py:34, 0.32.0 :72, 0.33.0 :185 DEFAULT_BLOCK_SIZE = 16 (0.7-0.10, "
+                                      "0.12-0.18, 0.20-0.31: not read, taken as their neighbours')")
     checked_on: str = ""  # the logs this range's budget accounting was checked or fitted on
 
 
@@ -117,7 +123,10 @@ PROFILES: tuple[VllmProfile, ...] = (
                 _gib(0.25), "assumed as 0.18-0.19", calibrated=False, **_ESTIMATE_IN_BUDGET,
                 graph_estimate_source="0.34.0 gpu_worker.py:747 (estimate only when the switch is set, then "
                 "always applied), envs.py:2355-2357 (default 1)",
-                non_kv_measure="mem_get_info", extensible_kv_cache=True),
+                non_kv_measure="mem_get_info", extensible_kv_cache=True, default_block_size=64,
+                default_block_size_source="64: vllm 0.34.0 config/cache.py:185 DEFAULT_BLOCK_SIZE = 64, :488-489 "
+                "(block_size None -> the default); platforms/interface.py:781-791 update_block_size_for_backend keeps "
+                "it when the backend supports it (FlashAttention: MultipleOf(16))"),
 )
 NEWEST = "0.34.0"  # the default version: the newest release (0.34.0 on PyPI, December 2026)
 NEWEST_CHECKED = "0.19.0"  # the newest release whose whole startup ledger a log checks (V1, V2)
