@@ -1,7 +1,8 @@
 """Which weight format a checkpoint is stored in, from its config.json `quantization_config`.
 
 Maps each `quant_method` (transformers' quantizers: gptq, awq, bitsandbytes, fp8, compressed-tensors,
-mxfp4) onto a format slug of app.estimator.quantization.FORMATS; None means unquantized (the dtype).
+mxfp4; vLLM's modelopt) onto a format slug of app.estimator.quantization.FORMATS; None means unquantized (the
+dtype). Per-module lists (ignore, quantized_layers) are app.catalog.quant_layout's.
 """
 
 from __future__ import annotations
@@ -61,13 +62,41 @@ def _compressed(q: dict[str, Any]) -> str:
     weights = group.get("weights") if isinstance(group, dict) else None
     if not isinstance(weights, dict):
         raise InvalidConfigValue(f"{_Q}.config_groups", groups, "a group with a weights scheme")
+    if (weights.get("num_bits"), weights.get("type"), weights.get("group_size")) == (4, "float", 16):
+        # NVFP4 (llm-compressor presets NVFP4 / NVFP4A16): vLLM compressed_tensors.py _is_nvfp4_format; W4A4 when
+        # the activations are NVFP4 too, else weight-only
+        acts = group.get("input_activations") if isinstance(group, dict) else None
+        w4a4 = isinstance(acts, dict) and (acts.get("num_bits"), acts.get("type")) == (4, "float")
+        return "nvfp4" if w4a4 else "nvfp4-w4a16"
     key = (weights.get("num_bits"), weights.get("type"), weights.get("strategy"))
     table = {(8, "float", "tensor"): "fp8", (8, "float", "channel"): "fp8", (8, "float", "block"): "fp8-block128",
              (8, "int", "channel"): "int8", (4, "int", "channel"): "int4"}
     if key not in table:
         raise InvalidConfigValue(f"{_Q}.config_groups.weights", weights,
-                                 "fp8 (tensor/channel/block), int8 or int4 per channel")
+                                 "fp8 (tensor/channel/block), int8 or int4 per channel, or nvfp4 (float 4-bit, "
+                                 "group_size 16)")
     return table[key]
+
+
+def modelopt_algo(q: dict[str, Any]) -> str:
+    """quant_algo of a ModelOpt config: top level (config.json) or under `quantization` (hf_quant_config.json),
+    upper-cased as vLLM reads it (modelopt.py _extract_modelopt_quant_algo)."""
+    inner = q.get("quantization")
+    algo = (inner if isinstance(inner, dict) else q).get("quant_algo")
+    return str(algo).upper() if algo is not None else ""
+
+
+# ModelOpt quant_algo -> format (vLLM modelopt.py LINEAR_ALGOS + MIXED_PRECISION; FP8_PB_WO stores e4m3 weights
+# and one fp32 scale per 128x128 block, KFp8Block128)
+MODELOPT_FORMATS = {"NVFP4": "nvfp4", "W4A16_NVFP4": "nvfp4-w4a16", "FP8": "fp8-static",
+                    "FP8_PB_WO": "fp8-block128", "MIXED_PRECISION": "modelopt-mixed"}
+
+
+def _modelopt(q: dict[str, Any]) -> str:
+    algo = modelopt_algo(q)
+    if algo not in MODELOPT_FORMATS:
+        raise InvalidConfigValue(f"{_Q}.quant_algo", algo or None, ", ".join(MODELOPT_FORMATS))
+    return MODELOPT_FORMATS[algo]
 
 
 QUANT_METHODS: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -77,6 +106,7 @@ QUANT_METHODS: dict[str, Callable[[dict[str, Any]], str]] = {
     "fp8": _fp8,
     "compressed-tensors": _compressed,
     "mxfp4": lambda q: "mxfp4",
+    "modelopt": _modelopt,
 }
 
 

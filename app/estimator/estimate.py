@@ -62,7 +62,13 @@ def resolve(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Choi
     if fmt.moe_only and spec.language_model.moe is None:
         raise InvalidRequest("quantization", f"{fmt.label} stores MoE expert tensors; {spec.name} has none "
                                              "(use f16, q8_0 or another GGUF type)")
+    if fmt.checkpoint_only and fmt.slug != spec.default_format:
+        raise InvalidRequest("quantization", f"{fmt.label} is a layout read from a checkpoint's own "
+                                             f"quantization_config; {spec.name} is not stored in it")
     runtime_slug = _pick("runtime", req.runtime or fmt.runtimes[0], list(RUNTIMES))
+    refused = dict(fmt.refused).get(runtime_slug)
+    if refused:
+        raise InvalidRequest("runtime", f"{RUNTIMES[runtime_slug].label} cannot run {fmt.label}: {refused}")
     _pick("runtime", runtime_slug, fmt.runtimes, f"{fmt.label} runs on these runtimes")
     runtime = RUNTIMES[runtime_slug]
     kv_asked = vllm_flags.kv_override(req, runtime_slug) or req.kv_cache  # vLLM --kv-cache-dtype

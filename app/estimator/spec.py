@@ -184,12 +184,14 @@ class ShortConv(BaseModel):
 LayerType = Literal["full", "sliding", "chunked", "linear_attention", "mamba2", "short_conv", "none"]
 LAYER_TYPES: tuple[str, ...] = get_args(LayerType)
 FfnType = Literal["dense", "moe", "none"]
+# Per-tensor schemes of a checkpoint that mixes them (app.estimator.quantization.SCHEMES, or the compute dtype)
+StoredScheme = Literal["nvfp4", "nvfp4-w4a16", "fp8-static", "unquantized"]
 
 
 # LanguageModel fields of the per-layer cache model (additive: older specs load and serialize unchanged)
 CACHE_MODEL_FIELDS = ("v_head_dim", "kv_geometry", "attention_chunk_size", "kv_shared_layers", "indexer",
                       "linear_attention", "mamba", "short_conv", "state_dtype", "layer_ffn", "attn_output_gate",
-                      "per_layer_input", "per_layer_vocab", "sink_layer_type")
+                      "per_layer_input", "per_layer_vocab", "sink_layer_type", "stored_schemes")
 
 
 class LanguageModel(Sourced):
@@ -230,6 +232,10 @@ class LanguageModel(Sourced):
     stored_format: str | None = Field(
         None, description="Weight format slug the released checkpoint is stored in, when quantized "
                           "(from quantization_config); None: the dtype.")
+    stored_schemes: dict[str, StoredScheme] | None = Field(
+        None, description="How the released checkpoint stores each linear weight when its quantization_config "
+                          "says so per module (ignore / exclude_modules lists, ModelOpt quantized_layers): tensor "
+                          "name or glob (blk.*.attn_q.weight) -> scheme; tensors not named follow the format.")
     # --- per-layer cache model: additive, defaults keep older specs unchanged ---
     v_head_dim: int | None = Field(None, ge=1, description="Value head dim when it differs from head_dim.")
     kv_geometry: dict[Literal["full", "sliding", "chunked"], KvGeometry] = Field(

@@ -190,6 +190,8 @@ def vram_table(spec: ModelSpec, images: int) -> tuple[TableRow, ...]:
     for f in FORMATS.values():
         if f.moe_only and spec.language_model.moe is None:
             continue  # MXFP4_MOE: a format of expert tensors
+        if f.checkpoint_only and f.slug != spec.default_format:
+            continue  # a per-module layout read from one checkpoint's config
         ests = [estimate(spec, VramRequest(model=spec.slug, quantization=f.slug, context=c, images=images))
                 for c in TABLE_CONTEXTS]
         runtime = ests[0].request.runtime
