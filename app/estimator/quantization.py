@@ -323,6 +323,21 @@ def _named_scheme(named: dict[str, str], name: str) -> str | None:
     return next((v for k, v in named.items() if "*" in k and fnmatchcase(name, k)), None)
 
 
+def tensor_stored(spec: ModelSpec, fmt: Format, t: Tensor) -> tuple[str, int]:
+    """(type label, bytes) of tensor `t` as non-GGUF format `fmt` stores it: the spec's stored_schemes where the
+    checkpoint names the tensor's scheme (only for the format it is stored in), else the format's rule."""
+    if fmt.element_bytes:
+        return fmt.slug.upper(), t.numel * fmt.element_bytes
+    named = spec.language_model.stored_schemes if fmt.slug == spec.default_format else None
+    scheme = _named_scheme(named, t.name) if named else None
+    if scheme == "unquantized" or (scheme is None and not fmt.quantizes(t)):
+        return spec.dtype_slug.upper(), t.numel * COMPUTE_BYTES
+    if scheme is not None:
+        return SCHEMES[scheme].label, SCHEMES[scheme].size(t)
+    assert fmt.linear_size is not None
+    return fmt.linear_label, fmt.linear_size(t)
+
+
 @per_spec
 def stored_weights(spec: ModelSpec, slug: str) -> StoredWeights:
     """Every tensor of `spec` as format `slug` stores it (cached per spec and format)."""
@@ -339,24 +354,11 @@ def stored_weights(spec: ModelSpec, slug: str) -> StoredWeights:
     tensors = tuple(t for t in tensors if not t.gguf_only)
     if fmt.element_bytes:
         return _stored(tensors, [fmt.slug.upper()] * len(tensors), [t.numel * fmt.element_bytes for t in tensors])
-    assert fmt.linear_size is not None
-    named = spec.language_model.stored_schemes if slug == spec.default_format else None
     types, sizes = [], []
     for t in tensors:
-        scheme = _named_scheme(named, t.name) if named else None
-        if scheme is not None:
-            if scheme == "unquantized":
-                types.append(spec.dtype_slug.upper())
-                sizes.append(t.numel * COMPUTE_BYTES)
-            else:
-                types.append(SCHEMES[scheme].label)
-                sizes.append(SCHEMES[scheme].size(t))
-        elif fmt.quantizes(t):
-            types.append(fmt.linear_label)
-            sizes.append(fmt.linear_size(t))
-        else:
-            types.append(spec.dtype_slug.upper())
-            sizes.append(t.numel * COMPUTE_BYTES)
+        ty, size = tensor_stored(spec, fmt, t)
+        types.append(ty)
+        sizes.append(size)
     return _stored(tensors, types, sizes)
 
 

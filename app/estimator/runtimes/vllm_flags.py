@@ -39,6 +39,11 @@ VLLM_METHODS: dict[str, str | None] = {
     "bnb-nf4-dq": "bitsandbytes",  # pre-quantized bnb-4bit checkpoints, double quantization (V4)
     "fp8-block128": "fp8 (block-wise 128x128)",  # DeepSeek-V3-style checkpoints
     "mxfp4": "mxfp4",  # gpt-oss checkpoints
+    # ModelConfig.quantization vLLM resolves for these checkpoints (model_specs/vllm/quant-weights.json)
+    "nvfp4": "modelopt_fp4 / compressed-tensors (nvfp4)",
+    "nvfp4-w4a16": "modelopt_fp4 (W4A16_NVFP4) / compressed-tensors (nvfp4a16)",
+    "fp8-static": "modelopt (fp8)",
+    "modelopt-mixed": "modelopt_mixed",
 }
 
 
