@@ -122,3 +122,27 @@ def test_configs_name_their_public_copies():
         assert source["repo"].startswith("nvidia/") and source["revision"] in source["url"]
         if shared.is_file():
             assert shared.read_bytes() == (CONFIGS / slug / "config.json").read_bytes()
+
+
+@pytest.mark.parametrize(("q", "group"), [
+    ({"quant_method": "gptq", "bits": 4, "group_size": 128}, None),
+    ({"quant_method": "gptq", "bits": 4, "group_size": 32}, 32),
+    ({"quant_method": "gptq", "bits": 4, "group_size": -1}, -1),
+    ({"quant_method": "awq", "bits": 4, "group_size": 64, "version": "gemm"}, 64),
+])
+def test_gptq_awq_group_size_is_the_checkpoints(q: dict, group):
+    config = _config("qwen3-8b")
+    config["quantization_config"] = q
+    spec = spec_from_config(config)
+    assert spec.language_model.stored_group_size == group
+    label = {None: "g128", -1: "per-channel"}.get(group, f"g{group}")
+    assert {g.type for g in weights_report(spec).groups if g.name == "blk.N.attn_q.weight"} == {
+        f"{'AWQ' if q['quant_method'] == 'awq' else 'GPTQ'} int4 {label}"}
+
+
+def test_bad_group_size_is_a_422_naming_it():
+    config = _config("qwen3-8b")
+    config["quantization_config"] = {"quant_method": "gptq", "bits": 4, "group_size": 0}
+    with pytest.raises(InvalidRequest) as err:
+        spec_from_config(config)
+    assert err.value.field == "config.quantization_config.group_size"

@@ -53,7 +53,8 @@ KNOWN: dict[str, dict[str, str]] = {
                        "(quantization/auto_gptq.py AutoGPTQLinearMethod.create_weights: qweight, scales, qzeros; "
                        "desc_act is refused)"},
 }
-KNOWN["qwen3-8b+gptq-int8"] = KNOWN["qwen3-8b+gptq-int4"]
+for _name in ("qwen3-8b+gptq-int8", "qwen3-8b+gptq-int4-g32", "qwen3-8b+gptq-int4-channel"):
+    KNOWN[_name] = KNOWN["qwen3-8b+gptq-int4"]
 FORMATS_COVERED = {"nvfp4", "nvfp4-w4a16", "fp8-static", "modelopt-mixed", "fp8-block128", "gptq-int4",
                    "gptq-int8", "awq-int4"}
 

@@ -110,6 +110,20 @@ QUANT_METHODS: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
+def stored_group_size(config: dict[str, Any], fmt: str | None) -> int | None:
+    """GPTQ / AWQ group_size (q_group_size in AutoAWQ's older configs) when it is not 128; None for 128 and for
+    other formats."""
+    if fmt not in ("gptq-int4", "gptq-int8", "awq-int4"):
+        return None
+    q = config[_Q]
+    group = _bits(q, "group_size", "q_group_size")
+    if group is None or group == 128:
+        return None
+    if not isinstance(group, int) or isinstance(group, bool) or not (group == -1 or group > 0):
+        raise InvalidConfigValue(f"{_Q}.group_size", group, "a positive integer or -1 (one group per row)")
+    return group
+
+
 def stored_format(config: dict[str, Any]) -> str | None:
     """The format slug `config` says its weights are stored in, or None for the plain dtype."""
     q = config.get(_Q)

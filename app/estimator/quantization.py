@@ -33,7 +33,7 @@ def gptq_parts(t: Tensor, bits: int, group_size: int = 128) -> dict[str, int]:
     """Stored tensors of one GPTQ linear (AutoGPTQ QuantLinear): qweight int32 [in*bits/32, out], qzeros int32
     [groups, out*bits/32], scales fp16 [groups, out], g_idx int32 [in]."""
     m, out, inp = _per_matrix(t)
-    groups = ceil(inp / group_size)
+    groups = 1 if group_size == -1 else ceil(inp / group_size)  # -1: one group (vLLM: group_size = input_size)
     return {"qweight int32": m * ceil(inp * bits / 32) * out * 4,
             "qzeros int32": m * groups * ceil(out * bits / 32) * 4, "scales float16": m * groups * out * 2,
             "g_idx int32": m * inp * 4}
@@ -45,10 +45,10 @@ def _gptq(bits: int) -> Callable[[Tensor], int]:
     return size
 
 
-def awq_parts(t: Tensor) -> dict[str, int]:
+def awq_parts(t: Tensor, group_size: int = 128) -> dict[str, int]:
     """AutoAWQ GEMM: qweight int32 [in, out/8]; qzeros int32 [groups, out/8]; scales fp16 [groups, out]."""
     m, out, inp = _per_matrix(t)
-    groups = ceil(inp / 128)
+    groups = 1 if group_size == -1 else ceil(inp / group_size)
     packed = ceil(out / 8) * 4
     return {"qweight int32": m * inp * packed, "qzeros int32": m * groups * packed,
             "scales float16": m * groups * out * 2}
@@ -173,6 +173,7 @@ class Format:
     element_bytes: int = 0  # float formats: bytes of every tensor
     linear_size: Callable[[Tensor], int] | None = None
     linear_parts: Callable[[Tensor], dict[str, int]] | None = None  # "name dtype" -> bytes, where modelled
+    grouped_parts: Callable[[Tensor, int], dict[str, int]] | None = None  # the same at the checkpoint's group_size
     linear_label: str = ""
     quantizes: Callable[[Tensor], bool] = _decoder_linears
     gguf_form: str = ""  # the GGUF file type this checkpoint format is converted to for llama.cpp, if any
@@ -230,11 +231,14 @@ FORMATS: dict[str, Format] = {f.slug: f for f in [
     Format("bnb-fp4", "bitsandbytes FP4", "gpu", f"bitsandbytes Params4bit, blocksize 64; {_REF}", (_HF,),
            linear_size=_bnb_4bit, linear_label="bnb FP4", quantizes=_all_linears),
     Format("gptq-int4", "GPTQ 4-bit (g128)", "gpu", f"AutoGPTQ QuantLinear packing; {_REF}", (_HF, "vllm"),
-           linear_size=_gptq(4), linear_label="GPTQ int4 g128", linear_parts=lambda t: gptq_parts(t, 4)),
+           linear_size=_gptq(4), linear_label="GPTQ int4 g128", linear_parts=lambda t: gptq_parts(t, 4),
+           grouped_parts=lambda t, g: gptq_parts(t, 4, g)),
     Format("gptq-int8", "GPTQ 8-bit (g128)", "gpu", f"AutoGPTQ QuantLinear packing; {_REF}", (_HF, "vllm"),
-           linear_size=_gptq(8), linear_label="GPTQ int8 g128", linear_parts=lambda t: gptq_parts(t, 8)),
+           linear_size=_gptq(8), linear_label="GPTQ int8 g128", linear_parts=lambda t: gptq_parts(t, 8),
+           grouped_parts=lambda t, g: gptq_parts(t, 8, g)),
     Format("awq-int4", "AWQ 4-bit (GEMM, g128)", "gpu", f"AutoAWQ WQLinear_GEMM packing; {_REF}", (_HF, "vllm"),
-           linear_size=_awq, linear_label="AWQ int4 g128", linear_parts=awq_parts),
+           linear_size=_awq, linear_label="AWQ int4 g128", linear_parts=awq_parts,
+           grouped_parts=awq_parts),
     # --- checkpoint formats vLLM loads ---
     Format("fp8-dynamic", "FP8 dynamic (e4m3, per-channel scale)", "gpu",
            f"compressed-tensors FP8_DYNAMIC (llm-compressor): e4m3 + fp32 scale per output row; {_REF}",
@@ -334,8 +338,19 @@ def tensor_stored(spec: ModelSpec, fmt: Format, t: Tensor) -> tuple[str, int]:
         return spec.dtype_slug.upper(), t.numel * COMPUTE_BYTES
     if scheme is not None:
         return SCHEMES[scheme].label, SCHEMES[scheme].size(t)
+    group = _stored_group(spec, fmt)
+    if group is not None:
+        assert fmt.grouped_parts is not None
+        label = fmt.linear_label.replace("g128", "per-channel" if group == -1 else f"g{group}")
+        return label, sum(fmt.grouped_parts(t, group).values())
     assert fmt.linear_size is not None
     return fmt.linear_label, fmt.linear_size(t)
+
+
+def _stored_group(spec: ModelSpec, fmt: Format) -> int | None:
+    """The checkpoint's own group size, for the format it is stored in (None: the format's 128)."""
+    group = spec.language_model.stored_group_size
+    return group if group is not None and fmt.grouped_parts is not None and fmt.slug == spec.default_format else None
 
 
 @per_spec
@@ -379,6 +394,8 @@ def stored_components(spec: ModelSpec, slug: str) -> dict[str, int]:
             parts = {"16-bit": t.numel * COMPUTE_BYTES}
         elif scheme is not None:
             parts = SCHEMES[scheme].parts(t)
+        elif _stored_group(spec, fmt) is not None:
+            parts = fmt.grouped_parts(t, _stored_group(spec, fmt))  # type: ignore[misc]
         elif fmt.linear_parts is not None:
             parts = fmt.linear_parts(t)
         else:

@@ -191,7 +191,8 @@ StoredScheme = Literal["nvfp4", "nvfp4-w4a16", "fp8-static", "unquantized"]
 # LanguageModel fields of the per-layer cache model (additive: older specs load and serialize unchanged)
 CACHE_MODEL_FIELDS = ("v_head_dim", "kv_geometry", "attention_chunk_size", "kv_shared_layers", "indexer",
                       "linear_attention", "mamba", "short_conv", "state_dtype", "layer_ffn", "attn_output_gate",
-                      "per_layer_input", "per_layer_vocab", "sink_layer_type", "stored_schemes")
+                      "per_layer_input", "per_layer_vocab", "sink_layer_type", "stored_schemes",
+                      "stored_group_size")
 
 
 class LanguageModel(Sourced):
@@ -236,6 +237,9 @@ class LanguageModel(Sourced):
         None, description="How the released checkpoint stores each linear weight when its quantization_config "
                           "says so per module (ignore / exclude_modules lists, ModelOpt quantized_layers): tensor "
                           "name or glob (blk.*.attn_q.weight) -> scheme; tensors not named follow the format.")
+    stored_group_size: int | None = Field(
+        None, ge=-1, description="GPTQ / AWQ group_size of the released checkpoint when it is not 128 (-1: one "
+                                 "group per input row, per-channel scales).")
     # --- per-layer cache model: additive, defaults keep older specs unchanged ---
     v_head_dim: int | None = Field(None, ge=1, description="Value head dim when it differs from head_dim.")
     kv_geometry: dict[Literal["full", "sliding", "chunked"], KvGeometry] = Field(
