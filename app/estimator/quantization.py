@@ -179,6 +179,7 @@ class Format:
     gguf_form: str = ""  # the GGUF file type this checkpoint format is converted to for llama.cpp, if any
     moe_only: bool = False  # a format of MoE expert tensors (MXFP4_MOE): meaningless for a dense model
     checkpoint_only: bool = False  # per-module layout read from a checkpoint's config: no rule for other models
+    listed: bool = True  # offered on every model's page (dropdown, table); False: only on models stored in it
     refused: tuple[tuple[str, str], ...] = ()  # (runtime, why it cannot load such a checkpoint)
 
     @property
@@ -259,21 +260,21 @@ FORMATS: dict[str, Format] = {f.slug: f for f in [
     Format("nvfp4", "NVFP4 (W4A4)", "gpu", "NVIDIA NVFP4 (e2m1, FP8-E4M3 scale per 16 values, fp32 per-tensor "
            "scales); ModelOpt quant_algo NVFP4 and compressed-tensors nvfp4-pack-quantized, as vLLM registers them",
            ("vllm",), linear_size=SCHEMES["nvfp4"].size, linear_label=SCHEMES["nvfp4"].label,
-           linear_parts=SCHEMES["nvfp4"].parts, refused=_NVFP4_REFUSED),
-    Format("nvfp4-w4a16", "NVFP4 weight-only (W4A16)", "gpu", "NVFP4 weights without an input scale; ModelOpt "
+           linear_parts=SCHEMES["nvfp4"].parts, refused=_NVFP4_REFUSED, listed=False),
+    Format("nvfp4-w4a16", "NVFP4 (W4A16)", "gpu", "NVFP4 weights without an input scale; ModelOpt "
            "W4A16_NVFP4 and compressed-tensors NVFP4A16, as vLLM registers them", ("vllm",),
            linear_size=SCHEMES["nvfp4-w4a16"].size, linear_label=SCHEMES["nvfp4-w4a16"].label,
            linear_parts=SCHEMES["nvfp4-w4a16"].parts,
-           refused=_NVFP4_REFUSED),
-    Format("fp8-static", "FP8 (e4m3, static per-tensor weight and input scales)", "gpu",
+           refused=_NVFP4_REFUSED, listed=False),
+    Format("fp8-static", "FP8 static (ModelOpt)", "gpu",
            "ModelOpt quant_algo FP8, as vLLM registers it (modelopt.py KFp8StaticTensor)", ("vllm",),
            linear_size=SCHEMES["fp8-static"].size, linear_label=SCHEMES["fp8-static"].label,
            linear_parts=SCHEMES["fp8-static"].parts,
-           refused=_MODELOPT_REFUSED),
-    Format("modelopt-mixed", "ModelOpt mixed precision (NVFP4 / FP8 per module)", "gpu",
+           refused=_MODELOPT_REFUSED, listed=False),
+    Format("modelopt-mixed", "ModelOpt mixed (NVFP4 / FP8)", "gpu",
            "ModelOpt quant_algo MIXED_PRECISION: each module's quant_algo from the config's quantized_layers "
            "(vLLM modelopt.py ModelOptMixedPrecisionConfig)", ("vllm",), linear_size=SCHEMES["nvfp4"].size,
-           linear_label="mixed", quantizes=_nothing, checkpoint_only=True, refused=_NVFP4_REFUSED),
+           linear_label="mixed", quantizes=_nothing, checkpoint_only=True, refused=_NVFP4_REFUSED, listed=False),
     *(_gguf(slug, ft.name) for slug, ft in gguf.FILE_TYPES.items()),
 ]}
 

@@ -119,7 +119,7 @@ def calculator(request: Request, catalog: CatalogDep) -> Response:
     if is_htmx(request):  # the form's own update: the breakdown, and the URL of the whole state
         return _calc_update(request, state)
     context = {"spec": found, "model_name": name, "models": list(catalog.models.values()), "gpus": catalog.gpus,
-               "groups": format_groups(), "runtimes": list(RUNTIMES.values()), "kv_types": kv_options(KV_TYPES),
+               "groups": format_groups(found), "runtimes": list(RUNTIMES.values()), "kv_types": kv_options(KV_TYPES),
                "runtime_controls": runtime_controls(), "query": request.query_params, "typed_memory": state.gpu_memory,
                **breakdown_context(state.estimate, gpu_memory=state.gpu_memory, params=state.params)}
     return _page(request, "calculator.html", context, state.estimate, state.errors or None)

@@ -56,11 +56,13 @@ class Option:
     runtimes: str = ""  # space-separated runtimes that accept it (for disabling refused choices)
 
 
-def format_groups() -> dict[str, list[Option]]:
-    """The quantization dropdown: every format of the API under its group label."""
+def format_groups(spec: ModelSpec | None = None) -> dict[str, list[Option]]:
+    """The quantization dropdown: every listed format of the API under its group label, and `spec`'s own
+    stored format where it is not listed (NVFP4, ModelOpt checkpoints)."""
     groups: dict[str, list[Option]] = {label: [] for label in GROUP_LABELS.values()}
     for f in FORMATS.values():
-        groups[GROUP_LABELS[f.group]].append(Option(f.slug, f.label, " ".join(f.runtimes)))
+        if f.listed or (spec is not None and f.slug == spec.default_format):
+            groups[GROUP_LABELS[f.group]].append(Option(f.slug, f.label, " ".join(f.runtimes)))
     return groups
 
 
@@ -190,8 +192,8 @@ def vram_table(spec: ModelSpec, images: int) -> tuple[TableRow, ...]:
     for f in FORMATS.values():
         if f.moe_only and spec.language_model.moe is None:
             continue  # MXFP4_MOE: a format of expert tensors
-        if f.checkpoint_only and f.slug != spec.default_format:
-            continue  # a per-module layout read from one checkpoint's config
+        if not f.listed and f.slug != spec.default_format:
+            continue  # a checkpoint format (NVFP4, ModelOpt): a row on the models stored in it
         ests = [estimate(spec, VramRequest(model=spec.slug, quantization=f.slug, context=c, images=images))
                 for c in TABLE_CONTEXTS]
         runtime = ests[0].request.runtime
@@ -280,7 +282,7 @@ def card_context(spec: ModelSpec, catalog: Catalog, state: CardState) -> dict:
     return {
         "spec": spec, "gpus": catalog.gpus, "gpu": state.gpu, "gpu_memory": state.gpu_memory,
         "family_heading": family_heading, "family": family,
-        "groups": format_groups(),
+        "groups": format_groups(spec),
         "slider": context_slider(spec.language_model.max_context, est.request.context),
         "contexts": TABLE_COLUMNS,
         "released": released_values(spec),
