@@ -146,3 +146,30 @@ def test_bad_group_size_is_a_422_naming_it():
     with pytest.raises(InvalidRequest) as err:
         spec_from_config(config)
     assert err.value.field == "config.quantization_config.group_size"
+
+
+@pytest.mark.parametrize("slug", ["gemma-4-31b-it-nvfp4", "qwen3.6-27b-nvfp4"])
+def test_vllm_auto_kv_cache_is_the_checkpoints_fp8(slug: str):
+    """kv_cache_scheme {dynamic false, num_bits 8, type float}: vLLM's --kv-cache-dtype auto resolves to fp8
+    (utils/torch_utils.py resolve_kv_cache_dtype_string, in the 0.19, 0.32 and 0.34 wheels); an explicit
+    kv_cache wins; releases before 0.19 (not checked) keep the model dtype."""
+    spec = load_catalog().model(slug)
+    assert _config(slug)["quantization_config"]["kv_cache_scheme"] == {"dynamic": False, "num_bits": 8,
+                                                                       "type": "float"}
+    assert spec.language_model.stored_kv_cache == "fp8"
+    assert estimate(spec, VramRequest(model=slug)).request.kv_cache == "fp8"
+    assert estimate(spec, VramRequest(model=slug, kv_cache="bf16")).request.kv_cache == "bf16"
+    assert estimate(spec, VramRequest(model=slug, vllm_version="0.15.0")).request.kv_cache == "bf16"
+
+
+@pytest.mark.parametrize(("q", "kv"), [
+    ({"quant_method": "modelopt", "quant_algo": "NVFP4", "kv_cache_scheme": None}, None),
+    ({"quant_method": "modelopt", "quantization": {"quant_algo": "FP8", "kv_cache_quant_algo": "FP8"}}, "fp8"),
+    ({"quant_method": "modelopt", "quant_algo": "NVFP4",
+      "kv_cache_scheme": {"dynamic": False, "num_bits": 4, "type": "float"}}, None),
+    ({"quant_method": "fp8", "weight_block_size": [128, 128]}, None),
+])
+def test_stored_kv_cache_reads_modelopt_schemes(q: dict, kv):
+    config = _config("qwen3-8b")
+    config["quantization_config"] = q
+    assert spec_from_config(config).language_model.stored_kv_cache == kv

@@ -18,7 +18,7 @@ from app.catalog.adapters import ARCHITECTURES, generic
 from app.catalog.cards import card_for
 from app.catalog.config import Cfg, UnsupportedArchitecture
 from app.catalog.quant_layout import stored_schemes
-from app.catalog.stored import modelopt_algo, stored_format, stored_group_size
+from app.catalog.stored import modelopt_algo, stored_format, stored_group_size, stored_kv_cache
 from app.estimator.errors import InvalidRequest
 from app.estimator.images import image_grid
 from app.estimator.params import language_tensors
@@ -82,8 +82,11 @@ def _build(config: dict[str, Any], repo: str | None, revision: str | None, url: 
     group = stored_group_size(config, stored)
     if group is not None:
         adapted.lm_sources["stored_group_size"] = "config.json quantization_config.group_size"
+    kv = stored_kv_cache(config)
+    if kv is not None:
+        adapted.lm_sources["stored_kv_cache"] = "config.json quantization_config.kv_cache_scheme"
     lm = LanguageModel(source=source, field_sources=adapted.lm_sources, stored_format=stored,
-                       stored_group_size=group, **adapted.lm)
+                       stored_group_size=group, stored_kv_cache=kv, **adapted.lm)
     if stored is not None:
         q = config["quantization_config"]
         gdn = {i for i, t in enumerate(lm.layer_types or ()) if t == "linear_attention"}

@@ -124,6 +124,23 @@ def stored_group_size(config: dict[str, Any], fmt: str | None) -> int | None:
     return group
 
 
+def stored_kv_cache(config: dict[str, Any]) -> str | None:
+    """"fp8" where a ModelOpt quantization_config asks for an FP8 KV cache: kv_cache_scheme {dynamic false,
+    num_bits 8, type float} or kv_cache_quant_algo FP8, top level or under `quantization` (vLLM
+    utils/torch_utils.py get_kv_cache_quant_algo_string, the same in the 0.19.0, 0.32.0 and 0.34.0 wheels);
+    other schemes (NVFP4 KV) are not modelled: None."""
+    q = config.get(_Q)
+    if not isinstance(q, dict) or not str(q.get("quant_method", "")).startswith("modelopt"):
+        return None
+    inner = q.get("quantization") if isinstance(q.get("quantization"), dict) else q
+    algo = (inner.get("kv_cache_scheme") or q.get("kv_cache_scheme") or inner.get("kv_cache_quant_algo")
+            or q.get("kv_cache_quant_algo"))
+    if isinstance(algo, dict):
+        fp8 = (algo.get("dynamic"), algo.get("num_bits"), algo.get("type")) == (False, 8, "float")
+        return "fp8" if fp8 else None
+    return "fp8" if isinstance(algo, str) and algo.lower() in ("fp8", "fp8_e4m3") else None
+
+
 def stored_format(config: dict[str, Any]) -> str | None:
     """The format slug `config` says its weights are stored in, or None for the plain dtype."""
     q = config.get(_Q)

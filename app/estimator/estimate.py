@@ -75,7 +75,7 @@ def resolve(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Choi
         raise InvalidRequest("runtime", f"{RUNTIMES[runtime_slug].label} cannot run {fmt.label}: {refused}")
     _pick("runtime", runtime_slug, fmt.runtimes, f"{fmt.label} runs on these runtimes")
     runtime = RUNTIMES[runtime_slug]
-    kv_asked = vllm_flags.kv_override(req, runtime_slug) or req.kv_cache  # vLLM --kv-cache-dtype
+    kv_asked = vllm_flags.kv_override(req, runtime_slug, spec) or req.kv_cache  # vLLM --kv-cache-dtype
     kv = _pick("kv_cache", kv_asked or runtime.default_kv(spec, fmt), runtime.kv_types,
                f"{runtime.label} supports these KV-cache types")
     if req.images > spec.max_images:

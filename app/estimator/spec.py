@@ -192,7 +192,7 @@ StoredScheme = Literal["nvfp4", "nvfp4-w4a16", "fp8-static", "unquantized"]
 CACHE_MODEL_FIELDS = ("v_head_dim", "kv_geometry", "attention_chunk_size", "kv_shared_layers", "indexer",
                       "linear_attention", "mamba", "short_conv", "state_dtype", "layer_ffn", "attn_output_gate",
                       "per_layer_input", "per_layer_vocab", "sink_layer_type", "stored_schemes",
-                      "stored_group_size")
+                      "stored_group_size", "stored_kv_cache")
 
 
 class LanguageModel(Sourced):
@@ -240,6 +240,9 @@ class LanguageModel(Sourced):
     stored_group_size: int | None = Field(
         None, ge=-1, description="GPTQ / AWQ group_size of the released checkpoint when it is not 128 (-1: one "
                                  "group per input row, per-channel scales).")
+    stored_kv_cache: Literal["fp8"] | None = Field(
+        None, description="KV-cache dtype the checkpoint's quantization_config asks for (ModelOpt kv_cache_scheme / "
+                          "kv_cache_quant_algo FP8); vLLM's --kv-cache-dtype auto resolves to it.")
     # --- per-layer cache model: additive, defaults keep older specs unchanged ---
     v_head_dim: int | None = Field(None, ge=1, description="Value head dim when it differs from head_dim.")
     kv_geometry: dict[Literal["full", "sliding", "chunked"], KvGeometry] = Field(
