@@ -27,8 +27,11 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 _Q = "vllm.model_executor.layers.quantization"
 # (module, attribute, stand-in): kernel selectors create_weights calls besides registering its parameters.
-# "none": the selector returns None; "class": it returns a kernel class whose instances do nothing.
+# "none": the selector returns None; "class": it returns a kernel class whose instances do nothing; "pair":
+# (None, None) for a (backend, experts class) selector; "false": the backend supports no option asked about.
 PATCHED = (
+    (f"{_Q}.modelopt", "select_nvfp4_moe_backend", "pair"),
+    (f"{_Q}.modelopt", "is_global_sf_supported_for_nvfp4_backend", "false"),
     (f"{_Q}.modelopt", "select_linear_kernel", "none"),
     (f"{_Q}.modelopt", "expose_input_quant_key", "none"),
     (f"{_Q}.fp8", "init_fp8_linear_kernel", "none"),
@@ -87,7 +90,8 @@ def _patch() -> list[str]:
         except ImportError:
             continue
         if hasattr(m, attr):
-            setattr(m, attr, (lambda *a, **k: None) if kind == "none" else (lambda *a, **k: NoKernel))
+            stand_in = {"none": None, "class": NoKernel, "pair": (None, None), "false": False}[kind]
+            setattr(m, attr, lambda *a, _v=stand_in, **k: _v)
             done.append(f"{mod}.{attr}")
     return done
 
