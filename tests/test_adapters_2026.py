@@ -378,15 +378,17 @@ def test_gemma4_text_variants_equal_transformers(kw: dict):
 
 
 @pytest.mark.skipif(not (SHARED / "gemma-4-31b-it-nvfp4").is_dir(), reason="shared configs not present")
-def test_gemma4_31b_architecture_equals_transformers_and_nvfp4_is_refused():
-    """nvidia/Gemma-4-31B-IT-NVFP4 carries google/gemma-4-31B-it's architecture keys; its modelopt NVFP4
-    quantization_config is refused (not a format this calculator reads), so the count is of the keys alone."""
+def test_gemma4_31b_architecture_equals_transformers_and_nvfp4_is_read():
+    """nvidia/Gemma-4-31B-IT-NVFP4 carries google/gemma-4-31B-it's architecture keys; its ModelOpt NVFP4
+    quantization_config is read (format nvfp4, attention left in bf16 by its ignore list) and changes no count."""
     config = json.loads((SHARED / "gemma-4-31b-it-nvfp4" / "config.json").read_text())
-    with pytest.raises(UnknownChoice):
-        spec_from_config(config)
+    quantized = spec_from_config(config)
+    assert quantized.default_format == "nvfp4"
+    assert quantized.language_model.stored_schemes["blk.*.attn_q.weight"] == "unquantized"
     config.pop("quantization_config")
     spec = spec_from_config(config)
     assert count_parameters(spec).total == _count(config, "Gemma4ForConditionalGeneration")
+    assert count_parameters(quantized) == count_parameters(spec)
     full = spec.language_model.kv_geometry["full"]
     assert (full.kv_heads, full.head_dim, full.v_from_k) == (4, 512, True)
 

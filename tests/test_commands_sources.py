@@ -111,9 +111,17 @@ def test_vllm_kv_cache_dtype_accepted(kv: str) -> None:
     assert opts.get("--kv-cache-dtype", "auto") in VLLM_CACHE_DTYPES
 
 
-@pytest.mark.parametrize("fmt", [f for f in FORMATS if f in VLLM_METHODS])  # the formats our vLLM model loads
+# the formats our vLLM model loads (a checkpoint-only layout, ModelOpt mixed precision, on its own checkpoint)
+@pytest.mark.parametrize("fmt", [f for f in FORMATS if f in VLLM_METHODS])
 def test_vllm_quantization_and_dtype_accepted(fmt: str) -> None:
-    opts = _vllm(quantization=fmt)
+    if FORMATS[fmt].checkpoint_only:
+        from app.catalog import load_catalog
+        model = next(m for m in load_catalog().models.values() if m.default_format == fmt)
+        cmd = estimate(model, VramRequest(model=model.slug, runtime="vllm", context=4096)).command
+        assert cmd.startswith("vllm serve ")
+        opts = _options(cmd, 3, VLLM_SWITCHES)
+    else:
+        opts = _vllm(quantization=fmt)
     assert opts is not None, f"vLLM estimate refused quantization={fmt}"
     assert set(opts) <= VLLM_FLAGS
     assert opts.get("--quantization", "auto-round") in VLLM_QUANT_METHODS

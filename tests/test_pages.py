@@ -72,10 +72,19 @@ def test_card_does_not_repeat_glm41v_claims_as_facts(client: TestClient, glm4v):
         assert claim not in text
 
 
+def _options(html: str) -> set[str]:
+    return set(re.findall(r'<option value="([^"]+)"', html.split('id="quantization"')[1].split("</select>")[0]))
+
+
 def test_dropdown_lists_every_format_grouped(client: TestClient):
+    """Every format of the API, except checkpoint formats (NVFP4, ModelOpt), which only their own models list."""
+    from app.estimator import FORMATS
+
     html = client.get("/models/glm-4v-9b").text
-    options = re.findall(r'<option value="([^"]+)"', html.split('id="quantization"')[1].split("</select>")[0])
-    assert set(options) == {f["slug"] for f in client.get("/api/quantizations").json()}
+    unlisted = {slug for slug, f in FORMATS.items() if not f.listed}
+    assert unlisted == {"nvfp4", "nvfp4-w4a16", "fp8-static", "modelopt-mixed"}
+    assert _options(html) == {f["slug"] for f in client.get("/api/quantizations").json()} - unlisted
+    assert _options(client.get("/models/gemma-4-31b-it-nvfp4").text) - _options(html) == {"nvfp4"}
     for group in ("Full precision", "GPU quantization", "GGUF (llama.cpp)"):
         assert f'<optgroup label="{group}">' in html
 

@@ -17,9 +17,11 @@ from pydantic import ValidationError
 from app.catalog.adapters import ARCHITECTURES, generic
 from app.catalog.cards import card_for
 from app.catalog.config import Cfg, UnsupportedArchitecture
-from app.catalog.stored import stored_format
+from app.catalog.quant_layout import stored_schemes
+from app.catalog.stored import modelopt_algo, stored_format, stored_group_size, stored_kv_cache
 from app.estimator.errors import InvalidRequest
 from app.estimator.images import image_grid
+from app.estimator.params import language_tensors
 from app.estimator.spec import Card, LanguageModel, ModelSpec, VisionTower
 
 CACHE_SIZE = 256
@@ -77,7 +79,21 @@ def _build(config: dict[str, Any], repo: str | None, revision: str | None, url: 
     stored = stored_format(config)
     if stored is not None:
         adapted.lm_sources["stored_format"] = "config.json quantization_config"
-    lm = LanguageModel(source=source, field_sources=adapted.lm_sources, stored_format=stored, **adapted.lm)
+    group = stored_group_size(config, stored)
+    if group is not None:
+        adapted.lm_sources["stored_group_size"] = "config.json quantization_config.group_size"
+    kv = stored_kv_cache(config)
+    if kv is not None:
+        adapted.lm_sources["stored_kv_cache"] = "config.json quantization_config.kv_cache_scheme"
+    lm = LanguageModel(source=source, field_sources=adapted.lm_sources, stored_format=stored,
+                       stored_group_size=group, stored_kv_cache=kv, **adapted.lm)
+    if stored is not None:
+        q = config["quantization_config"]
+        gdn = {i for i, t in enumerate(lm.layer_types or ()) if t == "linear_attention"}
+        schemes = stored_schemes(config, stored, modelopt_algo(q), language_tensors(lm), gdn)
+        if schemes is not None:
+            lm.field_sources["stored_schemes"] = "config.json quantization_config (ignore / quantized_layers)"
+            lm = lm.model_copy(update={"stored_schemes": schemes})
     vision = None
     if adapted.vision is not None:
         vision = VisionTower(source=source, field_sources=adapted.vision_sources, **adapted.vision)

@@ -1,7 +1,8 @@
 """Which weight format a checkpoint is stored in, from its config.json `quantization_config`.
 
 Maps each `quant_method` (transformers' quantizers: gptq, awq, bitsandbytes, fp8, compressed-tensors,
-mxfp4) onto a format slug of app.estimator.quantization.FORMATS; None means unquantized (the dtype).
+mxfp4; vLLM's modelopt) onto a format slug of app.estimator.quantization.FORMATS; None means unquantized (the
+dtype). Per-module lists (ignore, quantized_layers) are app.catalog.quant_layout's.
 """
 
 from __future__ import annotations
@@ -61,13 +62,41 @@ def _compressed(q: dict[str, Any]) -> str:
     weights = group.get("weights") if isinstance(group, dict) else None
     if not isinstance(weights, dict):
         raise InvalidConfigValue(f"{_Q}.config_groups", groups, "a group with a weights scheme")
+    if (weights.get("num_bits"), weights.get("type"), weights.get("group_size")) == (4, "float", 16):
+        # NVFP4 (llm-compressor presets NVFP4 / NVFP4A16): vLLM compressed_tensors.py _is_nvfp4_format; W4A4 when
+        # the activations are NVFP4 too, else weight-only
+        acts = group.get("input_activations") if isinstance(group, dict) else None
+        w4a4 = isinstance(acts, dict) and (acts.get("num_bits"), acts.get("type")) == (4, "float")
+        return "nvfp4" if w4a4 else "nvfp4-w4a16"
     key = (weights.get("num_bits"), weights.get("type"), weights.get("strategy"))
     table = {(8, "float", "tensor"): "fp8", (8, "float", "channel"): "fp8", (8, "float", "block"): "fp8-block128",
              (8, "int", "channel"): "int8", (4, "int", "channel"): "int4"}
     if key not in table:
         raise InvalidConfigValue(f"{_Q}.config_groups.weights", weights,
-                                 "fp8 (tensor/channel/block), int8 or int4 per channel")
+                                 "fp8 (tensor/channel/block), int8 or int4 per channel, or nvfp4 (float 4-bit, "
+                                 "group_size 16)")
     return table[key]
+
+
+def modelopt_algo(q: dict[str, Any]) -> str:
+    """quant_algo of a ModelOpt config: top level (config.json) or under `quantization` (hf_quant_config.json),
+    upper-cased as vLLM reads it (modelopt.py _extract_modelopt_quant_algo)."""
+    inner = q.get("quantization")
+    algo = (inner if isinstance(inner, dict) else q).get("quant_algo")
+    return str(algo).upper() if algo is not None else ""
+
+
+# ModelOpt quant_algo -> format (vLLM modelopt.py LINEAR_ALGOS + MIXED_PRECISION; FP8_PB_WO stores e4m3 weights
+# and one fp32 scale per 128x128 block, KFp8Block128)
+MODELOPT_FORMATS = {"NVFP4": "nvfp4", "W4A16_NVFP4": "nvfp4-w4a16", "FP8": "fp8-static",
+                    "FP8_PB_WO": "fp8-block128", "MIXED_PRECISION": "modelopt-mixed"}
+
+
+def _modelopt(q: dict[str, Any]) -> str:
+    algo = modelopt_algo(q)
+    if algo not in MODELOPT_FORMATS:
+        raise InvalidConfigValue(f"{_Q}.quant_algo", algo or None, ", ".join(MODELOPT_FORMATS))
+    return MODELOPT_FORMATS[algo]
 
 
 QUANT_METHODS: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -77,7 +106,39 @@ QUANT_METHODS: dict[str, Callable[[dict[str, Any]], str]] = {
     "fp8": _fp8,
     "compressed-tensors": _compressed,
     "mxfp4": lambda q: "mxfp4",
+    "modelopt": _modelopt,
 }
+
+
+def stored_group_size(config: dict[str, Any], fmt: str | None) -> int | None:
+    """GPTQ / AWQ group_size (q_group_size in AutoAWQ's older configs) when it is not 128; None for 128 and for
+    other formats."""
+    if fmt not in ("gptq-int4", "gptq-int8", "awq-int4"):
+        return None
+    q = config[_Q]
+    group = _bits(q, "group_size", "q_group_size")
+    if group is None or group == 128:
+        return None
+    if not isinstance(group, int) or isinstance(group, bool) or not (group == -1 or group > 0):
+        raise InvalidConfigValue(f"{_Q}.group_size", group, "a positive integer or -1 (one group per row)")
+    return group
+
+
+def stored_kv_cache(config: dict[str, Any]) -> str | None:
+    """"fp8" where a ModelOpt quantization_config asks for an FP8 KV cache: kv_cache_scheme {dynamic false,
+    num_bits 8, type float} or kv_cache_quant_algo FP8, top level or under `quantization` (vLLM
+    utils/torch_utils.py get_kv_cache_quant_algo_string, the same in the 0.19.0, 0.32.0 and 0.34.0 wheels);
+    other schemes (NVFP4 KV) are not modelled: None."""
+    q = config.get(_Q)
+    if not isinstance(q, dict) or not str(q.get("quant_method", "")).startswith("modelopt"):
+        return None
+    inner = q.get("quantization") if isinstance(q.get("quantization"), dict) else q
+    algo = (inner.get("kv_cache_scheme") or q.get("kv_cache_scheme") or inner.get("kv_cache_quant_algo")
+            or q.get("kv_cache_quant_algo"))
+    if isinstance(algo, dict):
+        fp8 = (algo.get("dynamic"), algo.get("num_bits"), algo.get("type")) == (False, 8, "float")
+        return "fp8" if fp8 else None
+    return "fp8" if isinstance(algo, str) and algo.lower() in ("fp8", "fp8_e4m3") else None
 
 
 def stored_format(config: dict[str, Any]) -> str | None:

@@ -52,6 +52,12 @@ def _pick(field: str, value: str, allowed: Sequence[str], why: str = "") -> str:
     return value
 
 
+def _checkpoint_only(spec: ModelSpec, fmt: Format) -> None:
+    if fmt.checkpoint_only and fmt.slug != spec.default_format:
+        raise InvalidRequest("quantization", f"{fmt.label} is a layout read from a checkpoint's own "
+                                             f"quantization_config; {spec.name} is not stored in it")
+
+
 def resolve(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Choices:
     """Fill defaults and check every choice against the model, the format and the runtime."""
     default_fmt = vllm_flags.default_format(spec, req)  # vLLM --dtype; else spec.dtype_slug
@@ -62,8 +68,12 @@ def resolve(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Choi
     if fmt.moe_only and spec.language_model.moe is None:
         raise InvalidRequest("quantization", f"{fmt.label} stores MoE expert tensors; {spec.name} has none "
                                              "(use f16, q8_0 or another GGUF type)")
+    _checkpoint_only(spec, fmt)
     runs = [r for r in fmt.runtimes if spec.family not in RUNTIMES[r].unsupported]  # the format's default first
     runtime_slug = _pick("runtime", req.runtime or (runs or fmt.runtimes)[0], list(RUNTIMES))
+    refused = dict(fmt.refused).get(runtime_slug)
+    if refused:
+        raise InvalidRequest("runtime", f"{RUNTIMES[runtime_slug].label} cannot run {fmt.label}: {refused}")
     _pick("runtime", runtime_slug, fmt.runtimes, f"{fmt.label} runs on these runtimes")
     runtime = RUNTIMES[runtime_slug]
     why = runtime.unsupported.get(spec.family)
@@ -72,7 +82,7 @@ def resolve(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Choi
         field = "runtime" if req.runtime else "quantization"  # the runtime a format's default named
         raise InvalidRequest(field, f"runtime {runtime_slug} cannot answer for {spec.name}: {why} "
                                     f"(allowed for {fmt.label}: {allowed})")
-    kv_asked = vllm_flags.kv_override(req, runtime_slug) or req.kv_cache  # vLLM --kv-cache-dtype
+    kv_asked = vllm_flags.kv_override(req, runtime_slug, spec) or req.kv_cache  # vLLM --kv-cache-dtype
     kv = _pick("kv_cache", kv_asked or runtime.default_kv(spec, fmt), runtime.kv_types,
                f"{runtime.label} supports these KV-cache types")
     if req.images > spec.max_images:
@@ -205,6 +215,7 @@ def _layer_kinds(lm) -> frozenset[str]:
 def weights_report(spec: ModelSpec, quantization: str | None = None) -> WeightsReport:
     """The checkpoint as format `quantization` stores it, grouped by tensor name pattern."""
     slug = _pick("quantization", quantization or spec.default_format, list(FORMATS))
+    _checkpoint_only(spec, FORMATS[slug])
     w = stored_weights(spec, slug)
     return WeightsReport(
         model=spec.slug, quantization=slug, total_bytes=w.total_bytes, parameters=count_parameters(spec).total,

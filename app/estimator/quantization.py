@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from math import ceil
 from typing import Literal
 
@@ -28,24 +29,33 @@ def _per_matrix(t: Tensor) -> tuple[int, int, int]:
     return t.numel // (t.shape[-2] * t.shape[-1]), t.shape[-2], t.shape[-1]
 
 
+def gptq_parts(t: Tensor, bits: int, group_size: int = 128) -> dict[str, int]:
+    """Stored tensors of one GPTQ linear (AutoGPTQ QuantLinear): qweight int32 [in*bits/32, out], qzeros int32
+    [groups, out*bits/32], scales fp16 [groups, out], g_idx int32 [in]."""
+    m, out, inp = _per_matrix(t)
+    groups = 1 if group_size == -1 else ceil(inp / group_size)  # -1: one group (vLLM: group_size = input_size)
+    return {"qweight int32": m * ceil(inp * bits / 32) * out * 4,
+            "qzeros int32": m * groups * ceil(out * bits / 32) * 4, "scales float16": m * groups * out * 2,
+            "g_idx int32": m * inp * 4}
+
+
 def _gptq(bits: int) -> Callable[[Tensor], int]:
     def size(t: Tensor) -> int:
-        # qweight int32 [in*bits/32, out]; qzeros int32 [groups, out*bits/32]; scales fp16 [groups, out];
-        # g_idx int32 [in] (AutoGPTQ QuantLinear, group size 128)
-        m, out, inp = _per_matrix(t)
-        groups = ceil(inp / 128)
-        qweight = ceil(inp * bits / 32) * out * 4
-        qzeros = groups * ceil(out * bits / 32) * 4
-        return m * (qweight + qzeros + groups * out * 2 + inp * 4)
+        return sum(gptq_parts(t, bits).values())
     return size
 
 
-def _awq(t: Tensor) -> int:
-    # AutoAWQ GEMM: qweight int32 [in, out/8]; qzeros int32 [groups, out/8]; scales fp16 [groups, out]
+def awq_parts(t: Tensor, group_size: int = 128) -> dict[str, int]:
+    """AutoAWQ GEMM: qweight int32 [in, out/8]; qzeros int32 [groups, out/8]; scales fp16 [groups, out]."""
     m, out, inp = _per_matrix(t)
-    groups = ceil(inp / 128)
+    groups = 1 if group_size == -1 else ceil(inp / group_size)
     packed = ceil(out / 8) * 4
-    return m * (inp * packed + groups * packed + groups * out * 2)
+    return {"qweight int32": m * inp * packed, "qzeros int32": m * groups * packed,
+            "scales float16": m * groups * out * 2}
+
+
+def _awq(t: Tensor) -> int:
+    return sum(awq_parts(t).values())
 
 
 def _bnb_4bit(t: Tensor) -> int:
@@ -76,11 +86,16 @@ def _bnb_4bit_double_quant(t: Tensor) -> int:
 
 
 # --- formats released checkpoints are stored in ---
-def _fp8_block128(t: Tensor) -> int:
-    # e4m3 weights + one fp32 weight_scale_inv per 128x128 tile (DeepSeek-V3 config.json
-    # quantization_config weight_block_size [128, 128]; vLLM fp8 block quantization)
+def fp8_block128_parts(t: Tensor) -> dict[str, int]:
+    """e4m3 weights + one fp32 weight_scale_inv per 128x128 tile, ceil division (DeepSeek-V3 config.json
+    quantization_config weight_block_size [128, 128]; vLLM fp8.py Fp8LinearMethod create_weights)."""
     m, out, inp = _per_matrix(t)
-    return m * (out * inp + ceil(out / 128) * ceil(inp / 128) * 4)
+    return {"weight float8_e4m3fn": m * out * inp,
+            "weight_scale_inv float32": m * ceil(out / 128) * ceil(inp / 128) * 4}
+
+
+def _fp8_block128(t: Tensor) -> int:
+    return sum(fp8_block128_parts(t).values())
 
 
 def _mxfp4(t: Tensor) -> int:
@@ -91,6 +106,50 @@ def _mxfp4(t: Tensor) -> int:
 def _expert_linears(t: Tensor) -> bool:
     """gpt-oss quantization_config: only MoE expert weights are MXFP4 (attention, router, embeddings not)."""
     return t.kind == "linear" and "_exps." in t.name
+
+
+def nvfp4_parts(t: Tensor, input_scale: bool = True) -> dict[str, int]:
+    """Stored tensors of one NVFP4 linear: two e2m1 codes per byte, one FP8-E4M3 scale per 16 values of a row,
+    one fp32 per-tensor weight_scale_2 and (W4A4) one fp32 input_scale per module (vLLM
+    model_executor/layers/quantization/modelopt.py KNvfp4Static / KNvfp4Dynamic create_weights;
+    compressed_tensors_w4a4_nvfp4.py: weight_packed, weight_scale, weight_global_scale, input_global_scale)."""
+    m, out, inp = _per_matrix(t)
+    parts = {"weight uint8": m * out * ceil(inp / 2), "weight_scale float8_e4m3fn": m * out * ceil(inp / 16),
+             "weight_scale_2 float32": 4 * m}
+    if input_scale:
+        parts["input_scale float32"] = 4 * m
+    return parts
+
+
+def fp8_static_parts(t: Tensor) -> dict[str, int]:
+    """ModelOpt FP8 (W8A8 static): e4m3 weight, fp32 weight_scale and input_scale per module (vLLM modelopt.py
+    KFp8StaticTensor create_weights)."""
+    m, _, _ = _per_matrix(t)
+    return {"weight float8_e4m3fn": t.numel, "weight_scale float32": 4 * m, "input_scale float32": 4 * m}
+
+
+@dataclass(frozen=True, slots=True)
+class Scheme:
+    """How one linear weight is stored, for checkpoints that choose it per module (spec.stored_schemes)."""
+
+    slug: str
+    label: str
+    parts: Callable[[Tensor], dict[str, int]]
+
+    def size(self, t: Tensor) -> int:
+        return sum(self.parts(t).values())
+
+
+SCHEMES: dict[str, Scheme] = {s.slug: s for s in [
+    Scheme("nvfp4", "NVFP4 (W4A4)", nvfp4_parts),
+    Scheme("nvfp4-w4a16", "NVFP4 (W4A16)", lambda t: nvfp4_parts(t, input_scale=False)),
+    Scheme("fp8-static", "FP8 e4m3 per-tensor (static)", fp8_static_parts),
+]}
+
+
+def _nothing(t: Tensor) -> bool:
+    """A checkpoint-only format: every quantized tensor is named by the spec's stored_schemes."""
+    return False
 
 
 # Which tensors a format quantizes
@@ -113,10 +172,15 @@ class Format:
     runtimes: tuple[str, ...]  # the first is the default runtime
     element_bytes: int = 0  # float formats: bytes of every tensor
     linear_size: Callable[[Tensor], int] | None = None
+    linear_parts: Callable[[Tensor], dict[str, int]] | None = None  # "name dtype" -> bytes, where modelled
+    grouped_parts: Callable[[Tensor, int], dict[str, int]] | None = None  # the same at the checkpoint's group_size
     linear_label: str = ""
     quantizes: Callable[[Tensor], bool] = _decoder_linears
     gguf_form: str = ""  # the GGUF file type this checkpoint format is converted to for llama.cpp, if any
     moe_only: bool = False  # a format of MoE expert tensors (MXFP4_MOE): meaningless for a dense model
+    checkpoint_only: bool = False  # per-module layout read from a checkpoint's config: no rule for other models
+    listed: bool = True  # offered on every model's page (dropdown, table); False: only on models stored in it
+    refused: tuple[tuple[str, str], ...] = ()  # (runtime, why it cannot load such a checkpoint)
 
     @property
     def is_gguf(self) -> bool:
@@ -134,6 +198,21 @@ _HF = "transformers"
 _FLOAT = ("transformers", "vllm")
 # layouts: shared/reference/quantization-and-runtimes.md s3 (an internal note: visitors see the libraries named)
 _REF = "derived: bytes counted from the stored tensor layout"
+
+
+_NOT_GGUF = ("llama.cpp", "these are safetensors checkpoints, not a GGUF: llama.cpp loads GGUF files only. Convert "
+             "the original weights with llama.cpp's convert_hf_to_gguf.py and pick a GGUF type (q4_k_m, q8_0, ...); "
+             "llama.cpp's own NVFP4 GGUF type is not modelled here")
+# transformers (5.25): quant_method "modelopt" is not in quantizers/auto.py AUTO_QUANTIZER_MAPPING (the config is
+# skipped with a warning and the packed weights do not load), its "nvfp4" quantizer refuses pre-quantized
+# checkpoints (quantizer_nvfp4.py validate_environment), and compressed-tensors checkpoints need the separate
+# compressed-tensors package, which this calculator does not model
+_MODELOPT_REFUSED = (("transformers", "transformers has no loader for ModelOpt checkpoints (quant_method 'modelopt' "
+                                      "is not one of its quantizers); serve them with vLLM"), _NOT_GGUF)
+_NVFP4_REFUSED = (("transformers", "transformers cannot load pre-quantized NVFP4 checkpoints (quant_method "
+                                   "'modelopt' is not one of its quantizers, its nvfp4 quantizer refuses "
+                                   "pre-quantized weights, and compressed-tensors needs a package this calculator "
+                                   "does not model); serve them with vLLM"), _NOT_GGUF)
 
 
 def _gguf(slug: str, label: str) -> Format:
@@ -160,11 +239,14 @@ FORMATS: dict[str, Format] = {f.slug: f for f in [
     Format("bnb-fp4", "bitsandbytes FP4", "gpu", f"bitsandbytes Params4bit, blocksize 64; {_REF}", (_HF,),
            linear_size=_bnb_4bit, linear_label="bnb FP4", quantizes=_all_linears),
     Format("gptq-int4", "GPTQ 4-bit (g128)", "gpu", f"AutoGPTQ QuantLinear packing; {_REF}", (_HF, "vllm"),
-           linear_size=_gptq(4), linear_label="GPTQ int4 g128"),
+           linear_size=_gptq(4), linear_label="GPTQ int4 g128", linear_parts=lambda t: gptq_parts(t, 4),
+           grouped_parts=lambda t, g: gptq_parts(t, 4, g)),
     Format("gptq-int8", "GPTQ 8-bit (g128)", "gpu", f"AutoGPTQ QuantLinear packing; {_REF}", (_HF, "vllm"),
-           linear_size=_gptq(8), linear_label="GPTQ int8 g128"),
+           linear_size=_gptq(8), linear_label="GPTQ int8 g128", linear_parts=lambda t: gptq_parts(t, 8),
+           grouped_parts=lambda t, g: gptq_parts(t, 8, g)),
     Format("awq-int4", "AWQ 4-bit (GEMM, g128)", "gpu", f"AutoAWQ WQLinear_GEMM packing; {_REF}", (_HF, "vllm"),
-           linear_size=_awq, linear_label="AWQ int4 g128"),
+           linear_size=_awq, linear_label="AWQ int4 g128", linear_parts=awq_parts,
+           grouped_parts=awq_parts),
     # --- checkpoint formats vLLM loads ---
     Format("fp8-dynamic", "FP8 dynamic (e4m3, per-channel scale)", "gpu",
            f"compressed-tensors FP8_DYNAMIC (llm-compressor): e4m3 + fp32 scale per output row; {_REF}",
@@ -177,10 +259,29 @@ FORMATS: dict[str, Format] = {f.slug: f for f in [
     # --- formats released checkpoints are stored in ---
     Format("fp8-block128", "FP8 (e4m3, 128x128 block scales)", "gpu",
            "DeepSeek-V3 quantization_config (fp8, weight_block_size [128, 128]); vLLM fp8 block scales",
-           ("vllm", _HF), linear_size=_fp8_block128, linear_label="FP8 e4m3 block128"),
+           ("vllm", _HF), linear_size=_fp8_block128, linear_label="FP8 e4m3 block128",
+           linear_parts=fp8_block128_parts),
     Format("mxfp4", "MXFP4 (experts)", "gpu", "OCP Microscaling spec v1.0 MXFP4; gpt-oss quantization_config "
            "(experts only)", ("vllm", _HF), linear_size=_mxfp4, linear_label="MXFP4", quantizes=_expert_linears,
            gguf_form="mxfp4_moe"),  # convert_hf_to_gguf.py keeps the experts MXFP4 (GptOssModel.repack_mxfp4)
+    Format("nvfp4", "NVFP4 (W4A4)", "gpu", "NVIDIA NVFP4 (e2m1, FP8-E4M3 scale per 16 values, fp32 per-tensor "
+           "scales); ModelOpt quant_algo NVFP4 and compressed-tensors nvfp4-pack-quantized, as vLLM registers them",
+           ("vllm",), linear_size=SCHEMES["nvfp4"].size, linear_label=SCHEMES["nvfp4"].label,
+           linear_parts=SCHEMES["nvfp4"].parts, refused=_NVFP4_REFUSED, listed=False),
+    Format("nvfp4-w4a16", "NVFP4 (W4A16)", "gpu", "NVFP4 weights without an input scale; ModelOpt "
+           "W4A16_NVFP4 and compressed-tensors NVFP4A16, as vLLM registers them", ("vllm",),
+           linear_size=SCHEMES["nvfp4-w4a16"].size, linear_label=SCHEMES["nvfp4-w4a16"].label,
+           linear_parts=SCHEMES["nvfp4-w4a16"].parts,
+           refused=_NVFP4_REFUSED, listed=False),
+    Format("fp8-static", "FP8 static (ModelOpt)", "gpu",
+           "ModelOpt quant_algo FP8, as vLLM registers it (modelopt.py KFp8StaticTensor)", ("vllm",),
+           linear_size=SCHEMES["fp8-static"].size, linear_label=SCHEMES["fp8-static"].label,
+           linear_parts=SCHEMES["fp8-static"].parts,
+           refused=_MODELOPT_REFUSED, listed=False),
+    Format("modelopt-mixed", "ModelOpt mixed (NVFP4 / FP8)", "gpu",
+           "ModelOpt quant_algo MIXED_PRECISION: each module's quant_algo from the config's quantized_layers "
+           "(vLLM modelopt.py ModelOptMixedPrecisionConfig)", ("vllm",), linear_size=SCHEMES["nvfp4"].size,
+           linear_label="mixed", quantizes=_nothing, checkpoint_only=True, refused=_NVFP4_REFUSED, listed=False),
     *(_gguf(slug, ft.name) for slug, ft in gguf.FILE_TYPES.items()),
 ]}
 
@@ -227,6 +328,39 @@ def _stored(tensors: tuple[Tensor, ...], types: list[str], sizes: list[int]) -> 
     )
 
 
+def _named_scheme(named: dict[str, str], name: str) -> str | None:
+    """The scheme spec.stored_schemes gives tensor `name` (exact name first, then globs), or None."""
+    if name in named:
+        return named[name]
+    return next((v for k, v in named.items() if "*" in k and fnmatchcase(name, k)), None)
+
+
+def tensor_stored(spec: ModelSpec, fmt: Format, t: Tensor) -> tuple[str, int]:
+    """(type label, bytes) of tensor `t` as non-GGUF format `fmt` stores it: the spec's stored_schemes where the
+    checkpoint names the tensor's scheme (only for the format it is stored in), else the format's rule."""
+    if fmt.element_bytes:
+        return fmt.slug.upper(), t.numel * fmt.element_bytes
+    named = spec.language_model.stored_schemes if fmt.slug == spec.default_format else None
+    scheme = _named_scheme(named, t.name) if named else None
+    if scheme == "unquantized" or (scheme is None and not fmt.quantizes(t)):
+        return spec.dtype_slug.upper(), t.numel * COMPUTE_BYTES
+    if scheme is not None:
+        return SCHEMES[scheme].label, SCHEMES[scheme].size(t)
+    group = _stored_group(spec, fmt)
+    if group is not None:
+        assert fmt.grouped_parts is not None
+        label = fmt.linear_label.replace("g128", "per-channel" if group == -1 else f"g{group}")
+        return label, sum(fmt.grouped_parts(t, group).values())
+    assert fmt.linear_size is not None
+    return fmt.linear_label, fmt.linear_size(t)
+
+
+def _stored_group(spec: ModelSpec, fmt: Format) -> int | None:
+    """The checkpoint's own group size, for the format it is stored in (None: the format's 128)."""
+    group = spec.language_model.stored_group_size
+    return group if group is not None and fmt.grouped_parts is not None and fmt.slug == spec.default_format else None
+
+
 @per_spec
 def stored_weights(spec: ModelSpec, slug: str) -> StoredWeights:
     """Every tensor of `spec` as format `slug` stores it (cached per spec and format)."""
@@ -243,13 +377,37 @@ def stored_weights(spec: ModelSpec, slug: str) -> StoredWeights:
     tensors = tuple(t for t in tensors if not t.gguf_only)
     if fmt.element_bytes:
         return _stored(tensors, [fmt.slug.upper()] * len(tensors), [t.numel * fmt.element_bytes for t in tensors])
-    assert fmt.linear_size is not None
     types, sizes = [], []
     for t in tensors:
-        if fmt.quantizes(t):
-            types.append(fmt.linear_label)
-            sizes.append(fmt.linear_size(t))
-        else:
-            types.append(spec.dtype_slug.upper())
-            sizes.append(t.numel * COMPUTE_BYTES)
+        ty, size = tensor_stored(spec, fmt, t)
+        types.append(ty)
+        sizes.append(size)
     return _stored(tensors, types, sizes)
+
+
+def stored_components(spec: ModelSpec, slug: str) -> dict[str, int]:
+    """The stored bytes of `spec` in non-GGUF format `slug`, summed per stored tensor kind ("weight uint8",
+    "weight_scale float8_e4m3fn", "qweight int32", ...; every tensor left in the compute dtype is "16-bit"), to
+    hold against the parameters a runtime registers (model_specs/vllm/quant-weights*.json)."""
+    fmt = FORMATS[slug]
+    if fmt.is_gguf or fmt.element_bytes:
+        raise ValueError(f"{slug}: only quantized checkpoint formats have components")
+    named = spec.language_model.stored_schemes if slug == spec.default_format else None
+    out: dict[str, int] = {}
+    for t in model_tensors(spec):
+        if t.gguf_only:
+            continue
+        scheme = _named_scheme(named, t.name) if named else None
+        if scheme == "unquantized" or (scheme is None and not fmt.quantizes(t)):
+            parts = {"16-bit": t.numel * COMPUTE_BYTES}
+        elif scheme is not None:
+            parts = SCHEMES[scheme].parts(t)
+        elif _stored_group(spec, fmt) is not None:
+            parts = fmt.grouped_parts(t, _stored_group(spec, fmt))  # type: ignore[misc]
+        elif fmt.linear_parts is not None:
+            parts = fmt.linear_parts(t)
+        else:
+            raise ValueError(f"{slug}: its stored tensors are not modelled one by one")
+        for k, v in parts.items():
+            out[k] = out.get(k, 0) + v
+    return out

@@ -207,13 +207,16 @@ LayerType = Literal["full", "sliding", "chunked", "linear_attention", "mamba2", 
                     "heavily_compressed", "none"]
 LAYER_TYPES: tuple[str, ...] = get_args(LayerType)
 FfnType = Literal["dense", "moe", "none"]
+# Per-tensor schemes of a checkpoint that mixes them (app.estimator.quantization.SCHEMES, or the compute dtype)
+StoredScheme = Literal["nvfp4", "nvfp4-w4a16", "fp8-static", "unquantized"]
 
 
 # LanguageModel fields of the per-layer cache model (additive: older specs load and serialize unchanged)
 CACHE_MODEL_FIELDS = ("v_head_dim", "kv_geometry", "attention_chunk_size", "kv_shared_layers", "indexer",
                       "linear_attention", "mamba", "short_conv", "state_dtype", "layer_ffn", "attn_output_gate",
                       "per_layer_input", "per_layer_vocab", "sink_layer_type", "attn_head_gate", "mtp_layers",
-                      "compressed_attention", "hyper_connections")
+                      "compressed_attention", "hyper_connections", "stored_schemes", "stored_group_size",
+                      "stored_kv_cache")
 
 
 class LanguageModel(Sourced):
@@ -254,6 +257,16 @@ class LanguageModel(Sourced):
     stored_format: str | None = Field(
         None, description="Weight format slug the released checkpoint is stored in, when quantized "
                           "(from quantization_config); None: the dtype.")
+    stored_schemes: dict[str, StoredScheme] | None = Field(
+        None, description="How the released checkpoint stores each linear weight when its quantization_config "
+                          "says so per module (ignore / exclude_modules lists, ModelOpt quantized_layers): tensor "
+                          "name or glob (blk.*.attn_q.weight) -> scheme; tensors not named follow the format.")
+    stored_group_size: int | None = Field(
+        None, ge=-1, description="GPTQ / AWQ group_size of the released checkpoint when it is not 128 (-1: one "
+                                 "group per input row, per-channel scales).")
+    stored_kv_cache: Literal["fp8"] | None = Field(
+        None, description="KV-cache dtype the checkpoint's quantization_config asks for (ModelOpt kv_cache_scheme / "
+                          "kv_cache_quant_algo FP8); vLLM's --kv-cache-dtype auto resolves to it.")
     # --- per-layer cache model: additive, defaults keep older specs unchanged ---
     v_head_dim: int | None = Field(None, ge=1, description="Value head dim when it differs from head_dim.")
     kv_geometry: dict[Literal["full", "sliding", "chunked"], KvGeometry] = Field(

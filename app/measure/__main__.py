@@ -27,6 +27,11 @@ if __name__ == "__main__" and sys.argv[1:2] == ["vllm-weights"]:
 
     raise SystemExit(_vllm_weights_main(sys.argv[2:]))
 
+if __name__ == "__main__" and sys.argv[1:2] == ["vllm-quant-weights"]:
+    from app.measure.vllm_quant_weights import main as _vllm_quant_weights_main
+
+    raise SystemExit(_vllm_quant_weights_main(sys.argv[2:]))
+
 import argparse
 import datetime as dt
 import itertools

@@ -63,12 +63,14 @@ def inert(spec: ModelSpec, slug: str) -> bool:
 
 
 def format_groups(spec: ModelSpec, runtimes: bool = True) -> dict[str, list[Option]]:
-    """The quantization dropdown: every format of the API under its group label; those that change nothing
-    for `spec` say so. `runtimes=False` leaves out which runtimes load each (the card has no runtime control)."""
+    """The quantization dropdown: every listed format of the API under its group label, and `spec`'s own
+    stored format where it is not listed (NVFP4, ModelOpt checkpoints); those that change nothing for `spec`
+    say so. `runtimes=False` leaves out which runtimes load each (the card has no runtime control)."""
     groups: dict[str, list[Option]] = {label: [] for label in GROUP_LABELS.values()}
     for f in FORMATS.values():
-        groups[GROUP_LABELS[f.group]].append(Option(f.slug, f.label, " ".join(f.runtimes) if runtimes else "",
-                                                    "no MoE experts in this model" if inert(spec, f.slug) else ""))
+        if f.listed or f.slug == spec.default_format:
+            groups[GROUP_LABELS[f.group]].append(Option(f.slug, f.label, " ".join(f.runtimes) if runtimes else "",
+                                                        "no MoE experts in this model" if inert(spec, f.slug) else ""))
     return groups
 
 
@@ -200,6 +202,8 @@ def vram_table(spec: ModelSpec, images: int) -> tuple[TableRow, ...]:
             continue  # MXFP4, MXFP4_MOE: formats of expert tensors
         if all(spec.family in RUNTIMES[r].unsupported for r in f.runtimes):
             continue  # no runtime of this format runs the family (DeepSeek-V4: no GGUF architecture)
+        if not f.listed and f.slug != spec.default_format:
+            continue  # a checkpoint format (NVFP4, ModelOpt): a row on the models stored in it
         ests = [estimate(spec, VramRequest(model=spec.slug, quantization=f.slug, context=c, images=images))
                 for c in TABLE_CONTEXTS]
         runtime = ests[0].request.runtime

@@ -16,6 +16,7 @@ from app.estimator.runtimes.vllm_profiles import (
     NEWEST,
     VllmProfile,
     batch_defaults,
+    parse_version,
     profile_for,
 )
 from app.estimator.schema import VramRequest
@@ -39,6 +40,11 @@ VLLM_METHODS: dict[str, str | None] = {
     "bnb-nf4-dq": "bitsandbytes",  # pre-quantized bnb-4bit checkpoints, double quantization (V4)
     "fp8-block128": "fp8 (block-wise 128x128)",  # DeepSeek-V3-style checkpoints
     "mxfp4": "mxfp4",  # gpt-oss checkpoints
+    # ModelConfig.quantization vLLM resolves for these checkpoints (model_specs/vllm/quant-weights.json)
+    "nvfp4": "modelopt_fp4 / compressed-tensors (nvfp4)",
+    "nvfp4-w4a16": "modelopt_fp4 (W4A16_NVFP4) / compressed-tensors (nvfp4a16)",
+    "fp8-static": "modelopt (fp8)",
+    "modelopt-mixed": "modelopt_mixed",
 }
 
 
@@ -53,10 +59,20 @@ def default_format(spec: ModelSpec, req: VramRequest) -> str:
     return "bf16" if base == "fp32" else base
 
 
-def kv_override(req: VramRequest, runtime: str) -> str | None:
-    """KV slug that --kv-cache-dtype asks for (None: auto); refuses a `kv_cache` that disagrees."""
-    if runtime != SLUG or req.kv_cache_dtype == "auto":
+# --kv-cache-dtype auto takes the checkpoint's ModelOpt KV scheme (engine/arg_utils.py create_engine_config:
+# resolve_kv_cache_dtype_string, read in the 0.19.0, 0.32.0 and 0.34.0 wheels; earlier releases not checked)
+CHECKPOINT_KV_FROM = (0, 19)
+
+
+def kv_override(req: VramRequest, runtime: str, spec: ModelSpec | None = None) -> str | None:
+    """KV slug that --kv-cache-dtype asks for (None: auto, the model dtype); refuses a `kv_cache` that disagrees.
+    auto is the checkpoint's own KV scheme where its quantization_config names one (spec.stored_kv_cache)."""
+    if runtime != SLUG:
         return None
+    if req.kv_cache_dtype == "auto":
+        stored = spec.language_model.stored_kv_cache if spec is not None else None
+        checked = parse_version(req.vllm_version or NEWEST) >= CHECKPOINT_KV_FROM
+        return stored if stored and req.kv_cache is None and checked else None
     if req.kv_cache not in (None, "fp8"):
         raise InvalidRequest("kv_cache_dtype", f"kv_cache_dtype {req.kv_cache_dtype} disagrees with kv_cache "
                              f"{req.kv_cache}; allowed: leave one of them unset, or kv_cache fp8")

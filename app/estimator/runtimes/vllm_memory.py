@@ -15,7 +15,7 @@ from functools import cache as cache_by_size
 from app.estimator import cache
 from app.estimator.memo import per_spec
 from app.estimator.params import Tensor, model_tensors
-from app.estimator.quantization import COMPUTE_BYTES, FORMATS, Format
+from app.estimator.quantization import COMPUTE_BYTES, FORMATS, Format, tensor_stored
 from app.estimator.runtimes.activations import vision_pass_bytes
 from app.estimator.runtimes.vllm_flags import VllmFlags, padded_vocab
 from app.estimator.runtimes.vllm_profiles import (
@@ -85,9 +85,9 @@ def _tensor_bytes(spec: ModelSpec, fmt: Format, t: Tensor) -> int:
     """Bytes of one tensor as `fmt` stores it (the rule of quantization.stored_weights)."""
     if fmt.element_bytes:
         return t.numel * fmt.element_bytes
-    if fmt.linear_size is not None and fmt.quantizes(t):
-        return fmt.linear_size(t)
-    return t.numel * COMPUTE_BYTES
+    if fmt.is_gguf:  # not a vLLM format (vllm_flags refuses it); the plain rule
+        return t.numel * COMPUTE_BYTES
+    return tensor_stored(spec, fmt, t)[1]
 
 
 def _vocab_share(size: int, rows: int, tp: int) -> int:
