@@ -1,4 +1,10 @@
-"""The web app: `uvicorn app.main:app`. Wiring only; the work happens in the estimator."""
+"""The web app: `uvicorn app.main:app`, or `python -m app.main [uvicorn options]`. Wiring only; the work happens
+in the estimator.
+
+`python -m app.main` takes uvicorn's options and checks the catalog in this process before uvicorn starts any
+worker, so a bad catalog stops it with exit code 3 whatever `--workers` says (uvicorn 0.55's `--workers`
+supervisor stops when a worker exits 3, but exits 0 itself: uvicorn/main.py `run`).
+"""
 
 from __future__ import annotations
 
@@ -64,3 +70,9 @@ try:
 except CatalogError as exc:
     print(f"vram-calculator: cannot start: the model catalog does not load: {exc}", file=sys.stderr, flush=True)
     raise SystemExit(STARTUP_FAILURE) from None
+
+
+if __name__ == "__main__":  # the catalog loaded above (or the process exited 3); now uvicorn, with every option
+    from uvicorn.main import main as uvicorn_main
+
+    uvicorn_main([f"{__spec__.name}:app", *sys.argv[1:]], prog_name="python -m app.main")
