@@ -242,7 +242,11 @@ class VramRequest(BaseModel):
                 data["config"] = _json_object(data["config"])
         given = {k for k in ("gpu_count", "tensor_parallel_size", "pipeline_parallel_size") if k in data}
         if "tensor_parallel_size" in given and "gpu_count" not in given:
-            data["gpu_count"] = _product(data["tensor_parallel_size"], data.get("pipeline_parallel_size", 1))
+            gpus = _product(data["tensor_parallel_size"], data.get("pipeline_parallel_size", 1))
+            # over MAX_GPUS in all: tensor_parallel_size's check says so, the one error (gpu_count = the stages,
+            # which pipeline_parallel_size divides, so nothing else is reported for a value nobody typed)
+            too_many = isinstance(gpus, int) and gpus > MAX_GPUS
+            data["gpu_count"] = data.get("pipeline_parallel_size", 1) if too_many else gpus
         elif "pipeline_parallel_size" in given and "gpu_count" not in given:
             data["gpu_count"] = data["pipeline_parallel_size"]
         return data
@@ -259,6 +263,10 @@ class VramRequest(BaseModel):
     @classmethod
     def _splits_gpus(cls, v: int | None, info: ValidationInfo) -> int | None:
         count = info.data.get("gpu_count")
+        gpus = (v or 1) * info.data.get("pipeline_parallel_size", 1)
+        if v is not None and gpus > MAX_GPUS:  # gpu_count was not filled from them (see _vllm_parallel)
+            raise ValueError(f"tensor_parallel_size x pipeline_parallel_size is {gpus} GPUs; allowed: at most "
+                             f"{MAX_GPUS} in all")
         if v is not None and count is not None and v * info.data.get("pipeline_parallel_size", 1) != count:
             raise ValueError(f"tensor_parallel_size x pipeline_parallel_size must equal gpu_count ({count})")
         return v
