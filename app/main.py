@@ -44,18 +44,20 @@ def create_app(specs_dir: Path = SPECS_DIR) -> FastAPI:
     app.add_exception_handler(RequestValidationError, handlers.invalid_input)
     pages.install(app)  # an HTML 404 for people, the JSON 404 under /api
     app.add_middleware(BodyLimit)  # every request body counted against its path's cap (413)
-    _openapi_with(app, api.request_schemas())
+    _openapi_with(app, api.request_schemas(), {"gpu": [g.slug for g in app.state.catalog.gpus]})
     return app
 
 
-def _openapi_with(app: FastAPI, schemas: dict) -> None:
-    """/openapi.json also defines the schemas the hand-written request bodies refer to."""
+def _openapi_with(app: FastAPI, schemas: dict, choices: dict[str, list[str]]) -> None:
+    """/openapi.json also defines the schemas the hand-written request bodies refer to, and lists the
+    catalog's slugs for the fields that take them (`choices`: field name -> slugs)."""
     generate = app.openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:
             doc = generate()
             doc.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+            api.list_choices(doc, choices)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -9,7 +9,7 @@ one of these, else the failure stands.
 - an error of type `request_rule` (app/problems.py): the estimator's refusal of a value the schema allows but
   the model, the runtime or another field rules out (a format without MoE experts for a dense model, more
   images than the model takes, a config.json that is not one of the importable architectures, `trace` for a
-  model with remote code only), except for `gpu`, whose slugs are the catalog's and not listed in the schema;
+  model with remote code only);
 - the request model's own rules between fields: `max_model_len` below `context`, `tensor_parallel_size` x
   `pipeline_parallel_size` not `gpu_count` or over 64 GPUs in all, `pipeline_parallel_size` not dividing
   it (each field's description says so);
@@ -35,7 +35,7 @@ _CROSS_FIELD = (("max_model_len", "is shorter than context"),
 def _unstatable(error: dict) -> bool:
     loc = [str(part) for part in error.get("loc", ())]
     msg = str(error.get("msg", ""))
-    if error.get("type") == "request_rule" and loc[-1:] != ["gpu"]:
+    if error.get("type") == "request_rule":
         return True
     value = error.get("input")
     if error.get("type") == "int_type" and isinstance(value, float) and value.is_integer():

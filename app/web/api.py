@@ -122,6 +122,30 @@ _POST_BODY = {"requestBody": {
     }}}
 
 
+def list_choices(doc: Any, choices: dict[str, list[str]]) -> None:
+    """Set `enum` on every text schema of a field named in `choices` (query parameters and body properties,
+    wherever /openapi.json has them); a blank text branch (the default) stays as it is."""
+    if isinstance(doc, list):
+        for item in doc:
+            list_choices(item, choices)
+        return
+    if not isinstance(doc, dict):
+        return
+    if doc.get("in") == "query" and doc.get("name") in choices:
+        _enum_on(doc["schema"], choices[doc["name"]])
+    for name, schema in (doc.get("properties") or {}).items():
+        if name in choices and isinstance(schema, dict):
+            _enum_on(schema, choices[name])
+    for value in doc.values():
+        list_choices(value, choices)
+
+
+def _enum_on(schema: dict[str, Any], values: list[str]) -> None:
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "string" and branch.get("maxLength") != 0:
+            branch["enum"] = values
+
+
 def request_schemas() -> dict[str, Any]:
     """The components the POST body names (app.main adds them to /openapi.json)."""
     return {"VramRequest": _REQUEST_SCHEMA, "WeightsRequest": WeightsRequest.model_json_schema()}
