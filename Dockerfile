@@ -9,4 +9,4 @@ COPY model_specs /src/model_specs
 RUN pip install --no-cache-dir /src && rm -rf /src
 WORKDIR /srv
 EXPOSE 8000
-CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["python", "-m", "app.main", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,4 +1,10 @@
-"""The web app: `uvicorn app.main:app`. Wiring only; the work happens in the estimator."""
+"""The web app: `uvicorn app.main:app`, or `python -m app.main [uvicorn options]`. Wiring only; the work happens
+in the estimator.
+
+`python -m app.main` takes uvicorn's options and checks the catalog in this process before uvicorn starts any
+worker, so a bad catalog stops it with exit code 3 whatever `--workers` says (uvicorn 0.55's `--workers`
+supervisor stops when a worker exits 3, but exits 0 itself: uvicorn/main.py `run`).
+"""
 
 from __future__ import annotations
 
@@ -38,18 +44,20 @@ def create_app(specs_dir: Path = SPECS_DIR) -> FastAPI:
     app.add_exception_handler(RequestValidationError, handlers.invalid_input)
     pages.install(app)  # an HTML 404 for people, the JSON 404 under /api
     app.add_middleware(BodyLimit)  # every request body counted against its path's cap (413)
-    _openapi_with(app, api.request_schemas())
+    _openapi_with(app, api.request_schemas(), {"gpu": [g.slug for g in app.state.catalog.gpus]})
     return app
 
 
-def _openapi_with(app: FastAPI, schemas: dict) -> None:
-    """/openapi.json also defines the schemas the hand-written request bodies refer to."""
+def _openapi_with(app: FastAPI, schemas: dict, choices: dict[str, list[str]]) -> None:
+    """/openapi.json also defines the schemas the hand-written request bodies refer to, and lists the
+    catalog's slugs for the fields that take them (`choices`: field name -> slugs)."""
     generate = app.openapi
 
     def openapi() -> dict:
         if app.openapi_schema is None:
             doc = generate()
             doc.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+            api.list_choices(doc, choices)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -64,3 +72,9 @@ try:
 except CatalogError as exc:
     print(f"vram-calculator: cannot start: the model catalog does not load: {exc}", file=sys.stderr, flush=True)
     raise SystemExit(STARTUP_FAILURE) from None
+
+
+if __name__ == "__main__":  # the catalog loaded above (or the process exited 3); now uvicorn, with every option
+    from uvicorn.main import main as uvicorn_main
+
+    uvicorn_main([f"{__spec__.name}:app", *sys.argv[1:]], prog_name="python -m app.main")

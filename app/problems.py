@@ -18,9 +18,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.estimator.errors import InvalidRequest, UnknownChoice, UnknownModel
-from app.hub import HubUnavailable
+from app.hub import HubError, HubUnavailable
 
 EXIT_CODES = {404: 3, 422: 2, 503: 4}  # 2 is also what click answers to a malformed command line
+# the `type` of a 422 error the estimator raised: a value the request's schema allows but the model, the runtime
+# or another field rules out (a format without MoE experts, 2 images for a 1-image model); pydantic's own types
+# (value_error, int_parsing, ...) are what the schema itself states
+RULE = "request_rule"
 
 
 @dataclass(frozen=True)
@@ -73,12 +77,13 @@ def problem(exc: Exception, where: str) -> Problem:
         return Problem(404, str(exc))
     if isinstance(exc, HubUnavailable):
         return Problem(503, str(exc))
+    kind = "value_error" if isinstance(exc, HubError) else RULE  # the Hub's names have a pattern in the schema
     if isinstance(exc, UnknownChoice):
-        p = invalid_field(where, exc.field, exc.message, value=exc.value)
+        p = invalid_field(where, exc.field, exc.message, kind, value=exc.value)
         p.detail[0]["ctx"] = {"allowed": exc.allowed}
         return p
     if isinstance(exc, InvalidRequest):
-        return invalid_field(where, exc.field, exc.message)
+        return invalid_field(where, exc.field, exc.message, kind)
     if isinstance(exc, ValidationError):
         return Problem(422, [{**e, "loc": [where, *e["loc"]]} for e in exc.errors(include_url=False)])
     raise TypeError(f"no answer defined for {type(exc).__name__}") from exc

@@ -494,6 +494,40 @@ def test_corrupt_catalog_stops_the_server_with_a_clear_message(tmp_path: Path, w
     assert c.seconds < 60
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_python_m_app_main_checks_the_catalog_before_any_worker_starts(tmp_path: Path, workers: int):
+    root = _copy_app(tmp_path)
+    bad = sorted((root / "model_specs" / "models").glob("*.json"))[0]
+    bad.write_text("{ not json")
+    with Clock() as c:
+        run = subprocess.run([sys.executable, "-m", "app.main", "--host", "127.0.0.1", "--port", str(_free_port()),
+                              "--workers", str(workers)], cwd=root, capture_output=True, text=True, timeout=90)
+    assert run.returncode == 3, (run.returncode, run.stderr)
+    assert "model catalog does not load" in run.stderr and bad.name in run.stderr, run.stderr
+    assert "Started parent process" not in run.stderr, run.stderr  # no worker was started
+    assert c.seconds < 30
+
+
+def test_python_m_app_main_serves_with_several_workers():
+    import httpx
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "app.main", "--host", "127.0.0.1", "--port", str(port),
+                             "--workers", "2"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, answer = time.monotonic() + 60, None
+        while time.monotonic() < deadline and answer is None:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        assert answer is not None and answer["status"] == "ok" and answer["models"] > 0, answer
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "Started parent process" in err, err
+
+
 def test_a_models_path_that_is_not_a_folder_says_so(tmp_path: Path):
     from app.catalog import CatalogError, load_catalog
 

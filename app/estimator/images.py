@@ -37,7 +37,7 @@ MAX_SIDE = 1 << 15  # pixels per side a request may name (far above any camera: 
 MAX_ASPECT = 200  # smart_resize raises ValueError above an aspect ratio of 200
 SIZED_CACHE = 256  # sized copies kept (LRU); the weight caches key them on their base spec
 _SIZED: OrderedDict[tuple[int, int, int], tuple[ModelSpec, ModelSpec]] = OrderedDict()
-_SIZE = re.compile(r"^\s*(\d{1,6})\s*[xX×]\s*(\d{1,6})\s*$")
+_SIZE = re.compile(r"^([1-9]\d{0,5})[xX×]([1-9]\d{0,5})$")  # schema.IMAGE_SIZE_PATTERN with the bounds below
 
 
 def parse_image_size(value: str | None, field: str = "image_size") -> tuple[int, int] | None:

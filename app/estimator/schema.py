@@ -57,9 +57,30 @@ def _choice_from_text(name: str, value: object) -> object:
 def _json_object(text: str) -> object:
     """config.json text from a form: its object, or the text itself (then reported as not an object)."""
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except ValueError:
         return text
+    return value if isinstance(value, dict) else text  # `null`, `[]`, `1`: reported at config, not an object
+
+
+# What /openapi.json states for two text fields, exactly what the server accepts (the validators below and the
+# estimator's checks give the reasons): a vLLM release from 0.7 (int parts, as vllm_profiles.parse_version reads
+# them), and an image size whose sides are 1 to 32768 pixels (app/estimator/images.py; its aspect-ratio bound
+# of 200 compares the two sides, which a pattern cannot).
+VLLM_RELEASE = r"^(?:0*[1-9]\d*\.\d+|0+\.0*(?:[7-9]|[1-9]\d+))(?:\.\d+)?$"
+_SIDE = r"(?:[1-9]\d{0,3}|[12]\d{4}|3[01]\d{3}|32[0-6]\d{2}|327[0-5]\d|3276[0-8])"
+IMAGE_SIZE_PATTERN = rf"^{_SIDE}[xX×]{_SIDE}$"
+
+
+def _enum(schema: dict[str, Any], registry: str) -> None:
+    """/openapi.json lists a registry's slugs for an optional text field (which ones a model offers, the
+    answer's 422 says). Read when the schema is built: the registries import this module."""
+    from app.estimator.kv_cache import KV_TYPES
+    from app.estimator.quantization import FORMATS
+    from app.estimator.runtimes import RUNTIMES
+
+    slugs = {"formats": FORMATS, "kv": KV_TYPES, "runtimes": RUNTIMES}[registry]
+    schema["anyOf"][0]["enum"] = list(slugs)
 
 
 class VramRequest(BaseModel):
@@ -79,18 +100,22 @@ class VramRequest(BaseModel):
         None, description="A Hugging Face config.json object to estimate instead of a catalog model "
                           "(POST only). Give this or `model`.")
     quantization: str | None = Field(
-        None, description="Weight format slug (see /api/quantizations); default: the checkpoint's stored format "
+        None, json_schema_extra=lambda s: _enum(s, "formats"),
+        description="Weight format slug (see /api/quantizations); default: the checkpoint's stored format "
                     "(its quantization_config) or released dtype.")
     context: int = Field(1024, ge=1, le=MAX_CONTEXT, description="Text tokens per sequence (prompt + output).")
     batch: int = Field(1, ge=1, le=MAX_BATCH, description="Sequences processed together.")
     images: int = Field(0, ge=0, le=MAX_IMAGES, description="Images per sequence (vision models only).")
     image_size: str | None = Field(
-        None, description="WIDTHxHEIGHT of each image in pixels, e.g. 1024x768, for vision towers whose image "
+        None, json_schema_extra={"pattern": IMAGE_SIZE_PATTERN},
+        description="WIDTHxHEIGHT of each image in pixels, e.g. 1024x768, for vision towers whose image "
                           "tokens depend on the image size (Qwen-VL, Pixtral); default: the model's stated default.",
         examples=["1024x768"])
-    kv_cache: str | None = Field(None, description="KV-cache element type; default: the runtime's default.")
+    kv_cache: str | None = Field(None, json_schema_extra=lambda s: _enum(s, "kv"),
+                                 description="KV-cache element type; default: the runtime's default.")
     runtime: str | None = Field(
-        None, description="transformers, llama.cpp or vllm; default: llama.cpp for GGUF, else transformers.")
+        None, json_schema_extra=lambda s: _enum(s, "runtimes"),
+        description="transformers, llama.cpp or vllm; default: llama.cpp for GGUF, else transformers.")
     flash_attention: bool = Field(True, description="llama.cpp: flash attention on (-fa); else ignored.")
     gpu: str | None = Field(None, description="GPU slug (see /api/gpus) to answer first.")
     gpu_count: int = Field(1, ge=1, le=MAX_GPUS, description="GPUs the model is split across (tensor parallel).")
@@ -201,7 +226,8 @@ class VramRequest(BaseModel):
         "auto", description="vLLM --dtype: compute dtype of weights, activations and (with kv_cache_dtype "
         "auto) the KV cache; auto = the checkpoint's torch_dtype (float32 checkpoints run in bfloat16).")
     vllm_version: str | None = Field(
-        None, pattern=r"^\d+\.\d+(\.\d+)?$", description="vLLM release the answer describes, e.g. 0.21.0 "
+        None, pattern=r"^\d+\.\d+(\.\d+)?$", json_schema_extra={"pattern": VLLM_RELEASE},
+        description="vLLM release the answer describes, e.g. 0.21.0 "
         "(the profiled activation peak, defaults and the accounting of the KV budget changed between releases); "
         "accepted from 0.7.0; a release newer than 0.34 is answered as 0.34 with a warning. Default: 0.34.0, "
         "the newest release.")
@@ -289,7 +315,8 @@ class WeightsRequest(BaseModel):
 
     model: str | None = Field(None, description="Catalog slug or Hugging Face repo id. Give this or `config`.")
     config: dict[str, Any] | None = Field(None, description="A config.json object. Give this or `model`.")
-    quantization: str | None = Field(None, description="Format slug; default: the checkpoint's stored format.")
+    quantization: str | None = Field(None, json_schema_extra=lambda s: _enum(s, "formats"),
+                                     description="Format slug; default: the checkpoint's stored format.")
 
     @model_validator(mode="after")
     def _model_or_config(self) -> WeightsRequest:

@@ -23,6 +23,7 @@ from app.hub._errors import (
     HubUnavailable,
 )
 from app.hub._models import estimate_for, spec_for
+from app.hub._names import HF_FILE_PATTERN
 
 # httpx (the client) and gguf + numpy (headers) load on first use, not with the door: `vram estimate` on a
 # catalog model starts without them
@@ -41,6 +42,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "HF_FILE_PATTERN",
     "GgufHeader",
     "HubBadFile",
     "HubBadInput",

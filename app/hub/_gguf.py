@@ -27,8 +27,9 @@ from app.hub._client import (
     validate_repo_id,
     validate_revision,
 )
-from app.hub._errors import HubBadFile, HubBadInput, HubDisabled, HubUnavailable
+from app.hub._errors import HubBadFile, HubBadInput, HubDisabled, HubNotFound, HubUnavailable
 from app.hub._gguf_layout import Layout, NeedMore, TensorInfo, layout, parse_header
+from app.hub._names import HF_FILE_PATTERN
 
 FIRST_RANGE = 1 << 20
 HEADER_CAP = 64 << 20
@@ -71,7 +72,11 @@ class GgufHeader:
 def parse_ref(ref: str, settings: HubSettings | None = None, field: str = "gguf") -> tuple[str, str, str | None]:
     """(repo, file, revision) from `https://huggingface.co/{repo}/blob|resolve/{rev}/{file}` or `repo:file`."""
     settings = settings or HubSettings.from_env()
-    ref = ref.strip() if isinstance(ref, str) else ""
+    ref = ref if isinstance(ref, str) else ""
+    if settings.base_url == HUB_URL and not re.fullmatch(HF_FILE_PATTERN, ref):
+        raise HubBadInput(field, f"{field} {ref[:200]!r} is not a GGUF on the Hugging Face Hub: "
+                                 f"{HUB_URL}/owner/name/blob/revision/file.gguf or owner/name:file.gguf, names in "
+                                 "A-Z a-z 0-9 . _ - (the file's path also + @ ( ) [ ] / and spaces; no %-escapes)")
     if ref.startswith(("http://", "https://")):
         parts = urlsplit(ref)
         base = urlsplit(settings.base_url)
@@ -172,13 +177,21 @@ def fetch_gguf_header(repo_id: str, filename: str | None = None, revision: str |
     HubNotFound/HubDisabled (404), HubUnavailable (503).
     """
     settings = settings or HubSettings.from_env()
+    ref = None
     if filename is None:
+        ref = repo_id
         repo_id, filename, url_rev = parse_ref(repo_id, settings, field)
         revision = revision or url_rev
     if settings.offline:
         raise HubDisabled(repo_id)
-    repo, rev = validate_repo_id(repo_id, field), validate_revision(revision)
-    parts = part_names(_check_gguf_name(filename, field))
+    try:
+        repo, rev = validate_repo_id(repo_id, field), validate_revision(revision)
+        parts = part_names(_check_gguf_name(filename, field))
+    except HubBadInput as exc:
+        if ref is None or settings.base_url != HUB_URL:
+            raise
+        # of HF_FILE_PATTERN's form, but a name the Hub cannot hold (see app/hub/_names.py): nothing to fetch
+        raise HubNotFound(ref[:200], f"no such file can exist there ({exc})") from None
     first = _cached(settings, repo, rev, parts[0], field)
     return [first] + [_cached(settings, repo, first.revision, name, field) for name in parts[1:]]
 

@@ -14,6 +14,20 @@ REVISION = re.compile(r"[A-Za-z0-9._/-]{1,255}")
 COMMIT = re.compile(r"[0-9a-f]{40}")
 FILENAME = re.compile(r"[A-Za-z0-9._+@()\[\] /-]{1,512}")
 
+# A GGUF on the Hub as `hf` takes it, in the characters above (a URL's revision and path may also carry
+# %-escapes, as the Hub writes refs/pr/1: refs%2Fpr%2F1; no query or fragment): the whole form is this
+# pattern, stated as is in /openapi.json (JSON Schema regex: no lookarounds), and a reference outside it is
+# a 422. One inside it that breaks a rule the pattern does not state (a part over 96 characters, '..' or
+# '--', a '..' path segment, an escape that decodes outside the characters above) names nothing the Hub can
+# hold: a 404, fetched never.
+_NAME = r"[A-Za-z0-9._-]+"
+_ESCAPED = r"(?:[A-Za-z0-9._-]|%[0-9A-Fa-f]{2})+"
+_GGUF_PATH = r"[A-Za-z0-9._+@()\[\] /-]*\.gguf"
+_ESCAPED_PATH = r"(?:[A-Za-z0-9._+@()\[\] /-]|%[0-9A-Fa-f]{2})*\.gguf"
+HF_FILE_URL_PATH = rf"/{_NAME}/{_NAME}/(?:resolve|blob)/{_ESCAPED}/{_ESCAPED_PATH}"
+HF_FILE_PATTERN = (rf"^(?:https://(?:huggingface\.co|www\.huggingface\.co|hf\.co){HF_FILE_URL_PATH}"
+                   rf"|{_NAME}/{_NAME}:{_GGUF_PATH})$")
+
 
 def validate_repo_id(repo: str, field: str = "model") -> str:
     """owner/name as the Hub allows it; HubBadInput (422) otherwise."""

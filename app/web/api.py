@@ -31,7 +31,7 @@ from app.estimator.memo import per_spec
 from app.estimator.params import count_active_parameters
 from app.estimator.schema import _VLLM_FIELDS, WeightsRequest
 from app.estimator.spec import ModelSpec
-from app.hub import HubUnavailable, fetch_gguf_header
+from app.hub import HF_FILE_PATTERN, HubUnavailable, fetch_gguf_header
 from app.logs import MAX_LOG_BYTES, LogReport, check_log
 from app.logs.rules import MAX_LINE
 from app.problems import problem
@@ -47,7 +47,9 @@ CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown model; the catalog is at /api/models."},
-    422: {"description": "A field out of range or not allowed; `detail` names the field and what it allows."},
+    422: {"description": "A field out of range or not allowed; `detail` names the field and what it allows. An "
+                         "error of `type` request_rule is a value the schema allows that the model, the runtime or "
+                         "another field rules out (a format without MoE experts, 2 images for a 1-image model)."},
     503: {"description": "A repo id not in the catalog could not be fetched from the Hugging Face Hub now "
                          "(network failure or timeout); `detail` says why."},
 }
@@ -60,7 +62,7 @@ _VRAM_RESPONSES: dict[int | str, dict[str, Any]] = {
 _REQUEST_SCHEMA = VramRequest.model_json_schema(ref_template="#/components/schemas/{model}")
 _EXAMPLE = VramRequest.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
 _TEXT_CONFIG = {"type": "string", "description": "config.json as JSON text (a form carries text only). Give this "
-                "or `model`.", "contentMediaType": "application/json"}
+                "or `model`.", "contentMediaType": "application/json", "pattern": r"^[ \t\n\r]*\{"}  # an object
 
 
 def _without_defaults(schema: dict[str, Any]) -> dict[str, Any]:
@@ -72,9 +74,20 @@ def _without_defaults(schema: dict[str, Any]) -> dict[str, Any]:
 _BLANK_IS_DEFAULT = {*_VLLM_FIELDS, "quantization", "kv_cache", "runtime", "gpu"}  # VramRequest's validators
 
 
+# A boolean as text: what pydantic's lax mode reads (pydantic-core str -> bool, case-insensitive, no spaces)
+_BOOL_TEXT = {"type": "string", "pattern": "^(?:0|1|[Tt]|[Ff]|[Yy]|[Nn]|[Oo][Nn]|[Oo][Ff][Ff]|[Nn][Oo]|[Yy][Ee][Ss]|"
+                                            "[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$"}
+
+
 def _text_field(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    """A field as a query string or form carries it: a blank value means the default where the model says so."""
+    """A field as a query string or form carries it: text only, so never null (absent means the default), a
+    boolean as the words pydantic reads, and a blank value meaning the default where the model says so."""
     schema = _without_defaults(schema)
+    branches = [b for b in schema.get("anyOf", ()) if b != {"type": "null"}]
+    if len(branches) == 1:  # Optional[X]: X alone
+        schema = {**branches[0], **{k: v for k, v in schema.items() if k != "anyOf"}}  # the field's own keys win
+    if schema.get("type") == "boolean":
+        schema = {"anyOf": [{"type": "boolean"}, _BOOL_TEXT], "description": schema.get("description", "")}
     return {"anyOf": [schema, {"type": "string", "maxLength": 0}]} if name in _BLANK_IS_DEFAULT else schema
 
 
@@ -91,7 +104,9 @@ def _one_of_model_or_config(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 _REQUEST_SCHEMA["oneOf"] = _one_of_model_or_config({"type": "object"})
-_FORM_SCHEMA = {**_REQUEST_SCHEMA, "oneOf": _one_of_model_or_config({"type": "string"}), "properties": {
+_FORM_SCHEMA = {**_REQUEST_SCHEMA, "oneOf": [  # a form has no null: exactly one of the two is present
+    {"required": ["model"], "not": {"required": ["config"]}}, {"required": ["config"], "not": {"required": ["model"]}}],
+    "properties": {
     name: _TEXT_CONFIG if name == "config" else _text_field(name, schema)
     for name, schema in _REQUEST_SCHEMA["properties"].items()}}
 _POST_BODY = {"requestBody": {
@@ -107,9 +122,33 @@ _POST_BODY = {"requestBody": {
     }}}
 
 
+def list_choices(doc: Any, choices: dict[str, list[str]]) -> None:
+    """Set `enum` on every text schema of a field named in `choices` (query parameters and body properties,
+    wherever /openapi.json has them); a blank text branch (the default) stays as it is."""
+    if isinstance(doc, list):
+        for item in doc:
+            list_choices(item, choices)
+        return
+    if not isinstance(doc, dict):
+        return
+    if doc.get("in") == "query" and doc.get("name") in choices:
+        _enum_on(doc["schema"], choices[doc["name"]])
+    for name, schema in (doc.get("properties") or {}).items():
+        if name in choices and isinstance(schema, dict):
+            _enum_on(schema, choices[name])
+    for value in doc.values():
+        list_choices(value, choices)
+
+
+def _enum_on(schema: dict[str, Any], values: list[str]) -> None:
+    for branch in schema.get("anyOf", [schema]):
+        if branch.get("type") == "string" and branch.get("maxLength") != 0:
+            branch["enum"] = values
+
+
 def request_schemas() -> dict[str, Any]:
     """The components the POST body names (app.main adds them to /openapi.json)."""
-    return {"VramRequest": _REQUEST_SCHEMA}
+    return {"VramRequest": _REQUEST_SCHEMA, "WeightsRequest": WeightsRequest.model_json_schema()}
 
 
 @router.get("/vram", response_model=VramEstimate, responses=_VRAM_RESPONSES, summary="Estimate GPU memory",
@@ -199,11 +238,22 @@ def weights(catalog: CatalogDep,
 
 
 # --- weights of a catalog model or of an inline config.json ---
-@router.post("/weights", response_model=WeightsReport, responses=_ERRORS,
+_WEIGHTS_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/WeightsRequest"}}}}}
+
+
+@router.post("/weights", response_model=WeightsReport, responses=_ERRORS, openapi_extra=_WEIGHTS_BODY,
              summary="Checkpoint size in a format (JSON body: model or config)")
-def weights_post(body: WeightsRequest, catalog: CatalogDep) -> WeightsReport:
-    """The same report for `{"model": ...}` or `{"config": {...config.json...}}`."""
-    return weights_report(hub.spec_for(catalog, body.model, body.config)[0], body.quantization or None)
+async def weights_post(request: Request, catalog: CatalogDep) -> WeightsReport:
+    """The same report for `{"model": ...}` or `{"config": {...config.json...}}`. A body that is not JSON
+    (bytes that are not UTF-8 included) is a 422, as on /api/vram."""
+    raw = await request.body() or b"null"  # at most 4 MiB (app/web/limits.py)
+    try:
+        body = await run_in_threadpool(WeightsRequest.model_validate_json, raw)
+    except ValidationError as exc:
+        raise RequestValidationError(problem(exc, "body").detail) from exc
+    spec = (await run_in_threadpool(hub.spec_for, catalog, body.model, body.config))[0]  # hub: may fetch
+    return await run_in_threadpool(weights_report, spec, body.quantization or None)
 
 
 @router.get("/models", summary="The model catalog")
@@ -248,10 +298,12 @@ def gpus(catalog: CatalogDep) -> list[Gpu]:
 
 
 # --- log import: a runtime's startup log beside our estimate ---
-_LOG_TEXT = {"type": "string", "maxLength": MAX_LOG_BYTES, "pattern": r"\S"}  # not blank
+_LOG_TEXT = {"type": "string", "maxLength": MAX_LOG_BYTES, "pattern": r"[^ \t\n\r\f\v]"}  # not blank (BLANK)
 _LOG_FIELDS = {"type": "object", "required": ["log"], "properties": {
-    "log": _LOG_TEXT, "model": {"type": "string"}, "quantization": {"type": "string"},
-    "vllm_version": {"type": "string"}}}
+    "log": _LOG_TEXT, **{k: {"type": ["string", "null"], "description": d} for k, d in (  # null: not given
+        ("model", "The model the log is for, when its metadata does not name one (catalog slug or repo id)."),
+        ("quantization", "The weight format, when the log does not say."),
+        ("vllm_version", "The vLLM release, when the log does not print it."))}}}
 _LOG_BODY = {"requestBody": {
     "required": True,
     "description": f"The log as text, JSON or a form field `log`; at most {MAX_LOG_BYTES:,} bytes of log and "
@@ -260,7 +312,8 @@ _LOG_BODY = {"requestBody": {
     "content": {
         "text/plain": {"schema": _LOG_TEXT},
         "application/json": {"schema": _LOG_FIELDS},
-        "application/x-www-form-urlencoded": {"schema": _LOG_FIELDS},
+        "application/x-www-form-urlencoded": {"schema": {**_LOG_FIELDS, "properties": {  # text: never null
+            k: {**v, "type": "string"} for k, v in _LOG_FIELDS["properties"].items()}}},
     }}}
 
 
@@ -287,14 +340,14 @@ async def healthz(catalog: CatalogDep) -> dict[str, Any]:  # no blocking work: a
 
 # --- llama.cpp: a GGUF file's header, uploaded or fetched from the Hub ---
 # a Hub file as app.hub's names take it: owner/name:file.gguf, or its resolve/blob URL
-_HF_FILE = r"^(https://huggingface\.co/[\w.-]+/[\w.-]+/(resolve|blob)/[^/\s]+/\S+\.gguf|[\w.-]+/[\w.-]+:\S+\.gguf)$"
+_HF_FILE = HF_FILE_PATTERN  # the Hub client's own rule (app/hub/_names.py), as is
 _GGUF_BODY = {"requestBody": {
     "required": True,
     "description": f"Multipart: `file` once per part of the GGUF (its header: the first bytes, up to "
                    f"{MAX_HEADER_BYTES:,} bytes each; at most {MAX_PARTS} parts), or `hf`; the whole body at "
                    f"most {BODY_LIMITS['/api/gguf']:,} bytes (413 past it, counted as it arrives).",
     "content": {"multipart/form-data": {"schema": {
-        "type": "object",
+        "type": "object", "additionalProperties": False,  # any other field is a 422 naming it
         "anyOf": [{"required": ["file"]}, {"required": ["hf"]}],
         "properties": {"file": {"type": "array", "minItems": 1, "maxItems": MAX_PARTS,
                                 "items": {"type": "string", "format": "binary",  # 3.0 and Swagger UI
@@ -302,7 +355,8 @@ _GGUF_BODY = {"requestBody": {
                                 "description": "The first bytes (header) of each part of the GGUF file."},
                        "hf": {"type": "string", "pattern": _HF_FILE,
                               "description": "Instead of file: owner/name:file.gguf or a Hub URL."},
-                       **{k: v for k, v in VramRequest.model_json_schema()["properties"].items() if k != "model"}},
+                       **{k: _text_field(k, v) for k, v in VramRequest.model_json_schema()["properties"].items()
+                          if k not in ("model", "config")}},  # the file or hf is the model
     }}}}}
 _GGUF_ERRORS: dict[int | str, dict[str, Any]] = {
     **_ERRORS,

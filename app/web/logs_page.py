@@ -15,6 +15,7 @@ from app.logs.compare import LogReport
 from app.logs.model import MAX_LOG_BYTES
 
 _OVERRIDES = ("model", "quantization", "vllm_version")  # what a log may lack
+BLANK = " \t\n\r\f\v"  # a log of only these is empty: the same in every regex flavour (/openapi.json's pattern)
 
 
 async def read_log_body(request: Request) -> tuple[str, dict[str, Any]]:
@@ -50,7 +51,7 @@ def _log_fields(raw: bytes, kind: str) -> tuple[str, dict[str, Any]]:
         overrides = {k: data[k] for k in _OVERRIDES if isinstance(data.get(k), str) and data[k]}
     else:
         text, overrides = data, {}
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str) or not text.strip(BLANK):
         raise HTTPException(422, "log: empty; paste a llama.cpp, Ollama or vLLM startup log (text, or JSON "
                                  "{\"log\": ...})")
     if len(text.encode("utf-8", "replace")) > MAX_LOG_BYTES:
