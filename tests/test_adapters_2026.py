@@ -756,3 +756,27 @@ def test_deepseek_v4_default_answers_with_transformers(catalog):
     e = estimate(spec, VramRequest(model=spec.slug, context=32768), catalog.gpus)
     assert (e.request.runtime, e.request.quantization) == ("transformers", "fp8-block128")
     assert e.breakdown.kv_cache == e.cache.kv_bytes + e.cache.state_bytes > 0
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="shared configs not present")
+def test_every_shared_2026_config_imports_or_is_a_remote_code_type_refused_with_its_reason():
+    """The public 2026 configs (shared/configs-2026, each folder's source.txt names its origin): each imports
+    through the API's config door, or its model_type is one transformers 5.25 does not define (remote code
+    only) and the 422 gives REFUSED's reason."""
+    from fastapi.testclient import TestClient
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    from app.main import create_app
+
+    client = TestClient(create_app())
+    refused = {}
+    folders = sorted(d for d in SHARED.iterdir() if (d / "config.json").is_file())
+    for folder in folders:
+        body = '{"config": ' + (folder / "config.json").read_text() + "}"  # as sent: Infinity and NaN included
+        r = client.post("/api/weights", content=body, headers={"Content-Type": "application/json"})
+        if r.status_code != 200:
+            model_type = json.loads((folder / "config.json").read_text())["model_type"]
+            refused[folder.name] = model_type
+            assert r.status_code == 422 and REFUSED[model_type] in r.text, (folder.name, r.text[:300])
+            assert model_type not in CONFIG_MAPPING_NAMES, (folder.name, model_type)  # remote code only
+    assert len(folders) >= 53 and len(refused) <= 2, refused
