@@ -8,7 +8,7 @@ follow llama.cpp (see `gguf/rules.py`). Non-quantized tensors stay in the comput
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from math import ceil
 from typing import Literal
@@ -58,9 +58,27 @@ def _awq(t: Tensor) -> int:
     return sum(awq_parts(t).values())
 
 
+# bitsandbytes 0.50.2 functional.quantize_4bit: each weight's QuantState holds its own fp32 copy of the 16-entry
+# NF4/FP4 code (get_4bit_type builds a new tensor per call); measured: model_specs/bnb/weights.json
+BNB_4BIT_CODE_BYTES = 16 * 4
+
+
+def _per_module(size: Callable[[Tensor], int]) -> Callable[[Tensor], int]:
+    """bitsandbytes quantizes module by module: a fused tensor that is `modules` nn.Linear in the transformers class
+    (SigLIP q/k/v) is that many weights of out / modules rows, each with its own quant state."""
+    def sized(t: Tensor) -> int:
+        if t.modules == 1:
+            return size(t)
+        one = replace(t, shape=(t.shape[-2] // t.modules, t.shape[-1]), modules=1)
+        return t.modules * size(one)
+    return sized
+
+
+@_per_module
 def _bnb_4bit(t: Tensor) -> int:
-    # bitsandbytes Params4bit: two 4-bit codes per byte + one fp32 absmax per 64 values (no double quant)
-    return ceil(t.numel / 2) + ceil(t.numel / 64) * 4
+    # bitsandbytes Params4bit (blocksize 64, quant_storage uint8, no double quant): two 4-bit codes per byte, one
+    # fp32 absmax per 64 values, the 16-entry fp32 code
+    return ceil(t.numel / 2) + ceil(t.numel / 64) * 4 + BNB_4BIT_CODE_BYTES
 
 
 def _per_row(weight_bits: int, scale_bytes: int) -> Callable[[Tensor], int]:
@@ -76,6 +94,7 @@ def _fp8_per_tensor(t: Tensor) -> int:
 
 
 # --- checkpoint formats vLLM loads (quantization_config of released repos) ---
+@_per_module
 def _bnb_4bit_double_quant(t: Tensor) -> int:
     # bitsandbytes Params4bit with compress_statistics (bnb_4bit_use_double_quant): 4-bit codes, uint8
     # absmax per 64 values, fp32 absmax of those per 256 (QuantState.state2), fp32 offset; plus the
@@ -158,9 +177,19 @@ def _decoder_linears(t: Tensor) -> bool:
     return t.part == "language" and t.kind == "linear"
 
 
-def _all_linears(t: Tensor) -> bool:
-    """bitsandbytes replaces every nn.Linear except the output layer (llm_int8_skip_modules)."""
-    return t.kind == "linear"
+# linear weights (ours) that the transformers class holds as a bare nn.Parameter, not an nn.Linear module: no bnb
+BNB_PARAMETERS = {
+    "mm.input_projection.weight": "transformers 5.25 Gemma3MultiModalProjector.mm_input_projection_weight",
+}
+
+
+def _bnb_linears(t: Tensor) -> bool:
+    """What transformers 5.25 loads with BitsAndBytesConfig(load_in_4bit / load_in_8bit): replace_with_bnb_linear
+    (integrations/bitsandbytes.py) swaps every module whose type is exactly nn.Linear, vision tower included, less
+    get_keys_to_not_convert's (quantizers/base.py: tied weights, get_output_embeddings(), the last parameter's
+    module: the output layer, kind "output" here). MoE experts are 3D parameters of an experts module (Qwen3MoE,
+    Mixtral, ... in 5.25), not nn.Linear: they stay in the load dtype, as routers do (model_specs/bnb/weights.json)."""
+    return t.kind == "linear" and "_exps." not in t.name and t.name not in BNB_PARAMETERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,11 +262,11 @@ FORMATS: dict[str, Format] = {f.slug: f for f in [
     Format("int4", "INT4 per-channel", "gpu", "symmetric int4 (2 per byte) + fp16 scale per output row",
            (_HF, "vllm"), linear_size=_per_row(4, 2), linear_label="INT4 per-channel"),
     Format("bnb-int8", "bitsandbytes LLM.int8()", "gpu", f"bitsandbytes Int8Params (SCB fp32 per row); {_REF}",
-           (_HF,), linear_size=_per_row(8, 4), linear_label="bnb int8", quantizes=_all_linears),
+           (_HF,), linear_size=_per_module(_per_row(8, 4)), linear_label="bnb int8", quantizes=_bnb_linears),
     Format("bnb-nf4", "bitsandbytes NF4", "gpu", f"bitsandbytes Params4bit, blocksize 64; {_REF}", (_HF,),
-           linear_size=_bnb_4bit, linear_label="bnb NF4", quantizes=_all_linears),
+           linear_size=_bnb_4bit, linear_label="bnb NF4", quantizes=_bnb_linears),
     Format("bnb-fp4", "bitsandbytes FP4", "gpu", f"bitsandbytes Params4bit, blocksize 64; {_REF}", (_HF,),
-           linear_size=_bnb_4bit, linear_label="bnb FP4", quantizes=_all_linears),
+           linear_size=_bnb_4bit, linear_label="bnb FP4", quantizes=_bnb_linears),
     Format("gptq-int4", "GPTQ 4-bit (g128)", "gpu", f"AutoGPTQ QuantLinear packing; {_REF}", (_HF, "vllm"),
            linear_size=_gptq(4), linear_label="GPTQ int4 g128", linear_parts=lambda t: gptq_parts(t, 4),
            grouped_parts=lambda t, g: gptq_parts(t, 4, g)),
