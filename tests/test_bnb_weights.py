@@ -74,3 +74,26 @@ def test_moe_experts_stay_16bit_under_bitsandbytes():
     for case in ("qwen3-30b-a3b", "mixtral-8x7b-v0.1"):
         f = TABLE["cases"][case]["formats"]["bnb-nf4"]
         assert 2 * f["elements_16bit"] > 0.9 * f["total_bytes"]
+
+
+def test_bnb_4bit_prefill_counts_the_largest_dequantized_weight(catalog: Catalog):
+    """bitsandbytes 0.50.2 (backends/cuda/ops.py gemm_4bit, _dequant_linear_fallback) dequantizes a 4-bit weight into
+    an [out, in] tensor of the compute dtype before F.linear over more than 4 rows; Llama-3.1-8B's largest linears
+    are the MLP's 14,336 x 4,096 (config.json intermediate_size x hidden_size)."""
+    from app.estimator import estimate
+    from app.estimator.quantization import dequant_scratch
+    from app.estimator.schema import VramRequest
+
+    spec = catalog.model("llama-3.1-8b")
+
+    def act(q: str) -> int:
+        req = VramRequest(model=spec.slug, runtime="transformers", quantization=q, context=4096)
+        return estimate(spec, req).breakdown.activations
+
+    base = act("bf16")
+    assert act("bnb-nf4") - base == act("bnb-fp4") - base == 14_336 * 4_096 * 2
+    # double quant: the fp32 absmax dequantized from uint8 and absmax + offset, one per 64 values, beside it
+    assert act("bnb-nf4-dq") - base == 14_336 * 4_096 * 2 + 2 * 4 * 14_336 * 4_096 // 64
+    assert act("bnb-int8") == base  # LLM.int8()'s own buffers are not modelled
+    assert dequant_scratch(spec, "bnb-nf4", 4, 2) == 0  # the fused kernel (_GEMM_4BIT_CUSTOM_FLOOR_M)
+    assert dequant_scratch(spec, "bnb-nf4", 5, 2) == 14_336 * 4_096 * 2

@@ -94,6 +94,19 @@ def _fp8_per_tensor(t: Tensor) -> int:
 
 
 # --- checkpoint formats vLLM loads (quantization_config of released repos) ---
+def _bnb_4bit_dequant(t: Tensor, e: int) -> int:
+    """What bitsandbytes 0.50.2 allocates to run one Linear4bit over more than a few rows (backends/cuda/ops.py
+    _dequant_linear_fallback: the weight dequantized into an [out, in] tensor of the input's dtype, then F.linear)."""
+    _, out, inp = _per_matrix(t)  # one module: an expert stack runs one expert's matrix at a time
+    return out // t.modules * inp * e
+
+
+def _bnb_4bit_dq_dequant(t: Tensor, e: int) -> int:
+    # double quant: the fp32 absmax dequantized from uint8 (absmax_dq), and absmax_dq + offset, beside the weight
+    _, out, inp = _per_matrix(t)
+    return _bnb_4bit_dequant(t, e) + 2 * ceil(out // t.modules * inp / 64) * 4
+
+
 @_per_module
 def _bnb_4bit_double_quant(t: Tensor) -> int:
     # bitsandbytes Params4bit with compress_statistics (bnb_4bit_use_double_quant): 4-bit codes, uint8
@@ -210,6 +223,9 @@ class Format:
     checkpoint_only: bool = False  # per-module layout read from a checkpoint's config: no rule for other models
     listed: bool = True  # offered on every model's page (dropdown, table); False: only on models stored in it
     refused: tuple[tuple[str, str], ...] = ()  # (runtime, why it cannot load such a checkpoint)
+    # bytes one quantized linear's forward allocates beside its input and output (dequantization), given the
+    # compute element size; None: nothing, or not modelled
+    dequant_scratch: Callable[[Tensor, int], int] | None = None
 
     @property
     def is_gguf(self) -> bool:
@@ -264,9 +280,9 @@ FORMATS: dict[str, Format] = {f.slug: f for f in [
     Format("bnb-int8", "bitsandbytes LLM.int8()", "gpu", f"bitsandbytes Int8Params (SCB fp32 per row); {_REF}",
            (_HF,), linear_size=_per_module(_per_row(8, 4)), linear_label="bnb int8", quantizes=_bnb_linears),
     Format("bnb-nf4", "bitsandbytes NF4", "gpu", f"bitsandbytes Params4bit, blocksize 64; {_REF}", (_HF,),
-           linear_size=_bnb_4bit, linear_label="bnb NF4", quantizes=_bnb_linears),
+           linear_size=_bnb_4bit, linear_label="bnb NF4", quantizes=_bnb_linears, dequant_scratch=_bnb_4bit_dequant),
     Format("bnb-fp4", "bitsandbytes FP4", "gpu", f"bitsandbytes Params4bit, blocksize 64; {_REF}", (_HF,),
-           linear_size=_bnb_4bit, linear_label="bnb FP4", quantizes=_bnb_linears),
+           linear_size=_bnb_4bit, linear_label="bnb FP4", quantizes=_bnb_linears, dequant_scratch=_bnb_4bit_dequant),
     Format("gptq-int4", "GPTQ 4-bit (g128)", "gpu", f"AutoGPTQ QuantLinear packing; {_REF}", (_HF, "vllm"),
            linear_size=_gptq(4), linear_label="GPTQ int4 g128", linear_parts=lambda t: gptq_parts(t, 4),
            grouped_parts=lambda t, g: gptq_parts(t, 4, g)),
@@ -283,7 +299,7 @@ FORMATS: dict[str, Format] = {f.slug: f for f in [
     Format("bnb-nf4-dq", "bitsandbytes NF4, double quant", "gpu",
            f"bitsandbytes Params4bit, blocksize 64, compress_statistics (pre-quantized bnb-4bit checkpoints); {_REF}",
            (_HF, "vllm"), linear_size=_bnb_4bit_double_quant, linear_label="bnb NF4 (double quant)",
-           quantizes=_decoder_linears),
+           quantizes=_decoder_linears, dequant_scratch=_bnb_4bit_dq_dequant),
     # --- end vLLM checkpoint formats ---
     # --- formats released checkpoints are stored in ---
     Format("fp8-block128", "FP8 (e4m3, 128x128 block scales)", "gpu",
@@ -440,3 +456,19 @@ def stored_components(spec: ModelSpec, slug: str) -> dict[str, int]:
         for k, v in parts.items():
             out[k] = out.get(k, 0) + v
     return out
+
+
+# bitsandbytes 0.50.2 backends/cuda/ops.py gemm_4bit: at most this many rows (tokens) run its fused kernel without
+# dequantizing (_GEMM_4BIT_CUSTOM_FLOOR_M); past 1536 (_gemm_4bit_custom_max_m) it always dequantizes; in between
+# its per-GPU heuristic chooses (counted here as dequantizing: an upper bound)
+BNB_FUSED_MAX_ROWS = 4
+
+
+def dequant_scratch(spec: ModelSpec, slug: str, rows: int, e: int) -> int:
+    """The largest dequantization buffer one of the language model's quantized linears allocates in a forward over
+    `rows` tokens (0 where the format dequantizes nothing or the fused kernel runs)."""
+    fmt = FORMATS[slug]
+    if fmt.dequant_scratch is None or rows <= BNB_FUSED_MAX_ROWS:
+        return 0
+    return max((fmt.dequant_scratch(t, e) for t in model_tensors(spec)
+                if t.part == "language" and not t.gguf_only and fmt.quantizes(t)), default=0)
