@@ -95,8 +95,8 @@ def _linear(out: int, inp: int) -> Tensor:
 
 
 @pytest.mark.parametrize(("slug", "expected_bpw"), [
-    ("bnb-nf4", 4 + 32 / 64),  # 4-bit codes + fp32 absmax per 64
-    ("bnb-fp4", 4 + 32 / 64),
+    ("bnb-nf4", 4 + 32 / 64 + 512 / (4096 * 4096)),  # 4-bit codes + fp32 absmax per 64 + the 16-entry fp32 code
+    ("bnb-fp4", 4 + 32 / 64 + 512 / (4096 * 4096)),
     ("bnb-int8", 8 + 32 / 4096),  # int8 + fp32 scale per output row
     ("awq-int4", 4 + 16 / 128 + 4 / 128),  # 4.15625
     ("gptq-int4", 4 + 16 / 128 + 4 / 128 + 32 / 4096),  # + int32 g_idx per input row

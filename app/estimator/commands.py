@@ -23,8 +23,13 @@ from app.estimator.spec import ModelSpec
 _VLLM_QUANT = {"fp8": "fp8", "bnb-nf4-dq": "bitsandbytes", "bnb-nf4": "bitsandbytes", "bnb-fp4": "bitsandbytes",
                "bnb-int8": "bitsandbytes"}
 _VLLM_DTYPE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}  # vllm/config/model.py ModelDType
-_HF_QUANT = {"bnb-nf4": 'BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")',
-             "bnb-fp4": 'BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="fp4")',
+# bnb_4bit_compute_dtype: the estimate computes in 16 bit; left out, transformers 5.25 BitsAndBytesConfig sets
+# torch.float32 (utils/quantization_config.py) and every Linear4bit casts its input to fp32 and dequantizes into it
+# (bitsandbytes 0.50.2 nn/modules.py Linear4bit.forward)
+_HF_QUANT = {"bnb-nf4": 'BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", '
+                        'bnb_4bit_compute_dtype=torch.bfloat16)',
+             "bnb-fp4": 'BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="fp4", '
+                        'bnb_4bit_compute_dtype=torch.bfloat16)',
              "bnb-int8": "BitsAndBytesConfig(load_in_8bit=True)"}
 _TORCH_DTYPE = {"fp32": "torch.float32", "fp16": "torch.float16", "bf16": "torch.bfloat16"}
 _KV_LLAMA = {"fp16": "f16", "bf16": "bf16", "fp32": "f32"}  # other KV slugs are llama.cpp's own names

@@ -7,7 +7,7 @@ per-tensor quantization rules select tensors by those names. Shapes are PyTorch 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import prod
 from typing import Literal
 
@@ -26,6 +26,7 @@ class Tensor:
     kind: Kind
     layer: int | None = None
     gguf_only: bool = False  # present in GGUF files only (Llama-3.1's rope_freqs), not a parameter
+    modules: int = 1  # same-shaped nn.Linear modules this fused tensor is in the transformers class (SigLIP q/k/v: 3)
 
     @property
     def numel(self) -> int:
@@ -220,7 +221,8 @@ def vision_tensors(v: VisionTower) -> list[Tensor]:
     for i in range(v.layers):
         p = f"v.blk.{i}"
         tensors += _norm(f"{p}.ln1", v.hidden, v.norm, "vision", i)
-        tensors += _linear(f"{p}.attn_qkv", 3 * v.hidden, v.hidden, v.qkv_bias, "vision", i)
+        qkv = _linear(f"{p}.attn_qkv", 3 * v.hidden, v.hidden, v.qkv_bias, "vision", i)
+        tensors += [replace(qkv[0], modules=v.qkv_modules), *qkv[1:]]
         tensors += _linear(f"{p}.attn_out", v.hidden, v.hidden, v.linear_bias, "vision", i)
         tensors += _norm(f"{p}.ln2", v.hidden, v.norm, "vision", i)
         for k in range(v.block_norms - 2):  # Gemma 4 vision: post_attention and post_feedforward norms too

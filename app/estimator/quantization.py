@@ -8,7 +8,7 @@ follow llama.cpp (see `gguf/rules.py`). Non-quantized tensors stay in the comput
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from math import ceil
 from typing import Literal
@@ -58,9 +58,27 @@ def _awq(t: Tensor) -> int:
     return sum(awq_parts(t).values())
 
 
+# bitsandbytes 0.50.2 functional.quantize_4bit: each weight's QuantState holds its own fp32 copy of the 16-entry
+# NF4/FP4 code (get_4bit_type builds a new tensor per call); measured: model_specs/bnb/weights.json
+BNB_4BIT_CODE_BYTES = 16 * 4
+
+
+def _per_module(size: Callable[[Tensor], int]) -> Callable[[Tensor], int]:
+    """bitsandbytes quantizes module by module: a fused tensor that is `modules` nn.Linear in the transformers class
+    (SigLIP q/k/v) is that many weights of out / modules rows, each with its own quant state."""
+    def sized(t: Tensor) -> int:
+        if t.modules == 1:
+            return size(t)
+        one = replace(t, shape=(t.shape[-2] // t.modules, t.shape[-1]), modules=1)
+        return t.modules * size(one)
+    return sized
+
+
+@_per_module
 def _bnb_4bit(t: Tensor) -> int:
-    # bitsandbytes Params4bit: two 4-bit codes per byte + one fp32 absmax per 64 values (no double quant)
-    return ceil(t.numel / 2) + ceil(t.numel / 64) * 4
+    # bitsandbytes Params4bit (blocksize 64, quant_storage uint8, no double quant): two 4-bit codes per byte, one
+    # fp32 absmax per 64 values, the 16-entry fp32 code
+    return ceil(t.numel / 2) + ceil(t.numel / 64) * 4 + BNB_4BIT_CODE_BYTES
 
 
 def _per_row(weight_bits: int, scale_bytes: int) -> Callable[[Tensor], int]:
@@ -76,6 +94,20 @@ def _fp8_per_tensor(t: Tensor) -> int:
 
 
 # --- checkpoint formats vLLM loads (quantization_config of released repos) ---
+def _bnb_4bit_dequant(t: Tensor, e: int) -> int:
+    """What bitsandbytes 0.50.2 allocates to run one Linear4bit over more than a few rows (backends/cuda/ops.py
+    _dequant_linear_fallback: the weight dequantized into an [out, in] tensor of the input's dtype, then F.linear)."""
+    _, out, inp = _per_matrix(t)  # one module: an expert stack runs one expert's matrix at a time
+    return out // t.modules * inp * e
+
+
+def _bnb_4bit_dq_dequant(t: Tensor, e: int) -> int:
+    # double quant: the fp32 absmax dequantized from uint8 (absmax_dq), and absmax_dq + offset, beside the weight
+    _, out, inp = _per_matrix(t)
+    return _bnb_4bit_dequant(t, e) + 2 * ceil(out // t.modules * inp / 64) * 4
+
+
+@_per_module
 def _bnb_4bit_double_quant(t: Tensor) -> int:
     # bitsandbytes Params4bit with compress_statistics (bnb_4bit_use_double_quant): 4-bit codes, uint8
     # absmax per 64 values, fp32 absmax of those per 256 (QuantState.state2), fp32 offset; plus the
@@ -158,9 +190,19 @@ def _decoder_linears(t: Tensor) -> bool:
     return t.part == "language" and t.kind == "linear"
 
 
-def _all_linears(t: Tensor) -> bool:
-    """bitsandbytes replaces every nn.Linear except the output layer (llm_int8_skip_modules)."""
-    return t.kind == "linear"
+# linear weights (ours) that the transformers class holds as a bare nn.Parameter, not an nn.Linear module: no bnb
+BNB_PARAMETERS = {
+    "mm.input_projection.weight": "transformers 5.25 Gemma3MultiModalProjector.mm_input_projection_weight",
+}
+
+
+def _bnb_linears(t: Tensor) -> bool:
+    """What transformers 5.25 loads with BitsAndBytesConfig(load_in_4bit / load_in_8bit): replace_with_bnb_linear
+    (integrations/bitsandbytes.py) swaps every module whose type is exactly nn.Linear, vision tower included, less
+    get_keys_to_not_convert's (quantizers/base.py: tied weights, get_output_embeddings(), the last parameter's
+    module: the output layer, kind "output" here). MoE experts are 3D parameters of an experts module (Qwen3MoE,
+    Mixtral, ... in 5.25), not nn.Linear: they stay in the load dtype, as routers do (model_specs/bnb/weights.json)."""
+    return t.kind == "linear" and "_exps." not in t.name and t.name not in BNB_PARAMETERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +223,9 @@ class Format:
     checkpoint_only: bool = False  # per-module layout read from a checkpoint's config: no rule for other models
     listed: bool = True  # offered on every model's page (dropdown, table); False: only on models stored in it
     refused: tuple[tuple[str, str], ...] = ()  # (runtime, why it cannot load such a checkpoint)
+    # bytes one quantized linear's forward allocates beside its input and output (dequantization), given the
+    # compute element size; None: nothing, or not modelled
+    dequant_scratch: Callable[[Tensor, int], int] | None = None
 
     @property
     def is_gguf(self) -> bool:
@@ -233,11 +278,11 @@ FORMATS: dict[str, Format] = {f.slug: f for f in [
     Format("int4", "INT4 per-channel", "gpu", "symmetric int4 (2 per byte) + fp16 scale per output row",
            (_HF, "vllm"), linear_size=_per_row(4, 2), linear_label="INT4 per-channel"),
     Format("bnb-int8", "bitsandbytes LLM.int8()", "gpu", f"bitsandbytes Int8Params (SCB fp32 per row); {_REF}",
-           (_HF,), linear_size=_per_row(8, 4), linear_label="bnb int8", quantizes=_all_linears),
+           (_HF,), linear_size=_per_module(_per_row(8, 4)), linear_label="bnb int8", quantizes=_bnb_linears),
     Format("bnb-nf4", "bitsandbytes NF4", "gpu", f"bitsandbytes Params4bit, blocksize 64; {_REF}", (_HF,),
-           linear_size=_bnb_4bit, linear_label="bnb NF4", quantizes=_all_linears),
+           linear_size=_bnb_4bit, linear_label="bnb NF4", quantizes=_bnb_linears, dequant_scratch=_bnb_4bit_dequant),
     Format("bnb-fp4", "bitsandbytes FP4", "gpu", f"bitsandbytes Params4bit, blocksize 64; {_REF}", (_HF,),
-           linear_size=_bnb_4bit, linear_label="bnb FP4", quantizes=_all_linears),
+           linear_size=_bnb_4bit, linear_label="bnb FP4", quantizes=_bnb_linears, dequant_scratch=_bnb_4bit_dequant),
     Format("gptq-int4", "GPTQ 4-bit (g128)", "gpu", f"AutoGPTQ QuantLinear packing; {_REF}", (_HF, "vllm"),
            linear_size=_gptq(4), linear_label="GPTQ int4 g128", linear_parts=lambda t: gptq_parts(t, 4),
            grouped_parts=lambda t, g: gptq_parts(t, 4, g)),
@@ -254,7 +299,7 @@ FORMATS: dict[str, Format] = {f.slug: f for f in [
     Format("bnb-nf4-dq", "bitsandbytes NF4, double quant", "gpu",
            f"bitsandbytes Params4bit, blocksize 64, compress_statistics (pre-quantized bnb-4bit checkpoints); {_REF}",
            (_HF, "vllm"), linear_size=_bnb_4bit_double_quant, linear_label="bnb NF4 (double quant)",
-           quantizes=_decoder_linears),
+           quantizes=_decoder_linears, dequant_scratch=_bnb_4bit_dq_dequant),
     # --- end vLLM checkpoint formats ---
     # --- formats released checkpoints are stored in ---
     Format("fp8-block128", "FP8 (e4m3, 128x128 block scales)", "gpu",
@@ -411,3 +456,19 @@ def stored_components(spec: ModelSpec, slug: str) -> dict[str, int]:
         for k, v in parts.items():
             out[k] = out.get(k, 0) + v
     return out
+
+
+# bitsandbytes 0.50.2 backends/cuda/ops.py gemm_4bit: at most this many rows (tokens) run its fused kernel without
+# dequantizing (_GEMM_4BIT_CUSTOM_FLOOR_M); past 1536 (_gemm_4bit_custom_max_m) it always dequantizes; in between
+# its per-GPU heuristic chooses (counted here as dequantizing: an upper bound)
+BNB_FUSED_MAX_ROWS = 4
+
+
+def dequant_scratch(spec: ModelSpec, slug: str, rows: int, e: int) -> int:
+    """The largest dequantization buffer one of the language model's quantized linears allocates in a forward over
+    `rows` tokens (0 where the format dequantizes nothing or the fused kernel runs)."""
+    fmt = FORMATS[slug]
+    if fmt.dequant_scratch is None or rows <= BNB_FUSED_MAX_ROWS:
+        return 0
+    return max((fmt.dequant_scratch(t, e) for t in model_tensors(spec)
+                if t.part == "language" and not t.gguf_only and fmt.quantizes(t)), default=0)

@@ -395,6 +395,8 @@ class VisionTower(Sourced):
     # --- additive: defaults keep older spec files byte-identical ---
     block_norms: int = Field(2, ge=2, description="Norms of width `hidden` in one block (Gemma 4 vision: 4).")
     qk_norm: bool = Field(False, description="Per-head q_norm and k_norm (head_dim wide) in every block.")
+    qkv_modules: Literal[1, 3] = Field(1, description="Modules the block's q/k/v projection is in the transformers "
+                                       "class: 1 (one fused qkv nn.Linear) or 3 (q_proj, k_proj, v_proj: SigLIP).")
     layer_scales: bool = Field(False, description="Two learned per-channel scales [hidden] per block (layer "
                                                   "scale: Step-3.7's lambda_1 / lambda_2).")
     crop_size: int | None = Field(None, ge=1, description="step3p7: side of one local crop in pixels (the image "

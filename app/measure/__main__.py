@@ -27,6 +27,10 @@ if __name__ == "__main__" and sys.argv[1:2] == ["vllm-weights"]:
 
     raise SystemExit(_vllm_weights_main(sys.argv[2:]))
 
+if __name__ == "__main__" and sys.argv[1:2] == ["bnb-weights"]:  # run with a python that has bitsandbytes
+    from app.measure.bnb_weights import main as _bnb_weights_main
+
+    raise SystemExit(_bnb_weights_main(sys.argv[2:]))
 if __name__ == "__main__" and sys.argv[1:2] == ["vllm-quant-weights"]:
     from app.measure.vllm_quant_weights import main as _vllm_quant_weights_main
 

@@ -57,9 +57,10 @@ def gemma3(c: Cfg) -> Adapted:
         linear_bias=True, norm="layernorm", image_size=image, patch_size=patch,
         in_channels=v.int("in_channels", "num_channels", default=3, high=16), temporal_patch=1, patch_bias=True,
         cls_token=False, position_embeddings=side * side, extra_norms=1,
-        projector=projector, embeddings_per_image=tokens, prompt_tokens_per_image=0,
+        projector=projector, embeddings_per_image=tokens, prompt_tokens_per_image=0, qkv_modules=3,
     )
     v.note("position_embeddings", "(image_size / patch_size)^2 learned positions (SiglipVisionEmbeddings)")
+    v.note("qkv_modules", "transformers SiglipAttention: q_proj, k_proj, v_proj")
     v.note("projector", "transformers Gemma3MultiModalProjector (mm_input_projection_weight, mm_soft_emb_norm)")
     v.note("embeddings_per_image", "config.json mm_tokens_per_image")
     return Adapted(out.lm, out.lm_sources, vs, v.sources)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from app.estimator import cache
-from app.estimator.quantization import Format
+from app.estimator.quantization import BNB_FUSED_MAX_ROWS, Format, dequant_scratch
 from app.estimator.runtimes import attention as kernels
 from app.estimator.runtimes import remote_code
 from app.estimator.runtimes.activations import EAGER, SDPA, HfCode, compute_bytes, hf_prefill_bytes, vision_pass_bytes
@@ -107,6 +107,8 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     if attn == "eager" and eager is None:
         eager = "attn_implementation=eager requested (transformers' eager_attention_forward)"
     text = hf_prefill_bytes(lm, e, inp.batch, inp.sequence, hf_code(spec, attn))
+    scratch = dequant_scratch(spec, inp.fmt.slug, inp.batch * inp.sequence, e)
+    text += scratch  # the largest quantized linear's dequantized weight, beside the prefill's activations
     vision = 0
     if spec.vision is not None and inp.images:
         vision = vision_pass_bytes(spec.vision, inp.batch * inp.images, e)
@@ -136,6 +138,11 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     if lm.sliding_window_layers:
         notes.append("sliding-window layers keep the whole prompt's K/V until the first decoded token "
                      "(DynamicSlidingWindowLayer)")
+    if scratch:
+        notes.append(f"bitsandbytes dequantizes each 4-bit weight into a {e}-byte [out, in] tensor before its matmul "
+                     f"over more than {BNB_FUSED_MAX_ROWS} tokens (bitsandbytes 0.50.2 gemm_4bit; from 5 to 1536 "
+                     f"tokens its per-GPU heuristic may run the fused kernel instead): the largest, "
+                     f"{scratch // MiB} MiB, is counted at the peak (not measured on a GPU here)")
     if vision:
         notes.append(f"vision encoder runs over {spec.vision.encoder_tokens:,} tokens per image before prefill")
     mem = RuntimeMemory(inp.weights.total_bytes, kv, activations, overhead, inp.sequence, assumptions=notes)
