@@ -231,7 +231,7 @@ def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence
     if release is not None and vllm_kv.groups_modelled(lm):
         block_size, groups = vllm_kv.runtime_groups(
             lm, KV_TYPES[kv.slug], tp, spec.family not in vllm_kv.FULL_ATTENTION_FAMILIES,
-            block_size, 4 if dtype == "float32" else 2, vllm_kv.window_offset(spec))
+            block_size, 4 if dtype == "float32" else 2, vllm_kv.window_offset(spec), speculative_tokens)
     return VllmFlags(
         profile=profile, gpu_memory_utilization=util, max_model_len=max_model_len,
         max_num_seqs=req.max_num_seqs or seqs, max_num_batched_tokens=req.max_num_batched_tokens or tokens,

@@ -271,7 +271,7 @@ def state_rule(lm: LanguageModel, f: VllmFlags) -> cache.StateRule:
     state shape (conv_kernel - 1, channels) (vllm/model_executor/layers/mamba/mamba_utils.py)."""
     state = cache.state_dtype_bytes(lm, f.compute_bytes)
     return cache.StateRule(conv_bytes=f.compute_bytes, recurrent_bytes=state, ssm_bytes=state,
-                           source="vLLM MambaStateDtypeCalculator")
+                           source="vLLM MambaStateDtypeCalculator", conv_extra=f.speculative_tokens)
 
 
 def state_bytes(lm: LanguageModel, f: VllmFlags, layers: int, first: int = 0) -> int:
