@@ -24,10 +24,9 @@ from app.estimator.runtimes import vllm_memory, vllm_mtp
 from app.estimator.runtimes.vllm_shards import Placement
 
 TABLES = {p.name: json.loads(p.read_text()) for p in sorted((SPECS_DIR / "vllm").glob("mtp*.json"))}
-MODELLED = {"deepseek-v3", "glm-4.5-air", "qwen3-next-80b-a3b-instruct"}
-# in the tables, not modelled yet: MiMo-V2-Flash (mimo_v2_mtp, a sliding-window draft layer with its own glue) and
-# Qwen3.5 (qwen3_5_mtp); their specs carry no mtp_draft, so the API refuses method mtp for them
-NOT_MODELLED = {"mimo-v2-flash", "qwen3.5-35b-a3b"}
+MODELLED = {"deepseek-v3", "glm-4.5-air", "qwen3-next-80b-a3b-instruct", "qwen3.5-35b-a3b", "qwen3.5-27b",
+            "mimo-v2-flash"}
+NOT_MODELLED: set[str] = set()  # in the tables, their specs without mtp_draft (the API refuses method mtp)
 
 
 def _spec(name: str) -> ModelSpec:

@@ -239,7 +239,8 @@ class VramRequest(BaseModel):
     enable_extensible_kv_cache: bool | None = Field(
         None, description="vLLM 0.34 --enable-extensible-kv-cache: size the KV cache after warmup and CUDA-graph "
         "capture from the measured free memory (0.34's default on CUDA/ROCm). Earlier releases: must be unset.")
-    speculative_method: Literal["mtp", "deepseek_mtp", "glm4_moe_mtp", "qwen3_next_mtp"] | None = Field(
+    speculative_method: Literal["mtp", "deepseek_mtp", "glm4_moe_mtp", "qwen3_next_mtp", "qwen3_5_mtp",
+                                "mimo_v2_mtp"] | None = Field(
         None, description="vLLM --speculative-config method: mtp loads the checkpoint's multi-token-prediction "
         "layer(s) as the draft model (its own weights and KV cache layers); the per-family names are those of "
         "older releases and must match the model's draft. Default: no speculative decoding. A model without MTP "

@@ -116,7 +116,8 @@ class MtpDraft(BaseModel):
     model_config = _STRICT
 
     layers: int = Field(ge=1, description="MTP layers stored (num_nextn_predict_layers / mtp_num_hidden_layers).")
-    draft: Literal["deepseek_mtp", "glm4_moe_mtp", "qwen3_next_mtp"] = Field(
+    draft: Literal["deepseek_mtp", "glm4_moe_mtp", "qwen3_next_mtp", "qwen3_5_mtp",
+                   "mimo_v2_mtp"] = Field(
         description="vLLM's draft model_type (the registry of app.estimator.runtimes.vllm_mtp).")
 
 

@@ -30,7 +30,7 @@ GiB = 1 << 30
 WORKER = Path(__file__).with_name("vllm_mtp_worker.py")
 OUT = SPECS_DIR / "vllm" / "mtp.json"
 MODELS = {"deepseek-v3": (1, 2), "qwen3-next-80b-a3b-instruct": (1, 2), "glm-4.5-air": (1,), "mimo-v2-flash": (1,),
-          "qwen3.5-35b-a3b": (1,)}
+          "qwen3.5-35b-a3b": (1, 2), "qwen3.5-27b": (1,)}
 MAX_MODEL_LEN = 8192
 KV_BYTES = 20 * GiB
 

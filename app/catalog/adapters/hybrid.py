@@ -151,6 +151,10 @@ def _qwen3_5(c: Cfg, moe: bool) -> Adapted:
     if moe:
         _gdn_moe(text, lm)
     lm["dtype"] = dtype(text, c if text is not c else None)
+    # vllm/config/speculative.py: qwen3_5 / qwen3_5_moe -> qwen3_5_mtp, n_predict = mtp_num_hidden_layers
+    if text.data.get(text.spelling("mtp_num_hidden_layers")):
+        lm["mtp_draft"] = MtpDraft(layers=text.int("mtp_draft", "mtp_num_hidden_layers", high=LIMITS["layers"]),
+                                   draft="qwen3_5_mtp")
     if text is c or not c.has("vision_config"):
         return Adapted(lm, text.sources)
     vs, sources = _vision(c, lm["hidden"])

@@ -196,7 +196,7 @@ def speculative(spec: ModelSpec, req: VramRequest) -> tuple[int, int]:
                else "it has no multi-token-prediction layers")
         raise InvalidRequest("speculative_method", f"speculative_method {method}: {spec.slug} cannot run an MTP "
                              f"draft ({why}); allowed: unset (MTP drafts: DeepSeek-V3 / R1, GLM-4.5 MoE, "
-                             "Qwen3-Next)")
+                             "Qwen3-Next, Qwen3.5 / 3.6, MiMo-V2-Flash)")
     if method not in ("mtp", draft.draft):
         raise InvalidRequest("speculative_method", f"speculative_method {method} is not {spec.slug}'s draft; "
                              f"allowed: mtp or {draft.draft}")

@@ -36,6 +36,7 @@ class Draft:
     correction_bias: bool  # e_score_correction_bias: float32 [experts] parameter of the gate
     layer_type: str  # the draft layer's attention kind (our layer_types)
     source: str
+    ffn: str = "model"  # the draft layer's FFN: "model" (MoE when the model has experts) or "dense"
 
 
 DRAFTS: dict[str, Draft] = {
@@ -53,6 +54,15 @@ DRAFTS: dict[str, Draft] = {
     # Qwen3NextDecoderLayer(layer_type "full_attention")
     "qwen3_next_mtp": Draft(("pre_fc_norm_embedding", "pre_fc_norm_hidden", "norm"), "fc", False, None, False,
                             "full", "vllm model_executor/models/qwen3_next_mtp.py"),
+    # vllm 0.32.0 model_executor/models/qwen3_5_mtp.py Qwen3_5MultiTokenPredictor: Qwen3-Next's glue around a
+    # Qwen3_5DecoderLayer (full attention; dense MLP in Qwen3_5MTP, MoE in Qwen3_5MoeMTP)
+    "qwen3_5_mtp": Draft(("pre_fc_norm_embedding", "pre_fc_norm_hidden", "norm"), "fc", False, None, False,
+                         "full", "vllm model_executor/models/qwen3_5_mtp.py"),
+    # vllm 0.32.0 model_executor/models/mimo_v2_mtp.py MiMoV2MTPLayer: enorm, hnorm, eh_proj ReplicatedLinear,
+    # input_layernorm, self_attn with the SWA configuration (sliding, sink bias), pre_mlp_layernorm, dense
+    # MiMoV2MLP(intermediate_size), final_layernorm
+    "mimo_v2_mtp": Draft(("enorm", "hnorm", "final_layernorm"), "eh_proj", True, None, False, "sliding",
+                         "vllm model_executor/models/mimo_v2_mtp.py", ffn="dense"),
 }
 
 # --speculative-config method names that load the checkpoint's MTP layers: "mtp" (vLLM's name since 0.10.2,
@@ -67,8 +77,11 @@ def with_draft(lm: LanguageModel, layers: int) -> LanguageModel:
     update: dict = {"layers": lm.layers + layers}
     if lm.layer_types is not None:
         update["layer_types"] = (*lm.layer_types, *(draft.layer_type,) * layers)
+    if draft.layer_type == "sliding":
+        update["sliding_window_layers"] = lm.sliding_window_layers + layers
     if lm.layer_ffn is not None:
-        update["layer_ffn"] = (*lm.layer_ffn, *("moe" if lm.moe else "dense",) * layers)
+        ffn = "moe" if lm.moe and draft.ffn == "model" else "dense"
+        update["layer_ffn"] = (*lm.layer_ffn, *(ffn,) * layers)
     return lm.model_copy(update=update)
 
 
