@@ -12,6 +12,7 @@ tables.
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
 from fastapi.testclient import TestClient
@@ -122,6 +123,15 @@ def test_the_answer_shows_the_draft_apart_and_still_sums(client: TestClient):
     assert sum(b.values()) == mtp["total_bytes"]
     assert b["weights"] == 2 * v["weights_bytes"]  # two GPUs, the draft's bytes inside
     assert b["kv_cache"] == 2 * v["kv_blocks"] * v["kv_block_bytes"]  # the draft's pages inside
+
+
+def test_the_command_passes_the_speculative_config(client: TestClient):
+    cmd = _post(client, model="qwen3.5-35b-a3b", gpu_count=1, speculative_method="mtp",
+                num_speculative_tokens=3)["command"]
+    words = shlex.split(cmd)
+    config = json.loads(words[words.index("--speculative-config") + 1])
+    assert config == {"method": "mtp", "num_speculative_tokens": 3}
+    assert "--speculative-config" not in _post(client, model="qwen3.5-35b-a3b", gpu_count=1)["command"]
 
 
 def test_old_method_names_are_the_models_own_draft(client: TestClient):
