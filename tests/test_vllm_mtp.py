@@ -163,3 +163,24 @@ def test_default_is_no_speculative_decoding(client: TestClient):
     b = _post(client, model="qwen3-next-80b-a3b-instruct", gpu_count=2, speculative_method="mtp")
     assert b["vllm"]["num_speculative_tokens"] == 1  # the model's MTP layers (n_predict)
     assert b["vllm"]["draft_kv_bytes_per_token"] == 1024  # 2 KV heads x 256 x (K, V) x 2 bytes / TP 2
+
+
+def _ranks():
+    for t, table in TABLES.items():
+        for m in table["models"]:
+            for r in m.get("ranks", []):
+                yield pytest.param(t, m["name"], r, id=f"{t}-{m['name']}-tp{r['tp']}{'-ep' if r['ep'] else ''}")
+
+
+def test_enough_ranks_are_compared():
+    assert sum(1 for t in TABLES.values() for m in t["models"] for r in m.get("ranks", []) if "error" not in r) >= 17
+
+
+@pytest.mark.parametrize(("table", "name", "row"), list(_ranks()))
+def test_draft_weights_on_one_rank_under_tp_and_ep_equal_vllms(table: str, name: str, row: dict):
+    """Rank 0 of tensor_parallel_size TP (expert parallel on or off): vLLM's draft class built with its parallel
+    groups set to that size (app/measure/vllm_weights_worker.py's method)."""
+    if "error" in row:  # vLLM 0.32's CPU build cannot build these on the meta device (counted above)
+        pytest.skip(f"vLLM could not build this rank: {row['error'][:120]}")
+    ours, _ = vllm_mtp.draft_weights(_spec(name), FORMATS["bf16"], Placement(row["tp"], 1, row["ep"]), 2)
+    assert ours == row["own_bytes"]

@@ -31,6 +31,10 @@ WORKER = Path(__file__).with_name("vllm_mtp_worker.py")
 OUT = SPECS_DIR / "vllm" / "mtp.json"
 MODELS = {"deepseek-v3": (1, 2), "qwen3-next-80b-a3b-instruct": (1, 2), "glm-4.5-air": (1,), "mimo-v2-flash": (1,),
           "qwen3.5-35b-a3b": (1, 2), "qwen3.5-27b": (1,)}
+# the draft's parameters on rank 0 under tensor (and expert) parallelism: (tensor_parallel_size, expert parallel)
+RANKS = {"deepseek-v3": [(8, False), (8, True)], "glm-4.5-air": [(4, False)],
+         "qwen3-next-80b-a3b-instruct": [(2, False), (4, True)], "qwen3.5-27b": [(2, False)],
+         "qwen3.5-35b-a3b": [(2, False), (2, True)], "mimo-v2-flash": [(4, False), (4, True)]}
 MAX_MODEL_LEN = 8192
 KV_BYTES = 20 * GiB
 
@@ -41,7 +45,8 @@ def run(python: str, names: list[str], vllm_path: Path | None, block_size: int) 
         for name in names:
             folder = Path(tmp) / name
             _prepare(SPECS_DIR / "configs" / name / "config.json", folder)
-            models.append({"name": name, "dir": str(folder), "num_speculative_tokens": list(MODELS[name])})
+            models.append({"name": name, "dir": str(folder), "num_speculative_tokens": list(MODELS[name]),
+                           "ranks": RANKS.get(name, [])})
         job = {"common": {"block_size": block_size, "max_num_batched_tokens": MAX_NUM_BATCHED_TOKENS,
                           "max_model_len": MAX_MODEL_LEN, "kv_bytes": KV_BYTES,
                           "skip_cpu_platform_check": vllm_path is not None}, "models": models}
@@ -53,7 +58,7 @@ def run(python: str, names: list[str], vllm_path: Path | None, block_size: int) 
             print(proc.stderr[-4000:], file=sys.stderr)
             raise SystemExit(f"the vLLM worker failed (exit {proc.returncode})")
         for line in proc.stderr.splitlines():
-            if " n=" in line:
+            if " n=" in line or " draft tp=" in line:
                 print(line, file=sys.stderr)
         return json.loads(proc.stdout)
 

@@ -31,6 +31,7 @@ os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 import vllm_plan_worker as pw  # noqa: E402  (same folder: the script's directory is first on sys.path)
+import vllm_weights_worker as ww  # noqa: E402
 
 # what LLMBaseProposer.load_model replaces by the target's module for an MTP draft (0.32 / 0.34:
 # _maybe_share_embeddings, _maybe_share_lm_head)
@@ -109,6 +110,44 @@ def _build(vc) -> tuple[dict, set, dict]:
     return specs, target_layers, params
 
 
+def _draft_rank(model_dir: str, tp: int, ep: bool) -> dict:
+    """The draft's parameters on rank 0 of a tensor (and expert) parallel deployment: the parallel groups faked
+    as app/measure/vllm_weights_worker.py does; only the draft class is built."""
+    import torch
+    from vllm.config import (
+        LoadConfig,
+        ModelConfig,
+        ParallelConfig,
+        SpeculativeConfig,
+        VllmConfig,
+        set_current_vllm_config,
+    )
+    from vllm.model_executor.model_loader.utils import get_model_architecture
+    from vllm.utils.torch_utils import set_default_torch_dtype
+
+    mc = ModelConfig(model=model_dir, skip_tokenizer_init=True, dtype="bfloat16", max_model_len=4096,
+                     enforce_eager=True)
+    pc = ParallelConfig(tensor_parallel_size=tp, enable_expert_parallel=ep)
+    sc = SpeculativeConfig(method="mtp", num_speculative_tokens=1, target_model_config=mc, target_parallel_config=pc)
+    vc = VllmConfig(model_config=mc, parallel_config=pc, speculative_config=sc,
+                    load_config=LoadConfig(load_format="dummy"))
+    ww._init_distributed(VllmConfig(model_config=mc, parallel_config=ParallelConfig(),
+                                    load_config=LoadConfig(load_format="dummy")))
+    ww._fake_groups(tp, 1, ep)
+    draft_mc = vc.speculative_config.draft_model_config
+    cls, _ = get_model_architecture(draft_mc)
+    with set_current_vllm_config(vc), set_default_torch_dtype(draft_mc.dtype), torch.device("meta"):
+        draft = cls(vllm_config=vc, prefix="")
+    own = shared = 0
+    for name, p in draft.named_parameters():
+        size = p.numel() * p.element_size()
+        if SHARED.match(name):
+            shared += size
+        else:
+            own += size
+    return {"tp": tp, "ep": ep, "own_bytes": own, "shared_bytes": shared}
+
+
 def run_model(m: dict, common: dict) -> dict:
     out = {"name": m["name"], "settings": []}
     for n in m["num_speculative_tokens"]:
@@ -135,6 +174,14 @@ def run_model(m: dict, common: dict) -> dict:
         pw.log(f"{m['name']} n={n}: {row.get('draft_weights', {}).get('own_bytes', row.get('error'))} "
                f"({time.time() - t0:.1f}s)")
         out["settings"].append(row)
+    for tp, ep in m.get("ranks", []):
+        try:
+            row = _draft_rank(m["dir"], tp, ep)
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc()
+            row = {"tp": tp, "ep": ep, "error": f"{type(e).__name__}: {e}"[:600]}
+        pw.log(f"{m['name']} draft tp={tp} ep={ep}: {row.get('own_bytes', row.get('error'))}")
+        out.setdefault("ranks", []).append(row)
     return out
 
 
