@@ -87,10 +87,13 @@ class StateRule:
     # others leave these at 0.
     overlap_kv_bytes: int = 0
     overlap_gate_bytes: int = 0
+    # vLLM with speculative decoding keeps kernel - 1 + num_speculative_tokens conv inputs
+    # (vllm 0.32.0 model_executor/layers/mamba/mamba_utils.py MambaStateShapeCalculator, num_spec)
+    conv_extra: int = 0
 
     def elements(self, s: State) -> int:
         if s.name == "conv":
-            return s.elements_per_step * (s.kernel if self.conv_keeps_kernel else s.kernel - 1)
+            return s.elements_per_step * (s.kernel if self.conv_keeps_kernel else s.kernel - 1 + self.conv_extra)
         return s.elements_per_step
 
     def bytes(self, s: State) -> int:

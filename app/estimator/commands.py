@@ -10,6 +10,7 @@ Checked against those sources in tests/test_commands_sources.py.
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Callable
 from typing import Any
@@ -77,6 +78,9 @@ def _vllm_serve(req: ResolvedRequest, spec: ModelSpec, extra: Any, repo: str | N
         ("--max-num-batched-tokens", v.max_num_batched_tokens if v else None),
         ("--block-size", v.block_size if v else None),
         ("--enforce-eager", bool(v and v.enforce_eager)),
+        # vllm/engine/arg_utils.py --speculative-config: a JSON object of SpeculativeConfig fields
+        ("--speculative-config", json.dumps({"method": v.speculative_method, "num_speculative_tokens":
+                                             v.num_speculative_tokens}) if v and v.speculative_method else None),
         ("--quantization", quant), ("--load-format", "bitsandbytes" if quant == "bitsandbytes" else None),
         ("--dtype", _VLLM_DTYPE.get(req.quantization)),
     ]

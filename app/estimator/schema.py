@@ -27,7 +27,9 @@ MAX_VLLM_TOKENS = 1 << 20
 _VLLM_FIELDS = frozenset({"gpu_memory_utilization", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
                           "block_size", "kv_cache_dtype", "tensor_parallel_size", "pipeline_parallel_size",
                           "enforce_eager", "dtype", "vllm_version", "memory_profiler_estimate_cudagraphs",
-                          "enable_extensible_kv_cache", "data_parallel_size", "enable_expert_parallel"})
+                          "enable_extensible_kv_cache", "data_parallel_size", "enable_expert_parallel",
+                          "speculative_method", "num_speculative_tokens"})
+MAX_SPECULATIVE_TOKENS = 64
 
 
 def _product(a: object, b: object) -> object:
@@ -237,6 +239,16 @@ class VramRequest(BaseModel):
     enable_extensible_kv_cache: bool | None = Field(
         None, description="vLLM 0.34 --enable-extensible-kv-cache: size the KV cache after warmup and CUDA-graph "
         "capture from the measured free memory (0.34's default on CUDA/ROCm). Earlier releases: must be unset.")
+    speculative_method: Literal["mtp", "deepseek_mtp", "glm4_moe_mtp", "qwen3_next_mtp", "qwen3_5_mtp",
+                                "mimo_v2_mtp"] | None = Field(
+        None, description="vLLM --speculative-config method: mtp loads the checkpoint's multi-token-prediction "
+        "layer(s) as the draft model (its own weights and KV cache layers); the per-family names are those of "
+        "older releases and must match the model's draft. Default: no speculative decoding. A model without MTP "
+        "layers is refused.")
+    num_speculative_tokens: int | None = Field(
+        None, ge=1, le=MAX_SPECULATIVE_TOKENS, description="vLLM --speculative-config num_speculative_tokens: "
+        "tokens the draft proposes per step (the MTP layers are run in turn). Needs speculative_method. Default: "
+        "the model's MTP layers.")
 
     @model_validator(mode="before")
     @classmethod
@@ -578,6 +590,17 @@ class VllmDetail(BaseModel):
     fixes: list[VllmFix] = Field(default_factory=list, description="Smallest changes that make it start.")
     stages: list[VllmStage] = Field(default_factory=list, description="Every pipeline stage; the figures above "
                                     "are those of the stage with the fewest KV blocks.")
+    speculative_method: str | None = Field(None, description="--speculative-config method (mtp: the checkpoint's "
+                                           "MTP layers as the draft); None: no speculative decoding.")
+    num_speculative_tokens: int = Field(0, description="Draft tokens proposed per step (0: none).")
+    draft_layers: int = Field(0, description="MTP layers vLLM loads as the draft model.")
+    draft_weights_bytes: int = Field(0, description="Of weights_bytes (last pipeline stage): the draft's own "
+                                     "parameters on one GPU; its embed_tokens and lm_head are the target's.")
+    draft_kv_bytes_per_token: int = Field(0, description="KV bytes per token of the draft's attention layer(s) on "
+                                          "one GPU; they are planned with the target's layers (of kv_block_bytes).")
+    draft_kv_bytes: int | None = Field(None, description="Of the KV cache on one GPU: the draft's layers' pages "
+                                       "(kv_tokens x draft_kv_bytes_per_token; None for grouped hybrid plans, where "
+                                       "the draft's layer takes a page slot in its group).")
 
 
 # --- Hub source: the commit a fetched config.json came from ---

@@ -108,6 +108,19 @@ class KvGeometry(BaseModel):
         return _drop_defaults(handler(self), self, ("v_from_k", "heads"))
 
 
+class MtpDraft(BaseModel):
+    """The multi-token-prediction layer(s) a checkpoint stores after the decoder, as vLLM loads them for
+    --speculative-config '{"method": "mtp"}' (vllm/config/speculative.py turns the target's config into the
+    draft's model_type)."""
+
+    model_config = _STRICT
+
+    layers: int = Field(ge=1, description="MTP layers stored (num_nextn_predict_layers / mtp_num_hidden_layers).")
+    draft: Literal["deepseek_mtp", "glm4_moe_mtp", "qwen3_next_mtp", "qwen3_5_mtp",
+                   "mimo_v2_mtp"] = Field(
+        description="vLLM's draft model_type (the registry of app.estimator.runtimes.vllm_mtp).")
+
+
 class Indexer(BaseModel):
     """Sparse-attention indexer (DeepSeek V3.2 / GLM-5 DSA): a per-token key cache beside the KV/latent."""
 
@@ -215,7 +228,7 @@ StoredScheme = Literal["nvfp4", "nvfp4-w4a16", "fp8-static", "unquantized"]
 CACHE_MODEL_FIELDS = ("v_head_dim", "kv_geometry", "attention_chunk_size", "kv_shared_layers", "indexer",
                       "linear_attention", "mamba", "short_conv", "state_dtype", "layer_ffn", "attn_output_gate",
                       "per_layer_input", "per_layer_vocab", "sink_layer_type", "attn_head_gate", "mtp_layers",
-                      "compressed_attention", "hyper_connections", "stored_schemes", "stored_group_size",
+                      "mtp_draft", "compressed_attention", "hyper_connections", "stored_schemes", "stored_group_size",
                       "stored_kv_cache")
 
 
@@ -289,6 +302,9 @@ class LanguageModel(Sourced):
     mtp_layers: int = Field(0, ge=0, description="Multi-token-prediction layers the checkpoint stores after the "
                                                  "decoder (num_nextn_predict_layers): not counted in the weights "
                                                  "(the runtimes' plain model classes skip them).")
+    mtp_draft: MtpDraft | None = Field(
+        None, description="MTP layer(s) vLLM can load as a speculative draft (--speculative-config method mtp); "
+                          "None: none, or a family whose draft is not modelled.")
     per_layer_input: int = Field(0, ge=0, description="Per-layer embeddings (PLE) width per layer "
                                                       "(Gemma 4 hidden_size_per_layer_input); 0: none.")
     per_layer_vocab: int | None = Field(None, ge=1, description="Rows of the per-layer embedding table "

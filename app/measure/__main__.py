@@ -26,6 +26,10 @@ if __name__ == "__main__" and sys.argv[1:2] == ["vllm-weights"]:
     from app.measure.vllm_weights import main as _vllm_weights_main
 
     raise SystemExit(_vllm_weights_main(sys.argv[2:]))
+if __name__ == "__main__" and sys.argv[1:2] == ["vllm-mtp"]:
+    from app.measure.vllm_mtp import main as _vllm_mtp_main
+
+    raise SystemExit(_vllm_mtp_main(sys.argv[2:]))
 
 if __name__ == "__main__" and sys.argv[1:2] == ["bnb-weights"]:  # run with a python that has bitsandbytes
     from app.measure.bnb_weights import main as _bnb_weights_main

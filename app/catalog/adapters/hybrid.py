@@ -13,7 +13,7 @@ from typing import Any
 
 from app.catalog.adapters.common import Adapted, decoder, dtype, window
 from app.catalog.config import LIMITS, Cfg, InvalidConfigValue
-from app.estimator.spec import LinearAttention, Mamba2, MoE, ShortConv, TensorShape
+from app.estimator.spec import LinearAttention, Mamba2, MoE, MtpDraft, ShortConv, TensorShape
 
 
 def _experts_key(c: Cfg, *keys: str) -> str:
@@ -98,6 +98,11 @@ def qwen3_next(c: Cfg) -> Adapted:
     lm = _gdn_decoder(c)
     _gdn_moe(c, lm)
     lm["dtype"] = dtype(c)
+    # vllm/model_executor/models/qwen3_next_mtp.py: num_mtp_layers = getattr(config, "num_nextn_predict_layers", 1)
+    n = c.int("mtp_draft", "num_nextn_predict_layers", default=1, low=0, high=LIMITS["layers"])
+    if n:
+        lm["mtp_draft"] = MtpDraft(layers=n, draft="qwen3_next_mtp")
+        c.note("mtp_draft", "vLLM Qwen3NextMTP: num_nextn_predict_layers, absent: 1 (qwen3_next_mtp.py)")
     return Adapted(lm, c.sources)
 
 
@@ -146,6 +151,10 @@ def _qwen3_5(c: Cfg, moe: bool) -> Adapted:
     if moe:
         _gdn_moe(text, lm)
     lm["dtype"] = dtype(text, c if text is not c else None)
+    # vllm/config/speculative.py: qwen3_5 / qwen3_5_moe -> qwen3_5_mtp, n_predict = mtp_num_hidden_layers
+    if text.data.get(text.spelling("mtp_num_hidden_layers")):
+        lm["mtp_draft"] = MtpDraft(layers=text.int("mtp_draft", "mtp_num_hidden_layers", high=LIMITS["layers"]),
+                                   draft="qwen3_5_mtp")
     if text is c or not c.has("vision_config"):
         return Adapted(lm, text.sources)
     vs, sources = _vision(c, lm["hidden"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from app.catalog.adapters.common import Adapted, decoder, dtype
 from app.catalog.config import LIMITS, Cfg, InvalidConfigValue
-from app.estimator.spec import KvGeometry, MoE
+from app.estimator.spec import KvGeometry, MoE, MtpDraft
 
 
 def _layer_types(c: Cfg, layers: int) -> list[str]:
@@ -92,4 +92,8 @@ def mimo_v2_flash(c: Cfg) -> Adapted:
     lm["sliding_window_layers"] = types.count("sliding")
     lm["layer_types"] = tuple(types)
     lm["dtype"] = dtype(c)
+    # vllm/config/speculative.py: MiMoV2FlashForCausalLM -> mimo_v2_mtp with n_predict
+    # _MIMO_V2_FLASH_NUM_MTP_LAYERS = 1 (model_executor/models/mimo_v2_mtp.py, 0.32.0 and 0.34.0)
+    lm["mtp_draft"] = MtpDraft(layers=1, draft="mimo_v2_mtp")
+    c.note("mtp_draft", "vLLM mimo_v2_mtp.py _MIMO_V2_FLASH_NUM_MTP_LAYERS (the first stored MTP layer)")
     return Adapted(lm, c.sources)

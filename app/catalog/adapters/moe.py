@@ -15,7 +15,7 @@ from app.catalog.adapters.common import (
     window,
 )
 from app.catalog.config import LIMITS, Cfg, InvalidConfigValue
-from app.estimator.spec import MLA, Indexer, MoE
+from app.estimator.spec import MLA, Indexer, MoE, MtpDraft
 
 
 def _experts(c: Cfg, experts_key: str, ffn_key: str) -> dict[str, Any]:
@@ -139,6 +139,18 @@ def _deepseek(c: Cfg) -> dict[str, Any]:
     return lm
 
 
+def _mtp(c: Cfg, lm: dict[str, Any], draft: str) -> None:
+    """num_nextn_predict_layers MTP layer(s): vLLM loads them as the draft of --speculative-config method mtp
+    (vllm/config/speculative.py: deepseek_v3 -> deepseek_mtp, glm4_moe -> glm4_moe_mtp)."""
+    if not c.data.get(c.spelling("num_nextn_predict_layers")):  # absent or 0 (Kimi K2): no draft
+        return
+    n = c.int("mtp_draft", "num_nextn_predict_layers", low=0, high=LIMITS["layers"])
+    if n:
+        lm["mtp_draft"] = MtpDraft(layers=n, draft=draft)
+        c.note("mtp_draft", f"config.json num_nextn_predict_layers; vLLM draft model_type {draft} "
+                            "(vllm/config/speculative.py)")
+
+
 def deepseek_v2(c: Cfg) -> Adapted:
     """DeepseekV2ForCausalLM: MLA attention, shared + routed experts after the first dense layers."""
     lm = _deepseek(c)
@@ -149,9 +161,10 @@ def deepseek_v3(c: Cfg) -> Adapted:
     """DeepseekV3ForCausalLM: V2's layout; the router's e_score_correction_bias is a buffer, not a parameter.
 
     The multi-token-prediction layer (num_nextn_predict_layers) is not built by transformers and not
-    counted here: it is loaded only for speculative decoding.
+    counted here: it is loaded only for speculative decoding (mtp_draft).
     """
     lm = _deepseek(c)
+    _mtp(c, lm, "deepseek_mtp")
     return _finish(c, lm, no_window(c, lm["layers"]))
 
 
@@ -218,6 +231,7 @@ def glm4_moe(c: Cfg) -> Adapted:
                     first_dense_layers=c.int("moe", "first_k_dense_replace", default=1, low=0, high=lm["layers"]))
     c.note("moe", "config.json n_routed_experts, num_experts_per_tok, moe_intermediate_size, n_shared_experts, "
                   "first_k_dense_replace (absent: transformers Glm4MoeConfig defaults); MTP layers not built")
+    _mtp(c, lm, "glm4_moe_mtp")
     return _finish(c, lm, no_window(c, lm["layers"]))
 
 

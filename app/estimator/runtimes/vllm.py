@@ -75,11 +75,21 @@ def _notes(f: VllmFlags, s: Stage) -> list[str]:
         notes.append("extensible KV cache (0.34): sized after warmup and graph capture from measured free memory, "
                      "min(requested - used, free - used - margin) - transient peak, margin max(1 GiB, 0.75 x "
                      "transient peak) (v1/worker/extensible_kv_cache.py:592)")
+    if f.draft_layers:
+        notes.append(f"speculative decoding, method mtp: the checkpoint's {f.draft_layers} MTP layer(s) loaded as the "
+                     f"draft ({s_draft(f)}), {f.speculative_tokens} speculative token(s) per step; it shares the "
+                     "target's embed_tokens and lm_head (llm_base_proposer.py load_model) and its attention layers "
+                     "join the KV cache plan. Not modelled: the draft's share of the profiled activation peak and "
+                     "CUDA graphs, the scheduler's lookahead slots")
     if p.checked_on:
         notes.append(f"vLLM {p.name} checked on: {p.checked_on}")
     if not p.calibrated:
         notes.append(f"vLLM {p.name} is not checked against a startup log: constants of a neighbouring release")
     return notes
+
+
+def s_draft(f: VllmFlags) -> str:
+    return f"{f.draft_layers} decoder layer(s) with their glue, weights on the last pipeline stage"
 
 
 def _equivalent(f: VllmFlags, s: Stage, total: int | None) -> tuple[float | None, float | None]:
@@ -122,6 +132,11 @@ def _detail(f: VllmFlags, s: Stage, stages: list[Stage], total: int | None, sequ
         starts=verdict.starts if verdict is not None else None,
         shortfall_bytes=verdict.shortfall if verdict is not None else 0, fixes=fixes,
         stages=[_stage(f, x, total) for x in stages],
+        speculative_method="mtp" if f.draft_layers else None, num_speculative_tokens=f.speculative_tokens,
+        draft_layers=f.draft_layers, draft_weights_bytes=stages[-1].draft_weights,
+        draft_kv_bytes_per_token=stages[-1].draft_token_bytes,
+        draft_kv_bytes=(blocks * f.block_size * stages[-1].draft_token_bytes
+                        if f.draft_layers and blocks is not None and not _grouped(f) else None),
     )
 
 

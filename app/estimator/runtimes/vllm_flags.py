@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from app.estimator.errors import InvalidRequest, UnknownChoice
 from app.estimator.kv_cache import KV_TYPES, KvType
 from app.estimator.quantization import Format
-from app.estimator.runtimes import vllm_kv
+from app.estimator.runtimes import vllm_kv, vllm_mtp
 from app.estimator.runtimes.vllm_profiles import (
     EXTENSIBLE_UTILIZATION,
     NEWEST,
@@ -110,6 +110,10 @@ class VllmFlags:
     kv_groups: tuple[vllm_kv.GroupShape, ...] | None = None
     dp: int = 1  # --data-parallel-size: engine replicas (each with its own KV cache)
     ep: bool = False  # --enable-expert-parallel: whole experts per rank over TP x DP ranks
+    # --speculative-config method mtp: the MTP layers loaded as the draft (0: no speculative decoding) and
+    # num_speculative_tokens (vllm_mtp)
+    draft_layers: int = 0
+    speculative_tokens: int = 0
 
     @property
     def in_flight(self) -> int:
@@ -175,6 +179,30 @@ def _switches(profile: VllmProfile, req: VramRequest) -> tuple[bool, bool, float
     return estimate and not req.enforce_eager, extensible, util
 
 
+def speculative(spec: ModelSpec, req: VramRequest) -> tuple[int, int]:
+    """(MTP layers vLLM loads as the draft, num_speculative_tokens) for --speculative-config; (0, 0) without.
+    vllm/config/speculative.py: method mtp (older releases: the draft's model_type) needs the checkpoint's
+    MTP layers; num_speculative_tokens defaults to their count (n_predict)."""
+    method = req.speculative_method
+    if method is None:
+        if req.num_speculative_tokens is not None:
+            raise InvalidRequest("num_speculative_tokens", "num_speculative_tokens needs speculative_method; "
+                                 "allowed: unset, or with speculative_method mtp")
+        return 0, 0
+    lm = spec.language_model
+    draft = lm.mtp_draft
+    if draft is None:
+        why = (f"its {lm.mtp_layers} stored MTP layer(s) are not modelled as a vLLM draft here" if lm.mtp_layers
+               else "it has no multi-token-prediction layers")
+        raise InvalidRequest("speculative_method", f"speculative_method {method}: {spec.slug} cannot run an MTP "
+                             f"draft ({why}); allowed: unset (MTP drafts: DeepSeek-V3 / R1, GLM-4.5 MoE, "
+                             "Qwen3-Next, Qwen3.5 / 3.6, MiMo-V2-Flash)")
+    if method not in ("mtp", draft.draft):
+        raise InvalidRequest("speculative_method", f"speculative_method {method} is not {spec.slug}'s draft; "
+                             f"allowed: mtp or {draft.draft}")
+    return draft.layers, req.num_speculative_tokens or draft.layers
+
+
 def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence: int,
             gpu_bytes: int | None, gpu_slug: str | None) -> VllmFlags:
     """Every vLLM flag with its default filled in for this model, format, length and GPU.
@@ -198,10 +226,12 @@ def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence
         kv_name = req.kv_cache_dtype
     release = vllm_kv.rules(req.vllm_version or NEWEST) if pp == 1 else None
     groups, block_size = None, req.block_size or profile.default_block_size
-    if release is not None and vllm_kv.groups_modelled(spec.language_model):
+    draft_layers, speculative_tokens = speculative(spec, req)
+    lm = vllm_mtp.with_draft(spec.language_model, draft_layers) if draft_layers else spec.language_model
+    if release is not None and vllm_kv.groups_modelled(lm):
         block_size, groups = vllm_kv.runtime_groups(
-            spec.language_model, KV_TYPES[kv.slug], tp, spec.family not in vllm_kv.FULL_ATTENTION_FAMILIES,
-            block_size, 4 if dtype == "float32" else 2, vllm_kv.window_offset(spec))
+            lm, KV_TYPES[kv.slug], tp, spec.family not in vllm_kv.FULL_ATTENTION_FAMILIES,
+            block_size, 4 if dtype == "float32" else 2, vllm_kv.window_offset(spec), speculative_tokens)
     return VllmFlags(
         profile=profile, gpu_memory_utilization=util, max_model_len=max_model_len,
         max_num_seqs=req.max_num_seqs or seqs, max_num_batched_tokens=req.max_num_batched_tokens or tokens,
@@ -209,6 +239,7 @@ def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence
         compute_bytes=4 if dtype == "float32" else 2, tp=tp, pp=pp, enforce_eager=req.enforce_eager,
         method=VLLM_METHODS[fmt.slug], graph_estimate=graph_estimate, extensible=extensible,
         kv_release=release, kv_groups=groups, dp=dp, ep=req.enable_expert_parallel,
+        draft_layers=draft_layers, speculative_tokens=speculative_tokens,
     )
 
 

@@ -88,6 +88,7 @@ class LayerKv:
     window: int | None = None  # sliding window, or attention_chunk_size of a chunked layer
     state_bytes: int = 0  # mamba: the state of one sequence (MambaSpec page before padding)
     checkpoint_blocks: int = 0  # mamba: num_prefill_checkpoint_blocks
+    speculative_blocks: int = 0  # mamba: num_speculative_blocks (= num_speculative_tokens, mamba/abstract.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +155,8 @@ def groups_modelled(lm: LanguageModel) -> bool:
             and kinds <= {"attention", "mla", "gdn", "mamba2", "short_conv", "none"})
 
 
-def _vllm_state_rule(lm: LanguageModel, compute_bytes: int, ssm_bytes: int | None = None) -> cache.StateRule:
+def _vllm_state_rule(lm: LanguageModel, compute_bytes: int, ssm_bytes: int | None = None,
+                     speculative_tokens: int = 0) -> cache.StateRule:
     """vLLM MambaStateDtypeCalculator: conv state in the model dtype, SSM / GDN state in --mamba-ssm-cache-dtype
     (`ssm_bytes`; auto, None: what the model's config hook resolves, vllm 0.32.0 model_executor/models/config.py
     Qwen3_5ForConditionalGenerationConfig (config mamba_ssm_dtype) :856-866, NemotronHForCausalLMConfig
@@ -162,14 +164,15 @@ def _vllm_state_rule(lm: LanguageModel, compute_bytes: int, ssm_bytes: int | Non
     model dtype); conv keeps kernel - 1 inputs (vllm/model_executor/layers/mamba/mamba_utils.py)."""
     state = ssm_bytes or cache.state_dtype_bytes(lm, compute_bytes)
     return cache.StateRule(conv_bytes=compute_bytes, recurrent_bytes=state, ssm_bytes=state,
-                           source="vLLM MambaStateDtypeCalculator")
+                           source="vLLM MambaStateDtypeCalculator", conv_extra=speculative_tokens)
 
 
 def layer_kv(lm: LanguageModel, kv: KvType, tp: int, windows: bool = True, compute_bytes: int = 2,
-             ssm_bytes: int | None = None, window_offset: int = 0) -> list[LayerKv]:
+             ssm_bytes: int | None = None, window_offset: int = 0, speculative_tokens: int = 0) -> list[LayerKv]:
     """Every decoder layer's spec, in layer order (`windows` False: vLLM ignores the sliding windows); layers
-    without a cache (no token mixer) are left out, as vLLM gives them no spec."""
-    rule = _vllm_state_rule(lm, compute_bytes, ssm_bytes)
+    without a cache (no token mixer) are left out, as vLLM gives them no spec. `speculative_tokens`
+    (--speculative-config num_speculative_tokens): longer conv states and as many more state blocks."""
+    rule = _vllm_state_rule(lm, compute_bytes, ssm_bytes, speculative_tokens)
     out = []
     for c in cache.layer_caches(lm):
         if c.kind == "mla":  # MLAAttentionSpec: one latent (kv_lora_rank + rope dim), head_size_v 0, 1 KV head
@@ -184,7 +187,7 @@ def layer_kv(lm: LanguageModel, kv: KvType, tp: int, windows: bool = True, compu
             out.append(LayerKv(kind, per_token, span))
         elif c.states:
             state = sum(rule.bytes(st) // tp if st.heads % tp == 0 else rule.bytes(st) for st in c.states)
-            out.append(LayerKv("mamba", 0, None, state, CHECKPOINT_BLOCKS[c.kind]))
+            out.append(LayerKv("mamba", 0, None, state, CHECKPOINT_BLOCKS[c.kind], speculative_tokens))
     return out
 
 
@@ -263,7 +266,7 @@ def _shapes(layers: list[LayerKv], scales: list[int] | None = None) -> tuple[Gro
         buckets[(layer, scale)] = buckets.get((layer, scale), 0) + 1
 
     def shape(spec: LayerKv, scale: int, n: int) -> GroupShape:
-        blocks = ALIGN_STATE_BLOCKS + spec.checkpoint_blocks if spec.kind == "mamba" else 0
+        blocks = ALIGN_STATE_BLOCKS + spec.checkpoint_blocks + spec.speculative_blocks if spec.kind == "mamba" else 0
         return GroupShape(spec.kind, spec.window, n, scale, blocks)
 
     if len(buckets) == 1:
@@ -286,10 +289,12 @@ def group_shapes(lm: LanguageModel, windows: bool = True, block_size: int = 16, 
 
 
 def runtime_groups(lm: LanguageModel, kv: KvType, tp: int, windows: bool, block_size: int,
-                   compute_bytes: int, window_offset: int = 0) -> tuple[int, tuple[GroupShape, ...]]:
+                   compute_bytes: int, window_offset: int = 0,
+                   speculative_tokens: int = 0) -> tuple[int, tuple[GroupShape, ...]]:
     """(the block size vLLM runs with, its KV cache groups) for the vLLM runtime: --block-size raised for
     Mamba/GDN hybrids ("Setting attention block size to %d tokens", platforms/interface.py:1093-1098)."""
-    u = unify(layer_kv(lm, kv, tp, windows, compute_bytes, window_offset=window_offset), block_size)
+    u = unify(layer_kv(lm, kv, tp, windows, compute_bytes, window_offset=window_offset,
+                       speculative_tokens=speculative_tokens), block_size)
     return u.block_size, _shapes([x for x, _ in u.layers], [s for _, s in u.layers])
 
 
@@ -334,9 +339,10 @@ def capacity(rel: PlanRelease, shapes: tuple[GroupShape, ...], num_blocks: int, 
 def plan(lm: LanguageModel, kv: KvType, *, vllm_version: str, max_model_len: int, block_size: int,
          tensor_parallel_size: int, kv_budget_bytes: int, max_num_batched_tokens: int,
          async_scheduling: bool = True, windows: bool = True, compute_bytes: int = 2,
-         ssm_bytes: int | None = None, window_offset: int = 0) -> KvPlan:
+         ssm_bytes: int | None = None, window_offset: int = 0, speculative_tokens: int = 0) -> KvPlan:
     """vLLM's KV cache plan on one GPU for `kv_budget_bytes` of KV memory (pipeline parallel size 1)."""
-    layers = layer_kv(lm, kv, tensor_parallel_size, windows, compute_bytes, ssm_bytes, window_offset)
+    layers = layer_kv(lm, kv, tensor_parallel_size, windows, compute_bytes, ssm_bytes, window_offset,
+                      speculative_tokens)
     return plan_layers(layers, vllm_version=vllm_version, max_model_len=max_model_len, block_size=block_size,
                        kv_budget_bytes=kv_budget_bytes, max_num_batched_tokens=max_num_batched_tokens,
                        async_scheduling=async_scheduling)
@@ -363,15 +369,25 @@ def plan_layers(layers: list[LayerKv], *, vllm_version: str, max_model_len: int,
 
 def plan_for(spec: ModelSpec, *, vllm_version: str, max_model_len: int, kv_budget_bytes: int, block_size: int = 16,
              kv_cache_dtype: str = "auto", tensor_parallel_size: int = 1, max_num_batched_tokens: int = 8192,
-             dtype: str = "auto", mamba_ssm_cache_dtype: str = "auto") -> KvPlan:
+             dtype: str = "auto", mamba_ssm_cache_dtype: str = "auto", num_speculative_tokens: int = 0,
+             mtp_draft: bool = False) -> KvPlan:
     """`plan` with vLLM's flag names: kv_cache_dtype auto stores the compute dtype (--dtype auto: the
-    checkpoint's, float32 run as bfloat16), the fp8 variants one byte per element."""
+    checkpoint's, float32 run as bfloat16), the fp8 variants one byte per element. `mtp_draft`: --speculative-config
+    method mtp, the checkpoint's MTP layers planned after the target's (vllm_mtp.with_draft)."""
+    from app.estimator.runtimes import vllm_mtp
+
+    lm = spec.language_model
+    if mtp_draft:
+        if lm.mtp_draft is None:
+            raise ValueError(f"{spec.slug} has no MTP draft")
+        lm = vllm_mtp.with_draft(lm, lm.mtp_draft.layers)
     name = dtype if dtype != "auto" else spec.language_model.dtype
     compute = KV_TYPES[{"float32": "fp32", "float16": "fp16"}.get(name, "bf16") if dtype != "auto"
                        else ("bf16" if name in ("bfloat16", "float32") else "fp16")]
     kv = KV_TYPES["fp8"] if kv_cache_dtype.startswith("fp8") else compute
-    return plan(spec.language_model, kv, vllm_version=vllm_version, max_model_len=max_model_len,
+    return plan(lm, kv, vllm_version=vllm_version, max_model_len=max_model_len,
                 block_size=block_size, tensor_parallel_size=tensor_parallel_size, kv_budget_bytes=kv_budget_bytes,
                 max_num_batched_tokens=max_num_batched_tokens, windows=spec.family not in FULL_ATTENTION_FAMILIES,
                 compute_bytes=compute.bytes_for(1), window_offset=window_offset(spec),
-                ssm_bytes=None if mamba_ssm_cache_dtype == "auto" else cache.DTYPE_BYTES[mamba_ssm_cache_dtype])
+                ssm_bytes=None if mamba_ssm_cache_dtype == "auto" else cache.DTYPE_BYTES[mamba_ssm_cache_dtype],
+                speculative_tokens=num_speculative_tokens)

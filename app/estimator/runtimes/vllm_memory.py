@@ -16,6 +16,7 @@ from app.estimator import cache
 from app.estimator.memo import per_spec
 from app.estimator.params import Tensor, model_tensors
 from app.estimator.quantization import COMPUTE_BYTES, FORMATS, Format, tensor_stored
+from app.estimator.runtimes import vllm_mtp
 from app.estimator.runtimes.activations import vision_pass_bytes
 from app.estimator.runtimes.vllm_flags import VllmFlags, padded_vocab
 from app.estimator.runtimes.vllm_profiles import (
@@ -51,6 +52,8 @@ class Stage:
     graph_estimate: int = 0  # CUDA-graph estimate inside the budget (0.20+; 0 when not applied)
     graph_pool: int = 0  # the CUDA-graph pool once captured (0 with enforce_eager)
     state_bytes: int = 0  # recurrent state of one sequence over this stage's layers on one GPU
+    draft_weights: int = 0  # of `weights`: the MTP draft's own parameters (vllm_mtp; the last stage)
+    draft_token_bytes: int = 0  # KV bytes per token of the draft's attention layers on one GPU
 
     def non_kv(self) -> int:
         """Non-KV memory the estimate-based budget subtracts: weights, activation peak, non-torch, estimate."""
@@ -268,7 +271,7 @@ def state_rule(lm: LanguageModel, f: VllmFlags) -> cache.StateRule:
     state shape (conv_kernel - 1, channels) (vllm/model_executor/layers/mamba/mamba_utils.py)."""
     state = cache.state_dtype_bytes(lm, f.compute_bytes)
     return cache.StateRule(conv_bytes=f.compute_bytes, recurrent_bytes=state, ssm_bytes=state,
-                           source="vLLM MambaStateDtypeCalculator")
+                           source="vLLM MambaStateDtypeCalculator", conv_extra=f.speculative_tokens)
 
 
 def state_bytes(lm: LanguageModel, f: VllmFlags, layers: int, first: int = 0) -> int:
@@ -287,16 +290,29 @@ def _state_bytes(lm: LanguageModel, rule: cache.StateRule, tp: int, layers: int,
 
 def stages(spec: ModelSpec, fmt: Format, f: VllmFlags) -> list[Stage]:
     lm, out, lo = spec.language_model, [], 0
+    kv_lm = vllm_mtp.with_draft(lm, f.draft_layers) if f.draft_layers else lm  # the draft's layers come last
     for i, n in enumerate(stage_layers(lm.layers, f.pp)):
         weights, replicated = stage_weights(spec, fmt, f, lo, lo + n)
+        draft = draft_tokens = 0
+        kv_n = n
+        if f.draft_layers and i == f.pp - 1:  # the draft runs with the last stage (it needs the final hidden states)
+            draft, rep = vllm_mtp.draft_weights(spec, fmt, Placement(f.tp, f.dp, f.ep), f.compute_bytes)
+            weights, replicated, kv_n = weights + draft, replicated + rep, n + f.draft_layers
+            draft_tokens = token_bytes(kv_lm, f, lm.layers, f.draft_layers)
         activation = stage_activation(spec, f, first=i == 0, last=i == f.pp - 1)
         non_torch = f.profile.non_torch_bytes + by_size(NCCL_BYTES, f.tp)
         estimate = graph_estimate_bytes(n) if f.graph_estimate else 0
         pool = 0 if f.enforce_eager else estimate or graph_pool_bytes(n)
-        out.append(Stage(i, n, weights, replicated, activation, non_torch, block_bytes(lm, f, n, lo), estimate, pool,
-                         state_bytes(lm, f, n, lo)))
+        out.append(Stage(i, n, weights, replicated, activation, non_torch, block_bytes(kv_lm, f, kv_n, lo), estimate,
+                         pool, state_bytes(lm, f, n, lo), draft, draft_tokens))
         lo += n
     return out
+
+
+def token_bytes(lm: LanguageModel, f: VllmFlags, first: int, layers: int) -> int:
+    """KV bytes of one token over layers first .. first + layers - 1 on one GPU (as block_bytes counts them)."""
+    return sum(f.kv.bytes_for(max(1, r.heads // f.tp) * r.head_dim if r.name in ("k", "v", "kv") else r.elements)
+               for layer in cache.layer_caches(lm)[first:first + layers] for r in layer.rows)
 
 
 def cuda_context(f: VllmFlags) -> int:

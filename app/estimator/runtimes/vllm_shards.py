@@ -132,6 +132,10 @@ def _expert_out(lm: LanguageModel, t: Tensor, p: Placement, fmt: str) -> tuple[i
 RULES: dict[str, Rule] = {
     "attn_q": _column, "attn_k": _kv, "attn_v": _kv, "attn_qkv": _qkv, "attn_output": _row,
     "attn_sinks": _column,
+    # MLA (vllm 0.32.0 model_executor/models/deepseek_v2.py DeepseekV2MLAAttention): q_a and kv_a fused in
+    # DeepSeekV2FusedQkvAProjLinear (MergedColumnParallelLinear, disable_tp=True) or kv_a a ReplicatedLinear,
+    # whole on every rank; q_b / q and kv_b ColumnParallelLinear; o_proj RowParallelLinear (attn_output)
+    "attn_q_a": _whole, "attn_kv_a_mqa": _whole, "attn_q_b": _column, "attn_kv_b": _column,
     "ffn_gate": _column, "ffn_up": _column, "ffn_down": _row,
     "ffn_gate_shexp": _column, "ffn_up_shexp": _column, "ffn_down_shexp": _row,
     "ffn_gate_inp": _whole,
