@@ -16,15 +16,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shlex
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from app.catalog import SPECS_DIR
-from app.measure.vllm_plan import BLOCK_SIZE, MAX_NUM_BATCHED_TOKENS, STUB, _prepare
+from app.measure.vllm_plan import BLOCK_SIZE, MAX_NUM_BATCHED_TOKENS, _prepare, run_worker
 
 GiB = 1 << 30
 WORKER = Path(__file__).with_name("vllm_mtp_worker.py")
@@ -50,13 +48,7 @@ def run(python: str, names: list[str], vllm_path: Path | None, block_size: int) 
         job = {"common": {"block_size": block_size, "max_num_batched_tokens": MAX_NUM_BATCHED_TOKENS,
                           "max_model_len": MAX_MODEL_LEN, "kv_bytes": KV_BYTES,
                           "skip_cpu_platform_check": vllm_path is not None}, "models": models}
-        path = [str(vllm_path) if vllm_path else None, str(STUB), os.environ.get("PYTHONPATH")]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path)), "VLLM_TARGET_DEVICE": "cpu"}
-        proc = subprocess.run([python, str(WORKER)], input=json.dumps(job), capture_output=True, text=True,
-                              env=env, check=False)
-        if proc.returncode != 0:
-            print(proc.stderr[-4000:], file=sys.stderr)
-            raise SystemExit(f"the vLLM worker failed (exit {proc.returncode})")
+        proc = run_worker(python, WORKER, job, vllm_path)
         for line in proc.stderr.splitlines():
             if " n=" in line or " draft tp=" in line:
                 print(line, file=sys.stderr)

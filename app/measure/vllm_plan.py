@@ -127,6 +127,19 @@ def _prepare(cfg_path: Path, folder: Path) -> None:
     (folder / "config.json").write_text(json.dumps(cfg))
 
 
+def run_worker(python: str, worker: Path, job: dict, vllm_path: Path | None) -> subprocess.CompletedProcess:
+    """Run a vLLM worker script in the vLLM virtualenv's `python` with `job` as JSON on stdin (`vllm_path`, then
+    the stubs, first on its path); its stdout is its JSON answer. SystemExit with its log's tail if it fails."""
+    path = [str(vllm_path) if vllm_path else None, str(STUB), os.environ.get("PYTHONPATH")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path)), "VLLM_TARGET_DEVICE": "cpu"}
+    proc = subprocess.run([python, str(worker)], input=json.dumps(job), capture_output=True, text=True, env=env,
+                          check=False)
+    if proc.returncode != 0:
+        print(proc.stderr[-4000:], file=sys.stderr)
+        raise SystemExit(f"the vLLM worker failed (exit {proc.returncode})")
+    return proc
+
+
 def run(python: str, names: list[str] | None, extra: Path | None, vllm_path: Path | None = None,
         block_size: int = BLOCK_SIZE) -> dict:
     picked = [s for s in sources(SPECS_DIR, extra) if names is None or s[0] in names]

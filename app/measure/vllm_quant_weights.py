@@ -17,15 +17,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import shlex
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from app.catalog import SPECS_DIR
-from app.measure.vllm_plan import CONFIGS_2026, STUB
+from app.measure.vllm_plan import CONFIGS_2026, run_worker
 
 WORKER = Path(__file__).with_name("vllm_quant_weights_worker.py")
 CASES = Path(__file__).with_name("vllm_quant_weights_cases.json")
@@ -58,13 +56,7 @@ def run(python: str, names: list[str] | None, vllm_path: Path | None) -> dict:
             (folder / "config.json").write_text(json.dumps(case_config(case)))
             models.append({"name": case["name"], "dir": str(folder)})
         job = {"models": models, "skip_cpu_platform_check": vllm_path is not None}
-        path = [str(vllm_path) if vllm_path else None, str(STUB), os.environ.get("PYTHONPATH")]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path)), "VLLM_TARGET_DEVICE": "cpu"}
-        proc = subprocess.run([python, str(WORKER)], input=json.dumps(job), capture_output=True, text=True,
-                              env=env, check=False)
-        if proc.returncode != 0:
-            print(proc.stderr[-4000:], file=sys.stderr)
-            raise SystemExit(f"the vLLM worker failed (exit {proc.returncode})")
+        proc = run_worker(python, WORKER, job, vllm_path)
     return json.loads(proc.stdout)
 
 
