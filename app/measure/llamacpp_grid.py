@@ -130,15 +130,21 @@ def plan_2026(models=tuple(MODELS_2026)) -> list[tuple[str, str, list[dict[str, 
     return [(slug, MODELS_2026[slug], [{"n_batch": 2048, **p} for p in POINTS_2026]) for slug in models]
 
 
-def run(jobs: list[tuple[str, str, list[dict[str, Any]]]], out: Path, append: bool = False) -> Path:
+def run(jobs: list[tuple[str, str, list[dict[str, Any]]]], out: Path, append: bool = False,
+        command: str = "python -m app.measure llamacpp-grid") -> Path:
+    """Measure `jobs`; with `append`, the table keeps the other (model, file type) pairs and its own header (when,
+    where, which build) and lists this run under `runs` with its command, date, machine and versions."""
     catalog = specs()
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
     rows, skipped = [], []
+    earlier = None
     if append and (out / "grid.json").exists():  # keep the other (model, file type) pairs of the last run
+        earlier = json.loads((out / "grid.json").read_text())
         redo = {(slug, ft) for slug, ft, _ in jobs}
-        rows = [r for r in json.loads((out / "grid.json").read_text())["rows"]
-                if (r["model"], r["file_type"]) not in redo]
+        rows = [r for r in earlier["rows"] if (r["model"], r["file_type"]) not in redo]
+        earlier["runs"] = [r for r in earlier.get("runs", []) if not redo >= {tuple(p) for p in r["pairs"]}]
+    this = {"command": command, "pairs": [[slug, ft] for slug, ft, _ in jobs]}
     t0 = time.perf_counter()
     versions = llama_cpp_version()
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,11 +170,12 @@ def run(jobs: list[tuple[str, str, list[dict[str, Any]]]], out: Path, append: bo
             with gzip.open(out / "logs" / f"{slug}-{ft}.log.gz", "wt") as f:  # raw, compressed ~35x
                 f.write("".join(logs))
             path.unlink()
-            _write(out, rows, skipped, t0, versions)  # after each file: a partial grid is still usable
-    return _write(out, rows, skipped, t0, versions)
+            _write(out, rows, skipped, t0, versions, earlier, this)  # after each file: a partial grid is usable
+    return _write(out, rows, skipped, t0, versions, earlier, this)
 
 
-def _write(out: Path, rows: list[dict[str, Any]], skipped: list[str], t0: float, versions: dict) -> Path:
+def _write(out: Path, rows: list[dict[str, Any]], skipped: list[str], t0: float, versions: dict,
+           earlier: dict[str, Any] | None = None, this: dict[str, Any] | None = None) -> Path:
     result = {
         "what": "llama.cpp buffer sizes printed at load (MiB = 2^20 B, 2 decimals as printed), CPU backend",
         "how": "python -m app.measure llamacpp-grid: sparse header-exact GGUF, no repack, no warmup; mode "
@@ -182,6 +189,11 @@ def _write(out: Path, rows: list[dict[str, Any]], skipped: list[str], t0: float,
         "skipped": skipped,
         "rows": rows,
     }
+    if earlier is not None:  # an appended run: the table's header stays the first run's, this one is listed
+        run_info = {**(this or {}), **{k: result[k] for k in ("measured_at", "seconds", "machine", "versions",
+                                                              "skipped")}}
+        result = {**{k: v for k, v in earlier.items() if k not in ("rows", "runs")},
+                  "runs": earlier.get("runs", []) + [run_info], "rows": rows}
     target = out / "grid.json"
     target.write_text(json.dumps(result, indent=1) + "\n")
     return target
@@ -197,12 +209,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--archs-2026", nargs="*", metavar="MODEL",
                     help="the 2026 architectures' rows (MODELS_2026, or the ones named), appended to the table")
     a = ap.parse_args(argv)
+    command = " ".join(["python -m app.measure llamacpp-grid", *argv])
     if a.quick:
         target = run(plan(QUICK["models"], QUICK["ftypes"], QUICK["n_ctx"], QUICK["flash"], QUICK["n_ubatch"],
                           extra=False), a.out)
     elif a.archs_2026 is not None:
-        target = run(plan_2026(tuple(a.archs_2026) or tuple(MODELS_2026)), a.out, append=True)
+        target = run(plan_2026(tuple(a.archs_2026) or tuple(MODELS_2026)), a.out, append=True, command=command)
     else:
-        target = run(plan(a.models, a.ftypes, N_CTX, FLASH, N_UBATCH), a.out, append=a.append)
+        target = run(plan(a.models, a.ftypes, N_CTX, FLASH, N_UBATCH), a.out, append=a.append, command=command)
     print(f"wrote {target}")
     return 0
