@@ -28,3 +28,14 @@ def test_live_llama_cpp_agrees(catalog: Catalog, tmp_path: Path):
         c = check_row(spec, row)
         assert c.exact("model") and c.exact("kv") and c.exact("output")
         assert abs(c.compute_error) <= 0.05
+
+
+def test_live_hybrid_recurrent_states(catalog: Catalog, tmp_path: Path):
+    """A 2026 hybrid (LFM2: short-conv layers with recurrent states beside attention): RS buffer exact too."""
+    spec = catalog.model("lfm2.5-vl-1.6b")
+    written = write_sparse_gguf(spec, "q4_k_m", tmp_path / "lfm2.gguf")
+    points = [{**POINTS[1], "n_ctx": 4096}]
+    (parsed, _raw), = probe(written.path, points)
+    assert parsed["rc"] == 0 and parsed["rs_size_mib"] > 0
+    c = check_row(spec, {"model": spec.slug, "file_type": "q4_k_m", "mode": "dry_run", "params": points[0], **parsed})
+    assert all(c.exact(kind) for kind in ("model", "kv", "rs", "output")), (c.printed, c.ours)

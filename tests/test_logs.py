@@ -261,12 +261,24 @@ def test_field_case_compared_term_by_term(name, overrides, printed, catalog):
 
 def test_exact_terms_within_printed_rounding(catalog):
     """Weights and KV cache are exact arithmetic: within the rounding of the printed MiB/GiB."""
-    for name, exact in (("l1_ollama_0.5.4_llama31_8b_q4km", ("weights on GPU", "weights in host RAM", "KV cache")),
+    for name, exact in (("l1_ollama_0.5.4_llama31_8b_q4km", ("weights on GPU", "weights in host RAM", "KV cache",
+                                                              "output buffer")),
                         (L4, ("weights on GPU", "weights in host RAM"))):
         _, terms = _terms(name, catalog)
         for term in exact:
             t = terms[term]
             assert abs(t.estimated - t.measured) <= t.tolerance, (name, term, t)
+
+
+def test_ollama_runner_asks_for_embeddings(catalog):
+    """Ollama's llama.cpp runner creates its context with embeddings on (llama/llama.go NewContextParams): the log's
+    2.02 MiB output buffer is 4 sequences of logits plus n_embd floats, not the 1.96 MiB of logits alone."""
+    report, terms = _terms("l1_ollama_0.5.4_llama31_8b_q4km", catalog)
+    assert report.request["embeddings"] is True
+    assert terms["output buffer"].printed.startswith("CUDA_Host 2.02 MiB")
+    assert terms["output buffer"].under_estimate is False
+    plain = check_log((FIXTURES / "llamacpp_cpu_build_llama31_8b_q4km_dryrun.log").read_text(), catalog)
+    assert not plain.request.get("embeddings")
 
 
 def test_v4_does_not_fit_on_both_sides(catalog):

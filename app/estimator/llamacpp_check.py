@@ -2,7 +2,7 @@
 
 Each grid row is one load of a header-exact sparse GGUF by llama.cpp's CPU backend (nothing
 offloaded), with the buffer sizes llama.cpp printed. We estimate the same load (n_gpu_layers=0)
-and compare: model, KV and output buffers must be equal at the printed precision (0.01 MiB), the
+and compare: model, KV, recurrent-state (RS) and output buffers must be equal at the printed precision (0.01 MiB), the
 compute buffer is reported as a relative error. Used by the tests and the accuracy page.
 """
 
@@ -29,7 +29,7 @@ def mib(n: int) -> float:
 @dataclass(frozen=True)
 class GridCheck:
     row: dict[str, Any]
-    printed: dict[str, float]  # model, kv, output, compute (MiB, CPU backend)
+    printed: dict[str, float]  # model, kv, rs, output, compute (MiB, CPU backend)
     ours: dict[str, float]
     n_ctx: tuple[int, int]  # (ours, printed)
 
@@ -64,11 +64,13 @@ def check_row(spec: ModelSpec, row: dict[str, Any]) -> GridCheck:
     est = estimate(spec, request_for(row))
     assert est.host is not None and est.llamacpp is not None
     if row.get("mode") == "dry_run":
-        printed = {"model": float(row["llama_model_size"]), "kv": row["kv_size_mib"]}
+        printed = {"model": float(row["llama_model_size"]), "kv": row["kv_size_mib"], "rs": row.get("rs_size_mib", 0.0)}
         ours = {"model": float(_model_size(spec, row)), "kv": mib(est.host.kv_cache)}
     else:
-        printed = {"model": sum(row["model_buffer"].values()), "kv": sum(row["kv_buffer"].values())}
+        printed = {"model": sum(row["model_buffer"].values()), "kv": sum(row["kv_buffer"].values()),
+                   "rs": sum(row.get("rs_buffer", {}).values())}
         ours = {"model": mib(est.host.weights), "kv": mib(est.host.kv_cache)}
+    ours["rs"] = mib(est.host.state)  # rows measured before the RS buffer was parsed print none: 0 on both sides
     printed |= {"output": sum(row["output_buffer"].values()), "compute": sum(row["compute_buffer"].values())}
     ours |= {"output": mib(est.host.output), "compute": mib(est.host.compute)}
     return GridCheck(row, printed, ours, (est.llamacpp.n_ctx, int(row["cparams"].get("n_ctx", 0))))

@@ -146,6 +146,9 @@ def _ollama_command(m: re.Match[str], ln: Line, out: ParsedLog) -> None:
             put(out, "cmd." + flags[flag], num(value) if value.isdigit() else (value or "on"), ln.no)
         if flag == "--lora":
             put(out, "cmd.lora", True, ln.no)
+    # Ollama's Go wrapper of llama.cpp (llama/llama.go NewContextParams, every release through 0.12) always sets
+    # params.embeddings = true: llama.cpp's output_reserve then holds n_embd floats per sequence beside the logits
+    put(out, "cmd.embeddings", True, ln.no)
 
 
 # --fit's projections: llama_params_fit_impl (src/llama.cpp, late 2025) became common_params_fit_impl (common/fit.cpp)

@@ -78,6 +78,8 @@ def llamacpp_request(log: ParsedLog) -> dict[str, Any]:
     for ours, theirs in (("cache_type_k", "type_k"), ("cache_type_v", "type_v")):
         if str(log.setting(theirs)) in KV_TYPES:
             req[ours] = KV_TYPES[str(log.setting(theirs))]
+    if log.setting("cmd.embeddings"):
+        req["embeddings"] = True
     backend = _backend(log)
     if backend:
         req["backend"] = backend

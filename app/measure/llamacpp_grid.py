@@ -10,6 +10,7 @@ logs, gzip). Torch-free.
     python -m app.measure llamacpp-grid                    # the full grid (GRID below)
     python -m app.measure llamacpp-grid --quick            # a small subset (CI)
     python -m app.measure llamacpp-grid --models llama-3.1-8b --ftypes q4_k_m --out /tmp/g
+    python -m app.measure llamacpp-grid --archs-2026        # add the 2026 architectures' rows (MODELS_2026)
 """
 
 from __future__ import annotations
@@ -52,6 +53,16 @@ EXTRA = (
     {"n_ctx": 2500, "flash_attn": "off", "n_ubatch": 1024, "n_batch": 1024},
 )
 
+# 2026 architectures the vendored llama.cpp loads: one catalog model each, in the file type people run it in, at a
+# short context (dry run, plus a real load where the file is small); n_parallel 2 doubles the recurrent states
+MODELS_2026 = {"qwen3.5-9b": "q4_k_m", "qwen3.6-35b-a3b": "q4_k_m", "nemotron-h-56b-base-8k": "q4_k_m",
+               "lfm2.5-vl-1.6b": "q4_k_m", "gemma-4-26b-a4b": "q4_k_m", "llama-4-scout-17b-16e-instruct": "q4_k_m",
+               "gpt-oss-20b": "mxfp4_moe", "step-3.7-flash": "q4_k_m"}
+POINTS_2026 = (
+    {"n_ctx": 4096, "flash_attn": "off", "n_ubatch": 512},
+    {"n_ctx": 4096, "flash_attn": "on", "n_ubatch": 512},
+    {"n_ctx": 4096, "flash_attn": "on", "n_ubatch": 512, "n_parallel": 2},
+)
 
 # The llama.cpp commit llama-cpp-python 0.3.36 vendors (its sdist: .git/modules/vendor/llama.cpp/HEAD)
 VENDORED = {"0.3.36": "0c1e57098bba43ac29e6e3b677cdceebdd22334f"}
@@ -98,28 +109,46 @@ PRIMARY = "q4_k_m"  # the file type that gets the extra points and the n_ctx 819
 REAL_LOAD_MAX = 10 << 30  # llama.cpp maps the whole file with MAP_POPULATE: zeros of a sparse file fill RAM
 
 
-def real_load(ft: str, p: dict[str, Any], file_bytes: int) -> bool:
+def real_load(ft: str, p: dict[str, Any], file_bytes: int, slug: str = "") -> bool:
     """Points also loaded for real (mmap, allocated buffers) to check the dry run against."""
     if file_bytes > REAL_LOAD_MAX:
         return False
+    if slug in MODELS_2026:
+        return p["n_ctx"] == 4096 and p["flash_attn"] == "on" and p.get("n_parallel", 1) == 1
     if ft == PRIMARY:
         return p["n_ctx"] == 8192 and p["n_ubatch"] == 512 and p.get("n_parallel", 1) == 1
     return p["n_ctx"] == 2048 and p["flash_attn"] == "on" and p["n_ubatch"] == 512
 
 
-def run(models, ftypes, n_ctx, flash, n_ubatch, out: Path, extra: bool = True, append: bool = False) -> Path:
+def plan(models, ftypes, n_ctx, flash, n_ubatch, extra: bool = True) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """(model, file type, points) of the grid: every model's first file type comes first."""
+    return [(slug, ft, points(n_ctx, flash, n_ubatch, extra and ft == PRIMARY))
+            for ft, slug in itertools.product(ftypes, models)]
+
+
+def plan_2026(models=tuple(MODELS_2026)) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    return [(slug, MODELS_2026[slug], [{"n_batch": 2048, **p} for p in POINTS_2026]) for slug in models]
+
+
+def run(jobs: list[tuple[str, str, list[dict[str, Any]]]], out: Path, append: bool = False,
+        command: str = "python -m app.measure llamacpp-grid") -> Path:
+    """Measure `jobs`; with `append`, the table keeps the other (model, file type) pairs and its own header (when,
+    where, which build) and lists this run under `runs` with its command, date, machine and versions."""
     catalog = specs()
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
     rows, skipped = [], []
+    earlier = None
     if append and (out / "grid.json").exists():  # keep the other (model, file type) pairs of the last run
-        redo = set(itertools.product(models, ftypes))
-        rows = [r for r in json.loads((out / "grid.json").read_text())["rows"]
-                if (r["model"], r["file_type"]) not in redo]
+        earlier = json.loads((out / "grid.json").read_text())
+        redo = {(slug, ft) for slug, ft, _ in jobs}
+        rows = [r for r in earlier["rows"] if (r["model"], r["file_type"]) not in redo]
+        earlier["runs"] = [r for r in earlier.get("runs", []) if not redo >= {tuple(p) for p in r["pairs"]}]
+    this = {"command": command, "pairs": [[slug, ft] for slug, ft, _ in jobs]}
     t0 = time.perf_counter()
     versions = llama_cpp_version()
     with tempfile.TemporaryDirectory() as tmp:
-        for ft, slug in itertools.product(ftypes, models):  # every model's first file type comes first
+        for slug, ft, grid_points in jobs:
             if slug not in catalog:
                 skipped.append(f"{slug}: not in the catalog")
                 continue
@@ -127,9 +156,9 @@ def run(models, ftypes, n_ctx, flash, n_ubatch, out: Path, extra: bool = True, a
             written = write_sparse_gguf(catalog[slug], ft, path)
             logs = []
             todo = [{"n_parallel": 1, "kv_unified": False, "cache_type_k": "f16", "cache_type_v": "f16", **p}
-                    for p in points(n_ctx, flash, n_ubatch, extra and ft == PRIMARY)]
+                    for p in grid_points]
             batches = [("dry_run", [{**p, "no_alloc": True} for p in todo])]
-            batches += [("alloc", [p]) for p in todo if real_load(ft, p, written.file_bytes)]
+            batches += [("alloc", [p]) for p in todo if real_load(ft, p, written.file_bytes, slug)]
             for mode, batch in batches:
                 for p, (parsed, raw) in zip(batch, probe(path, batch), strict=True):
                     p = {k: v for k, v in p.items() if k != "no_alloc"}
@@ -141,11 +170,12 @@ def run(models, ftypes, n_ctx, flash, n_ubatch, out: Path, extra: bool = True, a
             with gzip.open(out / "logs" / f"{slug}-{ft}.log.gz", "wt") as f:  # raw, compressed ~35x
                 f.write("".join(logs))
             path.unlink()
-            _write(out, rows, skipped, t0, versions)  # after each file: a partial grid is still usable
-    return _write(out, rows, skipped, t0, versions)
+            _write(out, rows, skipped, t0, versions, earlier, this)  # after each file: a partial grid is usable
+    return _write(out, rows, skipped, t0, versions, earlier, this)
 
 
-def _write(out: Path, rows: list[dict[str, Any]], skipped: list[str], t0: float, versions: dict) -> Path:
+def _write(out: Path, rows: list[dict[str, Any]], skipped: list[str], t0: float, versions: dict,
+           earlier: dict[str, Any] | None = None, this: dict[str, Any] | None = None) -> Path:
     result = {
         "what": "llama.cpp buffer sizes printed at load (MiB = 2^20 B, 2 decimals as printed), CPU backend",
         "how": "python -m app.measure llamacpp-grid: sparse header-exact GGUF, no repack, no warmup; mode "
@@ -159,6 +189,11 @@ def _write(out: Path, rows: list[dict[str, Any]], skipped: list[str], t0: float,
         "skipped": skipped,
         "rows": rows,
     }
+    if earlier is not None:  # an appended run: the table's header stays the first run's, this one is listed
+        run_info = {**(this or {}), **{k: result[k] for k in ("measured_at", "seconds", "machine", "versions",
+                                                              "skipped")}}
+        result = {**{k: v for k, v in earlier.items() if k not in ("rows", "runs")},
+                  "runs": earlier.get("runs", []) + [run_info], "rows": rows}
     target = out / "grid.json"
     target.write_text(json.dumps(result, indent=1) + "\n")
     return target
@@ -171,11 +206,16 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--ftypes", nargs="+", default=FTYPES)
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--append", action="store_true", help="replace only these (model, file type) pairs")
+    ap.add_argument("--archs-2026", nargs="*", metavar="MODEL",
+                    help="the 2026 architectures' rows (MODELS_2026, or the ones named), appended to the table")
     a = ap.parse_args(argv)
+    command = " ".join(["python -m app.measure llamacpp-grid", *argv])
     if a.quick:
-        target = run(QUICK["models"], QUICK["ftypes"], QUICK["n_ctx"], QUICK["flash"], QUICK["n_ubatch"], a.out,
-                     extra=False)
+        target = run(plan(QUICK["models"], QUICK["ftypes"], QUICK["n_ctx"], QUICK["flash"], QUICK["n_ubatch"],
+                          extra=False), a.out)
+    elif a.archs_2026 is not None:
+        target = run(plan_2026(tuple(a.archs_2026) or tuple(MODELS_2026)), a.out, append=True, command=command)
     else:
-        target = run(a.models, a.ftypes, N_CTX, FLASH, N_UBATCH, a.out, append=a.append)
+        target = run(plan(a.models, a.ftypes, N_CTX, FLASH, N_UBATCH), a.out, append=a.append, command=command)
     print(f"wrote {target}")
     return 0

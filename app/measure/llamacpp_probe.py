@@ -77,10 +77,12 @@ _MIB = r"([\d.]+) MiB"
 _PATTERNS = {  # keys: <kind>_buffer, {device: MiB}
     "model": re.compile(rf"(\S+) model buffer size = +{_MIB}"),
     "kv": re.compile(rf"(\S+) KV buffer size = +{_MIB}"),
+    "rs": re.compile(rf"(\S+) RS buffer size = +{_MIB}"),  # llama_memory_recurrent: r and s states
     "output": re.compile(rf"(\S+) +output buffer size = +{_MIB}"),
     "compute": re.compile(rf"(\S+) compute buffer size = +{_MIB}"),
 }
 _CELLS = re.compile(r"llama_kv_cache: size = +([\d.]+) MiB \( *(\d+) cells, +(\d+) layers, +(\d+)/(\d+) seqs\)")
+_RS_CELLS = re.compile(r"llama_memory_recurrent: size = +([\d.]+) MiB \( *(\d+) cells, +(\d+) layers, +(\d+) seqs")
 _CPARAM = re.compile(r"llama_context: (n_ctx|n_ctx_seq|n_batch|n_ubatch|n_seq_max|flash_attn) += (\S+)")
 
 
@@ -94,6 +96,9 @@ def parse_log(text: str) -> dict[str, Any]:
     out["kv_caches"] = [{"mib": float(m), "cells": int(c), "layers": int(n), "seqs": int(s), "streams": int(st)}
                         for m, c, n, s, st in _CELLS.findall(text)]
     out["kv_size_mib"] = round(sum(k["mib"] for k in out["kv_caches"]), 2)
+    out["rs_caches"] = [{"mib": float(m), "cells": int(c), "layers": int(n), "seqs": int(s)}
+                        for m, c, n, s in _RS_CELLS.findall(text)]
+    out["rs_size_mib"] = round(sum(k["mib"] for k in out["rs_caches"]), 2)
     out["cparams"] = dict(_CPARAM.findall(text))
     return out
 

@@ -99,6 +99,9 @@ def _text(c: Cfg, root: Cfg | None = None) -> dict[str, Any]:
     layers = lm["layers"]
     types = _layer_types(c, layers)
     lm["kv_geometry"] = {"full": _full_geometry(c, lm, types)}
+    lm["gguf_rope_freqs"] = lm["kv_geometry"]["full"].head_dim // 2
+    c.note("gguf_rope_freqs", "llama.cpp src/models/gemma4.cpp load_arch_tensors: the full-attention layers' "
+                              "proportional rope needs an F32 rope_freqs tensor of n_embd_head / 2 (required)")
     shared = c.int("kv_shared_layers", "num_kv_shared_layers", default=0, low=0, high=layers - 1)
     if shared:
         if set(types[: layers - shared]) != set(types):  # Gemma4TextConfig.kv_sharing_modes raises the same

@@ -217,14 +217,27 @@ STATE_RULE = cache.StateRule(conv_bytes=F32, recurrent_bytes=F32, ssm_bytes=F32,
                              source="llama.cpp llama_memory_recurrent (F32 r and s)")
 
 
-def _layer_kv(layer: cache.LayerCache, c: LlamaContext, lm: LanguageModel) -> tuple[int, int]:
-    """Bytes per cell of one layer's K and V tensors (K = V and MLA latents: one tensor, in type_k)."""
+def _layer_kv(layer: cache.LayerCache, c: LlamaContext, lm: LanguageModel, v_width: int = 0) -> tuple[int, int]:
+    """Bytes per cell of one layer's K and V tensors (K = V and MLA latents: one tensor, in type_k).
+
+    `v_width`: the V row every layer gets instead of its own (the transposed V cache of varying widths)."""
     if layer.kind == "mla":  # unchanged from before the per-layer model: n_embd_k_gqa = n_embd_v_gqa
         width = lm.kv_heads * lm.head_dim
         return _row(c.type_k, width), _row(c.type_v, width)
     k = sum(_row(c.type_k, r.elements) for r in layer.rows if r.name != "v")
-    v = sum(_row(c.type_v, r.elements) for r in layer.rows if r.name == "v")
+    v_rows = [r.elements for r in layer.rows if r.name == "v"]
+    v = _row(c.type_v, v_width) if v_width and v_rows else sum(_row(c.type_v, e) for e in v_rows)
     return k, v
+
+
+def _padded_v_width(layers: list[cache.LayerCache], v_trans: bool) -> int:
+    """src/llama-kv-cache.cpp [TAG_V_CACHE_VARIABLE]: without flash attention the V cache is stored transposed and,
+    when n_embd_v_gqa varies across layers, every layer's V is n_embd_v_gqa_max() wide (0: each its own)."""
+    if not v_trans:
+        return 0
+    widths = {sum(r.elements for r in layer.rows if r.name == "v") for layer in layers
+              if layer.kind != "mla" and any(r.name == "v" for r in layer.rows)}
+    return max(widths) if len(widths) > 1 else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,11 +262,13 @@ class _Types:
 
 
 @per_spec
-def _kv_table(lm: LanguageModel, arch: GgufArch | None, type_k, type_v) -> _KvTable:
+def _kv_table(lm: LanguageModel, arch: GgufArch | None, type_k, type_v, v_trans: bool = False) -> _KvTable:
     windowed = swa_layers(lm, arch)
     c = _Types(type_k, type_v)
     acc = [[0] for _ in range(5)]
-    by_index = {layer.index: layer for layer in cache.layer_caches(lm)}
+    layers = cache.layer_caches(lm)
+    by_index = {layer.index: layer for layer in layers}
+    v_width = _padded_v_width(layers, v_trans)
     for il in range(lm.layers):
         k = v = kw = vw = st = 0
         layer = by_index.get(il)
@@ -261,7 +276,7 @@ def _kv_table(lm: LanguageModel, arch: GgufArch | None, type_k, type_v) -> _KvTa
             if layer.states:
                 st = layer.state_bytes(STATE_RULE)
             if layer.rows:
-                k_row, v_row = _layer_kv(layer, c, lm)
+                k_row, v_row = _layer_kv(layer, c, lm, v_width)
                 if il in windowed:
                     kw, vw = k_row, v_row
                 else:
@@ -274,7 +289,7 @@ def _kv_table(lm: LanguageModel, arch: GgufArch | None, type_k, type_v) -> _KvTa
 def kv_cache(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> KvSplit:
     """K and V of every layer that owns a cache, on the device of its layer (offload_kqv, the default); the
     recurrent layers' r/s states likewise (llama_memory_hybrid = KV cache + llama_memory_recurrent)."""
-    t = _kv_table(lm, arch, c.type_k, c.type_v)
+    t = _kv_table(lm, arch, c.type_k, c.type_v, not c.flash_attention)  # v_trans = !flash_attn
     n = lm.layers
     first_gpu = min(max(n + 1 - c.n_gpu_layers, 0), n)  # layer_on_gpu: il >= n_layer + 1 - n_gpu_layers
     rs_cells = max(1, c.n_parallel)
