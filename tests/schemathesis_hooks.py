@@ -24,7 +24,11 @@ one of these, else the failure stands.
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+from collections import Counter
+from pathlib import Path
 
 import schemathesis
 
@@ -34,35 +38,60 @@ _CROSS_FIELD = (("max_model_len", "is shorter than context"),
                 ("pipeline_parallel_size", "must divide gpu_count"), ("data_parallel_size", "must divide gpu_count"))
 
 
-def _unstatable(error: dict) -> bool:
+def rule_of(error: dict) -> str | None:
+    """The rule above one 422 error breaks, by name; None for an error the schema should have stated."""
     loc = [str(part) for part in error.get("loc", ())]
     msg = str(error.get("msg", ""))
-    if error.get("type") == "request_rule":
-        return True
     value = error.get("input")
-    if error.get("type") == "int_type" and isinstance(value, float) and value.is_integer():
-        return True  # strict JSON: 8192.0 is not an integer here
-    if loc[:2] == ["body", "file"] and "not a GGUF file" in msg:
-        return True  # a binary part's content
     if len(loc) >= 2 and loc[0] == "body" and loc[1].split(".")[0] == "config":
-        return True  # a config.json's content (in a form, its JSON text): its architecture's rules
+        return "config content"  # a config.json's content (in a form, its JSON text): its architecture's rules
+    if error.get("type") == "request_rule":
+        return f"request_rule {loc[-1] if loc else ''}"
+    if error.get("type") == "int_type" and isinstance(value, float) and value.is_integer():
+        return "strict JSON integer"  # 8192.0 is not an integer here
+    if loc[:2] == ["body", "file"] and "not a GGUF file" in msg:
+        return "GGUF part content"
     if loc == ["body"] and "give exactly one of `model`" in msg:
-        return True  # both or neither: a body the coverage phase built without the schema's oneOf
-    return bool(loc) and any(loc[-1] == field and words in msg for field, words in _CROSS_FIELD)
+        return "model/config oneOf"  # both or neither: a body the coverage phase built without the schema's oneOf
+    for field, words in _CROSS_FIELD:
+        if loc and loc[-1] == field and words in msg:
+            return f"between fields {field}"
+    return None
+
+
+def unstatable_rules(status: int, text: str) -> list[str] | None:
+    """The rules of a 422 whose every error is a rule the schema cannot state; None for any other answer."""
+    if status != 422:
+        return None
+    try:
+        detail = json.loads(text).get("detail")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(detail, list) or not detail or not all(isinstance(e, dict) for e in detail):
+        return None
+    rules = [rule_of(e) for e in detail]
+    return None if None in rules else rules  # type: ignore[return-value]
 
 
 def unstatable_422(status: int, text: str) -> bool:
     """A 422 whose every error is a rule the schema cannot state."""
-    if status != 422:
-        return False
-    try:
-        detail = json.loads(text).get("detail")
-    except (ValueError, AttributeError):
-        return False
-    return isinstance(detail, list) and bool(detail) and all(isinstance(e, dict) and _unstatable(e) for e in detail)
+    return unstatable_rules(status, text) is not None
+
+
+_DROPPED: Counter[str] = Counter()
+
+
+@atexit.register
+def _report() -> None:  # the breakdown of what was dropped, for the run's log (scripts/schemathesis prints it)
+    if _DROPPED and os.environ.get("SCHEMATHESIS_DROP_REPORT"):
+        Path(os.environ["SCHEMATHESIS_DROP_REPORT"]).write_text(json.dumps(dict(_DROPPED.most_common()), indent=1))
 
 
 @schemathesis.hook
 def filter_failure(context, failure, case, response) -> bool:  # noqa: ANN001 (schemathesis' hook signature)
     """Keep every failure but a schema-valid request rejected for a rule the schema cannot state."""
-    return not (getattr(failure, "code", "") == "ST202" and unstatable_422(response.status_code, response.text))
+    rules = unstatable_rules(response.status_code, response.text) if getattr(failure, "code", "") == "ST202" else None
+    if rules is None:
+        return True
+    _DROPPED.update(set(rules))
+    return False
