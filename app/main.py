@@ -8,6 +8,7 @@ supervisor stops when a worker exits 3, but exits 0 itself: uvicorn/main.py `run
 
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 
@@ -55,8 +56,9 @@ def _openapi_with(app: FastAPI, schemas: dict, choices: dict[str, list[str]]) ->
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            doc = generate()
-            doc.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+            # a copy: the hand-written parts are module-level dicts, and each app lists its own catalog's slugs
+            doc = app.openapi_schema = copy.deepcopy(generate())
+            doc.setdefault("components", {}).setdefault("schemas", {}).update(copy.deepcopy(schemas))
             api.list_choices(doc, choices)
         return app.openapi_schema
 
