@@ -3,7 +3,7 @@
 The grid is real llama.cpp (llama-cpp-python's source build, CPU backend) loading header-exact sparse
 GGUFs: `python -m app.measure llamacpp-grid` regenerates it (README: not run in CI; CI checks this
 table). Model, KV, recurrent-state (RS) and output buffers must be equal to what llama.cpp printed (dry-run
-rows: the model to the byte via llama_model_size); the CPU compute buffer within 5%.
+rows: the model to the byte via llama_model_size); the CPU compute buffer never under and within 5%.
 """
 
 from __future__ import annotations
@@ -51,18 +51,37 @@ def test_context_resolves_as_llama_cpp_does(checks: list[GridCheck]):
     assert [c.label for c in checks if c.n_ctx[0] != c.n_ctx[1]] == []
 
 
+# lfm2's fitted rows (COMPUTE_FIT in llamacpp_compute) cover n_ubatch 256/512 at n_ctx 4096, where llama.cpp's
+# peak holds two n_embd rows more; at n_ubatch 1024 and n_ctx 16384 it holds none: over by 6.6% there (not under)
+OVER_5_PERCENT = {("lfm2.5-vl-1.6b", 4096, 1024), ("lfm2.5-vl-1.6b", 16384, 512)}
+
+
+def _key(c: GridCheck) -> tuple[str, int, int]:
+    return c.row["model"], c.row["params"]["n_ctx"], c.row["params"]["n_ubatch"]
+
+
 def test_compute_buffer_within_5_percent(checks: list[GridCheck]):
-    checks = [c for c in checks if c.row["model"] not in MODELS_2026]
+    """Every row, the 2026 architectures' included, except the two named lfm2 rows (held to 7%)."""
     worst = sorted(checks, key=lambda c: -abs(c.compute_error))[:5]
-    assert all(abs(c.compute_error) <= 0.05 for c in checks), [(c.label, round(c.compute_error, 4)) for c in worst]
+    assert all(abs(c.compute_error) <= 0.05 for c in checks if _key(c) not in OVER_5_PERCENT), \
+        [(c.label, round(c.compute_error, 4)) for c in worst]
+    over = [c for c in checks if _key(c) in OVER_5_PERCENT]
+    assert over and all(0 <= c.compute_error <= 0.07 for c in over), [(c.label, c.compute_error) for c in over]
 
 
-def test_compute_buffer_of_the_2026_architectures_within_10_percent(checks: list[GridCheck]):
-    """Our compute-buffer model is not fitted to these graphs (hybrid recurrent, iSWA, chunked, MoE with sinks):
-    measured 0.0 to -7.6% (under) on the committed rows; held to 10% until it is."""
-    checks = [c for c in checks if c.row["model"] in MODELS_2026]
-    assert checks and all(abs(c.compute_error) <= 0.10 for c in checks), \
-        [(c.label, round(c.compute_error, 4)) for c in checks]
+def test_compute_buffer_never_under(checks: list[GridCheck]):
+    """Erring low fails the user's load: on no row is our compute buffer under what llama.cpp printed (MiB, 2
+    decimals as printed)."""
+    under = [(c.label, c.row["mode"], c.printed["compute"], c.ours["compute"]) for c in checks
+             if c.ours["compute"] < c.printed["compute"]]
+    assert not under
+
+
+def test_the_2026_grid_varies_the_compute_buffer_inputs(checks: list[GridCheck]):
+    """The fit in COMPUTE_FIT is checked beyond the points it was read from: n_ubatch, n_ctx and n_parallel vary."""
+    rows = [c.row["params"] for c in checks if c.row["model"] in MODELS_2026]
+    assert {p["n_ubatch"] for p in rows} >= {256, 512, 1024} and {p["n_ctx"] for p in rows} >= {4096, 16384}
+    assert {p["n_parallel"] for p in rows} >= {1, 2, 4}
 
 
 def test_dry_run_equals_real_allocation():

@@ -62,6 +62,12 @@ POINTS_2026 = (
     {"n_ctx": 4096, "flash_attn": "off", "n_ubatch": 512},
     {"n_ctx": 4096, "flash_attn": "on", "n_ubatch": 512},
     {"n_ctx": 4096, "flash_attn": "on", "n_ubatch": 512, "n_parallel": 2},
+    # the compute buffer's other sizes: n_ubatch, n_ctx and n_parallel each varied once
+    {"n_ctx": 4096, "flash_attn": "on", "n_ubatch": 256},
+    {"n_ctx": 4096, "flash_attn": "on", "n_ubatch": 1024},
+    {"n_ctx": 16384, "flash_attn": "on", "n_ubatch": 512},
+    {"n_ctx": 4096, "flash_attn": "on", "n_ubatch": 512, "n_parallel": 4},
+    {"n_ctx": 4096, "flash_attn": "off", "n_ubatch": 512, "n_parallel": 2},
 )
 
 # The llama.cpp commit llama-cpp-python 0.3.36 vendors (its sdist: .git/modules/vendor/llama.cpp/HEAD)

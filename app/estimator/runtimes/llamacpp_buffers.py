@@ -170,12 +170,15 @@ def _weights_overridden(tensors: tuple[TensorEntry, ...], c: LlamaContext, lm: L
     return Weights(gpu, host, sum(t.nbytes for t in tensors))
 
 
+WINDOWED = ("sliding", "chunked")  # layer kinds llama.cpp gives the iSWA cache's windowed half
+
+
 @per_spec
 def swa_layers(lm: LanguageModel, arch: GgufArch | None) -> frozenset[int]:
     """Layers llama.cpp treats as sliding-window: the spec's layer_types, the architecture's pattern, else the
     first N (only the count matters then, except for partial offload). Computed once per model and arch."""
-    if lm.layer_types is not None:
-        return frozenset(il for il, kind in enumerate(lm.layer_types) if kind == "sliding")
+    if lm.layer_types is not None:  # chunked layers too: llama.cpp's iSWA cache (LLAMA_SWA_TYPE_CHUNKED, llama4)
+        return frozenset(il for il, kind in enumerate(lm.layer_types) if kind in WINDOWED)
     if arch is not None and arch.swa_pattern:
         return frozenset(il for il in range(lm.layers) if is_swa_layer(arch, il))
     return frozenset(range(lm.sliding_window_layers))
@@ -184,9 +187,12 @@ def swa_layers(lm: LanguageModel, arch: GgufArch | None) -> frozenset[int]:
 def kv_cells(lm: LanguageModel, c: LlamaContext, swa: bool) -> int:
     """Cells of one layer's cache over all streams (llama_kv_cache / llama_kv_cache_iswa)."""
     size = c.n_ctx_seq
-    if swa and lm.sliding_window:
+    # n_swa: the sliding window, or llama4's attention chunk (src/models/llama4.cpp load_arch_hparams: n_swa = 8192,
+    # LLAMA_SWA_TYPE_CHUNKED); llama_kv_cache_iswa sizes both alike: min(n_ctx_seq, n_swa x seqs + n_ubatch), padded
+    window = lm.sliding_window or lm.attention_chunk_size
+    if swa and window:
         seqs = c.n_parallel if c.kv_unified else 1
-        size = pad(min(size, lm.sliding_window * seqs + c.n_ubatch), N_CTX_PAD)
+        size = pad(min(size, window * seqs + c.n_ubatch), N_CTX_PAD)
     return size * c.n_streams
 
 

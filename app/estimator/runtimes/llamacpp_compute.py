@@ -34,6 +34,61 @@ INPUT_INTS = 5  # token ids, positions, output ids, ...: int32 per token (the gr
 
 
 @dataclass(frozen=True, slots=True)
+class ComputeFit:
+    """n_embd x n_ubatch F32 rows (in quarters) that ggml-alloc's peak holds beyond our common model, per moment.
+
+    A FIT, not derived: on the 2026 graphs the peak is the output moment (the logits, n_vocab x n_ubatch F32) in
+    nearly every row, and where ggml-alloc (ggml/src/ggml-alloc.c, ggml_dyn_tallocr_alloc: best fit among the free
+    blocks, else the end of the buffer) places the logits depends on the order and sizes of every tensor the graph
+    freed before; we did not replay that allocator. The rows are the smallest quarter-row counts that leave no
+    model_specs/llamacpp/grid.json row of the architecture under llama.cpp's printed CPU compute buffer
+    (72 rows: n_ubatch 256/512/1024, n_ctx 4096/16384, n_parallel 1/2/4, flash attention on/off).
+    """
+
+    attention: float = 0  # at the attention moment (the KQ scores without flash attention)
+    ffn: float = 0  # at the FFN moment
+    output: float = 0  # beside the logits
+    output_no_fa: float = 0  # more beside the logits without flash attention
+    output_streams: float = 0  # more beside the logits with several KV streams (n_parallel > 1, split KV)
+
+    def rows(self, moment: str, c: LlamaContext) -> float:
+        if moment in ("attention", "ffn"):
+            return self.attention if moment == "attention" else self.ffn
+        return self.output + self.output_no_fa * (not c.flash_attention) + self.output_streams * (c.n_streams > 1)
+
+
+# Fitted on the grid's CPU rows (llama.cpp 0c1e570, the commit llama-cpp-python 0.3.36 vendors); worst over-estimate
+# per architecture in the comment. Graphs: src/models/<arch>.cpp of that commit.
+COMPUTE_FIT: dict[str, ComputeFit] = {
+    "qwen35": ComputeFit(output=1.75),  # qwen35.cpp (gated delta net + full attention): +1.2%
+    "qwen35moe": ComputeFit(output=2.25, output_no_fa=0.5, output_streams=0.5),  # qwen35moe.cpp: +1.0%
+    "nemotron_h": ComputeFit(output=1.5),  # nemotron-h.cpp (mamba2 + attention + FFN layers): +2.6%
+    # lfm2.cpp (short conv + attention): 2 rows at n_ubatch 256/512 and n_ctx 4096, none at n_ubatch 1024 or
+    # n_ctx 16384 (an allocator effect we do not model): +6.6% there
+    "lfm2": ComputeFit(output=2.25),
+    "gemma4": ComputeFit(output=3.75),  # gemma4.cpp: +2.1%
+    "llama4": ComputeFit(output=1, output_streams=2.75),  # llama4.cpp (chunked iSWA, MoE): +1.2%
+    "gpt-oss": ComputeFit(attention=1, output=2, output_no_fa=3.5, output_streams=0.25),  # openai-moe.cpp: +1.4%
+    "step35": ComputeFit(attention=2.5, output=1.75),  # step35.cpp: +2.2%
+    # older graphs, whose common model is fitted on the grid (compute_rows in gguf/arch.py), where a row was still
+    # under: gemma2 at n_ctx 32768 without flash attention (-2 MiB at n_ubatch 512, -8 at 2048); llama (mistral's
+    # rows) at the FFN moment with a q8_0 cache or n_parallel 3 (-0.08, -0.24 MiB); llama-3.1-8b and qwen2.5-7b at
+    # n_parallel 3 (-0.01 MiB at the output moment)
+    "gemma2": ComputeFit(attention=0.5),
+    "llama": ComputeFit(output=0.25, ffn=0.25),
+    "qwen2": ComputeFit(output=0.25),
+}
+NO_FIT = ComputeFit()
+
+
+def _fit_bytes(arch: GgufArch | None, moment: str, lm: LanguageModel, c: LlamaContext, cpu: bool) -> int:
+    """The fit's bytes on the CPU graph (where it was read); the split GPU graphs keep their own fits (L1-L4, G12/G13:
+    G13's gpt-oss-120b prints 796 MiB on ROCm, which these rows would overshoot by 26 MiB)."""
+    rows = COMPUTE_FIT.get(arch.name, NO_FIT).rows(moment, c) if arch and cpu else 0
+    return round(rows * 4) * lm.hidden * c.n_ubatch * F32 // 4
+
+
+@dataclass(frozen=True, slots=True)
 class ComputeBuffers:
     gpu: int  # CUDA0 compute buffer
     host: int  # CUDA_Host compute buffer
@@ -62,16 +117,18 @@ def _phases(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, backend: 
     cpu = backend == "cpu"
     attn_extra, out_extra = ((r * hidden for r in arch.compute_rows) if arch else (0, 0))
     attn_rows = 4 * hidden + (q + 2 * kv if cpu else 0) + attn_extra
-    attention = kq + (mask * F32 if not c.flash_attention else 0) + attn_rows * ub * F32
+    attention = kq + (mask * F32 if not c.flash_attention else 0) + attn_rows * ub * F32 \
+        + _fit_bytes(arch, "attention", lm, c, cpu)
     fa_mask = mask * (2 if cpu else 2 + F32) if c.flash_attention else 0
     # a quantized cache under FA keeps one more n_embd row alive at the output (grid: q8_0/q4_0 rows)
     quantized = c.flash_attention and (c.type_k.block > 1 or c.type_v.block > 1)
     rows = (2 if cpu else 1) + quantized
-    output = lm.vocab * ub * F32 + (rows * hidden + out_extra) * ub * F32 + (0 if cpu else fa_mask)
+    output = lm.vocab * ub * F32 + (rows * hidden + out_extra) * ub * F32 + (0 if cpu else fa_mask) \
+        + _fit_bytes(arch, "output", lm, c, cpu)
     # the FFN of a layer: gate, up, their product and four n_embd rows, beside the masks every layer reads
     # (with FA and a quantized cache the F16 mask was not alive there in the grid)
     masks = 0 if quantized else (mask * 2 if c.flash_attention else mask * F32)
-    ffn = (3 * ffn_width + 4 * hidden) * ub * F32 + masks
+    ffn = (3 * ffn_width + 4 * hidden) * ub * F32 + masks + _fit_bytes(arch, "ffn", lm, c, cpu)
     return {"attention": attention, "output": output, "ffn": ffn}
 
 
