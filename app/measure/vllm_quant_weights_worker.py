@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 import time
 import traceback
@@ -24,6 +23,12 @@ from collections import Counter
 
 os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
+from vllm_plan_worker import (  # noqa: E402  (same folder: the script's directory is first on sys.path)
+    _init_distributed,
+    _skip_cpu_platform_check,
+    log,
+)
 
 _Q = "vllm.model_executor.layers.quantization"
 # (module, attribute, stand-in): kernel selectors create_weights calls besides registering its parameters.
@@ -47,33 +52,6 @@ PATCHED = (
 # KV cache's, not a linear's weights
 KV_SCALES = ("k_scale", "v_scale", "q_scale", "prob_scale")
 VISION = ("vision_tower", "visual", "vision_model", "embed_vision", "multi_modal_projector", "mm_projector")
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _init_distributed(vc) -> None:
-    from vllm.config import set_current_vllm_config
-    from vllm.distributed.parallel_state import (
-        destroy_model_parallel,
-        ensure_model_parallel_initialized,
-        init_distributed_environment,
-        model_parallel_is_initialized,
-    )
-
-    with set_current_vllm_config(vc):
-        init_distributed_environment(world_size=1, rank=0, local_rank=0, backend="gloo",
-                                     distributed_init_method=f"tcp://127.0.0.1:{_free_port()}")
-        if model_parallel_is_initialized():
-            destroy_model_parallel()
-        ensure_model_parallel_initialized(1, 1)
 
 
 def _patch() -> list[str]:
@@ -140,7 +118,6 @@ def main() -> int:
     job = json.load(sys.stdin)
     if job.get("skip_cpu_platform_check"):  # another release's Python files on the CPU build (vllm_plan_worker)
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        from vllm_plan_worker import _skip_cpu_platform_check
 
         _skip_cpu_platform_check()
     t0 = time.time()

@@ -26,7 +26,6 @@ import collections
 import json
 import os
 import re
-import socket
 import sys
 import time
 import traceback
@@ -34,25 +33,7 @@ import traceback
 os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _skip_cpu_platform_check() -> None:
-    """As app/measure/vllm_plan_worker.py: other releases' Python files on the CPU build."""
-    import vllm.platforms
-    from vllm.platforms.cpu import CpuPlatform
-
-    if vllm.platforms._current_platform is None:
-        vllm.platforms._current_platform = CpuPlatform()
-    CpuPlatform.check_and_update_config = classmethod(lambda cls, vllm_config: None)
+from vllm_plan_worker import _free_port, _skip_cpu_platform_check, log  # noqa: E402  (the script's folder)
 
 
 def _gpu_like_mxfp4() -> None:
