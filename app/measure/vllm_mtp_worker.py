@@ -38,41 +38,6 @@ import vllm_weights_worker as ww  # noqa: E402
 SHARED = re.compile(r"^(model\.embed_tokens\.|lm_head\.|model\.layers\.[^.]+\.shared_head\.head\.)")
 
 
-def _config(model_dir: str, n: int, max_model_len: int, block_size: int, mnbt: int):
-    from vllm.config import (
-        CacheConfig,
-        LoadConfig,
-        ModelConfig,
-        ParallelConfig,
-        SchedulerConfig,
-        SpeculativeConfig,
-        VllmConfig,
-    )
-
-    mc = ModelConfig(model=model_dir, skip_tokenizer_init=True, dtype="bfloat16", max_model_len=max_model_len,
-                     enforce_eager=True)
-    pc = ParallelConfig()
-    sc = SpeculativeConfig(method="mtp", num_speculative_tokens=n, target_model_config=mc,
-                           target_parallel_config=pc)
-    cc = CacheConfig(block_size=block_size, cache_dtype="auto", enable_prefix_caching=True)
-    ssm_dtype = cc.mamba_ssm_cache_dtype
-    sched = SchedulerConfig(max_num_batched_tokens=mnbt, max_model_len=max_model_len, is_encoder_decoder=False,
-                            async_scheduling=True)
-    vc = VllmConfig(model_config=mc, cache_config=cc, scheduler_config=sched, parallel_config=pc,
-                    speculative_config=sc, load_config=LoadConfig(load_format="dummy"))
-    vc.cache_config.block_size = block_size
-    vc.cache_config.mamba_ssm_cache_dtype = ssm_dtype
-    from vllm.model_executor.models import config as hooks
-
-    hook = hooks.MODELS_CONFIG_MAP.get(vc.model_config.architecture)
-    if hook is not None and issubclass(hook, (hooks.NemotronHForCausalLMConfig,
-                                              hooks.Qwen3_5ForConditionalGenerationConfig)):
-        hook.verify_and_update_config(vc)
-    vc.scheduler_config.async_scheduling = True
-    vc.cache_config.kv_cache_layout = "NHD"
-    return vc
-
-
 def _build(vc) -> tuple[dict, set, dict]:
     import torch
     from vllm.config import set_current_vllm_config
@@ -154,7 +119,8 @@ def run_model(m: dict, common: dict) -> dict:
         row = {"num_speculative_tokens": n}
         t0 = time.time()
         try:
-            vc = _config(m["dir"], n, common["max_model_len"], common["block_size"], common["max_num_batched_tokens"])
+            vc = pw._vllm_config(m["dir"], common["max_model_len"], common["block_size"], "auto",
+                                 common["max_num_batched_tokens"], mtp_tokens=n)
             specs, target_layers, params = _build(vc)
             draft_names = [k for k in specs if k not in target_layers]
             target_specs = {k: v for k, v in specs.items() if k in target_layers}

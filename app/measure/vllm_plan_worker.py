@@ -84,11 +84,27 @@ class _GpuLikeBackend:
         return block_size is not None and block_size % 16 == 0
 
 
-def _vllm_config(model_dir: str, max_model_len: int, block_size: int, cache_dtype: str, mnbt: int):
-    from vllm.config import CacheConfig, LoadConfig, ModelConfig, SchedulerConfig, VllmConfig
+def _vllm_config(model_dir: str, max_model_len: int, block_size: int, cache_dtype: str, mnbt: int,
+                 mtp_tokens: int | None = None):
+    """The VllmConfig `vllm serve` would build on a GPU; with `mtp_tokens`, its --speculative-config
+    '{"method": "mtp", "num_speculative_tokens": N}' (vllm_mtp_worker)."""
+    from vllm.config import (
+        CacheConfig,
+        LoadConfig,
+        ModelConfig,
+        ParallelConfig,
+        SchedulerConfig,
+        SpeculativeConfig,
+        VllmConfig,
+    )
 
     mc = ModelConfig(model=model_dir, skip_tokenizer_init=True, dtype="bfloat16", max_model_len=max_model_len,
                      enforce_eager=True)
+    speculative = {}
+    if mtp_tokens is not None:
+        pc = ParallelConfig()
+        speculative = {"parallel_config": pc, "speculative_config": SpeculativeConfig(
+            method="mtp", num_speculative_tokens=mtp_tokens, target_model_config=mc, target_parallel_config=pc)}
     # Prefix caching on, as `vllm serve` defaults it (vllm/engine/arg_utils.py); Mamba layers then use the
     # "align" cache mode.
     cc = CacheConfig(block_size=block_size, cache_dtype=cache_dtype, enable_prefix_caching=True)
@@ -96,7 +112,7 @@ def _vllm_config(model_dir: str, max_model_len: int, block_size: int, cache_dtyp
     sc = SchedulerConfig(max_num_batched_tokens=mnbt, max_model_len=max_model_len, is_encoder_decoder=False,
                          async_scheduling=True)
     vc = VllmConfig(model_config=mc, cache_config=cc, scheduler_config=sc,
-                    load_config=LoadConfig(load_format="dummy"))
+                    load_config=LoadConfig(load_format="dummy"), **speculative)
     # Undo the CPU platform's choices (vllm/platforms/cpu.py check_and_update_config).
     vc.cache_config.block_size = block_size
     vc.cache_config.mamba_ssm_cache_dtype = ssm_dtype
