@@ -73,3 +73,26 @@ def test_vllm_flags_for_another_gpu_equal_resolve(catalog: Catalog, model: str):
             per_gpu = g.cuda_total
             expected = vllm_flags.resolve(spec, fmt, kv, req, 8192, per_gpu, g.slug)
             assert vllm_flags.for_gpu(asked, vllm_flags.batch_for(asked, req, per_gpu, g.slug)) == expected
+
+
+@pytest.mark.parametrize("model", ["llama-3.1-8b", "qwen3.5-27b", "gemma-2-9b-it", "qwen3-30b-a3b"])
+def test_vllm_fit_rows_equal_the_full_verdict(catalog: Catalog, model: str):
+    """The fit list asks vllm_advice.starts (no message, blocks per sequence computed once) on every GPU: it answers
+    what vllm_advice.verdict answers there, starting or not, for every release rule and parallel layout."""
+    from app.estimator.runtimes import vllm_advice, vllm_memory
+
+    spec = catalog.model(model)
+    fmt, kv = FORMATS["bf16"], KV_TYPES["bf16"]
+    outcomes = set()
+    for knobs in ({}, {"gpu_count": 2}, {"gpu_count": 4, "pipeline_parallel_size": 2}, {"vllm_version": "0.34.0"},
+                  {"vllm_version": "0.7.0"}, {"gpu_memory_utilization": 0.98}, {"context": 131072}):
+        context = knobs.pop("context", 8192)
+        req = VramRequest(model=model, runtime="vllm", context=context, **knobs)
+        f = vllm_flags.resolve(spec, fmt, kv, req, context, None, None)
+        stages = vllm_memory.stages(spec, fmt, f)
+        per_sequence = vllm_advice.blocks_per_sequence(f)
+        for g in catalog.gpus:
+            v = vllm_advice.verdict(f, stages, g.cuda_total)
+            assert vllm_advice.starts(f, stages, g.cuda_total, per_sequence) == (v.starts, v.headroom), (knobs, g.slug)
+            outcomes.add(v.starts)
+    assert outcomes == {True, False}  # both branches were compared

@@ -11,7 +11,6 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from app.catalog.importer import spec_from_config
 from app.estimator import Gpu, ModelSpec, UnknownModel
 from app.resources import data_dir
 
@@ -76,6 +75,8 @@ class Catalog:
     def spec_for(self, model: str | None, config: dict | None) -> ModelSpec:
         """The spec a request names: an inline config.json (imported, cached), else `model` resolved."""
         if config is not None:
+            from app.catalog.importer import spec_from_config  # adapters: only for a config that is not in the catalog
+
             return spec_from_config(config)
         if model is None:
             raise UnknownModel("")

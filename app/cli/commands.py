@@ -15,30 +15,50 @@ import inspect
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from functools import cache
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import TypeAdapter, ValidationError
-from rich.console import Console
-from rich.markup import escape
 
 from app.catalog import load_catalog
-from app.cli import show
 from app.cli.inputs import check_formats, estimate_for, fit_target, request_for, spec_for
 from app.cli.options import WHERE, request_parameters
 from app.estimator import FORMATS, GROUP_LABELS, EstimatorError, count_parameters
-from app.estimator.solve import ContextFit, fit_table
-from app.logs import check_log
 from app.problems import EXIT_CODES, Refused, problem
 from app.units import gib
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EPILOG = ("Exit codes: 0 answered; 2 invalid input (the API's 422); 3 unknown model or missing file (its 404); "
           "4 the Hugging Face Hub unreachable (its 503).")
 cli = typer.Typer(name="vram", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   epilog=EPILOG, help="GPU memory (VRAM) for open models: the breakdown, and what fits where.")
-OUT = Console(highlight=False)
-ERR = Console(stderr=True, highlight=False)
-_ROWS = TypeAdapter(list[ContextFit])
+
+
+@cache
+def _console(stderr: bool = False) -> Console:
+    """stdout's (or stderr's) rich console, made when a table or message is first printed: `--json` answers never
+    import rich (the command's cold start)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _note(tag: str, line: str) -> None:
+    """One message on stderr, `tag` in rich markup ("[red]error:[/]"), the text escaped."""
+    from rich.markup import escape
+
+    _console(stderr=True).print(f"{tag} {escape(line)}")
+
+
+def _show() -> ModuleType:
+    """app.cli.show (rich tables), imported when a table is printed."""
+    from app.cli import show
+
+    return show
 
 MODEL = inspect.Parameter("model", inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[str, typer.Argument(
     metavar="MODEL", show_default=False,
@@ -59,7 +79,7 @@ def _answering(as_json: bool) -> Iterator[None]:
             print(json.dumps({"detail": p.detail}, default=str))
         else:
             for line in p.lines():
-                ERR.print(f"[red]error:[/] {escape(line)}")
+                _note("[red]error:[/]", line)
         raise typer.Exit(p.exit_code) from None
 
 
@@ -79,7 +99,9 @@ def estimate_command(model: str, as_json: bool = False, **fields: Any) -> None:
     if as_json:
         print(est.model_dump_json())
     else:
-        show.estimate(OUT, est)
+        from app.cli import show  # rich tables: only when one is printed
+
+        show.estimate(_console(), est)
 
 
 estimate_command.__signature__ = _signature(MODEL, *request_parameters(), JSON)  # type: ignore[attr-defined]
@@ -101,6 +123,8 @@ _FIT = (
 def fit_command(model: str, gpu: str | None = None, memory: str | None = None, quantization: list[str] | None = None,
                 as_json: bool = False, **fields: Any) -> None:
     """Per weight format: does MODEL fit, and the largest context (tokens per sequence) that does."""
+    from app.estimator.solve import ContextFit, fit_table
+
     with _answering(as_json):
         catalog = load_catalog()
         req = request_for(model, fields)
@@ -108,9 +132,11 @@ def fit_command(model: str, gpu: str | None = None, memory: str | None = None, q
         target = fit_target(catalog, gpu, memory)
         rows = fit_table(spec, req, target, check_formats(quantization or []) or None)
     if as_json:
-        print(_ROWS.dump_json(rows).decode())
+        print(TypeAdapter(list[ContextFit]).dump_json(rows).decode())
     else:
-        show.fit(OUT, spec.name, target, req.gpu_count, req.context, rows)
+        from app.cli import show
+
+        show.fit(_console(), spec.name, target, req.gpu_count, req.context, rows)
 
 
 fit_command.__signature__ = _signature(  # type: ignore[attr-defined]
@@ -123,7 +149,7 @@ def models() -> None:
     """The model catalog (slugs for MODEL)."""
     rows = [(s.slug, f"{count_parameters(s).total / 1e9:,.2f}B", f"{s.language_model.max_context:,}", s.modality)
             for s in load_catalog().models.values()]  # fits an 80-column terminal; names: /api/models
-    show.listing(OUT, "Models", ("slug", "parameters", "max context", "modality"), rows,
+    _show().listing(_console(), "Models", ("slug", "parameters", "max context", "modality"), rows,
                  right=("parameters", "max context"))
 
 
@@ -131,14 +157,14 @@ def models() -> None:
 def gpus() -> None:
     """The GPU catalog (slugs for --gpu); memory as the driver reports it."""
     rows = [(g.slug, g.name, gib(g.memory_bytes), g.memory_bytes, g.kind) for g in load_catalog().gpus]
-    show.listing(OUT, "GPUs", ("slug", "name", "GiB", "bytes", "kind"), rows, right=("GiB",))
+    _show().listing(_console(), "GPUs", ("slug", "name", "GiB", "bytes", "kind"), rows, right=("GiB",))
 
 
 @cli.command("formats")
 def formats() -> None:
     """Weight formats (slugs for --quantization) and the runtimes that load them."""
     rows = [(f.slug, f.label, GROUP_LABELS[f.group], ", ".join(f.runtimes)) for f in FORMATS.values()]
-    show.listing(OUT, "Weight formats", ("slug", "label", "group", "runtimes"), rows)
+    _show().listing(_console(), "Weight formats", ("slug", "label", "group", "runtimes"), rows)
 
 
 @cli.command("check", epilog=EPILOG)
@@ -152,10 +178,12 @@ def check(
     """A llama.cpp, Ollama or vLLM startup log: what it printed beside our estimate, term by term (as /logs)."""
     overrides = {k: v for k, v in {"model": model, "quantization": quantization,
                                    "vllm_version": vllm_version}.items() if v}
+    from app.logs import check_log  # the log parsers: only for this command
+
     try:
         report = check_log(logfile.read(), load_catalog(), overrides)
     except ValueError as exc:  # longer than the cap
-        ERR.print(f"[red]error:[/] log: {escape(str(exc))}")
+        _note("[red]error:[/]", f"log: {exc}")
         raise typer.Exit(EXIT_CODES[422]) from None
     if as_json:
         print(report.model_dump_json())
@@ -163,11 +191,12 @@ def check(
     rows = [(t.term, _amount(t.measured, t.unit), _amount(t.estimated, t.unit),
              "-" if t.error is None else f"{t.error:+.2%}", "UNSAFE" if t.unsafe else "") for t in report.terms]
     title = f"{report.log.runtime or 'unrecognised log'}: model {report.model or '?'} ({report.model_source or '-'})"
-    show.listing(OUT, title, ("term", "log", "our estimate", "error", ""), rows, right=("log", "our estimate"))
-    OUT.print("[dim]log: the printed figure (MiB or GiB as the runtime prints it) in GiB; --json has every line[/]")
+    out = _console()
+    _show().listing(out, title, ("term", "log", "our estimate", "error", ""), rows, right=("log", "our estimate"))
+    out.print("[dim]log: the printed figure (MiB or GiB as the runtime prints it) in GiB; --json has every line[/]")
     missing = [f"not in the log: {', '.join(report.log.missing)}"] if report.log.missing else []
     for line in missing + report.warnings:
-        ERR.print(f"[yellow]note:[/] {escape(line)}")
+        _note("[yellow]note:[/]", line)
 
 
 def _amount(value: float | None, unit: str) -> str:

@@ -176,7 +176,7 @@ def _need(f: VllmFlags, s: Stage, sequence: int, batch: int) -> int:
 def _fit_on(inp: RuntimeInput, asked: VllmFlags) -> Callable[[int, str], tuple[bool, int]]:
     """The verdict on any GPU of the catalog: (starts, headroom per GPU), flags resolved for that GPU (from the
     asked GPU's: only the batch defaults differ), stages computed once per distinct flags."""
-    cache: dict[tuple[int, int], tuple[VllmFlags, list[Stage]]] = {}
+    cache: dict[tuple[int, int], tuple[VllmFlags, list[Stage], int]] = {}
     req = inp.request or VramRequest(model=inp.spec.slug, runtime="vllm", gpu_count=inp.gpu_count)
 
     def fit(gpu_bytes: int, slug: str) -> tuple[bool, int]:
@@ -185,9 +185,8 @@ def _fit_on(inp: RuntimeInput, asked: VllmFlags) -> Callable[[int, str], tuple[b
         hit = cache.get(batch)
         if hit is None:
             f = vllm_flags.for_gpu(asked, batch)
-            hit = cache[batch] = f, vllm_memory.stages(inp.spec, inp.fmt, f)
-        v = vllm_advice.verdict(hit[0], hit[1], per_gpu)
-        return v.starts, v.headroom
+            hit = cache[batch] = f, vllm_memory.stages(inp.spec, inp.fmt, f), vllm_advice.blocks_per_sequence(f)
+        return vllm_advice.starts(*hit[:2], per_gpu, hit[2])
 
     return fit
 

@@ -44,13 +44,6 @@ def blocks_per_sequence(f: VllmFlags, tokens: int | None = None) -> int:
     return sum(vllm_kv.blocks_per_request(g, f.block_size, tokens, f.in_flight) for g in f.kv_groups)
 
 
-def requested_bytes(f: VllmFlags, total: int) -> int:
-    """gpu_memory_utilization x total (vllm/v1/worker/utils.py request_memory); with 0.34's extensible KV
-    cache the budget is only a cap, bound by the memory free at start."""
-    requested = int(f.gpu_memory_utilization * total)
-    return min(requested, total - cuda_context(f)) if f.extensible else requested
-
-
 def budgets(f: VllmFlags, stages: list[Stage], total: int) -> list[int]:
     """Each stage's KV budget on GPUs of `total` bytes."""
     requested = int(f.gpu_memory_utilization * total)
@@ -58,13 +51,30 @@ def budgets(f: VllmFlags, stages: list[Stage], total: int) -> list[int]:
     return [s.budget(requested, free) for s in stages]
 
 
+def _budget(f: VllmFlags, stages: list[Stage], total: int, per_sequence: int) -> tuple[int, int, list[int], int]:
+    """(requested, free, each stage's KV budget, spare: the smallest budget beyond one max_model_len sequence)
+    on GPUs of `total` bytes each."""
+    asked = int(f.gpu_memory_utilization * total)  # vllm/v1/worker/utils.py request_memory
+    free = total - cuda_context(f)
+    requested = min(asked, free) if f.extensible else asked  # 0.34's extensible KV cache: a cap, bound by free
+    kv = budgets(f, stages, total)
+    spare = min(b - per_sequence * s.block_bytes for b, s in zip(kv, stages, strict=True))
+    return requested, free, kv, spare
+
+
+def starts(f: VllmFlags, stages: list[Stage], total: int, per_sequence: int) -> tuple[bool, int]:
+    """`verdict`'s (starts, headroom) alone, without its message: the fit list asks it for every catalog GPU.
+    `per_sequence`: blocks_per_sequence(f)."""
+    requested, free, kv, spare = _budget(f, stages, total, per_sequence)
+    if requested > free:
+        return False, free - requested
+    return min(kv) > 0 and spare >= 0, spare
+
+
 def verdict(f: VllmFlags, stages: list[Stage], total: int) -> Verdict:
     """Startup outcome on GPUs of `total` bytes each (as torch.cuda.mem_get_info reports them)."""
-    requested = requested_bytes(f, total)
-    free = total - cuda_context(f)
-    kv = budgets(f, stages, total)
+    requested, free, kv, spare = _budget(f, stages, total, blocks_per_sequence(f))
     blocks = min(max(0, b) // s.block_bytes for b, s in zip(kv, stages, strict=True))
-    spare = min(b - blocks_per_sequence(f) * s.block_bytes for b, s in zip(kv, stages, strict=True))
     if requested > free:  # request_memory raises (not with the extensible cache: requested is capped)
         short = requested - free
         return Verdict(False, short, f"gpu_memory_utilization asks for {requested / GiB:.2f} GiB but only "

@@ -30,6 +30,7 @@ from math import ceil
 from app.estimator import cache
 from app.estimator.errors import InvalidRequest
 from app.estimator.kv_cache import KV_TYPES, KvType
+from app.estimator.memo import per_spec
 from app.estimator.spec import LanguageModel, ModelSpec
 
 
@@ -288,6 +289,7 @@ def group_shapes(lm: LanguageModel, windows: bool = True, block_size: int = 16, 
     return _shapes([x for x, _ in u.layers], [s for _, s in u.layers])
 
 
+@per_spec  # a model's groups for these flags: the same every request (frozen models)
 def runtime_groups(lm: LanguageModel, kv: KvType, tp: int, windows: bool, block_size: int,
                    compute_bytes: int, window_offset: int = 0,
                    speculative_tokens: int = 0) -> tuple[int, tuple[GroupShape, ...]]:
