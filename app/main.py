@@ -21,6 +21,7 @@ from app.estimator import InvalidRequest, UnknownModel
 from app.hub import HubUnavailable
 from app.resources import data_dir
 from app.web import api, handlers, pages
+from app.web.answers import Answers
 from app.web.limits import BodyLimit
 
 STATIC = data_dir("static")
@@ -35,6 +36,7 @@ def create_app(specs_dir: Path = SPECS_DIR) -> FastAPI:
         docs_url=None, redoc_url=None,  # /docs is served offline (vendored Swagger UI) by app.web.pages
     )
     app.state.catalog = load_catalog(specs_dir)
+    app.state.answers = Answers()  # answers of catalog requests, kept (app/web/answers.py)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(api.router)
     app.include_router(api.health)

@@ -2,7 +2,11 @@
 page, a 422, the weights endpoint), latency measured from each request's scheduled send time (so a slow server
 cannot slow the load down and hide its own queueing), p50/p99 per request kind.
 
-    python -m bench.bench_load [--rate 800] [--seconds 30] [--connections 32]
+    python -m bench.bench_load [--rate 800] [--seconds 30] [--connections 32] [--new]
+
+The mix's requests repeat, so after the first of each the server answers them from its kept answers
+(app/web/answers.py; each response says so in X-Answer-Cache, counted here per kind); with --new every estimate
+and card request asks a context no request asked before, so each is parsed, estimated and rendered.
 
 127.0.0.1 only. The server is pinned to one core and this client to another where the machine has two or more,
 so the client leaves the server its core; the client writes pre-built HTTP/1.1 requests on keep-alive sockets
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import socket
 import statistics
@@ -36,6 +41,7 @@ MIX = [  # (kind, path) cycled in order, so each kind gets its share of the rate
     ("weights", "/api/weights?model=glm-4v-9b&quantization=q4_k_m"),
 ]
 EXPECTED = {"422": 422}
+NEW = ("api transformers", "api llama.cpp", "api vllm", "card page")  # the kinds --new varies
 TARGET_P99_MS = 100
 
 
@@ -43,24 +49,46 @@ def _request(path: str) -> bytes:
     return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n".encode()
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
+def _with_context(path: str, context: int) -> str:
+    """`path` asking `context` tokens (replacing the one it asks, if any)."""
+    base, _, query = path.partition("?")
+    fields = [f for f in query.split("&") if f and not f.startswith("context=")]
+    return f"{base}?{'&'.join([*fields, f'context={context}'])}"
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """(status, whether the server answered from its kept answers: X-Answer-Cache: hit)."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split()[1])
-    length = 0
+    length, hit = 0, False
     for line in lines[1:]:
-        if line[:15].lower() == b"content-length:":
+        low = line.lower()
+        if low[:15] == b"content-length:":
             length = int(line[15:])
+        elif low.startswith(b"x-answer-cache:"):
+            hit = low.endswith(b"hit")
     await reader.readexactly(length)
-    return status
+    return status, hit
 
 
-async def _drive(port: int, rate: float, seconds: float, connections: int) -> dict:
+async def _drive(port: int, rate: float, seconds: float, connections: int, new: bool = False,
+                 first_context: int = 1024) -> dict:
+    """`new`: each request of the NEW kinds asks a context no request asked before (first_context, +1, ...), so
+    none is answered from the kept answers; else the MIX's own requests, repeated."""
     total = int(rate * seconds)
     queue: asyncio.Queue = asyncio.Queue()
     lat: dict[str, list[float]] = {k: [] for k, _ in MIX}
+    hits: dict[str, int] = {k: 0 for k, _ in MIX}
     errors: dict[str, int] = {}
     built = [(k, _request(p)) for k, p in MIX]
+    if new:  # built before the clock starts, so the client does no formatting in the timed loop
+        every = [(k, _request(_with_context(p, first_context + i)) if k in NEW else raw)
+                 for i, ((k, raw), (_, p)) in enumerate(zip(itertools.islice(itertools.cycle(built), total),
+                                                            itertools.islice(itertools.cycle(MIX), total),
+                                                            strict=True))]
+    else:
+        every = [built[i % len(built)] for i in range(total)]
 
     async def worker() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -72,13 +100,14 @@ async def _drive(port: int, rate: float, seconds: float, connections: int) -> di
                 due, kind, raw = item
                 try:
                     writer.write(raw)
-                    status = await _read_response(reader)
+                    status, hit = await _read_response(reader)
                 except (asyncio.IncompleteReadError, ConnectionError):  # the server closed it: count, reconnect
                     errors[f"{kind} closed"] = errors.get(f"{kind} closed", 0) + 1
                     writer.close()
                     reader, writer = await asyncio.open_connection("127.0.0.1", port)
                     continue
                 lat[kind].append(time.perf_counter() - due)
+                hits[kind] += hit
                 if status != EXPECTED.get(kind, 200):
                     errors[f"{kind} {status}"] = errors.get(f"{kind} {status}", 0) + 1
         finally:
@@ -91,7 +120,7 @@ async def _drive(port: int, rate: float, seconds: float, connections: int) -> di
         delay = due - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        kind, raw = built[i % len(built)]
+        kind, raw = every[i]
         queue.put_nowait((due, kind, raw))
     for _ in workers:
         queue.put_nowait(None)
@@ -111,8 +140,9 @@ async def _drive(port: int, rate: float, seconds: float, connections: int) -> di
     return {"offered_rate": rate, "seconds": seconds, "sent": total, "answered": len(every),
             "achieved_rate": round(len(every) / elapsed, 1), "errors": errors,
             "p50_ms": pct(every, 0.50), "p99_ms": pct(every, 0.99), "max_ms": pct(every, 1.0),
+            "new_contexts": new, "kept_answers": sum(hits.values()),
             "per_kind": {k: {"n": len(v), "p50_ms": pct(sorted(v), 0.5), "p99_ms": pct(sorted(v), 0.99),
-                             "mean_ms": round(statistics.fmean(v) * 1e3, 2) if v else None}
+                             "mean_ms": round(statistics.fmean(v) * 1e3, 2) if v else None, "kept": hits[k]}
                          for k, v in lat.items()}}
 
 
@@ -130,7 +160,7 @@ def _cores() -> tuple[set[int] | None, set[int] | None]:
     return {cores[0]}, set(cores[1:])
 
 
-def run(rate: float, seconds: float, connections: int) -> dict:
+def run(rate: float, seconds: float, connections: int, new: bool = False) -> dict:
     port = _port()
     server_core, client_cores = _cores()
     server = subprocess.Popen(
@@ -150,25 +180,28 @@ def run(rate: float, seconds: float, connections: int) -> dict:
                 time.sleep(0.1)
         # warm every route once (first requests build caches and templates), then the measured run
         asyncio.run(_drive(port, min(rate, 50), 1, 2))
-        return asyncio.run(_drive(port, rate, seconds, connections))
+        return asyncio.run(_drive(port, rate, seconds, connections, new))
     finally:
         os.sched_setaffinity(0, mine)
         server.terminate()
         server.wait(timeout=10)
 
 
-def main(rate: float = 800, seconds: float = 30, connections: int = 32, out: Path | None = None) -> dict:
+def main(rate: float = 800, seconds: float = 30, connections: int = 32, out: Path | None = None,
+         new: bool = False) -> dict:
     before = results_file.load_average()
     print(f"load average before: {before}")
-    r = run(rate, seconds, connections)
+    r = run(rate, seconds, connections, new)
     for kind, x in r["per_kind"].items():
-        print(f"  {kind}: n {x['n']}, p50 {x['p50_ms']} ms, p99 {x['p99_ms']} ms")
+        print(f"  {kind}: n {x['n']}, p50 {x['p50_ms']} ms, p99 {x['p99_ms']} ms, kept answers {x['kept']}")
     met = rate >= 800 and r["p99_ms"] < TARGET_P99_MS and not r["errors"]
-    print(f"offered {rate:.0f} req/s for {seconds:.0f} s: achieved {r['achieved_rate']:,.0f} req/s, "
+    mix = "a new context in every estimate and card request" if new else "the mix's requests repeated"
+    print(f"{mix}: offered {rate:.0f} req/s for {seconds:.0f} s: achieved {r['achieved_rate']:,.0f} req/s, "
           f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms, errors {r['errors'] or 'none'}; "
           f"target p99 < {TARGET_P99_MS} ms at 800 req/s: {'met' if met else 'MISSED'}")
     print(f"load average after: {results_file.load_average()}")
-    results_file.write("load", {"target_p99_ms": TARGET_P99_MS, "connections": connections, **r}, out, before)
+    results_file.write("load-new" if new else "load", {"target_p99_ms": TARGET_P99_MS, "connections": connections,
+                                                       **r}, out, before)
     return r
 
 
@@ -178,5 +211,7 @@ if __name__ == "__main__":
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--out", type=Path, default=None, help="folder for the results file (default bench/results)")
+    p.add_argument("--new", action="store_true", help="a context never asked before in every estimate and card "
+                   "request: nothing is answered from the kept answers")
     a = p.parse_args()
-    main(a.rate, a.seconds, a.connections, a.out)
+    main(a.rate, a.seconds, a.connections, a.out, a.new)

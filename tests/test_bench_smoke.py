@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-from bench import bench_cli, bench_estimator, bench_load
+from bench import bench_api, bench_cli, bench_estimator, bench_load
 
 
 def _written(folder, name: str) -> dict:
@@ -34,3 +34,18 @@ def test_bench_load_completes_and_writes(tmp_path):
     figures = _written(tmp_path, "load")["figures"]
     assert figures["answered"] == figures["sent"] == 20
     assert figures["errors"] == {}
+
+
+def test_bench_load_new_contexts_are_never_kept_answers(tmp_path):
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(bench_load.main, rate=24, seconds=1, connections=2, out=tmp_path, new=True).result()
+    figures = _written(tmp_path, "load-new")["figures"]
+    assert figures["answered"] == figures["sent"] == 24 and figures["errors"] == {}
+    assert all(figures["per_kind"][k]["kept"] == 0 for k in bench_load.NEW)  # each asked a new context
+
+
+def test_bench_api_completes_and_writes(tmp_path):
+    with ThreadPoolExecutor(1) as pool:  # asyncio.run in a thread of its own, as above
+        pool.submit(bench_api.main, seconds=0.3, rounds=1, concurrency=2, out=tmp_path).result()
+    figures = _written(tmp_path, "api")["figures"]
+    assert set(bench_api.TARGETS) <= set(figures) and figures["ratio"] > 0 and figures["ratio_new"] > 0

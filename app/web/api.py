@@ -35,6 +35,7 @@ from app.hub import HF_FILE_PATTERN, HubUnavailable, fetch_gguf_header
 from app.logs import MAX_LOG_BYTES, LogReport, check_log
 from app.logs.rules import MAX_LINE
 from app.problems import problem
+from app.web.answers import answer
 from app.web.deps import get_catalog
 from app.web.limits import BODY_LIMITS
 from app.web.logs_page import read_log_body
@@ -153,13 +154,22 @@ def request_schemas() -> dict[str, Any]:
 
 @router.get("/vram", response_model=VramEstimate, responses=_VRAM_RESPONSES, summary="Estimate GPU memory",
             openapi_extra={"parameters": _QUERY_PARAMETERS})
-def vram_get(request: Request, catalog: CatalogDep) -> Response:
+async def vram_get(request: Request, catalog: CatalogDep) -> Response:
     """GPU memory needed to run a catalog model; the same fields as POST, as query parameters."""
-    params = _query(request)
-    est = hub.estimate_for(catalog, params)  # hub: unknown repo ids
-    if params.trace:  # transformers' real code on fake tensors, beside the formula
-        est = with_trace(hub.spec_for(catalog, params.model, params.config)[0], est)
-    return represent_estimate(request, est, params)
+
+    def compute() -> tuple[Response, bool]:
+        params = _query(request)
+        est = hub.estimate_for(catalog, params)  # hub: unknown repo ids
+        if params.trace:  # transformers' real code on fake tensors, beside the formula
+            est = with_trace(hub.spec_for(catalog, params.model, params.config)[0], est)
+        return represent_estimate(request, est, params), _pure(catalog, params)
+
+    return await answer(request, compute)  # parsing, the Hub and the estimate: in the thread pool
+
+
+def _pure(catalog: Catalog, params: VramRequest) -> bool:
+    """The answer depends on the request and the catalog alone: a catalog model, no inline config, no trace."""
+    return params.config is None and not params.trace and catalog.lookup(params.model or "") is not None
 
 
 # --- input parsing: strict JSON, lax form and query strings, no unread query parameters ---
@@ -229,12 +239,17 @@ _FORMAT_SLUGS = {"enum": list(FORMATS)}  # the formats /api/quantizations lists
 
 
 @router.get("/weights", response_model=WeightsReport, responses=_ERRORS, summary="Checkpoint size in a format")
-def weights(catalog: CatalogDep,
-            model: Annotated[str, Query(description="Catalog slug or Hugging Face repo id.")],
-            quantization: Annotated[str | None, Query(description="Format slug.",
-                                                      json_schema_extra=_FORMAT_SLUGS)] = None) -> WeightsReport:
+async def weights(request: Request, catalog: CatalogDep,
+                  model: Annotated[str, Query(description="Catalog slug or Hugging Face repo id.")],
+                  quantization: Annotated[str | None, Query(description="Format slug.",
+                                                            json_schema_extra=_FORMAT_SLUGS)] = None) -> Response:
     """Every tensor as the format stores it: total bytes, bits per weight, and per-group rows."""
-    return weights_report(hub.spec_for(catalog, model, None)[0], quantization or None)  # hub
+
+    def compute() -> tuple[Response, bool]:
+        report = weights_report(hub.spec_for(catalog, model, None)[0], quantization or None)  # hub: other repo ids
+        return Response(report.model_dump_json(), media_type="application/json"), catalog.lookup(model) is not None
+
+    return await answer(request, compute)
 
 
 # --- weights of a catalog model or of an inline config.json ---

@@ -36,6 +36,7 @@ from app.web.accuracy import (
     under_share_by_backend,
     vllm_plan_accuracy,
 )
+from app.web.answers import answer
 from app.web.calc_form import runtime_controls
 from app.web.calc_page import DEFAULT_MODEL, CalcState, NotFound, calc_state, find_spec, lenient
 from app.web.deps import get_catalog
@@ -88,12 +89,17 @@ def go(catalog: CatalogDep, repo: Annotated[str, Query(max_length=200)] = "") ->
 
 
 @router.get("/models/{slug}")
-def card(slug: str, request: Request, catalog: CatalogDep) -> Response:
+async def card(slug: str, request: Request, catalog: CatalogDep) -> Response:
+    """The model card page, or its HTMX update; a catalog model's, so every answer is kept (app/web/answers.py)."""
     spec = catalog.model(slug)
-    if is_htmx(request):
-        return _card_update(request, spec, catalog)
-    state, errors = lenient(lambda q: card_state(spec, catalog, q), request.query_params)  # bad fields named
-    return _page(request, "card.html", card_context(spec, catalog, state), state.estimate, errors or None)
+
+    def compute() -> tuple[Response, bool]:
+        if is_htmx(request):
+            return _card_update(request, spec, catalog), True
+        state, errors = lenient(lambda q: card_state(spec, catalog, q), request.query_params)  # bad fields named
+        return _page(request, "card.html", card_context(spec, catalog, state), state.estimate, errors or None), True
+
+    return await answer(request, compute)  # the estimate and the template: in the thread pool
 
 
 def _card_update(request: Request, spec: ModelSpec, catalog: Catalog) -> Response:
