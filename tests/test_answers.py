@@ -107,3 +107,36 @@ def test_the_store_is_bounded_least_recently_used_out_first():
     not_ok = Response(b"no", status_code=422)
     small.put(("/r", b"", b"", b"", b""), not_ok)
     assert small.get(("/r", b"", b"", b"", b"")) is None
+
+
+def test_partials_rendered_once_equal_a_fresh_render(monkeypatch):
+    """The VRAM table and chart are rendered once per (spec, table_key) and reused (app/web/rendering.py once):
+    every page state renders the same bytes as when they are rendered afresh each time."""
+    from jinja2 import pass_context
+
+    from app.web import rendering
+
+    states = [{}, {"images": "1"}, {"gpu": "rtx-4090"}, {"gpu": "h100-80gb", "images": "1", "context": "9000"},
+              {"gpu_memory": "24"}, {"gpu_memory": "23.5", "quantization": "q8_0"}]
+    pages = [("/models/glm-4v-9b", s, h) for s in states for h in ({}, {**HX, "HX-Request": "true"})]
+    pages += [("/models/qwen3-30b-a3b", {"gpu": "rtx-4090"}, {}), ("/models/qwen3-30b-a3b", {}, HX)]
+
+    def fetch() -> list[bytes]:
+        client = TestClient(create_app())  # its own kept answers: each page computed
+        return [client.get(path, params={**s, "table_key": "none"} if h else s, headers=h).content
+                for path, s, h in pages]
+
+    reused = fetch()
+    again = fetch()  # every partial now comes from the store
+
+    calls = []
+
+    @pass_context
+    def fresh(context, name, oob, spec, key):
+        calls.append(name)
+        return rendering.Markup(context.environment.get_template(name).render({**context.get_all(), "oob": oob}))
+
+    monkeypatch.setitem(rendering.TEMPLATES.env.globals, "once", fresh)
+    assert fetch() == reused == again
+    assert len(calls) == 2 * len(pages)  # the fresh renders were the ones used (a table and a chart per page)
+    assert all(b'id="vram-table"' in page for page in reused)  # the table is in every page and update asked

@@ -7,6 +7,8 @@ import re
 from fastapi import Request
 from fastapi.responses import Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from app.estimator import VramEstimate, VramRequest
@@ -39,6 +41,26 @@ def public(text: str) -> Markup:
     return Markup(out)
 
 
+_ONCE: dict[tuple, tuple[object, Markup]] = {}
+ONCE_ENTRIES = 4096  # bound: cleared when full (a table is ~11 KB)
+
+
+@pass_context
+def once(context: Context, name: str, oob: bool, spec: object, key: str) -> Markup:
+    """Partial `name` rendered once per (model spec, `key`, `oob`) and reused: `key` with the spec must determine
+    everything the partial reads from the page's context (the VRAM table and chart by their table_key; specs are
+    immutable and live as long as their catalog). `oob`: rendered as an HTMX out-of-band swap."""
+    k = (name, oob, id(spec), key)
+    hit = _ONCE.get(k)
+    if hit is None or hit[0] is not spec:  # holding the spec keeps its id from being reused
+        if len(_ONCE) >= ONCE_ENTRIES:
+            _ONCE.clear()
+        html = Markup(context.environment.get_template(name).render({**context.get_all(), "oob": oob}))
+        hit = _ONCE[k] = (spec, html)
+    return hit[1]
+
+
+TEMPLATES.env.globals["once"] = once
 TEMPLATES.env.filters["gib"] = gib
 TEMPLATES.env.filters["thousands"] = lambda n: f"{n:,}"
 TEMPLATES.env.filters["public"] = public
