@@ -14,6 +14,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,22 +31,34 @@ COMMANDS = {
         [sys.executable, "-m", "app.cli", "estimate", "llama-3.1-8b", "--runtime", "vllm", "--gpu", "rtx-4090"],
 }
 TARGET_S = 0.3
+GLM = "vram estimate glm-4v-9b --quantization q4_k_m --context 8192 --json"
 
 
-def _once(argv: list[str]) -> float:
+SOURCE_ONLY = "vram estimate glm-4v-9b ... --json, no bytecode (every module compiled)"
+
+
+def _once(argv: list[str], env: dict[str, str]) -> float:
     t = time.perf_counter()
-    subprocess.run(argv, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
-                   env={**os.environ, "VRAM_OFFLINE": "1"})
+    subprocess.run(argv, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, env=env)
     return time.perf_counter() - t
 
 
 def run(runs: int = 9) -> dict[str, dict[str, float]]:
-    times: dict[str, list[float]] = {k: [] for k in COMMANDS}
-    for argv in COMMANDS.values():  # warm the OS file cache once (the figures are "cold" for Python only)
-        _once(argv)
-    for _ in range(runs):
-        for name, argv in COMMANDS.items():
-            times[name].append(_once(argv))
+    """Fresh processes with the bytecode an install leaves (pip compiles it; here written once by the warm-up
+    runs into a private PYTHONPYCACHEPREFIX, nothing in the tree), and the glm command once more with none
+    (PYTHONDONTWRITEBYTECODE=1 and an empty prefix: every module compiled from source)."""
+    with tempfile.TemporaryDirectory() as cached, tempfile.TemporaryDirectory() as empty:
+        base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        installed = {**base, "VRAM_OFFLINE": "1", "PYTHONPYCACHEPREFIX": cached}
+        source = {**installed, "PYTHONPYCACHEPREFIX": empty, "PYTHONDONTWRITEBYTECODE": "1"}
+        runs_of = {**{k: (argv, installed) for k, argv in COMMANDS.items()},
+                   SOURCE_ONLY: (COMMANDS[GLM], source)}
+        times: dict[str, list[float]] = {k: [] for k in runs_of}
+        for argv, env in runs_of.values():  # warm the OS file cache and write the bytecode once
+            _once(argv, env)
+        for _ in range(runs):
+            for name, (argv, env) in runs_of.items():
+                times[name].append(_once(argv, env))
     return {k: {"median_s": statistics.median(v), "best_s": min(v)} for k, v in times.items()}
 
 
@@ -58,7 +71,7 @@ def main(runs: int = 9, out: Path | None = None) -> dict:
         extra = "" if name == "python -c pass" else (
             f" ({x['median_s'] - base['median_s']:+.3f} s over the interpreter)")
         print(f"{name}: median {x['median_s']:.3f} s (best {x['best_s']:.3f} s){extra}")
-    vram = r[next(k for k in COMMANDS if k.startswith("vram estimate glm"))]
+    vram = r[GLM]
     print(f"vram estimate: median {vram['median_s']:.3f} s; target < {TARGET_S} s: "
           f"{'met' if vram['median_s'] < TARGET_S else 'MISSED'}; baseline python -c pass {base['median_s']:.3f} s")
     print(f"load average after: {results_file.load_average()}")
