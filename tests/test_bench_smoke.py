@@ -23,7 +23,7 @@ def test_bench_estimator_completes_and_writes(tmp_path):
 
 def test_bench_cli_completes_and_writes(tmp_path):
     bench_cli.main(runs=1, out=tmp_path)
-    assert set(_written(tmp_path, "cli")["figures"]["commands"]) == set(bench_cli.COMMANDS)
+    assert set(_written(tmp_path, "cli")["figures"]["commands"]) == {*bench_cli.COMMANDS, bench_cli.SOURCE_ONLY}
 
 
 def test_bench_load_completes_and_writes(tmp_path):
