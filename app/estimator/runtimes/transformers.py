@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from app.estimator import cache
-from app.estimator.quantization import BNB_FUSED_MAX_ROWS, Format, dequant_scratch
+from app.estimator.quantization import BNB_FUSED_MAX_ROWS, Format, applied_skip, dequant_scratch
 from app.estimator.runtimes import attention as kernels
 from app.estimator.runtimes import remote_code
 from app.estimator.runtimes.activations import EAGER, SDPA, HfCode, compute_bytes, hf_prefill_bytes, vision_pass_bytes
@@ -107,7 +107,8 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     if attn == "eager" and eager is None:
         eager = "attn_implementation=eager requested (transformers' eager_attention_forward)"
     text = hf_prefill_bytes(lm, e, inp.batch, inp.sequence, hf_code(spec, attn))
-    scratch = dequant_scratch(spec, inp.fmt.slug, inp.batch * inp.sequence, e)
+    scratch = dequant_scratch(spec, inp.fmt.slug, inp.batch * inp.sequence, e,
+                              applied_skip(inp.fmt, req.llm_int8_skip_modules if req else None), inp.batch)
     text += scratch  # the largest quantized linear's dequantized weight, beside the prefill's activations
     vision = 0
     if spec.vision is not None and inp.images:
