@@ -38,6 +38,7 @@ MAX_SKIP_MODULES = 64
 _SKIP_NAME = r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*"
 SKIP_ENTRY = rf"(?:(?:\.\*)?{_SKIP_NAME}|{_SKIP_NAME}\.\*(?:\.[A-Za-z0-9_]+)*)"
 SKIP_ENTRY_PATTERN = rf"^{SKIP_ENTRY}$"
+SkipEntry = Annotated[str, Field(json_schema_extra={"pattern": SKIP_ENTRY_PATTERN})]
 
 
 def _product(a: object, b: object) -> object:
@@ -144,8 +145,8 @@ class VramRequest(BaseModel):
         "model's own matmul + softmax; flash_attention_2: the flash-attn package. Default: what transformers "
         "picks on a CUDA GPU for the model and dtype.")
     # --- transformers + bitsandbytes: BitsAndBytesConfig's own name ---
-    llm_int8_skip_modules: list[Annotated[str, Field(json_schema_extra={"pattern": SKIP_ENTRY_PATTERN})]] | None = Field(
-            None, max_length=MAX_SKIP_MODULES, description=(
+    llm_int8_skip_modules: list[SkipEntry] | None = Field(
+        None, max_length=MAX_SKIP_MODULES, examples=[["lm_head", "model.vision_tower"]], description=(
             "transformers with bnb-int8, bnb-nf4 or bnb-fp4 (quantized while loading): BitsAndBytesConfig("
             "llm_int8_skip_modules), the modules left 16-bit, by their transformers names (lm_head, "
             "model.vision_tower, .*self_attn). Each entry is matched as transformers 5.25 does: a prefix of the full "
@@ -153,7 +154,7 @@ class VramRequest(BaseModel):
             "MLP. Given a list, transformers adds none of its defaults, so lm_head is quantized unless named. "
             "Entries: dotted names, optionally led by `.*`, with at most one `*`; query, form and CLI text: "
             "comma-separated. Default: transformers' own (lm_head and tied weights). Ignored by other formats "
-            "and runtimes."), examples=[["lm_head", "model.vision_tower"]])
+            "and runtimes."))
     # --- llama.cpp flags ---
     # Names and defaults are llama.cpp's (common/common.h, common/arg.cpp, tools/server/server.cpp of the
     # build vendored in llama-cpp-python 0.3.36). `context` stays the per-sequence context; llama-server's
