@@ -6,7 +6,15 @@ import json
 import re
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from app.estimator.cache_io import CacheReport
 
@@ -393,7 +401,14 @@ class ResolvedRequest(BaseModel):
                                 "loaded (--mmproj; default: images > 0); null for other runtimes and text models.")
     llm_int8_skip_modules: list[str] | None = Field(
         None, description="The request's llm_int8_skip_modules where it applied (a bitsandbytes format transformers "
-                          "quantizes while loading); null: transformers' defaults, or not applicable.")
+                          "quantizes while loading); absent: transformers' defaults, or not applicable.")
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler):
+        out = handler(self)
+        if out.get("llm_int8_skip_modules") is None:  # present only where a list applied
+            out.pop("llm_int8_skip_modules", None)
+        return out
 
 
 class Breakdown(BaseModel):
