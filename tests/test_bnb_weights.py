@@ -194,3 +194,26 @@ def test_a_skipped_largest_linear_is_not_dequantized(catalog: Catalog):
     assert dequant_scratch(spec, "bnb-nf4", 4096, 2, ("down_proj", "lm_head")) == 12_288 * 4_096 * 2
     assert dequant_scratch(spec, "bnb-nf4", 4096, 2, ("down_proj",), 1) == 12_288 * 4_096 * 2
     assert dequant_scratch(spec, "bnb-nf4", 4096, 2, ("down_proj",), 5) == 151_936 * 4_096 * 2
+
+
+def test_llm_int8_scratch_is_a_labelled_line_outside_the_total(catalog: Catalog):
+    """bitsandbytes 0.50.2 MatMul8bitLt.forward for a bf16 input of m rows (read from its code, not measured):
+    quantization phase 6 m in + 4 m (fp16 copy, abs, bool mask, int8 copy, row stats); matmul phase with no
+    outliers m in + 4 m + 6 m out (int8 copy and stats kept, int32 product, fp16 output beside the bf16 one).
+    Llama-3.1-8B at 4,096 tokens: the largest is gate_proj/up_proj's matmul phase (14,336 x 4,096, config.json
+    intermediate_size x hidden_size); with every input column an outlier, down_proj's fp32 dequantized columns
+    (2 x 4 bytes) and their int8 gather, 9 x 4,096 x 14,336, on top of its kept tensors."""
+    from app.estimator import estimate
+    from app.estimator.quantization import int8_scratch
+    from app.estimator.schema import VramRequest
+
+    spec, m = catalog.model("llama-3.1-8b"), 4096
+    low = m * 4096 + 4 * m + 6 * m * 14_336
+    high = m * 14_336 + 4 * m + 8 * 14_336 + 2 * m * 14_336 + 9 * 4096 * 14_336
+    assert int8_scratch(spec, "bnb-int8", m) == (low, high)
+    assert int8_scratch(spec, "bnb-nf4", m) == (0, 0)
+    est = estimate(spec, VramRequest(model=spec.slug, runtime="transformers", quantization="bnb-int8", context=m))
+    assert any(a.startswith("LLM.int8() matmul scratch, not in the total") and f"{low // 2**20:,} MiB" in a
+               for a in est.assumptions)
+    # skipping the MLP's linears leaves q_proj / o_proj (4,096 x 4,096) the largest
+    assert int8_scratch(spec, "bnb-int8", m, (".*mlp",))[0] == m * 4096 + 4 * m + 6 * m * 4096

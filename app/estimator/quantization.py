@@ -560,3 +560,40 @@ def dequant_scratch(spec: ModelSpec, slug: str, rows: int, e: int, skip: tuple[s
                     and (t.kind != "output" or output_rows > BNB_FUSED_MAX_ROWS)), default=0)
     return max((fmt.dequant_scratch(t, e) for t in model_tensors(spec)
                 if t.part == "language" and not t.gguf_only and fmt.quantizes(t)), default=0)
+
+
+# bitsandbytes 0.50.2 on CUDA, Linear8bitLt.forward -> autograd/_functions.py MatMul8bitLt.forward (inference: no
+# grad), for an input of `m` rows x `in` in bfloat16 (the card's dtype=torch.bfloat16) and a weight of out x in:
+#   int8_vectorwise_quant(A.to(float16), threshold) (backends/cuda/ops.py): the fp16 copy (2 m in), row_stats
+#     (4 m), the int8 out_row (m in), then `A.abs() >= threshold`: the fp16 abs (2 m in) and the bool mask (m in)
+#   int8_mixed_scaled_mm (backends/default/ops.py, which CUDA runs): for k outlier columns subA = A[:, cols]
+#     (2 m k) and subB = int8_vectorwise_dequant(CB[:, cols]).to(bf16): the int8 gather (out k) and two fp32
+#     products (4 out k each) alive at once, then 2 out k; int8_scaled_mm: int8_linear_matmul's int32 result
+#     (4 m out) and int8_mm_dequant's fp16 output (2 m out) alive while .to(bfloat16) makes the layer's output;
+#     with outliers, output.addmm(subA, subB) makes a new output beside the old (2 m out), smaller than the above
+# CA (m in), SCA (4 m) and the int64 outlier_cols (8 k) stay alive from the quantization to the end.
+LLM_INT8_THRESHOLD = 6.0  # transformers 5.25 BitsAndBytesConfig llm_int8_threshold default
+
+
+def int8_matmul_scratch(m: int, out: int, inp: int, k: int) -> int:
+    """Bytes one LLM.int8() matmul allocates beside its bf16 input and output, at its peak, for k outlier columns
+    (inputs with a value >= llm_int8_threshold; 0 <= k <= inp): the larger of the quantization and matmul phases."""
+    quant = 6 * m * inp + 4 * m
+    kept = m * inp + 4 * m + 8 * k + 2 * m * k  # CA, SCA, outlier_cols, subA
+    return max(quant, kept + max(9 * out * k, 2 * out * k + 6 * m * out))
+
+
+def int8_scratch(spec: ModelSpec, slug: str, rows: int, skip: tuple[str, ...] | None = None) -> tuple[int, int]:
+    """(no outlier column, every input column an outlier): the largest LLM.int8() matmul scratch of the language
+    model's bnb-int8 linears over `rows` tokens; (0, 0) for other formats. Read from bitsandbytes' code, not
+    measured on a GPU; the outlier columns depend on the activations. A quantized output layer (a skip list not
+    naming lm_head) runs over one position per sequence (logits_to_keep=1) and is left out."""
+    fmt = FORMATS[slug]
+    if slug != "bnb-int8":
+        return 0, 0
+    split = skip_split(spec, fmt, skip) if skip is not None else None
+    shapes = {(t.shape[-2] // t.modules, t.shape[-1]) for t in model_tensors(spec)
+              if t.part == "language" and not t.gguf_only and t.kind != "output"
+              and (split(t)[0] if split else fmt.quantizes(t))}
+    return (max((int8_matmul_scratch(rows, o, i, 0) for o, i in shapes), default=0),
+            max((int8_matmul_scratch(rows, o, i, i) for o, i in shapes), default=0))
