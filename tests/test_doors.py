@@ -28,7 +28,8 @@ BASE: dict[str, Any] = {"model": MODEL}
 CHOSEN: dict[str, Any] = {"quantization": "q8_0", "kv_cache": "fp32", "runtime": "vllm", "gpu": "h100-80gb",
                           "vllm_version": "0.18.0", "gpu_memory_utilization": 0.5, "n_ctx": 4096,
                           "n_gpu_layers": 10, "max_model_len": 4096, "max_num_seqs": 64,
-                          "max_num_batched_tokens": 4096, "image_size": "640x480"}
+                          "max_num_batched_tokens": 4096, "image_size": "640x480",
+                          "llm_int8_skip_modules": ["lm_head", "model.vision_tower"]}
 SKIP = {"model", "config", "trace"}  # the model itself (config: tests/test_api_config.py); trace needs torch
 PARTNERS: dict[str, dict[str, Any]] = {  # fields read only when the runtime they belong to runs
     **{f: {"runtime": "llama.cpp", "quantization": "q4_k_m"} for f in
@@ -37,6 +38,8 @@ PARTNERS: dict[str, dict[str, Any]] = {  # fields read only when the runtime the
     # the seed card's remote code runs SDPA only: the kernel choice is for transformers' own classes
     "attn_implementation": {"runtime": "transformers", "model": "llama-3.1-8b"},
     "image_size": {"model": "glm-4.1v-9b-thinking", "images": 1},  # a dynamic-resolution tower
+    # read by the bitsandbytes formats transformers quantizes while loading, for models whose module names are tabled
+    "llm_int8_skip_modules": {"model": "gemma-3-4b-it", "quantization": "bnb-int8"},
 }
 VLLM = {"runtime": "vllm", "gpu": "h100-80gb"}
 
@@ -82,6 +85,8 @@ def _vllm_fields() -> set[str]:
 
 
 def _text(value: Any) -> str:
+    if isinstance(value, list):  # a list of names as text doors carry it: comma-separated
+        return ",".join(value)
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 

@@ -8,6 +8,7 @@ own message.
 
     bool                       -> --name/--no-name (unset: the model's default)
     str, int, float, Literal   -> --name TEXT, parsed by the request model
+    list[str]                  -> --name TEXT, comma-separated (the request model splits it, as a query's)
     anything else (dict, list) -> --name JSON, a JSON document
 """
 
@@ -43,11 +44,21 @@ def _core(annotation: Any) -> Any:
     return annotation
 
 
+def _text_list(core: Any) -> bool:
+    """list[str], its entries possibly Annotated."""
+    if get_origin(core) is not list:
+        return False
+    item = get_args(core)[0] if get_args(core) else None
+    return (get_args(item)[0] if get_origin(item) is Annotated else item) is str
+
+
 def _kind(annotation: Any) -> str:
     core = _core(annotation)
     if core is bool:
         return "flag"
     if core in _METAVARS or get_origin(core) is Literal or (isinstance(core, type) and issubclass(core, Enum)):
+        return "text"
+    if _text_list(core):
         return "text"
     return "json"
 

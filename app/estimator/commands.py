@@ -91,7 +91,10 @@ def _transformers(req: ResolvedRequest, spec: ModelSpec, extra: Any, repo: str |
     args = [repr(repo or spec.hf_repo), f"dtype={_TORCH_DTYPE.get(req.quantization, 'torch.bfloat16')}",
             'device_map="auto"']
     if req.quantization in _HF_QUANT:
-        args.append(f"quantization_config={_HF_QUANT[req.quantization]}")
+        config = _HF_QUANT[req.quantization]
+        if req.llm_int8_skip_modules is not None:  # BitsAndBytesConfig's own keyword
+            config = f"{config[:-1]}, llm_int8_skip_modules={json.dumps(req.llm_int8_skip_modules)})"
+        args.append(f"quantization_config={config}")
     cls = "AutoModelForImageTextToText" if spec.vision is not None else "AutoModelForCausalLM"
     return f"{cls}.from_pretrained({', '.join(args)})"
 

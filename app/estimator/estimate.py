@@ -16,7 +16,7 @@ from app.estimator.images import for_request as sized_for_images
 from app.estimator.kv_cache import KV_TYPES, KvType, image_positions, kv_bytes
 from app.estimator.memo import per_spec
 from app.estimator.params import count_active_parameters, count_parameters
-from app.estimator.quantization import FORMATS, Format, StoredWeights, stored_weights
+from app.estimator.quantization import FORMATS, Format, StoredWeights, applied_skip, skip_summary, stored_weights
 from app.estimator.runtimes import RUNTIMES, Runtime, RuntimeInput, vllm_flags
 from app.estimator.schema import (
     Breakdown,
@@ -129,7 +129,8 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
     """
     spec = sized_for_images(spec, req.image_size)  # dynamic-resolution towers: tokens from the image size
     c = resolve(spec, req, gpus)
-    weights = gguf.weights if gguf else stored_weights(spec, c.fmt.slug)
+    skip = applied_skip(c.fmt, req.llm_int8_skip_modules)
+    weights = gguf.weights if gguf else stored_weights(spec, c.fmt.slug, skip)
     positions = image_positions(spec, req.images)
     sequence = req.context + positions
     gpu_memory = (c.gpu.cuda_total if c.runtime.cuda_total else c.gpu.memory_bytes) * req.gpu_count if c.gpu else None
@@ -156,6 +157,7 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
     )
     assumptions = [
         f"weights: {c.fmt.label} ({c.fmt.source})",
+        *([skip_summary(spec, c.fmt, skip)] if skip is not None else []),
         _kv_line(lm, c.kv, detail.kv_bytes_per_token),
         *mem.assumptions,
     ]
@@ -167,7 +169,8 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
     resolved = ResolvedRequest(model=spec.slug, quantization=c.fmt.slug, context=req.context, batch=req.batch,
                                images=req.images, kv_cache=c.kv.slug, runtime=c.runtime.slug,
                                flash_attention=req.flash_attention, gpu=req.gpu, gpu_count=req.gpu_count,
-                               mmproj=_mmproj(spec, req, c.runtime.slug))
+                               mmproj=_mmproj(spec, req, c.runtime.slug),
+                               llm_int8_skip_modules=list(skip) if skip is not None else None)
     return VramEstimate(
         request=resolved, model_name=spec.name, quantization_label=c.fmt.label, runtime_label=c.runtime.label,
         breakdown=breakdown, total_bytes=total, detail=detail, assumptions=assumptions,

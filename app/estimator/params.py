@@ -27,6 +27,7 @@ class Tensor:
     layer: int | None = None
     gguf_only: bool = False  # present in GGUF files only (Llama-3.1's rope_freqs), not a parameter
     modules: int = 1  # same-shaped nn.Linear modules this fused tensor is in the transformers class (SigLIP q/k/v: 3)
+    nn_linear: bool = False  # an nn.Linear in the transformers class though its kind is not linear (patch_linear)
 
     @property
     def numel(self) -> int:
@@ -211,7 +212,7 @@ def language_tensors(lm: LanguageModel) -> list[Tensor]:
 def vision_tensors(v: VisionTower) -> list[Tensor]:
     """ViT blocks, patch/position embeddings and the projector, named as in mmproj GGUF files."""
     patch = v.in_channels * v.temporal_patch * v.patch_size * v.patch_size
-    tensors = [Tensor("v.patch_embd.weight", (v.hidden, patch), "vision", "conv")]
+    tensors = [Tensor("v.patch_embd.weight", (v.hidden, patch), "vision", "conv", nn_linear=v.patch_linear)]
     if v.patch_bias:
         tensors.append(Tensor("v.patch_embd.bias", (v.hidden,), "vision", "bias"))
     if v.cls_token:

@@ -13,6 +13,8 @@ from fnmatch import fnmatchcase
 from math import ceil
 from typing import Literal
 
+from app.estimator import module_names
+from app.estimator.errors import InvalidRequest
 from app.estimator.gguf import rules as gguf
 from app.estimator.memo import per_spec
 from app.estimator.params import Tensor, model_tensors
@@ -200,9 +202,10 @@ def _bnb_linears(t: Tensor) -> bool:
     """What transformers 5.25 loads with BitsAndBytesConfig(load_in_4bit / load_in_8bit): replace_with_bnb_linear
     (integrations/bitsandbytes.py) swaps every module whose type is exactly nn.Linear, vision tower included, less
     get_keys_to_not_convert's (quantizers/base.py: tied weights, get_output_embeddings(), the last parameter's
-    module: the output layer, kind "output" here). MoE experts are 3D parameters of an experts module (Qwen3MoE,
+    module: the output layer, kind "output" here). A patch embedding that is an nn.Linear (SigLIP2, Llama 4) is
+    swapped too. MoE experts are 3D parameters of an experts module (Qwen3MoE,
     Mixtral, ... in 5.25), not nn.Linear: they stay in the load dtype, as routers do (model_specs/bnb/weights.json)."""
-    return t.kind == "linear" and "_exps." not in t.name and t.name not in BNB_PARAMETERS
+    return (t.kind == "linear" or t.nn_linear) and "_exps." not in t.name and t.name not in BNB_PARAMETERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +229,9 @@ class Format:
     # bytes one quantized linear's forward allocates beside its input and output (dequantization), given the
     # compute element size; None: nothing, or not modelled
     dequant_scratch: Callable[[Tensor, int], int] | None = None
+    # transformers quantizes it while loading (BitsAndBytesConfig load_in_4bit / load_in_8bit): the request's
+    # llm_int8_skip_modules chooses what stays 16-bit
+    skip_modules: bool = False
 
     @property
     def is_gguf(self) -> bool:
@@ -278,11 +284,14 @@ FORMATS: dict[str, Format] = {f.slug: f for f in [
     Format("int4", "INT4 per-channel", "gpu", "symmetric int4 (2 per byte) + fp16 scale per output row",
            (_HF, "vllm"), linear_size=_per_row(4, 2), linear_label="INT4 per-channel"),
     Format("bnb-int8", "bitsandbytes LLM.int8()", "gpu", f"bitsandbytes Int8Params (SCB fp32 per row); {_REF}",
-           (_HF,), linear_size=_per_module(_per_row(8, 4)), linear_label="bnb int8", quantizes=_bnb_linears),
+           (_HF,), linear_size=_per_module(_per_row(8, 4)), linear_label="bnb int8", quantizes=_bnb_linears,
+           skip_modules=True),
     Format("bnb-nf4", "bitsandbytes NF4", "gpu", f"bitsandbytes Params4bit, blocksize 64; {_REF}", (_HF,),
-           linear_size=_bnb_4bit, linear_label="bnb NF4", quantizes=_bnb_linears, dequant_scratch=_bnb_4bit_dequant),
+           linear_size=_bnb_4bit, linear_label="bnb NF4", quantizes=_bnb_linears, dequant_scratch=_bnb_4bit_dequant,
+           skip_modules=True),
     Format("bnb-fp4", "bitsandbytes FP4", "gpu", f"bitsandbytes Params4bit, blocksize 64; {_REF}", (_HF,),
-           linear_size=_bnb_4bit, linear_label="bnb FP4", quantizes=_bnb_linears, dequant_scratch=_bnb_4bit_dequant),
+           linear_size=_bnb_4bit, linear_label="bnb FP4", quantizes=_bnb_linears, dequant_scratch=_bnb_4bit_dequant,
+           skip_modules=True),
     Format("gptq-int4", "GPTQ 4-bit (g128)", "gpu", f"AutoGPTQ QuantLinear packing; {_REF}", (_HF, "vllm"),
            linear_size=_gptq(4), linear_label="GPTQ int4 g128", linear_parts=lambda t: gptq_parts(t, 4),
            grouped_parts=lambda t, g: gptq_parts(t, 4, g)),
@@ -406,8 +415,80 @@ def _stored_group(spec: ModelSpec, fmt: Format) -> int | None:
     return group if group is not None and fmt.grouped_parts is not None and fmt.slug == spec.default_format else None
 
 
+def skip_split(spec: ModelSpec, fmt: Format, skip: tuple[str, ...]) -> Callable[[Tensor], tuple[int, int]]:
+    """For BitsAndBytesConfig(llm_int8_skip_modules=skip): (modules bitsandbytes quantizes, modules left 16-bit) of
+    a tensor. Given a list, transformers 5.25 adds none of its defaults (get_modules_to_not_convert: no tied
+    weights, output embeddings or last module), so the output layer is converted unless a pattern names it; every
+    nn.Linear whose full name no pattern matches is (module_names.skip_matcher).
+
+    Raises:
+        InvalidRequest: the model's module names are not tabled (app/estimator/module_names.py).
+    """
+    n = module_names.naming(spec)
+    if n is None:
+        raise InvalidRequest("llm_int8_skip_modules", f"the transformers module names of {spec.name} are not "
+                             f"modelled, so skip patterns cannot be matched; modelled: {module_names.modelled()}")
+    skipped = module_names.skip_matcher(skip)
+
+    def split(t: Tensor) -> tuple[int, int]:
+        if not (fmt.quantizes(t) or t.kind == "output"):
+            return 0, 0
+        names = module_names.module_names(n, t)
+        if names is None:
+            raise InvalidRequest("llm_int8_skip_modules", f"the transformers module of {spec.name}'s tensor "
+                                 f"{t.name} is not modelled, so skip patterns cannot be matched")
+        kept = sum(map(skipped, names))
+        return len(names) - kept, kept
+    return split
+
+
+def applied_skip(fmt: Format, skip: list[str] | None) -> tuple[str, ...] | None:
+    """A request's llm_int8_skip_modules where it applies (a format transformers quantizes while loading)."""
+    return tuple(skip) if skip is not None and fmt.skip_modules else None
+
+
+def skip_summary(spec: ModelSpec, fmt: Format, skip: tuple[str, ...]) -> str:
+    split = skip_split(spec, fmt, skip)
+    quantized = kept = 0
+    for t in model_tensors(spec):
+        if not t.gguf_only:
+            q, k = split(t)  # a candidate is one matrix (experts, 3D, never are)
+            quantized, kept = quantized + q, kept + k
+    return (f"BitsAndBytesConfig(llm_int8_skip_modules={list(skip)}): {kept:,} linear modules left 16-bit, "
+            f"{quantized:,} quantized (transformers 5.25 should_convert_module: prefix, regex or suffix of the full "
+            "module name; given a list, none of its defaults is added, so lm_head is quantized unless named)")
+
+
+def _skip_stored(spec: ModelSpec, fmt: Format, skip: tuple[str, ...]) -> StoredWeights:
+    split = skip_split(spec, fmt, skip)
+    tensors, types, sizes = [], [], []
+    for t in model_tensors(spec):
+        if t.gguf_only:
+            continue
+        quantized, kept = split(t)
+        parts = [t] if not (quantized and kept) else [  # a fused tensor some of whose modules are skipped
+            replace(t, shape=(t.shape[-2] // t.modules * k, t.shape[-1]), modules=k) for k in (quantized, kept)]
+        for part, q in zip(parts, (quantized, 0) if len(parts) == 2 else (quantized,), strict=True):
+            tensors.append(part)
+            if q:
+                types.append(fmt.linear_label)
+                sizes.append(fmt.linear_size(part))  # type: ignore[misc]
+            else:
+                types.append(spec.dtype_slug.upper())
+                sizes.append(part.numel * COMPUTE_BYTES)
+    return _stored(tuple(tensors), types, sizes)
+
+
+def stored_weights(spec: ModelSpec, slug: str, skip: tuple[str, ...] | None = None) -> StoredWeights:
+    """Every tensor of `spec` as format `slug` stores it; `skip`: llm_int8_skip_modules for a format transformers
+    quantizes while loading (ignored by the others; not cached: it is the request's own list)."""
+    if skip is not None and FORMATS[slug].skip_modules:
+        return _skip_stored(spec, FORMATS[slug], skip)
+    return _stored_weights(spec, slug)
+
+
 @per_spec
-def stored_weights(spec: ModelSpec, slug: str) -> StoredWeights:
+def _stored_weights(spec: ModelSpec, slug: str) -> StoredWeights:
     """Every tensor of `spec` as format `slug` stores it (cached per spec and format)."""
     fmt = FORMATS[slug]
     tensors = model_tensors(spec)
@@ -464,11 +545,55 @@ def stored_components(spec: ModelSpec, slug: str) -> dict[str, int]:
 BNB_FUSED_MAX_ROWS = 4
 
 
-def dequant_scratch(spec: ModelSpec, slug: str, rows: int, e: int) -> int:
+def dequant_scratch(spec: ModelSpec, slug: str, rows: int, e: int, skip: tuple[str, ...] | None = None,
+                    output_rows: int = 1) -> int:
     """The largest dequantization buffer one of the language model's quantized linears allocates in a forward over
-    `rows` tokens (0 where the format dequantizes nothing or the fused kernel runs)."""
+    `rows` tokens (0 where the format dequantizes nothing or the fused kernel runs); `skip` as stored_weights, where
+    a quantized output layer runs over `output_rows` (generate()'s logits_to_keep=1: one per sequence)."""
     fmt = FORMATS[slug]
     if fmt.dequant_scratch is None or rows <= BNB_FUSED_MAX_ROWS:
         return 0
+    if skip is not None and fmt.skip_modules:
+        split = skip_split(spec, fmt, skip)
+        return max((fmt.dequant_scratch(t, e) for t in model_tensors(spec)
+                    if t.part == "language" and not t.gguf_only and split(t)[0]
+                    and (t.kind != "output" or output_rows > BNB_FUSED_MAX_ROWS)), default=0)
     return max((fmt.dequant_scratch(t, e) for t in model_tensors(spec)
                 if t.part == "language" and not t.gguf_only and fmt.quantizes(t)), default=0)
+
+
+# bitsandbytes 0.50.2 on CUDA, Linear8bitLt.forward -> autograd/_functions.py MatMul8bitLt.forward (inference: no
+# grad), for an input of `m` rows x `in` in bfloat16 (the card's dtype=torch.bfloat16) and a weight of out x in:
+#   int8_vectorwise_quant(A.to(float16), threshold) (backends/cuda/ops.py): the fp16 copy (2 m in), row_stats
+#     (4 m), the int8 out_row (m in), then `A.abs() >= threshold`: the fp16 abs (2 m in) and the bool mask (m in)
+#   int8_mixed_scaled_mm (backends/default/ops.py, which CUDA runs): for k outlier columns subA = A[:, cols]
+#     (2 m k) and subB = int8_vectorwise_dequant(CB[:, cols]).to(bf16): the int8 gather (out k) and two fp32
+#     products (4 out k each) alive at once, then 2 out k; int8_scaled_mm: int8_linear_matmul's int32 result
+#     (4 m out) and int8_mm_dequant's fp16 output (2 m out) alive while .to(bfloat16) makes the layer's output;
+#     with outliers, output.addmm(subA, subB) makes a new output beside the old (2 m out), smaller than the above
+# CA (m in), SCA (4 m) and the int64 outlier_cols (8 k) stay alive from the quantization to the end.
+LLM_INT8_THRESHOLD = 6.0  # transformers 5.25 BitsAndBytesConfig llm_int8_threshold default
+
+
+def int8_matmul_scratch(m: int, out: int, inp: int, k: int) -> int:
+    """Bytes one LLM.int8() matmul allocates beside its bf16 input and output, at its peak, for k outlier columns
+    (inputs with a value >= llm_int8_threshold; 0 <= k <= inp): the larger of the quantization and matmul phases."""
+    quant = 6 * m * inp + 4 * m
+    kept = m * inp + 4 * m + 8 * k + 2 * m * k  # CA, SCA, outlier_cols, subA
+    return max(quant, kept + max(9 * out * k, 2 * out * k + 6 * m * out))
+
+
+def int8_scratch(spec: ModelSpec, slug: str, rows: int, skip: tuple[str, ...] | None = None) -> tuple[int, int]:
+    """(no outlier column, every input column an outlier): the largest LLM.int8() matmul scratch of the language
+    model's bnb-int8 linears over `rows` tokens; (0, 0) for other formats. Read from bitsandbytes' code, not
+    measured on a GPU; the outlier columns depend on the activations. A quantized output layer (a skip list not
+    naming lm_head) runs over one position per sequence (logits_to_keep=1) and is left out."""
+    fmt = FORMATS[slug]
+    if slug != "bnb-int8":
+        return 0, 0
+    split = skip_split(spec, fmt, skip) if skip is not None else None
+    shapes = {(t.shape[-2] // t.modules, t.shape[-1]) for t in model_tensors(spec)
+              if t.part == "language" and not t.gguf_only and t.kind != "output"
+              and (split(t)[0] if split else fmt.quantizes(t))}
+    return (max((int8_matmul_scratch(rows, o, i, 0) for o, i in shapes), default=0),
+            max((int8_matmul_scratch(rows, o, i, i) for o, i in shapes), default=0))

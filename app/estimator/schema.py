@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from app.estimator.cache_io import CacheReport
 
@@ -30,6 +38,15 @@ _VLLM_FIELDS = frozenset({"gpu_memory_utilization", "max_model_len", "max_num_se
                           "enable_extensible_kv_cache", "data_parallel_size", "enable_expert_parallel",
                           "speculative_method", "num_speculative_tokens"})
 MAX_SPECULATIVE_TOKENS = 64
+# --- transformers + bitsandbytes ---
+MAX_SKIP_MODULES = 64
+# A skip entry: a dotted module name, optionally led by `.*`, with at most one `*` in all. transformers reads each
+# as a regex; these are the names and the one wildcard its users write (lm_head, model.vision_tower, .*self_attn,
+# model.layers.*.mlp), and none can backtrack badly. Text doors: comma-separated.
+_SKIP_NAME = r"[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*"
+SKIP_ENTRY = rf"(?:(?:\.\*)?{_SKIP_NAME}|{_SKIP_NAME}\.\*(?:\.[A-Za-z0-9_]+)*)"
+SKIP_ENTRY_PATTERN = rf"^{SKIP_ENTRY}$"
+SkipEntry = Annotated[str, Field(json_schema_extra={"pattern": SKIP_ENTRY_PATTERN})]
 
 
 def _product(a: object, b: object) -> object:
@@ -135,6 +152,17 @@ class VramRequest(BaseModel):
         "memory-efficient: no score matrix); sdpa_math: SDPA's math kernel (scores materialized); eager: the "
         "model's own matmul + softmax; flash_attention_2: the flash-attn package. Default: what transformers "
         "picks on a CUDA GPU for the model and dtype.")
+    # --- transformers + bitsandbytes: BitsAndBytesConfig's own name ---
+    llm_int8_skip_modules: list[SkipEntry] | None = Field(
+        None, max_length=MAX_SKIP_MODULES, examples=[["lm_head", "model.vision_tower"]], description=(
+            "transformers with bnb-int8, bnb-nf4 or bnb-fp4 (quantized while loading): BitsAndBytesConfig("
+            "llm_int8_skip_modules), the modules left 16-bit, by their transformers names (lm_head, "
+            "model.vision_tower, .*self_attn). Each entry is matched as transformers 5.25 does: a prefix of the full "
+            "module name up to a dot, a regex from its start, or a suffix; `mlp` alone matches no linear inside an "
+            "MLP. Given a list, transformers adds none of its defaults, so lm_head is quantized unless named. "
+            "Entries: dotted names, optionally led by `.*`, with at most one `*`; query, form and CLI text: "
+            "comma-separated. Default: transformers' own (lm_head and tied weights). Ignored by other formats "
+            "and runtimes."))
     # --- llama.cpp flags ---
     # Names and defaults are llama.cpp's (common/common.h, common/arg.cpp, tools/server/server.cpp of the
     # build vendored in llama-cpp-python 0.3.36). `context` stays the per-sequence context; llama-server's
@@ -304,6 +332,24 @@ class VramRequest(BaseModel):
         return v
     # --- end vLLM flags ---
 
+    @field_validator("llm_int8_skip_modules", mode="before")
+    @classmethod
+    def _skip_text(cls, v: object, info: ValidationInfo) -> object:
+        """Text doors (query string, form; python mode) carry the list as comma-separated names; blank = default."""
+        if info.mode == "python" and isinstance(v, str):
+            return None if v == "" else v.split(",")
+        return v
+
+    @field_validator("llm_int8_skip_modules")
+    @classmethod
+    def _skip_entries(cls, v: list[str] | None) -> list[str] | None:
+        for entry in v or ():
+            if not re.fullmatch(SKIP_ENTRY, entry):
+                raise ValueError(f"{entry[:80]!r} is not a module name pattern; allowed: dotted names of letters, "
+                                 "digits and _ (lm_head, model.vision_tower), optionally led by .* or with one .* "
+                                 f"segment (.*self_attn, model.layers.*.mlp); at most {MAX_SKIP_MODULES} entries")
+        return v
+
     @field_validator("quantization", "kv_cache", "runtime", "gpu", mode="before")
     @classmethod
     def _blank_is_default(cls, v: object) -> object:
@@ -353,6 +399,16 @@ class ResolvedRequest(BaseModel):
     # llama.cpp's --mmproj as resolved: the calculator says whether the projector is loaded
     mmproj: bool | None = Field(None, description="llama.cpp with a vision model: whether the projector file is "
                                 "loaded (--mmproj; default: images > 0); null for other runtimes and text models.")
+    llm_int8_skip_modules: list[str] | None = Field(
+        None, description="The request's llm_int8_skip_modules where it applied (a bitsandbytes format transformers "
+                          "quantizes while loading); absent: transformers' defaults, or not applicable.")
+
+    @model_serializer(mode="wrap")
+    def _serialize(self, handler):
+        out = handler(self)
+        if out.get("llm_int8_skip_modules") is None:  # present only where a list applied
+            out.pop("llm_int8_skip_modules", None)
+        return out
 
 
 class Breakdown(BaseModel):

@@ -413,6 +413,8 @@ class VisionTower(Sourced):
     qk_norm: bool = Field(False, description="Per-head q_norm and k_norm (head_dim wide) in every block.")
     qkv_modules: Literal[1, 3] = Field(1, description="Modules the block's q/k/v projection is in the transformers "
                                        "class: 1 (one fused qkv nn.Linear) or 3 (q_proj, k_proj, v_proj: SigLIP).")
+    patch_linear: bool = Field(False, description="The patch embedding is an nn.Linear over flattened patches in the "
+                               "transformers class (SigLIP2, Llama 4), not a Conv: bitsandbytes quantizes it.")
     layer_scales: bool = Field(False, description="Two learned per-channel scales [hidden] per block (layer "
                                                   "scale: Step-3.7's lambda_1 / lambda_2).")
     crop_size: int | None = Field(None, ge=1, description="step3p7: side of one local crop in pixels (the image "
@@ -420,7 +422,8 @@ class VisionTower(Sourced):
 
     @model_serializer(mode="wrap")
     def _serialize(self, handler):
-        return _drop_defaults(handler(self), self, ("block_norms", "qk_norm", "layer_scales", "crop_size"))
+        return _drop_defaults(handler(self), self, ("block_norms", "qk_norm", "layer_scales", "crop_size",
+                                                           "patch_linear"))
 
     @property
     def encoder_tokens(self) -> int:

@@ -8,13 +8,17 @@ it, so the table is written once and committed. How, for each case and each form
 
 1. transformers builds the model class from the catalog's config.json on the meta device (dtype bfloat16), and the
    bitsandbytes quantizer transformers picks for BitsAndBytesConfig(load_in_4bit / load_in_8bit, ...) runs its own
-   `_process_model_before_weight_loading` on it: `get_modules_to_not_convert` (tied weights, the module of the last
+   `preprocess_model` on it, as from_pretrained does (not pre-quantized: no module patching), whose
+   `_process_model_before_weight_loading` runs `get_modules_to_not_convert` (tied weights, the module of the last
    parameter, get_output_embeddings(), llm_int8_skip_modules, _keep_in_fp32_modules) and `replace_with_bnb_linear`
    (every module whose type is exactly nn.Linear, or Conv1D, becomes Linear4bit / Linear8bitLt).
 2. For each distinct (out, in) of the replaced modules, bitsandbytes quantizes one real bfloat16 tensor of that shape
    on the CPU (Params4bit / Int8Params, as their .to(device) does), and the bytes of every tensor the quantized
    parameter holds are summed (the packed weight; QuantState absmax, code, offset and the nested state2 absmax and
    code for double quantization; CB/SCB for int8), distinct storages counted once.
+   Each case also lists its nn.Linear modules by name (layer indices as N): the names llm_int8_skip_modules matches.
+4. SKIPS: a few cases measured again with llm_int8_skip_modules given (then transformers adds none of its
+   defaults), for bnb-int8 and bnb-nf4.
 3. Every other parameter (norms, embeddings, the modules left unconverted, the bnb modules' biases, MoE expert
    tensors that are parameters rather than nn.Linear modules) stays in the load dtype: 2 bytes per element.
 """
@@ -43,7 +47,31 @@ CASES: dict[str, tuple[str, str, str]] = {
     "gemma-3-4b-it": ("gemma-3-4b-it", "gemma-3-4b-it", "AutoModelForImageTextToText"),
     "qwen2.5-vl-7b-instruct": ("qwen2.5-vl-7b-instruct", "qwen2.5-vl-7b-instruct", "AutoModelForImageTextToText"),
     "glm-4.1v-9b-thinking": ("glm-4.1v-9b-thinking", "class:Glm4vConfig", "AutoModelForImageTextToText"),
+    "lfm2.5-vl-1.6b": ("lfm2.5-vl-1.6b", "lfm2.5-vl-1.6b", "AutoModelForImageTextToText"),
+    # the copied config.json says model_type "ministral3" (transformers reads that as the text-only
+    # Ministral3Config); its architectures say Mistral3ForConditionalGeneration, whose config class is built here
+    "ministral-3-3b-instruct-2512": ("ministral-3-3b-instruct-2512", "Mistral3Config:ministral-3-3b-instruct-2512",
+                                     "AutoModelForImageTextToText"),
+    "llama-4-scout-17b-16e-instruct": ("llama-4-scout-17b-16e-instruct", "llama-4-scout-17b-16e-instruct",
+                                       "AutoModelForImageTextToText"),
 }
+
+# llm_int8_skip_modules given explicitly (BitsAndBytesConfig): transformers 5.25 get_modules_to_not_convert then
+# leaves out its defaults (tied weights, output embeddings, the last module) and skips a module whose full name
+# matches a pattern (quantizers_utils.should_convert_module: a prefix up to a module boundary, a regex from the
+# start, or a suffix). name -> (case, llm_int8_skip_modules)
+SKIPS: dict[str, tuple[str, list[str]]] = {
+    "llama-3.1-8b-instruct mlp": ("llama-3.1-8b-instruct", ["mlp"]),  # matches only the MLP modules themselves
+    "llama-3.1-8b-instruct .*self_attn": ("llama-3.1-8b-instruct", [r".*self_attn", "lm_head"]),
+    "qwen3-8b layer 0, down_proj": ("qwen3-8b", ["model.layers.0", "down_proj"]),
+    "gemma-3-4b-it vision": ("gemma-3-4b-it", ["lm_head", "model.vision_tower", "model.multi_modal_projector"]),
+    "qwen2.5-vl-7b-instruct visual": ("qwen2.5-vl-7b-instruct", ["visual"]),
+    "qwen2.5-vl-7b-instruct model.visual": ("qwen2.5-vl-7b-instruct", ["model.visual", "lm_head"]),
+    "lfm2.5-vl-1.6b q_proj": ("lfm2.5-vl-1.6b", ["lm_head", "q_proj"]),
+    "llama-4-scout-17b-16e-instruct vision": ("llama-4-scout-17b-16e-instruct",
+                                              ["language_model.lm_head", "vision_model", "multi_modal_projector"]),
+}
+SKIP_FORMATS = ("bnb-int8", "bnb-nf4")
 
 # our format slug -> BitsAndBytesConfig keyword arguments (the cards' snippets; bnb_4bit_compute_dtype only sets the
 # matmul dtype, not what is stored)
@@ -60,6 +88,11 @@ def _config(source: str):
 
     if source.startswith("class:"):
         return getattr(transformers, source.removeprefix("class:"))()
+    if ":" in source:  # ConfigClass:folder, the folder's config.json read by that class
+        cls, folder = source.split(":")
+        data = json.loads((SPECS_DIR / "configs" / folder / "config.json").read_text())
+        data.pop("model_type", None)
+        return getattr(transformers, cls)(**data)
     return transformers.AutoConfig.from_pretrained(str(SPECS_DIR / "configs" / source))
 
 
@@ -110,19 +143,39 @@ def quantized_bytes(shape: tuple[int, int], fmt: dict) -> dict[str, int]:
     return parts
 
 
-def measure(case: str, slug_fmt: str) -> dict:
+def _model(case: str):
+    import torch
+    import transformers
+
+    _, source, auto = CASES[case]
+    with torch.device("meta"):
+        return getattr(transformers, auto).from_config(_config(source), dtype=torch.bfloat16)
+
+
+def linear_modules(case: str) -> list[list]:
+    """[name with layer indices as N, out, in, modules] of every module replace_with_bnb_linear may swap (type
+    exactly nn.Linear; none of these classes has Conv1D), before any is skipped: what llm_int8_skip_modules names."""
+    import re
+
+    import torch
+
+    rows: Counter[tuple[str, int, int]] = Counter()
+    for name, module in _model(case).named_modules():
+        if type(module) is torch.nn.Linear:
+            rows[(re.sub(r"\.\d+\.", ".N.", name), module.out_features, module.in_features)] += 1
+    return [[n, o, i, c] for (n, o, i), c in rows.items()]
+
+
+def measure(case: str, slug_fmt: str, skip: list[str] | None = None) -> dict:
     import torch
     import transformers
     from bitsandbytes.nn import Linear4bit, Linear8bitLt
     from transformers.quantizers import AutoHfQuantizer
 
-    _, source, auto = CASES[case]
-    config = _config(source)
-    with torch.device("meta"):
-        model = getattr(transformers, auto).from_config(config, dtype=torch.bfloat16)
-    qcfg = transformers.BitsAndBytesConfig(**FORMATS[slug_fmt])
+    model = _model(case)
+    qcfg = transformers.BitsAndBytesConfig(**FORMATS[slug_fmt], llm_int8_skip_modules=skip)
     quantizer = AutoHfQuantizer.from_config(qcfg, pre_quantized=False)
-    quantizer._process_model_before_weight_loading(model, device_map=None)
+    quantizer.preprocess_model(model, dtype=torch.bfloat16, device_map=None)  # as from_pretrained calls it
     shapes: Counter[tuple[int, int]] = Counter()
     bnb_weights: set[str] = set()
     kept_linears: list[str] = []
@@ -150,6 +203,7 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m app.measure bnb-weights", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", nargs="+", choices=sorted(CASES))
+    p.add_argument("--skip-only", nargs="*", choices=sorted(SKIPS), help="measure these llm_int8_skip_modules cases")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     import bitsandbytes
@@ -161,10 +215,17 @@ def main(argv: list[str]) -> int:
     for case in args.only or CASES:
         slug = CASES[case][0]
         cases[case] = {"model": slug, "config": CASES[case][1], "auto_class": CASES[case][2],
-                       "formats": {f: measure(case, f) for f in FORMATS}}
+                       "linear_modules": linear_modules(case), "formats": {f: measure(case, f) for f in FORMATS}}
         print(case, {f: v["total_bytes"] for f, v in cases[case]["formats"].items()}, file=sys.stderr)
+    skips = {}
+    for name in SKIPS if args.skip_only is None else args.skip_only:
+        case, skip = SKIPS[name]
+        skips[name] = {"case": case, "model": CASES[case][0], "llm_int8_skip_modules": skip,
+                       "formats": {f: measure(case, f, skip) for f in SKIP_FORMATS}}
+        print(name, {f: v["total_bytes"] for f, v in skips[name]["formats"].items()}, file=sys.stderr)
     doc = {
-        "command": "python -m app.measure bnb-weights" + (f" --only {' '.join(args.only)}" if args.only else ""),
+        "command": "python -m app.measure bnb-weights" + (f" --only {' '.join(args.only)}" if args.only else "")
+                   + (f" --skip-only {' '.join(args.skip_only)}" if args.skip_only is not None else ""),
         "date": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "versions": {"bitsandbytes": bitsandbytes.__version__, "torch": torch.__version__,
                      "transformers": transformers.__version__, "python": platform.python_version()},
@@ -172,6 +233,7 @@ def main(argv: list[str]) -> int:
                "distinct shape on the CPU; everything else 2 bytes per element (app/measure/bnb_weights.py)",
         "bnb_config": FORMATS,
         "cases": cases,
+        "skip_modules": skips,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=1) + "\n")

@@ -72,7 +72,8 @@ def _without_defaults(schema: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in schema.items() if k not in ("default", "examples", "title")}
 
 
-_BLANK_IS_DEFAULT = {*_VLLM_FIELDS, "quantization", "kv_cache", "runtime", "gpu"}  # VramRequest's validators
+_BLANK_IS_DEFAULT = {*_VLLM_FIELDS, "quantization", "kv_cache", "runtime", "gpu",  # VramRequest's validators
+                     "llm_int8_skip_modules"}
 
 
 # A boolean as text: what pydantic's lax mode reads (pydantic-core str -> bool, case-insensitive, no spaces)
@@ -89,6 +90,10 @@ def _text_field(name: str, schema: dict[str, Any]) -> dict[str, Any]:
         schema = {**branches[0], **{k: v for k, v in schema.items() if k != "anyOf"}}  # the field's own keys win
     if schema.get("type") == "boolean":
         schema = {"anyOf": [{"type": "boolean"}, _BOOL_TEXT], "description": schema.get("description", "")}
+    if schema.get("type") == "array":  # a list of patterned strings as text: its entries comma-separated
+        entry = schema["items"]["pattern"].removeprefix("^").removesuffix("$")
+        schema = {"type": "string", "pattern": f"^{entry}(?:,{entry}){{0,{schema['maxItems'] - 1}}}$",
+                  "description": schema.get("description", "")}
     return {"anyOf": [schema, {"type": "string", "maxLength": 0}]} if name in _BLANK_IS_DEFAULT else schema
 
 

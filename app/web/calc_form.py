@@ -1,5 +1,6 @@
-"""The calculator's runtime option controls, generated from VramRequest's own fields (llama.cpp and vLLM flags),
-so the page's controls, their limits, help text and defaults cannot drift from the API."""
+"""The calculator's runtime option controls, generated from VramRequest's own fields (llama.cpp and vLLM flags,
+transformers' BitsAndBytesConfig keywords), so the page's controls, their limits, help text and defaults cannot
+drift from the API."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from pydantic.fields import FieldInfo
 from app.estimator import VramRequest
 
 # The blocks of VramRequest the two fieldsets show: first and last field of each marked block.
-BLOCKS = {"llama.cpp": ("n_ctx", "mmproj"), "vllm": ("gpu_memory_utilization", "vllm_version")}
+BLOCKS = {"llama.cpp": ("n_ctx", "mmproj"), "vllm": ("gpu_memory_utilization", "vllm_version"),
+          "transformers": ("llm_int8_skip_modules", "llm_int8_skip_modules")}
+LABELS = {"llama.cpp": "llama.cpp", "vllm": "vLLM", "transformers": "transformers + bitsandbytes"}
 # Flags the page leaves to one shared control, so two controls can never disagree: vLLM's --kv-cache-dtype
 # is the "KV-cache precision" select (fp8 there is kv_cache_dtype=fp8; the API takes either).
 SHARED = {"kv_cache_dtype": "kv_cache"}

@@ -37,7 +37,7 @@ from app.web.accuracy import (
     vllm_plan_accuracy,
 )
 from app.web.answers import answer
-from app.web.calc_form import runtime_controls
+from app.web.calc_form import LABELS, runtime_controls
 from app.web.calc_page import DEFAULT_MODEL, CalcState, NotFound, calc_state, find_spec, lenient
 from app.web.deps import get_catalog
 from app.web.logs_page import logs_context, read_log_body
@@ -129,7 +129,8 @@ def calculator(request: Request, catalog: CatalogDep) -> Response:
         return _calc_update(request, state)
     context = {"spec": found, "model_name": name, "models": list(catalog.models.values()), "gpus": catalog.gpus,
                "groups": format_groups(found), "runtimes": list(RUNTIMES.values()), "kv_types": kv_options(KV_TYPES),
-               "runtime_controls": runtime_controls(), "query": request.query_params, "typed_memory": state.gpu_memory,
+               "runtime_controls": runtime_controls(), "runtime_labels": LABELS, "query": request.query_params,
+               "typed_memory": state.gpu_memory,
                **breakdown_context(state.estimate, gpu_memory=state.gpu_memory, params=state.params)}
     return _page(request, "calculator.html", context, state.estimate, state.errors or None)
 

@@ -77,3 +77,23 @@ def test_runtime_flags_and_own_gguf(server: str, browser, artifacts: Path, tmp_p
     assert sent and max(sent) < path.stat().st_size  # the tensor data never left the browser
     page.screenshot(path=str(artifacts / f"calculator-gguf-{size}.png"), full_page=True)
     page.close()
+
+
+def test_bitsandbytes_skip_modules_control(server: str, browser):
+    """transformers + bitsandbytes: typing llm_int8_skip_modules changes the weights to what the API answers for the
+    same list; a bad entry is a 422 beside the control."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{server}/calculator?model=gemma-3-4b-it&quantization=bnb-int8&runtime=transformers")
+    before = _total(page)
+    assert page.is_visible("#llm_int8_skip_modules")
+    skip = "lm_head,model.vision_tower,model.multi_modal_projector"
+    page.fill("#llm_int8_skip_modules", skip)
+    page.wait_for_function(f"document.querySelector('#breakdown').dataset.totalBytes !== '{before}'")
+    _settled(page)
+    api = httpx.get(f"{server}/api/vram", params={"model": "gemma-3-4b-it", "quantization": "bnb-int8",
+                                                  "runtime": "transformers", "llm_int8_skip_modules": skip}).json()
+    assert _total(page) == api["total_bytes"] > before  # the vision tower left 16-bit
+    page.fill("#llm_int8_skip_modules", "(a+)+")
+    page.wait_for_function("document.querySelector('#err-llm_int8_skip_modules').textContent !== ''")
+    assert "allowed: dotted names" in page.inner_text("#err-llm_int8_skip_modules")
+    page.close()

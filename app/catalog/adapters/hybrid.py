@@ -310,8 +310,11 @@ def lfm2_vl(c: Cfg) -> Adapted:
         cls_token=False, position_embeddings=v.int("position_embeddings", "num_patches", default=256),
         extra_norms=1, projector=[TensorShape(name=n, shape=s, kind=k) for n, s, k in proj],
         embeddings_per_image=c.int("embeddings_per_image", "max_image_tokens", default=256),
-        prompt_tokens_per_image=1,
+        prompt_tokens_per_image=1, qkv_modules=3, patch_linear=True,
     )
+    v.note("qkv_modules", "transformers Siglip2Attention: q_proj, k_proj, v_proj")
+    v.note("patch_linear", "transformers Siglip2VisionEmbeddings.patch_embedding: nn.Linear(channels x patch^2, "
+                           "hidden)")
     v.note("image_size", "config.json tile_size: one tile (larger images are split into up to max_tiles tiles "
                          "plus a thumbnail, each adding embeddings)")
     v.note("qkv_bias", "transformers Siglip2Attention (q/k/v/out with bias)")

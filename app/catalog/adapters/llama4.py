@@ -121,8 +121,12 @@ def _vision(c: Cfg, text_hidden: int) -> tuple[dict[str, Any], dict[str, str]]:
         in_channels=v.int("in_channels", "num_channels", high=16), temporal_patch=1, patch_bias=False,
         cls_token=True, position_embeddings=side * side + 1, extra_norms=2,
         projector=[TensorShape(name=n, shape=s, kind=k) for n, s, k in proj],
-        embeddings_per_image=max(1, int(side * ratio) ** 2), prompt_tokens_per_image=0,
+        embeddings_per_image=max(1, int(side * ratio) ** 2), prompt_tokens_per_image=0, qkv_modules=3,
+        patch_linear=True,
     )
+    v.note("qkv_modules", "transformers Llama4VisionAttention: q_proj, k_proj, v_proj")
+    v.note("patch_linear", "transformers Llama4UnfoldConvolution: nn.Unfold, then nn.Linear(channels x patch^2, "
+                           "hidden, bias=False)")
     v.note("position_embeddings", "transformers Llama4VisionModel positional_embedding_vlm: (image_size / "
                                   "patch_size)^2 + 1 (the class token)")
     v.note("projector", "transformers Llama4VisionPixelShuffleMLP (fc1, fc2) and Llama4MultiModalProjector "

@@ -164,8 +164,9 @@ def mistral3(c: Cfg) -> Adapted:
         temporal_patch=1, patch_bias=False, cls_token=False, position_embeddings=0, extra_norms=1,
         merge_size=merge, resize="pixtral", longest_edge=image, default_image=DEFAULT_IMAGE,
         prompt_tokens_per_image=0, projector=_shapes(rows), image_size=(image // patch) * patch,
-        embeddings_per_image=1,
+        embeddings_per_image=1, qkv_modules=3,
     )
+    v.note("qkv_modules", "transformers PixtralAttention: q_proj, k_proj, v_proj")
     v.note("projector", "transformers Mistral3MultiModalProjector (norm, patch_merger, linear_1, linear_2)")
     v.note("resize", "transformers PixtralImageProcessor longest_edge = vision_config.image_size (the released "
                      "processor's size.longest_edge), patch_size x spatial_merge_size rounding")

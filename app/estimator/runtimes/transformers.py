@@ -12,7 +12,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from app.estimator import cache
-from app.estimator.quantization import BNB_FUSED_MAX_ROWS, Format, dequant_scratch
+from app.estimator.quantization import (
+    BNB_FUSED_MAX_ROWS,
+    LLM_INT8_THRESHOLD,
+    Format,
+    applied_skip,
+    dequant_scratch,
+    int8_scratch,
+)
 from app.estimator.runtimes import attention as kernels
 from app.estimator.runtimes import remote_code
 from app.estimator.runtimes.activations import EAGER, SDPA, HfCode, compute_bytes, hf_prefill_bytes, vision_pass_bytes
@@ -107,7 +114,9 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     if attn == "eager" and eager is None:
         eager = "attn_implementation=eager requested (transformers' eager_attention_forward)"
     text = hf_prefill_bytes(lm, e, inp.batch, inp.sequence, hf_code(spec, attn))
-    scratch = dequant_scratch(spec, inp.fmt.slug, inp.batch * inp.sequence, e)
+    skip = applied_skip(inp.fmt, req.llm_int8_skip_modules if req else None)
+    scratch = dequant_scratch(spec, inp.fmt.slug, inp.batch * inp.sequence, e, skip, inp.batch)
+    int8_low, int8_high = int8_scratch(spec, inp.fmt.slug, inp.batch * inp.sequence, skip)
     text += scratch  # the largest quantized linear's dequantized weight, beside the prefill's activations
     vision = 0
     if spec.vision is not None and inp.images:
@@ -143,6 +152,14 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
                      f"over more than {BNB_FUSED_MAX_ROWS} tokens (bitsandbytes 0.50.2 gemm_4bit; from 5 to 1536 "
                      f"tokens its per-GPU heuristic may run the fused kernel instead): the largest, "
                      f"{scratch // MiB} MiB, is counted at the peak (not measured on a GPU here)")
+    if int8_low:
+        notes.append(f"LLM.int8() matmul scratch, not in the total (bitsandbytes 0.50.2 MatMul8bitLt.forward: "
+                     f"int8_vectorwise_quant, int8_mixed_scaled_mm; read from its code, not measured on a GPU): "
+                     f"the largest 8-bit linear over {inp.batch * inp.sequence:,} tokens allocates "
+                     f"{int8_low // MiB:,} MiB beside its input and output (fp16 copy, abs and mask of the input, "
+                     f"int8 copy, int32 product, fp16 output before the bf16 one) with no outlier column, up to "
+                     f"{int8_high // MiB:,} MiB if every input column holds a value >= {LLM_INT8_THRESHOLD} "
+                     f"(llm_int8_threshold; the outliers depend on the activations)")
     if vision:
         notes.append(f"vision encoder runs over {spec.vision.encoder_tokens:,} tokens per image before prefill")
     mem = RuntimeMemory(inp.weights.total_bytes, kv, activations, overhead, inp.sequence, assumptions=notes)
