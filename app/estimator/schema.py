@@ -172,7 +172,8 @@ class VramRequest(BaseModel):
     backend: LlamaBackend = Field(
         "cuda", description="llama.cpp ggml backend (cpu: nothing offloaded): padding, host buffer, compute rules.")
     free_memory: int | None = Field(
-        None, ge=0, le=1 << 50, description="llama.cpp --fit: free device memory in bytes; adds --fit's decisions.")
+        None, ge=0, le=1 << 50, description="llama.cpp --fit: free device memory in bytes, of each device when "
+        "gpu_count > 1 (layer split, llama.cpp's default split mode); adds --fit's decisions.")
     fit_target: int = Field(1024, ge=0, le=1 << 20, description="llama.cpp --fit-target: MiB left free.")
     fit_ctx: int = Field(4096, ge=0, le=MAX_CONTEXT,
                          description="llama.cpp --fit-ctx: lowest n_ctx --fit sets (only when n_ctx is 0).")
@@ -416,6 +417,21 @@ class HostMemory(BaseModel):
     state: int = Field(0, description="Recurrent states (RS buffer) of the layers not offloaded.")
 
 
+class LlamaCppFitDevice(BaseModel):
+    """One device of a multi-device --fit (layer split): what it holds and its projected memory, in bytes."""
+
+    name: str = Field(description="The device as llama.cpp names it (CUDA0, CUDA1, ...).")
+    free: int = Field(description="Free memory of the device (bytes).")
+    target: int = Field(description="Memory --fit leaves free on it (--fit-target, bytes).")
+    n_layer: int = Field(description="Layers it holds (its --tensor-split share; the last device: the output layer).")
+    n_part: int = Field(description="Of these, layers whose expert (or part of the FFN) tensors are elsewhere.")
+    overflow_to: str | None = Field(None, description="Device its first partial layer overflows to (None: host).")
+    model: int
+    context: int
+    compute: int
+    projected: int = Field(description="model + context + compute.")
+
+
 class LlamaCppFit(BaseModel):
     """What llama.cpp's --fit (common/fit.cpp common_params_fit_impl) decides for the free memory given."""
 
@@ -430,11 +446,16 @@ class LlamaCppFit(BaseModel):
                                         description="Layers whose MoE expert tensors it keeps in host memory.")
     overflow: str | None = Field(None, description="Part of one more layer kept on the device (UP, GATE, ATTN).")
     overrides: list[str] = Field(default_factory=list, description="The -ot patterns (regex=CPU) it sets.")
-    projected: int = Field(description="Device memory projected for these settings (model + context + compute).")
+    projected: int = Field(description="Device memory projected for these settings (model + context + compute; "
+                                       "several devices: their sum).")
     fit_print: list[str] = Field(default_factory=list,
                                  description="--fit-print lines: device, model, context, compute in MiB.")
     command: str = Field("", description="A llama-server command that loads these settings without --fit.")
     notes: list[str] = Field(default_factory=list)
+    tensor_split: list[int] = Field(default_factory=list, description="Several devices: layers per device, as "
+                                    "--fit writes tensor_split (empty for one device).")
+    devices: list[LlamaCppFitDevice] = Field(default_factory=list,
+                                             description="Several devices: each one's share (empty for one).")
 
 
 class LlamaCppReport(BaseModel):

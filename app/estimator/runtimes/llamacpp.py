@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from dataclasses import replace
 
 from app.estimator.errors import UnknownChoice
 from app.estimator.gguf.arch import ARCHS, SLUG_ARCH, GgufArch
@@ -19,14 +20,23 @@ from app.estimator.runtimes.llamacpp_backends import BACKENDS, Backend
 from app.estimator.runtimes.llamacpp_buffers import (
     STATE_RULE,
     catalog_tensors,
+    cuda_alloc_size,
     kv_cache,
     output_buffer,
+    tensor_group,
     weights,
 )
-from app.estimator.runtimes.llamacpp_compute import compute_buffers, vision_buffer
+from app.estimator.runtimes.llamacpp_compute import compute_buffers, layer_compute, vision_buffer
 from app.estimator.runtimes.llamacpp_context import LLAMA_NAME, LlamaContext, resolve_context
-from app.estimator.runtimes.llamacpp_fit import Layers, fit
-from app.estimator.schema import HostMemory, LlamaCppBuffer, LlamaCppFit, LlamaCppReport, VramRequest
+from app.estimator.runtimes.llamacpp_fit import FitDecision, Layers, Plan, Use, default_split, fit_devices
+from app.estimator.schema import (
+    HostMemory,
+    LlamaCppBuffer,
+    LlamaCppFit,
+    LlamaCppFitDevice,
+    LlamaCppReport,
+    VramRequest,
+)
 
 
 def _arch(inp: RuntimeInput) -> GgufArch | None:
@@ -43,7 +53,8 @@ def _backend(req: VramRequest) -> Backend:
 def _device_bytes(inp: RuntimeInput, req: VramRequest, backend: Backend, n_ctx: int,
                   layers: Layers | None) -> tuple[int, ...]:
     """(model, context, compute, total) on the device, then (model, context, compute) on the host, for --fit's
-    candidate: n_ctx and layers (None: as asked)."""
+    candidate: n_ctx and layers (None: as asked). Context = KV cache + recurrent states (llama_memory_hybrid's
+    memory_breakdown adds both, src/llama-memory-hybrid.cpp)."""
     spec, lm = inp.spec, inp.spec.language_model
     update: dict[str, object] = {"n_ctx": n_ctx}
     to_host = None
@@ -58,40 +69,143 @@ def _device_bytes(inp: RuntimeInput, req: VramRequest, backend: Backend, n_ctx: 
     w = weights(tensors, c, lm, backend.alignment, backend.row_padding, to_host)
     kv = kv_cache(lm, c, _arch(inp))
     comp = compute_buffers(lm, c, _arch(inp), backend)
-    return w.gpu, kv.gpu, comp.gpu, w.gpu + kv.gpu + comp.gpu, w.host, kv.host, comp.host
+    context = kv.gpu + kv.state_gpu
+    return w.gpu, context, comp.gpu, w.gpu + context + comp.gpu, w.host, kv.host + kv.state_host, comp.host
 
 
-def _fit_print(backend: Backend, device: tuple[int, int, int], host: tuple[int, int, int]) -> list[str]:
+def _device_name(backend: Backend, i: int) -> str:
+    """CUDA0 -> CUDA<i> (ggml_backend_dev_name numbers the devices of a backend from 0)."""
+    return re.sub(r"\d+$", str(i), backend.device)
+
+
+def _devices_bytes(inp: RuntimeInput, req: VramRequest, backend: Backend, frees: list[int], n_ctx: int,
+                   plan: Plan | None) -> tuple[list[tuple[int, int, int]], tuple[int, int, int]]:
+    """Several devices, layer split: (model, context, compute) per device, then the host's, for --fit's candidate
+    (plan None: as asked, the user's -ngl split by free memory as llama.cpp's default split).
+
+    Layers: device d holds the contiguous block of plan.layers[d].n_layer layers after the previous devices',
+    starting at i_gpu_start = n_layer + 1 - ngl; the last layer (il = n_layer) is the output layer
+    (src/llama-model.cpp L1589-L1614). Tensors an override names go where it says (host or the next device);
+    token_embd stays on the host (dev_input), and is copied to the output's device when tied. KV and recurrent
+    states sit on their layer's device (offload_kqv). Compute: the device of the output layer holds the
+    single-device compute buffer, the others the attention and FFN moments only (no logits) - a model, not
+    measured on several devices.
+    """
+    spec, lm = inp.spec, inp.spec.language_model
+    n, nd = lm.layers, len(frees)
+    if plan is None:
+        ngl = n + 1 if req.n_gpu_layers is None else min(req.n_gpu_layers, n + 1)
+        plan = Plan(tuple(Layers(k) for k in default_split(frees, ngl, n)), (None,) * nd)
+    ngl = plan.n_gpu_layers
+    c = resolve_context(lm, req.model_copy(update={"n_ctx": n_ctx, "n_gpu_layers": ngl}), inp.sequence, inp.kv,
+                        inp.flash_attention, 0)
+    start, bounds = n + 1 - ngl, [0]
+    for x in plan.layers:
+        bounds.append(bounds[-1] + x.n_layer)
+    dev_of = {start + k: d for d in range(nd) for k in range(bounds[d], bounds[d + 1])}
+    overrides = [(re.compile(p), to) for p, to in plan.overrides(n)]
+    tensors = inp.gguf_tensors or catalog_tensors(spec, inp.fmt.slug)
+    model = [0] * nd
+    host = 0
+    tied = not any(t.name == "output.weight" for t in tensors)
+    for t in tensors:
+        key = tensor_group(t)
+        d = None if key == "input" else dev_of.get(n if key in ("output", "output_weight") else int(key))
+        if d is not None:
+            d = next((to for p, to in overrides if p.search(t.name)), d)  # the first matching override wins
+        size = cuda_alloc_size(t, backend.alignment, backend.row_padding)
+        if d is None:
+            host += t.nbytes
+        else:
+            model[d] += size
+        if tied and key == "input" and n in dev_of:
+            model[dev_of[n]] += size
+    if not overrides:  # no override: the host figure is the mmapped range, as the one-device breakdown's
+        host = weights(tensors, c, lm, backend.alignment, backend.row_padding).host
+    arch = _arch(inp)
+
+    def kv_from(k: int) -> tuple[int, int]:  # KV + states of layers il >= start + k on devices, and the host's
+        kv = kv_cache(lm, replace(c, n_gpu_layers=ngl - k), arch)
+        return kv.gpu + kv.state_gpu, kv.host + kv.state_host
+
+    kvs = [kv_from(b)[0] for b in bounds]
+    comp = compute_buffers(lm, c, arch, backend)
+    out_dev = dev_of.get(n)
+    rows = [(model[d], kvs[d] - kvs[d + 1],
+             comp.gpu if d == out_dev else layer_compute(lm, c, arch, backend) if plan.layers[d].n_layer else 0)
+            for d in range(nd)]
+    return rows, (host, kv_from(0)[1], comp.host)
+
+
+def _fit_print(backend: Backend, device: tuple[int, int, int] | list[tuple[int, int, int]],
+               host: tuple[int, int, int]) -> list[str]:
     """common_fit_print (common/fit.cpp): `<device> model context compute` per device, then `Host ...`, in MiB."""
-    rows = [(backend.device, device)] if backend.gpu else []
+    devices = device if isinstance(device, list) else [device]
+    rows = [(_device_name(backend, i), d) for i, d in enumerate(devices)] if backend.gpu else []
     return [f"{name} {' '.join(str(x // MiB) for x in sizes)}" for name, sizes in [*rows, ("Host", host)]]
 
 
 def _fit(inp: RuntimeInput, req: VramRequest, backend: Backend) -> LlamaCppFit | None:
-    """llama.cpp --fit for the free memory the request gives (one device)."""
+    """llama.cpp --fit for the free memory the request gives, on each of gpu_count devices."""
     if req.free_memory is None or not backend.gpu:
         return None
     lm = inp.spec.language_model
-    margin = req.fit_target * MiB
-    n_ctx = req.n_ctx if req.n_ctx is not None else resolve_context(
-        lm, req, inp.sequence, inp.kv, inp.flash_attention, 0).n_ctx
-    d = fit(lambda ctx, layers: _device_bytes(inp, req, backend, ctx, layers)[3], req.free_memory, margin, n_ctx,
-            lm.max_context, req.fit_ctx, lm.layers, lm.moe is not None, req.n_gpu_layers is not None)
-    model, context, compute, total, *host = _device_bytes(inp, req, backend, d.n_ctx, d.layers)
-    ngl = d.layers.n_layer if d.layers else (lm.layers + 1 if req.n_gpu_layers is None else req.n_gpu_layers)
-    overrides = d.layers.overrides(lm.layers) if d.layers else []
-    lines = _fit_print(backend, (model, context, compute), (host[0], host[1], host[2]))
+    nd = inp.gpu_count
+    frees, margins = [req.free_memory] * nd, [req.fit_target * MiB] * nd  # one --fit-target: every device
+    c0 = resolve_context(lm, req, inp.sequence, inp.kv, inp.flash_attention, 0)
+    n_ctx = req.n_ctx if req.n_ctx is not None else c0.n_ctx
+    if nd == 1:
+        def project(ctx: int, plan: Plan | None) -> list[Use]:
+            b = _device_bytes(inp, req, backend, ctx, plan.layers[0] if plan else None)
+            return [Use(b[0], b[3])]
+    else:
+        def project(ctx: int, plan: Plan | None) -> list[Use]:
+            return [Use(m, m + k + x) for m, k, x in _devices_bytes(inp, req, backend, frees, ctx, plan)[0]]
+    ngl_set = False if req.n_gpu_layers is None else req.n_gpu_layers
+    d = fit_devices(project, frees, margins, n_ctx, lm.max_context, req.fit_ctx, lm.layers, lm.moe is not None,
+                    ngl_set, c0.n_streams)
+    return _fit_answer(inp, req, backend, d, frees, margins)
+
+
+def _fit_answer(inp: RuntimeInput, req: VramRequest, backend: Backend, d: FitDecision, frees: list[int],
+                margins: list[int]) -> LlamaCppFit:
+    lm, nd = inp.spec.language_model, len(frees)
+    if nd == 1:
+        model, context, compute, total, *host = _device_bytes(inp, req, backend, d.n_ctx, d.layers)
+        rows: list[tuple[int, int, int]] = [(model, context, compute)]
+        host_row = (host[0], host[1], host[2])
+    else:
+        rows, host_row = _devices_bytes(inp, req, backend, frees, d.n_ctx, d.plan)
+    plan = d.plan
+    ngl = plan.n_gpu_layers if plan else (lm.layers + 1 if req.n_gpu_layers is None
+                                          else min(req.n_gpu_layers, lm.layers + 1))
+    split = plan.tensor_split if plan else (default_split(frees, ngl, lm.layers) if nd > 1 else (ngl,))
+    overrides = plan.overrides(lm.layers) if plan else []
+    lines = _fit_print(backend, rows if nd > 1 else rows[0], host_row)
     parts = ["llama-server", "-m", f"{inp.spec.name}-{inp.fmt.slug.upper()}.gguf", "-c", str(d.n_ctx),
              "-ngl", str(ngl), "-fa", "on" if inp.flash_attention else "off", "-ub", str(req.n_ubatch)]
-    for p in overrides:
-        parts += ["-ot", f"{p}=CPU"]
+    if nd > 1:  # the split --fit sets (tensor_split[id] = layers of device id, common/fit.cpp L556)
+        parts += ["--tensor-split", ",".join(map(str, split))]
+    for p, to in overrides:
+        parts += ["-ot", f"{p}={'CPU' if to is None else _device_name(backend, to)}"]
     parts += ["--fit", "off"]
-    return LlamaCppFit(free=req.free_memory, target=margin, status=d.status, n_ctx=d.n_ctx, n_gpu_layers=ngl,
-                       n_cpu_moe_layers=sorted({int(m[1]) for p in overrides if (m := re.match(r"blk\\\.(\d+)", p))
+    first = plan.layers[0] if plan and nd == 1 else None
+    overflow = sorted({x.overflow for x in plan.layers if x.n_part and x.overflow != "MOE"}) if plan else []
+    devices = [LlamaCppFitDevice(name=_device_name(backend, i), free=frees[i], target=margins[i], n_layer=split[i],
+                                 n_part=plan.layers[i].n_part if plan else 0,
+                                 overflow_to=(None if not plan or plan.overflow_to[i] is None
+                                              else _device_name(backend, plan.overflow_to[i])),
+                                 model=rows[i][0], context=rows[i][1], compute=rows[i][2], projected=sum(rows[i]))
+               for i in range(nd)]
+    return LlamaCppFit(free=frees[0], target=margins[0], status=d.status, n_ctx=d.n_ctx, n_gpu_layers=ngl,
+                       n_cpu_moe_layers=sorted({int(m[1]) for p, to in overrides
+                                                if to is None and (m := re.match(r"blk\\\.(\d+)", p))
                                                 and int(m[1]) < lm.layers}),
-                       overflow=d.layers.overflow if d.layers and d.layers.n_part and d.layers.overflow != "MOE"
-                       else None, overrides=overrides, projected=total, fit_print=lines,
-                       command=" ".join(shlex.quote(x) for x in parts), notes=d.notes)
+                       overflow=(first.overflow if first and first.n_part and first.overflow != "MOE" else None)
+                       if nd == 1 else (",".join(overflow) or None),
+                       overrides=[p for p, _ in overrides], projected=sum(sum(r) for r in rows),
+                       fit_print=lines, command=" ".join(shlex.quote(x) for x in parts), notes=d.notes,
+                       tensor_split=list(split) if nd > 1 else [], devices=devices if nd > 1 else [])
 
 
 def _notes(c: LlamaContext, lm_layers: int, kv_cells: int, swa_cells: int, backend: Backend,
@@ -153,7 +267,8 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
         kv_unified=c.kv_unified, n_gpu_layers=c.n_gpu_layers, output_on_gpu=c.output_on_gpu,
         cache_type_k=LLAMA_NAME[c.type_k.slug], cache_type_v=LLAMA_NAME[c.type_v.slug], mmproj=c.mmproj,
         mmproj_bytes=mmproj, buffers=buffers, backend=backend.name, device=backend.device,
-        fit_print=_fit_print(backend, (w.gpu, kv.gpu, comp.gpu), (w.host, kv.host, comp.host)),
+        fit_print=_fit_print(backend, (w.gpu, kv.gpu + kv.state_gpu, comp.gpu),
+                             (w.host, kv.host + kv.state_host, comp.host)),
         fit=_fit(inp, req, backend))
     notes = _notes(c, lm.layers, kv.cells_full, kv.cells_swa, backend, lm.vocab)
     if spec.vision is not None:

@@ -100,6 +100,9 @@ def _key(t: TensorEntry) -> str | int:
     return "output" if t.layer is None else t.layer
 
 
+tensor_group = _key  # the group a tensor is placed with: "input", "output", "output_weight" or its layer
+
+
 def _groups(tensors: tuple[TensorEntry, ...], align: int = CUDA_ALIGN,
             row_padding: int = MATRIX_ROW_PADDING) -> _Groups:
     """Per-group sums, computed once per tensor table and layout (the table is cached per spec or per file)."""
