@@ -244,12 +244,14 @@ class VramRequest(BaseModel):
                                 "mimo_v2_mtp"] | None = Field(
         None, description="vLLM --speculative-config method: mtp loads the checkpoint's multi-token-prediction "
         "layer(s) as the draft model (its own weights and KV cache layers); the per-family names are those of "
-        "older releases and must match the model's draft. Default: no speculative decoding. A model without MTP "
-        "layers is refused.")
+        "older releases and must match the model's draft. llama.cpp: mtp = --spec-type draft-mtp (an MTP "
+        "context over the target's weights; Qwen3.5/3.6 GGUF architectures). Default: no speculative decoding. "
+        "A model without MTP layers is refused.")
     num_speculative_tokens: int | None = Field(
         None, ge=1, le=MAX_SPECULATIVE_TOKENS, description="vLLM --speculative-config num_speculative_tokens: "
         "tokens the draft proposes per step (the MTP layers are run in turn). Needs speculative_method. Default: "
-        "the model's MTP layers.")
+        "the model's MTP layers. llama.cpp: --spec-draft-n-max (default 3), also the recurrent-state rows kept "
+        "for rollback.")
 
     @model_validator(mode="before")
     @classmethod
@@ -397,13 +399,16 @@ class Detail(BaseModel):
 class LlamaCppBuffer(BaseModel):
     """One buffer llama.cpp allocates and prints at load (llama_model_load / llama_context)."""
 
-    name: Literal["model", "kv", "rs", "compute", "output", "mmproj", "mmproj_compute"] = Field(
+    name: Literal["model", "kv", "rs", "compute", "output", "mmproj", "mmproj_compute", "mtp_model", "mtp_kv",
+                  "mtp_compute", "mtp_output"] = Field(
         description="model (weights), kv (cache), rs (recurrent states of Mamba/GDN/short-conv layers), "
-                    "compute (graph), output (logits), mmproj (projector).")
+                    "compute (graph), output (logits), mmproj (projector); mtp_*: --spec-type draft-mtp's MTP block "
+                    "and its draft context.")
     device: Literal["gpu", "host"] = Field(description="gpu (CUDA0 ...) or host (CPU, CPU_Mapped, CUDA_Host).")
     bytes: int
-    basis: Literal["exact", "calibrated"] = Field(
-        description="exact: llama.cpp's own arithmetic; calibrated: fitted to llama.cpp's printed sizes.")
+    basis: Literal["exact", "calibrated", "approximate"] = Field(
+        description="exact: llama.cpp's own arithmetic; calibrated: fitted to llama.cpp's printed sizes; "
+                    "approximate: a model not checked against llama.cpp.")
 
 
 class HostMemory(BaseModel):

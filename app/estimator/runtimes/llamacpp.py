@@ -29,6 +29,7 @@ from app.estimator.runtimes.llamacpp_buffers import (
 from app.estimator.runtimes.llamacpp_compute import compute_buffers, layer_compute, vision_buffer
 from app.estimator.runtimes.llamacpp_context import LLAMA_NAME, LlamaContext, resolve_context
 from app.estimator.runtimes.llamacpp_fit import FitDecision, Layers, Plan, Use, default_split, fit_devices
+from app.estimator.runtimes.llamacpp_mtp import MTP_ARCHS, RS_ROLLBACK, MtpDraft, draft, requested
 from app.estimator.schema import (
     HostMemory,
     LlamaCppBuffer,
@@ -42,6 +43,23 @@ from app.estimator.schema import (
 def _arch(inp: RuntimeInput) -> GgufArch | None:
     name = inp.gguf_arch or SLUG_ARCH.get(inp.spec.slug)
     return ARCHS.get(name) if name else None
+
+
+def _context(inp: RuntimeInput, req: VramRequest, images: int) -> LlamaContext:
+    """resolve_context, plus draft-mtp's recurrent-state rows for rollback (n_rs_seq = --spec-draft-n-max on the
+    architectures that support it; common/common.cpp L1635, src/llama-context.cpp L105-L110)."""
+    c = resolve_context(inp.spec.language_model, req, inp.sequence, inp.kv, inp.flash_attention, images)
+    arch = _arch(inp)
+    if requested(req) and arch is not None and arch.name in RS_ROLLBACK and arch.name in MTP_ARCHS:
+        c = replace(c, n_rs_seq=req.num_speculative_tokens or 3)
+    return c
+
+
+def _mtp(inp: RuntimeInput, req: VramRequest, c: LlamaContext, backend: Backend) -> MtpDraft | None:
+    if not requested(req):
+        return None
+    tensors = inp.gguf_tensors or catalog_tensors(inp.spec, inp.fmt.slug)
+    return draft(req, inp.spec.language_model, _arch(inp), c, backend, tensors)
 
 
 def _backend(req: VramRequest) -> Backend:
@@ -64,13 +82,21 @@ def _device_bytes(inp: RuntimeInput, req: VramRequest, backend: Backend, n_ctx: 
         if patterns:
             def to_host(name: str) -> bool:
                 return any(p.search(name) for p in patterns)
-    c = resolve_context(lm, req.model_copy(update=update), inp.sequence, inp.kv, inp.flash_attention, 0)
+    c = _context(inp, req.model_copy(update=update), 0)
     tensors = inp.gguf_tensors or catalog_tensors(spec, inp.fmt.slug)
     w = weights(tensors, c, lm, backend.alignment, backend.row_padding, to_host)
     kv = kv_cache(lm, c, _arch(inp))
     comp = compute_buffers(lm, c, _arch(inp), backend)
-    context = kv.gpu + kv.state_gpu
-    return w.gpu, context, comp.gpu, w.gpu + context + comp.gpu, w.host, kv.host + kv.state_host, comp.host
+    model, context, compute = w.gpu, kv.gpu + kv.state_gpu, comp.gpu
+    host = [w.host, kv.host + kv.state_host, comp.host]
+    mtp = _mtp(inp, req, c, backend)
+    if mtp is not None:  # the block with the output layer; the draft context (fit.cpp add_extra_memory L206-L258)
+        extra = (mtp.weights, mtp.kv, mtp.compute)
+        if c.output_on_gpu:
+            model, context, compute = model + extra[0], context + extra[1], compute + extra[2]
+        else:
+            host = [h + x for h, x in zip(host, extra, strict=True)]
+    return model, context, compute, model + context + compute, *host
 
 
 def _device_name(backend: Backend, i: int) -> str:
@@ -97,8 +123,7 @@ def _devices_bytes(inp: RuntimeInput, req: VramRequest, backend: Backend, frees:
         ngl = n + 1 if req.n_gpu_layers is None else min(req.n_gpu_layers, n + 1)
         plan = Plan(tuple(Layers(k) for k in default_split(frees, ngl, n)), (None,) * nd)
     ngl = plan.n_gpu_layers
-    c = resolve_context(lm, req.model_copy(update={"n_ctx": n_ctx, "n_gpu_layers": ngl}), inp.sequence, inp.kv,
-                        inp.flash_attention, 0)
+    c = _context(inp, req.model_copy(update={"n_ctx": n_ctx, "n_gpu_layers": ngl}), 0)
     start, bounds = n + 1 - ngl, [0]
     for x in plan.layers:
         bounds.append(bounds[-1] + x.n_layer)
@@ -134,7 +159,15 @@ def _devices_bytes(inp: RuntimeInput, req: VramRequest, backend: Backend, frees:
     rows = [(model[d], kvs[d] - kvs[d + 1],
              comp.gpu if d == out_dev else layer_compute(lm, c, arch, backend) if plan.layers[d].n_layer else 0)
             for d in range(nd)]
-    return rows, (host, kv_from(0)[1], comp.host)
+    host_row = (host, kv_from(0)[1], comp.host)
+    mtp = _mtp(inp, req, c, backend)
+    if mtp is not None:  # the MTP block and the draft context with the output layer (see _device_bytes)
+        extra = (mtp.weights, mtp.kv, mtp.compute)
+        if out_dev is None:
+            host_row = tuple(h + x for h, x in zip(host_row, extra, strict=True))  # type: ignore[assignment]
+        else:
+            rows[out_dev] = tuple(r + x for r, x in zip(rows[out_dev], extra, strict=True))  # type: ignore[call-overload]
+    return rows, host_row
 
 
 def _fit_print(backend: Backend, device: tuple[int, int, int] | list[tuple[int, int, int]],
@@ -152,7 +185,7 @@ def _fit(inp: RuntimeInput, req: VramRequest, backend: Backend) -> LlamaCppFit |
     lm = inp.spec.language_model
     nd = inp.gpu_count
     frees, margins = [req.free_memory] * nd, [req.fit_target * MiB] * nd  # one --fit-target: every device
-    c0 = resolve_context(lm, req, inp.sequence, inp.kv, inp.flash_attention, 0)
+    c0 = _context(inp, req, 0)
     n_ctx = req.n_ctx if req.n_ctx is not None else c0.n_ctx
     if nd == 1:
         def project(ctx: int, plan: Plan | None) -> list[Use]:
@@ -164,6 +197,9 @@ def _fit(inp: RuntimeInput, req: VramRequest, backend: Backend) -> LlamaCppFit |
     ngl_set = False if req.n_gpu_layers is None else req.n_gpu_layers
     d = fit_devices(project, frees, margins, n_ctx, lm.max_context, req.fit_ctx, lm.layers, lm.moe is not None,
                     ngl_set, c0.n_streams)
+    if requested(req):
+        d.notes.append("draft-mtp: llama.cpp counts the MTP block as one more layer (fit.cpp L141-L143: hp_ngl += "
+                       "n_layer_nextn); here it travels with the output layer, so -ngl and the layer split exclude it")
     return _fit_answer(inp, req, backend, d, frees, margins)
 
 
@@ -188,6 +224,8 @@ def _fit_answer(inp: RuntimeInput, req: VramRequest, backend: Backend, d: FitDec
         parts += ["--tensor-split", ",".join(map(str, split))]
     for p, to in overrides:
         parts += ["-ot", f"{p}={'CPU' if to is None else _device_name(backend, to)}"]
+    if requested(req):
+        parts += ["--spec-type", "draft-mtp", "--spec-draft-n-max", str(req.num_speculative_tokens or 3)]
     parts += ["--fit", "off"]
     first = plan.layers[0] if plan and nd == 1 else None
     overflow = sorted({x.overflow for x in plan.layers if x.n_part and x.overflow != "MOE"}) if plan else []
@@ -229,13 +267,28 @@ def _notes(c: LlamaContext, lm_layers: int, kv_cells: int, swa_cells: int, backe
     return notes
 
 
+def _mtp_notes(mtp: MtpDraft, c: LlamaContext, lm) -> list[str]:
+    notes = [f"--spec-type draft-mtp: a second context (LLAMA_CONTEXT_TYPE_MTP) over the target's weights, n_ctx "
+             f"{c.n_ctx:,} as the target's, KV of the MTP layer only in f16 (--spec-draft-type-k/-v): "
+             f"{mtp.kv / MiB:,.1f} MiB (exact); its compute buffer {mtp.compute / MiB:,.1f} MiB (the target's graph "
+             f"rules for one block and {min(c.n_ubatch, c.n_parallel)} output(s), not measured)",
+             "MTP block weights (loaded with draft-mtp): " + (
+                 f"{mtp.weights / MiB:,.1f} MiB from the GGUF's own tensors (exact)" if mtp.weights_exact else
+                 f"{mtp.weights / MiB:,.1f} MiB, approximated as the last full-attention layer plus nextn.eh_proj "
+                 "(in its attn_output type) and three F32 norms (the catalog's table has no MTP block)")]
+    if mtp.n_rs_seq:
+        notes.append(f"recurrent states kept {1 + mtp.n_rs_seq}x (n_rs_seq = --spec-draft-n-max {mtp.n_max}, for "
+                     "rollback of rejected drafts; llama-memory-recurrent.cpp: rows = cells x (1 + n_rs_seq)) (exact)")
+    return notes
+
+
 def memory(inp: RuntimeInput) -> RuntimeMemory:
     spec, lm = inp.spec, inp.spec.language_model
     req = inp.request or VramRequest(model=spec.slug)
     backend = _backend(req)
     if not backend.gpu:
         req = req.model_copy(update={"n_gpu_layers": 0})
-    c = resolve_context(lm, req, inp.sequence, inp.kv, inp.flash_attention, inp.images)
+    c = _context(inp, req, inp.images)
     arch = _arch(inp)
     tensors = inp.gguf_tensors or catalog_tensors(spec, inp.fmt.slug)
     w = weights(tensors, c, lm, backend.alignment, backend.row_padding)
@@ -244,9 +297,18 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     out = output_buffer(lm, c)
     mmproj = inp.weights.vision_bytes if spec.vision is not None else 0
     vision = vision_buffer(inp) if c.mmproj and inp.images else 0
-    gpu_weights = w.gpu + (mmproj if c.mmproj else 0)
-    host = HostMemory(weights=w.host, kv_cache=kv.host, compute=comp.host, output=out,
-                      total_bytes=w.host + kv.host + comp.host + out + kv.state_host, state=kv.state_host)
+    mtp = _mtp(inp, req, c, backend)
+    # draft-mtp: the MTP block and the draft context sit with the output layer (device, or host without it)
+    on_gpu = mtp is not None and c.output_on_gpu
+    mtp_dev = (mtp.weights, mtp.kv, mtp.compute) if mtp is not None and on_gpu else (0, 0, 0)
+    mtp_host = (mtp.weights, mtp.kv, mtp.compute) if mtp is not None and not on_gpu else (0, 0, 0)
+    mtp_host_io = (mtp.host_compute, mtp.output) if mtp is not None else (0, 0)
+    gpu_weights = w.gpu + (mmproj if c.mmproj else 0) + mtp_dev[0]
+    host_compute = comp.host + mtp_host_io[0] + mtp_host[2]
+    host = HostMemory(weights=w.host + mtp_host[0], kv_cache=kv.host + mtp_host[1], compute=host_compute,
+                      output=out + mtp_host_io[1],
+                      total_bytes=w.host + kv.host + comp.host + out + kv.state_host + sum(mtp_host) + sum(mtp_host_io),
+                      state=kv.state_host)
     buffers = [
         LlamaCppBuffer(name="model", device="gpu", bytes=w.gpu, basis="exact"),
         LlamaCppBuffer(name="model", device="host", bytes=w.host, basis="exact"),
@@ -259,6 +321,16 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     if kv.rs_cells:
         buffers[4:4] = [LlamaCppBuffer(name="rs", device="gpu", bytes=kv.state_gpu, basis="exact"),
                         LlamaCppBuffer(name="rs", device="host", bytes=kv.state_host, basis="exact")]
+    if mtp is not None:
+        where = "gpu" if on_gpu else "host"
+        buffers += [
+            LlamaCppBuffer(name="mtp_model", device=where, bytes=mtp.weights,
+                           basis="exact" if mtp.weights_exact else "approximate"),
+            LlamaCppBuffer(name="mtp_kv", device=where, bytes=mtp.kv, basis="exact"),
+            LlamaCppBuffer(name="mtp_compute", device=where, bytes=mtp.compute, basis="approximate"),
+            LlamaCppBuffer(name="mtp_compute", device="host", bytes=mtp.host_compute, basis="approximate"),
+            LlamaCppBuffer(name="mtp_output", device="host", bytes=mtp.output, basis="exact"),
+        ]
     if c.mmproj:
         buffers += [LlamaCppBuffer(name="mmproj", device="gpu", bytes=mmproj, basis="exact"),
                     LlamaCppBuffer(name="mmproj_compute", device="gpu", bytes=vision, basis="calibrated")]
@@ -267,8 +339,8 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
         kv_unified=c.kv_unified, n_gpu_layers=c.n_gpu_layers, output_on_gpu=c.output_on_gpu,
         cache_type_k=LLAMA_NAME[c.type_k.slug], cache_type_v=LLAMA_NAME[c.type_v.slug], mmproj=c.mmproj,
         mmproj_bytes=mmproj, buffers=buffers, backend=backend.name, device=backend.device,
-        fit_print=_fit_print(backend, (w.gpu, kv.gpu + kv.state_gpu, comp.gpu),
-                             (w.host, kv.host + kv.state_host, comp.host)),
+        fit_print=_fit_print(backend, (w.gpu + mtp_dev[0], kv.gpu + kv.state_gpu, comp.gpu),
+                             (w.host + mtp_host[0], kv.host + kv.state_host, comp.host)),
         fit=_fit(inp, req, backend))
     notes = _notes(c, lm.layers, kv.cells_full, kv.cells_swa, backend, lm.vocab)
     if spec.vision is not None:
@@ -276,7 +348,9 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
                      + ("loaded on the GPU" if c.mmproj else "not loaded (llama-server loads it only with "
                         "--mmproj, or by default with -hf)"))
     overhead = inp.gpu_count * CUDA_CONTEXT_BYTES if c.n_gpu_layers else 0
-    mem = RuntimeMemory(gpu_weights, kv.gpu, comp.gpu + vision, overhead, c.n_ctx_seq,
+    if mtp is not None:
+        notes += _mtp_notes(mtp, c, lm)
+    mem = RuntimeMemory(gpu_weights, kv.gpu + mtp_dev[1], comp.gpu + vision + mtp_dev[2], overhead, c.n_ctx_seq,
                         weights_host=w.host, assumptions=notes, host=host, llamacpp=report)
     if lm.mtp_layers and inp.gguf_tensors is None:
         # convert_hf_to_gguf.py Step35Model (llama-cpp-python 0.3.36's vendored llama.cpp, conversion/step3.py):
