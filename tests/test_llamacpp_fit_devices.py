@@ -135,6 +135,18 @@ def test_one_device_context_is_the_answer():
     assert d.status == "context" and d.n_ctx == 6144 and d.plan is None
 
 
+def test_context_counts_streams():
+    """Split KV (n_parallel 2 without -kvu): n_streams 2 (L197), the automatic context is n_ctx_train x 2 = 262144
+    (L267, L271-L272), the floor --fit-ctx x 2 = 8192 (L268) and the rounding 256 x 2 (L429). One device of 6144
+    MiB (target 5120): 3900 + 32 x 256 = 12092 MiB at 262144, 3900 + 32 x 8 = 4156 at 8192; n_ctx = 8192 +
+    253952 x (5120 - 4156) / (12092 - 4156) = 8192 + 32 x 964 = 39040 -> 38912 (a multiple of 512)."""
+    frees = [6144 * MiB]
+    project = _dense(100, 500, 200, kv_per_token=1024)
+    d = fit_devices(lambda ctx, plan: project(ctx, plan, frees), frees, [MARGIN], 0, 131072, 4096, N_LAYER,
+                    moe=False, ngl_set=False, n_streams=2)
+    assert d.status == "context" and d.n_ctx == 38912
+
+
 # MoE: a repeating layer = attention 40 + shared-expert FFN 10 + experts up 130, gate 130, down 140 MiB (450).
 # What the first partial layer of a device keeps (get_overflow_pattern, L491-L526): MOE moves the *_exps tensors
 # (keeps 50), UP moves ffn_(gate|gate_up|down).* (keeps 40 + 10 + 130 = 180), GATE moves ffn_down.* (keeps

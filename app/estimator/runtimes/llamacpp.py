@@ -137,7 +137,7 @@ def _devices_bytes(inp: RuntimeInput, req: VramRequest, backend: Backend, frees:
         key = tensor_group(t)
         d = None if key == "input" else dev_of.get(n if key in ("output", "output_weight") else int(key))
         if d is not None:
-            d = next((to for p, to in overrides if p.search(t.name)), d)  # the first matching override wins
+            d = next((to for p, to in overrides if p.search(t.name)), d)  # first match (llama-model-loader.cpp L1237)
         size = cuda_alloc_size(t, backend.alignment, backend.row_padding)
         if d is None:
             host += t.nbytes
