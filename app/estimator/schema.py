@@ -454,7 +454,8 @@ class LlamaCppFit(BaseModel):
     projected: int = Field(description="Device memory projected for these settings (model + context + compute; "
                                        "several devices: their sum).")
     fit_print: list[str] = Field(default_factory=list,
-                                 description="--fit-print lines: device, model, context, compute in MiB.")
+                                 description="--fit-print lines: device, model, context, compute in MiB (with "
+                                             "draft-mtp: the draft context included, as --fit measures it).")
     command: str = Field("", description="A llama-server command that loads these settings without --fit.")
     notes: list[str] = Field(default_factory=list)
     tensor_split: list[int] = Field(default_factory=list, description="Several devices: layers per device, as "
