@@ -69,7 +69,7 @@ def test_default_split_by_free_memory():
 # Step 1 (L352-L371) with _even's split: nd 1 uses 32 x 100 + 500 + 200 = 3900; nd 2: device 0 holds 17
 # repeating layers (1900), device 1 15 + output (2200); nd 3: 1300, 1300, 10 + output (1700).
 # Step 3 (L675-L728), back to front, false position ending on the largest count that fits (the lower bound
-# "that just barely still fits", L667-L668, the memory growing with the count): device d's block sits right
+# "that just barely still fits", L663-L669, the memory growing with the count): device d's block sits right
 # below the later devices' blocks, so it holds the output layer only while every later device is empty:
 #   with the output: k layers cost 100 (k - 1) + 700 <= T  ->  k = floor((T - 600) / 100);
 #   without:         k layers cost 100 k + 200 <= T       ->  k = floor((T - 200) / 100), at most what is left.
@@ -148,7 +148,7 @@ def test_context_counts_streams():
 
 
 # MoE: a repeating layer = attention 40 + shared-expert FFN 10 + experts up 130, gate 130, down 140 MiB (450).
-# What the first partial layer of a device keeps (get_overflow_pattern, L491-L526): MOE moves the *_exps tensors
+# What the first partial layer of a device keeps (get_overflow_pattern, L493-L530): MOE moves the *_exps tensors
 # (keeps 50), UP moves ffn_(gate|gate_up|down).* (keeps 40 + 10 + 130 = 180), GATE moves ffn_down.* (keeps
 # 310), ATTN moves every ffn_ tensor (keeps 40); its moved part goes to overflow_to (the next device, or host).
 KEEP = {"MOE": 50, "UP": 180, "GATE": 310, "ATTN": 40}
@@ -181,7 +181,7 @@ def _moe_project(plan: Plan | None, nd: int) -> list[Use]:
 
 def test_moe_two_devices_experts_overflow():
     """2 devices, target T = 1520 MiB each, -c set by the user.
-    Step 1 (5 | 3 + output): 2350 and 1750 MiB: changes needed. All experts in host memory (L613-L646): 5 x 50
+    Step 1 (5 | 3 + output): 2350 and 1750 MiB: changes needed. All experts in host memory (L616-L645): 5 x 50
     + 100 = 350 and 3 x 50 + 300 + 100 = 550, surplus (1520 - 350) + (1520 - 550) = 2140 > 0: step 4 runs.
     Step 3 (L675-L728): device 1 high = 9 layers, 8 partial: layer 0 full (450), 1-7 MoE-partial (350), output
     300, compute 100 = 1200 <= 1520: all; device 0 nothing left.

@@ -15,10 +15,10 @@ so the decisions are llama.cpp's rules applied to our figures. Line numbers belo
 3. else (unless the user set -ngl; several devices: unless tensor_split was set or split mode is row) place
    layers device by device from the last one (which holds the output layer) to the first, each by the method of
    false position between "none" and "every unassigned layer", for a MoE model with every layer's expert tensors
-   in host memory (`blk.N.ffn_(up|down|gate_up|gate)_(ch|)exps`), the output layer always whole (L659-L734);
-   the result is -ngl = the sum and --tensor-split = the layers per device (L548-L583);
+   in host memory (`blk.N.ffn_(up|down|gate_up|gate)_(ch|)exps`), the output layer always whole (L488-L733);
+   the result is -ngl = the sum and --tensor-split = the layers per device (L548-L586);
 4. a MoE model whose dense part fits (the sum of the devices' surpluses with every expert in host memory is
-   positive, L613-L646) then converts dense-only layers to whole layers front to back, device by device, and tries
+   positive, L616-L645) then converts dense-only layers to whole layers front to back, device by device, and tries
    to keep part of one more layer on each device (LAYER_FRACTION_UP, then GATE; else ATTN), its overflow going to
    the next device instead of host memory (L736-L876).
 Counts are uint32_t in the C++ and wrap as there (`_u32`).
@@ -35,7 +35,7 @@ N_CTX_ROUND = 256  # "round down context for CUDA backend" (L428-L429: 256 x n_s
 U32 = 1 << 32
 MAX_TENSOR_BUFT_OVERRIDES = 4096  # llama_max_tensor_buft_overrides() (src/llama.cpp)
 
-# common_layer_fraction_t (L17-L24): which tensors of the first partial layer overflow; get_overflow_pattern L491-L526
+# common_layer_fraction_t (L17-L24): which tensors of the first partial layer overflow; get_overflow_pattern L493-L530
 OVERFLOW_PATTERNS = {
     "ATTN": r"blk\.{il}\.ffn_(gate|up|gate_up|down).*",
     "UP": r"blk\.{il}\.ffn_(gate|gate_up|down).*",
@@ -50,7 +50,7 @@ def _u32(x: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Layers:
-    """ngl_t (L528-L538): layers on a device, of which n_part keep (part of) their FFN off it."""
+    """ngl_t (L532-L543): layers on a device, of which n_part keep (part of) their FFN off it."""
 
     n_layer: int = 0
     n_part: int = 0
@@ -82,7 +82,7 @@ class Plan:
         return tuple(x.n_layer for x in self.layers)
 
     def overrides(self, hp_ngl: int) -> list[tuple[str, int | None]]:
-        """set_ngl_tensor_split_tbo (L548-L583): (pattern, device or None = CPU) per partial layer, in order;
+        """set_ngl_tensor_split_tbo (L548-L586): (pattern, device or None = CPU) per partial layer, in order;
         uint32_t arithmetic as the C++ (a wrapped n_part makes an empty range there too)."""
         il0 = _u32(hp_ngl + 1 - self.n_gpu_layers)  # L560
         out: list[tuple[str, int | None]] = []
@@ -240,13 +240,13 @@ def _place(project: Project, frees: Sequence[int], margins: Sequence[int], n_ctx
     """Steps 3 and 4 (L485-L876)."""
     nd = len(frees)
 
-    def mem_of(layers: list[Layers], overflow: list[int | None]) -> list[int]:  # get_memory_for_layers L586-L611
+    def mem_of(layers: list[Layers], overflow: list[int | None]) -> list[int]:  # get_memory_for_layers L589-L614
         plan = Plan(tuple(layers), tuple(overflow))
         plan.overrides(hp_ngl)  # raises FitAbort as set_ngl_tensor_split_tbo throws
         return [u.total for u in project(n_ctx, plan)]
 
     surplus_cpu_moe = 0
-    if moe:  # L613-L646: every expert tensor in host memory, layers as asked (all, default split)
+    if moe:  # L616-L645: every expert tensor in host memory, layers as asked (all, default split)
         split = default_split(frees, hp_ngl + 1, hp_ngl)
         cpu_moe = [u.total for u in project(n_ctx, Plan(tuple(Layers(c, c) for c in split), (None,) * nd))]
         surplus_cpu_moe = sum(f - u - m for f, u, m in zip(frees, cpu_moe, margins, strict=True))
