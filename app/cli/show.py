@@ -101,6 +101,11 @@ def _llamacpp(console: Console, e: VramEstimate) -> None:
         console.print(f"--fit with {f.free // (1 << 20):,} MiB free: {f.status}; n_ctx {f.n_ctx:,}, -ngl "
                       f"{f.n_gpu_layers}, experts of {len(f.n_cpu_moe_layers)} layers in host memory; "
                       f"projected {f.projected // (1 << 20):,} MiB ({' | '.join(f.fit_print)})", highlight=False)
+        for dv in f.devices:  # several devices: each one's share of the layer split
+            console.print(f"  {dv.name}: {dv.n_layer} layers ({dv.n_part} partial"
+                          f"{f', overflowing to {dv.overflow_to}' if dv.overflow_to else ''}), "
+                          f"{dv.projected // (1 << 20):,} MiB of {(dv.free - dv.target) // (1 << 20):,} MiB",
+                          highlight=False)
         console.print(f"reproduce without --fit: {f.command}", highlight=False, soft_wrap=True)
 
 

@@ -200,7 +200,8 @@ class VramRequest(BaseModel):
     backend: LlamaBackend = Field(
         "cuda", description="llama.cpp ggml backend (cpu: nothing offloaded): padding, host buffer, compute rules.")
     free_memory: int | None = Field(
-        None, ge=0, le=1 << 50, description="llama.cpp --fit: free device memory in bytes; adds --fit's decisions.")
+        None, ge=0, le=1 << 50, description="llama.cpp --fit: free device memory in bytes, of each device when "
+        "gpu_count > 1 (layer split, llama.cpp's default split mode); adds --fit's decisions.")
     fit_target: int = Field(1024, ge=0, le=1 << 20, description="llama.cpp --fit-target: MiB left free.")
     fit_ctx: int = Field(4096, ge=0, le=MAX_CONTEXT,
                          description="llama.cpp --fit-ctx: lowest n_ctx --fit sets (only when n_ctx is 0).")
@@ -271,12 +272,14 @@ class VramRequest(BaseModel):
                                 "mimo_v2_mtp"] | None = Field(
         None, description="vLLM --speculative-config method: mtp loads the checkpoint's multi-token-prediction "
         "layer(s) as the draft model (its own weights and KV cache layers); the per-family names are those of "
-        "older releases and must match the model's draft. Default: no speculative decoding. A model without MTP "
-        "layers is refused.")
+        "older releases and must match the model's draft. llama.cpp: mtp = --spec-type draft-mtp (an MTP "
+        "context over the target's weights; Qwen3.5/3.6 GGUF architectures). Default: no speculative decoding. "
+        "A model without MTP layers is refused.")
     num_speculative_tokens: int | None = Field(
         None, ge=1, le=MAX_SPECULATIVE_TOKENS, description="vLLM --speculative-config num_speculative_tokens: "
         "tokens the draft proposes per step (the MTP layers are run in turn). Needs speculative_method. Default: "
-        "the model's MTP layers.")
+        "the model's MTP layers. llama.cpp: --spec-draft-n-max (default 3), also the recurrent-state rows kept "
+        "for rollback.")
 
     @model_validator(mode="before")
     @classmethod
@@ -452,13 +455,16 @@ class Detail(BaseModel):
 class LlamaCppBuffer(BaseModel):
     """One buffer llama.cpp allocates and prints at load (llama_model_load / llama_context)."""
 
-    name: Literal["model", "kv", "rs", "compute", "output", "mmproj", "mmproj_compute"] = Field(
+    name: Literal["model", "kv", "rs", "compute", "output", "mmproj", "mmproj_compute", "mtp_model", "mtp_kv",
+                  "mtp_compute", "mtp_output"] = Field(
         description="model (weights), kv (cache), rs (recurrent states of Mamba/GDN/short-conv layers), "
-                    "compute (graph), output (logits), mmproj (projector).")
+                    "compute (graph), output (logits), mmproj (projector); mtp_*: --spec-type draft-mtp's MTP block "
+                    "and its draft context.")
     device: Literal["gpu", "host"] = Field(description="gpu (CUDA0 ...) or host (CPU, CPU_Mapped, CUDA_Host).")
     bytes: int
-    basis: Literal["exact", "calibrated"] = Field(
-        description="exact: llama.cpp's own arithmetic; calibrated: fitted to llama.cpp's printed sizes.")
+    basis: Literal["exact", "calibrated", "approximate"] = Field(
+        description="exact: llama.cpp's own arithmetic; calibrated: fitted to llama.cpp's printed sizes; "
+                    "approximate: a model not checked against llama.cpp.")
 
 
 class HostMemory(BaseModel):
@@ -470,6 +476,21 @@ class HostMemory(BaseModel):
     output: int = Field(description="Output (logits) buffer, in pinned host memory.")
     total_bytes: int
     state: int = Field(0, description="Recurrent states (RS buffer) of the layers not offloaded.")
+
+
+class LlamaCppFitDevice(BaseModel):
+    """One device of a multi-device --fit (layer split): what it holds and its projected memory, in bytes."""
+
+    name: str = Field(description="The device as llama.cpp names it (CUDA0, CUDA1, ...).")
+    free: int = Field(description="Free memory of the device (bytes).")
+    target: int = Field(description="Memory --fit leaves free on it (--fit-target, bytes).")
+    n_layer: int = Field(description="Layers it holds (its --tensor-split share; the last device: the output layer).")
+    n_part: int = Field(description="Of these, layers whose expert (or part of the FFN) tensors are elsewhere.")
+    overflow_to: str | None = Field(None, description="Device its first partial layer overflows to (None: host).")
+    model: int
+    context: int
+    compute: int
+    projected: int = Field(description="model + context + compute.")
 
 
 class LlamaCppFit(BaseModel):
@@ -486,11 +507,17 @@ class LlamaCppFit(BaseModel):
                                         description="Layers whose MoE expert tensors it keeps in host memory.")
     overflow: str | None = Field(None, description="Part of one more layer kept on the device (UP, GATE, ATTN).")
     overrides: list[str] = Field(default_factory=list, description="The -ot patterns (regex=CPU) it sets.")
-    projected: int = Field(description="Device memory projected for these settings (model + context + compute).")
+    projected: int = Field(description="Device memory projected for these settings (model + context + compute; "
+                                       "several devices: their sum).")
     fit_print: list[str] = Field(default_factory=list,
-                                 description="--fit-print lines: device, model, context, compute in MiB.")
+                                 description="--fit-print lines: device, model, context, compute in MiB (with "
+                                             "draft-mtp: the draft context included, as --fit measures it).")
     command: str = Field("", description="A llama-server command that loads these settings without --fit.")
     notes: list[str] = Field(default_factory=list)
+    tensor_split: list[int] = Field(default_factory=list, description="Several devices: layers per device, as "
+                                    "--fit writes tensor_split (empty for one device).")
+    devices: list[LlamaCppFitDevice] = Field(default_factory=list,
+                                             description="Several devices: each one's share (empty for one).")
 
 
 class LlamaCppReport(BaseModel):

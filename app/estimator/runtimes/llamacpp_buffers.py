@@ -100,6 +100,9 @@ def _key(t: TensorEntry) -> str | int:
     return "output" if t.layer is None else t.layer
 
 
+tensor_group = _key  # the group a tensor is placed with: "input", "output", "output_weight" or its layer
+
+
 def _groups(tensors: tuple[TensorEntry, ...], align: int = CUDA_ALIGN,
             row_padding: int = MATRIX_ROW_PADDING) -> _Groups:
     """Per-group sums, computed once per tensor table and layout (the table is cached per spec or per file)."""
@@ -311,8 +314,9 @@ def kv_cache(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> KvSpl
     host = (kf_host + vf_host) * full + (ks_host + vs_host) * swa
     k_all, v_all = t.k_full[n] * full + t.k_swa[n] * swa, t.v_full[n] * full + t.v_swa[n] * swa
     per_seq = cache.state_bytes_per_sequence(lm, STATE_RULE)
-    return KvSplit(gpu, host, k_all, v_all, full, swa if t.windowed else 0, st_gpu * rs_cells,
-                   st_host * rs_cells, rs_cells if per_seq else 0, per_seq)
+    rows = rs_cells * (1 + c.n_rs_seq)  # llama_memory_recurrent: mem_size x (1 + n_rs_seq) rows per layer
+    return KvSplit(gpu, host, k_all, v_all, full, swa if t.windowed else 0, st_gpu * rows,
+                   st_host * rows, rs_cells if per_seq else 0, per_seq)
 
 
 def output_buffer(lm: LanguageModel, c: LlamaContext) -> int:

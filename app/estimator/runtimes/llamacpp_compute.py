@@ -172,6 +172,14 @@ def compute_buffers(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None,
     return ComputeBuffers(gpu=gpu, host=host, cpu=cpu)
 
 
+def layer_compute(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, backend: Backend) -> int:
+    """A device holding repeating layers but not the output layer (several devices, layer split): the larger of
+    the attention and FFN moments of the backend's graph, no logits. A model (ggml_backend_sched gives every
+    backend its own compute buffer, sized by the graph splits it runs), not measured on several devices."""
+    phases = _phases_2026(lm, c, arch, backend) if backend.graph == "2026" else _phases(lm, c, arch, "cuda")
+    return max(phases["attention"], phases["ffn"])
+
+
 def vision_buffer(inp: RuntimeInput) -> int:
     """mtmd/clip graph for one image: ViT activations, plus the KQ scores without flash attention."""
     v = inp.spec.vision

@@ -41,6 +41,7 @@ class LlamaContext:
     n_gpu_layers: int  # as llama.cpp counts: n_layer + 1 = every layer and the output layer
     mmproj: bool
     embeddings: bool = False
+    n_rs_seq: int = 0  # extra recurrent-state rows per cell (speculative rollback; llama-memory-recurrent.cpp L101)
 
     def layer_on_gpu(self, il: int, n_layer: int) -> bool:
         """Repeating layer il sits on the GPU when il >= n_layer + 1 - n_gpu_layers."""
