@@ -173,20 +173,23 @@ def _need(f: VllmFlags, s: Stage, sequence: int, batch: int) -> int:
     return s.non_kv() + _blocks(f, sequence, batch) * s.block_bytes
 
 
-def _fit_on(inp: RuntimeInput, asked: VllmFlags) -> Callable[[int, str], tuple[bool, int]]:
+def _fit_on(inp: RuntimeInput, asked: VllmFlags, stages: list[Stage]) -> Callable[[int, str], tuple[bool, int]]:
     """The verdict on any GPU of the catalog: (starts, headroom per GPU), flags resolved for that GPU (from the
-    asked GPU's: only the batch defaults differ), stages computed once per distinct flags."""
-    cache: dict[tuple[int, int], tuple[VllmFlags, list[Stage], int]] = {}
+    asked GPU's: only the batch defaults differ), stages computed once per distinct flags (the asked flags'
+    `stages` given)."""
+    cache = {(asked.max_num_seqs, asked.max_num_batched_tokens):  # for_gpu answers `asked` itself for its batch
+             vllm_advice.starts_rule(asked, stages, vllm_advice.blocks_per_sequence(asked))}
     req = inp.request or VramRequest(model=inp.spec.slug, runtime="vllm", gpu_count=inp.gpu_count)
 
     def fit(gpu_bytes: int, slug: str) -> tuple[bool, int]:
         per_gpu = gpu_bytes // inp.gpu_count
         batch = vllm_flags.batch_for(asked, req, per_gpu, slug)
-        hit = cache.get(batch)
-        if hit is None:
+        rule = cache.get(batch)
+        if rule is None:
             f = vllm_flags.for_gpu(asked, batch)
-            hit = cache[batch] = f, vllm_memory.stages(inp.spec, inp.fmt, f), vllm_advice.blocks_per_sequence(f)
-        return vllm_advice.starts(*hit[:2], per_gpu, hit[2])
+            rule = cache[batch] = vllm_advice.starts_rule(f, vllm_memory.stages(inp.spec, inp.fmt, f),
+                                                          vllm_advice.blocks_per_sequence(f))
+        return rule(per_gpu)
 
     return fit
 
@@ -228,7 +231,7 @@ def _memory(inp: RuntimeInput, f: VllmFlags, stages: list[Stage], d: VllmDetail,
                                      for s in stages),
         kv_capacity_tokens=f.dp * d.kv_tokens if d.kv_tokens is not None else None,
         max_concurrency=round(f.dp * d.max_concurrency, 2) if d.max_concurrency is not None else None,
-        assumptions=_notes(f, stages[0]), vllm=d, fit_on=_fit_on(inp, f),
+        assumptions=_notes(f, stages[0]), vllm=d, fit_on=_fit_on(inp, f, stages),
     )
     warning = vllm_profiles.version_warning(inp.request.vllm_version if inp.request else None)
     if warning:

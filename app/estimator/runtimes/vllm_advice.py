@@ -16,7 +16,7 @@ from math import ceil
 from app.estimator.kv_cache import KV_TYPES
 from app.estimator.runtimes import vllm_kv
 from app.estimator.runtimes.vllm_flags import VllmFlags, tp_allowed
-from app.estimator.runtimes.vllm_memory import Stage, cuda_context
+from app.estimator.runtimes.vllm_memory import Stage, cuda_context, kv_budget
 from app.estimator.schema import VllmFix
 from app.estimator.spec import ModelSpec
 
@@ -63,12 +63,28 @@ def _budget(f: VllmFlags, stages: list[Stage], total: int, per_sequence: int) ->
 
 
 def starts(f: VllmFlags, stages: list[Stage], total: int, per_sequence: int) -> tuple[bool, int]:
-    """`verdict`'s (starts, headroom) alone, without its message: the fit list asks it for every catalog GPU.
-    `per_sequence`: blocks_per_sequence(f)."""
-    requested, free, kv, spare = _budget(f, stages, total, per_sequence)
-    if requested > free:
-        return False, free - requested
-    return min(kv) > 0 and spare >= 0, spare
+    """`verdict`'s (starts, headroom) alone, without its message. `per_sequence`: blocks_per_sequence(f)."""
+    return starts_rule(f, stages, per_sequence)(total)
+
+
+def starts_rule(f: VllmFlags, stages: list[Stage], per_sequence: int) -> Callable[[int], tuple[bool, int]]:
+    """`starts` as a function of the GPU's total alone, each stage's sums taken once: the fit list asks it for
+    every catalog GPU (tests/test_estimate_cache.py holds it equal to `verdict` on each)."""
+    u, context, extensible = f.gpu_memory_utilization, cuda_context(f), f.extensible
+    sums = [(s.non_kv(), s.weights + s.non_torch + s.graph_pool, s.activation, per_sequence * s.block_bytes)
+            for s in stages]
+
+    def on(total: int) -> tuple[bool, int]:
+        asked = int(u * total)  # request_memory; with the extensible cache a cap, never above free
+        free = total - context
+        if not extensible and asked > free:
+            return False, free - asked
+        kv = [(kv_budget(asked, free if extensible else None, non_kv, used, peak), need)
+              for non_kv, used, peak, need in sums]
+        spare = min(b - need for b, need in kv)
+        return min(b for b, _ in kv) > 0 and spare >= 0, spare
+
+    return on
 
 
 def verdict(f: VllmFlags, stages: list[Stage], total: int) -> Verdict:
