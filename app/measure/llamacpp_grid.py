@@ -16,7 +16,10 @@ logs, gzip). Torch-free.
 `--backend vulkan`: a llama-cpp-python built with GGML_VULKAN (BACKEND_RUNS) offloads every layer (and one partial
 point) to the first Vulkan device, here Mesa's software driver lavapipe (llvmpipe): llama.cpp then splits the graph
 and prints a device and a host compute buffer, as on a real GPU. Rows go to model_specs/llamacpp/grid-vulkan.json,
-logs to logs/vulkan/.
+logs to logs/vulkan/. lavapipe (Mesa 22.3) reports maxStorageBufferRange 128 MiB, so ggml-vulkan would keep every
+tensor over 128 MiB (large output and expert weights, the logits) off the device; the grid therefore loads a small
+Vulkan layer (app/measure/vulkan_limits_layer, built with cc) that reports a GPU-sized range (--vk-storage-range,
+default 2^32 - 1; 0: lavapipe as it is).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from app.estimator.llamacpp_check import grid_specs
 from app.estimator.spec import ModelSpec
 from app.measure.llamacpp_gguf import write_sparse_gguf
 from app.measure.llamacpp_probe import parse_log, split_log
+
+LAYER_SRC = Path(__file__).resolve().parent / "vulkan_limits_layer"
 
 OUT = SPECS_DIR / "llamacpp"
 MODELS = ("llama-3.1-8b", "qwen2.5-7b-instruct", "gemma-2-9b-it", "mistral-7b-instruct-v0.2", "glm-4-9b-chat",
@@ -108,6 +113,17 @@ BACKEND_RUNS = {b.name: b for b in [
 
 # The llama.cpp commit llama-cpp-python 0.3.36 vendors (its sdist: .git/modules/vendor/llama.cpp/HEAD)
 VENDORED = {"0.3.36": "0c1e57098bba43ac29e6e3b677cdceebdd22334f"}
+
+
+def vulkan_layer_env(build_dir: Path, storage_range: int) -> dict[str, str]:
+    """Build the limits layer (vk_limits_layer.c) into `build_dir`; the environment that loads it (0: none)."""
+    if not storage_range:
+        return {}
+    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(build_dir / "libvk_limits_layer.so"),
+                    str(LAYER_SRC / "vk_limits_layer.c")], check=True)
+    (build_dir / "vk_limits_layer.json").write_bytes((LAYER_SRC / "vk_limits_layer.json").read_bytes())
+    return {"VK_LAYER_PATH": str(build_dir), "VK_INSTANCE_LAYERS": "VK_LAYER_VRAM_limits",
+            "VK_LIMITS_MAX_STORAGE_BUFFER_RANGE": str(storage_range)}
 
 
 def llama_cpp_version(backend: GridBackend = BACKEND_RUNS["cpu"], python: str = sys.executable) -> dict[str, str]:
@@ -197,7 +213,7 @@ def real_load_vulkan(p: dict[str, Any], file_bytes: int, n_layer: int) -> bool:
 
 def run(jobs: list[tuple[str, str, list[dict[str, Any]]]], out: Path, append: bool = False,
         command: str = "python -m app.measure llamacpp-grid", backend: GridBackend = BACKEND_RUNS["cpu"],
-        python: str = sys.executable) -> Path:
+        python: str = sys.executable, storage_range: int = 0) -> Path:
     """Measure `jobs`; with `append`, the table keeps the other (model, file type) pairs and its own header (when,
     where, which build) and lists this run under `runs` with its command, date, machine and versions."""
     catalog = specs()
@@ -212,8 +228,13 @@ def run(jobs: list[tuple[str, str, list[dict[str, Any]]]], out: Path, append: bo
         earlier["runs"] = [r for r in earlier.get("runs", []) if not redo >= {tuple(p) for p in r["pairs"]}]
     this = {"command": command, "pairs": [[slug, ft] for slug, ft, _ in jobs]}
     t0 = time.perf_counter()
-    versions = llama_cpp_version(backend, python)
     with tempfile.TemporaryDirectory() as tmp:
+        env = {**backend.env, **vulkan_layer_env(Path(tmp), storage_range)} if backend.name == "vulkan" else {}
+        backend = GridBackend(backend.name, backend.table, backend.logs, backend.build, env, backend.offload)
+        versions = llama_cpp_version(backend, python)
+        if storage_range:
+            versions["device_limits"] = (f"maxStorageBufferRange reported as {storage_range} by "
+                                         "app/measure/vulkan_limits_layer (lavapipe's own: 134217728)")
         for slug, ft, grid_points in jobs:
             if slug not in catalog:
                 skipped.append(f"{slug}: not in the catalog")
@@ -234,7 +255,7 @@ def run(jobs: list[tuple[str, str, list[dict[str, Any]]]], out: Path, append: bo
                 batches = [("dry_run", [{**p, "no_alloc": True} for p in todo])]
                 batches += [("alloc", [p]) for p in todo if real_load(ft, p, written.file_bytes, slug)]
             for mode, batch in batches:
-                for p, (parsed, raw) in zip(batch, probe(path, batch, python=python, env=backend.env), strict=True):
+                for p, (parsed, raw) in zip(batch, probe(path, batch, python=python, env=env), strict=True):
                     p = {k: v for k, v in p.items() if k != "no_alloc"}
                     logs.append(f"===== {slug} {ft} {mode} {json.dumps(p)}\n{raw}")
                     tag = {"backend": backend.name, "n_layer": n_layer} if backend.offload else {}
@@ -294,13 +315,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--python", default=sys.executable,
                     help="the interpreter whose llama-cpp-python build the probe runs (a GPU build's virtualenv)")
     ap.add_argument("--points", type=int, nargs="+", help="with --backend vulkan: only these POINTS_2026 (indices)")
+    ap.add_argument("--vk-storage-range", type=lambda x: int(x, 0), default=0xFFFFFFFF,
+                    help="maxStorageBufferRange the limits layer reports (0: no layer, the driver's own)")
     a = ap.parse_args(argv)
     command = " ".join(["python -m app.measure llamacpp-grid", *argv])
     if a.backend != "cpu":
         models = tuple(a.models) if a.models != MODELS else tuple(MODELS_VULKAN)
         pts = tuple(POINTS_2026[i] for i in a.points) if a.points else POINTS_2026
         target = run(plan_vulkan(models, pts), a.out, append=True, command=command, backend=BACKEND_RUNS[a.backend],
-                     python=a.python)
+                     python=a.python, storage_range=a.vk_storage_range)
     elif a.quick:
         target = run(plan(QUICK["models"], QUICK["ftypes"], QUICK["n_ctx"], QUICK["flash"], QUICK["n_ubatch"],
                           extra=False), a.out)
