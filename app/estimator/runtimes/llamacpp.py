@@ -20,6 +20,7 @@ from app.estimator.runtimes.llamacpp_buffers import (
     STATE_RULE,
     catalog_tensors,
     kv_cache,
+    largest_host_tensor,
     output_buffer,
     weights,
 )
@@ -57,7 +58,7 @@ def _device_bytes(inp: RuntimeInput, req: VramRequest, backend: Backend, n_ctx: 
     tensors = inp.gguf_tensors or catalog_tensors(spec, inp.fmt.slug)
     w = weights(tensors, c, lm, backend.alignment, backend.row_padding, to_host)
     kv = kv_cache(lm, c, _arch(inp))
-    comp = compute_buffers(lm, c, _arch(inp), backend)
+    comp = compute_buffers(lm, c, _arch(inp), backend, largest_host_tensor(tensors, c, lm))
     return w.gpu, kv.gpu, comp.gpu, w.gpu + kv.gpu + comp.gpu, w.host, kv.host, comp.host
 
 
@@ -126,7 +127,7 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     tensors = inp.gguf_tensors or catalog_tensors(spec, inp.fmt.slug)
     w = weights(tensors, c, lm, backend.alignment, backend.row_padding)
     kv = kv_cache(lm, c, arch)
-    comp = compute_buffers(lm, c, arch, backend)
+    comp = compute_buffers(lm, c, arch, backend, largest_host_tensor(tensors, c, lm))
     out = output_buffer(lm, c)
     mmproj = inp.weights.vision_bytes if spec.vision is not None else 0
     vision = vision_buffer(inp) if c.mmproj and inp.images else 0
