@@ -256,14 +256,18 @@ def _partial(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, host_ten
     the scheduler copying their weights into the device's compute buffer. A BOUND read from the grid, not derived
     (which weights share a split we did not replay): two copies of the largest host tensor beside the FFN's
     activations (step-3.7-flash: 2063 MiB printed for 1181 + 607 MiB of expert copies). Host: the ops without a
-    weight of the host layers (norms, the recurrent scans and convolutions) stay on the CPU; bounded by our CPU
-    graph's attention and FFN moments (a bound: nemotron-h prints 152 MiB more than at full offload, this gives 256)."""
+    weight of the host layers stay on the CPU. With recurrent layers (their scans and convolutions) bounded by our CPU
+    graph's attention and FFN moments (nemotron-h prints 152 MiB more than at full offload, this gives 256); else
+    one n_embd row (the norms and residual adds; gemma-4 prints 2.5 MiB more, a row is 5.5): bounds read off the grid's
+    partial-offload rows, not derived."""
     if c.n_gpu_layers > lm.layers:
         return 0, 0
-    phases = _phases(lm, c, arch, "cpu")
     ffn_width = lm.moe.expert_ffn * lm.moe.experts_per_token if lm.moe else lm.ffn
     device = 2 * host_tensor_max + (3 * ffn_width + 4 * lm.hidden) * c.n_ubatch * F32
-    return device, max(phases["attention"], phases["ffn"])
+    if any(layer.states for layer in cache.layer_caches(lm)):
+        phases = _phases(lm, c, arch, "cpu")
+        return device, max(phases["attention"], phases["ffn"])
+    return device, lm.hidden * c.n_ubatch * F32
 
 
 def compute_buffers(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None,
