@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import pytest
 
-from app.estimator.llamacpp_check import GpuGridCheck, check_gpu_grid, load_grid
+from app.estimator.gguf.arch import ARCHS, SLUG_ARCH
+from app.estimator.kv_cache import KV_TYPES
+from app.estimator.llamacpp_check import GpuGridCheck, check_gpu_grid, load_grid, mib, request_for_gpu
+from app.estimator.runtimes.llamacpp_compute import _split_host
+from app.estimator.runtimes.llamacpp_context import resolve_context
 from app.measure.llamacpp_grid import MODELS_VULKAN, OUT, specs
 
 GRID = load_grid(OUT / "grid-vulkan.json")
@@ -75,3 +79,30 @@ def test_dry_run_equals_real_allocation():
         d = dry[(r["model"], str(sorted(r["params"].items())))]
         assert r["compute_buffer"] == d["compute_buffer"] and r["output_buffer"] == d["output_buffer"]
         assert round(sum(r["kv_buffer"].values()), 2) == d["kv_size_mib"]
+
+
+def _full(c: GpuGridCheck) -> bool:
+    return c.row["params"]["n_gpu_layers"] > c.row["n_layer"]
+
+
+def test_the_host_compute_buffer_is_the_graph_inputs(checks: list[GpuGridCheck]):
+    """Full offload: the host buffer is what the source says the CPU holds (llamacpp_compute._split_host: inp_embd and
+    the looked-up rows, the KQ masks, the V indices without flash attention, the int inputs), to 0.05 MiB on every
+    row; nothing here is fitted."""
+    catalog = specs()
+    off = []
+    for c in filter(_full, checks):
+        lm, p = catalog[c.row["model"]].language_model, c.row["params"]
+        ctx = resolve_context(lm, request_for_gpu(c.row), p["n_ctx"], KV_TYPES["fp16"], p["flash_attn"] == "on", 0)
+        ours = mib(_split_host(lm, ctx, ARCHS.get(SLUG_ARCH.get(c.row["model"], ""))))
+        if not 0 <= ours - c.printed[("compute", "host")] <= 0.05:
+            off.append((c.label, c.printed[("compute", "host")], ours))
+    assert not off
+
+
+def test_device_compute_buffer_not_far_over_at_full_offload(checks: list[GpuGridCheck]):
+    """The fit leaves no row under; at n_ctx 4096 (where the 2025 rules, kept for L2's older build, do not dominate)
+    it overshoots by at most 20% (nemotron-h's n_parallel rows)."""
+    over = [(c.label, c.printed[("compute", "gpu")], c.ours[("compute", "gpu")]) for c in filter(_full, checks)
+            if c.row["params"]["n_ctx"] == 4096 and c.ours[("compute", "gpu")] > 1.2 * c.printed[("compute", "gpu")]]
+    assert not over
