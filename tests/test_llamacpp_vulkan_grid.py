@@ -10,6 +10,9 @@ the compute buffers, device and host, must never be under. Skips where the table
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from app.estimator.gguf.arch import ARCHS, SLUG_ARCH
@@ -17,7 +20,8 @@ from app.estimator.kv_cache import KV_TYPES
 from app.estimator.llamacpp_check import GpuGridCheck, check_gpu_grid, load_grid, mib, request_for_gpu
 from app.estimator.runtimes.llamacpp_compute import _split_host
 from app.estimator.runtimes.llamacpp_context import resolve_context
-from app.measure.llamacpp_grid import MODELS_VULKAN, OUT, specs
+from app.measure.llamacpp_gguf import write_sparse_gguf
+from app.measure.llamacpp_grid import BACKEND_RUNS, MODELS_VULKAN, OUT, probe, specs, vulkan_layer_env
 
 GRID = load_grid(OUT / "grid-vulkan.json")
 pytestmark = pytest.mark.skipif(not any(r.get("backend") == "vulkan" for r in GRID["rows"]),
@@ -106,3 +110,23 @@ def test_device_compute_buffer_not_far_over_at_full_offload(checks: list[GpuGrid
     over = [(c.label, c.printed[("compute", "gpu")], c.ours[("compute", "gpu")]) for c in filter(_full, checks)
             if c.row["params"]["n_ctx"] == 4096 and c.ours[("compute", "gpu")] > 1.2 * c.printed[("compute", "gpu")]]
     assert not over
+
+
+VULKAN_PYTHON = os.environ.get("LLAMACPP_VULKAN_PYTHON")
+
+
+@pytest.mark.skipif(not VULKAN_PYTHON, reason="LLAMACPP_VULKAN_PYTHON (python of a GGML_VULKAN build) unset")
+def test_live_vulkan_reproduces_a_committed_row(tmp_path: Path):
+    """Re-run one committed row (lfm2, every layer on the Vulkan device, FA on, n_ctx 4096) through the grid's own
+    probe and limits layer: llama.cpp prints the same buffers again."""
+    spec = specs()["lfm2.5-vl-1.6b"]
+    written = write_sparse_gguf(spec, "q4_k_m", tmp_path / "lfm2.gguf")
+    [row] = [r for r in GRID["rows"] if r["model"] == spec.slug and r["mode"] == "dry_run"
+             and r["params"]["flash_attn"] == "on" and r["params"]["n_ctx"] == 4096 and r["params"]["n_ubatch"] == 512
+             and r["params"]["n_parallel"] == 1 and r["params"]["n_gpu_layers"] > r["n_layer"]]
+    (build := tmp_path / "layer").mkdir()
+    env = {**BACKEND_RUNS["vulkan"].env, **vulkan_layer_env(build, 0xFFFFFFFF)}
+    [(parsed, _raw)] = probe(written.path, [{**row["params"], "no_alloc": True}], python=VULKAN_PYTHON, env=env)
+    assert parsed["rc"] == 0
+    for key in ("compute_buffer", "output_buffer", "kv_size_mib", "rs_size_mib", "llama_model_size", "graph"):
+        assert parsed[key] == row[key], key
