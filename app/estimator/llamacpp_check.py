@@ -97,3 +97,80 @@ def load_grid(path: Path) -> dict[str, Any]:
 def check_grid(grid: dict[str, Any], specs: dict[str, ModelSpec]) -> list[GridCheck]:
     """Every successful row whose model is in the catalog, compared."""
     return [check_row(specs[r["model"]], r) for r in grid["rows"] if r.get("rc") == 0 and r["model"] in specs]
+
+
+# --- GPU backends (model_specs/llamacpp/grid-vulkan.json): every buffer per side, device and host ---
+KINDS_GPU = ("model", "kv", "rs", "output", "compute")
+
+
+@dataclass(frozen=True)
+class GpuGridCheck:
+    """One row of a GPU backend's grid: llama.cpp's printed buffers and ours, per side ("gpu": the device's buffer,
+    e.g. Vulkan0; "host": every host buffer, CPU_Mapped / Vulkan_Host / CPU), in MiB as printed. A dry-run row prints 0
+    for the model and KV buffers: there the model figure is llama_model_size (bytes) and the KV / RS figures the
+    caches' `size =` lines, both sides together ("all"); a real load splits them."""
+
+    row: dict[str, Any]
+    printed: dict[tuple[str, str], float]  # (kind, side) -> MiB; side "gpu", "host" or "all"
+    ours: dict[tuple[str, str], float]
+
+    @property
+    def label(self) -> str:
+        p = self.row["params"]
+        offload = "all layers" if p["n_gpu_layers"] > self.row["n_layer"] else f"ngl {p['n_gpu_layers']}"
+        extra = f", n_parallel {p['n_parallel']}" if p.get("n_parallel", 1) > 1 else ""
+        return (f"{self.row['model']} {self.row['file_type'].upper()} {self.row['backend']} {offload} "
+                f"({self.row['mode']}), n_ctx {p['n_ctx']}, FA {p['flash_attn']}, n_ubatch {p['n_ubatch']}{extra}")
+
+    def exact(self, kind: str) -> bool:
+        keys = [k for k in self.printed if k[0] == kind]
+        return bool(keys) and all(self.ours[k] == self.printed[k] for k in keys)
+
+    def under(self, side: str) -> float:
+        """How much of llama.cpp's compute buffer on `side` we miss, as a share of it (0: not under)."""
+        printed, ours = self.printed[("compute", side)], self.ours[("compute", side)]
+        return max(printed - ours, 0) / printed if printed else 0.0
+
+
+def request_for_gpu(row: dict[str, Any]) -> VramRequest:
+    return request_for(row).model_copy(update={"backend": row["backend"],
+                                               "n_gpu_layers": row["params"]["n_gpu_layers"]})
+
+
+def _sides(printed: dict[str, float], device: str) -> tuple[float, float]:
+    """(the device's buffer, every other buffer) of one kind, as llama.cpp printed them per buffer name."""
+    gpu = sum(v for k, v in printed.items() if k == device)
+    return round(gpu, 2), round(sum(printed.values()) - gpu, 2)
+
+
+def check_gpu_row(spec: ModelSpec, row: dict[str, Any]) -> GpuGridCheck:
+    est = estimate(spec, request_for_gpu(row))
+    assert est.llamacpp is not None
+    device = est.llamacpp.device
+    ours_b = {(b.name, b.device): b.bytes for b in est.llamacpp.buffers}
+
+    def both(kind: str) -> dict[tuple[str, str], float]:
+        return {(kind, "gpu"): mib(ours_b.get((kind, "gpu"), 0)), (kind, "host"): mib(ours_b.get((kind, "host"), 0))}
+
+    ours: dict[tuple[str, str], float] = {}
+    printed: dict[tuple[str, str], float] = {}
+    for kind in ("output", "compute"):
+        ours |= both(kind)
+        printed[(kind, "gpu")], printed[(kind, "host")] = _sides(row[f"{kind}_buffer"], device)
+    if row["mode"] == "dry_run":
+        printed[("model", "all")] = float(row["llama_model_size"])
+        ours[("model", "all")] = float(_model_size(spec, row))
+        printed[("kv", "all")], printed[("rs", "all")] = row["kv_size_mib"], row["rs_size_mib"]
+        for kind in ("kv", "rs"):
+            ours[(kind, "all")] = mib(ours_b.get((kind, "gpu"), 0) + ours_b.get((kind, "host"), 0))
+    else:
+        for kind in ("model", "kv", "rs"):
+            ours |= both(kind)
+            printed[(kind, "gpu")], printed[(kind, "host")] = _sides(row.get(f"{kind}_buffer", {}), device)
+    return GpuGridCheck(row, printed, ours)
+
+
+def check_gpu_grid(grid: dict[str, Any], specs: dict[str, ModelSpec]) -> list[GpuGridCheck]:
+    """Every successful row of a GPU backend's grid whose model is in the catalog, compared."""
+    return [check_gpu_row(specs[r["model"]], r) for r in grid["rows"]
+            if r.get("rc") == 0 and r.get("backend") and r["model"] in specs]

@@ -1,9 +1,11 @@
 """llama.cpp loads in this process: `python -m app.measure.llamacpp_probe FILE.gguf JSON-LIST-OF-POINTS`.
 
-Loads a (sparse) GGUF with llama-cpp-python's low-level C API: mmap on, no GPU, no extra (repacking)
-buffer types so the weights are never read or copied, no warmup (llama_init_from_model never runs
-one); then prints llama_model_size and exits. llama.cpp's own log on stderr carries the buffer sizes
-(`parse_log`). Run one per subprocess: a load allocates the whole KV cache and compute buffer.
+Loads a (sparse) GGUF with llama-cpp-python's low-level C API: mmap on, no extra (repacking) buffer
+types so the weights are never read or copied, no warmup (llama_init_from_model never runs one); then
+prints llama_model_size and exits. Nothing is offloaded unless the points ask for `n_gpu_layers` (a GPU
+build of llama-cpp-python, e.g. the Vulkan backend on Mesa's lavapipe: `llamacpp-grid --backend vulkan`).
+llama.cpp's own log on stderr carries the buffer sizes (`parse_log`). Run one per subprocess: a load allocates
+the whole KV cache and compute buffer.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def load(path: str, points: list[dict[str, Any]]) -> None:
     L.llama_backend_init()
     dry = bool(points[0].get("no_alloc"))
     mp = L.llama_model_default_params()
-    mp.n_gpu_layers = 0
+    mp.n_gpu_layers = points[0].get("n_gpu_layers", 0)  # one load per n_gpu_layers: a model parameter
     mp.use_extra_bufts = False
     mp.no_alloc = dry  # llama.cpp's own dry run (what --fit uses): sizes, no memory
     mp.load_mode = 0 if dry else 1  # enum llama_load_mode: NONE 0, MMAP 1 (the dry run maps nothing)
@@ -83,6 +85,9 @@ _PATTERNS = {  # keys: <kind>_buffer, {device: MiB}
 }
 _CELLS = re.compile(r"llama_kv_cache: size = +([\d.]+) MiB \( *(\d+) cells, +(\d+) layers, +(\d+)/(\d+) seqs\)")
 _RS_CELLS = re.compile(r"llama_memory_recurrent: size = +([\d.]+) MiB \( *(\d+) cells, +(\d+) layers, +(\d+) seqs")
+_DEVICE = re.compile(r"using device (\S+) \((.*)\) \(.*\) - \d+ MiB free")  # src/llama.cpp
+_GRAPH = re.compile(r"graph(?: \(pp bs=\d+, tg bs=\d+\))?: nodes = (\d+)(?: / \d+)?, splits = (\d+)")
+_OFFLOADED = re.compile(r"offloaded (\d+)/(\d+) layers to GPU")
 _CPARAM = re.compile(r"llama_context: (n_ctx|n_ctx_seq|n_batch|n_ubatch|n_seq_max|flash_attn) += (\S+)")
 
 
@@ -100,6 +105,12 @@ def parse_log(text: str) -> dict[str, Any]:
                         for m, c, n, s in _RS_CELLS.findall(text)]
     out["rs_size_mib"] = round(sum(k["mib"] for k in out["rs_caches"]), 2)
     out["cparams"] = dict(_CPARAM.findall(text))
+    if devices := _DEVICE.findall(text):  # a GPU build: the devices llama.cpp loaded onto
+        out["devices"] = {name: desc for name, desc in devices}
+    if graph := _GRAPH.findall(text):  # the last reserve's graph: nodes and backend splits (pp graph)
+        out["graph"] = {"nodes": int(graph[-1][0]), "splits": int(graph[-1][1])}
+    if offloaded := _OFFLOADED.findall(text):
+        out["offloaded_layers"] = [int(x) for x in offloaded[-1]]
     return out
 
 

@@ -22,6 +22,7 @@ from app.estimator.runtimes.llamacpp_buffers import (
     catalog_tensors,
     cuda_alloc_size,
     kv_cache,
+    largest_host_tensor,
     output_buffer,
     tensor_group,
     weights,
@@ -86,7 +87,7 @@ def _device_bytes(inp: RuntimeInput, req: VramRequest, backend: Backend, n_ctx: 
     tensors = inp.gguf_tensors or catalog_tensors(spec, inp.fmt.slug)
     w = weights(tensors, c, lm, backend.alignment, backend.row_padding, to_host)
     kv = kv_cache(lm, c, _arch(inp))
-    comp = compute_buffers(lm, c, _arch(inp), backend)
+    comp = compute_buffers(lm, c, _arch(inp), backend, largest_host_tensor(tensors, c, lm))
     model, context, compute = w.gpu, kv.gpu + kv.state_gpu, comp.gpu
     host = [w.host, kv.host + kv.state_host, comp.host]
     mtp = _mtp(inp, req, c, backend)
@@ -154,7 +155,7 @@ def _devices_bytes(inp: RuntimeInput, req: VramRequest, backend: Backend, frees:
         return kv.gpu + kv.state_gpu, kv.host + kv.state_host
 
     kvs = [kv_from(b)[0] for b in bounds]
-    comp = compute_buffers(lm, c, arch, backend)
+    comp = compute_buffers(lm, c, arch, backend, largest_host_tensor(tensors, c, lm))
     out_dev = dev_of.get(n)
     rows = [(model[d], kvs[d] - kvs[d + 1],
              comp.gpu if d == out_dev else layer_compute(lm, c, arch, backend) if plan.layers[d].n_layer else 0)
@@ -293,7 +294,7 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     tensors = inp.gguf_tensors or catalog_tensors(spec, inp.fmt.slug)
     w = weights(tensors, c, lm, backend.alignment, backend.row_padding)
     kv = kv_cache(lm, c, arch)
-    comp = compute_buffers(lm, c, arch, backend)
+    comp = compute_buffers(lm, c, arch, backend, largest_host_tensor(tensors, c, lm))
     out = output_buffer(lm, c)
     mmproj = inp.weights.vision_bytes if spec.vision is not None else 0
     vision = vision_buffer(inp) if c.mmproj and inp.images else 0

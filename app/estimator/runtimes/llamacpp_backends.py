@@ -44,6 +44,10 @@ class Backend:
     host_rows: int = 1  # n_embd x n_ubatch F32 rows in the host compute buffer (the looked-up embeddings, ...)
     host_copies: int = 1  # copies of the host compute buffer's inputs (fitted for metal, see above)
     gpu: bool = True  # False: the CPU backend, nothing offloaded
+    # also the split-graph rules measured on this backend's grid (llamacpp_compute._split_*, model_specs/llamacpp/
+    # grid-vulkan.json: llama.cpp 0c1e570); the larger figure of the two rule sets per side, as the request names no
+    # llama.cpp release (the "2025" rules describe L2's b5781 build)
+    split_grid: bool = False
     source: str = ""
 
 
@@ -52,8 +56,9 @@ BACKENDS: dict[str, Backend] = {b.name: b for b in [
             source="ggml/src/ggml-cuda/ggml-cuda.cu (get_alloc_size, MATRIX_ROW_PADDING); L1, L3"),
     Backend("rocm", "ROCm (HIP)", "ROCm0", "ROCm_Host", 128, 512, "2026", host_rows=2,
             source="ggml/src/ggml-cuda built with GGML_HIP (same get_alloc_size); G13 (host_rows fitted)"),
-    Backend("vulkan", "Vulkan", "Vulkan0", "Vulkan_Host", 32, 0, "2025",
-            source="ggml/src/ggml-vulkan/ggml-vulkan.cpp (no get_alloc_size padding); L2"),
+    Backend("vulkan", "Vulkan", "Vulkan0", "Vulkan_Host", 32, 0, "2025", split_grid=True,
+            source="ggml/src/ggml-vulkan/ggml-vulkan.cpp (no get_alloc_size padding); L2; the Vulkan grid "
+                   "(model_specs/llamacpp/grid-vulkan.json)"),
     Backend("metal", "Metal (Apple)", "MTL0", "CPU", 32, 0, "2026", unified_memory=True, host_copies=4,
             source="ggml/src/ggml-metal (buffers from host memory, no padding); G12 (host_copies fitted)"),
     Backend("sycl", "SYCL (Intel)", "SYCL0", "SYCL_Host", 128, 512, "2025",

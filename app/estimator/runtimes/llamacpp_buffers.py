@@ -173,6 +173,14 @@ def _weights_overridden(tensors: tuple[TensorEntry, ...], c: LlamaContext, lm: L
     return Weights(gpu, host, sum(t.nbytes for t in tensors))
 
 
+def largest_host_tensor(tensors: tuple[TensorEntry, ...], c: LlamaContext, lm: LanguageModel) -> int:
+    """The largest weight tensor of a repeating layer left in host memory (0 at full offload)."""
+    if c.n_gpu_layers > lm.layers:
+        return 0
+    return max((t.nbytes for t in tensors if t.layer is not None and not c.layer_on_gpu(t.layer, lm.layers)),
+               default=0)
+
+
 WINDOWED = ("sliding", "chunked")  # layer kinds llama.cpp gives the iSWA cache's windowed half
 
 

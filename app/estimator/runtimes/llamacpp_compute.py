@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.estimator import cache
 from app.estimator.gguf.arch import GgufArch
 from app.estimator.runtimes.activations import RESIDUAL_STREAMS
 from app.estimator.runtimes.base import RuntimeInput
@@ -30,6 +31,7 @@ from app.estimator.runtimes.llamacpp_context import LlamaContext
 from app.estimator.spec import LanguageModel
 
 F32 = 4
+I64 = 8
 INPUT_INTS = 5  # token ids, positions, output ids, ...: int32 per token (the grid's +0.01 MiB per 512)
 
 
@@ -157,9 +159,122 @@ def _host_2026(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, backen
         + INPUT_INTS * c.n_ubatch * 4
 
 
+@dataclass(frozen=True, slots=True)
+class SplitFit:
+    """n_embd x n_ubatch F32 rows (in quarters) the device's peak holds beyond `_split_device`'s moments, per moment.
+
+    A FIT, like ComputeFit: read off model_specs/llamacpp/grid-vulkan.json's full-offload rows (llama.cpp 0c1e570 on
+    lavapipe), the smallest quarter-row counts that leave no row of the architecture under; where ggml-alloc puts the
+    logits depends on every tensor freed before them, which we do not replay."""
+
+    output: float = 0
+    output_streams: float = 0  # more with several KV streams (n_parallel > 1, split KV)
+    attention: float = 0  # more at the attention moment (the KQ scores without flash attention)
+    second_chunk: float = 0  # more in the second allocator chunk when the logits fill one (VK_MAX_CHUNK)
+
+
+# Fitted (scripts/fit_split_compute.py) on grid-vulkan.json's full-offload rows: 80 dry runs of 10 models, n_ubatch
+# 256/512/1024, n_ctx 4096/16384, n_parallel 1/2/4, flash attention on/off. Graphs: src/models/<arch>.cpp at 0c1e570.
+SPLIT_FIT: dict[str, SplitFit] = {
+    "qwen35": SplitFit(output=0.75),
+    "qwen35moe": SplitFit(output=2.25),
+    "nemotron_h": SplitFit(output=3.25, attention=0.25),
+    "lfm2": SplitFit(output_streams=1.75),
+    "gemma4": SplitFit(output=3.5, output_streams=3.25, second_chunk=7.5),  # second_chunk: its n_ubatch 1024 row
+    "llama4": SplitFit(output_streams=2.5),
+    "gpt-oss": SplitFit(output_streams=0.5, attention=1.25),
+    "step35": SplitFit(output_streams=1.5, attention=3.25),
+}
+# ggml-vulkan.cpp: suballocation_block_size = 1 GiB unless GGML_VK_SUBALLOCATION_BLOCK_SIZE (and at most the device's
+# maxMemoryAllocationSize) is the buffer type's max_size; ggml-alloc.c (ggml_dyn_tallocr) then packs the compute graph
+# into chunks of at most that size, so a tensor that fills a chunk (the logits at n_vocab x n_ubatch x 4 >= 1 GiB)
+# pushes everything alive beside it into another chunk, and the buffer is the chunks' sum
+VK_MAX_CHUNK = 1 << 30
+SPLIT_INPUT_BYTES = 64  # per token: tokens, output ids (I32), positions (I32, 4 with M-RoPE), K and V indices (I64)
+# per KV cache (build_input_k_idxs / v_idxs), ggml-alloc's alignment on top: 41-61 B per token on the Vulkan grid
+
+
+def _v_width_max(lm: LanguageModel) -> int:
+    """hparams.n_embd_v_gqa_max(): the widest V row of any layer (src/llama-hparams.cpp)."""
+    widths = [sum(r.elements for r in layer.rows if r.name == "v") for layer in cache.layer_caches(lm)]
+    return max(widths, default=0) or lm.kv_heads * lm.head_dim
+
+
+def _kv_caches(lm: LanguageModel, arch: GgufArch | None) -> int:
+    """KV caches the graph builds inputs for: one, two with iSWA (llama_kv_cache_iswa: base and SWA)."""
+    return 1 + bool(swa_layers(lm, arch))
+
+
+def _split_inputs(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> tuple[int, int]:
+    """(KQ masks, V indices) in bytes: graph inputs the CPU fills and the device reads (a copy on each side).
+
+    Masks: llama-graph.cpp build_attn_inp_kq_mask, F16 with flash attention, else F32, one per cache. V indices:
+    llama-kv-cache.cpp build_input_v_idxs, I64, n_ubatch x n_embd_v_gqa_max per cache when the V cache is
+    transposed (no flash attention), n_ubatch otherwise (counted with the small ints)."""
+    mask = _mask_elements(lm, c, arch) * (2 if c.flash_attention else F32)
+    v_idxs = 0 if c.flash_attention else _kv_caches(lm, arch) * c.n_ubatch * _v_width_max(lm) * I64
+    return mask, v_idxs
+
+
+def _split_host(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> int:
+    """Host compute buffer of the split graph (ggml-backend.cpp ggml_backend_sched_backend_id_from_cur: graph inputs
+    go to the last backend, the CPU, and the embedding lookup stays there as ggml-vulkan does not offload GET_ROWS,
+    ggml_vk_get_op_batch_size 0): the inp_embd input and the looked-up rows (llama-graph.cpp build_inp_embd, two
+    n_embd x n_ubatch F32), the masks, the V indices, the small int inputs."""
+    mask, v_idxs = _split_inputs(lm, c, arch)
+    return 2 * lm.hidden * c.n_ubatch * F32 + mask + v_idxs + SPLIT_INPUT_BYTES * c.n_ubatch
+
+
+def _split_device(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> dict[str, int]:
+    """The device's moments in the split graph: the copies of the masks and V indices live throughout; the KQ
+    scores without flash attention beside four n_embd rows; the FFN (gate, up, product, four rows); the logits
+    (n_vocab x n_ubatch F32, all outputs reserved) beside two rows; plus SPLIT_FIT's fitted rows."""
+    ub, hidden = c.n_ubatch, lm.hidden
+    mask, v_idxs = _split_inputs(lm, c, arch)
+    fit = SPLIT_FIT.get(arch.name, SplitFit()) if arch else SplitFit()
+    kq = 0 if c.flash_attention else c.n_ctx_seq * ub * lm.heads * F32
+    ffn_width = lm.moe.expert_ffn * lm.moe.experts_per_token if lm.moe else lm.ffn
+
+    def rows(n: float) -> int:
+        return round(n * 4) * hidden * ub * F32 // 4
+
+    logits = lm.vocab * ub * F32
+    moments = {"attention": kq + mask + v_idxs + rows(4 + fit.attention),
+               "ffn": (3 * ffn_width + 4 * hidden) * ub * F32 + mask + v_idxs,
+               "output": logits + rows(2 + fit.output + fit.output_streams * (c.n_streams > 1))}
+    if moments["output"] > VK_MAX_CHUNK:  # the logits take a chunk; the rest of the graph peaks in another one
+        others = max(moments["attention"], moments["ffn"], moments["output"] - logits) + rows(fit.second_chunk)
+        moments["output"] = logits + others
+    return moments
+
+
+def _partial(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, host_tensor_max: int) -> tuple[int, int]:
+    """(device, host) peaks when some repeating layers stay on the host (n_gpu_layers <= n_layer).
+
+    Device: llama.cpp's op offload (cparams.op_offload, on by default; ggml-backend.cpp
+    ggml_backend_sched_backend_id_from_cur "1.off") runs a host layer's matrix products with >= 32 rows on the GPU,
+    the scheduler copying their weights into the device's compute buffer. A BOUND read from the grid, not derived
+    (which weights share a split we did not replay): two copies of the largest host tensor beside the FFN's
+    activations (step-3.7-flash: 2063 MiB printed for 1181 + 607 MiB of expert copies). Host: the ops without a
+    weight of the host layers stay on the CPU. With recurrent layers (their scans and convolutions) bounded by our CPU
+    graph's attention and FFN moments (nemotron-h prints 152 MiB more than at full offload, this gives 256); else
+    one n_embd row (the norms and residual adds; gemma-4 prints 2.5 MiB more, a row is 5.5): bounds read off the grid's
+    partial-offload rows, not derived."""
+    if c.n_gpu_layers > lm.layers:
+        return 0, 0
+    ffn_width = lm.moe.expert_ffn * lm.moe.experts_per_token if lm.moe else lm.ffn
+    device = 2 * host_tensor_max + (3 * ffn_width + 4 * lm.hidden) * c.n_ubatch * F32
+    if any(layer.states for layer in cache.layer_caches(lm)):
+        phases = _phases(lm, c, arch, "cpu")
+        return device, max(phases["attention"], phases["ffn"])
+    return device, lm.hidden * c.n_ubatch * F32
+
+
 def compute_buffers(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None,
-                    backend: Backend | None = None) -> ComputeBuffers:
-    """Compute buffers in bytes for the resolved context (the backend's split graph, and the CPU-only figure)."""
+                    backend: Backend | None = None, host_tensor_max: int = 0) -> ComputeBuffers:
+    """Compute buffers in bytes for the resolved context (the backend's split graph, and the CPU-only figure).
+
+    `host_tensor_max`: the largest weight tensor of a repeating layer left on the host (partial offload)."""
     backend = backend or BACKENDS[DEFAULT_BACKEND]
     ints = INPUT_INTS * c.n_ubatch * 4
     cpu = max(_phases(lm, c, arch, "cpu").values()) + ints
@@ -169,6 +284,10 @@ def compute_buffers(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None,
         return ComputeBuffers(max(_phases_2026(lm, c, arch, backend).values()), _host_2026(lm, c, arch, backend), cpu)
     gpu = max(_phases(lm, c, arch, "cuda").values())
     host = lm.hidden * c.n_ubatch * F32 + _mask_elements(lm, c, arch) * F32 + ints  # embeddings + F32 masks
+    if backend.split_grid:  # the split-graph rules of this backend's grid; the larger figure per side
+        device_partial, host_partial = _partial(lm, c, arch, host_tensor_max)
+        gpu = max(gpu, *_split_device(lm, c, arch).values(), device_partial)
+        host = max(host, _split_host(lm, c, arch) + host_partial)
     return ComputeBuffers(gpu=gpu, host=host, cpu=cpu)
 
 
