@@ -96,3 +96,26 @@ def test_vllm_fit_rows_equal_the_full_verdict(catalog: Catalog, model: str):
             assert vllm_advice.starts(f, stages, g.cuda_total, per_sequence) == (v.starts, v.headroom), (knobs, g.slug)
             outcomes.add(v.starts)
     assert outcomes == {True, False}  # both branches were compared
+
+
+@pytest.mark.parametrize(("model", "file_type"), [("llama-3.1-8b", "q4_k_m"), ("qwen3-30b-a3b", "q8_0"),
+                                                  ("gemma-4-26b-a4b", "q4_k_m"), ("nemotron-h-56b-base-8k", "q4_k_m")])
+def test_largest_host_tensor_walked_once_equals_the_walk(catalog: Catalog, model: str, file_type: str):
+    """Partial offload's largest host tensor comes from a per-table prefix maximum: on every -ngl it equals the
+    largest tensor of the layers LlamaContext.layer_on_gpu leaves on the host, walked tensor by tensor."""
+    import dataclasses
+
+    from app.estimator.runtimes.llamacpp_buffers import catalog_tensors, largest_host_tensor
+    from app.estimator.runtimes.llamacpp_context import resolve_context
+
+    spec = catalog.model(model)
+    lm, tensors = spec.language_model, catalog_tensors(spec, file_type)
+    base = resolve_context(lm, VramRequest(model=model, runtime="llama.cpp"), 4096, KV_TYPES["fp16"], True, 0)
+    seen = set()
+    for ngl in range(lm.layers + 3):
+        c = dataclasses.replace(base, n_gpu_layers=ngl)
+        walked = 0 if ngl > lm.layers else max(
+            (t.nbytes for t in tensors if t.layer is not None and not c.layer_on_gpu(t.layer, lm.layers)), default=0)
+        assert largest_host_tensor(tensors, c, lm) == walked, ngl
+        seen.add(walked)
+    assert len(seen) >= 2  # full offload (0) and at least one host layer

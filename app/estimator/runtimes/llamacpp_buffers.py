@@ -174,11 +174,26 @@ def _weights_overridden(tensors: tuple[TensorEntry, ...], c: LlamaContext, lm: L
 
 
 def largest_host_tensor(tensors: tuple[TensorEntry, ...], c: LlamaContext, lm: LanguageModel) -> int:
-    """The largest weight tensor of a repeating layer left in host memory (0 at full offload)."""
+    """The largest weight tensor of a repeating layer left in host memory (0 at full offload): the layers below
+    n_layer + 1 - n_gpu_layers (LlamaContext.layer_on_gpu)."""
     if c.n_gpu_layers > lm.layers:
         return 0
-    return max((t.nbytes for t in tensors if t.layer is not None and not c.layer_on_gpu(t.layer, lm.layers)),
-               default=0)
+    below = _largest_below(tensors)
+    return below[min(max(0, lm.layers + 1 - c.n_gpu_layers), len(below) - 1)]
+
+
+@per_spec  # a tensor table (catalog_tensors' or a GGUF file's) is immutable: walked once
+def _largest_below(tensors: tuple[TensorEntry, ...]) -> tuple[int, ...]:
+    """[k]: the largest tensor of the repeating layers il < k."""
+    per_layer: dict[int, int] = {}
+    for t in tensors:
+        il = t.layer
+        if il is not None:
+            per_layer[il] = max(per_layer.get(il, 0), t.nbytes)
+    out = [0]
+    for il in range(max(per_layer, default=-1) + 1):
+        out.append(max(out[-1], per_layer.get(il, 0)))
+    return tuple(out)
 
 
 WINDOWED = ("sliding", "chunked")  # layer kinds llama.cpp gives the iSWA cache's windowed half
