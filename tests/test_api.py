@@ -178,3 +178,15 @@ def test_pasted_repo_id_keeps_its_owner(client):
 def test_favicon_ico_points_at_the_svg(client):
     r = client.get("/favicon.ico", follow_redirects=False)
     assert r.status_code == 301 and r.headers["location"] == "/static/favicon.svg"
+
+
+@pytest.mark.parametrize("model", ["llama-3.1-8b", "glm-4v-9b"])
+def test_an_experts_only_format_on_a_dense_model_says_it_changes_nothing(client: TestClient, model: str):
+    """MXFP4 (experts) quantizes MoE expert tensors only: on a model without experts the answer is the 16-bit one
+    (its linears stay in the compute dtype), and a warning says so rather than showing it as a 4-bit figure."""
+    mx = client.get("/api/vram", params={"model": model, "quantization": "mxfp4"}).json()
+    bf = client.get("/api/vram", params={"model": model, "quantization": "bf16", "runtime": mx["request"]["runtime"]})
+    assert mx["breakdown"]["weights"] == bf.json()["breakdown"]["weights"]
+    assert any("MoE expert tensors only" in w and "16-bit" in w for w in mx["warnings"]), mx["warnings"]
+    moe = client.get("/api/vram", params={"model": "gpt-oss-20b", "quantization": "mxfp4"}).json()
+    assert not any("MoE expert tensors only" in w for w in moe["warnings"])

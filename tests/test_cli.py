@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from app.catalog import Catalog
 from app.cli import cli
 from app.cli.options import option_name, request_data, request_parameters
-from app.estimator import VramRequest
+from app.estimator import FORMATS, VramRequest
 from app.problems import Refused
 from app.units import parse_size
 from tests import test_hub
@@ -368,3 +368,14 @@ def test_check_prints_each_term_and_what_is_missing(tmp_path: Path):
     result = vram("check", str(unknown))
     assert result.exit_code == 0 and "unrecognised log" in result.stdout and "not in the log" in result.stderr
     assert vram("check", str(tmp_path / "absent.log")).exit_code == 2
+
+
+def test_catalog_listings_as_json(catalog: Catalog):
+    """models, gpus and formats take --json like estimate and fit: the catalog's own slugs and figures."""
+    models = json.loads(RUNNER.invoke(cli, ["models", "--json"]).output)
+    assert [m["slug"] for m in models] == list(catalog.models)
+    assert all(m["max_context"] == catalog.models[m["slug"]].language_model.max_context for m in models)
+    gpus = json.loads(RUNNER.invoke(cli, ["gpus", "--json"]).output)
+    assert [(g["slug"], g["memory_bytes"]) for g in gpus] == [(g.slug, g.memory_bytes) for g in catalog.gpus]
+    formats = json.loads(RUNNER.invoke(cli, ["formats", "--json"]).output)
+    assert {f["slug"] for f in formats} == set(FORMATS)

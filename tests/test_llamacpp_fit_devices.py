@@ -287,3 +287,17 @@ def test_api_two_devices(client):
     assert r.status_code == 200
     fit = r.json()["llamacpp"]["fit"]
     assert len(fit["devices"]) == 2 and sum(fit["tensor_split"]) == fit["n_gpu_layers"]
+
+
+def test_several_gpus_without_free_memory_say_the_split_is_not_modelled(catalog: Catalog):
+    """Without free_memory the answer is one device's buffers plus a CUDA context per GPU (no layer split): it says
+    so; with free_memory --fit's per-device split answers and the warning is gone."""
+    spec = catalog.model("llama-3.1-8b")
+
+    def warned(**kw) -> bool:
+        e = estimate(spec, VramRequest(model=spec.slug, runtime="llama.cpp", quantization="q4_k_m", **kw), catalog.gpus)
+        return any("GPUs without free_memory" in w for w in e.warnings)
+
+    assert warned(gpu_count=2, gpu="rtx-4090")
+    assert not warned(gpu_count=2, free_memory=12_000_000_000)
+    assert not warned(gpu_count=1, gpu="rtx-4090")

@@ -144,27 +144,46 @@ fit_command.__signature__ = _signature(  # type: ignore[attr-defined]
 cli.command("fit", epilog=EPILOG)(fit_command)
 
 
+_LIST_JSON = Annotated[bool, typer.Option("--json", help="Print JSON (a list of objects) instead of a table.")]
+
+
+def _listing(as_json: bool, title: str, columns: tuple[str, ...], rows: list[tuple], items: list[dict],
+             right: tuple[str, ...] = ()) -> None:
+    """A catalog listing: a table, or with --json the `items` as JSON."""
+    if as_json:
+        print(json.dumps(items))
+        return
+    _show().listing(_console(), title, columns, rows, right=right)
+
+
 @cli.command("models")
-def models() -> None:
+def models(as_json: _LIST_JSON = False) -> None:
     """The model catalog (slugs for MODEL)."""
+    specs = list(load_catalog().models.values())
     rows = [(s.slug, f"{count_parameters(s).total / 1e9:,.2f}B", f"{s.language_model.max_context:,}", s.modality)
-            for s in load_catalog().models.values()]  # fits an 80-column terminal; names: /api/models
-    _show().listing(_console(), "Models", ("slug", "parameters", "max context", "modality"), rows,
-                 right=("parameters", "max context"))
+            for s in specs]  # fits an 80-column terminal; names: /api/models
+    items = [{"slug": s.slug, "name": s.name, "parameters": count_parameters(s).total,
+              "max_context": s.language_model.max_context, "modality": s.modality} for s in specs]
+    _listing(as_json, "Models", ("slug", "parameters", "max context", "modality"), rows, items,
+             right=("parameters", "max context"))
 
 
 @cli.command("gpus")
-def gpus() -> None:
+def gpus(as_json: _LIST_JSON = False) -> None:
     """The GPU catalog (slugs for --gpu); memory as the driver reports it."""
-    rows = [(g.slug, g.name, gib(g.memory_bytes), g.memory_bytes, g.kind) for g in load_catalog().gpus]
-    _show().listing(_console(), "GPUs", ("slug", "name", "GiB", "bytes", "kind"), rows, right=("GiB",))
+    catalog = load_catalog()
+    rows = [(g.slug, g.name, gib(g.memory_bytes), g.memory_bytes, g.kind) for g in catalog.gpus]
+    items = [{"slug": g.slug, "name": g.name, "memory_bytes": g.memory_bytes, "kind": g.kind} for g in catalog.gpus]
+    _listing(as_json, "GPUs", ("slug", "name", "GiB", "bytes", "kind"), rows, items, right=("GiB",))
 
 
 @cli.command("formats")
-def formats() -> None:
+def formats(as_json: _LIST_JSON = False) -> None:
     """Weight formats (slugs for --quantization) and the runtimes that load them."""
     rows = [(f.slug, f.label, GROUP_LABELS[f.group], ", ".join(f.runtimes)) for f in FORMATS.values()]
-    _show().listing(_console(), "Weight formats", ("slug", "label", "group", "runtimes"), rows)
+    items = [{"slug": f.slug, "label": f.label, "group": GROUP_LABELS[f.group], "runtimes": list(f.runtimes)}
+             for f in FORMATS.values()]
+    _listing(as_json, "Weight formats", ("slug", "label", "group", "runtimes"), rows, items)
 
 
 @cli.command("check", epilog=EPILOG)

@@ -174,12 +174,20 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
     return VramEstimate(
         request=resolved, model_name=spec.name, quantization_label=c.fmt.label, runtime_label=c.runtime.label,
         breakdown=breakdown, total_bytes=total, detail=detail, assumptions=assumptions,
-        warnings=_warnings(spec, req, sequence) + mem.warnings,
+        warnings=_warnings(spec, req, sequence) + _format_warnings(spec, c.fmt) + mem.warnings,
         fits=fits(mem.required or total, mem.usable_fraction, gpus, req.gpu_count, req.gpu, mem.fit_on),
         host=mem.host, llamacpp=mem.llamacpp, vllm=mem.vllm,  # each runtime's own figures, or None
         command=command_for(resolved, spec, mem), runtime_versions=c.runtime.versions,
         cache=cache_report(lm, c.kv, mem),
     )
+
+
+def _format_warnings(spec: ModelSpec, fmt: Format) -> list[str]:
+    """A format that changes nothing for this model says so: the answer is the compute dtype's under its name."""
+    if fmt.experts_only and spec.language_model.moe is None:
+        return [f"{fmt.label} quantizes MoE expert tensors only and {spec.name} has none: every weight stays in "
+                "the compute dtype, so these are the 16-bit figures"]
+    return []
 
 
 def cache_report(lm, kv: KvType, mem) -> CacheReport:

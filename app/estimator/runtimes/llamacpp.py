@@ -361,6 +361,10 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
                             "into the GGUF unless run with --no-mtp; these weights are the decoder's "
                             f"{lm.layers} layers only (a GGUF with the MTP layers is larger; its KV cache is not: "
                             "llama.cpp caches no MTP layer in the main context)")
+    if inp.gpu_count > 1 and report.fit is None and c.n_gpu_layers:
+        mem.warnings.append(f"llama.cpp on {inp.gpu_count} GPUs without free_memory: these buffers are one device's "
+                            f"({backend.device}) plus a CUDA context per GPU, summed, not llama.cpp's layer split; "
+                            "give free_memory (bytes free on each GPU) for the per-device split --fit makes")
     mem.state_rule = STATE_RULE
     if kv.rs_cells:
         mem.state, mem.state_per_sequence = kv.state_gpu, kv.state_per_sequence
