@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import os
 import socket
 import statistics
@@ -82,13 +81,11 @@ async def _drive(port: int, rate: float, seconds: float, connections: int, new: 
     hits: dict[str, int] = {k: 0 for k, _ in MIX}
     errors: dict[str, int] = {}
     built = [(k, _request(p)) for k, p in MIX]
-    if new:  # built before the clock starts, so the client does no formatting in the timed loop
-        every = [(k, _request(_with_context(p, first_context + i)) if k in NEW else raw)
-                 for i, ((k, raw), (_, p)) in enumerate(zip(itertools.islice(itertools.cycle(built), total),
-                                                            itertools.islice(itertools.cycle(MIX), total),
-                                                            strict=True))]
-    else:
-        every = [built[i % len(built)] for i in range(total)]
+    every = []  # built before the clock starts, so the client does no formatting in the timed loop
+    for i in range(total):
+        kind, path = MIX[i % len(MIX)]
+        every.append((kind, _request(_with_context(path, first_context + i))) if new and kind in NEW
+                     else built[i % len(built)])
 
     async def worker() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)

@@ -77,7 +77,7 @@ def test_vllm_flags_for_another_gpu_equal_resolve(catalog: Catalog, model: str):
 
 @pytest.mark.parametrize("model", ["llama-3.1-8b", "qwen3.5-27b", "gemma-2-9b-it", "qwen3-30b-a3b"])
 def test_vllm_fit_rows_equal_the_full_verdict(catalog: Catalog, model: str):
-    """The fit list asks vllm_advice.starts (no message, blocks per sequence computed once) on every GPU: it answers
+    """The fit list asks vllm_advice.starts_rule (no message, each stage's sums taken once) on every GPU: it answers
     what vllm_advice.verdict answers there, starting or not, for every release rule and parallel layout."""
     from app.estimator.runtimes import vllm_advice, vllm_memory
 
@@ -90,10 +90,10 @@ def test_vllm_fit_rows_equal_the_full_verdict(catalog: Catalog, model: str):
         req = VramRequest(model=model, runtime="vllm", context=context, **knobs)
         f = vllm_flags.resolve(spec, fmt, kv, req, context, None, None)
         stages = vllm_memory.stages(spec, fmt, f)
-        per_sequence = vllm_advice.blocks_per_sequence(f)
+        rule = vllm_advice.starts_rule(f, stages, vllm_advice.blocks_per_sequence(f))
         for g in catalog.gpus:
             v = vllm_advice.verdict(f, stages, g.cuda_total)
-            assert vllm_advice.starts(f, stages, g.cuda_total, per_sequence) == (v.starts, v.headroom), (knobs, g.slug)
+            assert rule(g.cuda_total) == (v.starts, v.headroom), (knobs, g.slug)
             outcomes.add(v.starts)
     assert outcomes == {True, False}  # both branches were compared
 

@@ -51,25 +51,10 @@ def budgets(f: VllmFlags, stages: list[Stage], total: int) -> list[int]:
     return [s.budget(requested, free) for s in stages]
 
 
-def _budget(f: VllmFlags, stages: list[Stage], total: int, per_sequence: int) -> tuple[int, int, list[int], int]:
-    """(requested, free, each stage's KV budget, spare: the smallest budget beyond one max_model_len sequence)
-    on GPUs of `total` bytes each."""
-    asked = int(f.gpu_memory_utilization * total)  # vllm/v1/worker/utils.py request_memory
-    free = total - cuda_context(f)
-    requested = min(asked, free) if f.extensible else asked  # 0.34's extensible KV cache: a cap, bound by free
-    kv = budgets(f, stages, total)
-    spare = min(b - per_sequence * s.block_bytes for b, s in zip(kv, stages, strict=True))
-    return requested, free, kv, spare
-
-
-def starts(f: VllmFlags, stages: list[Stage], total: int, per_sequence: int) -> tuple[bool, int]:
-    """`verdict`'s (starts, headroom) alone, without its message. `per_sequence`: blocks_per_sequence(f)."""
-    return starts_rule(f, stages, per_sequence)(total)
-
-
 def starts_rule(f: VllmFlags, stages: list[Stage], per_sequence: int) -> Callable[[int], tuple[bool, int]]:
-    """`starts` as a function of the GPU's total alone, each stage's sums taken once: the fit list asks it for
-    every catalog GPU (tests/test_estimate_cache.py holds it equal to `verdict` on each)."""
+    """`verdict`'s (starts, headroom) alone, without its message, as a function of the GPU's total: each stage's
+    sums taken once, the fit list asks it for every catalog GPU (tests/test_estimate_cache.py holds it equal to
+    `verdict` on each). `per_sequence`: blocks_per_sequence(f)."""
     u, context, extensible = f.gpu_memory_utilization, cuda_context(f), f.extensible
     sums = [(s.non_kv(), s.weights + s.non_torch + s.graph_pool, s.activation, per_sequence * s.block_bytes)
             for s in stages]
@@ -89,7 +74,12 @@ def starts_rule(f: VllmFlags, stages: list[Stage], per_sequence: int) -> Callabl
 
 def verdict(f: VllmFlags, stages: list[Stage], total: int) -> Verdict:
     """Startup outcome on GPUs of `total` bytes each (as torch.cuda.mem_get_info reports them)."""
-    requested, free, kv, spare = _budget(f, stages, total, blocks_per_sequence(f))
+    asked = int(f.gpu_memory_utilization * total)  # vllm/v1/worker/utils.py request_memory
+    free = total - cuda_context(f)
+    requested = min(asked, free) if f.extensible else asked  # 0.34's extensible KV cache: a cap, bound by free
+    kv = budgets(f, stages, total)
+    per_sequence = blocks_per_sequence(f)
+    spare = min(b - per_sequence * s.block_bytes for b, s in zip(kv, stages, strict=True))
     blocks = min(max(0, b) // s.block_bytes for b, s in zip(kv, stages, strict=True))
     if requested > free:  # request_memory raises (not with the extensible cache: requested is capped)
         short = requested - free
