@@ -77,8 +77,9 @@ def test_vllm_flags_for_another_gpu_equal_resolve(catalog: Catalog, model: str):
 
 @pytest.mark.parametrize("model", ["llama-3.1-8b", "qwen3.5-27b", "gemma-2-9b-it", "qwen3-30b-a3b"])
 def test_vllm_fit_rows_equal_the_full_verdict(catalog: Catalog, model: str):
-    """The fit list asks vllm_advice.starts_rule (no message, each stage's sums taken once) on every GPU: it answers
-    what vllm_advice.verdict answers there, starting or not, for every release rule and parallel layout."""
+    """The fit list asks vllm_advice.starts_rule (closed form over the GPU's total) on every GPU: it answers what
+    vllm_advice.verdict answers there and on a sweep of totals, starting or not, for every release rule (0.34's
+    extensible cache included) and parallel layout."""
     from app.estimator.runtimes import vllm_advice, vllm_memory
 
     spec = catalog.model(model)
@@ -91,10 +92,14 @@ def test_vllm_fit_rows_equal_the_full_verdict(catalog: Catalog, model: str):
         f = vllm_flags.resolve(spec, fmt, kv, req, context, None, None)
         stages = vllm_memory.stages(spec, fmt, f)
         rule = vllm_advice.starts_rule(f, stages, vllm_advice.blocks_per_sequence(f))
-        for g in catalog.gpus:
-            v = vllm_advice.verdict(f, stages, g.cuda_total)
-            assert rule(g.cuda_total) == (v.starts, v.headroom), (knobs, g.slug)
+        totals = [g.cuda_total for g in catalog.gpus] + list(range(6 << 30, 200 << 30, 977 << 20))  # and a sweep
+        expected = []
+        for total in totals:
+            v = vllm_advice.verdict(f, stages, total)
+            assert rule(total) == (v.starts, v.headroom), (knobs, total)
+            expected.append((v.starts, v.headroom))
             outcomes.add(v.starts)
+        assert rule.many(totals) == expected, knobs
     assert outcomes == {True, False}  # both branches were compared
 
 
@@ -119,3 +124,19 @@ def test_largest_host_tensor_walked_once_equals_the_walk(catalog: Catalog, model
         assert largest_host_tensor(tensors, c, lm) == walked, ngl
         seen.add(walked)
     assert len(seen) >= 2  # full offload (0) and at least one host layer
+
+
+@pytest.mark.parametrize("model", ["llama-3.1-8b", "qwen3.5-27b", "gemma-2-9b-it", "qwen3-30b-a3b", "glm-4v-9b"])
+def test_vllm_stages_kept_per_flags_equal_the_flags_own(catalog: Catalog, model: str):
+    """vllm_memory.stages keeps each model's stages per flags with max_model_len and gpu_memory_utilization zeroed:
+    on every layout, release and length they equal the stages built from the request's own flags."""
+    from app.estimator.runtimes import vllm_memory
+
+    spec = catalog.model(model)
+    fmt, kv = FORMATS["bf16"], KV_TYPES["bf16"]
+    for knobs in ({}, {"gpu_count": 2}, {"gpu_count": 4, "pipeline_parallel_size": 2}, {"vllm_version": "0.34.0"},
+                  {"vllm_version": "0.7.0"}, {"gpu_memory_utilization": 0.5}, {"enforce_eager": True}):
+        for context in (1024, 8192, 131072):
+            req = VramRequest(model=model, runtime="vllm", context=context, **knobs)
+            f = vllm_flags.resolve(spec, fmt, kv, req, context, 24 << 30, "rtx-4090")
+            assert vllm_memory.stages(spec, fmt, f) == vllm_memory._stages(spec, fmt, f), (knobs, context)

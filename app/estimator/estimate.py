@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from app.estimator import cache
 from app.estimator.cache_io import CacheLayer, CacheReport
@@ -15,7 +15,7 @@ from app.estimator.images import describe as describe_images
 from app.estimator.images import for_request as sized_for_images
 from app.estimator.kv_cache import KV_TYPES, KvType, image_positions, kv_bytes
 from app.estimator.memo import per_spec
-from app.estimator.params import count_active_parameters, count_parameters
+from app.estimator.params import ParameterCount, count_active_parameters, count_parameters
 from app.estimator.quantization import FORMATS, Format, StoredWeights, applied_skip, skip_summary, stored_weights
 from app.estimator.runtimes import RUNTIMES, Runtime, RuntimeInput, vllm_flags
 from app.estimator.schema import (
@@ -58,8 +58,34 @@ def _checkpoint_only(spec: ModelSpec, fmt: Format) -> None:
                                              f"quantization_config; {spec.name} is not stored in it")
 
 
+class Asked(NamedTuple):
+    """The request fields the model, format, runtime and KV choices depend on (and only those: `_choose` reads
+    nothing else of the request, so the choices are kept per spec and these values)."""
+
+    quantization: str | None
+    runtime: str | None
+    kv_cache: str | None
+    kv_cache_dtype: str
+    vllm_version: str | None
+    dtype: str
+
+
 def resolve(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Choices:
     """Fill defaults and check every choice against the model, the format and the runtime."""
+    fmt, runtime, kv = _choose(spec, Asked(req.quantization, req.runtime, req.kv_cache, req.kv_cache_dtype,
+                                           req.vllm_version, req.dtype))
+    if req.images > spec.max_images:
+        why = "text-only model" if spec.vision is None else f"{spec.name} takes at most {spec.max_images} per prompt"
+        raise OutOfRange("images", req.images, 0, spec.max_images, why)
+    gpu = None
+    if req.gpu is not None:
+        by_slug = _by_slug(tuple(gpus))
+        gpu = by_slug[_pick("gpu", req.gpu, list(by_slug))]
+    return Choices(fmt, runtime, kv, gpu)
+
+
+@per_spec(bound=4096)  # vllm_version is any x.y.z
+def _choose(spec: ModelSpec, req: Asked) -> tuple[Format, Runtime, KvType]:
     default_fmt = vllm_flags.default_format(spec, req)  # vLLM --dtype; else spec.dtype_slug
     stored = FORMATS.get(default_fmt)
     if req.quantization is None and stored and stored.gguf_form and req.runtime not in (None, *stored.runtimes):
@@ -85,14 +111,21 @@ def resolve(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Choi
     kv_asked = vllm_flags.kv_override(req, runtime_slug, spec) or req.kv_cache  # vLLM --kv-cache-dtype
     kv = _pick("kv_cache", kv_asked or runtime.default_kv(spec, fmt), runtime.kv_types,
                f"{runtime.label} supports these KV-cache types")
-    if req.images > spec.max_images:
-        why = "text-only model" if spec.vision is None else f"{spec.name} takes at most {spec.max_images} per prompt"
-        raise OutOfRange("images", req.images, 0, spec.max_images, why)
-    gpu = None
-    if req.gpu is not None:
-        by_slug = {g.slug: g for g in gpus}
-        gpu = by_slug[_pick("gpu", req.gpu, list(by_slug))]
-    return Choices(fmt, runtime, KV_TYPES[kv], gpu)
+    return fmt, runtime, KV_TYPES[kv]
+
+
+_GPUS: dict[tuple[int, ...], tuple[tuple[Gpu, ...], dict[str, Gpu]]] = {}
+
+
+def _by_slug(gpus: tuple[Gpu, ...]) -> dict[str, Gpu]:
+    """The GPU list by slug, once per list (the catalog's lives as long as the process)."""
+    key = tuple(map(id, gpus))
+    hit = _GPUS.get(key)
+    if hit is None:  # an entry holds its GPUs, so their ids cannot have been reused
+        if len(_GPUS) > 256:
+            _GPUS.clear()
+        hit = _GPUS[key] = (gpus, {g.slug: g for g in gpus})
+    return hit[1]
 
 
 def _warnings(spec: ModelSpec, req: VramRequest, sequence: int) -> list[str]:
@@ -109,6 +142,34 @@ def _warnings(spec: ModelSpec, req: VramRequest, sequence: int) -> list[str]:
         out.append("generic: this architecture is not checked (no adapter for it; read with transformers' "
                    "standard keys, see the assumptions)")
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Fixed:
+    """What an answer takes from the model, format and KV type alone: built once per combination (specs are
+    immutable), so a request pays only for what its own numbers change."""
+
+    weights: StoredWeights | None  # None with a skip list (the request's own) or a GGUF's own tensors
+    parameters: ParameterCount
+    parameters_active: int
+    kv_per_token: int  # KV bytes of one position, all layers, one sequence
+    lines: tuple[str, ...]  # the assumptions before the runtime's: format, skip list, KV
+    format_warnings: tuple[str, ...]
+
+
+@per_spec
+def fixed(spec: ModelSpec, fmt: str, kv: str) -> Fixed:
+    """Fixed parts for the registry's format `fmt` and KV type `kv` (no skip list)."""
+    return _fixed(spec, FORMATS[fmt], KV_TYPES[kv], None)
+
+
+def _fixed(spec: ModelSpec, fmt: Format, kv: KvType, skip: tuple[str, ...] | None) -> Fixed:
+    lm = spec.language_model
+    per_token = kv_bytes(lm, kv, 1)
+    lines = (f"weights: {fmt.label} ({fmt.source})", *([skip_summary(spec, fmt, skip)] if skip is not None else []),
+             _kv_line(lm, kv, per_token))
+    return Fixed(stored_weights(spec, fmt.slug, skip), count_parameters(spec), count_active_parameters(spec),
+                 per_token, lines, tuple(_format_warnings(spec, fmt)))
 
 
 def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
@@ -130,7 +191,11 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
     spec = sized_for_images(spec, req.image_size)  # dynamic-resolution towers: tokens from the image size
     c = resolve(spec, req, gpus)
     skip = applied_skip(c.fmt, req.llm_int8_skip_modules)
-    weights = gguf.weights if gguf else stored_weights(spec, c.fmt.slug, skip)
+    if skip is None and FORMATS.get(c.fmt.slug) is c.fmt:
+        fx = fixed(spec, c.fmt.slug, c.kv.slug)
+    else:
+        fx = _fixed(spec, c.fmt, c.kv, skip)
+    weights = gguf.weights if gguf else fx.weights
     positions = image_positions(spec, req.images)
     sequence = req.context + positions
     gpu_memory = (c.gpu.cuda_total if c.runtime.cuda_total else c.gpu.memory_bytes) * req.gpu_count if c.gpu else None
@@ -142,25 +207,20 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
     breakdown = Breakdown(weights=mem.weights, kv_cache=mem.kv_cache + mem.state, activations=mem.activations,
                           overhead=mem.overhead)
     total = mem.weights + mem.kv_cache + mem.state + mem.activations + mem.overhead
-    params = count_parameters(spec)
+    params = fx.parameters
     lm = spec.language_model
     detail = Detail(
         parameters=params.total, parameters_language=params.language, parameters_vision=params.vision,
-        parameters_active=count_active_parameters(spec),  # MoE: what one token uses
+        parameters_active=fx.parameters_active,  # MoE: what one token uses
         weights_language_bytes=weights.language_bytes, weights_vision_bytes=weights.vision_bytes,
         weights_host_bytes=mem.weights_host,
         bits_per_weight=round(weights.bits_per_weight, 4),
-        kv_bytes_per_token=kv_bytes(lm, c.kv, 1), image_positions=positions, sequence_length=sequence,
+        kv_bytes_per_token=fx.kv_per_token, image_positions=positions, sequence_length=sequence,
         state_bytes_per_sequence=mem.state_per_sequence, cache_layers=cache.describe(lm),
         kv_cache_tokens=mem.kv_cache_tokens, kv_capacity_tokens=mem.kv_capacity_tokens,
         max_concurrency=mem.max_concurrency,
     )
-    assumptions = [
-        f"weights: {c.fmt.label} ({c.fmt.source})",
-        *([skip_summary(spec, c.fmt, skip)] if skip is not None else []),
-        _kv_line(lm, c.kv, detail.kv_bytes_per_token),
-        *mem.assumptions,
-    ]
+    assumptions = [*fx.lines, *mem.assumptions]
     v = spec.vision
     if v is not None and v.image is not None:
         assumptions.append(describe_images(v, req.image_size))
@@ -174,11 +234,11 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
     return VramEstimate(
         request=resolved, model_name=spec.name, quantization_label=c.fmt.label, runtime_label=c.runtime.label,
         breakdown=breakdown, total_bytes=total, detail=detail, assumptions=assumptions,
-        warnings=_warnings(spec, req, sequence) + _format_warnings(spec, c.fmt) + mem.warnings,
+        warnings=[*_warnings(spec, req, sequence), *fx.format_warnings, *mem.warnings],
         fits=fits(mem.required or total, mem.usable_fraction, gpus, req.gpu_count, req.gpu, mem.fit_on),
         host=mem.host, llamacpp=mem.llamacpp, vllm=mem.vllm,  # each runtime's own figures, or None
         command=command_for(resolved, spec, mem), runtime_versions=c.runtime.versions,
-        cache=cache_report(lm, c.kv, mem),
+        cache=cache_report(lm, c.kv, mem, fx.kv_per_token),
     )
 
 
@@ -190,10 +250,12 @@ def _format_warnings(spec: ModelSpec, fmt: Format) -> list[str]:
     return []
 
 
-def cache_report(lm, kv: KvType, mem) -> CacheReport:
-    """KV and recurrent state apart, per layer, in the runtime's state rule."""
+def cache_report(lm, kv: KvType, mem, kv_per_token: int | None = None) -> CacheReport:
+    """KV and recurrent state apart, per layer, in the runtime's state rule (`kv_per_token`: kv_bytes(lm, kv, 1),
+    when the caller has it)."""
     rule = mem.state_rule
-    return CacheReport(kv_bytes=mem.kv_cache, state_bytes=mem.state, kv_bytes_per_token=kv_bytes(lm, kv, 1),
+    per_token = kv_bytes(lm, kv, 1) if kv_per_token is None else kv_per_token
+    return CacheReport(kv_bytes=mem.kv_cache, state_bytes=mem.state, kv_bytes_per_token=per_token,
                        state_bytes_per_sequence=mem.state_per_sequence,
                        state_rule=rule.source if rule is not None else "", layers=_cache_layers(lm, kv, rule))
 

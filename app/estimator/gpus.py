@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.estimator.schema import GpuFit
 
@@ -32,44 +32,46 @@ class Gpu(BaseModel):
         return self.cuda_bytes or self.memory_bytes
 
 
-_FITS = TypeAdapter(list[GpuFit])
+# (GPU, Gpu.memory_bytes x count, usable bytes before the runtime's share): a fit list's fixed part
+FitRow = tuple[Gpu, int, float]
+# Decides for every GPU given (count of it): (fits or starts, headroom per GPU), in order
+Decide = Callable[[Sequence[Gpu]], list[tuple[bool, int]]]
 
 
 def fits(total_for: int, fraction: float, gpus: Sequence[Gpu], count: int, first: str | None,
-         decide: Callable[[int, str], tuple[bool, int]] | None = None) -> list[GpuFit]:
+         decide: Decide | None = None) -> list[GpuFit]:
     """Fit verdict on every GPU in `count`s, the requested one first, then smallest memory first.
 
-    `decide`: the runtime's own decision (vLLM: does it start) on `count` GPUs of the total CUDA reports;
-    its headroom is per GPU. Without it: `total_for` against `fraction` of the usable memory."""
-    ordered = _ordered(tuple(gpus), first)
-    rows = []
-    for g in ordered:
-        if decide is not None and g.kind == "apple" and g.slug != first:
-            continue  # vLLM runs on CUDA/ROCm GPUs, not on Apple's Metal
-        if decide is not None:
-            ok, headroom = decide(g.cuda_total * count, g.slug)
-            headroom *= count
-        else:
-            usable = int(g.memory_bytes * count * g.usable_fraction * fraction)
-            ok, headroom = total_for <= usable, usable - total_for
-        rows.append({"gpu": g.slug, "name": g.name, "count": count, "memory_bytes": g.memory_bytes * count,
-                     "headroom_bytes": headroom, "fits": ok})
-    return _FITS.validate_python(rows)  # one validation call for the whole list keeps estimate() fast
+    `decide`: the runtime's own decision (vLLM: does it start) on `count` GPUs of each, from the total CUDA
+    reports; its headroom is per GPU. Without it: `total_for` against `fraction` of the usable memory."""
+    rows = _rows(tuple(gpus), first, count, decide is not None)
+    if decide is None:
+        out = []
+        for g, memory, usable in rows:  # usable x fraction: int(memory x count x usable_fraction x fraction)
+            headroom = int(usable * fraction) - total_for
+            out.append(GpuFit(g.slug, g.name, count, memory, headroom, headroom >= 0))
+        return out
+    verdicts = decide([row[0] for row in rows])
+    return [GpuFit(g.slug, g.name, count, memory, headroom * count, ok)
+            for (g, memory, _), (ok, headroom) in zip(rows, verdicts, strict=True)]
 
 
-_ORDERS: dict[tuple[tuple[int, ...], str | None], tuple[tuple[Gpu, ...], list[Gpu]]] = {}
+_ROWS: dict[tuple[tuple[int, ...], str | None, int, bool], tuple[tuple[Gpu, ...], list[FitRow]]] = {}
 
 
-def _ordered(gpus: tuple[Gpu, ...], first: str | None) -> list[Gpu]:
-    """The requested GPU first, then smallest memory first; sorted once per GPU list (the catalog's lives as long
-    as the process; GPUs are frozen models)."""
-    key = (tuple(map(id, gpus)), first)
-    hit = _ORDERS.get(key)
+def _rows(gpus: tuple[Gpu, ...], first: str | None, count: int, cuda: bool) -> list[FitRow]:
+    """The requested GPU first, then smallest memory first, each with its fixed figures; built once per GPU list
+    (the catalog's lives as long as the process; GPUs are frozen models). `cuda`: a CUDA runtime's list, without
+    Apple's GPUs other than the one asked for (vLLM runs on CUDA/ROCm GPUs, not on Metal)."""
+    key = (tuple(map(id, gpus)), first, count, cuda)
+    hit = _ROWS.get(key)
     if hit is not None:  # the entry holds those GPUs, so their ids cannot have been reused
         return hit[1]
     ordered = sorted(gpus, key=lambda g: g.memory_bytes)
     ordered.sort(key=lambda g: g.slug != first)
-    if len(_ORDERS) > 256:
-        _ORDERS.clear()
-    _ORDERS[key] = (gpus, ordered)  # holding the GPUs keeps their ids from being reused
-    return ordered
+    rows = [(g, g.memory_bytes * count, g.memory_bytes * count * g.usable_fraction)
+            for g in ordered if not (cuda and g.kind == "apple" and g.slug != first)]
+    if len(_ROWS) > 256:
+        _ROWS.clear()
+    _ROWS[key] = (gpus, rows)  # holding the GPUs keeps their ids from being reused
+    return rows

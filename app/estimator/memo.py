@@ -24,8 +24,11 @@ def forget(derived: Any) -> None:
         del _BASES[id(derived)]
 
 
-def per_spec(fn: Callable[..., R]) -> Callable[..., R]:
-    """Cache `fn(spec, *keys)` per spec object; pydantic models holding lists are not hashable."""
+def per_spec(fn: Callable[..., R] | None = None, *, bound: int | None = None) -> Any:
+    """Cache `fn(spec, *keys)` per spec object; pydantic models holding lists are not hashable. `bound`: for keys
+    taken from requests (not only registry names), the entries kept at most (the cache starts over past it)."""
+    if fn is None:
+        return lambda f: per_spec(f, bound=bound)
     store: dict[tuple[int, tuple[Hashable, ...]], tuple[Any, R]] = {}
 
     @wraps(fn)
@@ -38,6 +41,8 @@ def per_spec(fn: Callable[..., R]) -> Callable[..., R]:
         if hit is not None and hit[0] is spec:
             return hit[1]
         value = fn(spec, *keys)
+        if bound is not None and len(store) >= bound:
+            store.clear()
         store[key] = (spec, value)  # holding the spec keeps its id from being reused
         return value
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
@@ -452,19 +453,23 @@ class Detail(BaseModel):
 
 
 # --- llama.cpp's answer: the buffers it prints at load ---
-class LlamaCppBuffer(BaseModel):
+# A plain dataclass, not a model: an answer carries up to 16, built by the runtime model from its own literals, and
+# pydantic would validate each; it still writes the schema and serializes them.
+@dataclass(slots=True)
+class LlamaCppBuffer:
     """One buffer llama.cpp allocates and prints at load (llama_model_load / llama_context)."""
 
-    name: Literal["model", "kv", "rs", "compute", "output", "mmproj", "mmproj_compute", "mtp_model", "mtp_kv",
-                  "mtp_compute", "mtp_output"] = Field(
+    name: Annotated[Literal["model", "kv", "rs", "compute", "output", "mmproj", "mmproj_compute", "mtp_model",
+                            "mtp_kv", "mtp_compute", "mtp_output"], Field(
         description="model (weights), kv (cache), rs (recurrent states of Mamba/GDN/short-conv layers), "
                     "compute (graph), output (logits), mmproj (projector); mtp_*: --spec-type draft-mtp's MTP block "
-                    "and its draft context.")
-    device: Literal["gpu", "host"] = Field(description="gpu (CUDA0 ...) or host (CPU, CPU_Mapped, CUDA_Host).")
+                    "and its draft context.")]
+    device: Annotated[Literal["gpu", "host"], Field(description="gpu (CUDA0 ...) or host (CPU, CPU_Mapped, "
+                                                                "CUDA_Host).")]
     bytes: int
-    basis: Literal["exact", "calibrated", "approximate"] = Field(
+    basis: Annotated[Literal["exact", "calibrated", "approximate"], Field(
         description="exact: llama.cpp's own arithmetic; calibrated: fitted to llama.cpp's printed sizes; "
-                    "approximate: a model not checked against llama.cpp.")
+                    "approximate: a model not checked against llama.cpp.")]
 
 
 class HostMemory(BaseModel):
@@ -566,13 +571,18 @@ class GgufFileReport(BaseModel):
     type_mix: list[GgufTypeRow]
 
 
-class GpuFit(BaseModel):
-    gpu: str = Field(description="GPU slug (see /api/gpus).")
-    name: str = Field(description="GPU name.")
-    count: int = Field(description="GPUs the model is split across.")
-    memory_bytes: int = Field(description="Memory of all `count` GPUs together, as the driver reports it.")
-    headroom_bytes: int = Field(description="memory_bytes - total_bytes; negative when it does not fit.")
-    fits: bool = Field(description="Whether the total fits in the memory this runtime may use on them.")
+# A plain dataclass, not a model: an answer carries one per catalog GPU, built by gpus.fits from validated GPUs and
+# integers, and pydantic would validate each; it still writes the schema and serializes them.
+@dataclass(slots=True)
+class GpuFit:
+    """One GPU of the fit list: whether the estimate fits on `count` of it."""
+
+    gpu: Annotated[str, Field(description="GPU slug (see /api/gpus).")]
+    name: Annotated[str, Field(description="GPU name.")]
+    count: Annotated[int, Field(description="GPUs the model is split across.")]
+    memory_bytes: Annotated[int, Field(description="Memory of all `count` GPUs together, as the driver reports it.")]
+    headroom_bytes: Annotated[int, Field(description="memory_bytes - total_bytes; negative when it does not fit.")]
+    fits: Annotated[bool, Field(description="Whether the total fits in the memory this runtime may use on them.")]
 
 
 class TracedPeak(BaseModel):

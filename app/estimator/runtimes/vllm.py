@@ -9,9 +9,10 @@ arithmetic), vllm_advice (does it start; the smallest fix).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from math import ceil
 
+from app.estimator.gpus import Decide, Gpu
 from app.estimator.quantization import Format
 from app.estimator.runtimes import vllm_advice, vllm_flags, vllm_kv, vllm_memory, vllm_profiles
 from app.estimator.runtimes.base import Runtime, RuntimeInput, RuntimeMemory
@@ -173,25 +174,50 @@ def _need(f: VllmFlags, s: Stage, sequence: int, batch: int) -> int:
     return s.non_kv() + _blocks(f, sequence, batch) * s.block_bytes
 
 
-def _fit_on(inp: RuntimeInput, asked: VllmFlags, stages: list[Stage]) -> Callable[[int, str], tuple[bool, int]]:
-    """The verdict on any GPU of the catalog: (starts, headroom per GPU), flags resolved for that GPU (from the
-    asked GPU's: only the batch defaults differ), stages computed once per distinct flags (the asked flags'
+def _fit_on(inp: RuntimeInput, asked: VllmFlags, stages: Sequence[Stage]) -> Decide:
+    """The verdict on every GPU of a fit list: (starts, headroom per GPU), flags resolved for each GPU (from the
+    asked GPU's: only the batch defaults differ), stages and rule built once per distinct flags (the asked flags'
     `stages` given)."""
-    cache = {(asked.max_num_seqs, asked.max_num_batched_tokens):  # for_gpu answers `asked` itself for its batch
-             vllm_advice.starts_rule(asked, stages, vllm_advice.blocks_per_sequence(asked))}
     req = inp.request or VramRequest(model=inp.spec.slug, runtime="vllm", gpu_count=inp.gpu_count)
+    rules = {(asked.max_num_seqs, asked.max_num_batched_tokens):  # for_gpu answers `asked` itself for its batch
+             vllm_advice.starts_rule(asked, stages, vllm_advice.blocks_per_sequence(asked))}
 
-    def fit(gpu_bytes: int, slug: str) -> tuple[bool, int]:
-        per_gpu = gpu_bytes // inp.gpu_count
+    def rule_for(per_gpu: int, slug: str) -> vllm_advice.StartRule:
         batch = vllm_flags.batch_for(asked, req, per_gpu, slug)
-        rule = cache.get(batch)
+        rule = rules.get(batch)
         if rule is None:
             f = vllm_flags.for_gpu(asked, batch)
-            rule = cache[batch] = vllm_advice.starts_rule(f, vllm_memory.stages(inp.spec, inp.fmt, f),
+            rule = rules[batch] = vllm_advice.starts_rule(f, vllm_memory.stages(inp.spec, inp.fmt, f),
                                                           vllm_advice.blocks_per_sequence(f))
-        return rule(per_gpu)
+        return rule
 
-    return fit
+    def decide(gpus: Sequence[Gpu]) -> list[tuple[bool, int]]:
+        totals, classes, examples = _gpu_classes(tuple(gpus))
+        verdicts = {c: iter(rule_for(*examples[c]).many([t for t, k in zip(totals, classes, strict=True) if k == c]))
+                    for c in examples}
+        return [next(verdicts[c]) for c in classes]
+
+    return decide
+
+
+_CLASSES: dict[tuple[int, ...], tuple[tuple[Gpu, ...], tuple]] = {}
+
+
+def _gpu_classes(gpus: tuple[Gpu, ...]) -> tuple[list[int], list[bool], dict[bool, tuple[int, str]]]:
+    """Each GPU's CUDA total (what each of gpu_count GPUs reports) and batch-default class
+    (vllm_profiles.large_batch_gpu: resolve's flags differ between GPUs by it alone), with one GPU of each class;
+    once per GPU list (the catalog's lives as long as the process)."""
+    key = tuple(map(id, gpus))
+    hit = _CLASSES.get(key)
+    if hit is not None:  # the entry holds those GPUs, so their ids cannot have been reused
+        return hit[1]
+    totals = [g.cuda_total for g in gpus]
+    classes = [vllm_profiles.large_batch_gpu(g.cuda_total, "a100" in g.slug) for g in gpus]
+    examples = {c: (g.cuda_total, g.slug) for g, c in zip(gpus, classes, strict=True)}
+    if len(_CLASSES) > 256:
+        _CLASSES.clear()
+    _CLASSES[key] = (gpus, (totals, classes, examples))
+    return totals, classes, examples
 
 
 def memory(inp: RuntimeInput) -> RuntimeMemory:

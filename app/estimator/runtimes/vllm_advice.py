@@ -9,14 +9,15 @@ is N"): vllm/v1/worker/gpu_worker.py, vllm/v1/core/kv_cache_utils.py check_enoug
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from math import ceil
 
 from app.estimator.kv_cache import KV_TYPES
 from app.estimator.runtimes import vllm_kv
 from app.estimator.runtimes.vllm_flags import VllmFlags, tp_allowed
-from app.estimator.runtimes.vllm_memory import Stage, cuda_context, kv_budget
+from app.estimator.runtimes.vllm_memory import Stage, cuda_context
+from app.estimator.runtimes.vllm_profiles import extensible_margin
 from app.estimator.schema import VllmFix
 from app.estimator.spec import ModelSpec
 
@@ -51,25 +52,61 @@ def budgets(f: VllmFlags, stages: list[Stage], total: int) -> list[int]:
     return [s.budget(requested, free) for s in stages]
 
 
-def starts_rule(f: VllmFlags, stages: list[Stage], per_sequence: int) -> Callable[[int], tuple[bool, int]]:
-    """`verdict`'s (starts, headroom) alone, without its message, as a function of the GPU's total: each stage's
-    sums taken once, the fit list asks it for every catalog GPU (tests/test_estimate_cache.py holds it equal to
-    `verdict` on each). `per_sequence`: blocks_per_sequence(f)."""
-    u, context, extensible = f.gpu_memory_utilization, cuda_context(f), f.extensible
-    sums = [(s.non_kv(), s.weights + s.non_torch + s.graph_pool, s.activation, per_sequence * s.block_bytes)
-            for s in stages]
+@dataclass(frozen=True, slots=True)
+class StartRule:
+    """`verdict`'s (starts, headroom) alone, without its message, in closed form over the GPU's total: the fit
+    list asks it for every catalog GPU (tests/test_estimate_cache.py holds it equal to `verdict` on each GPU and
+    on a sweep of totals).
 
-    def on(total: int) -> tuple[bool, int]:
-        asked = int(u * total)  # request_memory; with the extensible cache a cap, never above free
-        free = total - context
-        if not extensible and asked > free:
-            return False, free - asked
-        kv = [(kv_budget(asked, free if extensible else None, non_kv, used, peak), need)
-              for non_kv, used, peak, need in sums]
-        spare = min(b - need for b, need in kv)
-        return min(b for b, _ in kv) > 0 and spare >= 0, spare
+    With budget_i = requested - non_kv_i (Stage.budget) and need_i = one max_model_len sequence's blocks:
+    min_i budget_i = requested - max non_kv_i and min_i (budget_i - need_i) = requested - max (non_kv_i + need_i).
+    The extensible cache (0.34) caps budget_i by min(requested - used_i, free - used_i - margin_i) - peak_i, so
+    both minima also take free - max (used_i + margin_i + peak_i [+ need_i]); all integers, no rounding moved."""
 
-    return on
+    utilization: float
+    context: int  # cuda_context: total - context is the memory free at start
+    extensible: bool
+    budget_floor: int  # the KV budget is requested - budget_floor (no stage: the widest of them)
+    spare_floor: int  # ... and what is left after one sequence, requested - spare_floor
+    free_budget_floor: int = 0  # extensible: also capped by free - free_budget_floor ...
+    free_spare_floor: int = 0  # ... and free - free_spare_floor after one sequence
+
+    @classmethod
+    def of(cls, f: VllmFlags, stages: Sequence[Stage], per_sequence: int) -> StartRule:
+        """`per_sequence`: blocks_per_sequence(f)."""
+        rows = [(s.non_kv(), s.weights + s.non_torch + s.graph_pool, s.activation, per_sequence * s.block_bytes)
+                for s in stages]
+        if not f.extensible:
+            return cls(f.gpu_memory_utilization, cuda_context(f), False, max(nk for nk, _, _, _ in rows),
+                       max(nk + need for nk, _, _, need in rows))
+        floors = [(max(nk, used + peak), used + extensible_margin(peak) + peak, need) for nk, used, peak, need in rows]
+        return cls(f.gpu_memory_utilization, cuda_context(f), True, max(a for a, _, _ in floors),
+                   max(a + need for a, _, need in floors), max(b for _, b, _ in floors),
+                   max(b + need for _, b, need in floors))
+
+    def many(self, totals: Sequence[int]) -> list[tuple[bool, int]]:
+        """__call__ on each total (the fit list: one loop, no call per GPU)."""
+        u, context, extensible = self.utilization, self.context, self.extensible
+        floor, spare_floor, free_floor, free_spare_floor = (self.budget_floor, self.spare_floor,
+                                                            self.free_budget_floor, self.free_spare_floor)
+        out = []
+        for total in totals:
+            asked, free = int(u * total), total - context
+            if not extensible:
+                spare = asked - spare_floor
+                out.append((False, free - asked) if asked > free else (asked - floor > 0 and spare >= 0, spare))
+            else:
+                spare = min(asked - spare_floor, free - free_spare_floor)
+                out.append((min(asked - floor, free - free_floor) > 0 and spare >= 0, spare))
+        return out
+
+    def __call__(self, total: int) -> tuple[bool, int]:
+        return self.many((total,))[0]
+
+
+def starts_rule(f: VllmFlags, stages: Sequence[Stage], per_sequence: int) -> StartRule:
+    """StartRule.of: `verdict`'s (starts, headroom) as a function of the GPU's total."""
+    return StartRule.of(f, stages, per_sequence)
 
 
 def verdict(f: VllmFlags, stages: list[Stage], total: int) -> Verdict:

@@ -9,8 +9,9 @@ Calibrated parts (vllm_profiles.py): the sampler's bytes per logit, non-torch an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache as cache_by_size
+from operator import attrgetter
 
 from app.estimator import cache
 from app.estimator.memo import per_spec
@@ -294,7 +295,27 @@ def _state_bytes(lm: LanguageModel, rule: cache.StateRule, tp: int, layers: int,
     return total
 
 
-def stages(spec: ModelSpec, fmt: Format, f: VllmFlags) -> list[Stage]:
+def stages(spec: ModelSpec, fmt: Format, f: VllmFlags) -> tuple[Stage, ...]:
+    """What each pipeline stage holds on one of its GPUs. Built once per model, format and flags: no stage figure
+    depends on max_model_len or gpu_memory_utilization (they size the KV budget's use, vllm_advice), so a
+    request's stages are those of its flags with both zeroed, which _stages is given."""
+    if FORMATS.get(fmt.slug) is not fmt:  # not a registry format: nothing to key it by
+        return _stages(spec, fmt, f)
+    return _stages_for(spec, fmt.slug, _STAGE_KEY(f))
+
+
+# Every VllmFlags field but the two the stages do not read, in declaration order
+_STAGE_FIELDS = tuple(x.name for x in fields(VllmFlags) if x.name not in ("max_model_len", "gpu_memory_utilization"))
+_STAGE_KEY = attrgetter(*_STAGE_FIELDS)
+
+
+@per_spec
+def _stages_for(spec: ModelSpec, fmt: str, key: tuple) -> tuple[Stage, ...]:
+    flags = VllmFlags(**dict(zip(_STAGE_FIELDS, key, strict=True)), max_model_len=0, gpu_memory_utilization=0.0)
+    return _stages(spec, FORMATS[fmt], flags)
+
+
+def _stages(spec: ModelSpec, fmt: Format, f: VllmFlags) -> tuple[Stage, ...]:
     lm, out, lo = spec.language_model, [], 0
     kv_lm = vllm_mtp.with_draft(lm, f.draft_layers) if f.draft_layers else lm  # the draft's layers come last
     for i, n in enumerate(stage_layers(lm.layers, f.pp)):
@@ -312,7 +333,7 @@ def stages(spec: ModelSpec, fmt: Format, f: VllmFlags) -> list[Stage]:
         out.append(Stage(i, n, weights, replicated, activation, non_torch, block_bytes(kv_lm, f, kv_n, lo), estimate,
                          pool, state_bytes(lm, f, n, lo), draft, draft_tokens))
         lo += n
-    return out
+    return tuple(out)
 
 
 def token_bytes(lm: LanguageModel, f: VllmFlags, first: int, layers: int) -> int:

@@ -216,6 +216,11 @@ def batch_defaults(profile: VllmProfile, gpu_bytes: int | None, a100: bool, max_
     """
     if profile.engine == "V0":
         return 256, max(max_model_len, 2048)
-    if (gpu_bytes is None or gpu_bytes >= LARGE_GPU_BYTES) and not a100:
+    if large_batch_gpu(gpu_bytes, a100):
         return 1024, 8192
     return 256, 2048
+
+
+def large_batch_gpu(gpu_bytes: int | None, a100: bool) -> bool:
+    """The GPU class batch_defaults tells apart (none given: the large one); nothing else of the GPU matters."""
+    return (gpu_bytes is None or gpu_bytes >= LARGE_GPU_BYTES) and not a100
