@@ -75,3 +75,26 @@ def test_every_model_file_names_its_sources():
 def test_loader_reads_a_directory(tmp_path: Path):
     root = _broken_copy(tmp_path, lambda d: None)
     assert set(load_catalog(root).models) == {p.stem for p in (SPECS_DIR / "models").glob("*.json")}
+
+
+def test_lazy_catalog_answers_as_the_validated_one(catalog: Catalog):
+    """`vram` reads the catalog lazily (each spec validated when asked for): every slug and repo id, in any case,
+    finds the same spec as the catalog validated at startup, and names that are neither find none."""
+    lazy = load_catalog(lazy=True)
+    assert set(lazy.models) == set(catalog.models) and len(lazy.models) == len(catalog.models)
+    assert lazy.model("GLM-4V-9B") == catalog.model("glm-4v-9b")  # a slug: that one file read
+    names = [*catalog.models, *(s.hf_repo for s in catalog.models.values() if s.hf_repo)]
+    for name in names:
+        assert lazy.lookup(name.upper()) == catalog.lookup(name.upper()), name
+    assert lazy.lookup("no-such/model") is None and lazy.gpus == catalog.gpus
+
+
+@pytest.mark.parametrize("field", ["language_model.kv_heads", "slug"])
+def test_lazy_catalog_names_a_bad_file_when_it_is_read(tmp_path: Path, field: str):
+    edit = {"language_model.kv_heads": lambda d: d["language_model"].update(kv_heads="two"),
+            "slug": lambda d: d.update(slug="other")}[field]
+    lazy = load_catalog(_broken_copy(tmp_path, edit), lazy=True)
+    assert lazy.model("llama-3.1-8b").slug == "llama-3.1-8b"  # another file: answered
+    with pytest.raises(CatalogError) as err:
+        lazy.model("glm-4v-9b")
+    assert "glm-4v-9b.json" in str(err.value) and field in str(err.value), str(err.value)

@@ -94,7 +94,7 @@ def _signature(*params: inspect.Parameter) -> inspect.Signature:
 def estimate_command(model: str, as_json: bool = False, **fields: Any) -> None:
     """GPU memory for MODEL as requested: weights, KV cache, activations, overhead."""
     with _answering(as_json):
-        catalog = load_catalog()
+        catalog = load_catalog(lazy=True)  # validates the one spec it answers for
         est = estimate_for(catalog, model, request_for(model, fields))
     if as_json:
         print(est.model_dump_json())

@@ -12,7 +12,6 @@ from app.estimator.kv_cache import KV_TYPES
 from app.estimator.params import count_parameters
 from app.estimator.quantization import FORMATS, GROUP_LABELS
 from app.estimator.runtimes import RUNTIMES
-from app.estimator.runtimes.vllm_kv import plan_for as vllm_kv_plan
 from app.estimator.schema import Breakdown, GpuFit, VramEstimate, VramRequest, WeightsReport
 from app.estimator.spec import ModelSpec
 
@@ -39,3 +38,15 @@ __all__ = [
     "vllm_kv_plan",
     "weights_report",
 ]
+
+
+def __getattr__(name: str):
+    if name == "vllm_kv_plan":  # vLLM's KV planner loads with the first vLLM answer, not with the estimator
+        from app.estimator.runtimes.vllm_kv import plan_for
+
+        return plan_for
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "vllm_kv_plan"})

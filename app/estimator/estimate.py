@@ -17,7 +17,7 @@ from app.estimator.kv_cache import KV_TYPES, KvType, image_positions, kv_bytes
 from app.estimator.memo import per_spec
 from app.estimator.params import ParameterCount, count_active_parameters, count_parameters
 from app.estimator.quantization import FORMATS, Format, StoredWeights, applied_skip, skip_summary, stored_weights
-from app.estimator.runtimes import RUNTIMES, Runtime, RuntimeInput, vllm_flags
+from app.estimator.runtimes import RUNTIMES, Runtime, RuntimeInput
 from app.estimator.schema import (
     Breakdown,
     Detail,
@@ -86,7 +86,11 @@ def resolve(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Choi
 
 @per_spec(bound=4096)  # vllm_version is any x.y.z
 def _choose(spec: ModelSpec, req: Asked) -> tuple[Format, Runtime, KvType]:
-    default_fmt = vllm_flags.default_format(spec, req)  # vLLM --dtype; else spec.dtype_slug
+    default_fmt = spec.default_format
+    if req.runtime == "vllm":  # vLLM's --dtype (its flags load with the runtime that reads them)
+        from app.estimator.runtimes import vllm_flags
+
+        default_fmt = vllm_flags.default_format(spec, req)
     stored = FORMATS.get(default_fmt)
     if req.quantization is None and stored and stored.gguf_form and req.runtime not in (None, *stored.runtimes):
         default_fmt = stored.gguf_form  # llama.cpp asked for an MXFP4 checkpoint: the GGUF it converts to
@@ -108,7 +112,11 @@ def _choose(spec: ModelSpec, req: Asked) -> tuple[Format, Runtime, KvType]:
         field = "runtime" if req.runtime else "quantization"  # the runtime a format's default named
         raise InvalidRequest(field, f"runtime {runtime_slug} cannot answer for {spec.name}: {why} "
                                     f"(allowed for {fmt.label}: {allowed})")
-    kv_asked = vllm_flags.kv_override(req, runtime_slug, spec) or req.kv_cache  # vLLM --kv-cache-dtype
+    kv_asked = req.kv_cache
+    if runtime_slug == "vllm":  # --kv-cache-dtype, or the checkpoint's own KV scheme
+        from app.estimator.runtimes import vllm_flags
+
+        kv_asked = vllm_flags.kv_override(req, runtime_slug, spec) or req.kv_cache
     kv = _pick("kv_cache", kv_asked or runtime.default_kv(spec, fmt), runtime.kv_types,
                f"{runtime.label} supports these KV-cache types")
     return fmt, runtime, KV_TYPES[kv]

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from app.catalog import Catalog
-from app.catalog.importer import spec_from_config
 from app.estimator import InvalidRequest, ModelSpec, VramEstimate, VramRequest, estimate, weights_report
 from app.estimator.schema import HubSource
 
@@ -32,7 +31,9 @@ def spec_for(catalog: Catalog, model: str | None, config: dict[str, Any] | None)
     """The spec a request names, and its Hub source when it was fetched (None otherwise)."""
     if config is not None or model is None or "/" not in model or catalog.lookup(model) is not None:
         return catalog.spec_for(model, config), None
-    from app.hub._client import fetch_config  # httpx only when a repo id leaves the catalog (a fast `vram` start)
+    # httpx and the importer's adapters only when a repo id leaves the catalog (a fast `vram` start)
+    from app.catalog.importer import spec_from_config
+    from app.hub._client import fetch_config
 
     got = fetch_config(model.strip())
     try:

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from app.estimator.errors import UnknownChoice
 from app.estimator.gguf.arch import ARCHS, SLUG_ARCH, GgufArch
-from app.estimator.runtimes.base import CUDA_CONTEXT_BYTES, MiB, Runtime, RuntimeInput, RuntimeMemory
+from app.estimator.runtimes.base import CUDA_CONTEXT_BYTES, MiB, RuntimeInput, RuntimeMemory
 from app.estimator.runtimes.llamacpp_backends import BACKENDS, Backend
 from app.estimator.runtimes.llamacpp_buffers import (
     STATE_RULE,
@@ -373,19 +373,3 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
         notes.append("compute buffer: not calibrated on a hybrid recurrent model (the fit covers attention-only "
                      "architectures)")
     return mem
-
-
-RUNTIME = Runtime(
-    slug="llama.cpp",
-    label="llama.cpp (CUDA)",
-    source="llama.cpp src/llama-context.cpp, src/llama-model.cpp, src/llama-kv-cache.cpp",
-    kv_types=("fp16", "bf16", "fp32", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"),
-    default_kv=lambda spec, fmt: "fp16",
-    memory=memory,
-    unsupported={
-        # gguf 0.19.0 (llama.cpp's gguf-py, constants.py MODEL_ARCH): deepseek, deepseek2, deepseek2-ocr only
-        "DeepSeek-V4": "llama.cpp has no DeepSeek-V4 architecture (gguf-py 0.19.0 MODEL_ARCH lists deepseek, "
-                       "deepseek2 and deepseek2-ocr only): convert_hf_to_gguf.py cannot write a GGUF of it and "
-                       "llama.cpp cannot load one",
-    },
-)

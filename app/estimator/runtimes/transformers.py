@@ -15,7 +15,6 @@ from app.estimator import cache
 from app.estimator.quantization import (
     BNB_FUSED_MAX_ROWS,
     LLM_INT8_THRESHOLD,
-    Format,
     applied_skip,
     dequant_scratch,
     int8_scratch,
@@ -23,7 +22,7 @@ from app.estimator.quantization import (
 from app.estimator.runtimes import attention as kernels
 from app.estimator.runtimes import remote_code
 from app.estimator.runtimes.activations import EAGER, SDPA, HfCode, compute_bytes, hf_prefill_bytes, vision_pass_bytes
-from app.estimator.runtimes.base import CUDA_CONTEXT_BYTES, MiB, Runtime, RuntimeInput, RuntimeMemory
+from app.estimator.runtimes.base import CUDA_CONTEXT_BYTES, MiB, RuntimeInput, RuntimeMemory
 from app.estimator.spec import ModelSpec
 
 # PyTorch's cuBLAS + cuBLASLt workspaces on Hopper (CUDABlasHandlePool: 32 MiB each on sm90+).
@@ -193,18 +192,3 @@ COMPRESSED_NOTES = [
     "score matrix or the hyper-connection streams); the KV and compressor figures are traced "
     "(model_specs/traces/cache/deepseek-v4-flash.json)",
 ]
-
-
-def _default_kv(spec: ModelSpec, fmt: Format) -> str:
-    return fmt.slug if fmt.slug in ("fp32", "fp16", "bf16") else spec.dtype_slug
-
-
-RUNTIME = Runtime(
-    slug="transformers",
-    label="Hugging Face transformers (PyTorch)",
-    source=("transformers generate() with DynamicCache (src/transformers/cache_utils.py); allocated peak traced "
-            "on fake tensors (torch MemTracker)"),  # shared/reference/quantization-and-runtimes.md s5
-    kv_types=("bf16", "fp16", "fp32"),
-    default_kv=_default_kv,
-    memory=memory,
-)

@@ -13,19 +13,12 @@ from collections.abc import Sequence
 from math import ceil
 
 from app.estimator.gpus import Decide, Gpu
-from app.estimator.quantization import Format
 from app.estimator.runtimes import vllm_advice, vllm_flags, vllm_kv, vllm_memory, vllm_profiles
-from app.estimator.runtimes.base import Runtime, RuntimeInput, RuntimeMemory
+from app.estimator.runtimes.base import RuntimeInput, RuntimeMemory
 from app.estimator.runtimes.vllm_flags import VllmFlags
 from app.estimator.runtimes.vllm_memory import Stage
-from app.estimator.runtimes.vllm_profiles import NON_KV_MEASURES, PROFILES, GiB
+from app.estimator.runtimes.vllm_profiles import NON_KV_MEASURES, GiB
 from app.estimator.schema import VllmDetail, VllmStage, VramRequest
-from app.estimator.spec import ModelSpec
-
-# Where the model comes from (listed by /api/runtimes)
-SOURCE = ("vLLM vllm/v1/worker/gpu_worker.py (determine_available_memory), vllm/v1/core/kv_cache_utils.py; "
-          "constants calibrated on published vLLM startup logs (llm-d-incubation/llm-d-planner "
-          "accuracy/results, github.com/vllm-project/vllm/issues/13882)")
 
 
 def _flags(inp: RuntimeInput) -> VllmFlags:
@@ -313,28 +306,3 @@ def _memory(inp: RuntimeInput, f: VllmFlags, stages: list[Stage], d: VllmDetail,
         mem.warnings.append(f"the KV cache holds {d.kv_tokens:,} tokens, fewer than the {asked:,} of {inp.batch} "
                             "sequences: vLLM queues the rest")
     return mem
-
-
-def _default_kv(spec: ModelSpec, fmt: Format) -> str:
-    return vllm_flags.default_kv(spec, fmt)
-
-
-RUNTIME = Runtime(
-    slug="vllm",
-    label="vLLM (paged KV cache)",
-    source=SOURCE,
-    kv_types=("bf16", "fp16", "fp32", "fp8"),
-    default_kv=_default_kv,
-    memory=memory,
-    release_ranges=tuple(p.name for p in PROFILES),
-    cuda_total=True,
-    unsupported={
-        # vllm 0.32.0 and 0.34.0: model_executor/models/registry.py DeepseekV4ForCausalLM ->
-        # vllm/models/deepseek_v4 (attention.py DeepseekV4SWACache, MLAAttentionSpec with tokens_per_state,
-        # DeepseekV4IndexerCache; compressor.py CompressorStateCache, SlidingWindowMLASpec)
-        "DeepSeek-V4": "vLLM runs DeepSeek-V4 (vllm/models/deepseek_v4, 0.32 and 0.34), but its cache is not "
-                       "modelled here yet: a separate sliding-window cache, compressed MLA pages holding one "
-                       "entry per compress rate tokens (fp8_ds_mla rows of 584 bytes), an indexer cache and "
-                       "float32 compressor-state pages; use runtime=transformers",
-    },
-)
