@@ -508,20 +508,20 @@ class LlamaCppFit(BaseModel):
                     "failed: even that does not fit (llama.cpp then loads as asked and may run out of memory).")
     n_ctx: int = Field(description="The context --fit settles on (n_ctx).")
     n_gpu_layers: int = Field(description="-ngl it sets (n_layer + 1 = all).")
-    n_cpu_moe_layers: list[int] = Field(default_factory=list,
+    n_cpu_moe_layers: list[int] = Field([],
                                         description="Layers whose MoE expert tensors it keeps in host memory.")
     overflow: str | None = Field(None, description="Part of one more layer kept on the device (UP, GATE, ATTN).")
-    overrides: list[str] = Field(default_factory=list, description="The -ot patterns (regex=CPU) it sets.")
+    overrides: list[str] = Field([], description="The -ot patterns (regex=CPU) it sets.")
     projected: int = Field(description="Device memory projected for these settings (model + context + compute; "
                                        "several devices: their sum).")
-    fit_print: list[str] = Field(default_factory=list,
+    fit_print: list[str] = Field([],
                                  description="--fit-print lines: device, model, context, compute in MiB (with "
                                              "draft-mtp: the draft context included, as --fit measures it).")
     command: str = Field("", description="A llama-server command that loads these settings without --fit.")
-    notes: list[str] = Field(default_factory=list)
-    tensor_split: list[int] = Field(default_factory=list, description="Several devices: layers per device, as "
+    notes: list[str] = Field([])
+    tensor_split: list[int] = Field([], description="Several devices: layers per device, as "
                                     "--fit writes tensor_split (empty for one device).")
-    devices: list[LlamaCppFitDevice] = Field(default_factory=list,
+    devices: list[LlamaCppFitDevice] = Field([],
                                              description="Several devices: each one's share (empty for one).")
 
 
@@ -543,7 +543,7 @@ class LlamaCppReport(BaseModel):
     buffers: list[LlamaCppBuffer]
     backend: str = Field("cuda", description="The ggml backend the buffers are for.")
     device: str = Field("CUDA0", description="The device as llama.cpp names it (CUDA0, ROCm0, MTL0, ...).")
-    fit_print: list[str] = Field(default_factory=list, description="These buffers as `llama-fit-params "
+    fit_print: list[str] = Field([], description="These buffers as `llama-fit-params "
                                  "--fit-print on` prints them: device, model, context, compute in MiB (truncated).")
     fit: LlamaCppFit | None = Field(None, description="--fit's decisions for `free_memory` (when given).")
 
@@ -680,8 +680,8 @@ class VllmDetail(BaseModel):
                                        "when it starts; minus the shortfall when it does not.")
     starts: bool | None = Field(description="Whether startup succeeds (None when no GPU was named).")
     shortfall_bytes: int = Field(0, description="Bytes missing for one max_model_len sequence (0 when it starts).")
-    fixes: list[VllmFix] = Field(default_factory=list, description="Smallest changes that make it start.")
-    stages: list[VllmStage] = Field(default_factory=list, description="Every pipeline stage; the figures above "
+    fixes: list[VllmFix] = Field([], description="Smallest changes that make it start.")
+    stages: list[VllmStage] = Field([], description="Every pipeline stage; the figures above "
                                     "are those of the stage with the fewest KV blocks.")
     speculative_method: str | None = Field(None, description="--speculative-config method (mtp: the checkpoint's "
                                            "MTP layers as the draft); None: no speculative decoding.")
@@ -710,7 +710,7 @@ class HubSource(BaseModel):
     stored_format: str = Field(description="That stored format's slug.")
     matches_index: bool | None = Field(
         None, description="stored_bytes == index_total_size; null without an index.")
-    notes: list[str] = Field(default_factory=list, description="What could not be pinned or read, and why.")
+    notes: list[str] = Field([], description="What could not be pinned or read, and why.")
 
 
 class VramEstimate(BaseModel):

@@ -20,7 +20,7 @@ class Sourced(BaseModel):
 
     source: str = Field(min_length=3, description="Where these values come from (repository : file).")
     field_sources: dict[str, str] = Field(
-        default_factory=dict, description="Per-field sources that differ from `source`."
+        default={}, description="Per-field sources that differ from `source`."
     )
 
     @model_validator(mode="after")
@@ -283,7 +283,7 @@ class LanguageModel(Sourced):
     # --- per-layer cache model: additive, defaults keep older specs unchanged ---
     v_head_dim: int | None = Field(None, ge=1, description="Value head dim when it differs from head_dim.")
     kv_geometry: dict[Literal["full", "sliding", "chunked"], KvGeometry] = Field(
-        default_factory=dict, description="KV geometry of one layer type when it differs from kv_heads x head_dim.")
+        default={}, description="KV geometry of one layer type when it differs from kv_heads x head_dim.")
     attention_chunk_size: int | None = Field(None, ge=1, description="Positions a chunked-attention layer keeps.")
     kv_shared_layers: int = Field(0, ge=0, description="Last layers that allocate no KV and read the cache of "
                                                        "the last earlier layer of their type (num_kv_shared_layers).")
@@ -498,7 +498,7 @@ class ModelSpec(BaseModel):
     language_model: LanguageModel
     vision: VisionTower | None = None
     card: Card
-    discrepancies: list[Discrepancy] = Field(default_factory=list)
+    discrepancies: list[Discrepancy] = Field([])
 
     @model_validator(mode="after")
     def _modality(self) -> ModelSpec:

@@ -91,9 +91,9 @@ class TraceFile(BaseModel):
     model: str
     environment: TraceEnvironment
     rows: list[TracedRow]
-    not_traced: list[NotTraced] = Field(default_factory=list)
-    sources: list[RemoteSource] = Field(default_factory=list, description="Remote code: the files traced.")
-    shims: list[str] = Field(default_factory=list, description="Remote code: what the tracer changed to run it.")
+    not_traced: list[NotTraced] = Field([])
+    sources: list[RemoteSource] = Field([], description="Remote code: the files traced.")
+    shims: list[str] = Field([], description="Remote code: what the tracer changed to run it.")
 
 
 @dataclass(frozen=True)
