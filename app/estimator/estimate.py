@@ -157,7 +157,6 @@ class Fixed:
     """What an answer takes from the model, format and KV type alone: built once per combination (specs are
     immutable), so a request pays only for what its own numbers change."""
 
-    weights: StoredWeights | None  # None with a skip list (the request's own) or a GGUF's own tensors
     parameters: ParameterCount
     parameters_active: int
     kv_per_token: int  # KV bytes of one position, all layers, one sequence
@@ -176,8 +175,8 @@ def _fixed(spec: ModelSpec, fmt: Format, kv: KvType, skip: tuple[str, ...] | Non
     per_token = kv_bytes(lm, kv, 1)
     lines = (f"weights: {fmt.label} ({fmt.source})", *([skip_summary(spec, fmt, skip)] if skip is not None else []),
              _kv_line(lm, kv, per_token))
-    return Fixed(stored_weights(spec, fmt.slug, skip), count_parameters(spec), count_active_parameters(spec),
-                 per_token, lines, tuple(_format_warnings(spec, fmt)))
+    return Fixed(count_parameters(spec), count_active_parameters(spec), per_token, lines,
+                 tuple(_format_warnings(spec, fmt)))
 
 
 def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
@@ -203,7 +202,7 @@ def estimate(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = (), *,
         fx = fixed(spec, c.fmt.slug, c.kv.slug)
     else:
         fx = _fixed(spec, c.fmt, c.kv, skip)
-    weights = gguf.weights if gguf else fx.weights
+    weights = gguf.weights if gguf else stored_weights(spec, c.fmt.slug, skip)
     positions = image_positions(spec, req.images)
     sequence = req.context + positions
     gpu_memory = (c.gpu.cuda_total if c.runtime.cuda_total else c.gpu.memory_bytes) * req.gpu_count if c.gpu else None
