@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from app.estimator.errors import UnknownChoice
 from app.estimator.gguf.arch import ARCHS, SLUG_ARCH, GgufArch
@@ -29,7 +30,6 @@ from app.estimator.runtimes.llamacpp_buffers import (
 )
 from app.estimator.runtimes.llamacpp_compute import compute_buffers, layer_compute, vision_buffer
 from app.estimator.runtimes.llamacpp_context import LLAMA_NAME, LlamaContext, resolve_context
-from app.estimator.runtimes.llamacpp_fit import FitDecision, Layers, Plan, Use, default_split, fit_devices
 from app.estimator.runtimes.llamacpp_mtp import MTP_ARCHS, RS_ROLLBACK, MtpDraft, draft, requested
 from app.estimator.schema import (
     HostMemory,
@@ -39,6 +39,9 @@ from app.estimator.schema import (
     LlamaCppReport,
     VramRequest,
 )
+
+if TYPE_CHECKING:  # --fit's search loads with the first request that gives free_memory
+    from app.estimator.runtimes.llamacpp_fit import FitDecision, Layers, Plan, Use
 
 
 def _arch(inp: RuntimeInput) -> GgufArch | None:
@@ -118,6 +121,8 @@ def _devices_bytes(inp: RuntimeInput, req: VramRequest, backend: Backend, frees:
     single-device compute buffer, the others the attention and FFN moments only (no logits) - a model, not
     measured on several devices.
     """
+    from app.estimator.runtimes.llamacpp_fit import Layers, Plan, default_split  # --fit / several devices only
+
     spec, lm = inp.spec, inp.spec.language_model
     n, nd = lm.layers, len(frees)
     if plan is None:
@@ -183,6 +188,9 @@ def _fit(inp: RuntimeInput, req: VramRequest, backend: Backend) -> LlamaCppFit |
     """llama.cpp --fit for the free memory the request gives, on each of gpu_count devices."""
     if req.free_memory is None or not backend.gpu:
         return None
+    # --fit's search loads with the first request that gives free_memory (a fast `vram` start)
+    from app.estimator.runtimes.llamacpp_fit import Use, fit_devices
+
     lm = inp.spec.language_model
     nd = inp.gpu_count
     frees, margins = [req.free_memory] * nd, [req.fit_target * MiB] * nd  # one --fit-target: every device
@@ -206,6 +214,8 @@ def _fit(inp: RuntimeInput, req: VramRequest, backend: Backend) -> LlamaCppFit |
 
 def _fit_answer(inp: RuntimeInput, req: VramRequest, backend: Backend, d: FitDecision, frees: list[int],
                 margins: list[int]) -> LlamaCppFit:
+    from app.estimator.runtimes.llamacpp_fit import default_split
+
     lm, nd = inp.spec.language_model, len(frees)
     if nd == 1:
         model, context, compute, total, *host = _device_bytes(inp, req, backend, d.n_ctx, d.layers)

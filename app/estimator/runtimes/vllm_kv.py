@@ -25,6 +25,7 @@ tests/test_vllm_plan.py):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from math import ceil
 
 from app.estimator import cache
@@ -147,6 +148,7 @@ CHECKPOINT_BLOCKS = {"mamba2": 1, "gdn": 0, "short_conv": 0}
 ALIGN_STATE_BLOCKS = 2
 
 
+@per_spec
 def groups_modelled(lm: LanguageModel) -> bool:
     """Whether vLLM's planning rules are transcribed for this model: every layer full, sliding or chunked
     attention, MLA, or a recurrent (Mamba/GDN/short-conv) layer; no indexer (DeepSeek V3.2's indexer cache is a
@@ -192,6 +194,7 @@ def layer_kv(lm: LanguageModel, kv: KvType, tp: int, windows: bool = True, compu
     return out
 
 
+@lru_cache(maxsize=256)  # asked on every vLLM estimate; a release is any x.y.z
 def rules(version: str) -> PlanRelease | None:
     """The planning rules of `version`, or None for releases before 0.19 (not transcribed)."""
     try:

@@ -13,6 +13,7 @@ https://github.com/vllm-project/vllm/issues/13882 (vLLM 0.7.3, RTX 4060).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from app.estimator.errors import InvalidRequest
 
@@ -173,6 +174,7 @@ def parse_version(text: str) -> tuple[int, int]:
     return major, minor
 
 
+@lru_cache(maxsize=256)  # asked on every vLLM estimate; a release is any x.y.z
 def profile_for(version: str | None) -> VllmProfile:
     """The profile describing `version` (default: the newest release); a release newer than the newest
     profile gets the newest profile (see `version_warning`).
