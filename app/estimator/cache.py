@@ -306,6 +306,13 @@ def cache_totals(lm: LanguageModel, kv, rule: StateRule, tokens: int, sequences:
 
 
 @per_spec
+def kinds(lm: LanguageModel) -> tuple[frozenset[str], frozenset[str]]:
+    """(every layer kind, the kinds that keep a recurrent state), once per model."""
+    layers = layer_caches(lm)
+    return frozenset(x.kind for x in layers), frozenset(x.kind for x in layers if x.states)
+
+
+@per_spec
 def has_state(lm: LanguageModel) -> bool:
     return any(layer.states for layer in layer_caches(lm))
 

@@ -278,18 +278,13 @@ def _cache_layers(lm, kv: KvType, rule) -> tuple[CacheLayer, ...]:
 
 def _kv_line(lm, kv: KvType, per_token: int) -> str:
     """The KV assumption: uniform models as layers x heads x dim; per-layer models by layer kind."""
-    kinds = _layer_kinds(lm)
+    kinds = cache.kinds(lm)[0]
     uniform = kinds == {"attention"} and not lm.kv_geometry and lm.v_head_dim is None
     if uniform or lm.mla is not None and kinds == {"mla"}:
         return (f"KV cache {kv.label}: {per_token:,} bytes per position "
                 f"({lm.layers} layers x {lm.kv_heads} KV heads x {lm.head_dim} head dim x K and V)")
     return (f"KV cache {kv.label}: {per_token:,} bytes per position over the layers that keep KV; layers: "
             f"{cache.describe(lm)} (recurrent layers keep a fixed-size state per sequence, not KV)")
-
-
-@per_spec
-def _layer_kinds(lm) -> frozenset[str]:
-    return frozenset(x.kind for x in cache.layer_caches(lm))
 
 
 def weights_report(spec: ModelSpec, quantization: str | None = None) -> WeightsReport:

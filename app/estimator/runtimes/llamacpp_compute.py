@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from app.estimator import cache
 from app.estimator.gguf.arch import GgufArch
+from app.estimator.memo import per_spec
 from app.estimator.runtimes.activations import RESIDUAL_STREAMS
 from app.estimator.runtimes.base import RuntimeInput
 from app.estimator.runtimes.llamacpp_backends import BACKENDS, DEFAULT_BACKEND, Backend
@@ -194,6 +195,7 @@ SPLIT_INPUT_BYTES = 64  # per token: tokens, output ids (I32), positions (I32, 4
 # per KV cache (build_input_k_idxs / v_idxs), ggml-alloc's alignment on top: 41-61 B per token on the Vulkan grid
 
 
+@per_spec
 def _v_width_max(lm: LanguageModel) -> int:
     """hparams.n_embd_v_gqa_max(): the widest V row of any layer (src/llama-hparams.cpp)."""
     widths = [sum(r.elements for r in layer.rows if r.name == "v") for layer in cache.layer_caches(lm)]
@@ -264,7 +266,7 @@ def _partial(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, host_ten
         return 0, 0
     ffn_width = lm.moe.expert_ffn * lm.moe.experts_per_token if lm.moe else lm.ffn
     device = 2 * host_tensor_max + (3 * ffn_width + 4 * lm.hidden) * c.n_ubatch * F32
-    if any(layer.states for layer in cache.layer_caches(lm)):
+    if cache.has_state(lm):
         phases = _phases(lm, c, arch, "cpu")
         return device, max(phases["attention"], phases["ffn"])
     return device, lm.hidden * c.n_ubatch * F32

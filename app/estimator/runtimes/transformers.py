@@ -10,6 +10,7 @@ yet measured on a GPU.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import cache as cache_by_width
 
 from app.estimator import cache
 from app.estimator.quantization import (
@@ -78,6 +79,7 @@ def prefill_kv_bytes(inp: RuntimeInput) -> int:
     return inp.batch * cache.kv_bytes(inp.spec.language_model, inp.kv, inp.sequence, windows=False)
 
 
+@cache_by_width  # one per compute dtype width (2 or 4 bytes)
 def state_rule(compute: int) -> cache.StateRule:
     """transformers 5.25 cache_utils.LinearAttentionLayer: conv_states keep the last conv_kernel_size inputs in
     the compute dtype (update_conv_state); recurrent_states are the kernel's final state: float32 for Gated
@@ -166,9 +168,9 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     if cache.has_state(lm):
         mem.state_per_sequence = cache.state_bytes_per_sequence(lm, rule)
         mem.state = inp.batch * mem.state_per_sequence
-        for kind in sorted({x.kind for x in cache.layer_caches(lm) if x.states}):
+        for kind in sorted(cache.kinds(lm)[1]):
             notes += [n.format(e=e, state=mem.state_per_sequence) for n in STATE_NOTES.get(kind, STATE_NOTES[""])]
-    if any(x.kind == "compressed" for x in cache.layer_caches(lm)):
+    if "compressed" in cache.kinds(lm)[0]:
         notes += COMPRESSED_NOTES
     return mem
 
