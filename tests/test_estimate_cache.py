@@ -77,7 +77,7 @@ def test_vllm_flags_for_another_gpu_equal_resolve(catalog: Catalog, model: str):
 
 @pytest.mark.parametrize("model", ["llama-3.1-8b", "qwen3.5-27b", "gemma-2-9b-it", "qwen3-30b-a3b"])
 def test_vllm_fit_rows_equal_the_full_verdict(catalog: Catalog, model: str):
-    """The fit list asks vllm_advice.starts_rule (closed form over the GPU's total) on every GPU: it answers what
+    """The fit list asks vllm_advice.StartRule (closed form over the GPU's total) on every GPU: it answers what
     vllm_advice.verdict answers there and on a sweep of totals, starting or not, for every release rule (0.34's
     extensible cache included) and parallel layout."""
     from app.estimator.runtimes import vllm_advice, vllm_memory
@@ -91,7 +91,7 @@ def test_vllm_fit_rows_equal_the_full_verdict(catalog: Catalog, model: str):
         req = VramRequest(model=model, runtime="vllm", context=context, **knobs)
         f = vllm_flags.resolve(spec, fmt, kv, req, context, None, None)
         stages = vllm_memory.stages(spec, fmt, f)
-        rule = vllm_advice.starts_rule(f, stages, vllm_advice.blocks_per_sequence(f))
+        rule = vllm_advice.StartRule.of(f, stages, vllm_advice.blocks_per_sequence(f))
         totals = [g.cuda_total for g in catalog.gpus] + list(range(6 << 30, 200 << 30, 977 << 20))  # and a sweep
         expected = []
         for total in totals:

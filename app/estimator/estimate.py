@@ -14,7 +14,7 @@ from app.estimator.gpus import Gpu, fits
 from app.estimator.images import describe as describe_images
 from app.estimator.images import for_request as sized_for_images
 from app.estimator.kv_cache import KV_TYPES, KvType, image_positions, kv_bytes
-from app.estimator.memo import per_spec
+from app.estimator.memo import per_list, per_spec
 from app.estimator.params import ParameterCount, count_active_parameters, count_parameters
 from app.estimator.quantization import FORMATS, Format, StoredWeights, applied_skip, skip_summary, stored_weights
 from app.estimator.runtimes import RUNTIMES, Runtime, RuntimeInput
@@ -122,18 +122,10 @@ def _choose(spec: ModelSpec, req: Asked) -> tuple[Format, Runtime, KvType]:
     return fmt, runtime, KV_TYPES[kv]
 
 
-_GPUS: dict[tuple[int, ...], tuple[tuple[Gpu, ...], dict[str, Gpu]]] = {}
-
-
+@per_list
 def _by_slug(gpus: tuple[Gpu, ...]) -> dict[str, Gpu]:
-    """The GPU list by slug, once per list (the catalog's lives as long as the process)."""
-    key = tuple(map(id, gpus))
-    hit = _GPUS.get(key)
-    if hit is None:  # an entry holds its GPUs, so their ids cannot have been reused
-        if len(_GPUS) > 256:
-            _GPUS.clear()
-        hit = _GPUS[key] = (gpus, {g.slug: g for g in gpus})
-    return hit[1]
+    """The GPU list by slug, once per list."""
+    return {g.slug: g for g in gpus}
 
 
 def _warnings(spec: ModelSpec, req: VramRequest, sequence: int) -> list[str]:

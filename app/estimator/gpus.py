@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.estimator.memo import per_list
 from app.estimator.schema import GpuFit
 
 
@@ -56,22 +57,12 @@ def fits(total_for: int, fraction: float, gpus: Sequence[Gpu], count: int, first
             for (g, memory, _), (ok, headroom) in zip(rows, verdicts, strict=True)]
 
 
-_ROWS: dict[tuple[tuple[int, ...], str | None, int, bool], tuple[tuple[Gpu, ...], list[FitRow]]] = {}
-
-
+@per_list
 def _rows(gpus: tuple[Gpu, ...], first: str | None, count: int, cuda: bool) -> list[FitRow]:
-    """The requested GPU first, then smallest memory first, each with its fixed figures; built once per GPU list
-    (the catalog's lives as long as the process; GPUs are frozen models). `cuda`: a CUDA runtime's list, without
-    Apple's GPUs other than the one asked for (vLLM runs on CUDA/ROCm GPUs, not on Metal)."""
-    key = (tuple(map(id, gpus)), first, count, cuda)
-    hit = _ROWS.get(key)
-    if hit is not None:  # the entry holds those GPUs, so their ids cannot have been reused
-        return hit[1]
+    """The requested GPU first, then smallest memory first, each with its fixed figures; built once per GPU list.
+    `cuda`: a CUDA runtime's list, without Apple's GPUs other than the one asked for (vLLM runs on CUDA/ROCm GPUs,
+    not on Metal)."""
     ordered = sorted(gpus, key=lambda g: g.memory_bytes)
     ordered.sort(key=lambda g: g.slug != first)
-    rows = [(g, g.memory_bytes * count, g.memory_bytes * count * g.usable_fraction)
+    return [(g, g.memory_bytes * count, g.memory_bytes * count * g.usable_fraction)
             for g in ordered if not (cuda and g.kind == "apple" and g.slug != first)]
-    if len(_ROWS) > 256:
-        _ROWS.clear()
-    _ROWS[key] = (gpus, rows)  # holding the GPUs keeps their ids from being reused
-    return rows

@@ -47,3 +47,24 @@ def per_spec(fn: Callable[..., R] | None = None, *, bound: int | None = None) ->
         return value
 
     return wrapper
+
+
+def per_list(fn: Callable[..., R]) -> Callable[..., R]:
+    """Cache `fn(items, *keys)` per tuple of objects (by their ids) and keys: a GPU list lives as long as its catalog
+    and its GPUs are frozen models, so what is derived from it is built once. Each entry holds its objects, so their
+    ids cannot be reused while it lives; at most 256 entries (the cache starts over past it)."""
+    store: dict[tuple[tuple[int, ...], tuple[Hashable, ...]], tuple[tuple[Any, ...], R]] = {}
+
+    @wraps(fn)
+    def wrapper(items: tuple[Any, ...], *keys: Hashable) -> R:
+        key = (tuple(map(id, items)), keys)
+        hit = store.get(key)
+        if hit is not None:
+            return hit[1]
+        value = fn(items, *keys)
+        if len(store) >= 256:
+            store.clear()
+        store[key] = (items, value)
+        return value
+
+    return wrapper

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from math import ceil
 
 from app.estimator.gpus import Decide, Gpu
+from app.estimator.memo import per_list
 from app.estimator.runtimes import vllm_advice, vllm_flags, vllm_kv, vllm_memory, vllm_profiles
 from app.estimator.runtimes.base import RuntimeInput, RuntimeMemory
 from app.estimator.runtimes.vllm_flags import VllmFlags
@@ -173,14 +174,14 @@ def _fit_on(inp: RuntimeInput, asked: VllmFlags, stages: Sequence[Stage]) -> Dec
     `stages` given)."""
     req = inp.request or VramRequest(model=inp.spec.slug, runtime="vllm", gpu_count=inp.gpu_count)
     rules = {(asked.max_num_seqs, asked.max_num_batched_tokens):  # for_gpu answers `asked` itself for its batch
-             vllm_advice.starts_rule(asked, stages, vllm_advice.blocks_per_sequence(asked))}
+             vllm_advice.StartRule.of(asked, stages, vllm_advice.blocks_per_sequence(asked))}
 
     def rule_for(per_gpu: int, slug: str) -> vllm_advice.StartRule:
         batch = vllm_flags.batch_for(asked, req, per_gpu, slug)
         rule = rules.get(batch)
         if rule is None:
             f = vllm_flags.for_gpu(asked, batch)
-            rule = rules[batch] = vllm_advice.starts_rule(f, vllm_memory.stages(inp.spec, inp.fmt, f),
+            rule = rules[batch] = vllm_advice.StartRule.of(f, vllm_memory.stages(inp.spec, inp.fmt, f),
                                                           vllm_advice.blocks_per_sequence(f))
         return rule
 
@@ -193,24 +194,14 @@ def _fit_on(inp: RuntimeInput, asked: VllmFlags, stages: Sequence[Stage]) -> Dec
     return decide
 
 
-_CLASSES: dict[tuple[int, ...], tuple[tuple[Gpu, ...], tuple]] = {}
-
-
+@per_list
 def _gpu_classes(gpus: tuple[Gpu, ...]) -> tuple[list[int], list[bool], dict[bool, tuple[int, str]]]:
     """Each GPU's CUDA total (what each of gpu_count GPUs reports) and batch-default class
     (vllm_profiles.large_batch_gpu: resolve's flags differ between GPUs by it alone), with one GPU of each class;
-    once per GPU list (the catalog's lives as long as the process)."""
-    key = tuple(map(id, gpus))
-    hit = _CLASSES.get(key)
-    if hit is not None:  # the entry holds those GPUs, so their ids cannot have been reused
-        return hit[1]
+    once per GPU list."""
     totals = [g.cuda_total for g in gpus]
     classes = [vllm_profiles.large_batch_gpu(g.cuda_total, "a100" in g.slug) for g in gpus]
-    examples = {c: (g.cuda_total, g.slug) for g, c in zip(gpus, classes, strict=True)}
-    if len(_CLASSES) > 256:
-        _CLASSES.clear()
-    _CLASSES[key] = (gpus, (totals, classes, examples))
-    return totals, classes, examples
+    return totals, classes, {c: (g.cuda_total, g.slug) for g, c in zip(gpus, classes, strict=True)}
 
 
 def memory(inp: RuntimeInput) -> RuntimeMemory:

@@ -104,11 +104,6 @@ class StartRule:
         return self.many((total,))[0]
 
 
-def starts_rule(f: VllmFlags, stages: Sequence[Stage], per_sequence: int) -> StartRule:
-    """StartRule.of: `verdict`'s (starts, headroom) as a function of the GPU's total."""
-    return StartRule.of(f, stages, per_sequence)
-
-
 def verdict(f: VllmFlags, stages: list[Stage], total: int) -> Verdict:
     """Startup outcome on GPUs of `total` bytes each (as torch.cuda.mem_get_info reports them)."""
     asked = int(f.gpu_memory_utilization * total)  # vllm/v1/worker/utils.py request_memory
