@@ -309,7 +309,7 @@ _STAGE_FIELDS = tuple(x.name for x in fields(VllmFlags) if x.name not in ("max_m
 _STAGE_KEY = attrgetter(*_STAGE_FIELDS)
 
 
-@per_spec
+@per_spec(bound=4096)  # the key holds request flags (max_num_seqs, max_num_batched_tokens, block_size)
 def _stages_for(spec: ModelSpec, fmt: str, key: tuple) -> tuple[Stage, ...]:
     flags = VllmFlags(**dict(zip(_STAGE_FIELDS, key, strict=True)), max_model_len=0, gpu_memory_utilization=0.0)
     return _stages(spec, FORMATS[fmt], flags)
