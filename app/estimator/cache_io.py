@@ -1,6 +1,7 @@
 """The answer's cache section: KV and recurrent state apart, layer by layer (app.estimator.cache)."""
 
-from __future__ import annotations
+# Annotations evaluated at class creation (no `from __future__ import annotations`): pydantic would otherwise
+# compile every field's annotation string when the models are built, a noticeable part of a cold `vram` start.
 
 from pydantic import BaseModel, Field
 

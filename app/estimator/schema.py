@@ -1,6 +1,7 @@
 """The request and the answer: one pydantic model each, behind the JSON API, the pages and the tests."""
 
-from __future__ import annotations
+# Annotations evaluated at class creation (no `from __future__ import annotations`): pydantic would otherwise
+# compile every field's annotation string when the models are built, a noticeable part of a cold `vram` start.
 
 import json
 import re
@@ -361,7 +362,7 @@ class VramRequest(BaseModel):
 
     # a model by name or by its config.json, never both
     @model_validator(mode="after")
-    def _model_or_config(self) -> VramRequest:
+    def _model_or_config(self) -> 'VramRequest':
         if (self.model is None) == (self.config is None):
             raise ValueError("give exactly one of `model` (a catalog slug or Hugging Face repo id) or `config` "
                              "(a config.json object)")
@@ -381,7 +382,7 @@ class WeightsRequest(BaseModel):
                                      description="Format slug; default: the checkpoint's stored format.")
 
     @model_validator(mode="after")
-    def _model_or_config(self) -> WeightsRequest:
+    def _model_or_config(self) -> 'WeightsRequest':
         if (self.model is None) == (self.config is None):
             raise ValueError("give exactly one of `model` or `config`")
         return self

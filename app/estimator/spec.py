@@ -4,7 +4,8 @@ Every architecture section carries the source of its values (`source`), with per
 `field_sources`; the catalog loader refuses a section whose values have no source.
 """
 
-from __future__ import annotations
+# Annotations evaluated at class creation (no `from __future__ import annotations`): pydantic would otherwise
+# compile every field's annotation string when the models are built, a noticeable part of a cold `vram` start.
 
 from typing import Literal, get_args
 
@@ -24,7 +25,7 @@ class Sourced(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _sources_name_fields(self) -> Sourced:
+    def _sources_name_fields(self) -> 'Sourced':
         unknown = set(self.field_sources) - set(type(self).model_fields)
         if unknown:
             raise ValueError(f"field_sources names unknown fields: {sorted(unknown)}")
@@ -327,7 +328,7 @@ class LanguageModel(Sourced):
         return _drop_defaults(handler(self), self, CACHE_MODEL_FIELDS)
 
     @model_validator(mode="after")
-    def _consistent(self) -> LanguageModel:
+    def _consistent(self) -> 'LanguageModel':
         if self.heads % self.kv_heads:
             raise ValueError("heads must be a multiple of kv_heads")
         if self.sliding_window_layers > self.layers:
@@ -501,7 +502,7 @@ class ModelSpec(BaseModel):
     discrepancies: list[Discrepancy] = Field([])
 
     @model_validator(mode="after")
-    def _modality(self) -> ModelSpec:
+    def _modality(self) -> 'ModelSpec':
         if (self.modality == "multimodal") != (self.vision is not None):
             raise ValueError("a multimodal model needs a vision tower, and only it")
         return self
