@@ -68,18 +68,12 @@ class Stage:
         non-torch + the captured graph pool (extensible_kv_cache.py:592 measure_kv_cache_bytes); vLLM keeps
         the smaller of that and the estimate-based capacity (kv_cache_planning.py:1864).
         """
-        return kv_budget(requested, free, self.non_kv(), self.weights + self.non_torch + self.graph_pool,
-                         self.activation)
-
-
-def kv_budget(requested: int, free: int | None, non_kv: int, used: int, activation: int) -> int:
-    """Stage.budget from a stage's sums: non-KV bytes, bytes in use after warmup (weights + non-torch + graph pool)
-    and the transient activation peak."""
-    capacity = requested - non_kv
-    if free is None:
-        return capacity
-    measured = min(requested - used, free - used - extensible_margin(activation)) - activation
-    return min(capacity, measured)
+        capacity = requested - self.non_kv()
+        if free is None:
+            return capacity
+        used = self.weights + self.non_torch + self.graph_pool
+        measured = min(requested - used, free - used - extensible_margin(self.activation)) - self.activation
+        return min(capacity, measured)
 
 
 def stage_layers(layers: int, pp: int) -> list[int]:
