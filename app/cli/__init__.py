@@ -2,8 +2,8 @@
 
 import os
 
-# pydantic looks for plugins (entry points of every installed distribution) when it builds its first model: about
-# a twentieth of a `vram` start, for plugins (observability hooks) the command has no use for. Set
+# pydantic looks for plugins (it scans the entry points of every installed distribution) when it builds its first
+# model: a visible part of a `vram` start, for plugins (observability hooks) the command has no use for. Set
 # PYDANTIC_DISABLE_PLUGINS to an empty string to load them (pydantic/plugin/_loader.py get_plugins).
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
