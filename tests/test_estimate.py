@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 
 from app.catalog import Catalog
@@ -10,7 +12,7 @@ from app.estimator import OutOfRange, UnknownChoice, VramRequest, estimate
 
 def test_breakdown_keys_and_total(glm4v, catalog: Catalog):
     e = estimate(glm4v, VramRequest(model="glm-4v-9b", quantization="q4_k_m", context=8192, images=1), catalog.gpus)
-    b = e.breakdown.model_dump()
+    b = asdict(e.breakdown)
     assert set(b) == {"weights", "kv_cache", "activations", "overhead"}
     assert all(isinstance(v, int) and v >= 0 for v in b.values())
     assert e.total_bytes == sum(b.values())

@@ -256,7 +256,7 @@ def cache_report(lm, kv: KvType, mem, kv_per_token: int | None = None) -> CacheR
     per_token = kv_bytes(lm, kv, 1) if kv_per_token is None else kv_per_token
     return CacheReport(kv_bytes=mem.kv_cache, state_bytes=mem.state, kv_bytes_per_token=per_token,
                        state_bytes_per_sequence=mem.state_per_sequence,
-                       state_rule=rule.source if rule is not None else "", layers=_cache_layers(lm, kv, rule))
+                       state_rule=rule.source if rule is not None else "", layers=list(_cache_layers(lm, kv, rule)))
 
 
 @per_spec

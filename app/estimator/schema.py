@@ -5,7 +5,7 @@
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
@@ -13,8 +13,8 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    field_serializer,
     field_validator,
-    model_serializer,
     model_validator,
 )
 
@@ -388,7 +388,8 @@ class WeightsRequest(BaseModel):
         return self
 
 
-class ResolvedRequest(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class ResolvedRequest:
     """The request with every default filled in."""
 
     model: str
@@ -402,55 +403,54 @@ class ResolvedRequest(BaseModel):
     gpu: str | None
     gpu_count: int
     # llama.cpp's --mmproj as resolved: the calculator says whether the projector is loaded
-    mmproj: bool | None = Field(None, description="llama.cpp with a vision model: whether the projector file is "
-                                "loaded (--mmproj; default: images > 0); null for other runtimes and text models.")
-    llm_int8_skip_modules: list[str] | None = Field(
-        None, description="The request's llm_int8_skip_modules where it applied (a bitsandbytes format transformers "
-                          "quantizes while loading); absent: transformers' defaults, or not applicable.")
-
-    @model_serializer(mode="wrap")
-    def _serialize(self, handler):
-        out = handler(self)
-        if out.get("llm_int8_skip_modules") is None:  # present only where a list applied
-            out.pop("llm_int8_skip_modules", None)
-        return out
+    mmproj: Annotated[bool | None, Field(description="llama.cpp with a vision model: whether the projector file is "
+                                         "loaded (--mmproj; default: images > 0); null for other runtimes and text "
+                                         "models.")] = None
+    # present in the JSON only where a list applied (VramEstimate's serializer drops it otherwise)
+    llm_int8_skip_modules: Annotated[list[str] | None, Field(
+        description="The request's llm_int8_skip_modules where it applied (a bitsandbytes format transformers "
+                    "quantizes while loading); absent: transformers' defaults, or not applicable.")] = None
 
 
-class Breakdown(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Breakdown:
     """Where the GPU memory goes, in bytes. The four keys always sum to `total_bytes`."""
 
-    weights: int = Field(description="Model weights resident on the GPU(s).")
-    kv_cache: int = Field(description="Key/value cache for the whole batch, and the recurrent state of models "
-                                      "whose layers keep one (Gated DeltaNet, Mamba2, short conv): `cache` has the "
-                                      "two apart.")
-    activations: int = Field(description="Peak temporary tensors of the forward pass (prefill).")
-    overhead: int = Field(description="CUDA context, library workspaces and runtime buffers.")
+    weights: Annotated[int, Field(description="Model weights resident on the GPU(s).")]
+    kv_cache: Annotated[int, Field(description="Key/value cache for the whole batch, and the recurrent state of "
+        "models whose layers keep one (Gated DeltaNet, Mamba2, short conv): `cache` has the two apart.")]
+    activations: Annotated[int, Field(description="Peak temporary tensors of the forward pass (prefill).")]
+    overhead: Annotated[int, Field(description="CUDA context, library workspaces and runtime buffers.")]
 
 
-class Detail(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Detail:
     """Numbers behind the breakdown."""
 
-    parameters: int = Field(description="Parameters of the released model (language + vision).")
-    parameters_language: int = Field(description="Parameters of the language model.")
-    parameters_vision: int = Field(description="Parameters of the vision tower and projector (0 for text models).")
+    parameters: Annotated[int, Field(description="Parameters of the released model (language + vision).")]
+    parameters_language: Annotated[int, Field(description="Parameters of the language model.")]
+    parameters_vision: Annotated[int, Field(description="Parameters of the vision tower and projector (0 for text "
+        "models).")]
     # MoE: what one token uses, beside the total
-    parameters_active: int | None = Field(
-        None, description="Parameters one token uses (MoE: minus the routed experts it skips; embeddings included).")
-    weights_language_bytes: int = Field(description="Language-model weights as stored in this format.")
-    weights_vision_bytes: int = Field(description="Vision tower + projector as stored in this format.")
-    weights_host_bytes: int = Field(description="Weights the runtime keeps in host RAM (llama.cpp token_embd).")
-    bits_per_weight: float = Field(description="Stored bits per weight over all stored tensors.")
-    kv_bytes_per_token: int = Field(description="KV bytes per cached position, all layers, one sequence.")
+    parameters_active: Annotated[int | None, Field(description="Parameters one token uses (MoE: minus the "
+        "routed experts it skips; embeddings included).")] = None
+    weights_language_bytes: Annotated[int, Field(description="Language-model weights as stored in this format.")]
+    weights_vision_bytes: Annotated[int, Field(description="Vision tower + projector as stored in this format.")]
+    weights_host_bytes: Annotated[int, Field(description="Weights the runtime keeps in host RAM (llama.cpp "
+        "token_embd).")]
+    bits_per_weight: Annotated[float, Field(description="Stored bits per weight over all stored tensors.")]
+    kv_bytes_per_token: Annotated[int, Field(description="KV bytes per cached position, all layers, one sequence.")]
     # --- per-layer cache model ---
-    state_bytes_per_sequence: int = Field(
-        0, description="Recurrent-state bytes one sequence holds over all layers, whatever its length "
-                       "(0 without recurrent layers).")
-    cache_layers: str = Field("", description="Layers by cache kind (full/sliding attention, mla, gdn, mamba2, ...).")
-    image_positions: int = Field(description="KV positions the images add beyond the text tokens.")
-    sequence_length: int = Field(description="Positions per sequence: text tokens + image positions.")
-    kv_cache_tokens: int = Field(description="Positions the runtime allocates per sequence (after padding).")
-    kv_capacity_tokens: int | None = Field(None, description="vLLM: tokens the KV budget holds.")
-    max_concurrency: float | None = Field(None, description="vLLM: sequences of this length that fit at once.")
+    state_bytes_per_sequence: Annotated[int, Field(description="Recurrent-state bytes one sequence holds over "
+        "all layers, whatever its length (0 without recurrent layers).")] = 0
+    cache_layers: Annotated[str, Field(description="Layers by cache kind (full/sliding attention, mla, gdn, "
+        "mamba2, ...).")] = ""
+    image_positions: Annotated[int, Field(description="KV positions the images add beyond the text tokens.")]
+    sequence_length: Annotated[int, Field(description="Positions per sequence: text tokens + image positions.")]
+    kv_cache_tokens: Annotated[int, Field(description="Positions the runtime allocates per sequence (after padding).")]
+    kv_capacity_tokens: Annotated[int | None, Field(description="vLLM: tokens the KV budget holds.")] = None
+    max_concurrency: Annotated[float | None, Field(description="vLLM: sequences of this length that fit at "
+        "once.")] = None
 
 
 # --- llama.cpp's answer: the buffers it prints at load ---
@@ -473,15 +473,16 @@ class LlamaCppBuffer:
                     "approximate: a model not checked against llama.cpp.")]
 
 
-class HostMemory(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class HostMemory:
     """Host RAM llama.cpp uses beside the GPU, in bytes (weights are mmapped from the file)."""
 
-    weights: int = Field(description="Weights kept on the host: token_embd, layers not offloaded.")
-    kv_cache: int = Field(description="KV cache of the layers not offloaded.")
-    compute: int = Field(description="Host compute buffer (CUDA_Host, or CPU when nothing is offloaded).")
-    output: int = Field(description="Output (logits) buffer, in pinned host memory.")
+    weights: Annotated[int, Field(description="Weights kept on the host: token_embd, layers not offloaded.")]
+    kv_cache: Annotated[int, Field(description="KV cache of the layers not offloaded.")]
+    compute: Annotated[int, Field(description="Host compute buffer (CUDA_Host, or CPU when nothing is offloaded).")]
+    output: Annotated[int, Field(description="Output (logits) buffer, in pinned host memory.")]
     total_bytes: int
-    state: int = Field(0, description="Recurrent states (RS buffer) of the layers not offloaded.")
+    state: Annotated[int, Field(description="Recurrent states (RS buffer) of the layers not offloaded.")] = 0
 
 
 class LlamaCppFitDevice(BaseModel):
@@ -526,27 +527,29 @@ class LlamaCppFit(BaseModel):
                                              description="Several devices: each one's share (empty for one).")
 
 
-class LlamaCppReport(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class LlamaCppReport:
     """The llama.cpp context as resolved from the flags, and the buffers it prints."""
 
-    n_ctx: int = Field(description="KV cells of all sequences, after llama.cpp's padding.")
-    n_ctx_seq: int = Field(description="Cells one sequence may use.")
+    n_ctx: Annotated[int, Field(description="KV cells of all sequences, after llama.cpp's padding.")]
+    n_ctx_seq: Annotated[int, Field(description="Cells one sequence may use.")]
     n_batch: int
     n_ubatch: int
     n_parallel: int
     kv_unified: bool
-    n_gpu_layers: int = Field(description="Layers on the GPU as llama.cpp counts them (n_layer + 1 = all).")
+    n_gpu_layers: Annotated[int, Field(description="Layers on the GPU as llama.cpp counts them (n_layer + 1 = all).")]
     output_on_gpu: bool
     cache_type_k: str
     cache_type_v: str
-    mmproj: bool = Field(description="Whether the projector file is counted as loaded.")
-    mmproj_bytes: int = Field(description="Weights of the projector file (F16), loaded or not.")
+    mmproj: Annotated[bool, Field(description="Whether the projector file is counted as loaded.")]
+    mmproj_bytes: Annotated[int, Field(description="Weights of the projector file (F16), loaded or not.")]
     buffers: list[LlamaCppBuffer]
-    backend: str = Field("cuda", description="The ggml backend the buffers are for.")
-    device: str = Field("CUDA0", description="The device as llama.cpp names it (CUDA0, ROCm0, MTL0, ...).")
-    fit_print: list[str] = Field([], description="These buffers as `llama-fit-params "
-                                 "--fit-print on` prints them: device, model, context, compute in MiB (truncated).")
-    fit: LlamaCppFit | None = Field(None, description="--fit's decisions for `free_memory` (when given).")
+    backend: Annotated[str, Field(description="The ggml backend the buffers are for.")] = "cuda"
+    device: Annotated[str, Field(description="The device as llama.cpp names it (CUDA0, ROCm0, MTL0, ...).")] = "CUDA0"
+    fit_print: Annotated[list[str], Field(description="These buffers as "
+        "`llama-fit-params --fit-print on` prints them: device, model, context, "
+        "compute in MiB (truncated).")] = field(default_factory=list)
+    fit: Annotated[LlamaCppFit | None, Field(description="--fit's decisions for `free_memory` (when given).")] = None
 
 
 class GgufTypeRow(BaseModel):
@@ -604,97 +607,109 @@ class TracedPeak(BaseModel):
 
 
 # --- vLLM's answer: its startup figures, per GPU ---
-class VllmFix(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class VllmFix:
     """One change that lets vLLM start: the flag and the value to pass."""
 
-    flag: str = Field(description="Request field (vLLM flag) to change.")
-    value: str = Field(description="Value that makes the KV budget hold one max_model_len sequence.")
-    note: str = Field(description="What it costs or why it works.")
+    flag: Annotated[str, Field(description="Request field (vLLM flag) to change.")]
+    value: Annotated[str, Field(description="Value that makes the KV budget hold one max_model_len sequence.")]
+    note: Annotated[str, Field(description="What it costs or why it works.")]
 
 
-class VllmStage(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class VllmStage:
     """One pipeline stage as each of its GPUs holds it (vLLM logs one line per stage worker)."""
 
-    index: int = Field(description="Stage index (0 holds the embedding, the last holds lm_head and the sampler).")
-    layers: int = Field(description="Decoder layers on this stage.")
-    weights_bytes: int = Field(description="Weights on one GPU of this stage.")
-    activation_peak_bytes: int = Field(description="Profiled torch peak on one GPU of this stage.")
-    non_torch_bytes: int = Field(description="Non-torch growth during profiling.")
-    kv_budget_bytes: int | None = Field(description="This stage's KV budget (None without a GPU).")
-    kv_blocks: int | None = Field(description="Blocks this stage's budget holds; vLLM uses the smallest.")
-    kv_block_bytes: int = Field(description="One KV block over this stage's layers on one GPU.")
+    index: Annotated[int, Field(description="Stage index (0 holds the embedding, the last holds lm_head and the "
+        "sampler).")]
+    layers: Annotated[int, Field(description="Decoder layers on this stage.")]
+    weights_bytes: Annotated[int, Field(description="Weights on one GPU of this stage.")]
+    activation_peak_bytes: Annotated[int, Field(description="Profiled torch peak on one GPU of this stage.")]
+    non_torch_bytes: Annotated[int, Field(description="Non-torch growth during profiling.")]
+    kv_budget_bytes: Annotated[int | None, Field(description="This stage's KV budget (None without a GPU).")]
+    kv_blocks: Annotated[int | None, Field(description="Blocks this stage's budget holds; vLLM uses the smallest.")]
+    kv_block_bytes: Annotated[int, Field(description="One KV block over this stage's layers on one GPU.")]
 
 
-class VllmDetail(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class VllmDetail:
     """What vLLM computes at startup, per GPU (the first pipeline stage when pipeline_parallel_size > 1).
 
     Mirrors the startup log: "Model loading took", "torch peak memory increase", "non-torch forward
     increase memory", "Available KV cache memory", "GPU KV cache size", "Maximum concurrency".
     """
 
-    version: str = Field(description="vLLM release range the constants describe (vllm_version).")
-    gpu_memory_utilization: float = Field(description="Share of each GPU vLLM claims (--gpu-memory-utilization).")
-    max_model_len: int = Field(description="Longest sequence admitted (tokens).")
-    max_num_seqs: int = Field(description="Sequences per step, as resolved (the sampler is profiled over them).")
-    max_num_batched_tokens: int = Field(description="Tokens per step, as resolved (the profiling forward pass).")
-    block_size: int = Field(description="Tokens per KV block.")
-    dtype: str = Field(description="Compute dtype vLLM resolves (--dtype).")
-    kv_cache_dtype: str = Field(description="KV element type vLLM resolves (--kv-cache-dtype).")
-    quantization: str | None = Field(description="vLLM's quantization method name, or None for 16/32-bit.")
-    tensor_parallel_size: int = Field(description="GPUs each layer is split across.")
-    pipeline_parallel_size: int = Field(description="Stages the layers are split across.")
-    data_parallel_size: int = Field(1, description="Engine replicas; every figure here is one GPU of one replica.")
-    enable_expert_parallel: bool = Field(False, description="Whole MoE experts per GPU over the tensor x data "
-                                         "parallel ranks.")
-    enforce_eager: bool = Field(description="No CUDA graphs when true.")
-    gpu_total_bytes: int | None = Field(description="One GPU's total as torch.cuda.mem_get_info reports it.")
-    weights_bytes: int = Field(description="Weights on one GPU: its share of the split linears and "
-                               "vocab-parallel embeddings, plus replicated norms and rotary cache.")
-    weights_replicated_bytes: int = Field(description="Part of weights_bytes every GPU holds in full.")
-    activation_peak_bytes: int = Field(description="Torch peak of the profiling run (forward + sampler).")
-    non_torch_bytes: int = Field(description="Non-torch growth during profiling (NCCL buffers with TP/PP).")
-    requested_bytes: int | None = Field(description="gpu_memory_utilization x gpu_total_bytes (0.34's extensible "
-                                        "KV cache: at most the memory free at start).")
-    kv_budget_bytes: int | None = Field(description="requested - weights - activation peak - non-torch - the "
-                                        "CUDA-graph estimate (0.20+); 0.34 extensible: also at most free - used - "
-                                        "margin - transient peak (negative: does not start).")
-    kv_block_bytes: int = Field(description="One block of block_size tokens over this GPU's layers.")
-    kv_blocks: int | None = Field(description="Blocks the budget holds (GPU blocks).")
-    kv_tokens: int | None = Field(description="GPU KV cache size: kv_blocks x block_size tokens.")
-    max_concurrency: float | None = Field(description="Sequences of `context` (+ image) tokens that fit at once.")
-    cuda_graph_bytes: int = Field(description="CUDA graph pool, captured after the KV cache, above the budget.")
-    cuda_context_bytes: int = Field(description="CUDA context, outside torch and outside the budget.")
-    process_bytes: int | None = Field(description="What the process holds on one GPU once serving: context + "
-                                      "weights + activation + non-torch + KV cache + graph pool.")
-    cuda_graph_estimate_bytes: int = Field(0, description="CUDA-graph memory estimate subtracted inside the budget "
-                                           "(VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS, on by default from 0.20).")
-    equivalent_gpu_memory_utilization: float | None = Field(
-        None, description="What vLLM prints when the estimate is on: the utilization that gives the same KV cache "
-        "without the estimate (utilization - estimate / total), rounded to 4 places.")
-    suggested_gpu_memory_utilization: float | None = Field(
-        None, description="... and the utilization that keeps the KV cache of an earlier release: min(utilization "
-        "+ estimate / total, 1).")
-    extensible_kv_cache: bool = Field(False, description="0.34: the KV cache is sized after warmup from measured "
-                                      "free memory: min(requested - non-KV, free - margin) - transient peak.")
-    calibrated: bool = Field(True, description="False: this release range is not checked against a startup log.")
-    headroom_bytes: int | None = Field(None, description="Per GPU: KV budget beyond one max_model_len sequence "
-                                       "when it starts; minus the shortfall when it does not.")
-    starts: bool | None = Field(description="Whether startup succeeds (None when no GPU was named).")
-    shortfall_bytes: int = Field(0, description="Bytes missing for one max_model_len sequence (0 when it starts).")
-    fixes: list[VllmFix] = Field([], description="Smallest changes that make it start.")
-    stages: list[VllmStage] = Field([], description="Every pipeline stage; the figures above "
-                                    "are those of the stage with the fewest KV blocks.")
-    speculative_method: str | None = Field(None, description="--speculative-config method (mtp: the checkpoint's "
-                                           "MTP layers as the draft); None: no speculative decoding.")
-    num_speculative_tokens: int = Field(0, description="Draft tokens proposed per step (0: none).")
-    draft_layers: int = Field(0, description="MTP layers vLLM loads as the draft model.")
-    draft_weights_bytes: int = Field(0, description="Of weights_bytes (last pipeline stage): the draft's own "
-                                     "parameters on one GPU; its embed_tokens and lm_head are the target's.")
-    draft_kv_bytes_per_token: int = Field(0, description="KV bytes per token of the draft's attention layer(s) on "
-                                          "one GPU; they are planned with the target's layers (of kv_block_bytes).")
-    draft_kv_bytes: int | None = Field(None, description="Of the KV cache on one GPU: the draft's layers' pages "
-                                       "(kv_tokens x draft_kv_bytes_per_token; None for grouped hybrid plans, where "
-                                       "the draft's layer takes a page slot in its group).")
+    version: Annotated[str, Field(description="vLLM release range the constants describe (vllm_version).")]
+    gpu_memory_utilization: Annotated[float, Field(description="Share of each GPU vLLM claims "
+        "(--gpu-memory-utilization).")]
+    max_model_len: Annotated[int, Field(description="Longest sequence admitted (tokens).")]
+    max_num_seqs: Annotated[int, Field(description="Sequences per step, as resolved (the sampler is profiled over "
+        "them).")]
+    max_num_batched_tokens: Annotated[int, Field(description="Tokens per step, as resolved (the profiling forward "
+        "pass).")]
+    block_size: Annotated[int, Field(description="Tokens per KV block.")]
+    dtype: Annotated[str, Field(description="Compute dtype vLLM resolves (--dtype).")]
+    kv_cache_dtype: Annotated[str, Field(description="KV element type vLLM resolves (--kv-cache-dtype).")]
+    quantization: Annotated[str | None, Field(description="vLLM's quantization method name, or None for 16/32-bit.")]
+    tensor_parallel_size: Annotated[int, Field(description="GPUs each layer is split across.")]
+    pipeline_parallel_size: Annotated[int, Field(description="Stages the layers are split across.")]
+    data_parallel_size: Annotated[int, Field(description="Engine replicas; every figure here is one GPU of one "
+        "replica.")] = 1
+    enable_expert_parallel: Annotated[bool, Field(description="Whole MoE experts per GPU over the tensor x "
+        "data parallel ranks.")] = False
+    enforce_eager: Annotated[bool, Field(description="No CUDA graphs when true.")]
+    gpu_total_bytes: Annotated[int | None, Field(description="One GPU's total as torch.cuda.mem_get_info reports it.")]
+    weights_bytes: Annotated[int, Field(description="Weights on one GPU: its share of the split linears and "
+        "vocab-parallel embeddings, plus replicated norms and rotary cache.")]
+    weights_replicated_bytes: Annotated[int, Field(description="Part of weights_bytes every GPU holds in full.")]
+    activation_peak_bytes: Annotated[int, Field(description="Torch peak of the profiling run (forward + sampler).")]
+    non_torch_bytes: Annotated[int, Field(description="Non-torch growth during profiling (NCCL buffers with TP/PP).")]
+    requested_bytes: Annotated[int | None, Field(description="gpu_memory_utilization x gpu_total_bytes (0.34's "
+        "extensible KV cache: at most the memory free at start).")]
+    kv_budget_bytes: Annotated[int | None, Field(description="requested - weights - activation peak - non-torch - "
+        "the CUDA-graph estimate (0.20+); 0.34 extensible: also at most free - used - margin - transient peak "
+        "(negative: does not start).")]
+    kv_block_bytes: Annotated[int, Field(description="One block of block_size tokens over this GPU's layers.")]
+    kv_blocks: Annotated[int | None, Field(description="Blocks the budget holds (GPU blocks).")]
+    kv_tokens: Annotated[int | None, Field(description="GPU KV cache size: kv_blocks x block_size tokens.")]
+    max_concurrency: Annotated[float | None, Field(description="Sequences of `context` (+ image) tokens that fit at "
+        "once.")]
+    cuda_graph_bytes: Annotated[int, Field(description="CUDA graph pool, captured after the KV cache, above the "
+        "budget.")]
+    cuda_context_bytes: Annotated[int, Field(description="CUDA context, outside torch and outside the budget.")]
+    process_bytes: Annotated[int | None, Field(description="What the process holds on one GPU once serving: context "
+        "+ weights + activation + non-torch + KV cache + graph pool.")]
+    cuda_graph_estimate_bytes: Annotated[int, Field(description="CUDA-graph memory estimate subtracted inside "
+        "the budget (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS, on by default from 0.20).")] = 0
+    equivalent_gpu_memory_utilization: Annotated[float | None, Field(description="What vLLM prints when the "
+        "estimate is on: the utilization that gives the same KV cache without the estimate (utilization - "
+        "estimate / total), rounded to 4 places.")] = None
+    suggested_gpu_memory_utilization: Annotated[float | None, Field(description="... and the utilization "
+        "that keeps the KV cache of an earlier release: min(utilization + estimate / total, 1).")] = None
+    extensible_kv_cache: Annotated[bool, Field(description="0.34: the KV cache is sized after warmup from "
+        "measured free memory: min(requested - non-KV, free - margin) - transient peak.")] = False
+    calibrated: Annotated[bool, Field(description="False: this release range is not checked against a "
+        "startup log.")] = True
+    headroom_bytes: Annotated[int | None, Field(description="Per GPU: KV budget beyond one max_model_len "
+        "sequence when it starts; minus the shortfall when it does not.")] = None
+    starts: Annotated[bool | None, Field(description="Whether startup succeeds (None when no GPU was named).")]
+    shortfall_bytes: Annotated[int, Field(description="Bytes missing for one max_model_len sequence (0 when it "
+        "starts).")] = 0
+    fixes: Annotated[list[VllmFix], Field(description="Smallest changes that make it "
+        "start.")] = field(default_factory=list)
+    stages: Annotated[list[VllmStage], Field(description="Every pipeline stage; the "
+        "figures above are those of the stage with the fewest KV blocks.")] = field(default_factory=list)
+    speculative_method: Annotated[str | None, Field(description="--speculative-config method (mtp: the "
+        "checkpoint's MTP layers as the draft); None: no speculative decoding.")] = None
+    num_speculative_tokens: Annotated[int, Field(description="Draft tokens proposed per step (0: none).")] = 0
+    draft_layers: Annotated[int, Field(description="MTP layers vLLM loads as the draft model.")] = 0
+    draft_weights_bytes: Annotated[int, Field(description="Of weights_bytes (last pipeline stage): the draft's "
+        "own parameters on one GPU; its embed_tokens and lm_head are the target's.")] = 0
+    draft_kv_bytes_per_token: Annotated[int, Field(description="KV bytes per token of the draft's attention "
+        "layer(s) on one GPU; they are planned with the target's layers (of kv_block_bytes).")] = 0
+    draft_kv_bytes: Annotated[int | None, Field(description="Of the KV cache on one GPU: the draft's layers' "
+        "pages (kv_tokens x draft_kv_bytes_per_token; None for grouped hybrid plans, where the draft's "
+        "layer takes a page slot in its group).")] = None
 
 
 # --- Hub source: the commit a fetched config.json came from ---
@@ -743,6 +758,13 @@ class VramEstimate(BaseModel):
     # --- per-layer cache model ---
     cache: CacheReport | None = Field(None, description="The cache per layer: KV (grows with tokens) and recurrent "
                                                         "state (grows with sequences), apart.")
+
+    @field_serializer("request", mode="wrap")
+    def _request(self, request: ResolvedRequest, handler):
+        out = handler(request)
+        if out.get("llm_int8_skip_modules") is None:  # present only where a list applied
+            out.pop("llm_int8_skip_modules", None)
+        return out
 
     def runs(self) -> bool | None:
         """The one verdict for the requested GPU, which every view shows: vLLM's own startup decision

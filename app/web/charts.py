@@ -3,7 +3,7 @@ templates, which only place what these functions compute."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from math import log2
 
 from app.estimator.schema import Breakdown
@@ -22,7 +22,7 @@ class Segment:
 
 
 def stacked_bar(b: Breakdown) -> list[Segment]:
-    values = b.model_dump()
+    values = asdict(b)
     total = sum(values.values()) or 1
     out, x = [], 0.0
     for key, label in SEGMENTS:

@@ -23,7 +23,7 @@ def flags(params: VramRequest | None) -> dict[str, str]:
 
 
 def _query(state: ResolvedRequest, fields: tuple[str, ...], extra: dict | None = None) -> str:
-    values = state.model_dump()
+    values = {f: getattr(state, f) for f in fields}
     pairs = [(f, str(values[f]).lower() if isinstance(values[f], bool) else values[f])
              for f in fields if values[f] is not None and not (f == "gpu" and values[f] == TYPED_GPU)]
     pairs += [(k, v) for k, v in (extra or {}).items() if v is not None]
