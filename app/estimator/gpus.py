@@ -33,8 +33,6 @@ class Gpu(BaseModel):
         return self.cuda_bytes or self.memory_bytes
 
 
-# (GPU, Gpu.memory_bytes x count, usable bytes before the runtime's share): a fit list's fixed part
-FitRow = tuple[Gpu, int, float]
 # Decides for every GPU given (count of it): (fits or starts, headroom per GPU), in order
 Decide = Callable[[Sequence[Gpu]], list[tuple[bool, int]]]
 
@@ -46,23 +44,39 @@ def fits(total_for: int, fraction: float, gpus: Sequence[Gpu], count: int, first
     `decide`: the runtime's own decision (vLLM: does it start) on `count` GPUs of each, from the total CUDA
     reports; its headroom is per GPU. Without it: `total_for` against `fraction` of the usable memory."""
     rows = _rows(tuple(gpus), first, count, decide is not None)
-    if decide is None:
-        out = []
-        for g, memory, usable in rows:  # usable x fraction: int(memory x count x usable_fraction x fraction)
-            headroom = int(usable * fraction) - total_for
-            out.append(GpuFit(g.slug, g.name, count, memory, headroom, headroom >= 0))
-        return out
-    verdicts = decide([row[0] for row in rows])
-    return [GpuFit(g.slug, g.name, count, memory, headroom * count, ok)
-            for (g, memory, _), (ok, headroom) in zip(rows, verdicts, strict=True)]
+    if decide is None:  # int(memory x count x usable_fraction x fraction) - total, per GPU
+        return [GpuFit(slug, name, count, memory, (headroom := cap - total_for), headroom >= 0)
+                for (slug, name, memory), cap in zip(rows.fixed, rows.caps(fraction), strict=True)]
+    return [GpuFit(slug, name, count, memory, headroom * count, ok)
+            for (slug, name, memory), (ok, headroom) in zip(rows.fixed, decide(rows.gpus), strict=True)]
+
+
+class FitRows:
+    """A fit list's fixed part, built once per GPU list: the GPUs in order and (slug, name, memory x count) of each,
+    with the usable bytes x a runtime's fraction kept per fraction."""
+
+    __slots__ = ("gpus", "fixed", "_usable", "_caps")
+
+    def __init__(self, gpus: list[Gpu], count: int) -> None:
+        self.gpus = gpus
+        self.fixed = [(g.slug, g.name, g.memory_bytes * count) for g in gpus]
+        self._usable = [g.memory_bytes * count * g.usable_fraction for g in gpus]
+        self._caps: dict[float, list[int]] = {}
+
+    def caps(self, fraction: float) -> list[int]:
+        """int(usable x fraction) per GPU (a runtime's fractions are few: its constants and the request's)."""
+        caps = self._caps.get(fraction)
+        if caps is None:
+            if len(self._caps) >= 64:
+                self._caps.clear()
+            caps = self._caps[fraction] = [int(u * fraction) for u in self._usable]
+        return caps
 
 
 @per_list
-def _rows(gpus: tuple[Gpu, ...], first: str | None, count: int, cuda: bool) -> list[FitRow]:
-    """The requested GPU first, then smallest memory first, each with its fixed figures; built once per GPU list.
-    `cuda`: a CUDA runtime's list, without Apple's GPUs other than the one asked for (vLLM runs on CUDA/ROCm GPUs,
-    not on Metal)."""
+def _rows(gpus: tuple[Gpu, ...], first: str | None, count: int, cuda: bool) -> FitRows:
+    """The requested GPU first, then smallest memory first; built once per GPU list. `cuda`: a CUDA runtime's list,
+    without Apple's GPUs other than the one asked for (vLLM runs on CUDA/ROCm GPUs, not on Metal)."""
     ordered = sorted(gpus, key=lambda g: g.memory_bytes)
     ordered.sort(key=lambda g: g.slug != first)
-    return [(g, g.memory_bytes * count, g.memory_bytes * count * g.usable_fraction)
-            for g in ordered if not (cuda and g.kind == "apple" and g.slug != first)]
+    return FitRows([g for g in ordered if not (cuda and g.kind == "apple" and g.slug != first)], count)

@@ -13,13 +13,15 @@ from collections.abc import Sequence
 from math import ceil
 
 from app.estimator.gpus import Decide, Gpu
-from app.estimator.memo import per_list
+from app.estimator.memo import per_list, per_spec
+from app.estimator.quantization import FORMATS, Format
 from app.estimator.runtimes import vllm_advice, vllm_flags, vllm_kv, vllm_memory, vllm_profiles
 from app.estimator.runtimes.base import RuntimeInput, RuntimeMemory
 from app.estimator.runtimes.vllm_flags import VllmFlags
 from app.estimator.runtimes.vllm_memory import Stage
 from app.estimator.runtimes.vllm_profiles import NON_KV_MEASURES, GiB
 from app.estimator.schema import VllmDetail, VllmStage, VramRequest
+from app.estimator.spec import ModelSpec
 
 
 def _flags(inp: RuntimeInput) -> VllmFlags:
@@ -168,40 +170,51 @@ def _need(f: VllmFlags, s: Stage, sequence: int, batch: int) -> int:
     return s.non_kv() + _blocks(f, sequence, batch) * s.block_bytes
 
 
-def _fit_on(inp: RuntimeInput, asked: VllmFlags, stages: Sequence[Stage]) -> Decide:
+def _fit_on(inp: RuntimeInput, asked: VllmFlags) -> Decide:
     """The verdict on every GPU of a fit list: (starts, headroom per GPU), flags resolved for each GPU (from the
-    asked GPU's: only the batch defaults differ), stages and rule built once per distinct flags (the asked flags'
-    `stages` given)."""
+    asked GPU's: only the batch defaults differ), one start rule per batch-default class."""
     req = inp.request or VramRequest(model=inp.spec.slug, runtime="vllm", gpu_count=inp.gpu_count)
-    rules = {(asked.max_num_seqs, asked.max_num_batched_tokens):  # for_gpu answers `asked` itself for its batch
-             vllm_advice.StartRule.of(asked, stages, vllm_advice.blocks_per_sequence(asked))}
-
-    def rule_for(per_gpu: int, slug: str) -> vllm_advice.StartRule:
-        batch = vllm_flags.batch_for(asked, req, per_gpu, slug)
-        rule = rules.get(batch)
-        if rule is None:
-            f = vllm_flags.for_gpu(asked, batch)
-            rule = rules[batch] = vllm_advice.StartRule.of(f, vllm_memory.stages(inp.spec, inp.fmt, f),
-                                                          vllm_advice.blocks_per_sequence(f))
-        return rule
 
     def decide(gpus: Sequence[Gpu]) -> list[tuple[bool, int]]:
-        totals, classes, examples = _gpu_classes(tuple(gpus))
-        verdicts = {c: iter(rule_for(*examples[c]).many([t for t, k in zip(totals, classes, strict=True) if k == c]))
-                    for c in examples}
-        return [next(verdicts[c]) for c in classes]
+        out: list[tuple[bool, int]] = [(False, 0)] * len(gpus)
+        for (per_gpu, slug), positions, totals in _gpu_classes(tuple(gpus)):
+            rule = _start_rule(inp.spec, inp.fmt, asked, vllm_flags.batch_for(asked, req, per_gpu, slug))
+            for i, verdict in zip(positions, rule.many(totals), strict=True):
+                out[i] = verdict
+        return out
 
     return decide
 
 
+def _start_rule(spec: ModelSpec, fmt: Format, asked: VllmFlags, batch: tuple[int, int]) -> vllm_advice.StartRule:
+    """The start rule of `asked`'s request on GPUs whose batch defaults are `batch` (vllm_flags.batch_for)."""
+    if FORMATS.get(fmt.slug) is not fmt:  # not a registry format: nothing to key it by
+        return _build_rule(spec, fmt, asked, batch)
+    return _start_rule_for(spec, fmt.slug, asked, batch)
+
+
+@per_spec(bound=4096)  # keyed by the request's flags
+def _start_rule_for(spec: ModelSpec, fmt: str, asked: VllmFlags, batch: tuple[int, int]) -> vllm_advice.StartRule:
+    return _build_rule(spec, FORMATS[fmt], asked, batch)
+
+
+def _build_rule(spec: ModelSpec, fmt: Format, asked: VllmFlags, batch: tuple[int, int]) -> vllm_advice.StartRule:
+    f = vllm_flags.for_gpu(asked, batch)
+    return vllm_advice.StartRule.of(f, vllm_memory.stages(spec, fmt, f), vllm_advice.blocks_per_sequence(f))
+
+
 @per_list
-def _gpu_classes(gpus: tuple[Gpu, ...]) -> tuple[list[int], list[bool], dict[bool, tuple[int, str]]]:
-    """Each GPU's CUDA total (what each of gpu_count GPUs reports) and batch-default class
-    (vllm_profiles.large_batch_gpu: resolve's flags differ between GPUs by it alone), with one GPU of each class;
-    once per GPU list."""
-    totals = [g.cuda_total for g in gpus]
-    classes = [vllm_profiles.large_batch_gpu(g.cuda_total, "a100" in g.slug) for g in gpus]
-    return totals, classes, {c: (g.cuda_total, g.slug) for g, c in zip(gpus, classes, strict=True)}
+def _gpu_classes(gpus: tuple[Gpu, ...]) -> list[tuple[tuple[int, str], list[int], list[int]]]:
+    """The GPUs by batch-default class (vllm_profiles.large_batch_gpu: resolve's flags differ between GPUs by it
+    alone): per class, one GPU's (CUDA total, slug), the positions of its GPUs in the list and their CUDA totals
+    (what each of gpu_count GPUs reports); once per GPU list."""
+    classes: dict[bool, tuple[tuple[int, str], list[int], list[int]]] = {}
+    for i, g in enumerate(gpus):
+        c = classes.setdefault(vllm_profiles.large_batch_gpu(g.cuda_total, "a100" in g.slug),
+                               ((g.cuda_total, g.slug), [], []))
+        c[1].append(i)
+        c[2].append(g.cuda_total)
+    return list(classes.values())
 
 
 def memory(inp: RuntimeInput) -> RuntimeMemory:
@@ -241,7 +254,7 @@ def _memory(inp: RuntimeInput, f: VllmFlags, stages: list[Stage], d: VllmDetail,
                                      for s in stages),
         kv_capacity_tokens=f.dp * d.kv_tokens if d.kv_tokens is not None else None,
         max_concurrency=round(f.dp * d.max_concurrency, 2) if d.max_concurrency is not None else None,
-        assumptions=_notes(f, stages[0]), vllm=d, fit_on=_fit_on(inp, f, stages),
+        assumptions=_notes(f, stages[0]), vllm=d, fit_on=_fit_on(inp, f),
     )
     warning = vllm_profiles.version_warning(inp.request.vllm_version if inp.request else None)
     if warning:
