@@ -70,13 +70,15 @@ class LazySpecs(Mapping[str, ModelSpec]):
 @dataclass(frozen=True)
 class Catalog:
     models: Mapping[str, ModelSpec]
-    gpus: list[Gpu]
+    gpus: tuple[Gpu, ...]  # one tuple for the catalog's life: the estimator keeps what it derives from it per list
     root: Path = SPECS_DIR  # measurements live in root / "measurements"
     names: dict[str, str] = field(default_factory=dict)  # lowercased slug or hf_repo -> slug
     # LazySpecs: whether `names` holds the repo ids yet (read from every spec on the first name no slug matches)
     _repos: list[bool] = field(default_factory=list, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.gpus, tuple):
+            object.__setattr__(self, "gpus", tuple(self.gpus))
         if not self.names:
             for slug in self.models:
                 self.names[slug.lower()] = slug

@@ -52,19 +52,28 @@ def per_spec(fn: Callable[..., R] | None = None, *, bound: int | None = None) ->
 def per_list(fn: Callable[..., R]) -> Callable[..., R]:
     """Cache `fn(items, *keys)` per tuple of objects (by their ids) and keys: a GPU list lives as long as its catalog
     and its GPUs are frozen models, so what is derived from it is built once. Each entry holds its objects, so their
-    ids cannot be reused while it lives; at most 256 entries (the cache starts over past it)."""
+    ids cannot be reused while it lives; at most 256 entries (the cache starts over past it). The same tuple object
+    again (a catalog's own tuple) is found by its id alone, without reading its items."""
     store: dict[tuple[tuple[int, ...], tuple[Hashable, ...]], tuple[tuple[Any, ...], R]] = {}
+    by_tuple: dict[tuple[int, tuple[Hashable, ...]], tuple[tuple[Any, ...], R]] = {}
 
     @wraps(fn)
     def wrapper(items: tuple[Any, ...], *keys: Hashable) -> R:
+        hit = by_tuple.get((id(items), keys))
+        if hit is not None and hit[0] is items:
+            return hit[1]
         key = (tuple(map(id, items)), keys)
         hit = store.get(key)
         if hit is not None:
-            return hit[1]
-        value = fn(items, *keys)
-        if len(store) >= 256:
-            store.clear()
-        store[key] = (items, value)
+            value = hit[1]
+        else:
+            value = fn(items, *keys)
+            if len(store) >= 256:
+                store.clear()
+            store[key] = (items, value)
+        if len(by_tuple) >= 256:
+            by_tuple.clear()
+        by_tuple[(id(items), keys)] = (items, value)  # holding the tuple keeps its id from being reused
         return value
 
     return wrapper
