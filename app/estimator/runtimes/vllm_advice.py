@@ -85,20 +85,17 @@ class StartRule:
                    max(b + need for _, b, need in floors))
 
     def many(self, totals: Sequence[int]) -> list[tuple[bool, int]]:
-        """__call__ on each total (the fit list: one loop, no call per GPU)."""
-        u, context, extensible = self.utilization, self.context, self.extensible
-        floor, spare_floor, free_floor, free_spare_floor = (self.budget_floor, self.spare_floor,
-                                                            self.free_budget_floor, self.free_spare_floor)
-        out = []
-        for total in totals:
-            asked, free = int(u * total), total - context
-            if not extensible:
-                spare = asked - spare_floor
-                out.append((False, free - asked) if asked > free else (asked - floor > 0 and spare >= 0, spare))
-            else:
-                spare = min(asked - spare_floor, free - free_spare_floor)
-                out.append((min(asked - floor, free - free_floor) > 0 and spare >= 0, spare))
-        return out
+        """__call__ on each total (the fit list: one comprehension, no call per GPU). With asked = int(u x total)
+        and free = total - context: asked - floor > 0 is asked > floor, and spare >= 0 is asked >= spare_floor."""
+        u, context, floor, spare_floor = self.utilization, self.context, self.budget_floor, self.spare_floor
+        if not self.extensible:
+            return [(False, free - asked) if asked > (free := total - context) else
+                    (asked > floor and asked >= spare_floor, asked - spare_floor)
+                    for total in totals for asked in (int(u * total),)]
+        free_floor, free_spare_floor = self.free_budget_floor, self.free_spare_floor
+        return [(min(asked - floor, free - free_floor) > 0 and spare >= 0, spare)
+                for total in totals for asked, free in ((int(u * total), total - context),)
+                for spare in (min(asked - spare_floor, free - free_spare_floor),)]
 
     def __call__(self, total: int) -> tuple[bool, int]:
         return self.many((total,))[0]

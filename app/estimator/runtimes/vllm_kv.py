@@ -35,7 +35,7 @@ from app.estimator.memo import per_spec
 from app.estimator.spec import LanguageModel, ModelSpec
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # RELEASES' own objects: equal and hashed by identity
 class PlanRelease:
     """How one vLLM release range turns blocks into tokens and concurrency. Ranges are [first, next)."""
 
