@@ -41,6 +41,8 @@ def _flags(pairs: list[tuple[str, Any]]) -> str:
     for flag, value in pairs:
         if value is True:
             out.append(flag)
+        elif type(value) is int:  # digits need no quoting
+            out.append(f"{flag} {value}")
         elif value is not None and value is not False:  # 0 is a value (-ngl 0), False is an absent switch
             out.append(f"{flag} {shlex.quote(str(value))}")
     return " ".join(out)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import replace
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from app.estimator.errors import UnknownChoice
@@ -105,7 +106,12 @@ def _device_bytes(inp: RuntimeInput, req: VramRequest, backend: Backend, n_ctx: 
 
 def _device_name(backend: Backend, i: int) -> str:
     """CUDA0 -> CUDA<i> (ggml_backend_dev_name numbers the devices of a backend from 0)."""
-    return re.sub(r"\d+$", str(i), backend.device)
+    return _numbered(backend.device, i)
+
+
+@lru_cache(maxsize=1024)  # backends x device indices (gpu_count is at most MAX_GPUS)
+def _numbered(device: str, i: int) -> str:
+    return re.sub(r"\d+$", str(i), device)
 
 
 def _devices_bytes(inp: RuntimeInput, req: VramRequest, backend: Backend, frees: list[int], n_ctx: int,

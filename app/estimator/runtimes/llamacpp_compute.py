@@ -104,7 +104,8 @@ def _mask_elements(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) ->
     return sum(kv_cells(lm, c, swa) // c.n_streams * c.n_ubatch for swa in caches)
 
 
-def _phases(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, backend: str) -> dict[str, int]:
+def _phases(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, backend: str,
+            mask: int | None = None) -> dict[str, int]:
     """Peak bytes at the graph's three largest moments, for the CPU backend or the CUDA split graph.
 
     CPU (fitted to the grid): attention without FA holds the KQ scores, the F32 mask, Q, K, V and four
@@ -113,7 +114,7 @@ def _phases(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, backend: 
     scores and mask), the output holds one n_embd row, and with FA the mask's F32 and F16 forms.
     """
     ub, hidden = c.n_ubatch, lm.hidden
-    mask = _mask_elements(lm, c, arch)
+    mask = _mask_elements(lm, c, arch) if mask is None else mask  # `mask`: _mask_elements, when the caller has it
     q, kv = lm.heads * lm.head_dim, lm.kv_heads * lm.head_dim
     kq = 0 if c.flash_attention else c.n_ctx_seq * ub * lm.heads * F32
     ffn_width = lm.moe.expert_ffn * lm.moe.experts_per_token if lm.moe else lm.ffn
@@ -279,13 +280,14 @@ def compute_buffers(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None,
     `host_tensor_max`: the largest weight tensor of a repeating layer left on the host (partial offload)."""
     backend = backend or BACKENDS[DEFAULT_BACKEND]
     ints = INPUT_INTS * c.n_ubatch * 4
-    cpu = max(_phases(lm, c, arch, "cpu").values()) + ints
+    mask = _mask_elements(lm, c, arch)
+    cpu = max(_phases(lm, c, arch, "cpu", mask).values()) + ints
     if c.n_gpu_layers == 0 or not backend.gpu:
         return ComputeBuffers(0, cpu, cpu)
     if backend.graph == "2026":
         return ComputeBuffers(max(_phases_2026(lm, c, arch, backend).values()), _host_2026(lm, c, arch, backend), cpu)
-    gpu = max(_phases(lm, c, arch, "cuda").values())
-    host = lm.hidden * c.n_ubatch * F32 + _mask_elements(lm, c, arch) * F32 + ints  # embeddings + F32 masks
+    gpu = max(_phases(lm, c, arch, "cuda", mask).values())
+    host = lm.hidden * c.n_ubatch * F32 + mask * F32 + ints  # embeddings + F32 masks
     if backend.split_grid:  # the split-graph rules of this backend's grid; the larger figure per side
         device_partial, host_partial = _partial(lm, c, arch, host_tensor_max)
         gpu = max(gpu, *_split_device(lm, c, arch).values(), device_partial)

@@ -32,12 +32,12 @@ def _flags(inp: RuntimeInput) -> VllmFlags:
     return vllm_flags.resolve(inp.spec, inp.fmt, inp.kv, req, inp.sequence, per_gpu, inp.gpu_slug)
 
 
-def _binding(f: VllmFlags, stages: list[Stage], total: int | None) -> Stage:
-    """The stage with the fewest KV blocks (vLLM gives every worker the smallest count), else the first."""
-    if total is None:
-        return stages[0]
-    kv = vllm_advice.budgets(f, stages, total)
-    return min(zip(kv, stages, strict=True), key=lambda x: x[0] // x[1].block_bytes)[1]
+def _binding(stages: Sequence[Stage], kv: list[int] | None) -> int:
+    """Index of the stage with the fewest KV blocks (vLLM gives every worker the smallest count), else the first;
+    `kv`: each stage's budget (vllm_advice.budgets), None without a GPU."""
+    if kv is None:
+        return 0
+    return min(range(len(stages)), key=lambda i: kv[i] // stages[i].block_bytes)
 
 
 def _notes(f: VllmFlags, s: Stage) -> list[str]:
@@ -97,10 +97,12 @@ def _equivalent(f: VllmFlags, s: Stage, total: int | None) -> tuple[float | None
     return round(f.gpu_memory_utilization - delta, 4), min(round(f.gpu_memory_utilization + delta, 4), 1.0)
 
 
-def _detail(f: VllmFlags, s: Stage, stages: list[Stage], total: int | None, sequence: int,
+def _detail(f: VllmFlags, binding: int, stages: list[Stage], kv: list[int] | None, total: int | None, sequence: int,
             verdict: vllm_advice.Verdict | None, fixes: list) -> VllmDetail:
+    """`binding`: the stage the figures are of (_binding); `kv`: each stage's budget (None without a GPU)."""
+    s = stages[binding]
     requested = verdict.requested if verdict is not None else None
-    budget = vllm_advice.budgets(f, [s], total)[0] if total is not None else None
+    budget = kv[binding] if kv is not None else None
     blocks = verdict.blocks if verdict is not None else None
     tokens = concurrency = None
     if blocks is not None and f.kv_groups is not None:  # vLLM's own capacity formula of the release
@@ -128,7 +130,7 @@ def _detail(f: VllmFlags, s: Stage, stages: list[Stage], total: int | None, sequ
         calibrated=f.profile.calibrated, headroom_bytes=verdict.headroom if verdict is not None else None,
         starts=verdict.starts if verdict is not None else None,
         shortfall_bytes=verdict.shortfall if verdict is not None else 0, fixes=fixes,
-        stages=[_stage(f, x, total) for x in stages],
+        stages=[_stage(x, kv[i] if kv is not None else None) for i, x in enumerate(stages)],
         speculative_method="mtp" if f.draft_layers else None, num_speculative_tokens=f.speculative_tokens,
         draft_layers=f.draft_layers, draft_weights_bytes=stages[-1].draft_weights,
         draft_kv_bytes_per_token=stages[-1].draft_token_bytes,
@@ -137,8 +139,7 @@ def _detail(f: VllmFlags, s: Stage, stages: list[Stage], total: int | None, sequ
     )
 
 
-def _stage(f: VllmFlags, s: Stage, total: int | None) -> VllmStage:
-    budget = vllm_advice.budgets(f, [s], total)[0] if total is not None else None
+def _stage(s: Stage, budget: int | None) -> VllmStage:
     return VllmStage(index=s.index, layers=s.layers, weights_bytes=s.weights, activation_peak_bytes=s.activation,
                      non_torch_bytes=s.non_torch, kv_budget_bytes=budget, kv_block_bytes=s.block_bytes,
                      kv_blocks=max(0, budget) // s.block_bytes if budget is not None else None)
@@ -225,12 +226,12 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
 
     stages = recompute(f)
     total = inp.gpu_memory // inp.gpu_count if inp.gpu_memory is not None else None
-    verdict = vllm_advice.verdict(f, stages, total) if total is not None else None
+    kv = vllm_advice.budgets(f, stages, total) if total is not None else None
+    verdict = vllm_advice.verdict(f, stages, total, kv) if total is not None else None
     fixes = []
     if verdict is not None and not verdict.starts:
         fixes = vllm_advice.fixes(inp.spec, f, stages, total, inp.sequence, recompute)
-    s = _binding(f, stages, total)
-    detail = _detail(f, s, stages, total, inp.sequence, verdict, fixes)
+    detail = _detail(f, _binding(stages, kv), stages, kv, total, inp.sequence, verdict, fixes)
     return _memory(inp, f, stages, detail, verdict)
 
 

@@ -101,12 +101,13 @@ class StartRule:
         return self.many((total,))[0]
 
 
-def verdict(f: VllmFlags, stages: list[Stage], total: int) -> Verdict:
-    """Startup outcome on GPUs of `total` bytes each (as torch.cuda.mem_get_info reports them)."""
+def verdict(f: VllmFlags, stages: list[Stage], total: int, kv: list[int] | None = None) -> Verdict:
+    """Startup outcome on GPUs of `total` bytes each (as torch.cuda.mem_get_info reports them); `kv`:
+    budgets(f, stages, total), when the caller has them."""
     asked = int(f.gpu_memory_utilization * total)  # vllm/v1/worker/utils.py request_memory
     free = total - cuda_context(f)
     requested = min(asked, free) if f.extensible else asked  # 0.34's extensible KV cache: a cap, bound by free
-    kv = budgets(f, stages, total)
+    kv = budgets(f, stages, total) if kv is None else kv
     per_sequence = blocks_per_sequence(f)
     spare = min(b - per_sequence * s.block_bytes for b, s in zip(kv, stages, strict=True))
     blocks = min(max(0, b) // s.block_bytes for b, s in zip(kv, stages, strict=True))
