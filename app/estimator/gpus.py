@@ -57,8 +57,8 @@ class FitRows:
 
     __slots__ = ("gpus", "fixed", "_usable", "_caps")
 
-    def __init__(self, gpus: list[Gpu], count: int) -> None:
-        self.gpus = gpus
+    def __init__(self, gpus: tuple[Gpu, ...], count: int) -> None:
+        self.gpus = gpus  # one tuple: what a runtime's `decide` derives from it is kept per list
         self.fixed = [(g.slug, g.name, g.memory_bytes * count) for g in gpus]
         self._usable = [g.memory_bytes * count * g.usable_fraction for g in gpus]
         self._caps: dict[float, list[int]] = {}
@@ -79,4 +79,4 @@ def _rows(gpus: tuple[Gpu, ...], first: str | None, count: int, cuda: bool) -> F
     without Apple's GPUs other than the one asked for (vLLM runs on CUDA/ROCm GPUs, not on Metal)."""
     ordered = sorted(gpus, key=lambda g: g.memory_bytes)
     ordered.sort(key=lambda g: g.slug != first)
-    return FitRows([g for g in ordered if not (cuda and g.kind == "apple" and g.slug != first)], count)
+    return FitRows(tuple(g for g in ordered if not (cuda and g.kind == "apple" and g.slug != first)), count)

@@ -177,12 +177,12 @@ def _fit_on(inp: RuntimeInput, asked: VllmFlags) -> Decide:
     req = inp.request or VramRequest(model=inp.spec.slug, runtime="vllm", gpu_count=inp.gpu_count)
 
     def decide(gpus: Sequence[Gpu]) -> list[tuple[bool, int]]:
-        out: list[tuple[bool, int]] = [(False, 0)] * len(gpus)
-        for (per_gpu, slug), positions, totals in _gpu_classes(tuple(gpus)):
-            rule = _start_rule(inp.spec, inp.fmt, asked, vllm_flags.batch_for(asked, req, per_gpu, slug))
-            for i, verdict in zip(positions, rule.many(totals), strict=True):
-                out[i] = verdict
-        return out
+        classes, order = _gpu_classes(tuple(gpus))
+        verdicts = []  # class by class, then back in the list's order
+        for c in classes:
+            rule = _start_rule(inp.spec, inp.fmt, asked, vllm_flags.batch_for(asked, req, *c.example))
+            verdicts += rule.at(*c.asked_free(rule.utilization, rule.context))
+        return [verdicts[k] for k in order]
 
     return decide
 
@@ -204,18 +204,46 @@ def _build_rule(spec: ModelSpec, fmt: Format, asked: VllmFlags, batch: tuple[int
     return vllm_advice.StartRule.of(f, vllm_memory.stages(spec, fmt, f), vllm_advice.blocks_per_sequence(f))
 
 
+class GpuClass:
+    """GPUs of one batch-default class in a fit list (vllm_profiles.large_batch_gpu: resolve's flags differ between
+    GPUs by it alone): one GPU's (CUDA total, slug), the positions of its GPUs in the list, their CUDA totals (what
+    each of gpu_count GPUs reports), and per (utilization, CUDA context) each GPU's int(utilization x total) and
+    total - context, the start rule's inputs."""
+
+    __slots__ = ("example", "positions", "totals", "_at")
+
+    def __init__(self, example: tuple[int, str]) -> None:
+        self.example = example
+        self.positions: list[int] = []
+        self.totals: list[int] = []
+        self._at: dict[tuple[float, int], tuple[list[int], list[int]]] = {}
+
+    def asked_free(self, utilization: float, context: int) -> tuple[list[int], list[int]]:
+        hit = self._at.get((utilization, context))
+        if hit is None:
+            if len(self._at) >= 64:  # utilizations are request values
+                self._at.clear()
+            hit = self._at[utilization, context] = ([int(utilization * t) for t in self.totals],
+                                                    [t - context for t in self.totals])
+        return hit
+
+
 @per_list
-def _gpu_classes(gpus: tuple[Gpu, ...]) -> list[tuple[tuple[int, str], list[int], list[int]]]:
-    """The GPUs by batch-default class (vllm_profiles.large_batch_gpu: resolve's flags differ between GPUs by it
-    alone): per class, one GPU's (CUDA total, slug), the positions of its GPUs in the list and their CUDA totals
-    (what each of gpu_count GPUs reports); once per GPU list."""
-    classes: dict[bool, tuple[tuple[int, str], list[int], list[int]]] = {}
+def _gpu_classes(gpus: tuple[Gpu, ...]) -> tuple[list[GpuClass], list[int]]:
+    """The GPUs of a list by batch-default class, and for each GPU its place among the classes' GPUs taken class
+    by class; once per GPU list."""
+    classes: dict[bool, GpuClass] = {}
     for i, g in enumerate(gpus):
-        c = classes.setdefault(vllm_profiles.large_batch_gpu(g.cuda_total, "a100" in g.slug),
-                               ((g.cuda_total, g.slug), [], []))
-        c[1].append(i)
-        c[2].append(g.cuda_total)
-    return list(classes.values())
+        c = classes.get(large := vllm_profiles.large_batch_gpu(g.cuda_total, "a100" in g.slug))
+        if c is None:
+            c = classes[large] = GpuClass((g.cuda_total, g.slug))
+        c.positions.append(i)
+        c.totals.append(g.cuda_total)
+    grouped = [i for c in classes.values() for i in c.positions]
+    order = [0] * len(gpus)
+    for k, i in enumerate(grouped):
+        order[i] = k
+    return list(classes.values()), order
 
 
 def memory(inp: RuntimeInput) -> RuntimeMemory:

@@ -85,17 +85,22 @@ class StartRule:
                    max(b + need for _, b, need in floors))
 
     def many(self, totals: Sequence[int]) -> list[tuple[bool, int]]:
-        """__call__ on each total (the fit list: one comprehension, no call per GPU). With asked = int(u x total)
-        and free = total - context: asked - floor > 0 is asked > floor, and spare >= 0 is asked >= spare_floor."""
-        u, context, floor, spare_floor = self.utilization, self.context, self.budget_floor, self.spare_floor
+        """__call__ on each total."""
+        u, context = self.utilization, self.context
+        return self.at([int(u * t) for t in totals], [t - context for t in totals])
+
+    def at(self, asked: Sequence[int], free: Sequence[int]) -> list[tuple[bool, int]]:
+        """`many` from each GPU's asked = int(utilization x total) and free = total - context (the fit list keeps
+        both per GPU class): one comprehension, no call per GPU. It starts when both budgets are positive and both
+        spares >= 0 (min(x, y) > 0 is x > 0 and y > 0); the headroom is the smaller spare."""
+        floor, spare_floor = self.budget_floor, self.spare_floor
         if not self.extensible:
-            return [(False, free - asked) if asked > (free := total - context) else
-                    (asked > floor and asked >= spare_floor, asked - spare_floor)
-                    for total in totals for asked in (int(u * total),)]
+            return [(False, f - a) if a > f else (a > floor and a >= spare_floor, a - spare_floor)
+                    for a, f in zip(asked, free, strict=True)]
         free_floor, free_spare_floor = self.free_budget_floor, self.free_spare_floor
-        return [(min(asked - floor, free - free_floor) > 0 and spare >= 0, spare)
-                for total in totals for asked, free in ((int(u * total), total - context),)
-                for spare in (min(asked - spare_floor, free - free_spare_floor),)]
+        return [(a >= spare_floor and f >= free_spare_floor and a > floor and f > free_floor,
+                 a - spare_floor if a - spare_floor < f - free_spare_floor else f - free_spare_floor)
+                for a, f in zip(asked, free, strict=True)]
 
     def __call__(self, total: int) -> tuple[bool, int]:
         return self.many((total,))[0]
