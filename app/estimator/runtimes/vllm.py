@@ -40,7 +40,23 @@ def _binding(stages: Sequence[Stage], kv: list[int] | None) -> int:
     return min(range(len(stages)), key=lambda i: kv[i] // stages[i].block_bytes)
 
 
+_NOTES: dict[tuple[int, float], tuple[Stage, tuple[str, ...]]] = {}
+
+
 def _notes(f: VllmFlags, s: Stage) -> list[str]:
+    """The assumptions of `f` for stage `s`. They read no max_model_len, and every other flag they read is in the
+    key of the stages (vllm_memory.stages, kept per model, format and flags), so they are kept per stage object and
+    utilization; each entry holds its stage, so its id is not reused while it lives."""
+    key = (id(s), f.gpu_memory_utilization)
+    hit = _NOTES.get(key)
+    if hit is None or hit[0] is not s:
+        if len(_NOTES) >= 4096:
+            _NOTES.clear()
+        hit = _NOTES[key] = (s, tuple(_write_notes(f, s)))
+    return list(hit[1])
+
+
+def _write_notes(f: VllmFlags, s: Stage) -> list[str]:
     p = f.profile
     notes = [
         f"vLLM {p.name} ({p.engine} engine): gpu_memory_utilization {f.gpu_memory_utilization:.2f}, KV blocks of "

@@ -270,9 +270,14 @@ def state_rule(lm: LanguageModel, f: VllmFlags) -> cache.StateRule:
     state in --mamba-ssm-cache-dtype, whose auto takes the config's mamba_ssm_dtype (Qwen3.5) or
     mamba_ssm_cache_dtype (Nemotron-H) (vllm/model_executor/models/config.py), else the model dtype; conv
     state shape (conv_kernel - 1, channels) (vllm/model_executor/layers/mamba/mamba_utils.py)."""
-    state = cache.state_dtype_bytes(lm, f.compute_bytes)
-    return cache.StateRule(conv_bytes=f.compute_bytes, recurrent_bytes=state, ssm_bytes=state,
-                           source="vLLM MambaStateDtypeCalculator", conv_extra=f.speculative_tokens)
+    return _state_rule(lm, f.compute_bytes, f.speculative_tokens)
+
+
+@per_spec  # one rule per model, dtype and draft: the estimate and the per-layer report read it
+def _state_rule(lm: LanguageModel, compute_bytes: int, speculative_tokens: int) -> cache.StateRule:
+    state = cache.state_dtype_bytes(lm, compute_bytes)
+    return cache.StateRule(conv_bytes=compute_bytes, recurrent_bytes=state, ssm_bytes=state,
+                           source="vLLM MambaStateDtypeCalculator", conv_extra=speculative_tokens)
 
 
 def state_bytes(lm: LanguageModel, f: VllmFlags, layers: int, first: int = 0) -> int:
