@@ -80,7 +80,7 @@ def resolve(spec: ModelSpec, req: VramRequest, gpus: Sequence[Gpu] = ()) -> Choi
     gpu = None
     if req.gpu is not None:
         by_slug = _by_slug(tuple(gpus))
-        gpu = by_slug[_pick("gpu", req.gpu, list(by_slug))]
+        gpu = by_slug.get(req.gpu) or by_slug[_pick("gpu", req.gpu, list(by_slug))]
     return Choices(fmt, runtime, kv, gpu)
 
 
@@ -135,13 +135,20 @@ def _warnings(spec: ModelSpec, req: VramRequest, sequence: int) -> list[str]:
     if exceeded:
         out.append(f"{sequence:,} positions exceed the released model's trained context of "
                    f"{lm.max_context:,} tokens")
-    active = {"always": True, "context_exceeds": exceeded, "images": req.images > 0, "never": False}
-    out += [f"Card says {d.field} {d.card}; released: {d.released}. {d.matters}".strip()
-            for d in spec.discrepancies if active[d.warn_when]]
-    if lm.generic:
+    out += _spec_warnings(spec, exceeded, req.images > 0)
+    return out
+
+
+@per_spec
+def _spec_warnings(spec: ModelSpec, exceeded: bool, images: bool) -> tuple[str, ...]:
+    """The card's discrepancies that apply (context beyond the trained one, images asked) and the generic note."""
+    active = {"always": True, "context_exceeds": exceeded, "images": images, "never": False}
+    out = [f"Card says {d.field} {d.card}; released: {d.released}. {d.matters}".strip()
+           for d in spec.discrepancies if active[d.warn_when]]
+    if spec.language_model.generic:
         out.append("generic: this architecture is not checked (no adapter for it; read with transformers' "
                    "standard keys, see the assumptions)")
-    return out
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
