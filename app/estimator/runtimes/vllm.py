@@ -178,15 +178,6 @@ def _state_blocks(f: VllmFlags) -> int:
     return sum(g.state_blocks for g in f.kv_groups or () if g.kind == "mamba")
 
 
-def _state_outside_blocks(f: VllmFlags, s: Stage) -> int:
-    """Recurrent state of one sequence not already counted as blocks of the planned state groups."""
-    return 0 if _state_blocks(f) else s.state_bytes
-
-
-def _need(f: VllmFlags, s: Stage, sequence: int, batch: int) -> int:
-    return s.non_kv() + _blocks(f, sequence, batch) * s.block_bytes
-
-
 def _fit_on(inp: RuntimeInput, asked: VllmFlags) -> Decide:
     """The verdict on every GPU of a fit list: (starts, headroom per GPU), flags resolved for each GPU (from the
     asked GPU's: only the batch defaults differ), one start rule per batch-default class."""
@@ -289,13 +280,15 @@ def _memory(inp: RuntimeInput, f: VllmFlags, stages: list[Stage], d: VllmDetail,
     kv_tokens = f.dp * kv_blocks * f.block_size
     if _grouped(f):  # a block id is one page in one group's layers, not block_size tokens of every layer
         kv_tokens = f.dp * d.kv_tokens if d.kv_tokens is not None else asked
+    # what the batch needs on each stage: its blocks, and recurrent states not planned as blocks of state groups
+    needed, in_blocks = _blocks(f, inp.sequence, batch), _state_blocks(f) > 0
     mem = RuntimeMemory(
         weights=ranks * sum(s.weights for s in stages),
         kv_cache=ranks * sum(kv_blocks * s.block_bytes for s in stages),
         activations=ranks * sum(s.activation for s in stages),
         overhead=ranks * sum(d.cuda_context_bytes + s.non_torch + vllm_memory.graph_pool(f, s) for s in stages),
         kv_cache_tokens=kv_tokens, usable_fraction=f.gpu_memory_utilization,
-        required=inp.gpu_count * max(_need(f, s, inp.sequence, batch) + batch * _state_outside_blocks(f, s)
+        required=inp.gpu_count * max(s.non_kv() + needed * s.block_bytes + batch * (0 if in_blocks else s.state_bytes)
                                      for s in stages),
         kv_capacity_tokens=f.dp * d.kv_tokens if d.kv_tokens is not None else None,
         max_concurrency=round(f.dp * d.max_concurrency, 2) if d.max_concurrency is not None else None,
