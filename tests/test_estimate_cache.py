@@ -103,6 +103,28 @@ def test_vllm_fit_rows_equal_the_full_verdict(catalog: Catalog, model: str):
     assert outcomes == {True, False}  # both branches were compared
 
 
+@pytest.mark.parametrize("model", ["llama-3.1-8b", "qwen3.5-27b", "gemma-2-9b-it", "qwen3-30b-a3b", "gemma-4-26b-a4b"])
+def test_vllm_fit_rule_per_gpu_class_equals_the_rule_of_that_gpus_flags(catalog: Catalog, model: str):
+    """The fit list builds each GPU class's start rule from the asked GPU's flags and that class's batch defaults,
+    without resolving the flags there: it equals StartRule.of the flags vllm_flags.resolve gives on that GPU (their
+    stages and blocks per sequence), for every catalog GPU, release and layout, and for a context never asked."""
+    from app.estimator.runtimes import vllm as vllm_runtime
+    from app.estimator.runtimes import vllm_advice, vllm_memory
+
+    spec = catalog.model(model)
+    fmt, kv = FORMATS["bf16"], KV_TYPES["bf16"]
+    for knobs in ({}, {"gpu_count": 2}, {"gpu_count": 4, "pipeline_parallel_size": 2}, {"vllm_version": "0.7.0"},
+                  {"vllm_version": "0.26.0"}, {"context": 131071}, {"max_num_seqs": 64}):
+        context = knobs.pop("context", 8192)
+        req = VramRequest(model=model, runtime="vllm", context=context, gpu="rtx-4090", **knobs)
+        asked = vllm_flags.resolve(spec, fmt, kv, req, context, 24 << 30, "rtx-4090")
+        for g in catalog.gpus:
+            f = vllm_flags.resolve(spec, fmt, kv, req, context, g.cuda_total, g.slug)
+            expected = vllm_advice.StartRule.of(f, vllm_memory.stages(spec, fmt, f), vllm_advice.blocks_per_sequence(f))
+            batch = vllm_flags.batch_for(asked, req, g.cuda_total, g.slug)
+            assert vllm_runtime._start_rule(spec, fmt, asked, batch) == expected, (knobs, g.slug)
+
+
 @pytest.mark.parametrize(("model", "file_type"), [("llama-3.1-8b", "q4_k_m"), ("qwen3-30b-a3b", "q8_0"),
                                                   ("gemma-4-26b-a4b", "q4_k_m"), ("nemotron-h-56b-base-8k", "q4_k_m")])
 def test_largest_host_tensor_walked_once_equals_the_walk(catalog: Catalog, model: str, file_type: str):

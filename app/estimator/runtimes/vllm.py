@@ -207,8 +207,9 @@ def _start_rule_for(spec: ModelSpec, fmt: str, asked: VllmFlags, batch: tuple[in
 
 
 def _build_rule(spec: ModelSpec, fmt: Format, asked: VllmFlags, batch: tuple[int, int]) -> vllm_advice.StartRule:
-    f = vllm_flags.for_gpu(asked, batch)
-    return vllm_advice.StartRule.of(f, vllm_memory.stages(spec, fmt, f), vllm_advice.blocks_per_sequence(f))
+    """StartRule.of the flags vllm_flags.for_gpu(asked, batch) gives, from `asked` (only the batch differs)."""
+    return vllm_advice.StartRule.of(asked, vllm_memory.stages_at(spec, fmt, asked, batch),
+                                    vllm_advice.blocks_per_sequence(asked, batched_tokens=batch[1]))
 
 
 class GpuClass:

@@ -37,12 +37,15 @@ class Verdict:
     headroom: int = 0  # per GPU: KV budget beyond one max_model_len sequence when it starts, else -shortfall
 
 
-def blocks_per_sequence(f: VllmFlags, tokens: int | None = None) -> int:
-    """Block ids one sequence of `tokens` (default max_model_len) holds, summed over the KV cache groups."""
+def blocks_per_sequence(f: VllmFlags, tokens: int | None = None, batched_tokens: int | None = None) -> int:
+    """Block ids one sequence of `tokens` (default max_model_len) holds, summed over the KV cache groups;
+    `batched_tokens`: another max_num_batched_tokens than f's (the in-flight tokens of windowed groups)."""
     tokens = f.max_model_len if tokens is None else tokens
     if f.kv_groups is None:
         return ceil(tokens / f.block_size)
-    return sum(vllm_kv.blocks_per_request(g, f.block_size, tokens, f.in_flight) for g in f.kv_groups)
+    in_flight = f.in_flight if batched_tokens is None or f.kv_release is None else \
+        vllm_kv.in_flight_tokens(f.kv_release, batched_tokens)
+    return sum(vllm_kv.blocks_per_request(g, f.block_size, tokens, in_flight) for g in f.kv_groups)
 
 
 def budgets(f: VllmFlags, stages: list[Stage], total: int) -> list[int]:
@@ -73,16 +76,15 @@ class StartRule:
 
     @classmethod
     def of(cls, f: VllmFlags, stages: Sequence[Stage], per_sequence: int) -> StartRule:
-        """`per_sequence`: blocks_per_sequence(f)."""
-        rows = [(s.non_kv(), s.weights + s.non_torch + s.graph_pool, s.activation, per_sequence * s.block_bytes)
-                for s in stages]
+        """`per_sequence`: blocks_per_sequence(f). Only f's utilization, CUDA context and extensible switch are
+        read: the flags of the same request on another GPU class give the same (vllm_flags.for_gpu)."""
+        rows = _floors(stages)  # (non-KV, extensible floor, extensible free floor, block bytes) per stage
         if not f.extensible:
             return cls(f.gpu_memory_utilization, cuda_context(f), False, max(nk for nk, _, _, _ in rows),
-                       max(nk + need for nk, _, _, need in rows))
-        floors = [(max(nk, used + peak), used + extensible_margin(peak) + peak, need) for nk, used, peak, need in rows]
-        return cls(f.gpu_memory_utilization, cuda_context(f), True, max(a for a, _, _ in floors),
-                   max(a + need for a, _, need in floors), max(b for _, b, _ in floors),
-                   max(b + need for _, b, need in floors))
+                       max(nk + per_sequence * bb for nk, _, _, bb in rows))
+        return cls(f.gpu_memory_utilization, cuda_context(f), True, max(a for _, a, _, _ in rows),
+                   max(a + per_sequence * bb for _, a, _, bb in rows), max(b for _, _, b, _ in rows),
+                   max(b + per_sequence * bb for _, _, b, bb in rows))
 
     def many(self, totals: Sequence[int]) -> list[tuple[bool, int]]:
         """__call__ on each total."""
@@ -104,6 +106,32 @@ class StartRule:
 
     def __call__(self, total: int) -> tuple[bool, int]:
         return self.many((total,))[0]
+
+
+_FLOORS: dict[int, tuple[tuple[Stage, ...], list[tuple[int, int, int, int]]]] = {}
+
+
+def _floors(stages: Sequence[Stage]) -> list[tuple[int, int, int, int]]:
+    """Per stage: non_kv, max(non_kv, used + peak), used + margin + peak (used: weights + non-torch + graph pool,
+    peak: the activation) and block bytes, StartRule's stage terms. Kept per stages object (vllm_memory.stages keeps
+    those per model, format and flags); each entry holds its stages, so its id is not reused while it lives."""
+    if type(stages) is not tuple:  # a list may change: not kept
+        return _floor_rows(stages)
+    hit = _FLOORS.get(id(stages))
+    if hit is None or hit[0] is not stages:
+        if len(_FLOORS) >= 4096:
+            _FLOORS.clear()
+        hit = _FLOORS[id(stages)] = (stages, _floor_rows(stages))
+    return hit[1]
+
+
+def _floor_rows(stages: Sequence[Stage]) -> list[tuple[int, int, int, int]]:
+    rows = []
+    for s in stages:
+        nk, used = s.non_kv(), s.weights + s.non_torch + s.graph_pool
+        rows.append((nk, max(nk, used + s.activation), used + extensible_margin(s.activation) + s.activation,
+                     s.block_bytes))
+    return rows
 
 
 def verdict(f: VllmFlags, stages: list[Stage], total: int, kv: list[int] | None = None) -> Verdict:

@@ -9,7 +9,7 @@ Calibrated parts (vllm_profiles.py): the sampler's bytes per logit, non-torch an
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from functools import cache as cache_by_size
 from operator import attrgetter
 
@@ -306,6 +306,19 @@ def stages(spec: ModelSpec, fmt: Format, f: VllmFlags) -> tuple[Stage, ...]:
 # Every VllmFlags field but the two the stages do not read, in declaration order
 _STAGE_FIELDS = tuple(x.name for x in fields(VllmFlags) if x.name not in ("max_model_len", "gpu_memory_utilization"))
 _STAGE_KEY = attrgetter(*_STAGE_FIELDS)
+_SEQS, _TOKENS = _STAGE_FIELDS.index("max_num_seqs"), _STAGE_FIELDS.index("max_num_batched_tokens")
+
+
+def stages_at(spec: ModelSpec, fmt: Format, f: VllmFlags, batch: tuple[int, int]) -> tuple[Stage, ...]:
+    """stages(spec, fmt, f) with (max_num_seqs, max_num_batched_tokens) = `batch` (the request on another GPU
+    class, vllm_flags.for_gpu), without building those flags."""
+    if batch == (f.max_num_seqs, f.max_num_batched_tokens):
+        return stages(spec, fmt, f)
+    if FORMATS.get(fmt.slug) is not fmt:
+        return _stages(spec, fmt, replace(f, max_num_seqs=batch[0], max_num_batched_tokens=batch[1]))
+    key = list(_STAGE_KEY(f))
+    key[_SEQS], key[_TOKENS] = batch
+    return _stages_for(spec, fmt.slug, tuple(key))
 
 
 @per_spec(bound=4096)  # the key holds request flags (max_num_seqs, max_num_batched_tokens, block_size)
