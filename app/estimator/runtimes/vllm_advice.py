@@ -79,6 +79,12 @@ class StartRule:
         """`per_sequence`: blocks_per_sequence(f). Only f's utilization, CUDA context and extensible switch are
         read: the flags of the same request on another GPU class give the same (vllm_flags.for_gpu)."""
         rows = _floors(stages)  # (non-KV, extensible floor, extensible free floor, block bytes) per stage
+        if len(rows) == 1:  # one pipeline stage: the maxima are its terms
+            (nk, a, b, bb), = rows
+            need = per_sequence * bb
+            if not f.extensible:
+                return cls(f.gpu_memory_utilization, cuda_context(f), False, nk, nk + need)
+            return cls(f.gpu_memory_utilization, cuda_context(f), True, a, a + need, b, b + need)
         if not f.extensible:
             return cls(f.gpu_memory_utilization, cuda_context(f), False, max(nk for nk, _, _, _ in rows),
                        max(nk + per_sequence * bb for nk, _, _, bb in rows))
