@@ -14,8 +14,9 @@ class CacheLayer:
     """What one decoder layer caches, as the chosen runtime stores it."""
 
     index: int
-    layer_type: Annotated[str, Field(description="The spec's layer_types entry (full, sliding, chunked, "
-        "linear_attention, mamba2, short_conv, none).")]
+    layer_type: Annotated[str, Field(
+        description="The spec's layer_types entry (full, sliding, chunked, linear_attention, mamba2, short_conv, "
+                    "none).")]
     kind: Annotated[str, Field(description="Cache kind: attention, mla, shared, gdn, mamba2, short_conv, none.")]
     kv_bytes_per_token: Annotated[int, Field(description="KV bytes one cached position adds in this layer (0: no KV).")]
     span: Annotated[int | None, Field(description="Positions kept per sequence when windowed or chunked.")] = None
@@ -30,8 +31,8 @@ class CacheReport:
     kv_bytes: Annotated[int, Field(description="KV cache of the whole batch as the runtime allocates it.")]
     state_bytes: Annotated[int, Field(description="Recurrent state of the whole batch (0 without recurrent layers).")]
     kv_bytes_per_token: Annotated[int, Field(description="KV bytes per cached position, all layers, one sequence.")]
-    state_bytes_per_sequence: Annotated[int, Field(description="Recurrent state of one sequence, all layers, "
-        "whatever its length.")]
-    state_rule: Annotated[str, Field(description="How the runtime stores states (dtypes, conv length), and its "
-        "source.")] = ""
+    state_bytes_per_sequence: Annotated[int, Field(
+        description="Recurrent state of one sequence, all layers, whatever its length.")]
+    state_rule: Annotated[str, Field(
+        description="How the runtime stores states (dtypes, conv length), and its source.")] = ""
     layers: list[CacheLayer]

@@ -20,6 +20,8 @@ from pydantic import (
 
 from app.estimator.cache_io import CacheReport
 
+# A list field's default as the schema shows it (a dataclass field takes a factory, which the schema leaves out)
+EMPTY_LIST = {"default": []}
 MAX_CONTEXT = 10_000_000
 MAX_BATCH = 4096
 MAX_IMAGES = 1024
@@ -403,9 +405,9 @@ class ResolvedRequest:
     gpu: str | None
     gpu_count: int
     # llama.cpp's --mmproj as resolved: the calculator says whether the projector is loaded
-    mmproj: Annotated[bool | None, Field(description="llama.cpp with a vision model: whether the projector file is "
-                                         "loaded (--mmproj; default: images > 0); null for other runtimes and text "
-                                         "models.")] = None
+    mmproj: Annotated[bool | None, Field(
+        description="llama.cpp with a vision model: whether the projector file is loaded (--mmproj; default: images > "
+                    "0); null for other runtimes and text models.")] = None
     # present in the JSON only where a list applied (VramEstimate's serializer drops it otherwise)
     llm_int8_skip_modules: Annotated[list[str] | None, Field(
         description="The request's llm_int8_skip_modules where it applied (a bitsandbytes format transformers "
@@ -417,8 +419,9 @@ class Breakdown:
     """Where the GPU memory goes, in bytes. The four keys always sum to `total_bytes`."""
 
     weights: Annotated[int, Field(description="Model weights resident on the GPU(s).")]
-    kv_cache: Annotated[int, Field(description="Key/value cache for the whole batch, and the recurrent state of "
-        "models whose layers keep one (Gated DeltaNet, Mamba2, short conv): `cache` has the two apart.")]
+    kv_cache: Annotated[int, Field(
+        description="Key/value cache for the whole batch, and the recurrent state of models whose layers keep one "
+                    "(Gated DeltaNet, Mamba2, short conv): `cache` has the two apart.")]
     activations: Annotated[int, Field(description="Peak temporary tensors of the forward pass (prefill).")]
     overhead: Annotated[int, Field(description="CUDA context, library workspaces and runtime buffers.")]
 
@@ -429,28 +432,29 @@ class Detail:
 
     parameters: Annotated[int, Field(description="Parameters of the released model (language + vision).")]
     parameters_language: Annotated[int, Field(description="Parameters of the language model.")]
-    parameters_vision: Annotated[int, Field(description="Parameters of the vision tower and projector (0 for text "
-        "models).")]
+    parameters_vision: Annotated[int, Field(
+        description="Parameters of the vision tower and projector (0 for text models).")]
     # MoE: what one token uses, beside the total
-    parameters_active: Annotated[int | None, Field(description="Parameters one token uses (MoE: minus the "
-        "routed experts it skips; embeddings included).")] = None
+    parameters_active: Annotated[int | None, Field(
+        description="Parameters one token uses (MoE: minus the routed experts it skips; embeddings included).")] = None
     weights_language_bytes: Annotated[int, Field(description="Language-model weights as stored in this format.")]
     weights_vision_bytes: Annotated[int, Field(description="Vision tower + projector as stored in this format.")]
-    weights_host_bytes: Annotated[int, Field(description="Weights the runtime keeps in host RAM (llama.cpp "
-        "token_embd).")]
+    weights_host_bytes: Annotated[int, Field(
+        description="Weights the runtime keeps in host RAM (llama.cpp token_embd).")]
     bits_per_weight: Annotated[float, Field(description="Stored bits per weight over all stored tensors.")]
     kv_bytes_per_token: Annotated[int, Field(description="KV bytes per cached position, all layers, one sequence.")]
     # --- per-layer cache model ---
-    state_bytes_per_sequence: Annotated[int, Field(description="Recurrent-state bytes one sequence holds over "
-        "all layers, whatever its length (0 without recurrent layers).")] = 0
-    cache_layers: Annotated[str, Field(description="Layers by cache kind (full/sliding attention, mla, gdn, "
-        "mamba2, ...).")] = ""
+    state_bytes_per_sequence: Annotated[int, Field(
+        description="Recurrent-state bytes one sequence holds over all layers, whatever its length (0 without "
+                    "recurrent layers).")] = 0
+    cache_layers: Annotated[str, Field(
+        description="Layers by cache kind (full/sliding attention, mla, gdn, mamba2, ...).")] = ""
     image_positions: Annotated[int, Field(description="KV positions the images add beyond the text tokens.")]
     sequence_length: Annotated[int, Field(description="Positions per sequence: text tokens + image positions.")]
     kv_cache_tokens: Annotated[int, Field(description="Positions the runtime allocates per sequence (after padding).")]
     kv_capacity_tokens: Annotated[int | None, Field(description="vLLM: tokens the KV budget holds.")] = None
-    max_concurrency: Annotated[float | None, Field(description="vLLM: sequences of this length that fit at "
-        "once.")] = None
+    max_concurrency: Annotated[float | None, Field(
+        description="vLLM: sequences of this length that fit at once.")] = None
 
 
 # --- llama.cpp's answer: the buffers it prints at load ---
@@ -462,15 +466,15 @@ class LlamaCppBuffer:
 
     name: Annotated[Literal["model", "kv", "rs", "compute", "output", "mmproj", "mmproj_compute", "mtp_model",
                             "mtp_kv", "mtp_compute", "mtp_output"], Field(
-        description="model (weights), kv (cache), rs (recurrent states of Mamba/GDN/short-conv layers), "
-                    "compute (graph), output (logits), mmproj (projector); mtp_*: --spec-type draft-mtp's MTP block "
-                    "and its draft context.")]
-    device: Annotated[Literal["gpu", "host"], Field(description="gpu (CUDA0 ...) or host (CPU, CPU_Mapped, "
-                                                                "CUDA_Host).")]
+        description="model (weights), kv (cache), rs (recurrent states of Mamba/GDN/short-conv layers), compute "
+                    "(graph), output (logits), mmproj (projector); mtp_*: --spec-type draft-mtp's MTP block and its "
+                    "draft context.")]
+    device: Annotated[Literal["gpu", "host"], Field(
+        description="gpu (CUDA0 ...) or host (CPU, CPU_Mapped, CUDA_Host).")]
     bytes: int
     basis: Annotated[Literal["exact", "calibrated", "approximate"], Field(
-        description="exact: llama.cpp's own arithmetic; calibrated: fitted to llama.cpp's printed sizes; "
-                    "approximate: a model not checked against llama.cpp.")]
+        description="exact: llama.cpp's own arithmetic; calibrated: fitted to llama.cpp's printed sizes; approximate: "
+                    "a model not checked against llama.cpp.")]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -546,9 +550,10 @@ class LlamaCppReport:
     buffers: list[LlamaCppBuffer]
     backend: Annotated[str, Field(description="The ggml backend the buffers are for.")] = "cuda"
     device: Annotated[str, Field(description="The device as llama.cpp names it (CUDA0, ROCm0, MTL0, ...).")] = "CUDA0"
-    fit_print: Annotated[list[str], Field(description="These buffers as "
-        "`llama-fit-params --fit-print on` prints them: device, model, context, "
-        "compute in MiB (truncated).")] = field(default_factory=list)
+    fit_print: Annotated[list[str], Field(
+        description="These buffers as `llama-fit-params --fit-print on` prints them: device, model, context, compute "
+                    "in MiB (truncated).",
+        json_schema_extra=EMPTY_LIST)] = field(default_factory=list)
     fit: Annotated[LlamaCppFit | None, Field(description="--fit's decisions for `free_memory` (when given).")] = None
 
 
@@ -620,8 +625,8 @@ class VllmFix:
 class VllmStage:
     """One pipeline stage as each of its GPUs holds it (vLLM logs one line per stage worker)."""
 
-    index: Annotated[int, Field(description="Stage index (0 holds the embedding, the last holds lm_head and the "
-        "sampler).")]
+    index: Annotated[int, Field(
+        description="Stage index (0 holds the embedding, the last holds lm_head and the sampler).")]
     layers: Annotated[int, Field(description="Decoder layers on this stage.")]
     weights_bytes: Annotated[int, Field(description="Weights on one GPU of this stage.")]
     activation_peak_bytes: Annotated[int, Field(description="Profiled torch peak on one GPU of this stage.")]
@@ -640,76 +645,88 @@ class VllmDetail:
     """
 
     version: Annotated[str, Field(description="vLLM release range the constants describe (vllm_version).")]
-    gpu_memory_utilization: Annotated[float, Field(description="Share of each GPU vLLM claims "
-        "(--gpu-memory-utilization).")]
+    gpu_memory_utilization: Annotated[float, Field(
+        description="Share of each GPU vLLM claims (--gpu-memory-utilization).")]
     max_model_len: Annotated[int, Field(description="Longest sequence admitted (tokens).")]
-    max_num_seqs: Annotated[int, Field(description="Sequences per step, as resolved (the sampler is profiled over "
-        "them).")]
-    max_num_batched_tokens: Annotated[int, Field(description="Tokens per step, as resolved (the profiling forward "
-        "pass).")]
+    max_num_seqs: Annotated[int, Field(
+        description="Sequences per step, as resolved (the sampler is profiled over them).")]
+    max_num_batched_tokens: Annotated[int, Field(
+        description="Tokens per step, as resolved (the profiling forward pass).")]
     block_size: Annotated[int, Field(description="Tokens per KV block.")]
     dtype: Annotated[str, Field(description="Compute dtype vLLM resolves (--dtype).")]
     kv_cache_dtype: Annotated[str, Field(description="KV element type vLLM resolves (--kv-cache-dtype).")]
     quantization: Annotated[str | None, Field(description="vLLM's quantization method name, or None for 16/32-bit.")]
     tensor_parallel_size: Annotated[int, Field(description="GPUs each layer is split across.")]
     pipeline_parallel_size: Annotated[int, Field(description="Stages the layers are split across.")]
-    data_parallel_size: Annotated[int, Field(description="Engine replicas; every figure here is one GPU of one "
-        "replica.")] = 1
-    enable_expert_parallel: Annotated[bool, Field(description="Whole MoE experts per GPU over the tensor x "
-        "data parallel ranks.")] = False
+    data_parallel_size: Annotated[int, Field(
+        description="Engine replicas; every figure here is one GPU of one replica.")] = 1
+    enable_expert_parallel: Annotated[bool, Field(
+        description="Whole MoE experts per GPU over the tensor x data parallel ranks.")] = False
     enforce_eager: Annotated[bool, Field(description="No CUDA graphs when true.")]
     gpu_total_bytes: Annotated[int | None, Field(description="One GPU's total as torch.cuda.mem_get_info reports it.")]
-    weights_bytes: Annotated[int, Field(description="Weights on one GPU: its share of the split linears and "
-        "vocab-parallel embeddings, plus replicated norms and rotary cache.")]
+    weights_bytes: Annotated[int, Field(
+        description="Weights on one GPU: its share of the split linears and vocab-parallel embeddings, plus "
+                    "replicated norms and rotary cache.")]
     weights_replicated_bytes: Annotated[int, Field(description="Part of weights_bytes every GPU holds in full.")]
     activation_peak_bytes: Annotated[int, Field(description="Torch peak of the profiling run (forward + sampler).")]
     non_torch_bytes: Annotated[int, Field(description="Non-torch growth during profiling (NCCL buffers with TP/PP).")]
-    requested_bytes: Annotated[int | None, Field(description="gpu_memory_utilization x gpu_total_bytes (0.34's "
-        "extensible KV cache: at most the memory free at start).")]
-    kv_budget_bytes: Annotated[int | None, Field(description="requested - weights - activation peak - non-torch - "
-        "the CUDA-graph estimate (0.20+); 0.34 extensible: also at most free - used - margin - transient peak "
-        "(negative: does not start).")]
+    requested_bytes: Annotated[int | None, Field(
+        description="gpu_memory_utilization x gpu_total_bytes (0.34's extensible KV cache: at most the memory free at "
+                    "start).")]
+    kv_budget_bytes: Annotated[int | None, Field(
+        description="requested - weights - activation peak - non-torch - the CUDA-graph estimate (0.20+); 0.34 "
+                    "extensible: also at most free - used - margin - transient peak (negative: does not start).")]
     kv_block_bytes: Annotated[int, Field(description="One block of block_size tokens over this GPU's layers.")]
     kv_blocks: Annotated[int | None, Field(description="Blocks the budget holds (GPU blocks).")]
     kv_tokens: Annotated[int | None, Field(description="GPU KV cache size: kv_blocks x block_size tokens.")]
-    max_concurrency: Annotated[float | None, Field(description="Sequences of `context` (+ image) tokens that fit at "
-        "once.")]
-    cuda_graph_bytes: Annotated[int, Field(description="CUDA graph pool, captured after the KV cache, above the "
-        "budget.")]
+    max_concurrency: Annotated[float | None, Field(
+        description="Sequences of `context` (+ image) tokens that fit at once.")]
+    cuda_graph_bytes: Annotated[int, Field(
+        description="CUDA graph pool, captured after the KV cache, above the budget.")]
     cuda_context_bytes: Annotated[int, Field(description="CUDA context, outside torch and outside the budget.")]
-    process_bytes: Annotated[int | None, Field(description="What the process holds on one GPU once serving: context "
-        "+ weights + activation + non-torch + KV cache + graph pool.")]
-    cuda_graph_estimate_bytes: Annotated[int, Field(description="CUDA-graph memory estimate subtracted inside "
-        "the budget (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS, on by default from 0.20).")] = 0
-    equivalent_gpu_memory_utilization: Annotated[float | None, Field(description="What vLLM prints when the "
-        "estimate is on: the utilization that gives the same KV cache without the estimate (utilization - "
-        "estimate / total), rounded to 4 places.")] = None
-    suggested_gpu_memory_utilization: Annotated[float | None, Field(description="... and the utilization "
-        "that keeps the KV cache of an earlier release: min(utilization + estimate / total, 1).")] = None
-    extensible_kv_cache: Annotated[bool, Field(description="0.34: the KV cache is sized after warmup from "
-        "measured free memory: min(requested - non-KV, free - margin) - transient peak.")] = False
-    calibrated: Annotated[bool, Field(description="False: this release range is not checked against a "
-        "startup log.")] = True
-    headroom_bytes: Annotated[int | None, Field(description="Per GPU: KV budget beyond one max_model_len "
-        "sequence when it starts; minus the shortfall when it does not.")] = None
+    process_bytes: Annotated[int | None, Field(
+        description="What the process holds on one GPU once serving: context + weights + activation + non-torch + KV "
+                    "cache + graph pool.")]
+    cuda_graph_estimate_bytes: Annotated[int, Field(
+        description="CUDA-graph memory estimate subtracted inside the budget "
+                    "(VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS, on by default from 0.20).")] = 0
+    equivalent_gpu_memory_utilization: Annotated[float | None, Field(
+        description="What vLLM prints when the estimate is on: the utilization that gives the same KV cache without "
+                    "the estimate (utilization - estimate / total), rounded to 4 places.")] = None
+    suggested_gpu_memory_utilization: Annotated[float | None, Field(
+        description="... and the utilization that keeps the KV cache of an earlier release: min(utilization + "
+                    "estimate / total, 1).")] = None
+    extensible_kv_cache: Annotated[bool, Field(
+        description="0.34: the KV cache is sized after warmup from measured free memory: min(requested - non-KV, free "
+                    "- margin) - transient peak.")] = False
+    calibrated: Annotated[bool, Field(
+        description="False: this release range is not checked against a startup log.")] = True
+    headroom_bytes: Annotated[int | None, Field(
+        description="Per GPU: KV budget beyond one max_model_len sequence when it starts; minus the shortfall when it "
+                    "does not.")] = None
     starts: Annotated[bool | None, Field(description="Whether startup succeeds (None when no GPU was named).")]
-    shortfall_bytes: Annotated[int, Field(description="Bytes missing for one max_model_len sequence (0 when it "
-        "starts).")] = 0
-    fixes: Annotated[list[VllmFix], Field(description="Smallest changes that make it "
-        "start.")] = field(default_factory=list)
-    stages: Annotated[list[VllmStage], Field(description="Every pipeline stage; the "
-        "figures above are those of the stage with the fewest KV blocks.")] = field(default_factory=list)
-    speculative_method: Annotated[str | None, Field(description="--speculative-config method (mtp: the "
-        "checkpoint's MTP layers as the draft); None: no speculative decoding.")] = None
+    shortfall_bytes: Annotated[int, Field(
+        description="Bytes missing for one max_model_len sequence (0 when it starts).")] = 0
+    fixes: Annotated[list[VllmFix], Field(
+        description="Smallest changes that make it start.",
+        json_schema_extra=EMPTY_LIST)] = field(default_factory=list)
+    stages: Annotated[list[VllmStage], Field(
+        description="Every pipeline stage; the figures above are those of the stage with the fewest KV blocks.",
+        json_schema_extra=EMPTY_LIST)] = field(default_factory=list)
+    speculative_method: Annotated[str | None, Field(
+        description="--speculative-config method (mtp: the checkpoint's MTP layers as the draft); None: no "
+                    "speculative decoding.")] = None
     num_speculative_tokens: Annotated[int, Field(description="Draft tokens proposed per step (0: none).")] = 0
     draft_layers: Annotated[int, Field(description="MTP layers vLLM loads as the draft model.")] = 0
-    draft_weights_bytes: Annotated[int, Field(description="Of weights_bytes (last pipeline stage): the draft's "
-        "own parameters on one GPU; its embed_tokens and lm_head are the target's.")] = 0
-    draft_kv_bytes_per_token: Annotated[int, Field(description="KV bytes per token of the draft's attention "
-        "layer(s) on one GPU; they are planned with the target's layers (of kv_block_bytes).")] = 0
-    draft_kv_bytes: Annotated[int | None, Field(description="Of the KV cache on one GPU: the draft's layers' "
-        "pages (kv_tokens x draft_kv_bytes_per_token; None for grouped hybrid plans, where the draft's "
-        "layer takes a page slot in its group).")] = None
+    draft_weights_bytes: Annotated[int, Field(
+        description="Of weights_bytes (last pipeline stage): the draft's own parameters on one GPU; its embed_tokens "
+                    "and lm_head are the target's.")] = 0
+    draft_kv_bytes_per_token: Annotated[int, Field(
+        description="KV bytes per token of the draft's attention layer(s) on one GPU; they are planned with the "
+                    "target's layers (of kv_block_bytes).")] = 0
+    draft_kv_bytes: Annotated[int | None, Field(
+        description="Of the KV cache on one GPU: the draft's layers' pages (kv_tokens x draft_kv_bytes_per_token; "
+                    "None for grouped hybrid plans, where the draft's layer takes a page slot in its group).")] = None
 
 
 # --- Hub source: the commit a fetched config.json came from ---
