@@ -374,7 +374,9 @@ class VramRequest(BaseModel):
 class WeightsRequest(BaseModel):
     """POST /api/weights: a catalog model or an inline config.json, and a weight format."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [  # exactly one; null = absent
+    # defer_build: built on first use (/api/weights, `vram weights`), not at every import; oneOf: exactly one of
+    # the two (null = absent)
+    model_config = ConfigDict(extra="forbid", defer_build=True, json_schema_extra={"oneOf": [
         {"required": ["model"], "properties": {"model": {"type": "string"}, "config": {"type": "null"}}},
         {"required": ["config"], "properties": {"config": {"type": "object"}, "model": {"type": "null"}}}]})
 
@@ -800,6 +802,8 @@ class VramEstimate(BaseModel):
 class WeightGroup(BaseModel):
     """Tensors of one name pattern stored as one type: a row of the weights table."""
 
+    model_config = ConfigDict(defer_build=True)  # built on first use, as WeightsRequest
+
     name: str = Field(description="Tensor name with the layer index as N.")
     part: str = Field(description="language or vision.")
     type: str = Field(description="Storage type (GGML type, or the format's label for quantized linears).")
@@ -810,6 +814,8 @@ class WeightGroup(BaseModel):
 
 class WeightsReport(BaseModel):
     """A checkpoint as stored in one format."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use, as WeightsRequest
 
     model: str
     quantization: str
