@@ -94,8 +94,7 @@ def _fit_bytes(arch: GgufArch | None, moment: str, lm: LanguageModel, c: LlamaCo
 @dataclass(frozen=True, slots=True)
 class ComputeBuffers:
     gpu: int  # CUDA0 compute buffer
-    host: int  # CUDA_Host compute buffer
-    cpu: int  # the CPU backend's single compute buffer (nothing offloaded): what the grid measures
+    host: int  # CUDA_Host compute buffer; nothing offloaded: the CPU backend's single compute buffer (the grid's)
 
 
 def _mask_elements(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> int:
@@ -280,19 +279,18 @@ def compute_buffers(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None,
     `host_tensor_max`: the largest weight tensor of a repeating layer left on the host (partial offload)."""
     backend = backend or BACKENDS[DEFAULT_BACKEND]
     ints = INPUT_INTS * c.n_ubatch * 4
-    mask = _mask_elements(lm, c, arch)
-    cpu = max(_phases(lm, c, arch, "cpu", mask).values()) + ints
     if c.n_gpu_layers == 0 or not backend.gpu:
-        return ComputeBuffers(0, cpu, cpu)
+        return ComputeBuffers(0, max(_phases(lm, c, arch, "cpu").values()) + ints)
     if backend.graph == "2026":
-        return ComputeBuffers(max(_phases_2026(lm, c, arch, backend).values()), _host_2026(lm, c, arch, backend), cpu)
+        return ComputeBuffers(max(_phases_2026(lm, c, arch, backend).values()), _host_2026(lm, c, arch, backend))
+    mask = _mask_elements(lm, c, arch)
     gpu = max(_phases(lm, c, arch, "cuda", mask).values())
     host = lm.hidden * c.n_ubatch * F32 + mask * F32 + ints  # embeddings + F32 masks
     if backend.split_grid:  # the split-graph rules of this backend's grid; the larger figure per side
         device_partial, host_partial = _partial(lm, c, arch, host_tensor_max)
         gpu = max(gpu, *_split_device(lm, c, arch).values(), device_partial)
         host = max(host, _split_host(lm, c, arch) + host_partial)
-    return ComputeBuffers(gpu=gpu, host=host, cpu=cpu)
+    return ComputeBuffers(gpu=gpu, host=host)
 
 
 def layer_compute(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, backend: Backend) -> int:
