@@ -623,7 +623,7 @@ class VllmFix:
     note: Annotated[str, Field(description="What it costs or why it works.")]
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)  # kept per stages, GPU and utilization, shared by answers
 class VllmStage:
     """One pipeline stage as each of its GPUs holds it (vLLM logs one line per stage worker)."""
 

@@ -113,12 +113,49 @@ def _equivalent(f: VllmFlags, s: Stage, total: int | None) -> tuple[float | None
     return round(f.gpu_memory_utilization - delta, 4), min(round(f.gpu_memory_utilization + delta, 4), 1.0)
 
 
-def _detail(f: VllmFlags, binding: int, stages: list[Stage], kv: list[int] | None, total: int | None, sequence: int,
+class _AtTotal:
+    """What an estimate takes from its stages, utilization and per-GPU total alone (no max_model_len, no batch):
+    each stage's KV budget (None without a GPU), the binding stage (_binding), the answer's stage rows, the CUDA
+    context and graph pool, the printed equivalent utilization, and the sums over stages."""
+
+    __slots__ = ("kv", "binding", "rows", "context", "graphs", "equivalent", "weights", "activation", "overhead",
+                 "block_bytes")
+
+    def __init__(self, f: VllmFlags, stages: Sequence[Stage], total: int | None) -> None:
+        self.kv = vllm_advice.budgets(f, stages, total) if total is not None else None
+        self.binding = _binding(stages, self.kv)
+        self.rows = tuple(_stage(x, self.kv[i] if self.kv is not None else None) for i, x in enumerate(stages))
+        s = stages[self.binding]
+        self.context, self.graphs = vllm_memory.cuda_context(f), vllm_memory.graph_pool(f, s)
+        self.equivalent = _equivalent(f, s, total)
+        self.weights = sum(x.weights for x in stages)
+        self.activation = sum(x.activation for x in stages)
+        self.overhead = sum(self.context + x.non_torch + vllm_memory.graph_pool(f, x) for x in stages)
+        self.block_bytes = sum(x.block_bytes for x in stages)
+
+
+_AT_TOTAL: dict[tuple[int, float, int | None], tuple[Sequence[Stage], _AtTotal]] = {}
+
+
+def _at_total(f: VllmFlags, stages: Sequence[Stage], total: int | None) -> _AtTotal:
+    """_AtTotal kept per stages object (vllm_memory.stages keeps those per model, format and every flag but
+    max_model_len and the utilization), utilization and total; each entry holds its stages, so its id is not
+    reused while it lives."""
+    key = (id(stages), f.gpu_memory_utilization, total)
+    hit = _AT_TOTAL.get(key)
+    if hit is None or hit[0] is not stages:
+        if len(_AT_TOTAL) >= 4096:  # utilizations and totals are request values
+            _AT_TOTAL.clear()
+        hit = _AT_TOTAL[key] = (stages, _AtTotal(f, stages, total))
+    return hit[1]
+
+
+def _detail(f: VllmFlags, at: _AtTotal, stages: Sequence[Stage], total: int | None, sequence: int,
             verdict: vllm_advice.Verdict | None, fixes: list) -> VllmDetail:
-    """`binding`: the stage the figures are of (_binding); `kv`: each stage's budget (None without a GPU)."""
-    s = stages[binding]
+    """The figures of the binding stage (at.binding)."""
+    s = stages[at.binding]
     requested = verdict.requested if verdict is not None else None
-    budget = kv[binding] if kv is not None else None
+    budget = at.kv[at.binding] if at.kv is not None else None
     blocks = verdict.blocks if verdict is not None else None
     tokens = concurrency = None
     if blocks is not None and f.kv_groups is not None:  # vLLM's own capacity formula of the release
@@ -126,11 +163,11 @@ def _detail(f: VllmFlags, binding: int, stages: list[Stage], kv: list[int] | Non
         concurrency = round(concurrency, 2)
     elif blocks is not None:
         tokens, concurrency = blocks * f.block_size, round(blocks / ceil(sequence / f.block_size), 2)
-    context, graphs = vllm_memory.cuda_context(f), vllm_memory.graph_pool(f, s)
+    context, graphs = at.context, at.graphs
     process = None
     if blocks is not None:
         process = context + s.weights + s.activation + s.non_torch + blocks * s.block_bytes + graphs
-    equivalent, suggested = _equivalent(f, s, total)
+    equivalent, suggested = at.equivalent
     return VllmDetail(
         version=f.profile.name, gpu_memory_utilization=f.gpu_memory_utilization, max_model_len=f.max_model_len,
         max_num_seqs=f.max_num_seqs, max_num_batched_tokens=f.max_num_batched_tokens, block_size=f.block_size,
@@ -146,7 +183,7 @@ def _detail(f: VllmFlags, binding: int, stages: list[Stage], kv: list[int] | Non
         calibrated=f.profile.calibrated, headroom_bytes=verdict.headroom if verdict is not None else None,
         starts=verdict.starts if verdict is not None else None,
         shortfall_bytes=verdict.shortfall if verdict is not None else 0, fixes=fixes,
-        stages=[_stage(x, kv[i] if kv is not None else None) for i, x in enumerate(stages)],
+        stages=list(at.rows),
         speculative_method="mtp" if f.draft_layers else None, num_speculative_tokens=f.speculative_tokens,
         draft_layers=f.draft_layers, draft_weights_bytes=stages[-1].draft_weights,
         draft_kv_bytes_per_token=stages[-1].draft_token_bytes,
@@ -262,17 +299,17 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
 
     stages = recompute(f)
     total = inp.gpu_memory // inp.gpu_count if inp.gpu_memory is not None else None
-    kv = vllm_advice.budgets(f, stages, total) if total is not None else None
-    verdict = vllm_advice.verdict(f, stages, total, kv) if total is not None else None
+    at = _at_total(f, stages, total)
+    verdict = vllm_advice.verdict(f, stages, total, at.kv) if total is not None else None
     fixes = []
     if verdict is not None and not verdict.starts:
         fixes = vllm_advice.fixes(inp.spec, f, stages, total, inp.sequence, recompute)
-    detail = _detail(f, _binding(stages, kv), stages, kv, total, inp.sequence, verdict, fixes)
-    return _memory(inp, f, stages, detail, verdict)
+    detail = _detail(f, at, stages, total, inp.sequence, verdict, fixes)
+    return _memory(inp, f, stages, detail, verdict, at)
 
 
-def _memory(inp: RuntimeInput, f: VllmFlags, stages: list[Stage], d: VllmDetail,
-            verdict: vllm_advice.Verdict | None) -> RuntimeMemory:
+def _memory(inp: RuntimeInput, f: VllmFlags, stages: Sequence[Stage], d: VllmDetail,
+            verdict: vllm_advice.Verdict | None, at: _AtTotal) -> RuntimeMemory:
     # every figure of `d` is one GPU of one engine; data parallel engines each hold their own copy and take an
     # equal share of the sequences
     tp, ranks, asked = f.tp, f.tp * f.dp, inp.batch * inp.sequence
@@ -284,10 +321,8 @@ def _memory(inp: RuntimeInput, f: VllmFlags, stages: list[Stage], d: VllmDetail,
     # what the batch needs on each stage: its blocks, and recurrent states not planned as blocks of state groups
     needed, in_blocks = _blocks(f, inp.sequence, batch), _state_blocks(f) > 0
     mem = RuntimeMemory(
-        weights=ranks * sum(s.weights for s in stages),
-        kv_cache=ranks * sum(kv_blocks * s.block_bytes for s in stages),
-        activations=ranks * sum(s.activation for s in stages),
-        overhead=ranks * sum(d.cuda_context_bytes + s.non_torch + vllm_memory.graph_pool(f, s) for s in stages),
+        weights=ranks * at.weights, kv_cache=ranks * kv_blocks * at.block_bytes,
+        activations=ranks * at.activation, overhead=ranks * at.overhead,
         kv_cache_tokens=kv_tokens, usable_fraction=f.gpu_memory_utilization,
         required=inp.gpu_count * max(s.non_kv() + needed * s.block_bytes + batch * (0 if in_blocks else s.state_bytes)
                                      for s in stages),
