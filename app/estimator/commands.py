@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from app.estimator.schema import ResolvedRequest
@@ -44,8 +45,13 @@ def _flags(pairs: list[tuple[str, Any]]) -> str:
         elif type(value) is int:  # digits need no quoting
             out.append(f"{flag} {value}")
         elif value is not None and value is not False:  # 0 is a value (-ngl 0), False is an absent switch
-            out.append(f"{flag} {shlex.quote(str(value))}")
+            out.append(f"{flag} {_quote(str(value))}")
     return " ".join(out)
+
+
+@lru_cache(maxsize=4096)  # file names, types and switches repeat from one command to the next
+def _quote(text: str) -> str:
+    return shlex.quote(text)
 
 
 def _llama_server(req: ResolvedRequest, spec: ModelSpec, extra: Any, repo: str | None = None) -> str:

@@ -187,7 +187,8 @@ def _fit_print(backend: Backend, device: tuple[int, int, int] | list[tuple[int, 
     """common_fit_print (common/fit.cpp): `<device> model context compute` per device, then `Host ...`, in MiB."""
     devices = device if isinstance(device, list) else [device]
     rows = [(_device_name(backend, i), d) for i, d in enumerate(devices)] if backend.gpu else []
-    return [f"{name} {' '.join(str(x // MiB) for x in sizes)}" for name, sizes in [*rows, ("Host", host)]]
+    return [f"{name} {model // MiB} {context // MiB} {compute // MiB}"
+            for name, (model, context, compute) in [*rows, ("Host", host)]]
 
 
 def _fit(inp: RuntimeInput, req: VramRequest, backend: Backend) -> LlamaCppFit | None:
@@ -265,23 +266,30 @@ def _fit_answer(inp: RuntimeInput, req: VramRequest, backend: Backend, d: FitDec
 
 def _notes(c: LlamaContext, lm_layers: int, kv_cells: int, swa_cells: int, backend: Backend,
            lm_vocab: int) -> list[str]:
-    layers = "all layers" if c.n_gpu_layers > lm_layers else f"{max(c.n_gpu_layers - 1, 0)} of {lm_layers} layers"
-    out = "and the output layer " if c.output_on_gpu else ""
-    notes = [
-        f"llama.cpp: {layers} {out}on the GPU (-ngl {c.n_gpu_layers}); token_embd stays in host RAM (exact)",
-        f"n_ctx {c.n_ctx:,} (padded to 256), n_ctx_seq {c.n_ctx_seq:,}, {c.n_parallel} sequence(s), "
-        f"{'unified' if c.kv_unified else 'split'} KV: {kv_cells:,} cells per layer"
-        + (f", {swa_cells:,} per sliding-window layer" if swa_cells else "") + " (exact)",
-        f"KV cache K {LLAMA_NAME[c.type_k.slug]}, V {LLAMA_NAME[c.type_v.slug]} (exact)",
-        f"compute buffer for n_ubatch {c.n_ubatch} (n_batch {c.n_batch}), flash attention "
-        f"{'on' if c.flash_attention else 'off'}: {backend.label} figure modelled from llama.cpp's graph "
+    cells = (f"n_ctx {c.n_ctx:,} (padded to 256), n_ctx_seq {c.n_ctx_seq:,}, {c.n_parallel} sequence(s), "
+             f"{'unified' if c.kv_unified else 'split'} KV: {kv_cells:,} cells per layer"
+             + (f", {swa_cells:,} per sliding-window layer" if swa_cells else "") + " (exact)")
+    first, *rest = _context_notes(lm_layers, c.n_gpu_layers, c.type_k.slug, c.type_v.slug, c.n_ubatch, c.n_batch,
+                                  c.flash_attention, backend, c.n_parallel, lm_vocab)
+    return [first, cells, *rest]
+
+
+@lru_cache(maxsize=4096)  # a context's lines but its cell counts: the same for every n_ctx of one setup
+def _context_notes(lm_layers: int, n_gpu_layers: int, type_k: str, type_v: str, n_ubatch: int, n_batch: int,
+                   flash_attention: bool, backend: Backend, n_parallel: int, lm_vocab: int) -> tuple[str, ...]:
+    layers = "all layers" if n_gpu_layers > lm_layers else f"{max(n_gpu_layers - 1, 0)} of {lm_layers} layers"
+    out = "and the output layer " if n_gpu_layers >= 1 else ""  # LlamaContext.output_on_gpu
+    return (
+        f"llama.cpp: {layers} {out}on the GPU (-ngl {n_gpu_layers}); token_embd stays in host RAM (exact)",
+        f"KV cache K {LLAMA_NAME[type_k]}, V {LLAMA_NAME[type_v]} (exact)",
+        f"compute buffer for n_ubatch {n_ubatch} (n_batch {n_batch}), flash attention "
+        f"{'on' if flash_attention else 'off'}: {backend.label} figure modelled from llama.cpp's graph "
         f"({backend.graph} rules, calibrated)",
         f"output buffer: logits for n_parallel sequences, in host RAM ({backend.host_buffer}; exact)",
         f"CUDA context {CUDA_CONTEXT_BYTES // MiB} MiB per GPU (assumed)",
         f"logits reserved for n_ubatch outputs; llama-server after PR 23861 reserves n_parallel: up to "
-        f"{max(c.n_ubatch - c.n_parallel, 0) * lm_vocab * 4 / MiB:,.0f} MiB less",
-    ]
-    return notes
+        f"{max(n_ubatch - n_parallel, 0) * lm_vocab * 4 / MiB:,.0f} MiB less",
+    )
 
 
 def _mtp_notes(mtp: MtpDraft, c: LlamaContext, lm) -> list[str]:
@@ -327,30 +335,30 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
                       total_bytes=w.host + kv.host + comp.host + out + kv.state_host + sum(mtp_host) + sum(mtp_host_io),
                       state=kv.state_host)
     buffers = [
-        LlamaCppBuffer(name="model", device="gpu", bytes=w.gpu, basis="exact"),
-        LlamaCppBuffer(name="model", device="host", bytes=w.host, basis="exact"),
-        LlamaCppBuffer(name="kv", device="gpu", bytes=kv.gpu, basis="exact"),
-        LlamaCppBuffer(name="kv", device="host", bytes=kv.host, basis="exact"),
-        LlamaCppBuffer(name="compute", device="gpu", bytes=comp.gpu, basis="calibrated"),
-        LlamaCppBuffer(name="compute", device="host", bytes=comp.host, basis="calibrated"),
-        LlamaCppBuffer(name="output", device="host", bytes=out, basis="exact"),
+        LlamaCppBuffer("model", "gpu", w.gpu, "exact"),
+        LlamaCppBuffer("model", "host", w.host, "exact"),
+        LlamaCppBuffer("kv", "gpu", kv.gpu, "exact"),
+        LlamaCppBuffer("kv", "host", kv.host, "exact"),
+        LlamaCppBuffer("compute", "gpu", comp.gpu, "calibrated"),
+        LlamaCppBuffer("compute", "host", comp.host, "calibrated"),
+        LlamaCppBuffer("output", "host", out, "exact"),
     ]
     if kv.rs_cells:
-        buffers[4:4] = [LlamaCppBuffer(name="rs", device="gpu", bytes=kv.state_gpu, basis="exact"),
-                        LlamaCppBuffer(name="rs", device="host", bytes=kv.state_host, basis="exact")]
+        buffers[4:4] = [LlamaCppBuffer("rs", "gpu", kv.state_gpu, "exact"),
+                        LlamaCppBuffer("rs", "host", kv.state_host, "exact")]
     if mtp is not None:
         where = "gpu" if on_gpu else "host"
         buffers += [
             LlamaCppBuffer(name="mtp_model", device=where, bytes=mtp.weights,
                            basis="exact" if mtp.weights_exact else "approximate"),
-            LlamaCppBuffer(name="mtp_kv", device=where, bytes=mtp.kv, basis="exact"),
-            LlamaCppBuffer(name="mtp_compute", device=where, bytes=mtp.compute, basis="approximate"),
-            LlamaCppBuffer(name="mtp_compute", device="host", bytes=mtp.host_compute, basis="approximate"),
-            LlamaCppBuffer(name="mtp_output", device="host", bytes=mtp.output, basis="exact"),
+            LlamaCppBuffer("mtp_kv", where, mtp.kv, "exact"),
+            LlamaCppBuffer("mtp_compute", where, mtp.compute, "approximate"),
+            LlamaCppBuffer("mtp_compute", "host", mtp.host_compute, "approximate"),
+            LlamaCppBuffer("mtp_output", "host", mtp.output, "exact"),
         ]
     if c.mmproj:
-        buffers += [LlamaCppBuffer(name="mmproj", device="gpu", bytes=mmproj, basis="exact"),
-                    LlamaCppBuffer(name="mmproj_compute", device="gpu", bytes=vision, basis="calibrated")]
+        buffers += [LlamaCppBuffer("mmproj", "gpu", mmproj, "exact"),
+                    LlamaCppBuffer("mmproj_compute", "gpu", vision, "calibrated")]
     report = LlamaCppReport(
         n_ctx=c.n_ctx, n_ctx_seq=c.n_ctx_seq, n_batch=c.n_batch, n_ubatch=c.n_ubatch, n_parallel=c.n_parallel,
         kv_unified=c.kv_unified, n_gpu_layers=c.n_gpu_layers, output_on_gpu=c.output_on_gpu,
