@@ -283,6 +283,7 @@ class _KvTable:
     v_swa: tuple[int, ...]
     state: tuple[int, ...]  # recurrent r + s bytes of one cell
     windowed: bool  # any sliding-window layer
+    state_per_sequence: int  # cache.state_bytes_per_sequence in llama.cpp's state rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,7 +316,8 @@ def _kv_table(lm: LanguageModel, arch: GgufArch | None, type_k, type_v, v_trans:
                     k, v = k_row, v_row
         for column, x in zip(acc, (k, v, kw, vw, st), strict=True):
             column.append(column[-1] + x)
-    return _KvTable(*(tuple(column) for column in acc), windowed=bool(windowed))
+    return _KvTable(*(tuple(column) for column in acc), windowed=bool(windowed),
+                    state_per_sequence=cache.state_bytes_per_sequence(lm, STATE_RULE))
 
 
 def kv_cache(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> KvSplit:
@@ -336,7 +338,7 @@ def kv_cache(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> KvSpl
     gpu = (kf_gpu + vf_gpu) * full + (ks_gpu + vs_gpu) * swa
     host = (kf_host + vf_host) * full + (ks_host + vs_host) * swa
     k_all, v_all = t.k_full[n] * full + t.k_swa[n] * swa, t.v_full[n] * full + t.v_swa[n] * swa
-    per_seq = cache.state_bytes_per_sequence(lm, STATE_RULE)
+    per_seq = t.state_per_sequence
     rows = rs_cells * (1 + c.n_rs_seq)  # llama_memory_recurrent: mem_size x (1 + n_rs_seq) rows per layer
     return KvSplit(gpu, host, k_all, v_all, full, swa if t.windowed else 0, st_gpu * rows,
                    st_host * rows, rs_cells if per_seq else 0, per_seq)

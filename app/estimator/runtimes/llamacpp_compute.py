@@ -99,8 +99,8 @@ class ComputeBuffers:
 
 def _mask_elements(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None) -> int:
     """KQ mask elements of every cache (one per KV cell and token; the SWA cache has its own)."""
-    caches = [False] + ([True] if swa_layers(lm, arch) else [])
-    return sum(kv_cells(lm, c, swa) // c.n_streams * c.n_ubatch for swa in caches)
+    full = kv_cells(lm, c, False) // c.n_streams * c.n_ubatch
+    return full + kv_cells(lm, c, True) // c.n_streams * c.n_ubatch if swa_layers(lm, arch) else full
 
 
 def _phases(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, backend: str,
@@ -121,17 +121,17 @@ def _phases(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, backend: 
     attn_extra, out_extra = ((r * hidden for r in arch.compute_rows) if arch else (0, 0))
     attn_rows = 4 * hidden + (q + 2 * kv if cpu else 0) + attn_extra
     attention = kq + (mask * F32 if not c.flash_attention else 0) + attn_rows * ub * F32 \
-        + _fit_bytes(arch, "attention", lm, c, cpu)
+        + (_fit_bytes(arch, "attention", lm, c, cpu) if cpu else 0)
     fa_mask = mask * (2 if cpu else 2 + F32) if c.flash_attention else 0
     # a quantized cache under FA keeps one more n_embd row alive at the output (grid: q8_0/q4_0 rows)
     quantized = c.flash_attention and (c.type_k.block > 1 or c.type_v.block > 1)
     rows = (2 if cpu else 1) + quantized
     output = lm.vocab * ub * F32 + (rows * hidden + out_extra) * ub * F32 + (0 if cpu else fa_mask) \
-        + _fit_bytes(arch, "output", lm, c, cpu)
+        + (_fit_bytes(arch, "output", lm, c, cpu) if cpu else 0)
     # the FFN of a layer: gate, up, their product and four n_embd rows, beside the masks every layer reads
     # (with FA and a quantized cache the F16 mask was not alive there in the grid)
     masks = 0 if quantized else (mask * 2 if c.flash_attention else mask * F32)
-    ffn = (3 * ffn_width + 4 * hidden) * ub * F32 + masks + _fit_bytes(arch, "ffn", lm, c, cpu)
+    ffn = (3 * ffn_width + 4 * hidden) * ub * F32 + masks + (_fit_bytes(arch, "ffn", lm, c, cpu) if cpu else 0)
     return {"attention": attention, "output": output, "ffn": ffn}
 
 
