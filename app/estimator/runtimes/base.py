@@ -18,7 +18,7 @@ MiB = 1 << 20
 CUDA_CONTEXT_BYTES = 400 * MiB
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per estimate, and a frozen __init__ costs about twice as much
 class RuntimeInput:
     spec: ModelSpec
     fmt: Format

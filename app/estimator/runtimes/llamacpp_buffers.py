@@ -226,7 +226,7 @@ def _row(kv, elements: int) -> int:
     return kv.bytes_for(elements)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per estimate, and cheaper so
 class KvSplit:
     gpu: int
     host: int

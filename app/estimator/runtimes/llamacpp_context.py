@@ -26,7 +26,7 @@ def pad(n: int, to: int) -> int:
     return -(-n // to) * to
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per estimate (changed with dataclasses.replace), and cheaper so
 class LlamaContext:
     n_ctx: int  # KV cells of all streams together
     n_ctx_seq: int  # cells per stream (kv_size)
