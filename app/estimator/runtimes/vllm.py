@@ -303,7 +303,7 @@ def memory(inp: RuntimeInput) -> RuntimeMemory:
     verdict = vllm_advice.verdict(f, stages, total, at.kv) if total is not None else None
     fixes = []
     if verdict is not None and not verdict.starts:
-        fixes = vllm_advice.fixes(inp.spec, f, stages, total, inp.sequence, recompute)
+        fixes = vllm_advice.fixes(inp.spec, f, stages, total, inp.sequence, recompute, verdict)
     detail = _detail(f, at, stages, total, inp.sequence, verdict, fixes)
     return _memory(inp, f, stages, detail, verdict, at)
 

@@ -10,12 +10,12 @@ is N"): vllm/v1/worker/gpu_worker.py, vllm/v1/core/kv_cache_utils.py check_enoug
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from math import ceil
 
 from app.estimator.kv_cache import KV_TYPES
 from app.estimator.runtimes import vllm_kv
-from app.estimator.runtimes.vllm_flags import VllmFlags, tp_allowed
+from app.estimator.runtimes.vllm_flags import VllmFlags, evolve, tp_allowed
 from app.estimator.runtimes.vllm_memory import Stage, cuda_context
 from app.estimator.runtimes.vllm_profiles import extensible_margin
 from app.estimator.schema import VllmFix
@@ -185,7 +185,7 @@ def _utilization(f: VllmFlags, recompute: Recompute, total: int, v: Verdict) -> 
         note = f"the CUDA context ({cuda_context(f) / GiB:.2f} GiB) still fits beside it"
     if not 0 < u <= 1 or u == f.gpu_memory_utilization:
         return None
-    if not _starts(replace(f, gpu_memory_utilization=u), recompute, total):
+    if not _starts(evolve(f, gpu_memory_utilization=u), recompute, total):
         return None
     return VllmFix(flag="gpu_memory_utilization", value=f"{u:.2f}", note=note)
 
@@ -193,7 +193,7 @@ def _utilization(f: VllmFlags, recompute: Recompute, total: int, v: Verdict) -> 
 def _fp8(f: VllmFlags, recompute: Recompute, total: int) -> VllmFix | None:
     if f.kv.slug == "fp8":
         return None
-    if not _starts(replace(f, kv=KV_TYPES["fp8"], kv_name="fp8"), recompute, total):
+    if not _starts(evolve(f, kv=KV_TYPES["fp8"], kv_name="fp8"), recompute, total):
         return None
     return VllmFix(flag="kv_cache_dtype", value="fp8", note="halves KV bytes per token (fp32: quarters)")
 
@@ -204,7 +204,7 @@ def _max_model_len(f: VllmFlags, recompute: Recompute, total: int, sequence: int
     longest = v.blocks * f.block_size
     if v.blocks < 1 or not sequence <= longest < f.max_model_len:
         return None
-    if not _starts(replace(f, max_model_len=longest), recompute, total):
+    if not _starts(evolve(f, max_model_len=longest), recompute, total):
         return None
     return VllmFix(flag="max_model_len", value=str(longest),
                    note=f"the longest sequence the KV budget holds (asked: {f.max_model_len:,})")
@@ -215,16 +215,17 @@ def _more_gpus(spec: ModelSpec, f: VllmFlags, recompute: Recompute, total: int) 
     for tp in range(f.tp + 1, min(heads, MAX_TP // f.pp) + 1):
         if not tp_allowed(spec.language_model, tp):
             continue
-        if _starts(replace(f, tp=tp), recompute, total):
+        if _starts(evolve(f, tp=tp), recompute, total):
             return VllmFix(flag="tensor_parallel_size", value=str(tp),
                            note=f"{tp * f.pp} GPUs of this kind (gpu_count {tp * f.pp})")
     return None
 
 
 def fixes(spec: ModelSpec, f: VllmFlags, stages: list[Stage], total: int, sequence: int,
-          recompute: Recompute) -> list[VllmFix]:
-    """Each single change that makes the verdict say it starts, smallest first (each one checked)."""
-    v = verdict(f, stages, total)
+          recompute: Recompute, v: Verdict | None = None) -> list[VllmFix]:
+    """Each single change that makes the verdict say it starts, smallest first (each one checked); `v`: the
+    verdict on `stages` at `total`, when the caller has it."""
+    v = verdict(f, stages, total) if v is None else v
     if v.starts:
         return []
     found = [

@@ -5,7 +5,8 @@ Names and defaults: vllm/engine/arg_utils.py and vllm/config/{cache,model,parall
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
+from operator import attrgetter
 
 from app.estimator.errors import InvalidRequest, UnknownChoice
 from app.estimator.kv_cache import KV_TYPES, KvType
@@ -249,9 +250,22 @@ def batch_for(f: VllmFlags, req: VramRequest, gpu_bytes: int | None, gpu_slug: s
     return req.max_num_seqs or seqs, req.max_num_batched_tokens or tokens
 
 
+_FIELDS = tuple(x.name for x in fields(VllmFlags))
+_VALUES = attrgetter(*_FIELDS)
+_AT = {name: i for i, name in enumerate(_FIELDS)}
+
+
+def evolve(f: VllmFlags, **changes: object) -> VllmFlags:
+    """dataclasses.replace(f, **changes), positionally (about half its cost: the fit list and the fixes ask it)."""
+    values = list(_VALUES(f))
+    for name, value in changes.items():
+        values[_AT[name]] = value
+    return VllmFlags(*values)
+
+
 def for_gpu(f: VllmFlags, batch: tuple[int, int]) -> VllmFlags:
     """`resolve(...)` of the same request on another GPU, from its answer `f` and that GPU's `batch_for`: only the
     batch defaults depend on the GPU (tests/test_estimate_cache.py holds this equal to `resolve` on every GPU)."""
     if batch == (f.max_num_seqs, f.max_num_batched_tokens):
         return f
-    return replace(f, max_num_seqs=batch[0], max_num_batched_tokens=batch[1])
+    return evolve(f, max_num_seqs=batch[0], max_num_batched_tokens=batch[1])
