@@ -225,7 +225,7 @@ def _fit_on(inp: RuntimeInput, asked: VllmFlags) -> Decide:
         verdicts = []  # class by class, then back in the list's order
         for c in classes:
             rule = _start_rule(inp.spec, inp.fmt, asked, vllm_flags.batch_for(asked, req, *c.example))
-            verdicts += rule.at(*c.asked_free(rule.utilization, rule.context))
+            verdicts += c.verdicts(rule)
         return [verdicts[k] for k in order]
 
     return decide
@@ -255,13 +255,24 @@ class GpuClass:
     each of gpu_count GPUs reports), and per (utilization, CUDA context) each GPU's int(utilization x total) and
     total - context, the start rule's inputs."""
 
-    __slots__ = ("example", "positions", "totals", "_at")
+    __slots__ = ("example", "positions", "totals", "_at", "_verdicts")
 
     def __init__(self, example: tuple[int, str]) -> None:
         self.example = example
         self.positions: list[int] = []
         self.totals: list[int] = []
         self._at: dict[tuple[float, int], tuple[list[int], list[int]]] = {}
+        self._verdicts: dict[int, tuple[vllm_advice.StartRule, list[tuple[bool, int]]]] = {}
+
+    def verdicts(self, rule: vllm_advice.StartRule) -> list[tuple[bool, int]]:
+        """rule.at on this class's GPUs, kept per rule object (_start_rule keeps one per request flags); each entry
+        holds its rule, so its id is not reused while it lives."""
+        hit = self._verdicts.get(id(rule))
+        if hit is None or hit[0] is not rule:
+            if len(self._verdicts) >= 4096:
+                self._verdicts.clear()
+            hit = self._verdicts[id(rule)] = (rule, rule.at(*self.asked_free(rule.utilization, rule.context)))
+        return hit[1]
 
     def asked_free(self, utilization: float, context: int) -> tuple[list[int], list[int]]:
         hit = self._at.get((utilization, context))
