@@ -116,10 +116,11 @@ def _equivalent(f: VllmFlags, s: Stage, total: int | None) -> tuple[float | None
 class _AtTotal:
     """What an estimate takes from its stages, utilization and per-GPU total alone (no max_model_len, no batch):
     each stage's KV budget (None without a GPU), the binding stage (_binding), the answer's stage rows, the CUDA
-    context and graph pool, the printed equivalent utilization, and the sums over stages."""
+    context and graph pool, the equivalent utilization and the line vLLM prints about it, and the sums over
+    stages."""
 
-    __slots__ = ("kv", "binding", "rows", "context", "graphs", "equivalent", "weights", "activation", "overhead",
-                 "block_bytes")
+    __slots__ = ("kv", "binding", "rows", "context", "graphs", "equivalent", "printed", "weights", "activation",
+                 "overhead", "block_bytes")
 
     def __init__(self, f: VllmFlags, stages: Sequence[Stage], total: int | None) -> None:
         self.kv = vllm_advice.budgets(f, stages, total) if total is not None else None
@@ -128,6 +129,11 @@ class _AtTotal:
         s = stages[self.binding]
         self.context, self.graphs = vllm_memory.cuda_context(f), vllm_memory.graph_pool(f, s)
         self.equivalent = _equivalent(f, s, total)
+        equivalent, suggested = self.equivalent
+        self.printed = "" if equivalent is None else (
+            f"vLLM prints: the current --gpu-memory-utilization={f.gpu_memory_utilization:.4f} is equivalent to "
+            f"--gpu-memory-utilization={equivalent:.4f} without CUDA graph memory profiling; to keep the KV cache of "
+            f"a release before 0.21, --gpu-memory-utilization={suggested:.4f} (gpu_worker.py, 0.21+)")
         self.weights = sum(x.weights for x in stages)
         self.activation = sum(x.activation for x in stages)
         self.overhead = sum(self.context + x.non_torch + vllm_memory.graph_pool(f, x) for x in stages)
@@ -344,12 +350,8 @@ def _memory(inp: RuntimeInput, f: VllmFlags, stages: Sequence[Stage], d: VllmDet
     warning = vllm_profiles.version_warning(inp.request.vllm_version if inp.request else None)
     if warning:
         mem.warnings.append(warning)
-    if d.equivalent_gpu_memory_utilization is not None:
-        mem.assumptions.append(
-            f"vLLM prints: the current --gpu-memory-utilization={f.gpu_memory_utilization:.4f} is equivalent to "
-            f"--gpu-memory-utilization={d.equivalent_gpu_memory_utilization:.4f} without CUDA graph memory "
-            f"profiling; to keep the KV cache of a release before 0.21, --gpu-memory-utilization="
-            f"{d.suggested_gpu_memory_utilization:.4f} (gpu_worker.py, 0.21+)")
+    if at.printed:
+        mem.assumptions.append(at.printed)
     mem.state_rule = vllm_memory.state_rule(inp.spec.language_model, f)
     state_blocks = _state_blocks(f)
     per_seq = tp * sum(s.state_bytes for s in stages)
