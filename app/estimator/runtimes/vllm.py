@@ -244,7 +244,7 @@ def _start_rule(spec: ModelSpec, fmt: Format, asked: VllmFlags, batch: tuple[int
     return _start_rule_for(spec, fmt.slug, asked, batch)
 
 
-@per_spec(bound=4096)  # keyed by the request's flags
+@per_spec(bound=256)  # keyed by the request's flags, max_model_len included: the recent ones
 def _start_rule_for(spec: ModelSpec, fmt: str, asked: VllmFlags, batch: tuple[int, int]) -> vllm_advice.StartRule:
     return _build_rule(spec, FORMATS[fmt], asked, batch)
 
@@ -275,7 +275,7 @@ class GpuClass:
         holds its rule, so its id is not reused while it lives."""
         hit = self._verdicts.get(id(rule))
         if hit is None or hit[0] is not rule:
-            if len(self._verdicts) >= 4096:
+            if len(self._verdicts) >= 256:  # as many as _start_rule_for keeps
                 self._verdicts.clear()
             hit = self._verdicts[id(rule)] = (rule, rule.at(*self.asked_free(rule.utilization, rule.context)))
         return hit[1]
