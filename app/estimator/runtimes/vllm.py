@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from math import ceil
 
 from app.estimator.gpus import Decide, Gpu
-from app.estimator.memo import per_list, per_spec
-from app.estimator.quantization import FORMATS, Format
+from app.estimator.memo import per_list
+from app.estimator.quantization import Format
 from app.estimator.runtimes import vllm_advice, vllm_flags, vllm_kv, vllm_memory, vllm_profiles
 from app.estimator.runtimes.base import RuntimeInput, RuntimeMemory
 from app.estimator.runtimes.vllm_flags import VllmFlags
@@ -221,38 +221,48 @@ def _state_blocks(f: VllmFlags) -> int:
     return sum(g.state_blocks for g in f.kv_groups or () if g.kind == "mamba")
 
 
-def _fit_on(inp: RuntimeInput, asked: VllmFlags) -> Decide:
+def _fit_on(inp: RuntimeInput, asked: VllmFlags, stages: Sequence[Stage]) -> Decide:
     """The verdict on every GPU of a fit list: (starts, headroom per GPU), flags resolved for each GPU (from the
-    asked GPU's: only the batch defaults differ), one start rule per batch-default class."""
+    asked GPU's: only the batch defaults differ), one start rule per batch-default class. `stages`: the asked
+    flags' (vllm_memory.stages)."""
     req = inp.request or VramRequest(model=inp.spec.slug, runtime="vllm", gpu_count=inp.gpu_count)
 
     def decide(gpus: Sequence[Gpu]) -> list[tuple[bool, int]]:
         classes, order = _gpu_classes(tuple(gpus))
         verdicts = []  # class by class, then back in the list's order
         for c in classes:
-            rule = _start_rule(inp.spec, inp.fmt, asked, vllm_flags.batch_for(asked, req, *c.example))
-            verdicts += c.verdicts(rule)
+            rule = _start_rule(inp.spec, inp.fmt, asked, stages, vllm_flags.batch_for(asked, req, *c.example))
+            verdicts += rule.at(*c.asked_free(rule.utilization, rule.context))
         return [verdicts[k] for k in order]
 
     return decide
 
 
-def _start_rule(spec: ModelSpec, fmt: Format, asked: VllmFlags, batch: tuple[int, int]) -> vllm_advice.StartRule:
-    """The start rule of `asked`'s request on GPUs whose batch defaults are `batch` (vllm_flags.batch_for)."""
-    if FORMATS.get(fmt.slug) is not fmt:  # not a registry format: nothing to key it by
-        return _build_rule(spec, fmt, asked, batch)
-    return _start_rule_for(spec, fmt.slug, asked, batch)
+def _start_rule(spec: ModelSpec, fmt: Format, asked: VllmFlags, stages: Sequence[Stage],
+                batch: tuple[int, int]) -> vllm_advice.StartRule:
+    """StartRule.of the flags vllm_flags.for_gpu(asked, batch) gives (the request on GPUs whose batch defaults are
+    `batch`), from `asked` and its `stages`: only the batch differs, so only the stages (another activation peak)
+    and the blocks per sequence (windowed groups' in-flight tokens)."""
+    if batch != (asked.max_num_seqs, asked.max_num_batched_tokens):
+        stages = _class_stages(spec, fmt, asked, stages, batch)
+    return vllm_advice.StartRule.of(asked, stages, vllm_advice.blocks_per_sequence(asked, batched_tokens=batch[1]))
 
 
-@per_spec(bound=256)  # keyed by the request's flags, max_model_len included: the recent ones
-def _start_rule_for(spec: ModelSpec, fmt: str, asked: VllmFlags, batch: tuple[int, int]) -> vllm_advice.StartRule:
-    return _build_rule(spec, FORMATS[fmt], asked, batch)
+_CLASS_STAGES: dict[tuple[int, tuple[int, int]], tuple[Sequence[Stage], tuple[Stage, ...]]] = {}
 
 
-def _build_rule(spec: ModelSpec, fmt: Format, asked: VllmFlags, batch: tuple[int, int]) -> vllm_advice.StartRule:
-    """StartRule.of the flags vllm_flags.for_gpu(asked, batch) gives, from `asked` (only the batch differs)."""
-    return vllm_advice.StartRule.of(asked, vllm_memory.stages_at(spec, fmt, asked, batch),
-                                    vllm_advice.blocks_per_sequence(asked, batched_tokens=batch[1]))
+def _class_stages(spec: ModelSpec, fmt: Format, asked: VllmFlags, stages: Sequence[Stage],
+                  batch: tuple[int, int]) -> tuple[Stage, ...]:
+    """vllm_memory.stages_at(spec, fmt, asked, batch), kept per asked stages object (vllm_memory.stages keeps one
+    per model, format and every flag but max_model_len and the utilization) and batch; each entry holds its
+    stages, so its id is not reused while it lives."""
+    key = (id(stages), batch)
+    hit = _CLASS_STAGES.get(key)
+    if hit is None or hit[0] is not stages:
+        if len(_CLASS_STAGES) >= 4096:
+            _CLASS_STAGES.clear()
+        hit = _CLASS_STAGES[key] = (stages, vllm_memory.stages_at(spec, fmt, asked, batch))
+    return hit[1]
 
 
 class GpuClass:
@@ -261,24 +271,13 @@ class GpuClass:
     each of gpu_count GPUs reports), and per (utilization, CUDA context) each GPU's int(utilization x total) and
     total - context, the start rule's inputs."""
 
-    __slots__ = ("example", "positions", "totals", "_at", "_verdicts")
+    __slots__ = ("example", "positions", "totals", "_at")
 
     def __init__(self, example: tuple[int, str]) -> None:
         self.example = example
         self.positions: list[int] = []
         self.totals: list[int] = []
         self._at: dict[tuple[float, int], tuple[list[int], list[int]]] = {}
-        self._verdicts: dict[int, tuple[vllm_advice.StartRule, list[tuple[bool, int]]]] = {}
-
-    def verdicts(self, rule: vllm_advice.StartRule) -> list[tuple[bool, int]]:
-        """rule.at on this class's GPUs, kept per rule object (_start_rule keeps one per request flags); each entry
-        holds its rule, so its id is not reused while it lives."""
-        hit = self._verdicts.get(id(rule))
-        if hit is None or hit[0] is not rule:
-            if len(self._verdicts) >= 256:  # as many as _start_rule_for keeps
-                self._verdicts.clear()
-            hit = self._verdicts[id(rule)] = (rule, rule.at(*self.asked_free(rule.utilization, rule.context)))
-        return hit[1]
 
     def asked_free(self, utilization: float, context: int) -> tuple[list[int], list[int]]:
         hit = self._at.get((utilization, context))
@@ -345,7 +344,7 @@ def _memory(inp: RuntimeInput, f: VllmFlags, stages: Sequence[Stage], d: VllmDet
                                      for s in stages),
         kv_capacity_tokens=f.dp * d.kv_tokens if d.kv_tokens is not None else None,
         max_concurrency=round(f.dp * d.max_concurrency, 2) if d.max_concurrency is not None else None,
-        assumptions=_notes(f, stages[0]), vllm=d, fit_on=_fit_on(inp, f),
+        assumptions=_notes(f, stages[0]), vllm=d, fit_on=_fit_on(inp, f, stages),
     )
     warning = vllm_profiles.version_warning(inp.request.vllm_version if inp.request else None)
     if warning:

@@ -55,7 +55,7 @@ def budgets(f: VllmFlags, stages: list[Stage], total: int) -> list[int]:
     return [s.budget(requested, free) for s in stages]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: two per vLLM estimate, and a frozen __init__ costs about twice as much
 class StartRule:
     """`verdict`'s (starts, headroom) alone, without its message, in closed form over the GPU's total: the fit
     list asks it for every catalog GPU (tests/test_estimate_cache.py holds it equal to `verdict` on each GPU and
