@@ -1,4 +1,11 @@
-"""The request and the answer: one pydantic model each, behind the JSON API, the pages and the tests."""
+"""The request and the answer: one pydantic model each, behind the JSON API, the pages and the tests.
+
+The request models validate what comes in. The answer (VramEstimate) is a model whose parts (breakdown, detail,
+each runtime's report, fit rows, cache layers) are slotted stdlib dataclasses: the estimator builds them from its
+own integers and strings, so validating them again cost more than the arithmetic (a 50-field vLLM detail took
+about 9 us); pydantic still writes their JSON schema and serializes them. Parts an answer rarely carries (the
+--fit report, the Hub source, the traced peak, a GGUF file's report) stay models.
+"""
 
 # Annotations evaluated at class creation (no `from __future__ import annotations`): pydantic would otherwise
 # compile every field's annotation string when the models are built, a noticeable part of a cold `vram` start.
@@ -460,8 +467,7 @@ class Detail:
 
 
 # --- llama.cpp's answer: the buffers it prints at load ---
-# A plain dataclass, not a model: an answer carries up to 16, built by the runtime model from its own literals, and
-# pydantic would validate each; it still writes the schema and serializes them.
+# Up to 16 per answer, built by the runtime model from its own literals (a dataclass, as the module docstring says)
 @dataclass(slots=True)
 class LlamaCppBuffer:
     """One buffer llama.cpp allocates and prints at load (llama_model_load / llama_context)."""
@@ -582,8 +588,7 @@ class GgufFileReport(BaseModel):
     type_mix: list[GgufTypeRow]
 
 
-# A plain dataclass, not a model: an answer carries one per catalog GPU, built by gpus.fits from validated GPUs and
-# integers, and pydantic would validate each; it still writes the schema and serializes them.
+# One per catalog GPU in every answer, built by gpus.fits from validated GPUs and integers
 @dataclass(slots=True)
 class GpuFit:
     """One GPU of the fit list: whether the estimate fits on `count` of it."""
