@@ -2,8 +2,8 @@
 
 The request models validate what comes in. The answer (VramEstimate) is a model whose parts (breakdown, detail,
 each runtime's report, fit rows, cache layers) are slotted stdlib dataclasses: the estimator builds them from its
-own integers and strings, so validating them again cost more than the arithmetic (a 50-field vLLM detail took
-about 9 us); pydantic still writes their JSON schema and serializes them. Parts an answer rarely carries (the
+own integers and strings, and validating them again cost more than the arithmetic behind them; pydantic still
+writes their JSON schema and serializes them. Parts an answer rarely carries (the
 --fit report, the Hub source, the traced peak, a GGUF file's report) stay models.
 """
 
