@@ -28,8 +28,11 @@ _CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.con
            checks.negative_data_rejection, checks.positive_data_acceptance]
 
 
+# derandomize: the same cases on every run (CI must not pass or fail by chance). A random run now and then drew a
+# negative GGUF upload body that schemathesis 4.32.5 itself cannot filter ("ValueError: Unsupported type: 'Binary'"
+# inside its generation, before any request); scripts/schemathesis fuzzes with new cases each run.
 @schema.parametrize()
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
 def test_schema_fuzz_every_check(case):
     response = case.call()
     assert response.status_code < 500, (case.method, case.path, case.query, case.body, response.text[:500])
