@@ -500,6 +500,8 @@ class HostMemory:
 class LlamaCppFitDevice(BaseModel):
     """One device of a multi-device --fit (layer split): what it holds and its projected memory, in bytes."""
 
+    model_config = ConfigDict(defer_build=True)  # seldom in an answer: its validator is built on first use
+
     name: str = Field(description="The device as llama.cpp names it (CUDA0, CUDA1, ...).")
     free: int = Field(description="Free memory of the device (bytes).")
     target: int = Field(description="Memory --fit leaves free on it (--fit-target, bytes).")
@@ -514,6 +516,8 @@ class LlamaCppFitDevice(BaseModel):
 
 class LlamaCppFit(BaseModel):
     """What llama.cpp's --fit (common/fit.cpp common_params_fit_impl) decides for the free memory given."""
+
+    model_config = ConfigDict(defer_build=True)  # seldom in an answer: its validator is built on first use
 
     free: int = Field(description="Free device memory (bytes).")
     target: int = Field(description="Memory --fit leaves free (--fit-target, bytes).")
@@ -568,6 +572,8 @@ class LlamaCppReport:
 class GgufTypeRow(BaseModel):
     """One GGML type of a GGUF file's type mix."""
 
+    model_config = ConfigDict(defer_build=True)  # seldom in an answer: its validator is built on first use
+
     type: str
     tensors: int
     bytes: int
@@ -575,6 +581,8 @@ class GgufTypeRow(BaseModel):
 
 class GgufFileReport(BaseModel):
     """What a GGUF header says: architecture, parts, exact tensor bytes and the type mix."""
+
+    model_config = ConfigDict(defer_build=True)  # seldom in an answer: its validator is built on first use
 
     filename: str
     architecture: str = Field(description="general.architecture")
@@ -603,6 +611,8 @@ class GpuFit:
 
 class TracedPeak(BaseModel):
     """transformers' real code traced on fake tensors (torch MemTracker) beside our formula, in bytes."""
+
+    model_config = ConfigDict(defer_build=True)  # seldom in an answer: its validator is built on first use
 
     architecture: str = Field(description="transformers class that was traced.")
     attn_implementation: str = Field(description="Attention implementation the class defaults to.")
@@ -739,6 +749,8 @@ class VllmDetail:
 # --- Hub source: the commit a fetched config.json came from ---
 class HubSource(BaseModel):
     """Where a model fetched from the Hugging Face Hub came from, and its checkpoint size cross-check."""
+
+    model_config = ConfigDict(defer_build=True)  # seldom in an answer: its validator is built on first use
 
     repo: str = Field(description="Hugging Face repo id, owner/name.")
     revision: str = Field(description="The commit config.json was read at (X-Repo-Commit), else the asked one.")
