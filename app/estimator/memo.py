@@ -77,3 +77,25 @@ def per_list(fn: Callable[..., R]) -> Callable[..., R]:
         return value
 
     return wrapper
+
+
+class ByIdentity:
+    """A cache keyed by one object's identity and a few keys, for objects another cache keeps alive and never
+    changes (vLLM's stages tuples): each entry holds its object, so its id cannot be reused while it lives; at most
+    `bound` entries (the cache starts over past it)."""
+
+    __slots__ = ("_store", "_bound")
+
+    def __init__(self, bound: int = 4096) -> None:
+        self._store: dict[tuple[int, tuple[Hashable, ...]], tuple[Any, Any]] = {}
+        self._bound = bound
+
+    def get(self, obj: Any, keys: tuple[Hashable, ...], build: Callable[[], R]) -> R:
+        """The value kept for (obj, keys), else build()'s, kept."""
+        key = (id(obj), keys)
+        hit = self._store.get(key)
+        if hit is None or hit[0] is not obj:
+            if len(self._store) >= self._bound:
+                self._store.clear()
+            hit = self._store[key] = (obj, build())
+        return hit[1]

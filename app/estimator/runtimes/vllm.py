@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from math import ceil
 
 from app.estimator.gpus import Decide, Gpu
-from app.estimator.memo import per_list
+from app.estimator.memo import ByIdentity, per_list
 from app.estimator.quantization import Format
 from app.estimator.runtimes import vllm_advice, vllm_flags, vllm_kv, vllm_memory, vllm_profiles
 from app.estimator.runtimes.base import RuntimeInput, RuntimeMemory
@@ -40,20 +40,14 @@ def _binding(stages: Sequence[Stage], kv: list[int] | None) -> int:
     return min(range(len(stages)), key=lambda i: kv[i] // stages[i].block_bytes)
 
 
-_NOTES: dict[tuple[int, float], tuple[Stage, tuple[str, ...]]] = {}
+_NOTES = ByIdentity()
 
 
 def _notes(f: VllmFlags, s: Stage) -> list[str]:
     """The assumptions of `f` for stage `s`. They read no max_model_len, and every other flag they read is in the
     key of the stages (vllm_memory.stages, kept per model, format and flags), so they are kept per stage object and
-    utilization; each entry holds its stage, so its id is not reused while it lives."""
-    key = (id(s), f.gpu_memory_utilization)
-    hit = _NOTES.get(key)
-    if hit is None or hit[0] is not s:
-        if len(_NOTES) >= 4096:
-            _NOTES.clear()
-        hit = _NOTES[key] = (s, tuple(_write_notes(f, s)))
-    return list(hit[1])
+    utilization."""
+    return list(_NOTES.get(s, (f.gpu_memory_utilization,), lambda: tuple(_write_notes(f, s))))
 
 
 def _write_notes(f: VllmFlags, s: Stage) -> list[str]:
@@ -140,20 +134,13 @@ class _AtTotal:
         self.block_bytes = sum(x.block_bytes for x in stages)
 
 
-_AT_TOTAL: dict[tuple[int, float, int | None], tuple[Sequence[Stage], _AtTotal]] = {}
+_AT_TOTAL = ByIdentity()
 
 
 def _at_total(f: VllmFlags, stages: Sequence[Stage], total: int | None) -> _AtTotal:
     """_AtTotal kept per stages object (vllm_memory.stages keeps those per model, format and every flag but
-    max_model_len and the utilization), utilization and total; each entry holds its stages, so its id is not
-    reused while it lives."""
-    key = (id(stages), f.gpu_memory_utilization, total)
-    hit = _AT_TOTAL.get(key)
-    if hit is None or hit[0] is not stages:
-        if len(_AT_TOTAL) >= 4096:  # utilizations and totals are request values
-            _AT_TOTAL.clear()
-        hit = _AT_TOTAL[key] = (stages, _AtTotal(f, stages, total))
-    return hit[1]
+    max_model_len and the utilization), utilization and total."""
+    return _AT_TOTAL.get(stages, (f.gpu_memory_utilization, total), lambda: _AtTotal(f, stages, total))
 
 
 def _detail(f: VllmFlags, at: _AtTotal, stages: Sequence[Stage], total: int | None, sequence: int,
@@ -248,21 +235,14 @@ def _start_rule(spec: ModelSpec, fmt: Format, asked: VllmFlags, stages: Sequence
     return vllm_advice.StartRule.of(asked, stages, vllm_advice.blocks_per_sequence(asked, batched_tokens=batch[1]))
 
 
-_CLASS_STAGES: dict[tuple[int, tuple[int, int]], tuple[Sequence[Stage], tuple[Stage, ...]]] = {}
+_CLASS_STAGES = ByIdentity()
 
 
 def _class_stages(spec: ModelSpec, fmt: Format, asked: VllmFlags, stages: Sequence[Stage],
                   batch: tuple[int, int]) -> tuple[Stage, ...]:
     """vllm_memory.stages_at(spec, fmt, asked, batch), kept per asked stages object (vllm_memory.stages keeps one
-    per model, format and every flag but max_model_len and the utilization) and batch; each entry holds its
-    stages, so its id is not reused while it lives."""
-    key = (id(stages), batch)
-    hit = _CLASS_STAGES.get(key)
-    if hit is None or hit[0] is not stages:
-        if len(_CLASS_STAGES) >= 4096:
-            _CLASS_STAGES.clear()
-        hit = _CLASS_STAGES[key] = (stages, vllm_memory.stages_at(spec, fmt, asked, batch))
-    return hit[1]
+    per model, format and every flag but max_model_len and the utilization) and batch."""
+    return _CLASS_STAGES.get(stages, batch, lambda: vllm_memory.stages_at(spec, fmt, asked, batch))
 
 
 class GpuClass:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from math import ceil
 
 from app.estimator.kv_cache import KV_TYPES
+from app.estimator.memo import ByIdentity
 from app.estimator.runtimes import vllm_kv
 from app.estimator.runtimes.vllm_flags import VllmFlags, evolve, tp_allowed
 from app.estimator.runtimes.vllm_memory import Stage, cuda_context
@@ -114,21 +115,16 @@ class StartRule:
         return self.many((total,))[0]
 
 
-_FLOORS: dict[int, tuple[tuple[Stage, ...], list[tuple[int, int, int, int]]]] = {}
+_FLOORS = ByIdentity()
 
 
 def _floors(stages: Sequence[Stage]) -> list[tuple[int, int, int, int]]:
     """Per stage: non_kv, max(non_kv, used + peak), used + margin + peak (used: weights + non-torch + graph pool,
-    peak: the activation) and block bytes, StartRule's stage terms. Kept per stages object (vllm_memory.stages keeps
-    those per model, format and flags); each entry holds its stages, so its id is not reused while it lives."""
-    if type(stages) is not tuple:  # a list may change: not kept
+    peak: the activation) and block bytes, StartRule's stage terms. Kept per stages tuple (vllm_memory.stages keeps
+    those per model, format and flags); a list may change, so it is not kept."""
+    if type(stages) is not tuple:
         return _floor_rows(stages)
-    hit = _FLOORS.get(id(stages))
-    if hit is None or hit[0] is not stages:
-        if len(_FLOORS) >= 4096:
-            _FLOORS.clear()
-        hit = _FLOORS[id(stages)] = (stages, _floor_rows(stages))
-    return hit[1]
+    return _FLOORS.get(stages, (), lambda: _floor_rows(stages))
 
 
 def _floor_rows(stages: Sequence[Stage]) -> list[tuple[int, int, int, int]]:
