@@ -87,7 +87,7 @@ def default_kv(spec: ModelSpec, fmt: Format) -> str:
     return "bf16" if spec.dtype_slug == "fp32" else spec.dtype_slug
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen (one or more per vLLM estimate; a frozen __init__ costs about twice) nor hashed
 class VllmFlags:
     profile: VllmProfile
     gpu_memory_utilization: float
