@@ -9,7 +9,7 @@ Calibrated parts (vllm_profiles.py): the sampler's bytes per logit, non-torch an
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from functools import cache as cache_by_size
 from operator import attrgetter
 
@@ -19,7 +19,7 @@ from app.estimator.params import Tensor, model_tensors
 from app.estimator.quantization import COMPUTE_BYTES, FORMATS, Format, tensor_stored
 from app.estimator.runtimes import vllm_mtp
 from app.estimator.runtimes.activations import vision_pass_bytes
-from app.estimator.runtimes.vllm_flags import VllmFlags, padded_vocab
+from app.estimator.runtimes.vllm_flags import VllmFlags, for_gpu, padded_vocab
 from app.estimator.runtimes.vllm_profiles import (
     CUDA_CONTEXT_BYTES,
     NCCL_BYTES,
@@ -315,7 +315,7 @@ def stages_at(spec: ModelSpec, fmt: Format, f: VllmFlags, batch: tuple[int, int]
     if batch == (f.max_num_seqs, f.max_num_batched_tokens):
         return stages(spec, fmt, f)
     if FORMATS.get(fmt.slug) is not fmt:
-        return _stages(spec, fmt, replace(f, max_num_seqs=batch[0], max_num_batched_tokens=batch[1]))
+        return _stages(spec, fmt, for_gpu(f, batch))
     key = list(_STAGE_KEY(f))
     key[_SEQS], key[_TOKENS] = batch
     return _stages_for(spec, fmt.slug, tuple(key))
