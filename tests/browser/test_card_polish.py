@@ -70,6 +70,11 @@ def _edges(page, selector: str) -> tuple[float, float]:
     scrolling box `selector`, over its table's rows."""
     box = page.locator(selector)
     box.scroll_into_view_if_needed()
+    # the VRAM table is content-visibility:auto: wait until it is painted and its box stops changing (two frames with
+    # the same height), or a busy machine screenshots its placeholder (both edges blank)
+    page.evaluate("""async s => { const b = document.querySelector(s); let h = -1;
+        for (let i = 0; i < 60; i++) { await new Promise(r => requestAnimationFrame(r));
+            const n = b.getBoundingClientRect().height; if (n === h) return; h = n; } }""", selector)
     top = page.evaluate("""s => { const b = document.querySelector(s);
         return b.querySelector('table').getBoundingClientRect().top - b.getBoundingClientRect().top; }""", selector)
     rows = _pixels(box.screenshot())[max(0, int(top)):]
