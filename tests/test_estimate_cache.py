@@ -14,6 +14,7 @@ from app.estimator import VramRequest, estimate
 from app.estimator.kv_cache import KV_TYPES
 from app.estimator.quantization import FORMATS
 from app.estimator.runtimes import vllm_flags
+from app.estimator.runtimes.vllm_profiles import large_batch_gpu
 
 # (model, runtime, quantization): a dense vision model, a hybrid (Gated DeltaNet + full attention), an MoE, a
 # sliding-window model; every runtime
@@ -58,6 +59,52 @@ def test_warm_caches_answer_as_cold_ones(catalog: Catalog, model: str, runtime: 
         assert warm.model_dump() == cold.model_dump(), req
         answered += 1
     assert answered >= 8
+
+
+# Another value for every VramRequest field vllm_flags.REQUEST_FIELDS leaves out (model, config, quantization and
+# kv_cache pick the spec, format and KV type, which key the kept flags besides those fields)
+OTHER_VALUES = {
+    "context": 30000, "batch": 3, "images": 1, "image_size": "1024x768", "runtime": "llama.cpp",
+    "flash_attention": False, "gpu": "h100-80gb", "trace": True, "trust_remote_code": True,
+    "attn_implementation": "eager", "llm_int8_skip_modules": ["lm_head"], "n_ctx": 4096, "n_batch": 512,
+    "n_ubatch": 256, "n_parallel": 4, "kv_unified": True, "n_gpu_layers": 7, "cache_type_k": "q8_0",
+    "cache_type_v": "q4_0", "embeddings": True, "backend": "rocm", "free_memory": 8 << 30, "fit_target": 0,
+    "fit_ctx": 0, "mmproj": False,
+}
+
+
+@pytest.mark.parametrize("model", ["llama-3.1-8b", "qwen3.5-27b"])
+def test_vllm_flags_are_kept_per_the_fields_they_read(catalog: Catalog, model: str):
+    """vllm_flags.resolve keeps the flags (all but max_model_len) per model, format, KV type, GPU batch class and the
+    request's REQUEST_FIELDS, and whether gpu_memory_utilization was given: built afresh, they are the same whatever
+    any other request field says, so a kept entry never answers a request it does not describe; and every request's
+    flags (kept or not, on a context none asked before) equal the fresh ones with its max_model_len."""
+    spec = catalog.model(model)
+    fmt, kv = FORMATS["bf16"], KV_TYPES["bf16"]
+    left_out = set(VramRequest.model_fields) - set(vllm_flags.REQUEST_FIELDS) - {"model", "config", "quantization",
+                                                                                  "kv_cache"}
+    assert left_out == set(OTHER_VALUES)  # a new request field: decide whether the vLLM flags read it
+    extra = ({"speculative_method": "mtp"} if spec.language_model.mtp_draft
+             else {"enforce_eager": True, "block_size": 32})
+    for knobs in ({}, {"vllm_version": "0.7.0"}, {"vllm_version": "0.34.0", "gpu_memory_utilization": 0.9},
+                  {"gpu_count": 2, "max_num_seqs": 64}, {"max_model_len": 40000}, extra):
+        asked = VramRequest(model=model, runtime="vllm", **knobs)
+        for large in (True, False):
+            expected = vllm_flags._base(spec, fmt, kv, asked, large)
+            for name, value in OTHER_VALUES.items():
+                other = VramRequest(**{**asked.model_dump(exclude_unset=True), name: value})
+                assert vllm_flags._base(spec, fmt, kv, other, large) == expected, (knobs, name)
+        for context in (1000, 1001, 32768):
+            req = VramRequest(**{**asked.model_dump(exclude_unset=True), "context": context})
+            for gpu_bytes, slug in ((24 << 30, "rtx-4090"), (80 << 30, "a100-80gb"), (None, None)):
+                f = vllm_flags.resolve(spec, fmt, kv, req, context, gpu_bytes, slug)
+                fresh = vllm_flags._base(spec, fmt, kv, req, large_batch_gpu(gpu_bytes, slug == "a100-80gb"))
+                length = req.max_model_len or context
+                tokens = fresh.max_num_batched_tokens  # V0 without the flag: max(max_model_len, 2048)
+                if f.profile.engine == "V0" and not req.max_num_batched_tokens:
+                    tokens = max(length, 2048)
+                assert f == vllm_flags.evolve(fresh, max_model_len=length, max_num_batched_tokens=tokens), \
+                    (knobs, context, slug)
 
 
 @pytest.mark.parametrize("model", ["llama-3.1-8b", "qwen3.5-27b", "gemma-2-9b-it"])

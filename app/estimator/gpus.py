@@ -33,8 +33,8 @@ class Gpu(BaseModel):
         return self.cuda_bytes or self.memory_bytes
 
 
-# Decides for every GPU given (count of it): (fits or starts, headroom per GPU), in order
-Decide = Callable[[Sequence[Gpu]], list[tuple[bool, int]]]
+# A runtime's own verdict on every GPU of a fit list (FitRows: the GPUs in order, count of each): the rows, in order
+Decide = Callable[["FitRows"], list[GpuFit]]
 
 
 def fits(total_for: int, fraction: float, gpus: Sequence[Gpu], count: int, first: str | None,
@@ -42,23 +42,25 @@ def fits(total_for: int, fraction: float, gpus: Sequence[Gpu], count: int, first
     """Fit verdict on every GPU in `count`s, the requested one first, then smallest memory first.
 
     `decide`: the runtime's own decision (vLLM: does it start) on `count` GPUs of each, from the total CUDA
-    reports; its headroom is per GPU. Without it: `total_for` against `fraction` of the usable memory."""
+    reports, as the rows (headroom of all `count` GPUs). Without it: `total_for` against `fraction` of the usable
+    memory."""
     rows = _rows(tuple(gpus), first, count, decide is not None)
-    if decide is None:  # int(memory x count x usable_fraction x fraction) - total, per GPU
-        return [GpuFit(slug, name, count, memory, (headroom := cap - total_for), headroom >= 0)
-                for (slug, name, memory), cap in zip(rows.fixed, rows.caps(fraction), strict=True)]
-    return [GpuFit(slug, name, count, memory, headroom * count, ok)
-            for (slug, name, memory), (ok, headroom) in zip(rows.fixed, decide(rows.gpus), strict=True)]
+    if decide is not None:
+        return decide(rows)
+    # int(memory x count x usable_fraction x fraction) - total, per GPU
+    return [GpuFit(slug, name, count, memory, (headroom := cap - total_for), headroom >= 0)
+            for (slug, name, memory), cap in zip(rows.fixed, rows.caps(fraction), strict=True)]
 
 
 class FitRows:
     """A fit list's fixed part, built once per GPU list: the GPUs in order and (slug, name, memory x count) of each,
     with the usable bytes x a runtime's fraction kept per fraction."""
 
-    __slots__ = ("gpus", "fixed", "_usable", "_caps")
+    __slots__ = ("gpus", "count", "fixed", "_usable", "_caps")
 
     def __init__(self, gpus: tuple[Gpu, ...], count: int) -> None:
         self.gpus = gpus  # one tuple: what a runtime's `decide` derives from it is kept per list
+        self.count = count
         self.fixed = [(g.slug, g.name, g.memory_bytes * count) for g in gpus]
         self._usable = [g.memory_bytes * count * g.usable_fraction for g in gpus]
         self._caps: dict[float, list[int]] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,9 +53,9 @@ class RuntimeMemory:
     host: HostMemory | None = None  # llama.cpp: host RAM beside the GPU
     llamacpp: LlamaCppReport | None = None  # llama.cpp: resolved context and its buffers
     vllm: VllmDetail | None = None  # vLLM's per-GPU startup figures
-    # the runtime's own start/fit decision on every GPU of a fit list (gpus.Decide: gpu_count of each -> (fits,
-    # headroom per GPU)). None: fits are `required` (or the total) against usable_fraction of the memory.
-    fit_on: Callable[[Sequence[Any]], list[tuple[bool, int]]] | None = None
+    # the runtime's own start/fit decision on every GPU of a fit list (gpus.Decide: the list's FitRows -> its
+    # GpuFit rows). None: fits are `required` (or the total) against usable_fraction of the memory.
+    fit_on: Callable[[Any], list[Any]] | None = None
     # --- per-layer cache model: recurrent state, apart from the KV cache (kv_cache holds KV only) ---
     state: int = 0  # the whole batch
     state_per_sequence: int = 0

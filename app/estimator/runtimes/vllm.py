@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from math import ceil
 
-from app.estimator.gpus import Decide, Gpu
-from app.estimator.memo import ByIdentity, per_list
+from app.estimator.gpus import Decide, FitRows
+from app.estimator.memo import ByIdentity
 from app.estimator.quantization import Format
 from app.estimator.runtimes import vllm_advice, vllm_flags, vllm_kv, vllm_memory, vllm_profiles
 from app.estimator.runtimes.base import RuntimeInput, RuntimeMemory
 from app.estimator.runtimes.vllm_flags import VllmFlags
 from app.estimator.runtimes.vllm_memory import Stage
 from app.estimator.runtimes.vllm_profiles import NON_KV_MEASURES, GiB
-from app.estimator.schema import VllmDetail, VllmStage, VramRequest
+from app.estimator.schema import GpuFit, VllmDetail, VllmStage, VramRequest
 from app.estimator.spec import ModelSpec
 
 
@@ -209,18 +209,16 @@ def _state_blocks(f: VllmFlags) -> int:
 
 
 def _fit_on(inp: RuntimeInput, asked: VllmFlags, stages: Sequence[Stage]) -> Decide:
-    """The verdict on every GPU of a fit list: (starts, headroom per GPU), flags resolved for each GPU (from the
-    asked GPU's: only the batch defaults differ), one start rule per batch-default class. `stages`: the asked
-    flags' (vllm_memory.stages)."""
+    """The verdict on every GPU of a fit list as its rows (starts, headroom of all GPUs), flags resolved for each GPU
+    (from the asked GPU's: only the batch defaults differ), one start rule per batch-default class. `stages`: the
+    asked flags' (vllm_memory.stages)."""
     req = inp.request or VramRequest(model=inp.spec.slug, runtime="vllm", gpu_count=inp.gpu_count)
 
-    def decide(gpus: Sequence[Gpu]) -> list[tuple[bool, int]]:
-        classes, order = _gpu_classes(tuple(gpus))
-        verdicts = []  # class by class, then back in the list's order
-        for c in classes:
-            rule = _start_rule(inp.spec, inp.fmt, asked, stages, vllm_flags.batch_for(asked, req, *c.example))
-            verdicts += rule.at(*c.asked_free(rule.utilization, rule.context))
-        return [verdicts[k] for k in order]
+    def decide(rows: FitRows) -> list[GpuFit]:
+        plan = _FIT_PLANS.get(rows, (asked.gpu_memory_utilization, vllm_memory.cuda_context(asked)),
+                              lambda: _FitPlan(rows, asked.gpu_memory_utilization, vllm_memory.cuda_context(asked)))
+        return plan.fits([_start_rule(inp.spec, inp.fmt, asked, stages, vllm_flags.batch_for(asked, req, *example))
+                          for example in plan.examples])
 
     return decide
 
@@ -245,46 +243,43 @@ def _class_stages(spec: ModelSpec, fmt: Format, asked: VllmFlags, stages: Sequen
     return _CLASS_STAGES.get(stages, batch, lambda: vllm_memory.stages_at(spec, fmt, asked, batch))
 
 
-class GpuClass:
-    """GPUs of one batch-default class in a fit list (vllm_profiles.large_batch_gpu: resolve's flags differ between
-    GPUs by it alone): one GPU's (CUDA total, slug), the positions of its GPUs in the list, their CUDA totals (what
-    each of gpu_count GPUs reports), and per (utilization, CUDA context) each GPU's int(utilization x total) and
-    total - context, the start rule's inputs."""
+class _FitPlan:
+    """A fit list's GPUs for one utilization and CUDA context, kept per FitRows object: one GPU (CUDA total, slug)
+    of each batch-default class (vllm_profiles.large_batch_gpu: resolve's flags differ between GPUs by it alone),
+    and per GPU in the list's order (slug, name, memory of all, asked = int(utilization x total), free = total -
+    context, class), the start rule's inputs (vllm_advice.StartRule.at)."""
 
-    __slots__ = ("example", "positions", "totals", "_at")
+    __slots__ = ("examples", "rows", "count")
 
-    def __init__(self, example: tuple[int, str]) -> None:
-        self.example = example
-        self.positions: list[int] = []
-        self.totals: list[int] = []
-        self._at: dict[tuple[float, int], tuple[list[int], list[int]]] = {}
+    def __init__(self, rows: FitRows, utilization: float, context: int) -> None:
+        classes: dict[bool, int] = {}
+        self.examples: list[tuple[int, str]] = []
+        self.rows: list[tuple[str, str, int, int, int, int]] = []
+        self.count = rows.count
+        for (slug, name, memory), g in zip(rows.fixed, rows.gpus, strict=True):
+            k = classes.get(large := vllm_profiles.large_batch_gpu(g.cuda_total, "a100" in g.slug))
+            if k is None:
+                k = classes[large] = len(self.examples)
+                self.examples.append((g.cuda_total, g.slug))
+            self.rows.append((slug, name, memory, int(utilization * g.cuda_total), g.cuda_total - context, k))
 
-    def asked_free(self, utilization: float, context: int) -> tuple[list[int], list[int]]:
-        hit = self._at.get((utilization, context))
-        if hit is None:
-            if len(self._at) >= 64:  # utilizations are request values
-                self._at.clear()
-            hit = self._at[utilization, context] = ([int(utilization * t) for t in self.totals],
-                                                    [t - context for t in self.totals])
-        return hit
+    def fits(self, rules: Sequence[vllm_advice.StartRule]) -> list[GpuFit]:
+        """StartRule.at of each GPU's class rule (`rules`, one per example), as the list's rows: headroom x count."""
+        if not rules:  # no GPU
+            return []
+        n = self.count
+        floor, spare = [r.budget_floor for r in rules], [r.spare_floor for r in rules]
+        if not rules[0].extensible:
+            return [GpuFit(slug, name, n, memory, (f - a) * n, False) if a > f else
+                    GpuFit(slug, name, n, memory, (a - spare[k]) * n, a > floor[k] and a >= spare[k])
+                    for slug, name, memory, a, f, k in self.rows]
+        free_floor, free_spare = [r.free_budget_floor for r in rules], [r.free_spare_floor for r in rules]
+        return [GpuFit(slug, name, n, memory, (x if x < y else y) * n, x >= 0 and y >= 0 and a > floor[k] and
+                       f > free_floor[k])
+                for slug, name, memory, a, f, k in self.rows for x, y in [(a - spare[k], f - free_spare[k])]]
 
 
-@per_list
-def _gpu_classes(gpus: tuple[Gpu, ...]) -> tuple[list[GpuClass], list[int]]:
-    """The GPUs of a list by batch-default class, and for each GPU its place among the classes' GPUs taken class
-    by class; once per GPU list."""
-    classes: dict[bool, GpuClass] = {}
-    for i, g in enumerate(gpus):
-        c = classes.get(large := vllm_profiles.large_batch_gpu(g.cuda_total, "a100" in g.slug))
-        if c is None:
-            c = classes[large] = GpuClass((g.cuda_total, g.slug))
-        c.positions.append(i)
-        c.totals.append(g.cuda_total)
-    grouped = [i for c in classes.values() for i in c.positions]
-    order = [0] * len(gpus)
-    for k, i in enumerate(grouped):
-        order[i] = k
-    return list(classes.values()), order
+_FIT_PLANS = ByIdentity()
 
 
 def memory(inp: RuntimeInput) -> RuntimeMemory:

@@ -26,7 +26,7 @@ GiB = 1 << 30
 MAX_TP = 64  # largest gpu_count the API accepts (io.MAX_GPUS)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one or more per vLLM estimate (a frozen __init__ costs about twice)
 class Verdict:
     """The one decision on whether vLLM starts; every fit/does-not-fit figure of the answer derives from it."""
 
@@ -144,14 +144,19 @@ def verdict(f: VllmFlags, stages: list[Stage], total: int, kv: list[int] | None 
     requested = min(asked, free) if f.extensible else asked  # 0.34's extensible KV cache: a cap, bound by free
     kv = budgets(f, stages, total) if kv is None else kv
     per_sequence = blocks_per_sequence(f)
-    spare = min(b - per_sequence * s.block_bytes for b, s in zip(kv, stages, strict=True))
-    blocks = min(max(0, b) // s.block_bytes for b, s in zip(kv, stages, strict=True))
+    if len(stages) == 1:  # one pipeline stage: its own figures
+        least, bb = kv[0], stages[0].block_bytes
+        spare, blocks = least - per_sequence * bb, max(0, least) // bb
+    else:
+        least = min(kv)
+        spare = min(b - per_sequence * s.block_bytes for b, s in zip(kv, stages, strict=True))
+        blocks = min(max(0, b) // s.block_bytes for b, s in zip(kv, stages, strict=True))
     if requested > free:  # request_memory raises (not with the extensible cache: requested is capped)
         short = requested - free
         return Verdict(False, short, f"gpu_memory_utilization asks for {requested / GiB:.2f} GiB but only "
                        f"{free / GiB:.2f} GiB are free once the CUDA context exists", blocks, requested, -short)
-    if min(kv) <= 0:
-        return Verdict(False, -spare, f"nothing is left for the KV cache ({min(kv) / GiB:.2f} GiB)", blocks,
+    if least <= 0:
+        return Verdict(False, -spare, f"nothing is left for the KV cache ({least / GiB:.2f} GiB)", blocks,
                        requested, spare)
     if spare < 0:
         return Verdict(False, -spare, f"one sequence of max_model_len {f.max_model_len:,} tokens needs "

@@ -10,13 +10,15 @@ from operator import attrgetter
 
 from app.estimator.errors import InvalidRequest, UnknownChoice
 from app.estimator.kv_cache import KV_TYPES, KvType
-from app.estimator.quantization import Format
+from app.estimator.memo import ByIdentity
+from app.estimator.quantization import FORMATS, Format
 from app.estimator.runtimes import vllm_kv, vllm_mtp
 from app.estimator.runtimes.vllm_profiles import (
     EXTENSIBLE_UTILIZATION,
     NEWEST,
     VllmProfile,
     batch_defaults,
+    large_batch_gpu,
     parse_version,
     profile_for,
 )
@@ -204,24 +206,52 @@ def speculative(spec: ModelSpec, req: VramRequest) -> tuple[int, int]:
     return draft.layers, req.num_speculative_tokens or draft.layers
 
 
+# Every VramRequest field `resolve` reads, the sequence aside (the default max_model_len): the flags but
+# max_model_len are kept per model, format, KV type, GPU batch class and these (tests/test_estimate_cache.py changes
+# every other field and finds the same flags)
+REQUEST_FIELDS = ("vllm_version", "memory_profiler_estimate_cudagraphs", "enable_extensible_kv_cache", "enforce_eager",
+                  "gpu_memory_utilization", "dtype", "pipeline_parallel_size", "data_parallel_size",
+                  "tensor_parallel_size", "gpu_count", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
+                  "kv_cache_dtype", "block_size", "speculative_method", "num_speculative_tokens",
+                  "enable_expert_parallel")
+_REQUEST_KEY = attrgetter(*REQUEST_FIELDS)
+_BASES = ByIdentity()
+
+
 def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence: int,
             gpu_bytes: int | None, gpu_slug: str | None) -> VllmFlags:
-    """Every vLLM flag with its default filled in for this model, format, length and GPU.
+    """Every vLLM flag with its default filled in for this model, format, length and GPU. All but max_model_len
+    (and V0's batched tokens, which follow it) are kept per model, format, KV type, GPU batch class and the
+    request's REQUEST_FIELDS: a new sequence length costs one copy.
 
     Raises:
         InvalidRequest: a flag vLLM would refuse for this model (names the field and what it allows).
     """
+    large = large_batch_gpu(gpu_bytes, "a100" in (gpu_slug or ""))
+    if FORMATS.get(fmt.slug) is fmt:  # a registry format: keyed by its slug
+        key = (fmt.slug, kv.slug, large, "gpu_memory_utilization" in req.model_fields_set, _REQUEST_KEY(req))
+        base = _BASES.get(spec, key, lambda: _base(spec, fmt, kv, req, large))
+    else:
+        base = _base(spec, fmt, kv, req, large)
+    max_model_len = req.max_model_len or sequence
+    if max_model_len < sequence:
+        raise InvalidRequest("max_model_len", f"max_model_len {max_model_len} is shorter than the sequence "
+                             f"({sequence:,} positions with the images); allowed: >= {sequence}")
+    if base.profile.engine == "V0" and not req.max_num_batched_tokens:  # batch_defaults: max(max_model_len, 2048)
+        return evolve(base, max_model_len=max_model_len,
+                      max_num_batched_tokens=batch_defaults(base.profile, large, max_model_len)[1])
+    return evolve(base, max_model_len=max_model_len)
+
+
+def _base(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, large: bool) -> VllmFlags:
+    """`resolve`'s flags with max_model_len 0 (V0's default batched tokens: those of max_model_len 0)."""
     profile = profile_for(req.vllm_version)
     graph_estimate, extensible, util = _switches(profile, req)
     dtype = _compute_dtype(spec, fmt, req)
     pp, dp = req.pipeline_parallel_size, req.data_parallel_size
     tp = req.tensor_parallel_size or req.gpu_count // (pp * dp)
     _check_parallel(spec, tp, pp)
-    max_model_len = req.max_model_len or sequence
-    if max_model_len < sequence:
-        raise InvalidRequest("max_model_len", f"max_model_len {max_model_len} is shorter than the sequence "
-                             f"({sequence:,} positions with the images); allowed: >= {sequence}")
-    seqs, tokens = batch_defaults(profile, gpu_bytes, "a100" in (gpu_slug or ""), max_model_len)
+    seqs, tokens = batch_defaults(profile, large, 0)
     kv_name = "fp8" if kv.slug == "fp8" else DTYPE_NAMES.get(kv.slug, kv.slug)
     if req.kv_cache_dtype != "auto":
         kv_name = req.kv_cache_dtype
@@ -234,7 +264,7 @@ def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence
             lm, KV_TYPES[kv.slug], tp, spec.family not in vllm_kv.FULL_ATTENTION_FAMILIES,
             block_size, 4 if dtype == "float32" else 2, vllm_kv.window_offset(spec), speculative_tokens)
     return VllmFlags(
-        profile=profile, gpu_memory_utilization=util, max_model_len=max_model_len,
+        profile=profile, gpu_memory_utilization=util, max_model_len=0,
         max_num_seqs=req.max_num_seqs or seqs, max_num_batched_tokens=req.max_num_batched_tokens or tokens,
         block_size=block_size, kv=KV_TYPES[kv.slug], kv_name=kv_name, dtype=dtype,
         compute_bytes=4 if dtype == "float32" else 2, tp=tp, pp=pp, enforce_eager=req.enforce_eager,
@@ -246,7 +276,7 @@ def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence
 
 def batch_for(f: VllmFlags, req: VramRequest, gpu_bytes: int | None, gpu_slug: str | None) -> tuple[int, int]:
     """(max_num_seqs, max_num_batched_tokens) `resolve` picks for this request on another GPU."""
-    seqs, tokens = batch_defaults(f.profile, gpu_bytes, "a100" in (gpu_slug or ""), f.max_model_len)
+    seqs, tokens = batch_defaults(f.profile, large_batch_gpu(gpu_bytes, "a100" in (gpu_slug or "")), f.max_model_len)
     return req.max_num_seqs or seqs, req.max_num_batched_tokens or tokens
 
 

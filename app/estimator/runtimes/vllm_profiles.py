@@ -209,8 +209,9 @@ def graph_pool_bytes(layers: int) -> int:
     return _gib(GRAPH_POOL_BASE_GIB + GRAPH_POOL_PER_LAYER_GIB * layers)
 
 
-def batch_defaults(profile: VllmProfile, gpu_bytes: int | None, a100: bool, max_model_len: int) -> tuple[int, int]:
-    """(max_num_seqs, max_num_batched_tokens) that `vllm serve` picks when they are not given.
+def batch_defaults(profile: VllmProfile, large: bool, max_model_len: int) -> tuple[int, int]:
+    """(max_num_seqs, max_num_batched_tokens) that `vllm serve` picks when they are not given, on a GPU of the
+    large class or not (large_batch_gpu).
 
     V1 engine (vllm/engine/arg_utils.py, OPENAI_API_SERVER usage context): 1024 and 8192 on GPUs of
     >= 70 GiB except A100s (the 0.19.0 logs print "Defaulting max_num_batched_tokens to 8192", "max_num_seqs
@@ -218,7 +219,7 @@ def batch_defaults(profile: VllmProfile, gpu_bytes: int | None, a100: bool, max_
     """
     if profile.engine == "V0":
         return 256, max(max_model_len, 2048)
-    if large_batch_gpu(gpu_bytes, a100):
+    if large:
         return 1024, 8192
     return 256, 2048
 
