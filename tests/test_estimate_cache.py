@@ -165,12 +165,15 @@ def test_vllm_fit_rule_per_gpu_class_equals_the_rule_of_that_gpus_flags(catalog:
         context = knobs.pop("context", 8192)
         req = VramRequest(model=model, runtime="vllm", context=context, gpu="rtx-4090", **knobs)
         asked = vllm_flags.resolve(spec, fmt, kv, req, context, 24 << 30, "rtx-4090")
-        asked_stages = vllm_memory.stages(spec, fmt, asked)
+        # a setup is shared by every max_model_len of its flags (V0: of its batched tokens): built from another's
+        other = vllm_flags.resolve(spec, fmt, kv, req.model_copy(update={"context": 1000}), 1000, 24 << 30, "rtx-4090")
+        shared = other.max_num_batched_tokens == asked.max_num_batched_tokens
+        setup = vllm_runtime._Setup(spec, fmt, other if shared else asked, req.vllm_version)
         for g in catalog.gpus:
             f = vllm_flags.resolve(spec, fmt, kv, req, context, g.cuda_total, g.slug)
             expected = vllm_advice.StartRule.of(f, vllm_memory.stages(spec, fmt, f), vllm_advice.blocks_per_sequence(f))
-            batch = vllm_flags.batch_for(asked, req, g.cuda_total, g.slug)
-            assert vllm_runtime._start_rule(spec, fmt, asked, asked_stages, batch) == expected, (knobs, g.slug)
+            example = (g.cuda_total, g.slug, large_batch_gpu(g.cuda_total, "a100" in g.slug))
+            assert setup.start_rule(spec, fmt, asked, req, example) == expected, (knobs, g.slug)
 
 
 @pytest.mark.parametrize(("model", "file_type"), [("llama-3.1-8b", "q4_k_m"), ("qwen3-30b-a3b", "q8_0"),

@@ -24,12 +24,12 @@ from app.estimator.schema import GpuFit, VllmDetail, VllmStage, VramRequest
 from app.estimator.spec import ModelSpec
 
 
-def _flags(inp: RuntimeInput) -> VllmFlags:
+def _flags(inp: RuntimeInput) -> tuple[VllmFlags, VllmFlags | None]:
     req = inp.request
     if req is None:  # callers that build RuntimeInput by hand: vLLM's defaults
         req = VramRequest(model=inp.spec.slug, runtime="vllm", gpu_count=inp.gpu_count)
     per_gpu = inp.gpu_memory // inp.gpu_count if inp.gpu_memory is not None else None
-    return vllm_flags.resolve(inp.spec, inp.fmt, inp.kv, req, inp.sequence, per_gpu, inp.gpu_slug)
+    return vllm_flags.resolve_kept(inp.spec, inp.fmt, inp.kv, req, inp.sequence, per_gpu, inp.gpu_slug)
 
 
 def _binding(stages: Sequence[Stage], kv: list[int] | None) -> int:
@@ -38,16 +38,6 @@ def _binding(stages: Sequence[Stage], kv: list[int] | None) -> int:
     if kv is None:
         return 0
     return min(range(len(stages)), key=lambda i: kv[i] // stages[i].block_bytes)
-
-
-_NOTES = ByIdentity()
-
-
-def _notes(f: VllmFlags, s: Stage) -> list[str]:
-    """The assumptions of `f` for stage `s`. They read no max_model_len, and every other flag they read is in the
-    key of the stages (vllm_memory.stages, kept per model, format and flags), so they are kept per stage object and
-    utilization."""
-    return list(_NOTES.get(s, (f.gpu_memory_utilization,), lambda: tuple(_write_notes(f, s))))
 
 
 def _write_notes(f: VllmFlags, s: Stage) -> list[str]:
@@ -108,16 +98,17 @@ def _equivalent(f: VllmFlags, s: Stage, total: int | None) -> tuple[float | None
 
 
 class _AtTotal:
-    """What an estimate takes from its stages, utilization and per-GPU total alone (no max_model_len, no batch):
-    each stage's KV budget (None without a GPU), the binding stage (_binding), the answer's stage rows, the CUDA
-    context and graph pool, the equivalent utilization and the line vLLM prints about it, and the sums over
-    stages."""
+    """What an estimate takes from its flags but max_model_len, its stages and the per-GPU total (None: no GPU):
+    the budgets verdict reads (vllm_advice.Budgets), each stage's KV budget, the binding stage (_binding), the CUDA
+    context and graph pool, the equivalent utilization and the line vLLM prints about it, the sums over stages,
+    and every VllmDetail figure none of max_model_len, the batch and the verdict changes (`fixed`)."""
 
-    __slots__ = ("kv", "binding", "rows", "context", "graphs", "equivalent", "printed", "weights", "activation",
-                 "overhead", "block_bytes")
+    __slots__ = ("budgets", "kv", "binding", "rows", "context", "graphs", "equivalent", "printed", "weights",
+                 "activation", "overhead", "block_bytes", "fixed")
 
     def __init__(self, f: VllmFlags, stages: Sequence[Stage], total: int | None) -> None:
-        self.kv = vllm_advice.budgets(f, stages, total) if total is not None else None
+        self.budgets = vllm_advice.Budgets(f, stages, total) if total is not None else None
+        self.kv = self.budgets.kv if self.budgets is not None else None
         self.binding = _binding(stages, self.kv)
         self.rows = tuple(_stage(x, self.kv[i] if self.kv is not None else None) for i, x in enumerate(stages))
         s = stages[self.binding]
@@ -132,57 +123,126 @@ class _AtTotal:
         self.activation = sum(x.activation for x in stages)
         self.overhead = sum(self.context + x.non_torch + vllm_memory.graph_pool(f, x) for x in stages)
         self.block_bytes = sum(x.block_bytes for x in stages)
+        blocks = self.budgets.blocks if self.budgets is not None else None
+        self.fixed = dict(
+            version=f.profile.name, gpu_memory_utilization=f.gpu_memory_utilization, max_num_seqs=f.max_num_seqs,
+            max_num_batched_tokens=f.max_num_batched_tokens, block_size=f.block_size, dtype=f.dtype,
+            kv_cache_dtype=f.kv_name, quantization=f.method, tensor_parallel_size=f.tp, pipeline_parallel_size=f.pp,
+            data_parallel_size=f.dp, enable_expert_parallel=f.ep, enforce_eager=f.enforce_eager,
+            gpu_total_bytes=total, weights_bytes=s.weights, weights_replicated_bytes=s.replicated,
+            activation_peak_bytes=s.activation, non_torch_bytes=s.non_torch,
+            requested_bytes=self.budgets.requested if self.budgets is not None else None,
+            kv_budget_bytes=self.kv[self.binding] if self.kv is not None else None, kv_block_bytes=s.block_bytes,
+            kv_blocks=blocks, cuda_graph_bytes=self.graphs, cuda_context_bytes=self.context,
+            process_bytes=(self.context + s.weights + s.activation + s.non_torch + blocks * s.block_bytes + self.graphs
+                           if blocks is not None else None),
+            cuda_graph_estimate_bytes=s.graph_estimate, equivalent_gpu_memory_utilization=equivalent,
+            suggested_gpu_memory_utilization=suggested, extensible_kv_cache=f.extensible,
+            calibrated=f.profile.calibrated, speculative_method="mtp" if f.draft_layers else None,
+            num_speculative_tokens=f.speculative_tokens, draft_layers=f.draft_layers,
+            draft_weights_bytes=stages[-1].draft_weights, draft_kv_bytes_per_token=stages[-1].draft_token_bytes,
+            draft_kv_bytes=(blocks * f.block_size * stages[-1].draft_token_bytes
+                            if f.draft_layers and blocks is not None and not _grouped(f) else None),
+        )
 
 
-_AT_TOTAL = ByIdentity()
+class _Setup:
+    """What every request answered from one kept flags object shares (vllm_flags.resolve_kept: one model, format,
+    KV type, GPU batch class and set of request fields, any max_model_len; V0: and its batched tokens): the stages,
+    the assumptions, the state rule, the recurrent state per sequence and its note, each stage's non-KV bytes, and,
+    kept as they are asked, _AtTotal per GPU total and each fit-list GPU class's start-rule terms."""
+
+    __slots__ = ("stages", "notes", "state_rule", "state_per_sequence", "state_note", "non_kv", "warning", "_at",
+                 "_classes")
+
+    def __init__(self, spec: ModelSpec, fmt: Format, f: VllmFlags, vllm_version: str | None) -> None:
+        self.stages = stages = vllm_memory.stages(spec, fmt, f)
+        self.notes = tuple(_write_notes(f, stages[0]))
+        self.state_rule = vllm_memory.state_rule(spec.language_model, f)
+        self.state_per_sequence, self.state_note = _state(f, stages)
+        self.non_kv = [(s.non_kv(), s.block_bytes, s.state_bytes) for s in stages]
+        self.warning = vllm_profiles.version_warning(vllm_version)
+        self._at: dict[int | None, _AtTotal] = {}
+        self._classes: dict[bool, tuple[list[tuple[int, int, int, int]], int | None]] = {}
+
+    def at(self, f: VllmFlags, total: int | None) -> _AtTotal:
+        """_AtTotal on GPUs of `total` bytes (the GPU totals asked of one setup are few: the catalog's)."""
+        at = self._at.get(total)
+        if at is None:
+            if len(self._at) >= 64:
+                self._at.clear()
+            at = self._at[total] = _AtTotal(f, self.stages, total)
+        return at
+
+    def start_rule(self, spec: ModelSpec, fmt: Format, f: VllmFlags, req: VramRequest,
+                   example: tuple[int, str, bool]) -> vllm_advice.StartRule:
+        """StartRule.of the flags vllm_flags.for_gpu(f, batch) gives on the GPUs of `example`'s batch-default class
+        (CUDA total, slug, large_batch_gpu), from f and the class's stage terms, kept per class: only the batch
+        differs between classes (vllm_flags.batch_for: within one setup a function of the class alone), so only the
+        stages (another activation peak) and windowed groups' in-flight tokens."""
+        hit = self._classes.get(example[2])
+        if hit is None:
+            batch = vllm_flags.batch_for(f, req, example[0], example[1])
+            stages = self.stages
+            if batch != (f.max_num_seqs, f.max_num_batched_tokens):
+                stages = vllm_memory.stages_at(spec, fmt, f, batch)
+            in_flight = vllm_kv.in_flight_tokens(f.kv_release, batch[1]) if f.kv_release is not None else 0
+            hit = self._classes[example[2]] = (vllm_advice.floor_rows(stages), in_flight)
+        rows, in_flight = hit
+        if f.kv_groups is None:  # vllm_advice.blocks_per_sequence
+            per_sequence = ceil(f.max_model_len / f.block_size)
+        else:
+            per_sequence = sum(vllm_kv.blocks_per_request(g, f.block_size, f.max_model_len, in_flight)
+                               for g in f.kv_groups)
+        return vllm_advice.StartRule.of_rows(f, rows, per_sequence)
 
 
-def _at_total(f: VllmFlags, stages: Sequence[Stage], total: int | None) -> _AtTotal:
-    """_AtTotal kept per stages object (vllm_memory.stages keeps those per model, format and every flag but
-    max_model_len and the utilization), utilization and total."""
-    return _AT_TOTAL.get(stages, (f.gpu_memory_utilization, total), lambda: _AtTotal(f, stages, total))
+_SETUPS = ByIdentity()
 
 
-def _detail(f: VllmFlags, at: _AtTotal, stages: Sequence[Stage], total: int | None, sequence: int,
-            verdict: vllm_advice.Verdict | None, fixes: list) -> VllmDetail:
-    """The figures of the binding stage (at.binding)."""
-    s = stages[at.binding]
-    requested = verdict.requested if verdict is not None else None
-    budget = at.kv[at.binding] if at.kv is not None else None
-    blocks = verdict.blocks if verdict is not None else None
+def _state(f: VllmFlags, stages: Sequence[Stage]) -> tuple[int, str]:
+    """(recurrent state bytes per sequence on one GPU's share x TP, as the pool holds them; its note), (0, "")
+    without recurrent layers."""
+    per_seq = f.tp * sum(s.state_bytes for s in stages)
+    state_blocks = _state_blocks(f)
+    if per_seq and state_blocks:  # vLLM's plan: Mamba/GDN groups hold pages of the one pool
+        real = per_seq
+        per_seq = f.tp * state_blocks * stages[0].block_bytes
+        groups = [g for g in f.kv_groups if g.kind == "mamba"]
+        return per_seq, (
+            f"recurrent states: vLLM keeps each Mamba/GDN layer's state ({real:,} bytes per sequence over all of "
+            f"them, conv state in {f.dtype}, SSM/GDN state in mamba_ssm_cache_dtype) in a page padded to the "
+            f"attention page: attention blocks raised to {f.block_size} tokens so one attention page holds a state "
+            "(platforms/interface.py _align_hybrid_block_size); "
+            f"{len(groups)} state groups of up to {max(g.layers for g in groups)} layers, {groups[0].state_blocks} "
+            f"blocks each per request (mamba_cache_mode align: 2 + prefill checkpoint blocks), {per_seq:,} bytes of "
+            "pool per sequence. Those blocks count in the block total and in the concurrency, but not in vLLM's "
+            "\"GPU KV cache size: N tokens\", which is int(concurrency x max_model_len)")
+    if per_seq:
+        return per_seq, (
+            f"recurrent states: {per_seq:,} bytes per sequence (conv state in {f.dtype}, SSM/GDN state in the "
+            "config's mamba_ssm_dtype), for the batch's sequences; vLLM keeps them in pages of the same pool as the "
+            "KV blocks. Its page-size unification and grouping of hybrid models (kv_cache_planning.py) are "
+            "modelled for one pipeline stage only: KV blocks here count the attention layers' bytes only")
+    return 0, ""
+
+
+def _detail(f: VllmFlags, at: _AtTotal, sequence: int, verdict: vllm_advice.Verdict | None,
+            fixes: list) -> VllmDetail:
+    """The figures of the binding stage (at.binding): at.fixed, and those of max_model_len and the verdict."""
+    blocks = at.fixed["kv_blocks"]
     tokens = concurrency = None
     if blocks is not None and f.kv_groups is not None:  # vLLM's own capacity formula of the release
         tokens, concurrency = vllm_kv.capacity(f.kv_release, f.kv_groups, blocks, f.block_size, sequence, f.in_flight)
         concurrency = round(concurrency, 2)
     elif blocks is not None:
         tokens, concurrency = blocks * f.block_size, round(blocks / ceil(sequence / f.block_size), 2)
-    context, graphs = at.context, at.graphs
-    process = None
-    if blocks is not None:
-        process = context + s.weights + s.activation + s.non_torch + blocks * s.block_bytes + graphs
-    equivalent, suggested = at.equivalent
-    return VllmDetail(
-        version=f.profile.name, gpu_memory_utilization=f.gpu_memory_utilization, max_model_len=f.max_model_len,
-        max_num_seqs=f.max_num_seqs, max_num_batched_tokens=f.max_num_batched_tokens, block_size=f.block_size,
-        dtype=f.dtype, kv_cache_dtype=f.kv_name, quantization=f.method, tensor_parallel_size=f.tp,
-        pipeline_parallel_size=f.pp, data_parallel_size=f.dp, enable_expert_parallel=f.ep,
-        enforce_eager=f.enforce_eager, gpu_total_bytes=total,
-        weights_bytes=s.weights, weights_replicated_bytes=s.replicated, activation_peak_bytes=s.activation,
-        non_torch_bytes=s.non_torch, requested_bytes=requested, kv_budget_bytes=budget, kv_block_bytes=s.block_bytes,
-        kv_blocks=blocks, kv_tokens=tokens, max_concurrency=concurrency,
-        cuda_graph_bytes=graphs, cuda_context_bytes=context, process_bytes=process,
-        cuda_graph_estimate_bytes=s.graph_estimate, equivalent_gpu_memory_utilization=equivalent,
-        suggested_gpu_memory_utilization=suggested, extensible_kv_cache=f.extensible,
-        calibrated=f.profile.calibrated, headroom_bytes=verdict.headroom if verdict is not None else None,
-        starts=verdict.starts if verdict is not None else None,
-        shortfall_bytes=verdict.shortfall if verdict is not None else 0, fixes=fixes,
-        stages=list(at.rows),
-        speculative_method="mtp" if f.draft_layers else None, num_speculative_tokens=f.speculative_tokens,
-        draft_layers=f.draft_layers, draft_weights_bytes=stages[-1].draft_weights,
-        draft_kv_bytes_per_token=stages[-1].draft_token_bytes,
-        draft_kv_bytes=(blocks * f.block_size * stages[-1].draft_token_bytes
-                        if f.draft_layers and blocks is not None and not _grouped(f) else None),
-    )
+    if verdict is None:
+        return VllmDetail(**at.fixed, max_model_len=f.max_model_len, kv_tokens=tokens, max_concurrency=concurrency,
+                          headroom_bytes=None, starts=None, shortfall_bytes=0, fixes=fixes, stages=list(at.rows))
+    return VllmDetail(**at.fixed, max_model_len=f.max_model_len, kv_tokens=tokens, max_concurrency=concurrency,
+                      headroom_bytes=verdict.headroom, starts=verdict.starts, shortfall_bytes=verdict.shortfall,
+                      fixes=fixes, stages=list(at.rows))
 
 
 def _stage(s: Stage, budget: int | None) -> VllmStage:
@@ -208,59 +268,37 @@ def _state_blocks(f: VllmFlags) -> int:
     return sum(g.state_blocks for g in f.kv_groups or () if g.kind == "mamba")
 
 
-def _fit_on(inp: RuntimeInput, asked: VllmFlags, stages: Sequence[Stage]) -> Decide:
+def _fit_on(inp: RuntimeInput, asked: VllmFlags, setup: _Setup) -> Decide:
     """The verdict on every GPU of a fit list as its rows (starts, headroom of all GPUs), flags resolved for each GPU
-    (from the asked GPU's: only the batch defaults differ), one start rule per batch-default class. `stages`: the
-    asked flags' (vllm_memory.stages)."""
+    (from the asked GPU's: only the batch defaults differ), one start rule per batch-default class."""
     req = inp.request or VramRequest(model=inp.spec.slug, runtime="vllm", gpu_count=inp.gpu_count)
 
     def decide(rows: FitRows) -> list[GpuFit]:
-        plan = _FIT_PLANS.get(rows, (asked.gpu_memory_utilization, vllm_memory.cuda_context(asked)),
-                              lambda: _FitPlan(rows, asked.gpu_memory_utilization, vllm_memory.cuda_context(asked)))
-        return plan.fits([_start_rule(inp.spec, inp.fmt, asked, stages, vllm_flags.batch_for(asked, req, *example))
-                          for example in plan.examples])
+        utilization, context = asked.gpu_memory_utilization, vllm_memory.cuda_context(asked)
+        plan = _FIT_PLANS.get(rows, (utilization, context), lambda: _FitPlan(rows, utilization, context))
+        return plan.fits([setup.start_rule(inp.spec, inp.fmt, asked, req, example) for example in plan.examples])
 
     return decide
 
 
-def _start_rule(spec: ModelSpec, fmt: Format, asked: VllmFlags, stages: Sequence[Stage],
-                batch: tuple[int, int]) -> vllm_advice.StartRule:
-    """StartRule.of the flags vllm_flags.for_gpu(asked, batch) gives (the request on GPUs whose batch defaults are
-    `batch`), from `asked` and its `stages`: only the batch differs, so only the stages (another activation peak)
-    and the blocks per sequence (windowed groups' in-flight tokens)."""
-    if batch != (asked.max_num_seqs, asked.max_num_batched_tokens):
-        stages = _class_stages(spec, fmt, asked, stages, batch)
-    return vllm_advice.StartRule.of(asked, stages, vllm_advice.blocks_per_sequence(asked, batched_tokens=batch[1]))
-
-
-_CLASS_STAGES = ByIdentity()
-
-
-def _class_stages(spec: ModelSpec, fmt: Format, asked: VllmFlags, stages: Sequence[Stage],
-                  batch: tuple[int, int]) -> tuple[Stage, ...]:
-    """vllm_memory.stages_at(spec, fmt, asked, batch), kept per asked stages object (vllm_memory.stages keeps one
-    per model, format and every flag but max_model_len and the utilization) and batch."""
-    return _CLASS_STAGES.get(stages, batch, lambda: vllm_memory.stages_at(spec, fmt, asked, batch))
-
-
 class _FitPlan:
-    """A fit list's GPUs for one utilization and CUDA context, kept per FitRows object: one GPU (CUDA total, slug)
-    of each batch-default class (vllm_profiles.large_batch_gpu: resolve's flags differ between GPUs by it alone),
-    and per GPU in the list's order (slug, name, memory of all, asked = int(utilization x total), free = total -
-    context, class), the start rule's inputs (vllm_advice.StartRule.at)."""
+    """A fit list's GPUs for one utilization and CUDA context, kept per FitRows object: one GPU (CUDA total, slug,
+    large or not) of each batch-default class (vllm_profiles.large_batch_gpu: resolve's flags differ between GPUs by
+    it alone), and per GPU in the list's order (slug, name, memory of all, asked = int(utilization x total),
+    free = total - context, class), the start rule's inputs (vllm_advice.StartRule.at)."""
 
     __slots__ = ("examples", "rows", "count")
 
     def __init__(self, rows: FitRows, utilization: float, context: int) -> None:
         classes: dict[bool, int] = {}
-        self.examples: list[tuple[int, str]] = []
+        self.examples: list[tuple[int, str, bool]] = []
         self.rows: list[tuple[str, str, int, int, int, int]] = []
         self.count = rows.count
         for (slug, name, memory), g in zip(rows.fixed, rows.gpus, strict=True):
             k = classes.get(large := vllm_profiles.large_batch_gpu(g.cuda_total, "a100" in g.slug))
             if k is None:
                 k = classes[large] = len(self.examples)
-                self.examples.append((g.cuda_total, g.slug))
+                self.examples.append((g.cuda_total, g.slug, large))
             self.rows.append((slug, name, memory, int(utilization * g.cuda_total), g.cuda_total - context, k))
 
     def fits(self, rules: Sequence[vllm_advice.StartRule]) -> list[GpuFit]:
@@ -283,27 +321,32 @@ _FIT_PLANS = ByIdentity()
 
 
 def memory(inp: RuntimeInput) -> RuntimeMemory:
-    f = _flags(inp)
+    f, kept = _flags(inp)
+    version = inp.request.vllm_version if inp.request else None
+    if kept is None:  # a format outside the registry: nothing kept
+        setup = _Setup(inp.spec, inp.fmt, f, version)
+    else:  # V0's default batched tokens follow max_model_len: one setup per count
+        setup = _SETUPS.get(kept, (f.max_num_batched_tokens,), lambda: _Setup(inp.spec, inp.fmt, f, version))
 
     def recompute(g: VllmFlags) -> list[Stage]:
         return vllm_memory.stages(inp.spec, inp.fmt, g)
 
-    stages = recompute(f)
+    stages = setup.stages
     total = inp.gpu_memory // inp.gpu_count if inp.gpu_memory is not None else None
-    at = _at_total(f, stages, total)
-    verdict = vllm_advice.verdict(f, stages, total, at.kv) if total is not None else None
+    at = setup.at(f, total)
+    verdict = at.budgets.verdict(f, stages, vllm_advice.blocks_per_sequence(f)) if total is not None else None
     fixes = []
     if verdict is not None and not verdict.starts:
         fixes = vllm_advice.fixes(inp.spec, f, stages, total, inp.sequence, recompute, verdict)
-    detail = _detail(f, at, stages, total, inp.sequence, verdict, fixes)
-    return _memory(inp, f, stages, detail, verdict, at)
+    detail = _detail(f, at, inp.sequence, verdict, fixes)
+    return _memory(inp, f, setup, detail, verdict, at)
 
 
-def _memory(inp: RuntimeInput, f: VllmFlags, stages: Sequence[Stage], d: VllmDetail,
+def _memory(inp: RuntimeInput, f: VllmFlags, setup: _Setup, d: VllmDetail,
             verdict: vllm_advice.Verdict | None, at: _AtTotal) -> RuntimeMemory:
     # every figure of `d` is one GPU of one engine; data parallel engines each hold their own copy and take an
     # equal share of the sequences
-    tp, ranks, asked = f.tp, f.tp * f.dp, inp.batch * inp.sequence
+    ranks, asked = f.tp * f.dp, inp.batch * inp.sequence
     batch = ceil(inp.batch / f.dp)
     kv_blocks = d.kv_blocks if d.kv_blocks is not None else _blocks(f, inp.sequence, batch)
     kv_tokens = f.dp * kv_blocks * f.block_size
@@ -315,47 +358,24 @@ def _memory(inp: RuntimeInput, f: VllmFlags, stages: Sequence[Stage], d: VllmDet
         weights=ranks * at.weights, kv_cache=ranks * kv_blocks * at.block_bytes,
         activations=ranks * at.activation, overhead=ranks * at.overhead,
         kv_cache_tokens=kv_tokens, usable_fraction=f.gpu_memory_utilization,
-        required=inp.gpu_count * max(s.non_kv() + needed * s.block_bytes + batch * (0 if in_blocks else s.state_bytes)
-                                     for s in stages),
+        required=inp.gpu_count * max(non_kv + needed * block_bytes + batch * (0 if in_blocks else state_bytes)
+                                     for non_kv, block_bytes, state_bytes in setup.non_kv),
         kv_capacity_tokens=f.dp * d.kv_tokens if d.kv_tokens is not None else None,
         max_concurrency=round(f.dp * d.max_concurrency, 2) if d.max_concurrency is not None else None,
-        assumptions=_notes(f, stages[0]), vllm=d, fit_on=_fit_on(inp, f, stages),
+        assumptions=list(setup.notes), vllm=d, fit_on=_fit_on(inp, f, setup),
     )
-    warning = vllm_profiles.version_warning(inp.request.vllm_version if inp.request else None)
-    if warning:
-        mem.warnings.append(warning)
+    if setup.warning:
+        mem.warnings.append(setup.warning)
     if at.printed:
         mem.assumptions.append(at.printed)
-    mem.state_rule = vllm_memory.state_rule(inp.spec.language_model, f)
-    state_blocks = _state_blocks(f)
-    per_seq = tp * sum(s.state_bytes for s in stages)
-    if per_seq and state_blocks:  # vLLM's plan: Mamba/GDN groups hold pages of the one pool
-        real = per_seq
-        per_seq = tp * state_blocks * stages[0].block_bytes
+    mem.state_rule = setup.state_rule
+    per_seq = setup.state_per_sequence
+    if per_seq:  # the pool fills the budget: the batch's states take their share of it
         mem.state, mem.state_per_sequence = inp.batch * per_seq, per_seq
         if d.kv_blocks is not None:
             mem.state = min(mem.state, mem.kv_cache)
             mem.kv_cache -= mem.state
-        groups = [g for g in f.kv_groups if g.kind == "mamba"]
-        mem.assumptions.append(
-            f"recurrent states: vLLM keeps each Mamba/GDN layer's state ({real:,} bytes per sequence over all of "
-            f"them, conv state in {f.dtype}, SSM/GDN state in mamba_ssm_cache_dtype) in a page padded to the "
-            f"attention page: attention blocks raised to {f.block_size} tokens so one attention page holds a state "
-            "(platforms/interface.py _align_hybrid_block_size); "
-            f"{len(groups)} state groups of up to {max(g.layers for g in groups)} layers, {groups[0].state_blocks} "
-            f"blocks each per request (mamba_cache_mode align: 2 + prefill checkpoint blocks), {per_seq:,} bytes of "
-            "pool per sequence. Those blocks count in the block total and in the concurrency, but not in vLLM's "
-            "\"GPU KV cache size: N tokens\", which is int(concurrency x max_model_len)")
-    elif per_seq:
-        mem.state, mem.state_per_sequence = inp.batch * per_seq, per_seq
-        if d.kv_blocks is not None:  # the pool fills the budget: the batch's states take their share of it
-            mem.state = min(mem.state, mem.kv_cache)
-            mem.kv_cache -= mem.state
-        mem.assumptions.append(
-            f"recurrent states: {per_seq:,} bytes per sequence (conv state in {f.dtype}, SSM/GDN state in the "
-            "config's mamba_ssm_dtype), for the batch's sequences; vLLM keeps them in pages of the same pool as the "
-            "KV blocks. Its page-size unification and grouping of hybrid models (kv_cache_planning.py) are "
-            "modelled for one pipeline stage only: KV blocks here count the attention layers' bytes only")
+        mem.assumptions.append(setup.state_note)
     longest = inp.spec.language_model.max_context
     if f.max_model_len > longest:
         mem.warnings.append(f"max_model_len {f.max_model_len:,} exceeds the model's max_position_embeddings "

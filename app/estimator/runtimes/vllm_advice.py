@@ -79,7 +79,11 @@ class StartRule:
     def of(cls, f: VllmFlags, stages: Sequence[Stage], per_sequence: int) -> StartRule:
         """`per_sequence`: blocks_per_sequence(f). Only f's utilization, CUDA context and extensible switch are
         read: the flags of the same request on another GPU class give the same (vllm_flags.for_gpu)."""
-        rows = _floors(stages)  # (non-KV, extensible floor, extensible free floor, block bytes) per stage
+        return cls.of_rows(f, _floors(stages), per_sequence)
+
+    @classmethod
+    def of_rows(cls, f: VllmFlags, rows: Sequence[tuple[int, int, int, int]], per_sequence: int) -> StartRule:
+        """`of` from the stages' _floors rows: (non-KV, extensible floor, extensible free floor, block bytes)."""
         if len(rows) == 1:  # one pipeline stage: the maxima are its terms
             (nk, a, b, bb), = rows
             need = per_sequence * bb
@@ -123,11 +127,11 @@ def _floors(stages: Sequence[Stage]) -> list[tuple[int, int, int, int]]:
     peak: the activation) and block bytes, StartRule's stage terms. Kept per stages tuple (vllm_memory.stages keeps
     those per model, format and flags); a list may change, so it is not kept."""
     if type(stages) is not tuple:
-        return _floor_rows(stages)
-    return _FLOORS.get(stages, (), lambda: _floor_rows(stages))
+        return floor_rows(stages)
+    return _FLOORS.get(stages, (), lambda: floor_rows(stages))
 
 
-def _floor_rows(stages: Sequence[Stage]) -> list[tuple[int, int, int, int]]:
+def floor_rows(stages: Sequence[Stage]) -> list[tuple[int, int, int, int]]:
     rows = []
     for s in stages:
         nk, used = s.non_kv(), s.weights + s.non_torch + s.graph_pool
@@ -136,32 +140,47 @@ def _floor_rows(stages: Sequence[Stage]) -> list[tuple[int, int, int, int]]:
     return rows
 
 
-def verdict(f: VllmFlags, stages: list[Stage], total: int, kv: list[int] | None = None) -> Verdict:
-    """Startup outcome on GPUs of `total` bytes each (as torch.cuda.mem_get_info reports them); `kv`:
-    budgets(f, stages, total), when the caller has them."""
-    asked = int(f.gpu_memory_utilization * total)  # vllm/v1/worker/utils.py request_memory
-    free = total - cuda_context(f)
-    requested = min(asked, free) if f.extensible else asked  # 0.34's extensible KV cache: a cap, bound by free
-    kv = budgets(f, stages, total) if kv is None else kv
-    per_sequence = blocks_per_sequence(f)
-    if len(stages) == 1:  # one pipeline stage: its own figures
-        least, bb = kv[0], stages[0].block_bytes
-        spare, blocks = least - per_sequence * bb, max(0, least) // bb
-    else:
-        least = min(kv)
-        spare = min(b - per_sequence * s.block_bytes for b, s in zip(kv, stages, strict=True))
-        blocks = min(max(0, b) // s.block_bytes for b, s in zip(kv, stages, strict=True))
-    if requested > free:  # request_memory raises (not with the extensible cache: requested is capped)
-        short = requested - free
-        return Verdict(False, short, f"gpu_memory_utilization asks for {requested / GiB:.2f} GiB but only "
-                       f"{free / GiB:.2f} GiB are free once the CUDA context exists", blocks, requested, -short)
-    if least <= 0:
-        return Verdict(False, -spare, f"nothing is left for the KV cache ({least / GiB:.2f} GiB)", blocks,
-                       requested, spare)
-    if spare < 0:
-        return Verdict(False, -spare, f"one sequence of max_model_len {f.max_model_len:,} tokens needs "
-                       f"{-spare / GiB:.2f} GiB more KV cache than the budget holds", blocks, requested, spare)
-    return Verdict(True, 0, "", blocks, requested, spare)
+class Budgets:
+    """What `verdict` takes from the stages, the GPU's total and the flags' utilization, extensible switch and CUDA
+    context, none of which max_model_len changes: the memory asked for (capped by the free memory with the
+    extensible cache) and free at start, each stage's KV budget, the smallest of them and the KV blocks every GPU
+    allocates (the smallest stage's count). The caller keeps one per stages, utilization and total."""
+
+    __slots__ = ("requested", "free", "kv", "least", "blocks")
+
+    def __init__(self, f: VllmFlags, stages: Sequence[Stage], total: int) -> None:
+        asked = int(f.gpu_memory_utilization * total)  # vllm/v1/worker/utils.py request_memory
+        self.free = total - cuda_context(f)
+        self.requested = min(asked, self.free) if f.extensible else asked  # 0.34's extensible KV cache: a cap
+        self.kv = budgets(f, stages, total)
+        self.least = min(self.kv)
+        self.blocks = min(max(0, b) // s.block_bytes for b, s in zip(self.kv, stages, strict=True))
+
+    def verdict(self, f: VllmFlags, stages: Sequence[Stage], per_sequence: int) -> Verdict:
+        """The startup outcome for flags `f` (max_model_len included) whose one sequence holds `per_sequence` block
+        ids (blocks_per_sequence(f))."""
+        kv, requested, free, blocks = self.kv, self.requested, self.free, self.blocks
+        if len(stages) == 1:  # one pipeline stage: its own figures
+            spare = kv[0] - per_sequence * stages[0].block_bytes
+        else:
+            spare = min(b - per_sequence * s.block_bytes for b, s in zip(kv, stages, strict=True))
+        if requested > free:  # request_memory raises (not with the extensible cache: requested is capped)
+            short = requested - free
+            return Verdict(False, short, f"gpu_memory_utilization asks for {requested / GiB:.2f} GiB but only "
+                           f"{free / GiB:.2f} GiB are free once the CUDA context exists", blocks, requested, -short)
+        if self.least <= 0:
+            return Verdict(False, -spare, f"nothing is left for the KV cache ({self.least / GiB:.2f} GiB)", blocks,
+                           requested, spare)
+        if spare < 0:
+            return Verdict(False, -spare, f"one sequence of max_model_len {f.max_model_len:,} tokens needs "
+                           f"{-spare / GiB:.2f} GiB more KV cache than the budget holds", blocks, requested, spare)
+        return Verdict(True, 0, "", blocks, requested, spare)
+
+
+def verdict(f: VllmFlags, stages: Sequence[Stage], total: int, kept: Budgets | None = None) -> Verdict:
+    """Startup outcome on GPUs of `total` bytes each (as torch.cuda.mem_get_info reports them); `kept`:
+    Budgets(f, stages, total), when the caller keeps it."""
+    return (kept or Budgets(f, stages, total)).verdict(f, stages, blocks_per_sequence(f))
 
 
 Recompute = Callable[[VllmFlags], list[Stage]]

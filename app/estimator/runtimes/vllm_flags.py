@@ -227,20 +227,27 @@ def resolve(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence
     Raises:
         InvalidRequest: a flag vLLM would refuse for this model (names the field and what it allows).
     """
+    return resolve_kept(spec, fmt, kv, req, sequence, gpu_bytes, gpu_slug)[0]
+
+
+def resolve_kept(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, sequence: int,
+                 gpu_bytes: int | None, gpu_slug: str | None) -> tuple[VllmFlags, VllmFlags | None]:
+    """`resolve`'s flags and the kept flags object they were copied from, the same object for every request that
+    differs from this one in max_model_len alone (None: a format outside the registry, nothing kept)."""
     large = large_batch_gpu(gpu_bytes, "a100" in (gpu_slug or ""))
     if FORMATS.get(fmt.slug) is fmt:  # a registry format: keyed by its slug
         key = (fmt.slug, kv.slug, large, "gpu_memory_utilization" in req.model_fields_set, _REQUEST_KEY(req))
-        base = _BASES.get(spec, key, lambda: _base(spec, fmt, kv, req, large))
+        base = kept = _BASES.get(spec, key, lambda: _base(spec, fmt, kv, req, large))
     else:
-        base = _base(spec, fmt, kv, req, large)
+        base, kept = _base(spec, fmt, kv, req, large), None
     max_model_len = req.max_model_len or sequence
     if max_model_len < sequence:
         raise InvalidRequest("max_model_len", f"max_model_len {max_model_len} is shorter than the sequence "
                              f"({sequence:,} positions with the images); allowed: >= {sequence}")
     if base.profile.engine == "V0" and not req.max_num_batched_tokens:  # batch_defaults: max(max_model_len, 2048)
         return evolve(base, max_model_len=max_model_len,
-                      max_num_batched_tokens=batch_defaults(base.profile, large, max_model_len)[1])
-    return evolve(base, max_model_len=max_model_len)
+                      max_num_batched_tokens=batch_defaults(base.profile, large, max_model_len)[1]), kept
+    return evolve(base, max_model_len=max_model_len), kept
 
 
 def _base(spec: ModelSpec, fmt: Format, kv: KvType, req: VramRequest, large: bool) -> VllmFlags:
