@@ -38,8 +38,7 @@ class GgufWeights:
     arch: str
 
 
-@dataclass(frozen=True, slots=True)
-class Choices:
+class Choices(NamedTuple):  # one per estimate: a tuple is built in C, a frozen dataclass's __init__ is not
     fmt: Format
     runtime: Runtime
     kv: KvType

@@ -49,7 +49,7 @@ def fits(total_for: int, fraction: float, gpus: Sequence[Gpu], count: int, first
         return decide(rows)
     # int(memory x count x usable_fraction x fraction) - total, per GPU
     return [GpuFit(slug, name, count, memory, (headroom := cap - total_for), headroom >= 0)
-            for (slug, name, memory), cap in zip(rows.fixed, rows.caps(fraction), strict=True)]
+            for slug, name, memory, cap in rows.caps(fraction)]
 
 
 class FitRows:
@@ -63,15 +63,17 @@ class FitRows:
         self.count = count
         self.fixed = [(g.slug, g.name, g.memory_bytes * count) for g in gpus]
         self._usable = [g.memory_bytes * count * g.usable_fraction for g in gpus]
-        self._caps: dict[float, list[int]] = {}
+        self._caps: dict[float, list[tuple[str, str, int, int]]] = {}
 
-    def caps(self, fraction: float) -> list[int]:
-        """int(usable x fraction) per GPU (a runtime's fractions are few: its constants and the request's)."""
+    def caps(self, fraction: float) -> list[tuple[str, str, int, int]]:
+        """(slug, name, memory x count, int(usable x fraction)) per GPU (a runtime's fractions are few: its constants
+        and the request's)."""
         caps = self._caps.get(fraction)
         if caps is None:
             if len(self._caps) >= 64:
                 self._caps.clear()
-            caps = self._caps[fraction] = [int(u * fraction) for u in self._usable]
+            caps = self._caps[fraction] = [(*fixed, int(u * fraction)) for fixed, u in zip(self.fixed, self._usable,
+                                                                                            strict=True)]
         return caps
 
 

@@ -186,8 +186,18 @@ def verdict(f: VllmFlags, stages: Sequence[Stage], total: int, kept: Budgets | N
 Recompute = Callable[[VllmFlags], list[Stage]]
 
 
+_BUDGETS = ByIdentity()
+
+
 def _starts(f: VllmFlags, recompute: Recompute, total: int) -> bool:
-    return verdict(f, recompute(f), total).starts
+    """Whether flags `f` (a fix's) start on GPUs of `total`; their Budgets, which max_model_len leaves alone, kept per
+    stages tuple (vllm_memory.stages keeps those per model, format and flags but max_model_len and the utilization),
+    utilization and total."""
+    stages = recompute(f)
+    if type(stages) is not tuple:
+        return verdict(f, stages, total).starts
+    kept = _BUDGETS.get(stages, (f.gpu_memory_utilization, total), lambda: Budgets(f, stages, total))
+    return verdict(f, stages, total, kept).starts
 
 
 def _utilization(f: VllmFlags, recompute: Recompute, total: int, v: Verdict) -> VllmFix | None:
