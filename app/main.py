@@ -9,6 +9,7 @@ supervisor stops when a worker exits 3, but exits 0 itself: uvicorn/main.py `run
 from __future__ import annotations
 
 import copy
+import gc
 import sys
 from pathlib import Path
 
@@ -76,6 +77,9 @@ try:
 except CatalogError as exc:
     print(f"vram-calculator: cannot start: the model catalog does not load: {exc}", file=sys.stderr, flush=True)
     raise SystemExit(STARTUP_FAILURE) from None
+# The catalog, the app and everything imported live as long as the process: out of the cyclic collector's full
+# passes, which otherwise walk them all and stall every request meanwhile (bench/gc_pause.py measures the pause)
+gc.freeze()
 
 
 if __name__ == "__main__":  # the catalog loaded above (or the process exited 3); now uvicorn, with every option

@@ -16,5 +16,6 @@ out="bench/results/$(date -u +%Y%m%dT%H%M%SZ).txt"
   echo "\$ python3 -m bench.bench_cli"; python3 -m bench.bench_cli
   echo "\$ python3 -m bench.bench_load"; python3 -m bench.bench_load
   echo "\$ python3 -m bench.bench_load --new"; python3 -m bench.bench_load --new
+  echo "\$ python3 -m bench.bench_gc"; python3 -m bench.bench_gc
 } 2>&1 | tee "$out"
 echo "saved $out"

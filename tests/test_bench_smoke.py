@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-from bench import bench_api, bench_cli, bench_estimator, bench_load
+from bench import bench_api, bench_cli, bench_estimator, bench_gc, bench_load
 
 
 def _written(folder, name: str) -> dict:
@@ -49,3 +49,10 @@ def test_bench_api_completes_and_writes(tmp_path):
         pool.submit(bench_api.main, seconds=0.3, rounds=1, concurrency=2, out=tmp_path).result()
     figures = _written(tmp_path, "api")["figures"]
     assert set(bench_api.TARGETS) <= set(figures) and figures["ratio"] > 0 and figures["ratio_new"] > 0
+
+
+def test_bench_gc_completes_and_writes(tmp_path):
+    bench_gc.main(requests=2, rounds=1, out=tmp_path)
+    figures = _written(tmp_path, "gc")["figures"]
+    assert figures["requests"] == 2 * len(bench_load.MIX)
+    assert figures["frozen_objects"] > 0  # app.main froze what was alive once the app was built
