@@ -88,15 +88,20 @@ class Answers:
         return len(self._kept)
 
 
-async def answer(request: Request, compute: Callable[[], tuple[Response, bool]]) -> Response:
-    """The kept answer to this request, else `compute()` run in the thread pool (it returns the response and
-    whether it is pure), kept when pure. Exceptions propagate to the app's handlers, as before."""
+async def answer(request: Request, compute: Callable[[], tuple[Response, bool]], on_loop: bool = False) -> Response:
+    """The kept answer to this request, else `compute()` (it returns the response and whether it is pure), kept
+    when pure. Exceptions propagate to the app's handlers, as before.
+
+    `on_loop`: compute() reads the catalog only (no Hub, no trace): a millisecond or less of CPU, run on the event
+    loop, since a hop to the thread pool costs more than that work (two thread switches and the GIL handed over
+    under load; bench/bench_load.py) and buys no parallelism under the GIL. Anything that may fetch or run for long
+    goes to the thread pool."""
     answers: Answers = request.app.state.answers
     key = answers.key(request)
     hit = answers.get(key)
     if hit is not None:
         return hit
-    response, pure = await run_in_threadpool(compute)
+    response, pure = compute() if on_loop else await run_in_threadpool(compute)
     if pure:
         answers.put(key, response, request.scope)
     return response

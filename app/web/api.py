@@ -169,7 +169,11 @@ async def vram_get(request: Request, catalog: CatalogDep) -> Response:
             est = with_trace(hub.spec_for(catalog, params.model, params.config)[0], est)
         return represent_estimate(request, est, params), _pure(catalog, params)
 
-    return await answer(request, compute)  # parsing, the Hub and the estimate: in the thread pool
+    # a catalog model without config or trace: parsing and the estimate on the event loop; the Hub and a trace in
+    # the thread pool
+    query = request.query_params
+    on_loop = catalog.lookup(query.get("model", "")) is not None and "config" not in query and "trace" not in query
+    return await answer(request, compute, on_loop)
 
 
 def _pure(catalog: Catalog, params: VramRequest) -> bool:
@@ -233,7 +237,10 @@ async def _form_fields(request: Request) -> dict[str, str]:
 async def vram_post(request: Request, catalog: CatalogDep) -> Response:
     """The same estimate from a JSON body, or a form-encoded body (what the HTMX page posts)."""
     params = await _body(request)
-    answer = await run_in_threadpool(hub.estimate_for, catalog, params)  # hub: may fetch, off the loop
+    if _pure(catalog, params):  # a catalog model: the estimate on the event loop (app/web/answers.py `answer`)
+        answer = hub.estimate_for(catalog, params)
+    else:  # hub: may fetch, off the loop
+        answer = await run_in_threadpool(hub.estimate_for, catalog, params)
     if params.trace:  # seconds of CPU: off the event loop
         spec = (await run_in_threadpool(hub.spec_for, catalog, params.model, params.config))[0]
         answer = await run_in_threadpool(with_trace, spec, answer)
@@ -254,7 +261,7 @@ async def weights(request: Request, catalog: CatalogDep,
         report = weights_report(hub.spec_for(catalog, model, None)[0], quantization or None)  # hub: other repo ids
         return Response(report.model_dump_json(), media_type="application/json"), catalog.lookup(model) is not None
 
-    return await answer(request, compute)
+    return await answer(request, compute, on_loop=catalog.lookup(model) is not None)  # the Hub: the thread pool
 
 
 # --- weights of a catalog model or of an inline config.json ---

@@ -99,7 +99,7 @@ async def card(slug: str, request: Request, catalog: CatalogDep) -> Response:
         state, errors = lenient(lambda q: card_state(spec, catalog, q), request.query_params)  # bad fields named
         return _page(request, "card.html", card_context(spec, catalog, state), state.estimate, errors or None), True
 
-    return await answer(request, compute)  # the estimate and the template: in the thread pool
+    return await answer(request, compute, on_loop=True)  # a catalog model: the estimate and the template, no I/O
 
 
 def _card_update(request: Request, spec: ModelSpec, catalog: Catalog) -> Response:
