@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -18,6 +19,9 @@ from app.web.urls import flags, page_url
 from app.web.views import breakdown_context
 
 TEMPLATES = Jinja2Templates(directory=data_dir("templates"))
+# the templates ship with the app and never change while it runs: no os.stat of each file per render to see
+# whether it changed (jinja2 Environment.auto_reload, default on: 8 stats per card page)
+TEMPLATES.env.auto_reload = False
 
 
 # --- public sources only: the data names public sources (tests/test_public_text.py); link them ---
@@ -32,6 +36,7 @@ _LINKS = (  # (pattern on escaped text, URL template, link text template)
 )
 
 
+@lru_cache(maxsize=4096)  # an answer's lines repeat from one request to the next (four regex passes each)
 def public(text: str) -> Markup:
     """Source text as visitors see it: public files (Hugging Face, llama.cpp, vLLM, arXiv) linked."""
     out = str(escape(text))
