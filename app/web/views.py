@@ -272,14 +272,14 @@ def card_state(spec: ModelSpec, catalog: Catalog, query: Mapping[str, str]) -> C
     data = {k: v for k, v in query.items() if k in CARD_FIELDS}
     req = VramRequest.model_validate({**data, "model": spec.slug})
     raw = (query.get("gpu_memory") or "").strip()
-    gpus, memory, gpu = list(catalog.gpus), None, None
+    gpus, memory, gpu = catalog.gpus, None, None  # the catalog's own tuple: its fit rows are kept per that object
     if raw:
         try:
             memory = GPU_MEMORY_GIB.validate_python(raw)
         except ValidationError:
             raise InvalidRequest("gpu_memory", "GPU memory is a number of GiB above 0, up to 16,384") from None
         gpu = target_gpu(int(memory * GIB))
-        gpus.append(gpu)
+        gpus = (*gpus, gpu)
         req = req.model_copy(update={"gpu": gpu.slug})
     est = estimate(spec, req, gpus)
     if gpu is None and req.gpu:
