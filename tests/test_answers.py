@@ -110,8 +110,9 @@ def test_the_store_is_bounded_least_recently_used_out_first():
 
 
 def test_partials_rendered_once_equal_a_fresh_render(monkeypatch):
-    """The VRAM table and chart are rendered once per (spec, table_key), the card as published once per spec, and
-    reused (app/web/rendering.py once): every page state renders the same bytes as when they are rendered afresh."""
+    """The VRAM table and chart are rendered once per (spec, table_key), the card as published once per spec, the
+    quantization and GPU selects once per spec and selection, and reused (app/web/rendering.py once): every page
+    state renders the same bytes as when they are rendered afresh."""
     from jinja2 import pass_context
 
     from app.web import rendering
@@ -138,8 +139,10 @@ def test_partials_rendered_once_equal_a_fresh_render(monkeypatch):
 
     monkeypatch.setitem(rendering.TEMPLATES.env.globals, "once", fresh)
     assert fetch() == reused == again
-    full = sum(not h for _, _, h in pages)  # a page: table, chart and the card as published; an update: the first two
-    assert sorted(set(calls)) == ["partials/card_published.html", "partials/memory_chart.html",
+    full = sum(not h for _, _, h in pages)  # a page: table, chart, the card as published and the two selects; an
+    # update: the first two
+    assert sorted(set(calls)) == ["partials/card_published.html", "partials/gpu_select.html",
+                                  "partials/memory_chart.html", "partials/quantization_select.html",
                                   "partials/vram_table.html"]
-    assert len(calls) == 3 * full + 2 * (len(pages) - full)  # the fresh renders were the ones used
+    assert len(calls) == 5 * full + 2 * (len(pages) - full)  # the fresh renders were the ones used
     assert all(b'id="vram-table"' in page for page in reused)  # the table is in every page and update asked
