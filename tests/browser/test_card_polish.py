@@ -65,16 +65,23 @@ def _pixels(png: bytes) -> list[list[tuple[int, int, int]]]:
     return rows
 
 
+def _painted(page, selector: str):
+    """The scrolling box `selector`, scrolled into view and laid out. The VRAM table is content-visibility:auto: until
+    it is near the viewport it is a placeholder (no scroll width, blank when screenshotted), so wait until its box
+    stops changing (two frames with the same height and scroll width) before measuring it."""
+    box = page.locator(selector)
+    box.scroll_into_view_if_needed()
+    page.evaluate("""async s => { const b = document.querySelector(s); let h = -1, w = -1;
+        for (let i = 0; i < 60; i++) { await new Promise(r => requestAnimationFrame(r));
+            const n = b.getBoundingClientRect().height, m = b.scrollWidth;
+            if (n === h && m === w) return; h = n; w = m; } }""", selector)
+    return box
+
+
 def _edges(page, selector: str) -> tuple[float, float]:
     """Share of pixels unlike the page background in the outermost 2 px columns (left, right) of the
     scrolling box `selector`, over its table's rows."""
-    box = page.locator(selector)
-    box.scroll_into_view_if_needed()
-    # the VRAM table is content-visibility:auto: wait until it is painted and its box stops changing (two frames with
-    # the same height), or a busy machine screenshots its placeholder (both edges blank)
-    page.evaluate("""async s => { const b = document.querySelector(s); let h = -1;
-        for (let i = 0; i < 60; i++) { await new Promise(r => requestAnimationFrame(r));
-            const n = b.getBoundingClientRect().height; if (n === h) return; h = n; } }""", selector)
+    box = _painted(page, selector)
     top = page.evaluate("""s => { const b = document.querySelector(s);
         return b.querySelector('table').getBoundingClientRect().top - b.getBoundingClientRect().top; }""", selector)
     rows = _pixels(box.screenshot())[max(0, int(top)):]
@@ -107,6 +114,7 @@ def test_family_line_and_ranking_only_on_the_seed_card(server: str, page, artifa
 def test_wide_tables_show_that_they_scroll(server: str, page, artifacts: Path):
     page.goto(f"{server}{CARD}?gpu=rtx-4090&images=1")
     for selector in ("#vram-table", ".discrepancies .scroll"):
+        _painted(page, selector)  # laid out before its width is read (content-visibility:auto)
         wide = page.evaluate("s => { const b = document.querySelector(s); return b.scrollWidth > b.clientWidth; }",
                              selector)
         if page.size_name == "phone":
