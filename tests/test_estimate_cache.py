@@ -213,3 +213,22 @@ def test_vllm_stages_kept_per_flags_equal_the_flags_own(catalog: Catalog, model:
             req = VramRequest(model=model, runtime="vllm", context=context, **knobs)
             f = vllm_flags.resolve(spec, fmt, kv, req, context, 24 << 30, "rtx-4090")
             assert vllm_memory.stages(spec, fmt, f) == vllm_memory._stages(spec, fmt, f), (knobs, context)
+
+
+@pytest.mark.parametrize("model", ["llama-3.1-8b", "qwen3.5-27b", "gemma-2-9b-it", "glm-4v-9b"])
+def test_vllm_fit_rows_say_what_each_gpus_own_answer_says(catalog: Catalog, model: str):
+    """A vLLM answer's fit list is built from one start rule per GPU class (vllm._FitPlan), not from a verdict per
+    GPU: each of its rows says what the answer asked for that GPU says (it starts or not; its headroom per GPU x
+    the count), starting or not, on every release rule and layout."""
+    spec = catalog.model(model)
+    outcomes = set()
+    for knobs in ({}, {"gpu_count": 2}, {"vllm_version": "0.19.0"}, {"vllm_version": "0.7.0"},
+                  {"context": 131072}, {"gpu_memory_utilization": 0.98}):
+        fields = {"model": model, "runtime": "vllm", "context": 8192, **knobs}
+        rows = estimate(spec, VramRequest(**fields), catalog.gpus).fits
+        assert len(rows) > 10
+        for row in rows:
+            own = estimate(spec, VramRequest(**fields, gpu=row.gpu), catalog.gpus).vllm
+            assert (row.fits, row.headroom_bytes) == (own.starts, own.headroom_bytes * row.count), (knobs, row.gpu)
+            outcomes.add(row.fits)
+    assert outcomes == {True, False}  # both branches were compared
