@@ -79,11 +79,11 @@ class StartRule:
     def of(cls, f: VllmFlags, stages: Sequence[Stage], per_sequence: int) -> StartRule:
         """`per_sequence`: blocks_per_sequence(f). Only f's utilization, CUDA context and extensible switch are
         read: the flags of the same request on another GPU class give the same (vllm_flags.for_gpu)."""
-        return cls.of_rows(f, _floors(stages), per_sequence)
+        return cls.of_rows(f, floor_rows(stages), per_sequence)
 
     @classmethod
     def of_rows(cls, f: VllmFlags, rows: Sequence[tuple[int, int, int, int]], per_sequence: int) -> StartRule:
-        """`of` from the stages' _floors rows: (non-KV, extensible floor, extensible free floor, block bytes)."""
+        """`of` from the stages' floor_rows (the fit list keeps them per GPU class, vllm._Setup)."""
         if len(rows) == 1:  # one pipeline stage: the maxima are its terms
             (nk, a, b, bb), = rows
             need = per_sequence * bb
@@ -119,19 +119,9 @@ class StartRule:
         return self.many((total,))[0]
 
 
-_FLOORS = ByIdentity()
-
-
-def _floors(stages: Sequence[Stage]) -> list[tuple[int, int, int, int]]:
-    """Per stage: non_kv, max(non_kv, used + peak), used + margin + peak (used: weights + non-torch + graph pool,
-    peak: the activation) and block bytes, StartRule's stage terms. Kept per stages tuple (vllm_memory.stages keeps
-    those per model, format and flags); a list may change, so it is not kept."""
-    if type(stages) is not tuple:
-        return floor_rows(stages)
-    return _FLOORS.get(stages, (), lambda: floor_rows(stages))
-
-
 def floor_rows(stages: Sequence[Stage]) -> list[tuple[int, int, int, int]]:
+    """Per stage: non_kv, max(non_kv, used + peak), used + margin + peak (used: weights + non-torch + graph pool,
+    peak: the activation) and block bytes, StartRule's stage terms."""
     rows = []
     for s in stages:
         nk, used = s.non_kv(), s.weights + s.non_torch + s.graph_pool
