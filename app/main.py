@@ -78,7 +78,7 @@ except CatalogError as exc:
     print(f"vram-calculator: cannot start: the model catalog does not load: {exc}", file=sys.stderr, flush=True)
     raise SystemExit(STARTUP_FAILURE) from None
 # The catalog, the app and everything imported live as long as the process: out of the cyclic collector's full
-# passes, which otherwise walk them all and stall every request meanwhile (bench/gc_pause.py measures the pause)
+# passes, which otherwise walk them all and stall every request meanwhile (bench/bench_gc.py measures the pause)
 gc.freeze()
 
 
