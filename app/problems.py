@@ -27,7 +27,7 @@ EXIT_CODES = {404: 3, 422: 2, 503: 4}  # 2 is also what click answers to a malfo
 RULE = "request_rule"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Problem:
     """An error as the API states it: HTTP status and the `detail` of the body."""
 

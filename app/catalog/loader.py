@@ -67,7 +67,7 @@ class LazySpecs(Mapping[str, ModelSpec]):
         return len(self._paths)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Catalog:
     models: Mapping[str, ModelSpec]
     gpus: tuple[Gpu, ...]  # one tuple for the catalog's life: the estimator keeps what it derives from it per list

@@ -29,7 +29,7 @@ RowName = Literal["k", "v", "kv", "latent", "index", "compressed", "buffer"]
 StateName = Literal["conv", "recurrent", "ssm", "overlap_kv", "overlap_gate"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Row:
     """One row every cached position adds in one layer, stored in the KV type the user picks."""
 
@@ -55,7 +55,7 @@ class Row:
         return self.elements // self.heads
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class State:
     """One fixed-size tensor a recurrent layer keeps per sequence.
 
@@ -73,7 +73,7 @@ class State:
         return prod(self.shape)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class StateRule:
     """How one runtime stores recurrent states: conv length and bytes per element of each state."""
 
@@ -102,7 +102,7 @@ class StateRule:
         return self.elements(s) * size
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class LayerCache:
     """What one layer caches."""
 
@@ -137,7 +137,7 @@ class LayerCache:
         return sum(rule.bytes(s) for s in self.states)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class CacheKind:
     name: str
     holds: str  # what it keeps, for people
@@ -292,7 +292,7 @@ def state_bytes_per_sequence(lm: LanguageModel, rule: StateRule) -> int:
     return sum(layer.state_bytes(rule) for layer in layer_caches(lm))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class CacheTotals:
     kv: int  # grows with tokens
     state: int  # grows with sequences

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)  # kept per model and shared by answers
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)  # kept per model and shared by answers
 class CacheLayer:
     """What one decoder layer caches, as the chosen runtime stores it."""
 

@@ -29,7 +29,7 @@ from app.estimator.schema import (
 from app.estimator.spec import ModelSpec
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class GgufWeights:
     """A GGUF file's weights (llama.cpp): stored sizes, tensor table, architecture."""
 
@@ -150,7 +150,7 @@ def _spec_warnings(spec: ModelSpec, exceeded: bool, images: bool) -> tuple[str, 
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Fixed:
     """What an answer takes from the model, format and KV type alone: built once per combination (specs are
     immutable), so a request pays only for what its own numbers change."""

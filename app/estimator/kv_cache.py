@@ -16,7 +16,7 @@ from app.estimator.gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 from app.estimator.spec import LanguageModel, ModelSpec
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class KvType:
     slug: str
     label: str

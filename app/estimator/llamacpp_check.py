@@ -26,7 +26,7 @@ def mib(n: int) -> float:
     return round(n / MiB, 2)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class GridCheck:
     row: dict[str, Any]
     printed: dict[str, float]  # model, kv, rs, output, compute (MiB, CPU backend)
@@ -103,7 +103,7 @@ def check_grid(grid: dict[str, Any], specs: dict[str, ModelSpec]) -> list[GridCh
 KINDS_GPU = ("model", "kv", "rs", "output", "compute")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class GpuGridCheck:
     """One row of a GPU backend's grid: llama.cpp's printed buffers and ours, per side ("gpu": the device's buffer,
     e.g. Vulkan0; "host": every host buffer, CPU_Mapped / Vulkan_Host / CPU), in MiB as printed. A dry-run row prints 0

@@ -55,7 +55,7 @@ class MeasurementFile(BaseModel):
     cases: list[MeasuredCase]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Comparison:
     case: MeasuredCase
     estimated_weights: int

@@ -27,7 +27,7 @@ _QWEN_VIT = {"attn_qkv": ("attn.qkv",), "attn_out": ("attn.proj",), "ffn_gate": 
              "ffn_up": ("mlp.up_proj",), "ffn_down": ("mlp.down_proj",)}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Naming:
     """Where a family's transformers class keeps its linears."""
 

@@ -18,7 +18,7 @@ Part = Literal["language", "vision"]
 Kind = Literal["embedding", "output", "linear", "norm", "bias", "conv", "position", "router"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Tensor:
     name: str
     shape: tuple[int, ...]
@@ -249,7 +249,7 @@ def model_tensors(spec: ModelSpec) -> tuple[Tensor, ...]:
     return tuple(language_tensors(spec.language_model) + vision)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class ParameterCount:
     language: int
     vision: int

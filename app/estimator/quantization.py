@@ -162,7 +162,7 @@ def fp8_static_parts(t: Tensor) -> dict[str, int]:
     return {"weight float8_e4m3fn": t.numel, "weight_scale float32": 4 * m, "input_scale float32": 4 * m}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Scheme:
     """How one linear weight is stored, for checkpoints that choose it per module (spec.stored_schemes)."""
 
@@ -208,7 +208,7 @@ def _bnb_linears(t: Tensor) -> bool:
     return (t.kind == "linear" or t.nn_linear) and "_exps." not in t.name and t.name not in BNB_PARAMETERS
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Format:
     slug: str
     label: str
@@ -340,7 +340,7 @@ FORMATS: dict[str, Format] = {f.slug: f for f in [
 ]}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class StoredWeights:
     groups: tuple[WeightGroup, ...]  # rows of the weights table
     language_bytes: int

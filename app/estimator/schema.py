@@ -638,7 +638,7 @@ class VllmFix:
     note: Annotated[str, Field(description="What it costs or why it works.")]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)  # kept per stages, GPU and utilization, shared by answers
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)  # kept per stages, GPU and utilization, shared by answers
 class VllmStage:
     """One pipeline stage as each of its GPUs holds it (vLLM logs one line per stage worker)."""
 

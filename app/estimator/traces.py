@@ -96,7 +96,7 @@ class TraceFile(BaseModel):
     shims: list[str] = Field([], description="Remote code: what the tracer changed to run it.")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class TraceComparison:
     row: TracedRow
     estimated_weights: int

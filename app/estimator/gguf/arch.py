@@ -14,7 +14,7 @@ from typing import Any
 from app.estimator.spec import LanguageModel
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class GgufArch:
     """One `general.architecture` value and how its GGUF files describe the model."""
 

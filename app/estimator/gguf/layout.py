@@ -45,7 +45,7 @@ class BadGguf(InvalidRequest):
     """Not a readable GGUF header; `message` says why."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class GgufArray:
     """An array value, summarized: its item type (GGUFValueType) and length.
 
@@ -63,7 +63,7 @@ class GgufArray:
         return np.frombuffer(self.raw, dtype=np.dtype(self.order + SCALAR_FMT[self.item_type])).tolist()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class TensorInfo:
     name: str
     dims: tuple[int, ...]  # ne0 first, as GGUF stores them (GGUFReader's `shape`)
@@ -72,7 +72,7 @@ class TensorInfo:
     n_bytes: int  # ggml_nbytes: elements / block elements * block bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Layout:
     header_end: int  # end of the last tensor info
     data_offset: int  # header_end aligned up: where tensor data starts

@@ -29,7 +29,7 @@ MAGIC = b"GGUF"
 SPLIT_COUNT, SPLIT_NO = "split.count", "split.no"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class GgufHeader:
     """One part of a GGUF file: its metadata and its tensors."""
 

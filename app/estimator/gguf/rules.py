@@ -28,7 +28,7 @@ def tensor_bytes(ggml_type: T, t: Tensor) -> int:
     return t.rows * (t.row // block) * size
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class FileType:
     """A llama.cpp file type (LLAMA_FTYPE_MOSTLY_*): a default tensor type plus per-tensor upgrades."""
 

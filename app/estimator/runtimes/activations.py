@@ -72,7 +72,7 @@ MATH_PAIR_BYTES_PER_HEAD = 2 * 4
 MATH_MASK_BYTES = 4
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class HfCode:
     """What a transformers modeling file does that shapes its peak (read from the file, held to traces).
 

@@ -62,7 +62,7 @@ class RuntimeMemory:
     state_rule: Any = None  # app.estimator.cache.StateRule the runtime stores states with
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Runtime:
     slug: str
     label: str

@@ -35,7 +35,7 @@ F32 = 4
 _LAYER = re.compile(r"^blk\.(\d+)\.")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class TensorEntry:
     """One tensor as a GGUF file stores it."""
 
@@ -61,14 +61,14 @@ def cuda_alloc_size(t: TensorEntry, align: int = CUDA_ALIGN, row_padding: int = 
     return pad(size, align)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Weights:
     gpu: int  # CUDA model buffer
     host: int  # CPU_Mapped model buffer (mmap range)
     tensor_bytes: int  # every tensor once (llama_model_size)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class _Group:
     """Tensors placed together: one repeating layer, the input (token_embd) or the output layer."""
 
@@ -272,7 +272,7 @@ def _padded_v_width(layers: list[cache.LayerCache], v_trans: bool) -> int:
     return max(widths) if len(widths) > 1 else 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class _KvTable:
     """Per-layer bytes of one model in one (type_k, type_v), as prefix sums over layer index: a request's split
     between host and device is then a few subtractions, whatever the layer count."""
@@ -286,7 +286,7 @@ class _KvTable:
     state_per_sequence: int  # cache.state_bytes_per_sequence in llama.cpp's state rule
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class _Types:
     """The KV types _layer_kv reads from a LlamaContext."""
 

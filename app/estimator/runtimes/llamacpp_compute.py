@@ -36,7 +36,7 @@ I64 = 8
 INPUT_INTS = 5  # token ids, positions, output ids, ...: int32 per token (the grid's +0.01 MiB per 512)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class ComputeFit:
     """n_embd x n_ubatch F32 rows (in quarters) that ggml-alloc's peak holds beyond our common model, per moment.
 
@@ -91,7 +91,7 @@ def _fit_bytes(arch: GgufArch | None, moment: str, lm: LanguageModel, c: LlamaCo
     return round(rows * 4) * lm.hidden * c.n_ubatch * F32 // 4
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class ComputeBuffers:
     gpu: int  # CUDA0 compute buffer
     host: int  # CUDA_Host compute buffer; nothing offloaded: the CPU backend's single compute buffer (the grid's)
@@ -160,7 +160,7 @@ def _host_2026(lm: LanguageModel, c: LlamaContext, arch: GgufArch | None, backen
         + INPUT_INTS * c.n_ubatch * 4
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class SplitFit:
     """n_embd x n_ubatch F32 rows (in quarters) the device's peak holds beyond `_split_device`'s moments, per moment.
 

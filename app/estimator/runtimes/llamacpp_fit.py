@@ -48,7 +48,7 @@ def _u32(x: int) -> int:
     return x % U32
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Layers:
     """ngl_t (L532-L543): layers on a device, of which n_part keep (part of) their FFN off it."""
 
@@ -65,7 +65,7 @@ class Layers:
         return [p for p, _ in Plan((self,), (None,)).overrides(hp_ngl)]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Plan:
     """ngl_per_device and overflow_bufts: the layers of each device (the last holds the output layer) and where
     the first partial layer of each device overflows (None: host memory, else the index of a device)."""
@@ -103,7 +103,7 @@ class FitAbort(Exception):
     """common_params_fit_exception: --fit gives up (status FAILURE) and llama.cpp loads as asked."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Use:
     """One device's projected memory (llama_device_memory_data.mb): model and the total with context + compute."""
 

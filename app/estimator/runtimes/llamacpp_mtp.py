@@ -50,7 +50,7 @@ RS_ROLLBACK = frozenset({"qwen35", "qwen35moe", "nemotron_h", "nemotron_h_moe", 
                          "qwen4exp", "deepseek4", "glm5_next", "bailingmoe3"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class MtpDraft:
     """The memory draft-mtp adds, in bytes."""
 

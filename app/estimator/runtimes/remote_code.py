@@ -45,7 +45,7 @@ INT64_PER_IMAGE_POSITION = 2 * 8  # glm-4v image branch: new_position_ids (list)
 FP32_IMAGE = 4  # the processor's image tensor (torchvision ToTensor + Normalize: float32), held by generate()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class RemoteCode:
     name: str
     source: str  # the traced copies (each trace file names repository, path, commit and sha256)
@@ -102,7 +102,7 @@ def kv_prefill_bytes(spec: ModelSpec, e: int, batch: int, positions: int) -> int
     return batch * positions * lm.layers * 2 * lm.kv_heads * lm.head_dim * e
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Phases:
     mlp: int
     attention: int

@@ -35,7 +35,7 @@ from app.estimator.memo import per_spec
 from app.estimator.spec import LanguageModel, ModelSpec
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # RELEASES' own objects: equal and hashed by identity
+@dataclass(frozen=True, slots=True, eq=False, repr=False)  # RELEASES' own objects: equal and hashed by identity
 class PlanRelease:
     """How one vLLM release range turns blocks into tokens and concurrency. Ranges are [first, next)."""
 
@@ -81,7 +81,7 @@ def release_for(version: str) -> PlanRelease:
     raise InvalidRequest("vllm_version", f"vllm_version {version} has no KV planning rules here; allowed: {allowed}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class LayerKv:
     """One decoder layer's KV cache spec on one tensor-parallel rank (vLLM's per-layer KVCacheSpec)."""
 
@@ -93,7 +93,7 @@ class LayerKv:
     speculative_blocks: int = 0  # mamba: num_speculative_blocks (= num_speculative_tokens, mamba/abstract.py)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class KvGroup:
     kind: str
     layers: int
@@ -103,7 +103,7 @@ class KvGroup:
     blocks_per_request: int  # blocks one max_model_len request holds in this group
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class KvPlan:
     release: str
     groups: tuple[KvGroup, ...]
@@ -203,7 +203,7 @@ def rules(version: str) -> PlanRelease | None:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class GroupShape:
     """One KV cache group without its bytes: layer kind, window and how many layers share its block table."""
 
@@ -214,7 +214,7 @@ class GroupShape:
     state_blocks: int = 0  # mamba: blocks one request holds, whatever its length
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Unified:
     """Layers after vLLM's hybrid alignment and page-size unification."""
 

@@ -39,7 +39,7 @@ PP_BUFFERS = 2  # hidden states + residual sent between pipeline stages (Interme
 DEQUANT_METHODS = frozenset({"bitsandbytes"})  # dequantize one weight to the compute dtype per matmul
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Stage:
     """One pipeline stage as each of its tensor-parallel GPUs holds it."""
 

@@ -25,7 +25,7 @@ from app.estimator.params import Tensor, language_tensors
 from app.estimator.spec import LanguageModel, ModelSpec
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Draft:
     """How vLLM builds one MTP layer of a family, beyond the decoder layer it wraps."""
 

@@ -36,7 +36,7 @@ def _gib(x: float) -> int:
     return round(x * GiB)
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # PROFILES' own objects: equal and hashed by identity
+@dataclass(frozen=True, slots=True, eq=False, repr=False)  # PROFILES' own objects: equal and hashed by identity
 class VllmProfile:
     """Constants of one vLLM release range. Ranges are [first, next) in (major, minor)."""
 

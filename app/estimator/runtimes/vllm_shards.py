@@ -39,7 +39,7 @@ VOCAB_PADDING = 64  # vllm/model_executor/layers/vocab_parallel_embedding.py DEF
 MOE_INTERMEDIATE_ALIGN = {"mxfp4": 64}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Placement:
     """How one rank is placed: tensor parallel size, data parallel size, expert parallelism on or off."""
 
