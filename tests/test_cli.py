@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -379,3 +381,25 @@ def test_catalog_listings_as_json(catalog: Catalog):
     assert [(g["slug"], g["memory_bytes"]) for g in gpus] == [(g.slug, g.memory_bytes) for g in catalog.gpus]
     formats = json.loads(RUNNER.invoke(cli, ["formats", "--json"]).output)
     assert {f["slug"] for f in formats} == set(FORMATS)
+
+
+def test_the_commands_plugin_loader_answers_as_pydantics_own():
+    """`vram` (app/cli/__init__.py) disables pydantic's plugins and, so that a start does not import
+    importlib.metadata, stands in for pydantic's plugin loader with its answer under that setting. That answer is
+    pydantic's own (its real loader, in a fresh interpreter, finds no plugin), the loader's one function is all
+    pydantic imports from it, and a command started with plugins enabled (PYDANTIC_DISABLE_PLUGINS empty) gets the
+    real loader."""
+    import pydantic.plugin._schema_validator as schema_validator
+
+    source = Path(schema_validator.__file__).read_text()
+    assert re.findall(r"from \._loader import (.+)", source) == ["get_plugins"]
+    own = ("import os; os.environ['PYDANTIC_DISABLE_PLUGINS'] = '__all__'; "
+           "from pydantic.plugin import _loader; print(list(_loader.get_plugins()), _loader.__file__ is not None)")
+    run = subprocess.run([sys.executable, "-c", own], capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["[]", "True"]
+    started = ("import sys, app.cli; m = sys.modules['pydantic.plugin._loader']; "
+               "print(getattr(m, '__file__', None) is None, list(m.get_plugins()))")
+    for setting, stub in (("__all__", "True"), ("", "False")):
+        env = {**os.environ, "PYDANTIC_DISABLE_PLUGINS": setting}
+        run = subprocess.run([sys.executable, "-c", started], capture_output=True, text=True, check=True, env=env)
+        assert run.stdout.split() == [stub, "[]"], (setting, run.stdout)
