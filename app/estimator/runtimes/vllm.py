@@ -189,12 +189,7 @@ class _Setup:
             in_flight = vllm_kv.in_flight_tokens(f.kv_release, batch[1]) if f.kv_release is not None else 0
             hit = self._classes[example[2]] = (vllm_advice.floor_rows(stages), in_flight)
         rows, in_flight = hit
-        if f.kv_groups is None:  # vllm_advice.blocks_per_sequence
-            per_sequence = ceil(f.max_model_len / f.block_size)
-        else:
-            per_sequence = sum(vllm_kv.blocks_per_request(g, f.block_size, f.max_model_len, in_flight)
-                               for g in f.kv_groups)
-        return vllm_advice.StartRule.of_rows(f, rows, per_sequence)
+        return vllm_advice.StartRule.of_rows(f, rows, vllm_advice.blocks_per_sequence(f, in_flight=in_flight))
 
 
 _SETUPS = ByIdentity()

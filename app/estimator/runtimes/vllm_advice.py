@@ -38,14 +38,13 @@ class Verdict:
     headroom: int = 0  # per GPU: KV budget beyond one max_model_len sequence when it starts, else -shortfall
 
 
-def blocks_per_sequence(f: VllmFlags, tokens: int | None = None, batched_tokens: int | None = None) -> int:
+def blocks_per_sequence(f: VllmFlags, tokens: int | None = None, in_flight: int | None = None) -> int:
     """Block ids one sequence of `tokens` (default max_model_len) holds, summed over the KV cache groups;
-    `batched_tokens`: another max_num_batched_tokens than f's (the in-flight tokens of windowed groups)."""
+    `in_flight`: windowed groups' in-flight tokens for another max_num_batched_tokens than f's (default f.in_flight)."""
     tokens = f.max_model_len if tokens is None else tokens
     if f.kv_groups is None:
         return ceil(tokens / f.block_size)
-    in_flight = f.in_flight if batched_tokens is None or f.kv_release is None else \
-        vllm_kv.in_flight_tokens(f.kv_release, batched_tokens)
+    in_flight = f.in_flight if in_flight is None else in_flight
     return sum(vllm_kv.blocks_per_request(g, f.block_size, tokens, in_flight) for g in f.kv_groups)
 
 
