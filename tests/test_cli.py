@@ -403,3 +403,15 @@ def test_the_commands_plugin_loader_answers_as_pydantics_own():
         env = {**os.environ, "PYDANTIC_DISABLE_PLUGINS": setting}
         run = subprocess.run([sys.executable, "-c", started], capture_output=True, text=True, check=True, env=env)
         assert run.stdout.split() == [stub, "[]"], (setting, run.stdout)
+
+
+def test_the_command_pauses_the_collector_only_while_it_imports():
+    """app/cli/__init__.py pauses the cyclic collector while the command's modules load and freezes what they built:
+    afterwards collection runs again (a long `vram check` or a GGUF read still frees its cycles), the imported
+    objects sit in the permanent generation, and an interpreter that had the collector off keeps it off."""
+    probe = ("import gc, sys; {before}; import app.cli; "
+             "print(gc.isenabled(), gc.get_freeze_count() > 10_000, 'pydantic' in sys.modules)")
+    for before, enabled in (("pass", "True"), ("gc.disable()", "False")):
+        run = subprocess.run([sys.executable, "-c", probe.format(before=before)], capture_output=True, text=True,
+                             check=True)
+        assert run.stdout.split() == [enabled, "True", "True"], (before, run.stdout)
