@@ -1,16 +1,18 @@
 """Where the data folders are: model_specs/, templates/ and static/.
 
 They sit at the top of the source checkout; the wheel ships them inside the package as app/model_specs,
-app/templates and app/static (setup.py maps them at build time), found here through importlib.resources.
-So the app runs the same from a checkout, an editable install, or a wheel installed anywhere.
+app/templates and app/static (setup.py maps them at build time), beside this module. So the app runs the same
+from a checkout, an editable install, or a wheel installed anywhere. (What importlib.resources.files("app") answers
+for a package on disk is this folder; reading it directly spares the `vram` command importing importlib.resources
+and, through it, zipfile and tempfile.)
 """
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
-_CHECKOUT = Path(__file__).resolve().parent.parent  # the repository root, when running from the source
+_PACKAGE = Path(__file__).resolve().parent  # app/, wherever it is installed
+_CHECKOUT = _PACKAGE.parent  # the repository root, when running from the source
 
 
 def data_dir(name: str) -> Path:
@@ -19,8 +21,8 @@ def data_dir(name: str) -> Path:
     Raises:
         FileNotFoundError: neither the installed package nor the checkout holds it.
     """
-    packaged = resources.files("app") / name
-    if isinstance(packaged, Path) and packaged.is_dir():  # installed from a wheel
+    packaged = _PACKAGE / name
+    if packaged.is_dir():  # installed from a wheel
         return packaged
     if (_CHECKOUT / name).is_dir():  # source checkout or editable install
         return _CHECKOUT / name

@@ -18,7 +18,6 @@ from app import hub
 from app.catalog import Catalog
 from app.cli.options import WHERE, request_data
 from app.estimator import FORMATS, Gpu, ModelSpec, UnknownChoice, VramEstimate, VramRequest
-from app.estimator.solve import target_gpu
 from app.problems import Problem, Refused, invalid_field
 from app.units import parse_size
 
@@ -141,6 +140,8 @@ def fit_target(catalog: Catalog, gpu: str | None, memory: str | None) -> Gpu:
         raise Refused(invalid_field(WHERE, "gpu", "give one of --gpu SLUG (see `vram gpus`) or --memory SIZE "
                                                    "(e.g. 24GiB)"))
     if memory is not None:
+        from app.estimator.solve import target_gpu  # the context solver: `vram fit` only
+
         try:
             return target_gpu(parse_size(memory))
         except ValueError as exc:
