@@ -2,7 +2,7 @@
 page, a 422, the weights endpoint), latency measured from each request's scheduled send time (so a slow server
 cannot slow the load down and hide its own queueing), p50/p99 per request kind.
 
-    python -m bench.bench_load [--rate 800] [--seconds 30] [--connections 32] [--new]
+    python -m bench.bench_load [--rate 800] [--seconds 30] [--connections 32] [--new] [--http h11]
 
 The mix's requests repeat, so after the first of each the server answers them from its kept answers
 (app/web/answers.py; each response says so in X-Answer-Cache, counted here per kind); with --new every estimate
@@ -11,7 +11,8 @@ and card request asks a context no request asked before, so each is parsed, esti
 127.0.0.1 only. The server is pinned to one core and this client to another where the machine has two or more,
 so the client leaves the server its core; the client writes pre-built HTTP/1.1 requests on keep-alive sockets
 (no HTTP library in the hot loop). Bounded: rate x seconds requests at most, and a hard stop at seconds + 10 s.
-Target: 800 req/s for 30 s with p99 < 100 ms.
+Target: 800 req/s for 30 s with p99 < 100 ms. `--http h11` serves with uvicorn's pure-Python HTTP parser and asyncio's
+own loop instead of what `--http auto` picks (httptools and uvloop, both in the lock): the same run before them.
 """
 
 from __future__ import annotations
@@ -163,12 +164,16 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run(rate: float, seconds: float, connections: int, new: bool = False) -> dict:
+# uvicorn's options per --http choice: "auto" picks httptools and uvloop where installed (uvicorn/config.py)
+SERVERS = {"auto": ["--http", "auto", "--loop", "auto"], "h11": ["--http", "h11", "--loop", "asyncio"]}
+
+
+def run(rate: float, seconds: float, connections: int, new: bool = False, http: str = "auto") -> dict:
     port = _port()
     server_core, client_cores = _cores()
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1", "--log-level", "warning", "--no-access-log"], cwd=ROOT,
+         "--workers", "1", "--log-level", "warning", "--no-access-log", *SERVERS[http]], cwd=ROOT,
         env={**os.environ, "VRAM_OFFLINE": "1"},
         preexec_fn=(lambda: os.sched_setaffinity(0, server_core)) if server_core else None)
     mine = os.sched_getaffinity(0)
@@ -195,21 +200,24 @@ def run(rate: float, seconds: float, connections: int, new: bool = False) -> dic
 
 
 def main(rate: float = 800, seconds: float = 30, connections: int = 32, out: Path | None = None,
-         new: bool = False) -> dict:
+         new: bool = False, http: str = "auto") -> dict:
     before = results_file.load_average()
     print(f"load average before: {before}")
-    r = run(rate, seconds, connections, new)
+    r = run(rate, seconds, connections, new, http)
     for kind, x in r["per_kind"].items():
         print(f"  {kind}: n {x['n']}, p50 {x['p50_ms']} ms, p99 {x['p99_ms']} ms, kept answers {x['kept']}")
     met = rate >= 800 and r["p99_ms"] < TARGET_P99_MS and not r["errors"]
     mix = "a new context in every estimate and card request" if new else "the mix's requests repeated"
+    if http != "auto":
+        mix += f" (uvicorn --http {http})"
     print(f"{mix}: offered {rate:.0f} req/s for {seconds:.0f} s: achieved {r['achieved_rate']:,.0f} req/s, "
           f"p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms, errors {r['errors'] or 'none'}, "
           f"server CPU {r['server_cpu_ms_per_request']} ms per request; "
           f"target p99 < {TARGET_P99_MS} ms at 800 req/s: {'met' if met else 'MISSED'}")
     print(f"load average after: {results_file.load_average()}")
-    results_file.write("load-new" if new else "load", {"target_p99_ms": TARGET_P99_MS, "connections": connections,
-                                                       **r}, out, before)
+    name = ("load-new" if new else "load") + ("" if http == "auto" else f"-{http}")
+    results_file.write(name, {"target_p99_ms": TARGET_P99_MS, "connections": connections, "uvicorn": SERVERS[http],
+                              **r}, out, before)
     return r
 
 
@@ -221,5 +229,7 @@ if __name__ == "__main__":
     p.add_argument("--out", type=Path, default=None, help="folder for the results file (default bench/results)")
     p.add_argument("--new", action="store_true", help="a context never asked before in every estimate and card "
                    "request: nothing is answered from the kept answers")
+    p.add_argument("--http", choices=sorted(SERVERS), default="auto",
+                   help="uvicorn's HTTP parser and loop: auto (httptools and uvloop) or h11 (h11 and asyncio)")
     a = p.parse_args()
-    main(a.rate, a.seconds, a.connections, a.out, a.new)
+    main(a.rate, a.seconds, a.connections, a.out, a.new, a.http)

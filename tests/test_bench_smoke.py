@@ -56,3 +56,12 @@ def test_bench_gc_completes_and_writes(tmp_path):
     figures = _written(tmp_path, "gc")["figures"]
     assert figures["requests"] == 2 * len(bench_load.MIX)
     assert figures["frozen_objects"] > 0  # app.main froze what was alive once the app was built
+
+
+def test_bench_load_runs_the_server_without_httptools_on_asking(tmp_path):
+    # --http h11: the same load on uvicorn's pure-Python parser and asyncio's loop, the baseline for httptools
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(bench_load.main, rate=12, seconds=1, connections=2, out=tmp_path, http="h11").result()
+    figures = _written(tmp_path, "load-h11")["figures"]
+    assert figures["uvicorn"] == ["--http", "h11", "--loop", "asyncio"]
+    assert figures["answered"] == figures["sent"] == 12 and figures["errors"] == {}
