@@ -7,6 +7,8 @@ import json
 import os
 import platform
 import subprocess
+import sys
+import sysconfig
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,24 @@ def _revision() -> str:
         return "unknown"
 
 
+def interpreter() -> dict[str, Any]:
+    """The Python build that ran the benchmark: a build without profile-guided and link-time optimization, or one
+    calling a shared libpython, runs the same code measurably slower, so every result names its interpreter.
+    `configure`: which of those options its own configure line lists (Debian's python3 builds its optimized
+    interpreter in its packaging rules, which this line does not show); `libpython_shared`: whether this process
+    loaded libpython as a shared library (Linux: /proc/self/maps; None elsewhere)."""
+    flags = str(sysconfig.get_config_var("CONFIG_ARGS") or "")
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        shared = None
+    else:
+        shared = "libpython" in maps
+    return {"executable": os.path.realpath(sys.executable), "version": platform.python_version(),
+            "configure": [f for f in ("--enable-optimizations", "--with-lto", "--enable-shared") if f in flags],
+            "libpython_shared": shared}
+
+
 def write(name: str, figures: dict[str, Any], out: Path | None = None, load_before: list[float] | None = None) -> Path:
     """Write `figures` as bench/results/<UTC time>-<name>.json with the machine, revision and load; returns the path."""
     folder = Path(out) if out is not None else RESULTS
@@ -33,8 +53,8 @@ def write(name: str, figures: dict[str, Any], out: Path | None = None, load_befo
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = folder / f"{stamp}-{name}.json"
     record = {"benchmark": name, "utc": stamp, "git": _revision(), "python": platform.python_version(),
-              "cores": os.cpu_count(), "load_average_before": load_before, "load_average_after": load_average(),
-              "figures": figures}
+              "interpreter": interpreter(), "cores": os.cpu_count(), "load_average_before": load_before,
+              "load_average_after": load_average(), "figures": figures}
     path.write_text(json.dumps(record, indent=1) + "\n")
     print(f"saved {path}")
     return path

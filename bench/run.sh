@@ -8,6 +8,7 @@ out="bench/results/$(date -u +%Y%m%dT%H%M%SZ).txt"
 {
   echo "# $(date -u +%FT%TZ) on $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
   echo "# git $(git rev-parse --short HEAD 2>/dev/null || echo unknown); $(python3 --version)"
+  python3 -c "from bench.results_file import interpreter; print('# interpreter', interpreter())"
   python3 -c "import fastapi, uvicorn, pydantic, starlette, jinja2, httpx; print('#', *(f'{m.__name__} {m.__version__}' for m in (fastapi, uvicorn, pydantic, starlette, jinja2, httpx)))"
   echo "\$ python3 -m bench.bench_estimator"; python3 -m bench.bench_estimator
   echo "\$ python3 -m bench.bench_api"; python3 -m bench.bench_api

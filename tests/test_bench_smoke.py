@@ -4,6 +4,8 @@ here: timings on shared CI machines mean nothing (bench/README.md has the measur
 from __future__ import annotations
 
 import json
+import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from bench import bench_api, bench_cli, bench_estimator, bench_gc, bench_load
@@ -19,6 +21,9 @@ def test_bench_estimator_completes_and_writes(tmp_path):
     record = _written(tmp_path, "estimator")
     assert set(record["figures"]["groups"]) == set(bench_estimator.STATES)
     assert all(g["baseline_request_validation_us"] > 0 for g in record["figures"]["groups"].values())
+    # the interpreter build that ran it (the same code is slower on a build without PGO/LTO or on a shared libpython)
+    assert record["interpreter"]["executable"] == os.path.realpath(sys.executable)
+    assert record["interpreter"]["libpython_shared"] in (True, False, None)
 
 
 def test_bench_cli_completes_and_writes(tmp_path):
