@@ -29,8 +29,9 @@ def _revision() -> str:
 
 
 def interpreter() -> dict[str, Any]:
-    """The Python build that ran the benchmark: a build without profile-guided and link-time optimization, or one
-    calling a shared libpython, runs the same code measurably slower, so every result names its interpreter.
+    """The Python build that ran the benchmark: builds differing in profile-guided and link-time optimization and in
+    a shared libpython ran the same code at different speeds here (bench/README.md, eighth session), so every result
+    names its interpreter.
     `configure`: which of those options its own configure line lists (Debian's python3 builds its optimized
     interpreter in its packaging rules, which this line does not show); `libpython_shared`: whether this process
     loaded libpython as a shared library (Linux: /proc/self/maps; None elsewhere)."""

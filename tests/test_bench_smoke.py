@@ -21,7 +21,7 @@ def test_bench_estimator_completes_and_writes(tmp_path):
     record = _written(tmp_path, "estimator")
     assert set(record["figures"]["groups"]) == set(bench_estimator.STATES)
     assert all(g["baseline_request_validation_us"] > 0 for g in record["figures"]["groups"].values())
-    # the interpreter build that ran it (the same code is slower on a build without PGO/LTO or on a shared libpython)
+    # the interpreter build that ran it (builds differing in PGO/LTO and a shared libpython run at different speeds)
     assert record["interpreter"]["executable"] == os.path.realpath(sys.executable)
     assert record["interpreter"]["libpython_shared"] in (True, False, None)
 
